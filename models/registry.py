@@ -1,0 +1,111 @@
+"""Model cards and the name -> builder registry.
+
+Every model file registers its variants with :func:`register_model`; nothing else in the suite
+needs to know which families exist. A card holds the *published* numbers so that measured values
+(params, GMACs, latency) can always be shown beside what the paper or repository claims.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from torch import nn
+
+from models.errors import UnknownModelError
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Published facts about one variant (sources are given in ``top1_source`` and ``citation``)."""
+
+    name: str
+    family: str
+    variant: str
+    default_resolution: int
+    published_params_m: float
+    published_gmacs: float | None
+    top1: float | None
+    top1_source: str
+    citation: str
+    fixed_resolution: bool = False
+    """True when the network is built for one input size (attention-bias tables sized at init)."""
+    default_distillation: bool = False
+    """True when the official constructor builds a distillation head by default."""
+
+    def as_row(self) -> dict[str, object]:
+        return asdict(self)
+
+
+Builder = Callable[..., nn.Module]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    card: ModelCard
+    builder: Builder
+    checkpoint_filter: Callable[[dict], dict] | None
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def register_model(card: ModelCard, checkpoint_filter: Callable[[dict], dict] | None = None):
+    """Decorator: ``builder(*, distillation, num_classes, img_size) -> nn.Module`` under ``card.name``.
+
+    ``checkpoint_filter`` maps a state dict with the family's official key names onto this model's
+    names (and drops buffers the model computes itself); it runs before strict key checking.
+    """
+
+    def wrap(builder: Builder) -> Builder:
+        if card.name in _REGISTRY:
+            raise RuntimeError(f"model {card.name!r} registered twice")
+        _REGISTRY[card.name] = _Entry(card, builder, checkpoint_filter)
+        return builder
+
+    return wrap
+
+
+def _entry(name: str) -> _Entry:
+    _ensure_loaded()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, _REGISTRY, n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise UnknownModelError(f"unknown model {name!r}{hint} (see `python -m bench list`)") from None
+
+
+def get_card(name: str) -> ModelCard:
+    return _entry(name).card
+
+
+def get_builder(name: str) -> Builder:
+    return _entry(name).builder
+
+
+def get_checkpoint_filter(name: str) -> Callable[[dict], dict] | None:
+    return _entry(name).checkpoint_filter
+
+
+def list_models(family: str | None = None) -> list[str]:
+    """All registered names in registration order (family files are imported in paper order)."""
+    _ensure_loaded()
+    return [n for n, e in _REGISTRY.items() if family is None or e.card.family == family]
+
+
+def list_families() -> list[str]:
+    _ensure_loaded()
+    return list(dict.fromkeys(e.card.family for e in _REGISTRY.values()))
+
+
+# One module per family, in the order the CAS-ViT paper compares them; importing a module runs
+# its @register_model decorators.
+FAMILY_MODULES = ("casvit", "mobilevitv2", "swiftformer", "efficientformer", "efficientformer_v2")
+
+
+def _ensure_loaded() -> None:
+    for module in FAMILY_MODULES:
+        importlib.import_module(f"models.{module}")
