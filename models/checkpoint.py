@@ -28,10 +28,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
-    if path.suffix == ".safetensors":
-        raw = _read_safetensors(path)
-    else:
-        raw = _read_pickle(path)
+    raw = _read_safetensors(path) if path.suffix == ".safetensors" else _read_pickle(path)
     return _unwrap(raw, path)
 
 
@@ -97,7 +94,11 @@ def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], contex
         if k in state and state[k].shape != v.shape
     ]
     problems = []
-    for label, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", wrong_shape)):
+    for label, keys in (
+        ("missing keys", missing),
+        ("unexpected keys", unexpected),
+        ("wrong shapes", wrong_shape),
+    ):
         if keys:
             more = f" (+{len(keys) - _MAX_NAMED} more)" if len(keys) > _MAX_NAMED else ""
             problems.append(f"{label}: {', '.join(keys[:_MAX_NAMED])}{more}")

@@ -1,0 +1,70 @@
+"""``python -m bench``: one sub-command per module, each with ``add_arguments`` and ``main``.
+
+Every expected failure (bad input, a backend that cannot run here) is a :class:`BenchError` or a
+:class:`models.ModelError` and becomes one line on stderr with exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from bench.errors import BenchError
+from models.errors import ModelError
+
+# sub-command -> module implementing it (kept lazy: importing torch/onnx for `--help` is slow)
+COMMANDS = {
+    "list": "bench.zoo",
+    "run": "bench.engine",
+    "flops": "bench.flops",
+    "complexity": "bench.complexity",
+    "report": "bench.report",
+    "compare": "bench.compare",
+}
+
+SUMMARIES = {
+    "list": "print the model zoo with its published numbers (model cards)",
+    "run": "measure latency/throughput of models on a backend (torch, onnx, coreml)",
+    "flops": "count GMACs with fvcore and FlopCounterMode, beside the published numbers",
+    "complexity": "verify the CATM complexity model (47+10b)HWC and linear-in-tokens scaling",
+    "report": "paper-style tables and plots from results directories",
+    "compare": "compare two result sets with a significance test; exit 1 on regression",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line + exit 2, like every other bad input
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m bench",
+        description="Reference latency benchmarking suite for efficient mobile vision backbones.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    # Only the chosen sub-command's module is imported (others show their one-line summary).
+    chosen = next((a for a in argv if a in COMMANDS), None)
+    for name, module_name in COMMANDS.items():
+        command = sub.add_parser(name, help=SUMMARIES[name], description=SUMMARIES[name])
+        if name == chosen:
+            module = importlib.import_module(module_name)
+            module.add_arguments(command)
+            command.set_defaults(handler=module.main)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(argv).parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except (BenchError, ModelError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished rows are saved", file=sys.stderr)
+        return 130

@@ -1,0 +1,125 @@
+"""What a run ran on, captured once per run so results from different machines are never mixed."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.results import SCHEMA_VERSION, SUITE_ID
+
+_PACKAGES = (
+    "torch",
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "onnx",
+    "onnxscript",
+    "coremltools",
+    "fvcore",
+    "numpy",
+)
+_REPO = Path(__file__).resolve().parent.parent
+
+
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for name in _PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def cpu_model() -> str:
+    try:
+        import cpuinfo
+
+        return str(cpuinfo.get_cpu_info().get("brand_raw") or platform.processor() or "unknown")
+    except Exception:  # cpuinfo probes the CPU in odd ways on odd platforms; the name is optional
+        return platform.processor() or "unknown"
+
+
+def gpu_info() -> dict[str, str | None]:
+    import torch
+
+    if not torch.cuda.is_available():
+        return {"gpu_name": None, "gpu_driver": None, "cuda": None, "cudnn": None}
+    driver = None
+    with contextlib.suppress(OSError, subprocess.SubprocessError, IndexError):
+        driver = (
+            subprocess.run(
+                ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
+            )
+            .stdout.strip()
+            .splitlines()[0]
+        )
+    return {
+        "gpu_name": torch.cuda.get_device_name(0),
+        "gpu_driver": driver,
+        "cuda": torch.version.cuda,
+        "cudnn": str(torch.backends.cudnn.version()),
+    }
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(_REPO), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(_REPO), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        return out + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def collect(extra: dict[str, object] | None = None) -> dict[str, object]:
+    """Machine and software description; ``env_id`` hashes the parts that change timings."""
+    env: dict[str, object] = {
+        "suite": SUITE_ID,
+        "schema_version": SCHEMA_VERSION,
+        "hostname": socket.gethostname(),
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "versions": package_versions(),
+        **gpu_info(),
+        "git_commit": git_commit(),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "argv": sys.argv,
+    }
+    identity = {k: env[k] for k in ("hostname", "cpu_model", "cpu_count", "os", "python", "versions", "gpu_name")}
+    env["env_id"] = hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+    env.update(extra or {})
+    return env
+
+
+def machine_label(env: dict[str, object]) -> str:
+    """A short human label, e.g. ``'AMD EPYC 7B13 x2'`` or the GPU name."""
+    gpu = env.get("gpu_name")
+    if gpu and env.get("device") == "cuda":
+        return str(gpu)
+    return f"{env.get('cpu_model', 'cpu')} x{env.get('cpu_count', '?')}"
