@@ -196,9 +196,10 @@ def parse_settings(args: argparse.Namespace) -> Settings:
         options=options,
         oom_retry=not args.no_oom_retry,
     )
-    for workload in settings.workloads():
-        backend.check(workload)  # e.g. --device cuda without a GPU: fail before any work
-        break
+    first = next(settings.workloads())
+    backend.check(first)  # e.g. --device cuda without a GPU: fail before any work
+    if checkpoint is not None:
+        build_model(settings, first.model_name, first.resolution)  # a missing or unfit checkpoint is bad input
     return settings
 
 

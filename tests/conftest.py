@@ -1,0 +1,60 @@
+"""Shared fixtures and the rule that plain ``pytest`` never spends minutes on benchmarks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--benchmark-matrix",
+        choices=("small", "full"),
+        default="small",
+        help="pytest-benchmark matrix: 'small' (CAS-ViT + one model per baseline family) or 'full' (all models)",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    # `pytest` runs the tests, `pytest --benchmark-only` runs the benchmarks: benchmarks are skipped
+    # unless explicitly asked for, so the README's test command stays fast.
+    if not config.getoption("benchmark_only", default=False):
+        config.option.benchmark_skip = True
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m bench ARGS`` the way a user does, capturing its output."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg"}
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args],
+        cwd=cwd or REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    """Exit code 2, no traceback, a single line on stderr mentioning every fragment."""
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+class QuietProgress:
+    """Stands in for the engine's progress bar in tests."""
+
+    def set_postfix_str(self, _: str) -> None: ...
+
+    def write(self, _: str) -> None: ...
