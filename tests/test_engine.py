@@ -17,8 +17,10 @@ import torch
 
 import models
 from bench import engine
+from bench.backends import Workload
 from bench.backends.onnx import OnnxBackend
 from bench.backends.torch_backend import TorchBackend
+from bench.errors import BenchError
 from bench.parity import check_parity
 from bench.results import SUMMARY_FILE, TIMM_COLUMNS, completed_keys, load_results
 from bench.stats import summarize
@@ -342,7 +344,5 @@ def test_cuda_run(tmp_path: Path) -> None:
 
 
 def test_torch_backend_refuses_fp16_on_cpu() -> None:
-    with pytest.raises(Exception, match="fp16"):
-        TorchBackend().check(
-            _workload().__class__(model_name="casvit_xs", batch_size=1, resolution=64, precision="fp16")
-        )
+    with pytest.raises(BenchError, match="fp16"):
+        TorchBackend().check(Workload(model_name="casvit_xs", batch_size=1, resolution=64, precision="fp16"))
