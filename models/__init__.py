@@ -9,7 +9,7 @@ from pathlib import Path
 
 from torch import nn
 
-from models.checkpoint import load_checkpoint
+from models.checkpoint import has_distillation_head, load_state, read_model_state
 from models.errors import CheckpointError, ModelError, UnknownModelError
 from models.registry import ModelCard, get_builder, get_card, list_families, list_models
 
@@ -36,20 +36,25 @@ def create_model(
     """Build ``name`` in its published configuration, optionally loading ``checkpoint``.
 
     ``distillation=None`` keeps the official default (a second ``dist_head`` for CAS-ViT,
-    SwiftFormer and EfficientFormer V1/V2); ``False`` gives the single-head deployable network.
+    SwiftFormer and EfficientFormer V1/V2), unless ``checkpoint`` has no ``dist_head`` weights;
+    ``False`` gives the single-head deployable network.
     ``img_size`` matters only for fixed-resolution families (EfficientFormer V1/V2).
     The model is returned in eval mode.
     """
     card = get_card(name)
+    state = read_model_state(checkpoint, name) if checkpoint is not None else None
     if distillation is None:
         distillation = card.default_distillation
+        # The official training scripts often deploy without the distillation head; follow the file.
+        if distillation and state is not None and not has_distillation_head(state):
+            distillation = False
     if num_classes < 0:
         raise ModelError(f"num_classes must be >= 0, got {num_classes}")
     size = card.default_resolution if img_size is None else img_size
     check_resolution(card, size)
     model = get_builder(name)(distillation=distillation, num_classes=num_classes, img_size=size)
-    if checkpoint is not None:
-        load_checkpoint(model, checkpoint, name)
+    if state is not None:
+        load_state(model, state, name, source=checkpoint)
     return model.eval()
 
 

@@ -73,13 +73,20 @@ def _unwrap(raw: object, path: Path) -> dict[str, torch.Tensor]:
     return dict(raw)
 
 
-def load_checkpoint(model: nn.Module, path: str | Path, model_name: str) -> None:
-    """Load ``path`` into ``model`` strictly, after applying ``model_name``'s official-key filter."""
+def read_model_state(path: str | Path, model_name: str) -> dict[str, torch.Tensor]:
+    """Read ``path`` and map the family's official key names onto this model's (the family filter)."""
     state = read_state_dict(path)
     key_filter = get_checkpoint_filter(model_name)
-    if key_filter is not None:
-        state = key_filter(state)
-    check_state_dict(model, state, f"{path} does not fit {model_name}")
+    return key_filter(state) if key_filter is not None else state
+
+
+def has_distillation_head(state: Mapping[str, torch.Tensor]) -> bool:
+    return any(k.startswith("dist_head.") for k in state)
+
+
+def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], model_name: str, source: str | Path) -> None:
+    """Load an already filtered ``state`` into ``model`` strictly, naming the first offending keys."""
+    check_state_dict(model, state, f"{source} does not fit {model_name}")
     model.load_state_dict(state, strict=True)
 
 
