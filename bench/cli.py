@@ -68,3 +68,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: finished rows are saved", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `python -m bench list | head`
+        sys.stderr.close()
+        return 0

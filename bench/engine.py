@@ -349,6 +349,7 @@ def base_row(settings: Settings, workload: Workload, env_id: str) -> dict[str, o
         "threads": workload.threads,
         "channels_last": workload.channels_last,
         "compile": workload.compile,
+        "backend_options": json.dumps(dict(workload.options), sort_keys=True),
         "settings_key": settings.key(workload),
         "env_id": env_id,
         "row_id": f"{workload.model_name}|b{workload.batch_size}|r{workload.resolution}|{settings.key(workload)}",

@@ -53,6 +53,7 @@ SUMMARY_COLUMNS = (
     "threads",
     "channels_last",
     "compile",
+    "backend_options",
     "status",
     "error",
     *STAT_COLUMNS,

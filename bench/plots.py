@@ -1,0 +1,591 @@
+"""The report's plots (matplotlib, Agg canvas; no pyplot state): PNG for slides, SVG for papers.
+
+Each plot draws one panel per table column of the report (a backend/device/machine setting), so
+numbers from different machines or runtimes never share an axis unlabelled. Every family has one
+colour and marker in every plot (Okabe-Ito colours, readable by colour-blind viewers and in
+greyscale thanks to the markers); points carry the model's name; axes carry units.
+
+Input is the report's tidy ``measurements`` frame (one row per column/model/resolution/batch with
+``column``, ``name``, ``family``, ``family_label``, ``family_order``, ``model_order``, ``batch``,
+``latency_batch``, ``top1``, ``gmacs``, ``latency_*``, ``throughput_ips``, ``achieved_gflops``)
+and the per-iteration ``samples`` of the rows at each column's latency batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
+
+from bench.errors import BenchError
+
+# family -> (colour, marker); CAS-ViT, the subject of the suite, gets the most salient pair.
+FAMILY_STYLE = {
+    "casvit": ("#D55E00", "*"),
+    "mobilevitv2": ("#0072B2", "o"),
+    "swiftformer": ("#009E73", "s"),
+    "efficientformer": ("#E69F00", "^"),
+    "efficientformerv2": ("#CC79A7", "D"),
+}
+_SPARE_STYLES = (("#56B4E9", "v"), ("#000000", "P"), ("#999999", "X"), ("#882255", "h"))
+
+STYLE = {
+    "font.size": 12,
+    "axes.titlesize": 13,
+    "axes.labelsize": 12,
+    "xtick.labelsize": 11,
+    "ytick.labelsize": 11,
+    "legend.fontsize": 11,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "svg.hashsalt": "mobile-backbone-bench",  # stable SVG ids, so regenerated reports diff cleanly
+}
+LABEL_SIZE = 10
+_HALO = {"boxstyle": "round,pad=0.12", "facecolor": "white", "edgecolor": "none", "alpha": 0.75}
+DPI = 150
+PANEL_W, PANEL_H = 6.2, 4.8
+
+
+@dataclass(frozen=True)
+class Panel:
+    key: str
+    title: str
+    subtitle: str
+
+
+def family_styles(families: list[str]) -> dict[str, tuple[str, str]]:
+    """Colour and marker of each family; unknown families take spare styles in the given order."""
+    spare = iter(_SPARE_STYLES * (1 + len(families) // len(_SPARE_STYLES)))
+    return {f: FAMILY_STYLE[f] if f in FAMILY_STYLE else next(spare) for f in families}
+
+
+def _marker_size(marker: str) -> float:
+    return 190.0 if marker == "*" else 75.0
+
+
+# ------------------------------------------------------------------------------------ figure helpers
+
+
+def _figure(panels: list[Panel], height: float = PANEL_H) -> tuple[Figure, list[Axes]]:
+    ncols = min(len(panels), 3)
+    nrows = math.ceil(len(panels) / ncols)
+    fig = Figure(figsize=(PANEL_W * ncols, height * nrows + 0.7), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel().tolist()
+    for ax in axes[len(panels) :]:
+        ax.set_visible(False)
+    for ax, panel in zip(axes, panels, strict=False):
+        ax.set_title(f"{panel.title}\n{panel.subtitle}", fontsize=12, loc="left")
+    return fig, axes[: len(panels)]
+
+
+def _family_legend(fig: Figure, frame: pd.DataFrame, styles: dict[str, tuple[str, str]], title: str) -> None:
+    fams = frame.drop_duplicates("family").sort_values("family_order")
+    handles = [
+        Line2D(
+            [],
+            [],
+            linestyle="",
+            marker=styles[f][1],
+            color=styles[f][0],
+            markersize=13 if styles[f][1] == "*" else 9,
+            label=label,
+        )
+        for f, label in zip(fams["family"], fams["family_label"], strict=True)
+    ]
+    extra = getattr(fig, "_extra_handles", [])
+    fig.suptitle(title, fontsize=15, fontweight="bold")
+    entries = len(handles) + len(extra)
+    ncols = max(1, min(entries, int(fig.get_figwidth() / 1.9)))
+    ncols = math.ceil(entries / math.ceil(entries / ncols))  # balanced rows
+    fig.legend(
+        handles=handles + extra,
+        loc="outside lower center",
+        ncols=ncols,
+        frameon=False,
+    )
+
+
+def _freeze_layout(fig: Figure) -> None:
+    """Fix the layout so labels placed next can be measured in display coordinates."""
+    fig.canvas.draw()
+    fig.set_layout_engine("none")
+
+
+def _overlap(a, b) -> float:
+    w = min(a.x1, b.x1) - max(a.x0, b.x0)
+    h = min(a.y1, b.y1) - max(a.y0, b.y0)
+    return w * h if w > 0 and h > 0 else 0.0
+
+
+_NEAR = ((7, 5, "left", "bottom"), (7, -5, "left", "top"), (-7, 5, "right", "bottom"), (-7, -5, "right", "top"))
+_NEAR += ((0, 10, "center", "bottom"), (0, -10, "center", "top"), (11, 0, "left", "center"))
+_NEAR += ((-11, 0, "right", "center"),)
+
+
+def _label_points(ax: Axes, xs, ys, texts, colors, obstacles=()) -> list:
+    """Put each text next to its point where it overlaps no other label, point or the axes edge.
+
+    Greedy: for every point try positions around it, near then farther (with a leader line);
+    take the first free one, or the least crowded. Returns the boxes of the labels.
+    """
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    to_px = ax.transData.transform
+    r = 7 * fig.dpi / 72
+    taken = list(obstacles)
+    placed = []
+    for x, y in zip(xs, ys, strict=True):
+        px, py = to_px((x, y))
+        taken.append(matplotlib.transforms.Bbox([[px - r, py - r], [px + r, py + r]]))
+    candidates = [(*c, 1.0) for c in _NEAR] + [(*c, s) for s in (2.6, 4.2) for c in _NEAR]
+    order = np.argsort(np.asarray(xs, dtype=float))
+    for i in order:
+        best = None
+        for dx, dy, ha, va, scale in candidates:
+            far = scale > 1
+            ann = ax.annotate(
+                texts[i],
+                (xs[i], ys[i]),
+                xytext=(dx * scale, dy * scale),
+                textcoords="offset points",
+                ha=ha,
+                va=va,
+                fontsize=LABEL_SIZE,
+                color=colors[i],
+                arrowprops={"arrowstyle": "-", "color": colors[i], "lw": 0.7, "alpha": 0.7} if far else None,
+                bbox=_HALO,
+                zorder=4,
+            )
+            box = ann.get_window_extent(renderer).expanded(1.04, 1.1)
+            outside = (max(frame.x0 - box.x0, 0) + max(box.x1 - frame.x1, 0) + max(frame.y0 - box.y0, 0)) + max(
+                box.y1 - frame.y1, 0
+            )
+            cost = sum(_overlap(box, t) for t in taken) + 50 * outside * box.height + (5 if far else 0)
+            if best is None or cost < best[0]:
+                if best is not None:
+                    best[1].remove()
+                best = (cost, ann, box)
+            else:
+                ann.remove()
+            if cost == 0:
+                break
+        taken.append(best[2])
+        placed.append(best[2])
+    return placed
+
+
+def _marker_boxes(ax: Axes, xs, ys, radius_pt: float = 7.0) -> list:
+    r = radius_pt * ax.figure.dpi / 72
+    boxes = []
+    for x, y in zip(xs, ys, strict=True):
+        px, py = ax.transData.transform((x, y))
+        boxes.append(matplotlib.transforms.Bbox([[px - r, py - r], [px + r, py + r]]))
+    return boxes
+
+
+def _label_lines(ax: Axes, lines, obstacles) -> list:
+    """Label each ``(xs, ys, text)`` line along itself, where the label hides no point or other label."""
+    renderer = ax.figure.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    taken = list(obstacles)
+    placed = []
+    for xs, ys, text in lines:
+        pts = ax.transData.transform(np.column_stack([xs, ys]))
+        inside = np.flatnonzero(
+            (pts[:, 0] > frame.x0) & (pts[:, 0] < frame.x1) & (pts[:, 1] > frame.y0) & (pts[:, 1] < frame.y1)
+        )
+        if len(inside) < 3:
+            continue
+        best = None
+        for frac in (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1):
+            i = inside[min(int(frac * (len(inside) - 1)), len(inside) - 2)]
+            (px0, py0), (px1, py1) = pts[i], pts[i + 1]
+            angle = math.degrees(math.atan2(py1 - py0, px1 - px0))
+            ann = ax.annotate(
+                text,
+                (xs[i], ys[i]),
+                xytext=(0, 2),
+                textcoords="offset points",
+                ha="center",
+                va="bottom",
+                rotation=angle,
+                rotation_mode="anchor",
+                fontsize=9,
+                color="0.4",
+                zorder=2,
+            )
+            box = ann.get_window_extent(renderer)
+            inside_frame = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+            cost = sum(_overlap(box, t) for t in taken) + (0 if inside_frame else 1e9)
+            cost = 1e9 if cost > 0.25 * box.width * box.height else cost  # a hidden label is no label
+            if best is None or cost < best[0]:
+                if best is not None:
+                    best[1].remove()
+                best = (cost, ann, box)
+            else:
+                ann.remove()
+            if cost == 0:
+                break
+        if best is not None and best[0] < 1e9:
+            taken.append(best[2])
+            placed.append(best[2])
+        elif best is not None:
+            best[1].remove()
+    return placed
+
+
+def _pareto(x: np.ndarray, y: np.ndarray, smaller_x_better: bool) -> np.ndarray:
+    """Indices of the points no other point beats in both x and y (higher y is better), by x."""
+    order = np.argsort(x if smaller_x_better else -x, kind="stable")
+    front, best = [], -np.inf
+    for i in order:
+        if y[i] > best:
+            front.append(i)
+            best = y[i]
+    return np.asarray(sorted(front, key=lambda i: x[i]), dtype=int)
+
+
+def _scatter_families(ax: Axes, frame: pd.DataFrame, x: str, y: str, styles) -> None:
+    for family, grp in frame.groupby("family", sort=False):
+        color, marker = styles[family]
+        ax.scatter(
+            grp[x],
+            grp[y],
+            s=_marker_size(marker),
+            marker=marker,
+            color=color,
+            edgecolor="white",
+            linewidth=0.6,
+            zorder=3,
+        )
+
+
+def _plain_log_axis(axis) -> None:
+    """Ticks at 1-2-3-5 steps with plain numbers (no 10^x), so a log axis reads like a linear one."""
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_locator(LogLocator(base=10, subs=(4.0, 6.0, 7.0, 8.0, 9.0)))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _maybe_log(ax: Axes, values: pd.Series, which: str, ratio: float = 8.0) -> None:
+    v = values[values > 0]
+    if len(v) and v.max() / v.min() > ratio:
+        (ax.set_xscale if which == "x" else ax.set_yscale)("log")
+        _plain_log_axis(ax.xaxis if which == "x" else ax.yaxis)
+
+
+# ------------------------------------------------------------------------------------ the plots
+
+
+class Skip(Exception):
+    """A plot that the data cannot support; its message becomes a note in the report."""
+
+
+def _panel_rows(measurements: pd.DataFrame, panels: list[Panel], pick) -> list[tuple[Panel, pd.DataFrame]]:
+    out = []
+    for panel in panels:
+        rows = pick(measurements[measurements["column"] == panel.key])
+        if len(rows):
+            out.append((panel, rows))
+    return out
+
+
+def _batch_label(rows: pd.DataFrame) -> str:
+    batches = sorted(rows["batch"].unique())
+    return f"batch {batches[0]}" if len(batches) == 1 else "batch " + "/".join(map(str, batches))
+
+
+def plot_latency_vs_top1(measurements, samples, panels, styles) -> Figure:
+    data = _panel_rows(measurements, panels, lambda d: d[d["latency_batch"] & d["top1"].notna()])
+    if not data:
+        raise Skip("no measured model has a published top-1")
+    fig, axes = _figure([p for p, _ in data])
+    fig._extra_handles = [
+        Line2D([], [], color="0.35", linestyle="--", label="Pareto frontier"),
+        Line2D([], [], color="0.35", lw=2, label="median to p90"),
+    ]
+    for ax, (_, rows) in zip(axes, data, strict=True):
+        for r in rows.itertuples(index=False):
+            ax.plot(
+                [r.latency_median_ms, r.latency_p90_ms],
+                [r.top1, r.top1],
+                color=styles[r.family][0],
+                lw=2,
+                alpha=0.45,
+                zorder=2,
+                solid_capstyle="butt",
+            )
+        _scatter_families(ax, rows, "latency_median_ms", "top1", styles)
+        x, y = rows["latency_median_ms"].to_numpy(float), rows["top1"].to_numpy(float)
+        front = _pareto(x, y, smaller_x_better=True)
+        if len(front) > 1:
+            ax.step(x[front], y[front], where="post", color="0.35", linestyle="--", lw=1.3, zorder=1)
+        _maybe_log(ax, rows["latency_median_ms"], "x")
+        ax.margins(x=0.14, y=0.1)
+        ax.set_xlabel(f"Latency, median at {_batch_label(rows)} (ms)")
+        ax.set_ylabel("ImageNet-1k top-1 (%, published)")
+    _family_legend(fig, measurements, styles, "Latency vs top-1 (upper left is better)")
+    _freeze_layout(fig)
+    for ax, (_, rows) in zip(axes, data, strict=True):
+        _label_points(
+            ax,
+            rows["latency_median_ms"].tolist(),
+            rows["top1"].tolist(),
+            rows["name"].tolist(),
+            [styles[f][0] for f in rows["family"]],
+        )
+    return fig
+
+
+def _largest_batch(d: pd.DataFrame) -> pd.DataFrame:
+    d = d[d["top1"].notna()]
+    return d[d["batch"] == d["batch"].max()] if len(d) else d
+
+
+def plot_throughput_vs_top1(measurements, samples, panels, styles) -> Figure:
+    data = _panel_rows(measurements, panels, _largest_batch)
+    if not data:
+        raise Skip("no measured model has a published top-1")
+    fig, axes = _figure([p for p, _ in data])
+    fig._extra_handles = [Line2D([], [], color="0.35", linestyle="--", label="Pareto frontier")]
+    for ax, (_, rows) in zip(axes, data, strict=True):
+        _scatter_families(ax, rows, "throughput_ips", "top1", styles)
+        x, y = rows["throughput_ips"].to_numpy(float), rows["top1"].to_numpy(float)
+        front = _pareto(x, y, smaller_x_better=False)
+        if len(front) > 1:
+            ax.step(x[front], y[front], where="pre", color="0.35", linestyle="--", lw=1.3, zorder=1)
+        _maybe_log(ax, rows["throughput_ips"], "x")
+        ax.margins(x=0.14, y=0.1)
+        ax.set_xlabel(f"Throughput at {_batch_label(rows)} (images/s)")
+        ax.set_ylabel("ImageNet-1k top-1 (%, published)")
+    _family_legend(fig, measurements, styles, "Throughput vs top-1 (upper right is better)")
+    _freeze_layout(fig)
+    for ax, (_, rows) in zip(axes, data, strict=True):
+        _label_points(
+            ax,
+            rows["throughput_ips"].tolist(),
+            rows["top1"].tolist(),
+            rows["name"].tolist(),
+            [styles[f][0] for f in rows["family"]],
+        )
+    return fig
+
+
+def _spread_labels(ax: Axes, ends: list[tuple[float, float, str, str]]) -> None:
+    """Labels at the right end of lines, pushed apart vertically so none overlap."""
+    fig = ax.figure
+    gap = (LABEL_SIZE + 2) * fig.dpi / 72
+    pts = sorted(((ax.transData.transform((x, y))[1], x, y, t, c) for x, y, t, c in ends), key=lambda p: p[0])
+    placed: list[float] = []
+    for py, *_ in pts:
+        placed.append(max(py, placed[-1] + gap) if placed else py)
+    top = ax.get_window_extent().y1
+    shift = max(placed[-1] - top, 0) if placed else 0  # keep the column inside the axes if it can
+    placed = [p - shift for p in placed]
+    for i in range(len(placed) - 2, -1, -1):
+        placed[i] = min(placed[i], placed[i + 1] - gap)
+    for (py, x, y, text, color), ty in zip(pts, placed, strict=True):
+        ax.annotate(
+            text,
+            (x, y),
+            xytext=(8, (ty - py) * 72 / fig.dpi),
+            textcoords="offset points",
+            va="center",
+            ha="left",
+            fontsize=LABEL_SIZE,
+            color=color,
+            arrowprops={"arrowstyle": "-", "color": color, "lw": 0.6, "alpha": 0.6},
+        )
+
+
+def plot_throughput_vs_batch(measurements, samples, panels, styles) -> Figure:
+    data = _panel_rows(measurements, panels, lambda d: d if d["batch"].nunique() > 1 else d.iloc[0:0])
+    if not data:
+        raise Skip("needs results at two or more batch sizes in one column (one was measured)")
+    fig, axes = _figure([p for p, _ in data])
+    for ax, (_, rows) in zip(axes, data, strict=True):
+        ax.set_xscale("log", base=2)
+        batches = sorted(int(b) for b in rows["batch"].unique())
+        ax.set_xticks(batches, [str(b) for b in batches])
+        ax.xaxis.set_minor_locator(NullLocator())
+        for _, grp in rows.sort_values("batch").groupby(["model", "resolution"], sort=False):
+            color, marker = styles[grp["family"].iloc[0]]
+            ax.plot(
+                grp["batch"],
+                grp["throughput_ips"],
+                color=color,
+                marker=marker,
+                lw=1.8,
+                markersize=11 if marker == "*" else 6,
+                alpha=0.9,
+            )
+        # the last batch at ~70% of the width leaves room for the labels at the line ends
+        left = math.log2(batches[0]) - 0.3
+        right = left + (math.log2(batches[-1]) - left) / 0.7
+        ax.set_xlim(2**left, 2**right)
+        ax.set_ylim(bottom=0)
+        ax.margins(y=0.08)
+        ax.set_xlabel("Batch size")
+        ax.set_ylabel("Throughput (images/s)")
+    _family_legend(fig, measurements, styles, "Throughput vs batch size")
+    _freeze_layout(fig)
+    for ax, (_, rows) in zip(axes, data, strict=True):
+        last = rows.sort_values("batch").groupby(["model", "resolution"], sort=False).tail(1)
+        _spread_labels(ax, [(r.batch, r.throughput_ips, r.name, styles[r.family][0]) for r in last.itertuples()])
+    return fig
+
+
+def plot_latency_distribution(measurements, samples, panels, styles) -> Figure:
+    if samples is None or samples.empty:
+        raise Skip("the results have no per-iteration samples")
+    present = [p for p in panels if (samples["column"] == p.key).any()]
+    if not present:
+        raise Skip("no per-iteration samples match the measured rows")
+    models = (
+        measurements[measurements["latency_batch"]]
+        .drop_duplicates(["model"])
+        .sort_values(["family_order", "model_order", "model"])
+    )
+    rows_needed = len(models) + models["family"].nunique()
+    fig, axes = _figure(present, height=max(3.2, 0.36 * rows_needed + 1.4))
+    for ax, panel in zip(axes, present, strict=True):
+        s = samples[samples["column"] == panel.key]
+        data, pos, colors, labels = [], [], [], []
+        y, prev_family = 0.0, None
+        for m in models.itertuples(index=False):
+            if prev_family is not None and m.family != prev_family:
+                y += 0.6  # a gap between families
+            prev_family = m.family
+            values = s.loc[s["model"] == m.model, "latency_ms"].to_numpy()
+            if len(values):
+                data.append(values)
+                pos.append(y)
+                colors.append(styles[m.family][0])
+                labels.append(m.name)
+            y += 1.0
+        bp = ax.boxplot(
+            data,
+            positions=pos,
+            orientation="horizontal",
+            whis=(5, 95),
+            widths=0.62,
+            patch_artist=True,
+            showfliers=True,
+            medianprops={"color": "black", "lw": 1.6},
+            flierprops={"marker": ".", "markersize": 3, "alpha": 0.5, "markeredgecolor": "none"},
+        )
+        for patch, flier, color in zip(bp["boxes"], bp["fliers"], colors, strict=True):
+            patch.set_facecolor(color)
+            patch.set_alpha(0.75)
+            patch.set_edgecolor(color)
+            flier.set_markerfacecolor(color)
+        for i, color in enumerate(colors):
+            for line in (*bp["whiskers"][2 * i : 2 * i + 2], *bp["caps"][2 * i : 2 * i + 2]):
+                line.set_color(color)
+        ax.set_yticks(pos, labels)
+        for tick, color in zip(ax.get_yticklabels(), colors, strict=True):
+            tick.set_color(color)
+        ax.invert_yaxis()
+        ax.grid(axis="y", visible=False)
+        _maybe_log(ax, pd.Series(np.concatenate(data)), "x", ratio=3)
+        in_panel = measurements[(measurements["column"] == panel.key) & measurements["latency_batch"]]
+        ax.set_xlabel(f"Latency per iteration at {_batch_label(in_panel)} (ms)\nbox: quartiles, whiskers: 5th-95th pct")
+    fig._extra_handles = []
+    _family_legend(fig, models, styles, "Per-iteration latency distribution")
+    return fig
+
+
+def _nice_levels(lo: float, hi: float) -> list[float]:
+    levels = [m * 10.0**e for e in range(-2, 6) for m in (1, 2, 5)]
+    inside = [v for v in levels if lo <= v <= hi]
+    while len(inside) > 4:
+        inside = inside[::2]
+    return inside
+
+
+def plot_latency_vs_gmacs(measurements, samples, panels, styles) -> Figure:
+    data = _panel_rows(measurements, panels, lambda d: d[d["latency_batch"] & d["gmacs"].notna() & (d["gmacs"] > 0)])
+    if not data:
+        raise Skip("no GMACs were recorded for the measured models")
+    fig, axes = _figure([p for p, _ in data])
+    fig._extra_handles = [Line2D([], [], color="0.55", linestyle=":", label="constant GFLOP/s")]
+    for ax, (_, rows) in zip(axes, data, strict=True):
+        _scatter_families(ax, rows, "gmacs", "latency_median_ms", styles)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        _plain_log_axis(ax.xaxis)
+        _plain_log_axis(ax.yaxis)
+        ax.margins(x=0.2, y=0.15)
+        ax.set_xlabel("GMACs per image (1 MAC = 2 FLOPs)")
+        ax.set_ylabel(f"Latency, median at {_batch_label(rows)} (ms)")
+    _family_legend(fig, measurements, styles, "Latency vs GMACs (achieved GFLOP/s in brackets)")
+    _freeze_layout(fig)
+    for ax, (_, rows) in zip(axes, data, strict=True):
+        (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+        batch = int(rows["batch"].iloc[0])
+        g = rows["achieved_gflops"]
+        xs = np.geomspace(x0, x1, 60)
+        lines = []
+        for level in _nice_levels(g.min() / 3, g.max() * 3):
+            ys = 2000.0 * xs * batch / level  # latency_ms = 2 * GMACs * batch * 1000 / (GFLOP/s)
+            ax.plot(xs, ys, color="0.55", linestyle=":", lw=1.1, zorder=1)
+            lines.append((xs, ys, f"{level:g} GFLOP/s"))
+        ax.set_xlim(x0, x1)
+        ax.set_ylim(y0, y1)
+        markers = _marker_boxes(ax, rows["gmacs"], rows["latency_median_ms"])
+        labels = [f"{n} ({v:.0f})" for n, v in zip(rows["name"], g, strict=True)]
+        colors = [styles[f][0] for f in rows["family"]]
+        boxes = _label_points(ax, rows["gmacs"].tolist(), rows["latency_median_ms"].tolist(), labels, colors)
+        _label_lines(ax, lines, markers + boxes)
+    return fig
+
+
+PLOTS: dict[str, Callable[..., Figure]] = {
+    "latency_vs_top1": plot_latency_vs_top1,
+    "throughput_vs_top1": plot_throughput_vs_top1,
+    "throughput_vs_batch": plot_throughput_vs_batch,
+    "latency_distribution": plot_latency_distribution,
+    "latency_vs_gmacs": plot_latency_vs_gmacs,
+}
+
+
+def write_plots(
+    measurements: pd.DataFrame, samples: pd.DataFrame, panels: list[Panel], out_dir: Path
+) -> tuple[list[Path], list[str]]:
+    """Draw every plot the data supports into ``out_dir`` (PNG + SVG); returns (paths, skip notes)."""
+    families = measurements.drop_duplicates("family").sort_values("family_order")["family"].tolist()
+    styles = family_styles(families)
+    paths: list[Path] = []
+    notes: list[str] = []
+    with matplotlib.rc_context(STYLE):
+        for name, plot in PLOTS.items():
+            try:
+                fig = plot(measurements, samples, panels, styles)
+            except Skip as why:
+                notes.append(f"no {name} plot: {why}")
+                for suffix in (".png", ".svg"):  # never leave an older run's plot looking current
+                    (Path(out_dir) / f"{name}{suffix}").unlink(missing_ok=True)
+                continue
+            for suffix, extra in ((".png", {"dpi": DPI}), (".svg", {"metadata": {"Date": None}})):
+                path = Path(out_dir) / f"{name}{suffix}"
+                try:
+                    fig.savefig(path, **extra)
+                except OSError as exc:
+                    raise BenchError(f"cannot write {path}: {exc.strerror or exc}") from None
+                paths.append(path)
+    return paths, notes
