@@ -220,13 +220,26 @@ def build_model(settings: Settings, name: str, resolution: int) -> nn.Module:
     )
 
 
-def model_facts(model: nn.Module, resolution: int, count_flops: bool) -> dict[str, object]:
+def model_facts(model: nn.Module, resolution: int, count_flops: bool, cache_dir: Path) -> dict[str, object]:
+    """Parameters (M) and fvcore GMACs per image; GMACs are cached on disk by architecture and size."""
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     gmacs = None
     if count_flops:
-        from bench.flops import fvcore_gmacs
+        cache = Path(cache_dir) / "gmacs.json"
+        key = hashlib.sha1(f"{model!r}|{resolution}".encode()).hexdigest()[:16]
+        try:
+            known = json.loads(cache.read_text())
+        except (OSError, ValueError):
+            known = {}
+        if not isinstance(known.get(key), float):
+            from bench.flops import fvcore_gmacs
 
-        gmacs = round(fvcore_gmacs(model, resolution), 4)
+            known[key] = round(fvcore_gmacs(model, resolution), 4)
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_name(f"{cache.name}.{os.getpid()}")
+            tmp.write_text(json.dumps(known, indent=0, sort_keys=True))
+            os.replace(tmp, cache)
+        gmacs = known[key]
     return {"param_count": round(params / 1e6, 4), "infer_gmacs": gmacs}
 
 
@@ -395,7 +408,7 @@ def run(settings: Settings, out: Path, cache_dir: Path, resume: bool, count_flop
                 if built is None or built[0] != ident:
                     measurer.phase(workload, "build")
                     model = build_model(settings, *ident)
-                    built = (ident, model, model_facts(model, workload.resolution, count_flops))
+                    built = (ident, model, model_facts(model, workload.resolution, count_flops, cache_dir))
                 row.update(built[2])
                 measured, result, samples = measurer.measure_with_retry(built[1], workload, settings.oom_retry)
                 row.update(infer_batch_size=measured.batch_size)
