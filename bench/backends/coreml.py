@@ -1,0 +1,408 @@
+"""Core ML: convert a PyTorch model to an ML program with coremltools, cache the ``.mlpackage``, predict.
+
+Conversion works on every platform, so users can check convertibility anywhere; prediction needs
+the Core ML framework, i.e. macOS. Each cached package is checked against the SHA-256 of its files
+recorded when it was written, then re-read by coremltools, so a damaged package is rebuilt instead
+of being timed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import io
+import json
+import logging
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from bench.backends.base import Backend, Prepared, Session, Workload
+from bench.errors import BenchError
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+COMPUTE_UNITS = ("ALL", "CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE")
+COMPUTE_PRECISION = {"fp32": "FLOAT32", "fp16": "FLOAT16"}
+# iOS 16 / macOS 13: macOS 13 is the first that accepts CPU_AND_NE, and SwiftFormer's published
+# iPhone 14 latencies were taken on iOS 16. Part of the cache key.
+DEPLOYMENT_TARGET = "iOS16"
+FRONTENDS = ("auto", "trace", "export")
+"""How the model reaches coremltools: ``trace`` (TorchScript, coremltools' documented stable path),
+``export`` (torch.export, beta in coremltools), or ``auto``: trace, and export when tracing fails to
+convert (coremltools 9.0 with NumPy >= 2.4 cannot convert the shape arithmetic MobileViTv2 traces to)."""
+CACHE_FORMAT = 1
+"""Bump when anything about how packages are produced changes, so old cache entries are not reused."""
+
+# Where coremltools 9 creates its conversion progress bars (module, attribute holding tqdm).
+_TQDM_SITES = (
+    ("coremltools.converters.mil.frontend.torch.ops", "_tqdm"),
+    ("coremltools.converters.mil.mil.passes.pass_pipeline", "tqdm"),
+)
+# Logged at import on every non-macOS platform; expected there and of no use to a reader.
+_NOISE = ("Failed to load _ML",)
+# torch.jit's own deprecation notices, and cleanup chatter from coremltools' temporary files.
+_EXPECTED_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, FutureWarning, ResourceWarning)
+_notes: list[str] = []
+"""coremltools messages worth keeping (e.g. its untested-torch-version warning), for ``detail``."""
+
+
+class _Collect(logging.Handler):
+    def __init__(self, sink: list[str]) -> None:
+        super().__init__(logging.WARNING)
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage().strip()
+        if message and not message.startswith(_NOISE) and message not in self.sink:
+            self.sink.append(message)
+
+
+@contextlib.contextmanager
+def _quiet(sink: list[str]) -> Iterator[None]:
+    """Silence coremltools' progress bars, log lines, prints and Python warnings; keep the messages.
+
+    The engine draws its own progress bar on stderr, and one conversion would otherwise print a
+    few hundred bar updates into it.
+    """
+    logger = logging.getLogger("coremltools")
+    handler = _Collect(sink)
+    saved_propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    patched: list[tuple[ModuleType, str, Any]] = []
+    try:
+        for module_name, attr in _TQDM_SITES:
+            module = sys.modules.get(module_name)
+            original = getattr(module, attr, None) if module is not None else None
+            if original is not None and not isinstance(original, functools.partial):
+                setattr(module, attr, functools.partial(original, disable=True))
+                patched.append((module, attr, original))
+        with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("always")
+            yield
+        for w in caught:
+            if issubclass(w.category, _EXPECTED_WARNINGS):
+                continue
+            lines = str(w.message).strip().splitlines() or [""]
+            text = f"{w.category.__name__}: {lines[0]}"
+            if text not in sink:
+                sink.append(text)
+    finally:
+        for module, attr, original in patched:
+            setattr(module, attr, original)
+        logger.removeHandler(handler)
+        logger.propagate = saved_propagate
+
+
+@functools.cache
+def _ct() -> ModuleType:
+    """Import coremltools lazily (several seconds) and quietly, with its progress bars silenced."""
+    with _quiet(_notes):
+        import coremltools
+
+        # imported now so that _quiet finds (and can silence) their progress bars during conversion
+        import coremltools.converters.mil.frontend.torch.ops
+        import coremltools.converters.mil.mil.passes.pass_pipeline
+    return coremltools
+
+
+def coremltools_version() -> str:
+    try:
+        return metadata.version("coremltools")
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def weights_digest(model: nn.Module) -> str:
+    """Hash of every tensor in the state dict (name, dtype, shape, bytes): different checkpoints, different key."""
+    h = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]
+
+
+def package_digest(package: Path) -> str:
+    """SHA-256 over the relative path and contents of every file in an ``.mlpackage`` directory."""
+    h = hashlib.sha256()
+    files = sorted(p for p in package.rglob("*") if p.is_file())
+    if not files:
+        raise FileNotFoundError(f"{package} has no files")
+    for path in files:
+        h.update(path.relative_to(package).as_posix().encode() + b"\0")
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def read_io(package: Path) -> dict[str, Any]:
+    """Program type and input/output names, shapes and dtypes of a package, read without loading it."""
+    ct = _ct()
+    with _quiet([]):
+        spec = ct.models.MLModel(str(package), skip_model_load=True).get_spec()
+
+    def describe(features) -> list[dict[str, Any]]:
+        from coremltools.proto import FeatureTypes_pb2
+
+        out = []
+        for f in features:
+            array = f.type.multiArrayType
+            dtype = FeatureTypes_pb2.ArrayFeatureType.ArrayDataType.Name(array.dataType)
+            out.append({"name": f.name, "shape": [int(s) for s in array.shape], "dtype": dtype})
+        return out
+
+    return {
+        "type": spec.WhichOneof("Type"),
+        "inputs": describe(spec.description.input),
+        "outputs": describe(spec.description.output),
+    }
+
+
+def io_problem(found: dict[str, Any], input_shape: tuple[int, ...], output_shape: tuple[int, ...]) -> str | None:
+    """Why a package does not have the one fp32 input and one fp32 output the engine expects, or None."""
+    expected = {
+        "type": "mlProgram",
+        "inputs": [{"name": INPUT_NAME, "shape": list(input_shape), "dtype": "FLOAT32"}],
+        "outputs": [{"name": OUTPUT_NAME, "shape": list(output_shape), "dtype": "FLOAT32"}],
+    }
+    for part in ("type", "inputs", "outputs"):
+        if found.get(part) != expected[part]:
+            return f"{part} {found.get(part)} != expected {expected[part]}"
+    return None
+
+
+def _source(model: nn.Module, example: torch.Tensor, frontend: str) -> Any:
+    """The program coremltools converts: a TorchScript trace or an ATen-dialect ExportedProgram."""
+    with torch.no_grad():
+        if frontend == "trace":
+            # check_trace would run the model twice more only to compare graphs; parity is checked on macOS.
+            return torch.jit.trace(model, example, check_trace=False)
+        return torch.export.export(model, (example,)).run_decompositions({})
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:200]
+
+
+def convert(
+    model: nn.Module, workload: Workload, package: Path, notes: list[str], frontend: str = "auto"
+) -> tuple[tuple[int, ...], str]:
+    """Write ``model`` at the workload's shape to ``package`` as an ML program.
+
+    Returns the output shape and the frontend that succeeded; raises RuntimeError naming each
+    frontend's failure when none did.
+    """
+    ct = _ct()
+    example = torch.randn(workload.input_shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        output = model(example)
+    if not isinstance(output, torch.Tensor):
+        raise TypeError(f"{workload.model_name}: Core ML conversion expects one logits tensor as output")
+    failures = []
+    for attempt in ("trace", "export") if frontend == "auto" else (frontend,):
+        _remove(package)  # nothing half-written by a failed attempt may survive
+        said: list[str] = []  # kept only from the attempt that succeeds: a failure is summed up in one line
+        try:
+            with _quiet(said):
+                mlmodel = ct.convert(
+                    _source(model, example, attempt),
+                    inputs=[ct.TensorType(name=INPUT_NAME, shape=tuple(example.shape), dtype=np.float32)],
+                    outputs=[ct.TensorType(name=OUTPUT_NAME, dtype=np.float32)],
+                    convert_to="mlprogram",
+                    compute_precision=getattr(ct.precision, COMPUTE_PRECISION[workload.precision]),
+                    minimum_deployment_target=getattr(ct.target, DEPLOYMENT_TARGET),
+                    skip_model_load=True,  # loading compiles for a device: done in ``load``, on macOS only
+                )
+                mlmodel.save(str(package))
+        except Exception as exc:
+            failures.append(f"{attempt}: {_first_line(exc)}")
+            continue
+        if failures:
+            notes.append(f"converted with {attempt} after {'; '.join(failures)}")
+        notes.extend(said)
+        return tuple(output.shape), attempt
+    raise RuntimeError(f"Core ML conversion failed ({' | '.join(failures)})")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class CoreMLSession(Session):
+    """A loaded Core ML model with its input dict bound once, so ``run`` is a bare ``predict``."""
+
+    def __init__(self, mlmodel: Any, example: np.ndarray, detail: dict[str, str]) -> None:
+        self._predict = mlmodel.predict
+        self._feed = {INPUT_NAME: np.ascontiguousarray(example, dtype=np.float32)}
+        self.detail = detail
+
+    def run(self) -> None:
+        self._predict(self._feed)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        out = self._predict({INPUT_NAME: np.ascontiguousarray(x, dtype=np.float32)})
+        return np.asarray(out[OUTPUT_NAME], dtype=np.float32)
+
+
+class CoreMLBackend(Backend):
+    """Options read from ``Workload.options``.
+
+    ``compute_units``: ALL (default), CPU_ONLY, CPU_AND_GPU or CPU_AND_NE, applied when loading;
+    ``coreml_frontend``: auto (default), trace or export, applied when converting (see FRONTENDS).
+    """
+
+    name = "coreml"
+    devices = ("cpu",)
+    can_time_here = sys.platform == "darwin"
+
+    def check(self, workload: Workload) -> None:
+        if workload.precision not in COMPUTE_PRECISION:
+            raise BenchError(
+                f"the coreml backend supports --precision fp32 or fp16 (compute precision), not {workload.precision}"
+            )
+        units = workload.option("compute_units", "ALL")
+        if units not in COMPUTE_UNITS:
+            raise BenchError(f"unknown Core ML compute units {units!r}; choose {', '.join(COMPUTE_UNITS)}")
+        if workload.device not in self.devices:
+            raise BenchError(
+                f"the coreml backend picks its processor with compute units, not --device {workload.device}"
+            )
+        frontend = workload.option("coreml_frontend", "auto")
+        if frontend not in FRONTENDS:
+            raise BenchError(f"unknown Core ML frontend {frontend!r}; choose {', '.join(FRONTENDS)}")
+        if workload.channels_last or workload.compile:
+            raise BenchError("--channels-last and --compile apply to the torch backend only")
+
+    def cache_key(self, model: nn.Module, workload: Workload) -> dict[str, Any]:
+        """Everything that changes the package's bytes.
+
+        Compute units are not in it: they are chosen when the package is loaded, so one package
+        serves ALL, CPU_ONLY, CPU_AND_GPU and CPU_AND_NE alike.
+        """
+        return {
+            "format": CACHE_FORMAT,
+            "model": workload.model_name,
+            "input_shape": list(workload.input_shape),
+            "precision": workload.precision,
+            "frontend": workload.option("coreml_frontend", "auto"),
+            "target": DEPLOYMENT_TARGET,
+            "coremltools": coremltools_version(),
+            "torch": torch.__version__,
+            "weights": weights_digest(model),
+        }
+
+    def cache_path(self, key: dict[str, Any], workload: Workload, cache_dir: Path) -> Path:
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        b, _, r, _ = workload.input_shape
+        return Path(cache_dir) / "coreml" / f"{workload.model_name}-b{b}-r{r}-{workload.precision}-{digest}.mlpackage"
+
+    def read_entry(
+        self, package: Path, meta_path: Path, key: dict[str, Any], workload: Workload
+    ) -> tuple[dict[str, Any], str | None]:
+        """The cache entry's metadata, and why it cannot be used (None when it can): missing, altered, unreadable."""
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError) as exc:
+            return {}, f"metadata unreadable ({type(exc).__name__})"
+        if not isinstance(meta, dict) or meta.get("key") != key:
+            return {}, "metadata does not match"
+        try:
+            if package_digest(package) != meta.get("sha256"):
+                return meta, "package files changed since they were written"
+            found = read_io(package)
+        except Exception as exc:  # any failure to read the package means: rebuild it
+            return meta, f"package unreadable ({_first_line(exc)})"
+        return meta, io_problem(found, workload.input_shape, tuple(meta.get("output_shape", ())))
+
+    def prepare(self, model: nn.Module, workload: Workload, cache_dir: Path) -> Prepared:
+        self.check(workload)
+        key = self.cache_key(model, workload)
+        package = self.cache_path(key, workload, cache_dir)
+        meta_path = package.with_suffix(".json")
+        detail = {
+            "compute_units": workload.option("compute_units", "ALL"),
+            "compute_precision": COMPUTE_PRECISION[workload.precision],
+            "deployment_target": DEPLOYMENT_TARGET,
+            "threads": "not settable in Core ML",
+        }
+        status = "miss"
+        if package.exists() or meta_path.exists():
+            meta, problem = self.read_entry(package, meta_path, key, workload)
+            if problem is None:
+                detail.update(coreml_cache="hit", frontend=str(meta.get("frontend")))
+                return Prepared(artifact=package, cache_hit=True, detail=detail)
+            status = f"rebuilt: {problem}"[:200]
+            _remove(package)
+            _remove(meta_path)
+
+        package.parent.mkdir(parents=True, exist_ok=True)
+        notes: list[str] = []
+        t0 = time.perf_counter()
+        with tempfile.TemporaryDirectory(dir=package.parent, prefix=".convert-") as tmp:
+            staged = Path(tmp) / package.name
+            output_shape, used = convert(model, workload, staged, notes, key["frontend"])
+            problem = io_problem(read_io(staged), workload.input_shape, output_shape)
+            if problem is not None:
+                raise RuntimeError(f"Core ML conversion produced an unexpected interface: {problem}")
+            meta = {"key": key, "sha256": package_digest(staged), "output_shape": list(output_shape), "frontend": used}
+            # A run started beside this one may have finished the same entry meanwhile: keep its
+            # package rather than deleting files it may be reading.
+            if not meta_path.exists() or self.read_entry(package, meta_path, key, workload)[1] is not None:
+                _remove(package)
+                os.replace(staged, package)
+                _atomic_write(meta_path, json.dumps(meta, indent=1, sort_keys=True))  # last: entry complete
+        detail.update(coreml_cache=status, frontend=used, convert_s=f"{time.perf_counter() - t0:.1f}")
+        if notes:
+            detail["coreml_warnings"] = " | ".join(notes)[:300]
+        if _notes:
+            detail["coremltools_note"] = " | ".join(_notes)[:300]
+        return Prepared(artifact=package, cache_hit=False, detail=detail)
+
+    def load(self, model: nn.Module, prepared: Prepared, workload: Workload, example: np.ndarray) -> Session:
+        if sys.platform != "darwin":
+            raise BenchError(
+                f"Core ML prediction needs macOS (the Core ML framework); this is {sys.platform}, "
+                f"so {prepared.artifact} was converted and validated only"
+            )
+        if prepared.artifact is None:
+            raise BenchError("the coreml backend needs a converted package; call prepare first")
+        ct = _ct()
+        units = workload.option("compute_units", "ALL")
+        with _quiet([]):
+            mlmodel = ct.models.MLModel(str(prepared.artifact), compute_units=getattr(ct.ComputeUnit, units))
+        error = getattr(mlmodel, "_framework_error", None)
+        if error is not None:
+            raise RuntimeError(f"Core ML could not load {prepared.artifact.name}: {error}")
+        detail = {"compute_units": units, "macos": platform.mac_ver()[0]}
+        return CoreMLSession(mlmodel, example, detail)
+
+    def versions(self) -> dict[str, str]:
+        return {"coremltools": coremltools_version()}
