@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from models.layers import DistilledClassifier, DropPath, drop_path_rates
+from models.layers import ConvDownsample, DistilledClassifier, DropPath, conv_stem, drop_path_rates
 from models.registry import ModelCard, register_model
 
 __all__ = [
@@ -44,34 +44,6 @@ _CITATION = (
 # ---------------------------------------------------------------------------------------------------------
 # Building blocks
 # ---------------------------------------------------------------------------------------------------------
-
-
-def _conv_stem(out_chs: int) -> nn.Sequential:
-    """Two stride-2 3x3 convs (3 -> C/2 -> C), each with BN + ReLU.
-
-    A ``Sequential`` on purpose: the official keys are ``patch_embed.0/1/3/4`` (ReLUs at 2 and 5).
-    """
-    mid = out_chs // 2
-    return nn.Sequential(
-        nn.Conv2d(3, mid, kernel_size=3, stride=2, padding=1),
-        nn.BatchNorm2d(mid),
-        nn.ReLU(),
-        nn.Conv2d(mid, out_chs, kernel_size=3, stride=2, padding=1),
-        nn.BatchNorm2d(out_chs),
-        nn.ReLU(),
-    )
-
-
-class Downsample(nn.Module):
-    """Between stages: 3x3 stride-2 conv (with bias) then BN, no activation (official ``Embedding``)."""
-
-    def __init__(self, in_chs: int, out_chs: int) -> None:
-        super().__init__()
-        self.proj = nn.Conv2d(in_chs, out_chs, kernel_size=3, stride=2, padding=1)
-        self.norm = nn.BatchNorm2d(out_chs)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.proj(x))
 
 
 class SpatialOperation(nn.Module):
@@ -229,7 +201,7 @@ class CASViT(DistilledClassifier):
         if len(depths) != len(dims):
             raise ValueError(f"depths {depths} and dims {dims} differ in length")
         self.num_classes = num_classes
-        self.patch_embed = _conv_stem(dims[0])
+        self.patch_embed = conv_stem(dims[0])
 
         rates = drop_path_rates(sum(depths), drop_path_rate)
         layers: list[nn.Module] = []
@@ -239,7 +211,7 @@ class CASViT(DistilledClassifier):
             layers.append(nn.Sequential(*blocks))
             start += depth
             if i + 1 < len(dims):
-                layers.append(Downsample(dim, dims[i + 1]))
+                layers.append(ConvDownsample(dim, dims[i + 1]))
         self.network = nn.ModuleList(layers)
 
         self.norm = nn.BatchNorm2d(dims[-1])

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from models.errors import CheckpointError, ModelError
-from models.layers import DistilledClassifier, DropPath, drop_path_rates
+from models.layers import ConvDownsample, DistilledClassifier, DropPath, conv_stem, drop_path_rates
 from models.registry import ModelCard, register_model
 
 _LAYER_SCALE_INIT = 1e-5
@@ -170,30 +170,6 @@ class Flat(nn.Module):
         return x.flatten(2).transpose(1, 2)
 
 
-class Embedding(nn.Module):
-    """Downsampling between stages: 3x3 stride-2 conv (with bias) + BN."""
-
-    def __init__(self, in_chs: int, out_chs: int) -> None:
-        super().__init__()
-        self.proj = nn.Conv2d(in_chs, out_chs, kernel_size=3, stride=2, padding=1)
-        self.norm = nn.BatchNorm2d(out_chs)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.proj(x))
-
-
-def stem(in_chs: int, out_chs: int) -> nn.Sequential:
-    """Two 3x3 stride-2 conv + BN + ReLU layers (stride 4); Sequential indices match official keys."""
-    return nn.Sequential(
-        nn.Conv2d(in_chs, out_chs // 2, kernel_size=3, stride=2, padding=1),
-        nn.BatchNorm2d(out_chs // 2),
-        nn.ReLU(),
-        nn.Conv2d(out_chs // 2, out_chs, kernel_size=3, stride=2, padding=1),
-        nn.BatchNorm2d(out_chs),
-        nn.ReLU(),
-    )
-
-
 # ---------------------------------------------------------------------------------------------------
 # Network
 # ---------------------------------------------------------------------------------------------------
@@ -202,7 +178,7 @@ def stem(in_chs: int, out_chs: int) -> nn.Sequential:
 class EfficientFormer(DistilledClassifier):
     """EfficientFormer V1 classifier built for ``img_size x img_size`` input.
 
-    ``network`` alternates stages and :class:`Embedding` downsamplers (indices 0..6, as official). The
+    ``network`` alternates stages and ``ConvDownsample`` downsamplers (indices 0..6, as official). The
     last ``vit_num`` blocks of stage 4 are :class:`Meta3D`, preceded by a :class:`Flat` module.
     """
 
@@ -228,7 +204,7 @@ class EfficientFormer(DistilledClassifier):
         resolution = img_size // 32
         rates = drop_path_rates(sum(depths), drop_path_rate)
 
-        self.patch_embed = stem(3, widths[0])
+        self.patch_embed = conv_stem(widths[0])
         network: list[nn.Module] = []
         for i, (depth, width) in enumerate(zip(depths, widths, strict=True)):
             last_stage = i == len(depths) - 1
@@ -246,7 +222,7 @@ class EfficientFormer(DistilledClassifier):
                 blocks.append(Flat())  # the head averages tokens, so an all-4D stage 4 still flattens
             network.append(nn.Sequential(*blocks))
             if not last_stage:
-                network.append(Embedding(width, widths[i + 1]))
+                network.append(ConvDownsample(width, widths[i + 1]))
         self.network = nn.ModuleList(network)
 
         self.norm = nn.LayerNorm(widths[-1])

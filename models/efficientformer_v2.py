@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from models.errors import ModelError
-from models.layers import DistilledClassifier, DropPath, drop_path_rates
+from models.layers import ConvDownsample, DistilledClassifier, DropPath, conv_stem, drop_path_rates
 from models.registry import Builder, ModelCard, register_model
 
 __all__ = ["EfficientFormerV2", "checkpoint_filter"]
@@ -45,18 +45,6 @@ def _conv_bn(in_chs: int, out_chs: int, kernel_size: int = 1, stride: int = 1, g
     return nn.Sequential(
         nn.Conv2d(in_chs, out_chs, kernel_size, stride=stride, padding=kernel_size // 2, groups=groups),
         nn.BatchNorm2d(out_chs),
-    )
-
-
-def _stem(in_chs: int, out_chs: int) -> nn.Sequential:
-    """Two 3x3 stride-2 conv+BN+GELU layers (V2 uses GELU here; V1 used ReLU). Index layout as upstream."""
-    return nn.Sequential(
-        nn.Conv2d(in_chs, out_chs // 2, 3, stride=2, padding=1),
-        nn.BatchNorm2d(out_chs // 2),
-        nn.GELU(),
-        nn.Conv2d(out_chs // 2, out_chs, 3, stride=2, padding=1),
-        nn.BatchNorm2d(out_chs),
-        nn.GELU(),
     )
 
 
@@ -241,18 +229,6 @@ class Attention2dDownsample(nn.Module):
         return self.proj(out + v_local)
 
 
-class ConvDownsample(nn.Module):
-    """3x3 stride-2 conv + BN between stages 1-2 and 2-3 (official ``Embedding`` with ``asub=False``)."""
-
-    def __init__(self, in_chs: int, out_chs: int) -> None:
-        super().__init__()
-        self.proj = nn.Conv2d(in_chs, out_chs, 3, stride=2, padding=1)
-        self.norm = nn.BatchNorm2d(out_chs)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.proj(x))
-
-
 class AttnDownsample(nn.Module):
     """Stage 3->4 downsampling: attention branch + (3x3 s2 conv + BN) branch (``Embedding(asub=True)``)."""
 
@@ -339,7 +315,7 @@ class EfficientFormerV2(DistilledClassifier):
         self.img_size = img_size
         self.num_classes = num_classes
         self.num_features = widths[-1]
-        self.patch_embed = _stem(3, widths[0])
+        self.patch_embed = conv_stem(widths[0], nn.GELU)
 
         rates = drop_path_rates(sum(depths), drop_path_rate)
         network: list[nn.Module] = []

@@ -56,3 +56,35 @@ class DistilledClassifier(nn.Module):
         if self.training:
             return logits, dist_logits
         return (logits + dist_logits) / 2
+
+
+def conv_stem(out_chs: int, act_layer: type[nn.Module] = nn.ReLU) -> nn.Sequential:
+    """Two stride-2 3x3 conv + BN + activation layers (3 -> C/2 -> C, 1/4 resolution).
+
+    Shared by CAS-ViT, SwiftFormer and EfficientFormer (ReLU) and EfficientFormerV2 (GELU). A flat
+    ``Sequential`` on purpose: the official checkpoints name it ``patch_embed.{0,1,3,4}``.
+    """
+    mid = out_chs // 2
+    return nn.Sequential(
+        nn.Conv2d(3, mid, kernel_size=3, stride=2, padding=1),
+        nn.BatchNorm2d(mid),
+        act_layer(),
+        nn.Conv2d(mid, out_chs, kernel_size=3, stride=2, padding=1),
+        nn.BatchNorm2d(out_chs),
+        act_layer(),
+    )
+
+
+class ConvDownsample(nn.Module):
+    """Between stages: 3x3 stride-2 conv (with bias) then BN, no activation.
+
+    The official ``Embedding`` of CAS-ViT, SwiftFormer and EfficientFormer V1/V2 (keys ``proj``/``norm``).
+    """
+
+    def __init__(self, in_chs: int, out_chs: int) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(in_chs, out_chs, kernel_size=3, stride=2, padding=1)
+        self.norm = nn.BatchNorm2d(out_chs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.proj(x))

@@ -22,41 +22,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.layers import DistilledClassifier, DropPath, drop_path_rates
+from models.layers import ConvDownsample, DistilledClassifier, DropPath, conv_stem, drop_path_rates
 from models.registry import ModelCard, register_model
 
 # ---------------------------------------------------------------------------------------------------------
 # Building blocks
 # ---------------------------------------------------------------------------------------------------------
-
-
-def _stem(in_chans: int, out_chans: int) -> nn.Sequential:
-    """Two stride-2 3x3 conv + BN + ReLU layers (1/4 resolution).
-
-    Kept as a flat ``nn.Sequential`` so its parameters are ``patch_embed.{0,1,3,4}.*`` as in the official
-    checkpoints (ReLU, not GELU, is the official choice for the stem only).
-    """
-    mid = out_chans // 2
-    return nn.Sequential(
-        nn.Conv2d(in_chans, mid, kernel_size=3, stride=2, padding=1),
-        nn.BatchNorm2d(mid),
-        nn.ReLU(),
-        nn.Conv2d(mid, out_chans, kernel_size=3, stride=2, padding=1),
-        nn.BatchNorm2d(out_chans),
-        nn.ReLU(),
-    )
-
-
-class Embedding(nn.Module):
-    """Downsampling between stages: 3x3 stride-2 conv (with bias) followed by BN and no activation."""
-
-    def __init__(self, in_chans: int, embed_dim: int) -> None:
-        super().__init__()
-        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=3, stride=2, padding=1)
-        self.norm = nn.BatchNorm2d(embed_dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.proj(x))
 
 
 class ConvEncoder(nn.Module):
@@ -165,7 +136,7 @@ class SwiftFormerEncoder(nn.Module):
 class SwiftFormer(DistilledClassifier):
     """Stem (1/4) -> four stages at 1/4, 1/8, 1/16, 1/32 -> BN -> global mean -> head (+ dist_head).
 
-    ``network`` alternates stages (``nn.Sequential`` of blocks) and :class:`Embedding` downsamplers,
+    ``network`` alternates stages (``nn.Sequential`` of blocks) and :class:`~models.layers.ConvDownsample` downsamplers,
     indices 0..6, exactly as the official ``nn.ModuleList``. Every stage has ``depth - 1`` ConvEncoders
     and ends with one SwiftFormerEncoder. There are no resolution-dependent parameters, so any input
     whose sides are multiples of 32 works.
@@ -184,7 +155,7 @@ class SwiftFormer(DistilledClassifier):
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
-        self.patch_embed = _stem(3, widths[0])
+        self.patch_embed = conv_stem(widths[0])
 
         # The official schedule is global over all blocks but only the SwiftFormerEncoders use it.
         rates = drop_path_rates(sum(depths), drop_path_rate)
@@ -203,7 +174,7 @@ class SwiftFormer(DistilledClassifier):
             network.append(nn.Sequential(*blocks))
             start += depth
             if i + 1 < len(depths):
-                network.append(Embedding(dim, widths[i + 1]))
+                network.append(ConvDownsample(dim, widths[i + 1]))
         self.network = nn.ModuleList(network)
 
         self.norm = nn.BatchNorm2d(widths[-1])

@@ -21,42 +21,18 @@ from models.casvit import (
     ChannelOperation,
     SpatialOperation,
 )
-
-KEYS_FILE = Path(__file__).parent / "data" / "official_keys" / "casvit_xs.txt"
-
-
-def _official_shapes() -> dict[str, tuple[int, ...]]:
-    """``key<TAB>shape`` lines written from the official rcvit_xs (shape ``scalar`` for 0-d buffers)."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    for line in KEYS_FILE.read_text().splitlines():
-        key, _, shape = line.partition("\t")
-        shapes[key] = () if shape in ("", "scalar") else tuple(int(s) for s in shape.split("x"))
-    return shapes
-
-
-def _random_official_state(seed: int = 0) -> dict[str, torch.Tensor]:
-    """A state dict under the official names, with BN statistics that are valid (positive variances)."""
-    gen = torch.Generator().manual_seed(seed)
-    state: dict[str, torch.Tensor] = {}
-    for key, shape in _official_shapes().items():
-        if key.endswith("num_batches_tracked"):
-            state[key] = torch.tensor(7, dtype=torch.long)
-        elif key.endswith("running_var"):
-            state[key] = torch.rand(shape, generator=gen) + 0.5
-        else:
-            state[key] = torch.randn(shape, generator=gen) * 0.1
-    return state
+from tests.official_keys import official_shapes, random_official_state
 
 
 def test_official_key_names_and_shapes() -> None:
     model = create_model("casvit_xs")
     ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    assert ours == _official_shapes()
+    assert ours == official_shapes("casvit_xs")
 
 
 @pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
 def test_official_checkpoint_round_trip(tmp_path: Path, suffix: str) -> None:
-    state = _random_official_state()
+    state = random_official_state("casvit_xs", scale=0.1)
     path = tmp_path / f"rcvit_xs{suffix}"
     if suffix == ".safetensors":
         from safetensors.torch import save_file
@@ -80,7 +56,7 @@ def test_official_checkpoint_round_trip(tmp_path: Path, suffix: str) -> None:
 def test_checkpoint_without_dist_head_builds_the_single_head_network(tmp_path: Path) -> None:
     """The official training script builds the network with distillation=False, so released weights may
     lack ``dist_head``: by default the model follows the file; asking for the head explicitly is refused."""
-    state = {k: v for k, v in _random_official_state().items() if not k.startswith("dist_head.")}
+    state = {k: v for k, v in random_official_state("casvit_xs", scale=0.1).items() if not k.startswith("dist_head.")}
     path = tmp_path / "single_head.pth"
     torch.save(state, path)
     for model in (

@@ -17,17 +17,9 @@ from torch import nn
 
 import models
 from models.efficientformer import Attention, Flat, Meta3D, Meta4D, checkpoint_filter, relative_offset_index
+from tests.official_keys import official_shapes, random_official_state
 
 NAME = "efficientformer_l1"
-KEYS_FILE = Path(__file__).parent / "data" / "official_keys" / f"{NAME}.txt"
-
-
-def official_keys() -> dict[str, tuple[int, ...]]:
-    keys = {}
-    for line in KEYS_FILE.read_text().splitlines():
-        key, _, shape = line.partition("\t")
-        keys[key] = tuple(int(d) for d in shape.split("x")) if shape else ()
-    return keys
 
 
 def first_seen_offsets(resolution: int) -> torch.Tensor:
@@ -43,19 +35,12 @@ def first_seen_offsets(resolution: int) -> torch.Tensor:
 
 
 def official_state(seed: int = 0) -> dict[str, torch.Tensor]:
-    """Random tensors under exactly the official names and shapes (official buffers included)."""
-    gen = torch.Generator().manual_seed(seed)
-    state = {}
-    for key, shape in official_keys().items():
-        if key.endswith("attention_bias_idxs"):
-            state[key] = first_seen_offsets(round(shape[0] ** 0.5))
-        elif key.endswith("num_batches_tracked"):
-            state[key] = torch.tensor(300, dtype=torch.long)
-        elif key.endswith("running_var"):
-            state[key] = torch.rand(shape, generator=gen) + 0.5
-        else:  # large enough that layer scales and attention biases visibly matter
-            state[key] = torch.randn(shape, generator=gen) * 0.2
-    return state
+    """Random tensors under exactly the official names and shapes (official index buffers included)."""
+
+    def index_buffer(key: str, shape: tuple[int, ...], _: torch.Generator) -> torch.Tensor | None:
+        return first_seen_offsets(round(shape[0] ** 0.5)) if key.endswith("attention_bias_idxs") else None
+
+    return random_official_state(NAME, seed, special=index_buffer)
 
 
 def logits(model: nn.Module, size: int = 224, seed: int = 3) -> torch.Tensor:
@@ -83,7 +68,7 @@ def test_index_table_equals_official_numbering(resolution: int) -> None:
 
 def test_state_dict_keys_are_official() -> None:
     ours = {k: tuple(v.shape) for k, v in models.create_model(NAME).state_dict().items()}
-    expected = {k: s for k, s in official_keys().items() if not k.endswith("attention_bias_idxs")}
+    expected = {k: s for k, s in official_shapes(NAME).items() if not k.endswith("attention_bias_idxs")}
     assert ours == expected
 
 

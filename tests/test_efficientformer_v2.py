@@ -31,18 +31,10 @@ from models.efficientformer_v2 import (
     checkpoint_filter,
     relative_bias_index,
 )
+from tests.official_keys import official_shapes, random_official_state
 
 NAME = "efficientformerv2_s0"
-KEYS_FILE = Path(__file__).parent / "data" / "official_keys" / f"{NAME}.txt"
 SMALL = 64
-
-
-def official_keys() -> dict[str, tuple[int, ...]]:
-    keys = {}
-    for line in KEYS_FILE.read_text().splitlines():
-        name, _, shape = line.partition("\t")
-        keys[name] = tuple(int(s) for s in shape.split("x")) if shape else ()
-    return keys
 
 
 def first_seen_index(key_res: int, query_res: int, step: int) -> torch.Tensor:
@@ -56,27 +48,18 @@ def first_seen_index(key_res: int, query_res: int, step: int) -> torch.Tensor:
     return torch.tensor(idxs).view(query_res**2, key_res**2)
 
 
-def random_official_state(seed: int = 0) -> dict[str, torch.Tensor]:
-    """Random tensors under the official names (index buffers included, as official checkpoints hold them)."""
-    gen = torch.Generator().manual_seed(seed)
-    state = {}
-    for name, shape in official_keys().items():
-        if name.endswith("num_batches_tracked"):
-            state[name] = torch.tensor(7, dtype=torch.long)
-        elif name.endswith("attention_bias_idxs"):
-            state[name] = torch.randint(0, shape[1], shape, generator=gen)  # must be ignored, not used
-        elif name.endswith("running_var"):
-            state[name] = torch.rand(shape, generator=gen) + 0.5
-        elif "layer_scale" in name:
-            state[name] = torch.rand(shape, generator=gen) + 0.5  # O(1) so every branch shows in the logits
-        else:
-            state[name] = 0.2 * torch.randn(shape, generator=gen)
-    return state
+def official_state_with_junk_indices(seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random tensors under the official names; the index buffers are junk, since they must be ignored."""
+
+    def junk_index(key: str, shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor | None:
+        return torch.randint(0, shape[1], shape, generator=gen) if key.endswith("attention_bias_idxs") else None
+
+    return random_official_state(NAME, seed, positive=("running_var", "layer_scale"), special=junk_index)
 
 
 @pytest.fixture(scope="module")
 def official_state() -> dict[str, torch.Tensor]:
-    return random_official_state()
+    return official_state_with_junk_indices()
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +69,7 @@ def image() -> torch.Tensor:
 
 def test_state_dict_is_official_minus_index_buffers() -> None:
     model = models.create_model(NAME)
-    official = official_keys()
+    official = official_shapes(NAME)
     persistent = {k: v for k, v in official.items() if not k.endswith("attention_bias_idxs")}
     assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == persistent
     # the index tables still exist, as non-persistent buffers, under the official names and shapes

@@ -18,42 +18,20 @@ from safetensors.torch import save_file
 
 import models
 from models.swiftformer import ConvEncoder, EfficientAdditiveAttention, SwiftFormerEncoder
+from tests.official_keys import official_shapes, random_official_state
 
-KEYS_FILE = Path(__file__).parent / "data" / "official_keys" / "swiftformer_xs.txt"
 SMALL = 64
-
-
-def official_keys() -> dict[str, tuple[int, ...]]:
-    keys = {}
-    for line in KEYS_FILE.read_text().splitlines():
-        name, _, shape = line.partition("\t")
-        keys[name] = tuple(int(s) for s in shape.split("x")) if shape else ()
-    return keys
-
-
-def random_official_state(seed: int = 0) -> dict[str, torch.Tensor]:
-    """Random tensors under the official names; BN variances positive, layer scales O(1) so every branch counts."""
-    gen = torch.Generator().manual_seed(seed)
-    state = {}
-    for name, shape in official_keys().items():
-        if name.endswith("num_batches_tracked"):
-            state[name] = torch.tensor(7, dtype=torch.long)
-        elif name.endswith("running_var") or "layer_scale" in name:
-            state[name] = torch.rand(shape, generator=gen) + 0.5
-        else:
-            state[name] = 0.2 * torch.randn(shape, generator=gen)
-    return state
 
 
 @pytest.fixture(scope="module")
 def official_state() -> dict[str, torch.Tensor]:
-    return random_official_state()
+    return random_official_state("swiftformer_xs", positive=("running_var", "layer_scale"))
 
 
 def test_state_dict_keys_and_shapes_are_the_official_ones() -> None:
     model = models.create_model("swiftformer_xs")
     ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    assert ours == official_keys()
+    assert ours == official_shapes("swiftformer_xs")
 
 
 @pytest.mark.parametrize("fmt", ["pth", "safetensors"])
