@@ -344,7 +344,8 @@ class Measurer:
                 if not (retry and workload.device == "cuda" and is_out_of_memory(exc) and smaller):
                     raise
                 self.progress.write(
-                    f"{workload.model_name}: out of memory at batch {workload.batch_size}, retrying at {smaller}"
+                    f"{workload.model_name}: out of memory at batch {workload.batch_size}, retrying at {smaller}",
+                    file=sys.stderr,
                 )
                 torch.cuda.empty_cache()
                 workload = self.settings.workload(workload.model_name, smaller, workload.resolution)
@@ -417,7 +418,9 @@ def run(settings: Settings, out: Path, cache_dir: Path, resume: bool, count_flop
                 raise
             except Exception as exc:  # one model failing (export error, OOM) must not end the run
                 row.update(status=STATUS_FAILED, error=one_line(exc))
-                progress.write(f"{workload.model_name} batch {workload.batch_size}: failed: {row['error']}")
+                progress.write(
+                    f"{workload.model_name} batch {workload.batch_size}: failed: {row['error']}", file=sys.stderr
+                )
             row["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%S")
             writer.add(row, samples)
             rows.append(row)

@@ -91,14 +91,15 @@ def get_checkpoint_filter(name: str) -> Callable[[dict], dict] | None:
 
 
 def list_models(family: str | None = None) -> list[str]:
-    """All registered names in registration order (family files are imported in paper order)."""
+    """Registered names, families in :data:`FAMILY_MODULES` order, variants in their file's order."""
     _ensure_loaded()
-    return [n for n, e in _REGISTRY.items() if family is None or e.card.family == family]
+    order = {f"models.{module}": i for i, module in enumerate(FAMILY_MODULES)}
+    names = sorted(_REGISTRY, key=lambda n: order.get(_REGISTRY[n].builder.__module__, len(order)))
+    return [n for n in names if family is None or _REGISTRY[n].card.family == family]
 
 
 def list_families() -> list[str]:
-    _ensure_loaded()
-    return list(dict.fromkeys(e.card.family for e in _REGISTRY.values()))
+    return list(dict.fromkeys(get_card(n).family for n in list_models()))
 
 
 # One module per family, in the order the CAS-ViT paper compares them; importing a module runs
