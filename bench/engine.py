@@ -15,7 +15,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ from torch import nn
 
 import models
 from bench import environment, memory
-from bench.backends import PRECISIONS, Backend, Workload, get_backend
+from bench.backends import PRECISIONS, Backend, Session, Workload, get_backend
 from bench.errors import BenchError
 from bench.parity import check_parity
 from bench.results import (
@@ -63,6 +63,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-time", type=float, default=2.0, help="minimum timed seconds (default: 2.0)")
     p.add_argument("--max-time", type=float, default=60.0, help="stop timing after this many seconds (default: 60)")
     p.add_argument(
+        "--rounds",
+        default="3",
+        help="split warmup and timing into N rounds interleaved across workloads (default: 3)",
+    )
+    p.add_argument(
         "--threads",
         default=None,
         help=f"intra-op threads (default: physical cores, here {default_threads()})",
@@ -76,7 +81,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help=f"export cache (default: {DEFAULT_CACHE})")
     p.add_argument("--resume", action="store_true", help="skip rows already measured with these settings here")
     p.add_argument("--seed", default="0", help="seed for weights and inputs (default: 0)")
-    p.add_argument("--onnx-exporter", default="torchscript", help="torchscript (default, fast) or dynamo")
+    p.add_argument(
+        "--onnx-exporter", default="dynamo", help="dynamo (default, torch.export based) or torchscript (legacy, faster)"
+    )
     p.add_argument("--onnx-graph-opt", default="all", help="ORT graph optimization: disable, basic, extended, all")
     p.add_argument("--coreml-units", default="ALL", help=f"Core ML compute units: {', '.join(COREML_UNITS)}")
     p.add_argument("--no-oom-retry", action="store_true", help="on CUDA out-of-memory, do not retry smaller batches")
@@ -106,6 +113,7 @@ class Settings:
     seed: int
     options: tuple[tuple[str, str], ...]
     oom_retry: bool = True
+    rounds: int = 1
 
     def workloads(self) -> Iterator[Workload]:
         for name in self.model_names:
@@ -133,6 +141,7 @@ class Settings:
             "backend": self.backend,
             "warmup": asdict(self.limits_warmup),
             "steady": asdict(self.limits_steady),
+            "rounds": self.rounds,
             "checkpoint": self.checkpoint,
             "single_head": self.single_head,
             "seed": self.seed,
@@ -195,6 +204,7 @@ def parse_settings(args: argparse.Namespace) -> Settings:
         seed=int(args.seed) if str(args.seed).isdigit() else _bad_seed(args.seed),
         options=options,
         oom_retry=not args.no_oom_retry,
+        rounds=positive_int(args.rounds, "--rounds"),
     )
     first = next(settings.workloads())
     backend.check(first)  # e.g. --device cuda without a GPU: fail before any work
@@ -254,8 +264,22 @@ def smaller_batch(batch: int) -> int:
     return lower[-1] if lower else 0
 
 
+@dataclass
+class OpenWorkload:
+    """A workload that passed parity and is ready to be timed, round after round."""
+
+    workload: Workload
+    row: dict[str, object]
+    session: Session
+    warmup_samples: list[float] = field(default_factory=list)
+    samples_ms: list[float] = field(default_factory=list)
+    device_ms: list[float] = field(default_factory=list)
+    warmup_s: float = 0.0
+    measure_s: float = 0.0
+
+
 class Measurer:
-    """Measures one workload on one backend and returns the summary row and the raw samples."""
+    """Opens workloads on one backend (prepare, load, cold run, parity), times them, builds their rows."""
 
     def __init__(self, settings: Settings, backend: Backend, cache_dir: Path, progress) -> None:
         self.settings = settings
@@ -266,7 +290,8 @@ class Measurer:
     def phase(self, workload: Workload, name: str) -> None:
         self.progress.set_postfix_str(f"{workload.model_name} b{workload.batch_size} {name}")
 
-    def measure(self, model: nn.Module, workload: Workload) -> tuple[dict[str, object], list[float]]:
+    def open(self, model: nn.Module, workload: Workload) -> tuple[dict[str, object], Session | None]:
+        """Everything before timing; the session is None when the row is already final (not timed)."""
         row: dict[str, object] = {}
         x = np.random.default_rng(self.settings.seed).standard_normal(workload.input_shape, dtype=np.float32)
         with torch.inference_mode():
@@ -280,7 +305,7 @@ class Measurer:
         if not self.backend.can_time_here:
             row["status"] = STATUS_NOT_TIMED
             row["error"] = f"{self.backend.name} timing needs macOS; model converted and validated only"
-            return row, []
+            return row, None
 
         self.phase(workload, "load")
         t0 = time.perf_counter()
@@ -291,54 +316,89 @@ class Measurer:
             t0 = time.perf_counter()
             session.run()
             row["first_inference_ms"] = (time.perf_counter() - t0) * 1e3
-
             parity = check_parity(reference, session.predict(x), workload.precision)
-            row.update(parity.as_row())
-            row["runtime_detail"] = json.dumps({**prepared.detail, **session.detail}, sort_keys=True)
-            if not parity.ok:
-                row["status"] = STATUS_PARITY_FAILED
-                row["error"] = parity.describe()
-                return row, []
+        except BaseException:
+            session.close()
+            raise
+        row.update(parity.as_row())
+        row["runtime_detail"] = json.dumps({**prepared.detail, **session.detail}, sort_keys=True)
+        if not parity.ok:
+            session.close()
+            row["status"] = STATUS_PARITY_FAILED
+            row["error"] = parity.describe()
+            return row, None
+        return row, session
 
-            cuda = workload.device == "cuda"
+    def time_round(self, opened: OpenWorkload, rounds: int) -> None:
+        """One round: a share of the warmup, then a share of the steady-state budget, samples appended.
+
+        Peak memory is taken over the first round (per workload, whatever else is open).
+        """
+        workload, session, first = opened.workload, opened.session, not opened.samples_ms
+        cuda = workload.device == "cuda"
+        if first:
             if cuda:
                 torch.cuda.reset_peak_memory_stats()
             memory.reset_peak()
-            self.phase(workload, "warmup")
-            warm = timed_loop(session.run, self.settings.limits_warmup)
-            self.phase(workload, "measure")
-            steady = timed_loop(session.run, self.settings.limits_steady, session.timed_run_ms)
-            row["peak_rss_mb"] = round(memory.peak_rss_mb(), 1)
+        warm_limits, steady_limits = (
+            _share(lim, rounds) for lim in (self.settings.limits_warmup, self.settings.limits_steady)
+        )
+        self.phase(workload, "warmup")
+        warm = timed_loop(session.run, warm_limits)
+        self.phase(workload, "measure")
+        steady = timed_loop(session.run, steady_limits, session.timed_run_ms)
+        opened.warmup_samples += warm.samples_ms
+        opened.samples_ms += steady.samples_ms
+        opened.device_ms += steady.device_ms
+        opened.warmup_s += warm.elapsed_s
+        opened.measure_s += steady.elapsed_s
+        if first:
+            opened.row["peak_rss_mb"] = round(memory.peak_rss_mb(), 1)
             if cuda:
-                row["cuda_max_allocated_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-                if steady.device_ms:
-                    row["cuda_event_median_ms"] = float(np.median(steady.device_ms))
-        finally:
-            session.close()
+                opened.row["cuda_max_allocated_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
 
-        stats = summarize(steady.samples_ms)
+    def finish(self, opened: OpenWorkload) -> tuple[dict[str, object], list[float]]:
+        opened.session.close()
+        row, workload = opened.row, opened.workload
+        stats = summarize(opened.samples_ms)
         row.update(stats)
         row.update(
             status=STATUS_OK,
-            iterations=len(steady.samples_ms),
-            warmup_iterations=len(warm.samples_ms),
-            warmup_s=warm.elapsed_s,
-            measure_s=steady.elapsed_s,
+            iterations=len(opened.samples_ms),
+            warmup_iterations=len(opened.warmup_samples),
+            warmup_s=opened.warmup_s,
+            measure_s=opened.measure_s,
             infer_step_time=stats["latency_mean_ms"],
             infer_samples_per_sec=throughput(workload.batch_size, stats["latency_mean_ms"]),
             throughput_median_ips=throughput(workload.batch_size, stats["latency_median_ms"]),
         )
-        return row, steady.samples_ms
+        if opened.device_ms:
+            row["cuda_event_median_ms"] = float(np.median(opened.device_ms))
+        return row, opened.samples_ms
 
-    def measure_with_retry(self, model: nn.Module, workload: Workload, retry: bool):
+    def measure(self, model: nn.Module, workload: Workload) -> tuple[dict[str, object], list[float]]:
+        """Open and time one workload on its own (all rounds back to back)."""
+        row, session = self.open(model, workload)
+        if session is None:
+            return row, []
+        opened = OpenWorkload(workload, row, session)
+        try:
+            for _ in range(self.settings.rounds):
+                self.time_round(opened, self.settings.rounds)
+        except BaseException:
+            session.close()
+            raise
+        return self.finish(opened)
+
+    def open_with_retry(self, model: nn.Module, workload: Workload, retry: bool):
         """On CUDA out-of-memory, step the batch down (and say so) instead of losing the row."""
         requested = workload.batch_size
         while True:
             try:
-                row, samples = self.measure(model, workload)
+                row, session = self.open(model, workload)
                 if workload.batch_size != requested:
                     row["error"] = f"batch reduced from {requested} after CUDA out-of-memory"
-                return workload, row, samples
+                return workload, row, session
             except (RuntimeError, MemoryError) as exc:
                 smaller = smaller_batch(workload.batch_size)
                 if not (retry and workload.device == "cuda" and is_out_of_memory(exc) and smaller):
@@ -349,6 +409,13 @@ class Measurer:
                 )
                 torch.cuda.empty_cache()
                 workload = self.settings.workload(workload.model_name, smaller, workload.resolution)
+
+
+def _share(limits: LoopLimits, rounds: int) -> LoopLimits:
+    """Split a loop budget over ``rounds`` (at least one iteration per round)."""
+    return LoopLimits(
+        max(1, math.ceil(limits.min_iters / rounds)), limits.min_time_s / rounds, limits.max_time_s / rounds
+    )
 
 
 def base_row(settings: Settings, workload: Workload, env_id: str) -> dict[str, object]:
@@ -376,7 +443,12 @@ def one_line(exc: BaseException) -> str:
 
 
 def run(settings: Settings, out: Path, cache_dir: Path, resume: bool, count_flops: bool, show_progress: bool):
-    """Measure every workload; returns (run directory, list of summary rows)."""
+    """Measure every workload; returns (run directory, list of summary rows).
+
+    All workloads are opened first (export, load, parity), then timed in ``settings.rounds``
+    interleaved rounds, so slow drifts of a shared machine spread over every model instead of
+    landing on whichever model happened to be running. A row is written as soon as its last round ends.
+    """
     from tqdm import tqdm
 
     backend = get_backend(settings.backend)
@@ -386,24 +458,33 @@ def run(settings: Settings, out: Path, cache_dir: Path, resume: bool, count_flop
     writer = RunWriter.create(
         out, f"{settings.backend}-{settings.device}", {**env, "backend_versions": backend.versions()}
     )
-    env["run_id"] = writer.run_id
     torch.set_num_threads(settings.threads)
 
     workloads = list(settings.workloads())
     rows: list[dict[str, object]] = []
     progress = tqdm(total=len(workloads), disable=not show_progress, unit="workload", file=sys.stderr)
     measurer = Measurer(settings, backend, cache_dir, progress)
+
+    def record(row: dict[str, object], samples: list[float]) -> None:
+        row["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        writer.add(row, samples)
+        rows.append(row)
+        progress.update()
+
+    def record_failure(row: dict[str, object], workload: Workload, exc: Exception) -> None:
+        row.update(status=STATUS_FAILED, error=one_line(exc))
+        progress.write(f"{workload.model_name} batch {workload.batch_size}: failed: {row['error']}", file=sys.stderr)
+        record(row, [])
+
+    opened: list[OpenWorkload] = []
     built: tuple[tuple[str, int], nn.Module, dict[str, object]] | None = None
     try:
         for workload in workloads:
             row = base_row(settings, workload, env_id)
             if (row["settings_key"], env_id) in done:
-                progress.write(
-                    f"{workload.model_name} batch {workload.batch_size}: already measured, skipped (--resume)"
-                )
+                progress.write(f"{workload.model_name} batch {workload.batch_size}: already measured (--resume)")
                 progress.update()
                 continue
-            samples: list[float] = []
             try:
                 ident = (workload.model_name, workload.resolution)
                 if built is None or built[0] != ident:
@@ -411,21 +492,30 @@ def run(settings: Settings, out: Path, cache_dir: Path, resume: bool, count_flop
                     model = build_model(settings, *ident)
                     built = (ident, model, model_facts(model, workload.resolution, count_flops, cache_dir))
                 row.update(built[2])
-                measured, result, samples = measurer.measure_with_retry(built[1], workload, settings.oom_retry)
-                row.update(infer_batch_size=measured.batch_size)
-                row.update(result)
-            except (KeyboardInterrupt, SystemExit):
-                raise
+                actual, result, session = measurer.open_with_retry(built[1], workload, settings.oom_retry)
+                row.update(result, infer_batch_size=actual.batch_size)
             except Exception as exc:  # one model failing (export error, OOM) must not end the run
-                row.update(status=STATUS_FAILED, error=one_line(exc))
-                progress.write(
-                    f"{workload.model_name} batch {workload.batch_size}: failed: {row['error']}", file=sys.stderr
-                )
-            row["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-            writer.add(row, samples)
-            rows.append(row)
-            progress.update()
+                record_failure(row, workload, exc)
+                continue
+            if session is None:
+                record(row, [])
+            else:
+                opened.append(OpenWorkload(actual, row, session))
+        built = None
+        for round_index in range(settings.rounds):
+            for item in list(opened):
+                try:
+                    measurer.time_round(item, settings.rounds)
+                except Exception as exc:
+                    item.session.close()
+                    opened.remove(item)
+                    record_failure(item.row, item.workload, exc)
+                    continue
+                if round_index == settings.rounds - 1:
+                    record(*measurer.finish(item))
     finally:
+        for item in opened:
+            item.session.close()
         progress.close()
     return writer.directory, rows
 

@@ -237,6 +237,8 @@ def test_resume_after_a_killed_run(tmp_path: Path) -> None:
         "3",
         "--min-time",
         "1.0",
+        "--rounds",
+        "1",
         "--no-progress",
         "--no-flops",
         "--out",

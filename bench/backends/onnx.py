@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import io
 import json
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -22,8 +23,10 @@ from torch import nn
 from bench.backends.base import Backend, Prepared, Session, Workload
 from bench.errors import BenchError
 
-OPSET = 17  # first opset with a fused LayerNormalization op
-EXPORTERS = ("torchscript", "dynamo")
+OPSET = 17  # TorchScript exporter: first opset with a fused LayerNormalization op
+DYNAMO_OPSET = 18  # the torch.export-based exporter's lowest well-supported opset
+EXPORTERS = ("dynamo", "torchscript")
+DEFAULT_EXPORTER = "dynamo"  # the maintained path; the TorchScript exporter is deprecated since torch 2.9
 GRAPH_OPT_LEVELS = ("disable", "basic", "extended", "all")
 
 
@@ -53,23 +56,33 @@ def file_sha256(path: Path) -> str:
 def export_onnx(model: nn.Module, example: torch.Tensor, path: Path, exporter: str) -> None:
     """Export with a static input shape (the fixed-resolution families need it) to ``path`` atomically."""
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        if exporter == "dynamo":
-            program = torch.onnx.export(model, (example,), dynamo=True, opset_version=max(OPSET, 18), verbose=False)
-            program.save(str(tmp), external_data=False)
-        else:
-            torch.onnx.export(
-                model,
-                (example,),
-                str(tmp),
-                dynamo=False,
-                opset_version=OPSET,
-                input_names=["input"],
-                output_names=["logits"],
-                do_constant_folding=True,
-            )
+    exporter_log = logging.getLogger("torch.onnx")
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)  # e.g. "torchvision is not installed" notices on every export
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            _export(model, example, tmp, exporter)
+    finally:
+        exporter_log.setLevel(level)
     os.replace(tmp, path)
+
+
+def _export(model: nn.Module, example: torch.Tensor, tmp: Path, exporter: str) -> None:
+    if exporter == "dynamo":
+        program = torch.onnx.export(model, (example,), dynamo=True, opset_version=DYNAMO_OPSET, verbose=False)
+        program.save(str(tmp), external_data=False)
+        return
+    torch.onnx.export(
+        model,
+        (example,),
+        str(tmp),
+        dynamo=False,
+        opset_version=OPSET,
+        input_names=["input"],
+        output_names=["logits"],
+        do_constant_folding=True,
+    )
 
 
 def validate_onnx(path: Path) -> None:
@@ -110,7 +123,7 @@ class OnnxBackend(Backend):
             raise BenchError("the onnx backend does not support --precision bf16")
         if workload.device == "cuda" and "CUDAExecutionProvider" not in _ort().get_available_providers():
             raise BenchError("--device cuda for onnx needs onnxruntime-gpu (CUDAExecutionProvider is not available)")
-        if workload.option("exporter", "torchscript") not in EXPORTERS:
+        if workload.option("exporter", DEFAULT_EXPORTER) not in EXPORTERS:
             raise BenchError(
                 f"unknown ONNX exporter {workload.option('exporter', '')!r}; choose {', '.join(EXPORTERS)}"
             )
@@ -120,14 +133,14 @@ class OnnxBackend(Backend):
             raise BenchError("--channels-last and --compile apply to the torch backend only")
 
     def cache_path(self, model: nn.Module, workload: Workload, cache_dir: Path) -> Path:
-        exporter = workload.option("exporter", "torchscript")
+        exporter = workload.option("exporter", DEFAULT_EXPORTER)
         key = json.dumps(
             {
                 "model": workload.model_name,
                 "shape": workload.input_shape,
                 "precision": workload.precision,
                 "exporter": exporter,
-                "opset": OPSET,
+                "opset": DYNAMO_OPSET if exporter == "dynamo" else OPSET,
                 "torch": torch.__version__,
                 "onnx": _onnx_version(),
                 "weights": weights_digest(model),
@@ -152,7 +165,7 @@ class OnnxBackend(Backend):
         export_model = model
         if workload.precision == "fp16":
             export_model, example = _half(model), example.half()
-        export_onnx(export_model, example, path, workload.option("exporter", "torchscript"))
+        export_onnx(export_model, example, path, workload.option("exporter", DEFAULT_EXPORTER))
         validate_onnx(path)
         meta_path.write_text(json.dumps({"sha256": file_sha256(path), "workload": repr(workload)}))
         return Prepared(artifact=path, cache_hit=False, detail={"export_cache": "miss"})
