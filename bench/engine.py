@@ -41,6 +41,8 @@ from bench.timing import LoopLimits, timed_loop
 
 DEFAULT_CACHE = Path(os.environ.get("BENCH_CACHE_DIR", ".cache/bench"))
 COREML_UNITS = ("ALL", "CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE")
+DEFAULT_WARMUP = LoopLimits(min_iters=10, min_time_s=1.0, max_time_s=60.0)
+DEFAULT_STEADY = LoopLimits(min_iters=50, min_time_s=2.0, max_time_s=60.0)
 
 
 def default_threads() -> int:
@@ -57,11 +59,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda (torch; onnx with onnxruntime-gpu)")
     p.add_argument("--batch-sizes", default="1", help="comma-separated batch sizes (default: 1)")
     p.add_argument("--resolution", default=None, help="input size; default: each model's published resolution")
-    p.add_argument("--warmup", default="10", help="minimum warmup iterations per workload (default: 10)")
-    p.add_argument("--warmup-time", type=float, default=1.0, help="minimum warmup seconds (default: 1.0)")
-    p.add_argument("--iters", default="50", help="minimum timed iterations (default: 50)")
-    p.add_argument("--min-time", type=float, default=2.0, help="minimum timed seconds (default: 2.0)")
-    p.add_argument("--max-time", type=float, default=60.0, help="stop timing after this many seconds (default: 60)")
+    w, m = DEFAULT_WARMUP, DEFAULT_STEADY
+    p.add_argument("--warmup", default=str(w.min_iters), help=f"minimum warmup iterations (default: {w.min_iters})")
+    p.add_argument("--warmup-time", type=float, default=w.min_time_s, help=f"min warmup s (default: {w.min_time_s})")
+    p.add_argument("--iters", default=str(m.min_iters), help=f"minimum timed iterations (default: {m.min_iters})")
+    p.add_argument("--min-time", type=float, default=m.min_time_s, help=f"minimum timed s (default: {m.min_time_s})")
+    p.add_argument("--max-time", type=float, default=m.max_time_s, help=f"max timed s (default: {m.max_time_s})")
     p.add_argument(
         "--rounds",
         default="3",
@@ -95,23 +98,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 @dataclass(frozen=True)
 class Settings:
-    """Validated run settings; every check happens here, before any model is built."""
+    """What a run measures and how; :func:`parse_settings` builds it from the command line, checking
+    every value before any model is built (the defaults here are for programmatic use)."""
 
     backend: str
     model_names: tuple[str, ...]
-    device: str
-    batch_sizes: tuple[int, ...]
-    resolution: int | None
-    limits_warmup: LoopLimits
-    limits_steady: LoopLimits
-    threads: int
-    precision: str
-    channels_last: bool
-    compile: bool
-    checkpoint: str | None
-    single_head: bool
-    seed: int
-    options: tuple[tuple[str, str], ...]
+    batch_sizes: tuple[int, ...] = (1,)
+    resolution: int | None = None
+    device: str = "cpu"
+    limits_warmup: LoopLimits = DEFAULT_WARMUP
+    limits_steady: LoopLimits = DEFAULT_STEADY
+    threads: int = 1
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    checkpoint: str | None = None
+    single_head: bool = False
+    seed: int = 0
+    options: tuple[tuple[str, str], ...] = ()
     oom_retry: bool = True
     rounds: int = 1
 

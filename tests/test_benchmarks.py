@@ -105,19 +105,9 @@ def test_harness_overhead_onnx(benchmark, tmp_path) -> None:
     settings = Settings(
         backend="onnx",
         model_names=("casvit_xs",),
-        device="cpu",
-        batch_sizes=(1,),
-        resolution=224,
         limits_warmup=LoopLimits(10, 0.5, 30),
         limits_steady=LoopLimits(100, 1.0, 30),
         threads=default_threads(),
-        precision="fp32",
-        channels_last=False,
-        compile=False,
-        checkpoint=None,
-        single_head=False,
-        seed=0,
-        options=(),
     )
     workload = settings.workload("casvit_xs", 1, 224)
     torch.manual_seed(0)

@@ -95,29 +95,17 @@ def small_model() -> torch.nn.Module:
     return models.create_model("casvit_xs", img_size=64)
 
 
-def _workload(**kw):
-    return engine.Settings(
-        backend="onnx",
-        model_names=("casvit_xs",),
-        device="cpu",
-        batch_sizes=(1,),
-        resolution=64,
-        limits_warmup=LoopLimits(1, 0, 5),
-        limits_steady=LoopLimits(3, 0, 5),
-        threads=1,
-        precision="fp32",
-        channels_last=False,
-        compile=False,
-        checkpoint=None,
-        single_head=False,
-        seed=0,
-        options=(),
-        **kw,
-    ).workload("casvit_xs", 1, 64)
+QUICK = engine.Settings(
+    backend="onnx",
+    model_names=("casvit_xs",),
+    resolution=64,
+    limits_warmup=LoopLimits(1, 0, 5),
+    limits_steady=LoopLimits(3, 0, 5),
+)
 
 
 def test_export_cache_hit_miss_and_corruption(tmp_path: Path, small_model) -> None:
-    backend, workload = OnnxBackend(), _workload()
+    backend, workload = OnnxBackend(), QUICK.workload("casvit_xs", 1, 64)
     first = backend.prepare(small_model, workload, tmp_path)
     assert not first.cache_hit and first.artifact.exists()
     assert backend.prepare(small_model, workload, tmp_path).cache_hit
@@ -143,23 +131,7 @@ class _BrokenExport(OnnxBackend):
 
 
 def test_parity_failure_is_recorded_and_not_timed(tmp_path: Path, small_model) -> None:
-    settings = engine.Settings(
-        backend="onnx",
-        model_names=("casvit_xs",),
-        device="cpu",
-        batch_sizes=(1,),
-        resolution=64,
-        limits_warmup=LoopLimits(1, 0, 5),
-        limits_steady=LoopLimits(3, 0, 5),
-        threads=1,
-        precision="fp32",
-        channels_last=False,
-        compile=False,
-        checkpoint=None,
-        single_head=False,
-        seed=0,
-        options=(),
-    )
+    settings = QUICK
     measurer = engine.Measurer(settings, _BrokenExport(), tmp_path, progress=QuietProgress())
     row, samples = measurer.measure(small_model, settings.workload("casvit_xs", 1, 64))
     assert row["status"] == "parity_failed" and samples == []
