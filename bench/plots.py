@@ -310,16 +310,47 @@ def _batch_label(rows: pd.DataFrame) -> str:
     return f"batch {batches[0]}" if len(batches) == 1 else "batch " + "/".join(map(str, batches))
 
 
-def plot_latency_vs_top1(measurements, samples, panels, styles) -> Figure:
-    data = _panel_rows(measurements, panels, lambda d: d[d["latency_batch"] & d["top1"].notna()])
+def _plot_vs_top1(
+    measurements: pd.DataFrame,
+    panels,
+    styles,
+    pick,
+    metric: str,
+    xlabel: str,
+    title: str,
+    smaller_is_better: bool,
+    extra_handles: list[Line2D],
+    decorate=None,
+) -> Figure:
+    """A speed metric against published top-1 per panel, with the Pareto frontier and labelled points."""
+    data = _panel_rows(measurements, panels, pick)
     if not data:
         raise Skip("no measured model has a published top-1")
     fig, axes = _figure([p for p, _ in data])
-    fig._extra_handles = [
-        Line2D([], [], color="0.35", linestyle="--", label="Pareto frontier"),
-        Line2D([], [], color="0.35", lw=2, label="median to p90"),
-    ]
+    fig._extra_handles = [Line2D([], [], color="0.35", linestyle="--", label="Pareto frontier"), *extra_handles]
     for ax, (_, rows) in zip(axes, data, strict=True):
+        if decorate is not None:
+            decorate(ax, rows)
+        _scatter_families(ax, rows, metric, "top1", styles)
+        x, y = rows[metric].to_numpy(float), rows["top1"].to_numpy(float)
+        front = _pareto(x, y, smaller_x_better=smaller_is_better)
+        if len(front) > 1:
+            where = "post" if smaller_is_better else "pre"
+            ax.step(x[front], y[front], where=where, color="0.35", linestyle="--", lw=1.3, zorder=1)
+        _maybe_log(ax, rows[metric], "x")
+        ax.margins(x=0.14, y=0.1)
+        ax.set_xlabel(xlabel.format(batch=_batch_label(rows)))
+        ax.set_ylabel("ImageNet-1k top-1 (%, published)")
+    _family_legend(fig, measurements, styles, title)
+    _freeze_layout(fig)
+    for ax, (_, rows) in zip(axes, data, strict=True):
+        colors = [styles[f][0] for f in rows["family"]]
+        _label_points(ax, rows[metric].tolist(), rows["top1"].tolist(), rows["name"].tolist(), colors)
+    return fig
+
+
+def plot_latency_vs_top1(measurements, samples, panels, styles) -> Figure:
+    def median_to_p90(ax: Axes, rows: pd.DataFrame) -> None:
         for r in rows.itertuples(index=False):
             ax.plot(
                 [r.latency_median_ms, r.latency_p90_ms],
@@ -330,26 +361,19 @@ def plot_latency_vs_top1(measurements, samples, panels, styles) -> Figure:
                 zorder=2,
                 solid_capstyle="butt",
             )
-        _scatter_families(ax, rows, "latency_median_ms", "top1", styles)
-        x, y = rows["latency_median_ms"].to_numpy(float), rows["top1"].to_numpy(float)
-        front = _pareto(x, y, smaller_x_better=True)
-        if len(front) > 1:
-            ax.step(x[front], y[front], where="post", color="0.35", linestyle="--", lw=1.3, zorder=1)
-        _maybe_log(ax, rows["latency_median_ms"], "x")
-        ax.margins(x=0.14, y=0.1)
-        ax.set_xlabel(f"Latency, median at {_batch_label(rows)} (ms)")
-        ax.set_ylabel("ImageNet-1k top-1 (%, published)")
-    _family_legend(fig, measurements, styles, "Latency vs top-1 (upper left is better)")
-    _freeze_layout(fig)
-    for ax, (_, rows) in zip(axes, data, strict=True):
-        _label_points(
-            ax,
-            rows["latency_median_ms"].tolist(),
-            rows["top1"].tolist(),
-            rows["name"].tolist(),
-            [styles[f][0] for f in rows["family"]],
-        )
-    return fig
+
+    return _plot_vs_top1(
+        measurements,
+        panels,
+        styles,
+        pick=lambda d: d[d["latency_batch"] & d["top1"].notna()],
+        metric="latency_median_ms",
+        xlabel="Latency, median at {batch} (ms)",
+        title="Latency vs top-1 (upper left is better)",
+        smaller_is_better=True,
+        extra_handles=[Line2D([], [], color="0.35", lw=2, label="median to p90")],
+        decorate=median_to_p90,
+    )
 
 
 def _largest_batch(d: pd.DataFrame) -> pd.DataFrame:
@@ -358,32 +382,17 @@ def _largest_batch(d: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_throughput_vs_top1(measurements, samples, panels, styles) -> Figure:
-    data = _panel_rows(measurements, panels, _largest_batch)
-    if not data:
-        raise Skip("no measured model has a published top-1")
-    fig, axes = _figure([p for p, _ in data])
-    fig._extra_handles = [Line2D([], [], color="0.35", linestyle="--", label="Pareto frontier")]
-    for ax, (_, rows) in zip(axes, data, strict=True):
-        _scatter_families(ax, rows, "throughput_ips", "top1", styles)
-        x, y = rows["throughput_ips"].to_numpy(float), rows["top1"].to_numpy(float)
-        front = _pareto(x, y, smaller_x_better=False)
-        if len(front) > 1:
-            ax.step(x[front], y[front], where="pre", color="0.35", linestyle="--", lw=1.3, zorder=1)
-        _maybe_log(ax, rows["throughput_ips"], "x")
-        ax.margins(x=0.14, y=0.1)
-        ax.set_xlabel(f"Throughput at {_batch_label(rows)} (images/s)")
-        ax.set_ylabel("ImageNet-1k top-1 (%, published)")
-    _family_legend(fig, measurements, styles, "Throughput vs top-1 (upper right is better)")
-    _freeze_layout(fig)
-    for ax, (_, rows) in zip(axes, data, strict=True):
-        _label_points(
-            ax,
-            rows["throughput_ips"].tolist(),
-            rows["top1"].tolist(),
-            rows["name"].tolist(),
-            [styles[f][0] for f in rows["family"]],
-        )
-    return fig
+    return _plot_vs_top1(
+        measurements,
+        panels,
+        styles,
+        pick=_largest_batch,
+        metric="throughput_ips",
+        xlabel="Throughput at {batch} (images/s)",
+        title="Throughput vs top-1 (upper right is better)",
+        smaller_is_better=False,
+        extra_handles=[],
+    )
 
 
 def _spread_labels(ax: Axes, ends: list[tuple[float, float, str, str]]) -> None:
