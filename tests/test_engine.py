@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -320,3 +321,26 @@ def test_cuda_run(tmp_path: Path) -> None:
 def test_torch_backend_refuses_fp16_on_cpu() -> None:
     with pytest.raises(BenchError, match="fp16"):
         TorchBackend().check(Workload(model_name="casvit_xs", batch_size=1, resolution=64, precision="fp16"))
+
+
+class _SmallMemoryBackend(TorchBackend):
+    """Pretends to be a GPU that runs out of memory above batch 4."""
+
+    def prepare(self, model, workload, cache_dir):
+        if workload.batch_size > 4:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return super().prepare(model, workload, cache_dir)
+
+    def load(self, model, prepared, workload, example):
+        return super().load(model, prepared, replace(workload, device="cpu"), example)
+
+
+def test_cuda_out_of_memory_retries_smaller_batches(small_model) -> None:
+    settings = replace(QUICK, backend="torch", device="cuda")
+    measurer = engine.Measurer(settings, _SmallMemoryBackend(), Path("."), progress=QuietProgress())
+    workload, row, session = measurer.open_with_retry(small_model, settings.workload("casvit_xs", 16, 64), retry=True)
+    assert workload.batch_size == 4  # 16 -> 12 -> 8 -> 6 -> 4
+    assert row["error"] == "batch reduced from 16 after CUDA out-of-memory"
+    session.close()
+    with pytest.raises(RuntimeError, match="out of memory"):
+        measurer.open_with_retry(small_model, settings.workload("casvit_xs", 16, 64), retry=False)
