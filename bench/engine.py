@@ -423,6 +423,7 @@ def _share(limits: LoopLimits, rounds: int) -> LoopLimits:
 
 
 def base_row(settings: Settings, workload: Workload, env_id: str) -> dict[str, object]:
+    key = settings.key(workload)
     return {
         "model": workload.model_name,
         "family": models.get_card(workload.model_name).family,
@@ -435,9 +436,9 @@ def base_row(settings: Settings, workload: Workload, env_id: str) -> dict[str, o
         "channels_last": workload.channels_last,
         "compile": workload.compile,
         "backend_options": json.dumps(dict(workload.options), sort_keys=True),
-        "settings_key": settings.key(workload),
+        "settings_key": key,
         "env_id": env_id,
-        "row_id": f"{workload.model_name}|b{workload.batch_size}|r{workload.resolution}|{settings.key(workload)}",
+        "row_id": f"{workload.model_name}|b{workload.batch_size}|r{workload.resolution}|{key}",
     }
 
 

@@ -55,17 +55,7 @@ def gpu_info() -> dict[str, str | None]:
         return {"gpu_name": None, "gpu_driver": None, "cuda": None, "cudnn": None}
     driver = None
     with contextlib.suppress(OSError, subprocess.SubprocessError, IndexError):
-        driver = (
-            subprocess.run(
-                ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                capture_output=True,
-                text=True,
-                timeout=10,
-                check=True,
-            )
-            .stdout.strip()
-            .splitlines()[0]
-        )
+        driver = _command_output("nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader").splitlines()[0]
     return {
         "gpu_name": torch.cuda.get_device_name(0),
         "gpu_driver": driver,
@@ -74,25 +64,18 @@ def gpu_info() -> dict[str, str | None]:
     }
 
 
+def _command_output(*argv: str) -> str:
+    """Stripped stdout of a short command; raises OSError/SubprocessError if it cannot run."""
+    return subprocess.run(argv, capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+
+
 def git_commit() -> str | None:
     try:
-        out = subprocess.run(
-            ["git", "-C", str(_REPO), "rev-parse", "--short=12", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(_REPO), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        return out + ("-dirty" if dirty else "")
+        commit = _command_output("git", "-C", str(_REPO), "rev-parse", "--short=12", "HEAD")
+        dirty = _command_output("git", "-C", str(_REPO), "status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return None
+    return commit + ("-dirty" if dirty else "")
 
 
 def collect(extra: dict[str, object] | None = None) -> dict[str, object]:

@@ -135,6 +135,16 @@ _NEAR += ((0, 10, "center", "bottom"), (0, -10, "center", "top"), (11, 0, "left"
 _NEAR += ((-11, 0, "right", "center"),)
 
 
+def _keep_cheaper(best: tuple | None, candidate: tuple) -> tuple:
+    """Of two ``(cost, annotation, box)`` label placements keep the cheaper; remove the other from the plot."""
+    if best is None or candidate[0] < best[0]:
+        if best is not None:
+            best[1].remove()
+        return candidate
+    candidate[1].remove()
+    return best
+
+
 def _label_points(ax: Axes, xs, ys, texts, colors, obstacles=()) -> list:
     """Put each text next to its point where it overlaps no other label, point or the axes edge.
 
@@ -175,12 +185,7 @@ def _label_points(ax: Axes, xs, ys, texts, colors, obstacles=()) -> list:
                 box.y1 - frame.y1, 0
             )
             cost = sum(_overlap(box, t) for t in taken) + 50 * outside * box.height + (5 if far else 0)
-            if best is None or cost < best[0]:
-                if best is not None:
-                    best[1].remove()
-                best = (cost, ann, box)
-            else:
-                ann.remove()
+            best = _keep_cheaper(best, (cost, ann, box))
             if cost == 0:
                 break
         taken.append(best[2])
@@ -232,12 +237,7 @@ def _label_lines(ax: Axes, lines, obstacles) -> list:
             inside_frame = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
             cost = sum(_overlap(box, t) for t in taken) + (0 if inside_frame else 1e9)
             cost = 1e9 if cost > 0.25 * box.width * box.height else cost  # a hidden label is no label
-            if best is None or cost < best[0]:
-                if best is not None:
-                    best[1].remove()
-                best = (cost, ann, box)
-            else:
-                ann.remove()
+            best = _keep_cheaper(best, (cost, ann, box))
             if cost == 0:
                 break
         if best is not None and best[0] < 1e9:
