@@ -11,17 +11,17 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 from models.errors import ModelError
 
 # sub-command -> module implementing it (kept lazy: importing torch/onnx for `--help` is slow)
 COMMANDS = {
-    "list": "bench.zoo",
-    "run": "bench.engine",
-    "flops": "bench.flops",
-    "complexity": "bench.complexity",
-    "report": "bench.report",
-    "compare": "bench.compare",
+    "list": "bench.commands.list",
+    "run": "bench.commands.run",
+    "flops": "bench.commands.flops",
+    "complexity": "bench.commands.complexity",
+    "report": "bench.commands.report",
+    "compare": "bench.commands.compare",
 }
 
 SUMMARIES = {

@@ -11,17 +11,29 @@ from torch import nn
 
 from models.checkpoint import has_distillation_head, load_state, read_model_state
 from models.errors import CheckpointError, ModelError, UnknownModelError
-from models.registry import ModelCard, get_builder, get_card, list_families, list_models
+from models.registry import (
+    Family,
+    ModelCard,
+    get_builder,
+    get_card,
+    get_family,
+    list_families,
+    list_models,
+    paper_set,
+)
 
 __all__ = [
     "CheckpointError",
+    "Family",
     "ModelCard",
     "ModelError",
     "UnknownModelError",
     "create_model",
     "get_card",
+    "get_family",
     "list_families",
     "list_models",
+    "paper_set",
 ]
 
 

@@ -23,7 +23,18 @@ import torch
 from torch import nn
 
 from models.layers import ConvDownsample, DistilledClassifier, DropPath, conv_stem, drop_path_rates
-from models.registry import ModelCard, register_model
+from models.registry import Family, ModelCard, register_family, register_model
+
+FAMILY = register_family(
+    Family(
+        id="casvit",
+        label="CAS-ViT",
+        color="#D55E00",
+        marker="*",
+        counting_rule="thop",
+        paper_variants=("casvit_xs", "casvit_s", "casvit_m", "casvit_t"),
+    )
+)
 
 __all__ = [
     "AdditiveBlock",

@@ -22,7 +22,18 @@ from torch import nn
 
 from models.errors import CheckpointError, ModelError
 from models.layers import ConvDownsample, DistilledClassifier, DropPath, conv_stem, drop_path_rates
-from models.registry import ModelCard, register_model
+from models.registry import Family, ModelCard, register_family, register_model
+
+FAMILY = register_family(
+    Family(
+        id="efficientformer",
+        label="EfficientFormer",
+        color="#E69F00",
+        marker="^",
+        counting_rule="toolbox",
+        paper_variants=("efficientformer_l1",),
+    )
+)
 
 _LAYER_SCALE_INIT = 1e-5
 _CITATION = "Li et al., EfficientFormer: Vision Transformers at MobileNet Speed, NeurIPS 2022, arXiv 2206.01191"

@@ -27,7 +27,18 @@ from torch import nn
 
 from models.errors import ModelError
 from models.layers import ConvDownsample, DistilledClassifier, DropPath, conv_stem, drop_path_rates
-from models.registry import Builder, ModelCard, register_model
+from models.registry import Builder, Family, ModelCard, register_family, register_model
+
+FAMILY = register_family(
+    Family(
+        id="efficientformerv2",
+        label="EfficientFormerV2",
+        color="#CC79A7",
+        marker="D",
+        counting_rule="toolbox",
+        paper_variants=("efficientformerv2_s1",),
+    )
+)
 
 __all__ = ["EfficientFormerV2", "checkpoint_filter"]
 

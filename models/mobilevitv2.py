@@ -40,7 +40,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.errors import ModelError
-from models.registry import ModelCard, register_model
+from models.registry import Family, ModelCard, register_family, register_model
+
+FAMILY = register_family(
+    Family(
+        id="mobilevitv2",
+        label="MobileViTv2",
+        color="#0072B2",
+        marker="o",
+        counting_rule="fvcore",
+        paper_variants=("mobilevitv2_100",),
+    )
+)
 
 __all__ = [
     "ConvNormAct",

@@ -39,6 +39,23 @@ class ModelCard:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Family:
+    """How a family presents itself in tables, plots and FLOP counts; declared beside its models.
+
+    ``counting_rule`` names how the family's published GMACs were counted (``fvcore``, ``thop``,
+    ``toolbox`` for EfficientFormer's hooks, ``unstated``); ``paper_variants`` are the variants the
+    CAS-ViT paper compares, which form the default ``paper`` model set.
+    """
+
+    id: str
+    label: str
+    color: str
+    marker: str
+    counting_rule: str
+    paper_variants: tuple[str, ...] = ()
+
+
 Builder = Callable[..., nn.Module]
 
 
@@ -50,6 +67,30 @@ class _Entry:
 
 
 _REGISTRY: dict[str, _Entry] = {}
+_FAMILIES: dict[str, Family] = {}
+
+
+def register_family(family: Family) -> Family:
+    if family.id in _FAMILIES:
+        raise RuntimeError(f"family {family.id!r} registered twice")
+    _FAMILIES[family.id] = family
+    return family
+
+
+def get_family(family_id: str) -> Family:
+    """The family's presentation; a family without one is a bug in its model file, reported loudly."""
+    _ensure_loaded()
+    try:
+        return _FAMILIES[family_id]
+    except KeyError:
+        raise UnknownModelError(
+            f"family {family_id!r} has no presentation: declare register_family(Family(...)) in its model file"
+        ) from None
+
+
+def paper_set() -> list[str]:
+    """The default comparison set: each family's ``paper_variants``, families in zoo order."""
+    return [name for family in list_families() for name in get_family(family).paper_variants]
 
 
 def register_model(card: ModelCard, checkpoint_filter: Callable[[dict], dict] | None = None):

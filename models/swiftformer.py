@@ -23,7 +23,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.layers import ConvDownsample, DistilledClassifier, DropPath, conv_stem, drop_path_rates
-from models.registry import ModelCard, register_model
+from models.registry import Family, ModelCard, register_family, register_model
+
+FAMILY = register_family(
+    Family(
+        id="swiftformer",
+        label="SwiftFormer",
+        color="#009E73",
+        marker="s",
+        counting_rule="unstated",
+        paper_variants=("swiftformer_xs", "swiftformer_s", "swiftformer_l1"),
+    )
+)
 
 # ---------------------------------------------------------------------------------------------------------
 # Building blocks

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from bench.results import SCHEMA_VERSION, STATUS_FAILED, STATUS_OK, SUITE_ID, RunWriter
-from bench.stats import summarize, throughput
+from bench.core.schema import SCHEMA_VERSION, STATUS_FAILED, STATUS_OK, SUITE_ID, SummaryRow
+from bench.core.stats import summarize, throughput
+from bench.core.store import RunWriter
 
 # name -> (family, resolution, measured params (M), measured GMACs at batch 1, ORT CPU batch-1 median ms)
 FIXTURE_MODELS: dict[str, tuple[str, int, float, float, float]] = {
@@ -77,7 +78,7 @@ def summary_row(
     timestamp: str = "2026-11-25T02:10:00",
     status: str = STATUS_OK,
     error: str | None = None,
-) -> dict[str, object]:
+) -> SummaryRow:
     family, resolution, params, gmacs, _ = FIXTURE_MODELS[model]
     settings = f"{model}|{backend}|{device}|{precision}|{batch}|{resolution}|{threads}"
     row: dict[str, object] = {
@@ -116,7 +117,11 @@ def summary_row(
             parity_top1_agreement=1.0,
             parity_tolerance=1e-3,
         )
-    return row
+    return SummaryRow(**row)
+
+
+REFERENCE_MS = 5.0
+"""The machine-speed reference's median on an undisturbed fixture machine."""
 
 
 def write_run(
@@ -136,11 +141,14 @@ def write_run(
     device: str = "cpu",
     timestamp: str = "2026-11-25T02:10:00",
     failed: Mapping[str, str] | None = None,
+    phases: Sequence[float] = (1.0, 1.0, 1.0),
 ) -> Path:
-    """One run directory of ``models`` x ``batches`` on ``backend``; returns its path.
+    """One run directory of ``models`` x ``batches`` on ``backend``, timed in ``len(phases)`` rounds.
 
-    ``slowdown`` multiplies every true median (``speed`` per model); ``failed`` maps a model to the
-    error it fails with (recorded as a failed row without samples, as the engine does).
+    ``slowdown`` multiplies every true median (``speed`` per model: a real change of that model);
+    ``phases`` is how slow the whole machine was in each round (it moves the models *and* the
+    machine-speed reference); ``failed`` maps a model to the error it fails with (a failed row
+    without samples, as the engine writes it).
     """
     rng = np.random.default_rng(seed)
     writer = RunWriter.create(root, label, {**env, "backend": backend, "device": device, "threads": threads})
@@ -164,8 +172,13 @@ def write_run(
                 continue
             base = FIXTURE_MODELS[model][4] * backend_factor * slowdown * (speed or {}).get(model, 1.0)
             median = base * batch / BATCH_GAIN.get(batch, 1.8)
+            per_round = [max(n // len(phases), 3)] * len(phases)
             # rounded as RunWriter stores them, so the summary is exactly what the samples give
-            samples = np.round(latency_samples(median, n, rng, sigma), 6)
+            rounds = [
+                np.round(latency_samples(median * f, k, rng, sigma), 6) for f, k in zip(phases, per_round, strict=True)
+            ]
+            references = [float(REFERENCE_MS * f * np.exp(rng.normal(0.0, 0.005))) for f in phases]
+            samples = np.concatenate(rounds)
             row = summary_row(
                 model,
                 backend=backend,
@@ -176,5 +189,11 @@ def write_run(
                 threads=threads,
                 timestamp=timestamp,
             )
-            writer.add(row, samples)
+            row.rounds = len(phases)
+            row.reference_ms = json.dumps(references)
+            row.round_medians_ms = json.dumps([float(np.median(r)) for r in rounds])
+            for i, (r, ref) in enumerate(zip(rounds, references, strict=True)):
+                record = {"round": i, "iterations": len(r), "median_ms": float(np.median(r)), "reference_ms": ref}
+                writer.add_round(row, record, r)
+            writer.add(row)
     return writer.directory

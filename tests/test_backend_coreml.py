@@ -20,7 +20,7 @@ import models
 from bench.backends import coreml
 from bench.backends.base import Prepared, Workload
 from bench.backends.coreml import INPUT_NAME, OUTPUT_NAME, CoreMLBackend, io_problem, read_io
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 ZOO_MODEL = "casvit_xs"
 ZOO_RES = 64
@@ -41,7 +41,7 @@ def tiny_workload(**kw) -> Workload:
 def zoo(tmp_path_factory) -> tuple[nn.Module, Workload, Path, Prepared]:
     torch.manual_seed(0)
     model = models.create_model(ZOO_MODEL)
-    workload = Workload(ZOO_MODEL, batch_size=1, resolution=ZOO_RES, options=(("compute_units", "CPU_ONLY"),))
+    workload = Workload(ZOO_MODEL, batch_size=1, resolution=ZOO_RES, options=(("units", "CPU_ONLY"),))
     cache = tmp_path_factory.mktemp("coreml-zoo")
     return model, workload, cache, CoreMLBackend().prepare(model, workload, cache)
 
@@ -97,7 +97,7 @@ def test_auto_frontend_falls_back_to_export_and_records_it(tmp_path, monkeypatch
     assert "trace: RuntimeError: unsupported op" in prepared.detail["coreml_warnings"]
     assert backend.prepare(tiny_net(), workload, tmp_path).detail["frontend"] == "export"  # kept in the cache
     with pytest.raises(RuntimeError, match=r"Core ML conversion failed \(trace: RuntimeError: unsupported op\)"):
-        backend.prepare(tiny_net(), tiny_workload(options=(("coreml_frontend", "trace"),)), tmp_path)
+        backend.prepare(tiny_net(), tiny_workload(options=(("frontend", "trace"),)), tmp_path)
 
 
 def copy_cache(src: Path, dst: Path) -> Path:
@@ -123,7 +123,7 @@ def drop_manifest(package: Path) -> None:
 
 
 def drop_metadata(package: Path) -> None:
-    package.with_suffix(".json").unlink()  # as after a run killed between package and metadata
+    package.with_name(package.name + ".json").unlink()  # as after a run killed between package and metadata
 
 
 @pytest.mark.parametrize("damage", [flip_weight_bytes, truncate_spec, drop_manifest, drop_metadata])
@@ -160,7 +160,7 @@ def test_cache_key_separates_weights_shapes_and_precision_but_not_compute_units(
     assert path(tiny_net(0), Workload("tiny", batch_size=4, resolution=32)) != base
     assert path(tiny_net(0), Workload("tiny", batch_size=2, resolution=64)) != base
     # compute units are picked when loading: one package serves them all
-    assert path(tiny_net(0), tiny_workload(options=(("compute_units", "CPU_AND_NE"),))) == base
+    assert path(tiny_net(0), tiny_workload(options=(("units", "CPU_AND_NE"),))) == base
 
 
 def test_io_problem_names_the_mismatch() -> None:
@@ -178,8 +178,6 @@ def test_io_problem_names_the_mismatch() -> None:
     ("workload", "fragment"),
     [
         (tiny_workload(precision="bf16"), "bf16"),
-        (tiny_workload(options=(("compute_units", "NPU"),)), "compute units"),
-        (tiny_workload(options=(("coreml_frontend", "onnx"),)), "frontend"),
         (tiny_workload(channels_last=True), "torch backend only"),
     ],
 )
@@ -195,7 +193,16 @@ def test_unsupported_settings_are_one_line_bench_errors(tmp_path, workload, frag
 def test_versions_and_platform_flag() -> None:
     backend = CoreMLBackend()
     assert backend.versions()["coremltools"][0].isdigit()
-    assert backend.can_time_here == (sys.platform == "darwin")
+    assert (backend.cannot_time_reason() is None) == (sys.platform == "darwin")
+
+
+@pytest.mark.parametrize(
+    ("values", "fragment"), [({"units": "NPU"}, "--coreml-units"), ({"frontend": "onnx"}, "--coreml-frontend")]
+)
+def test_unknown_option_values_name_their_flag(values, fragment) -> None:
+    with pytest.raises(BenchError) as info:
+        CoreMLBackend.Options.from_mapping(values, "coreml")
+    assert fragment in str(info.value) and "\n" not in str(info.value)
 
 
 @pytest.mark.skipif(sys.platform == "darwin", reason="off macOS only: load must refuse")

@@ -15,8 +15,9 @@ import torch
 
 import models
 from bench.backends import Session, Workload, get_backend
-from bench.engine import Measurer, Settings, default_threads
-from bench.timing import LoopLimits
+from bench.core.arguments import default_threads
+from bench.core.engine import Measurer, Settings
+from bench.core.timing import LoopLimits
 from tests.conftest import QuietProgress
 
 SMALL_MATRIX = (

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from bench.cli import main as cli_main
-from bench.compare import IMPROVED, NOT_SIGNIFICANT, REGRESSION, compare_samples, median_ratio_ci
+from bench.commands.compare import DRIFT, IMPROVED, NOT_SIGNIFICANT, REGRESSION, compare_rounds
+from bench.core.stats import Rounds
 from tests.conftest import assert_one_line_error, run_cli
 from tests.result_fixtures import environment, write_run
 
@@ -30,6 +31,12 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         # casvit_s 20% slower, the rest unchanged
         "slow": write_run(root / "slow", label="slow", seed=3, speed={"casvit_s": 1.2}, **kw),
         "fast": write_run(root / "fast", label="fast", seed=4, speed={"casvit_xs": 0.8}, **kw),
+        # the whole machine 50% slower in two of three rounds: every model moves, none regressed
+        "busy": write_run(root / "busy", label="busy", seed=7, phases=(1.5, 1.5, 1.0), **kw),
+        # the same busy machine, and casvit_s really 15% slower
+        "busy_slow": write_run(
+            root / "busy_slow", label="busy_slow", seed=8, phases=(1.5, 1.0, 1.5), speed={"casvit_s": 1.15}, **kw
+        ),
         "failing": write_run(root / "failing", label="failing", seed=5, failed={"swiftformer_xs": "boom"}, **kw),
         "other_env": write_run(
             root / "other",
@@ -69,7 +76,8 @@ def test_json_output_has_ratio_ci_and_p_value(runs: dict[str, Path], capsys: pyt
     assert slow["ratio"] == pytest.approx(1.2, abs=0.03)
     assert slow["ci_low"] > 1.05 and slow["p_value"] < 0.01 and slow["verdict"] == REGRESSION
     assert rows["casvit_xs"]["ci_low"] < 1 < rows["casvit_xs"]["ci_high"]
-    assert {r["n_old"] for r in rows.values()} == {80}
+    assert {r["rounds_old"] for r in rows.values()} == {3}
+    assert {r["basis"] for r in rows.values()} == {"drift-corrected"}
 
 
 def test_threshold_decides_what_counts(runs: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
@@ -96,20 +104,56 @@ def test_different_environments_warn_on_one_line(runs: dict[str, Path], capsys: 
     assert "hostname bench-a -> bench-b" in err[0] and "cpu_model" in err[0]
 
 
-def test_large_change_on_few_noisy_samples_is_not_significant() -> None:
+def test_machine_phase_is_drift_not_a_regression(runs: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["compare", str(runs["old"]), str(runs["busy"]), "--format", "json"]) == 0
+    rows = {r["model"]: r for r in json.loads(capsys.readouterr().out)}
+    assert all(r["raw_change_pct"] > 20 for r in rows.values())  # raw: everything looks slower
+    assert {r["verdict"] for r in rows.values()} == {DRIFT}
+
+
+def test_one_slower_model_on_a_busy_machine_is_caught(
+    runs: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli_main(["compare", str(runs["old"]), str(runs["busy_slow"]), "--format", "json"]) == 1
+    rows = {r["model"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["casvit_s"]["verdict"] == REGRESSION
+    assert rows["casvit_s"]["change_pct"] == pytest.approx(15, abs=3)
+    assert {rows[m]["verdict"] for m in MODELS if m != "casvit_s"} == {DRIFT}
+
+
+def _side(rng: np.random.Generator, median: float, phases: list[float], n: int = 20, sigma: float = 0.03) -> Rounds:
+    samples = [median * f * np.exp(rng.normal(0, sigma, n)) for f in phases]
+    return Rounds(samples, [5.0 * f * float(np.exp(rng.normal(0, 0.01))) for f in phases])
+
+
+def test_false_positive_rate_under_random_machine_phases() -> None:
+    """A/A under phases like the CI VM's (each round 1.0x or 1.5x at random): at most 1% flagged."""
+    flagged = 0
+    for seed in range(200):
+        rng = np.random.default_rng(seed)
+        phases = [list(rng.choice([1.0, 1.5], 3)) for _ in range(2)]
+        old, new = _side(rng, 10.0, phases[0]), _side(rng, 10.0, phases[1])
+        verdict = compare_rounds(old, new, threshold=5, alpha=0.01, n_boot=300, seed=(seed,))["verdict"]
+        flagged += verdict in (REGRESSION, IMPROVED)
+    assert flagged <= 2
+
+
+def test_power_for_a_15_percent_slowdown_under_phases() -> None:
+    caught = 0
+    for seed in range(50):
+        rng = np.random.default_rng(1000 + seed)
+        phases = [list(rng.choice([1.0, 1.5], 3)) for _ in range(2)]
+        old, new = _side(rng, 10.0, phases[0]), _side(rng, 11.5, phases[1])
+        caught += compare_rounds(old, new, threshold=5, alpha=0.01, n_boot=300, seed=(seed,))["verdict"] == REGRESSION
+    assert caught >= 45
+
+
+def test_few_noisy_rounds_are_not_significant() -> None:
     rng = np.random.default_rng(0)
-    old = 10 * np.exp(rng.normal(0, 0.4, 6))
-    new = 11 * np.exp(rng.normal(0, 0.4, 6))
-    result = compare_samples(old, new, threshold=5, alpha=0.01, n_boot=500, seed=(0,))
-    assert result["verdict"] == NOT_SIGNIFICANT
-
-
-def test_bootstrap_ci_is_seeded_and_covers_the_ratio() -> None:
-    rng = np.random.default_rng(1)
-    old, new = rng.normal(10, 0.3, 200), rng.normal(12, 0.3, 200)
-    ci = median_ratio_ci(old, new, 0.99, 1000, np.random.default_rng(7))
-    assert ci == median_ratio_ci(old, new, 0.99, 1000, np.random.default_rng(7))
-    assert ci[0] < np.median(new) / np.median(old) < ci[1] and ci[0] > 1.15
+    old = Rounds([10 * np.exp(rng.normal(0, 0.4, 6)) for _ in range(2)], None)
+    new = Rounds([11 * np.exp(rng.normal(0, 0.4, 6)) for _ in range(2)], None)
+    result = compare_rounds(old, new, threshold=5, alpha=0.01, n_boot=500, seed=(0,))
+    assert result["verdict"] == NOT_SIGNIFICANT and result["basis"].startswith("raw")
 
 
 def test_bad_input_is_one_line_exit_2(runs: dict[str, Path], tmp_path: Path) -> None:

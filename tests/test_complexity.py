@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench import complexity as cx
-from bench.errors import BenchError
+from bench.commands import complexity as cx
+from bench.core.errors import BenchError
 from tests.conftest import assert_one_line_error, run_cli
 
 # ------------------------------------------------------------------------------------------- expressions

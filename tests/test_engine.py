@@ -17,15 +17,17 @@ import pytest
 import torch
 
 import models
-from bench import engine
 from bench.backends import Workload
 from bench.backends.onnx import OnnxBackend
 from bench.backends.torch_backend import TorchBackend
-from bench.errors import BenchError
-from bench.parity import check_parity
-from bench.results import SUMMARY_FILE, TIMM_COLUMNS, completed_keys, load_results
-from bench.stats import summarize
-from bench.timing import LoopLimits, timed_loop
+from bench.commands import run as run_command
+from bench.core import engine
+from bench.core.errors import BenchError
+from bench.core.parity import check_parity
+from bench.core.schema import TIMM_COLUMNS
+from bench.core.stats import summarize
+from bench.core.store import SUMMARY_FILE, completed_keys, load_results
+from bench.core.timing import LoopLimits, timed_loop
 from tests.conftest import REPO, QuietProgress, assert_one_line_error, run_cli
 
 FAST = ("--resolution", "64", "--warmup", "1", "--warmup-time", "0", "--iters", "3", "--min-time", "0", "--no-progress")
@@ -180,14 +182,14 @@ def test_failed_model_is_recorded_and_the_run_goes_on(tmp_path: Path, monkeypatc
 
     monkeypatch.setattr(engine, "build_model", build)
     args = engine_args("--backend", "torch", "--models", "casvit_xs,swiftformer_xs", *FAST, "--out", str(tmp_path))
-    _, rows = engine.run(engine.parse_settings(args), tmp_path, tmp_path / "cache", False, False, False)
+    _, rows = engine.run(run_command.parse_settings(args), tmp_path, tmp_path / "cache", False, False, False)
     assert [r["status"] for r in rows] == ["failed", "ok"]
     assert rows[0]["error"] == "RuntimeError: export exploded"
 
 
 def engine_args(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    engine.add_arguments(parser)
+    run_command.add_arguments(parser)
     return parser.parse_args(list(argv))
 
 
@@ -250,17 +252,23 @@ def test_resume_after_a_killed_run(tmp_path: Path) -> None:
     ("argv", "fragments"),
     [
         (["--models", "casvit_xz"], ["unknown model 'casvit_xz'", "casvit_xs"]),
-        (["--backend", "tensorrt"], ["unknown backend 'tensorrt'"]),
+        (["--backend", "tensorrt"], ["--backend", "'tensorrt'"]),
         (["--device", "tpu"], ["unknown device 'tpu'"]),
-        (["--precision", "int3"], ["unknown precision 'int3'"]),
-        (["--batch-sizes", "0"], ["--batch-sizes must be positive integers", "'0'"]),
+        (["--precision", "int3"], ["--precision", "'int3'"]),
+        (["--batch-sizes", "0"], ["--batch-sizes must be between 1 and", "got 0"]),
+        (["--batch-sizes", "²"], ["--batch-sizes", "digits 0-9", "'²'"]),
+        (["--batch-sizes", "1,1"], ["--batch-sizes lists 1 more than once"]),
+        (["--threads", "100000"], ["--threads must be between 1 and 1024"]),
+        (["--threads", "²"], ["--threads", "digits"]),
+        (["--seed", "99999999999"], ["--seed must be between 0 and 4294967295"]),
         (["--batch-sizes", "1,-4"], ["--batch-sizes", "'-4'"]),
         (["--batch-sizes", "eight"], ["--batch-sizes", "'eight'"]),
         (["--iters", "0"], ["--iters"]),
         (["--warmup", "1.5"], ["--warmup"]),
         (["--resolution", "100"], ["resolution 100 is not a positive multiple of 32"]),
         (["--min-time", "-1"], ["--min-time"]),
-        (["--coreml-units", "GPU_ONLY"], ["compute units"]),
+        (["--coreml-units", "GPU_ONLY"], ["--coreml-units", "GPU_ONLY"]),
+        (["--onnx-graph-opt", "max"], ["--onnx-graph-opt", "'max'"]),
     ],
 )
 def test_bad_input_is_a_one_line_error(argv: list[str], fragments: list[str]) -> None:
@@ -276,7 +284,7 @@ def test_unwritable_output_directory(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     proc = run_cli("run", "--backend", "torch", "--models", "casvit_xs", *FAST, "--out", str(blocker / "sub"))
-    assert_one_line_error(proc, "cannot write results")
+    assert_one_line_error(proc, "--out", "not writable")
 
 
 def test_foreign_results_file_under_resume(tmp_path: Path) -> None:

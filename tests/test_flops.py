@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from bench import flops
+from bench.commands import flops as flops_command
+from bench.core import counting
 from tests.conftest import assert_one_line_error, run_cli
 
 
@@ -38,15 +39,15 @@ FC_MACS = 8 * 10
 
 
 def test_units_are_macs_per_image_and_flopcounter_is_halved() -> None:
-    report = flops.count_model(ConvBnLinear(), "toy", resolution=32, batch_size=4)
+    report = counting.count_model(ConvBnLinear(), "toy", resolution=32, batch_size=4)
     assert report.fvcore_macs == CONV_MACS + BN_FVCORE + POOL_FVCORE + FC_MACS
     # FlopCounterMode counts 2 FLOPs per multiply-add; the report converts it to MACs
     assert report.flopcounter_macs == CONV_MACS + FC_MACS
-    assert flops.fvcore_gmacs(ConvBnLinear(), 32) == pytest.approx(report.fvcore_macs / 1e9)
+    assert counting.fvcore_gmacs(ConvBnLinear(), 32) == pytest.approx(report.fvcore_macs / 1e9)
 
 
 def test_counter_difference_is_explained_by_category() -> None:
-    report = flops.count_model(ConvBnLinear(), "toy", resolution=32)
+    report = counting.count_model(ConvBnLinear(), "toy", resolution=32)
     cats = report.by_category().set_index("category")
     assert cats.loc["conv", "difference_gmacs"] == 0 and cats.loc["conv", "why"] == "identical"
     assert cats.loc["matmul", "difference_gmacs"] == 0
@@ -59,48 +60,48 @@ def test_counter_difference_is_explained_by_category() -> None:
 
 
 def test_uncounted_operators_are_reported_with_occurrences() -> None:
-    report = flops.count_model(ConvBnLinear(), "toy", resolution=32)
+    report = counting.count_model(ConvBnLinear(), "toy", resolution=32)
     assert report.uncounted["sigmoid"] == 1
     assert report.uncounted["mul"] == 1
-    table = flops.uncounted_frame([report])
+    table = flops_command.uncounted_frame([report])
     assert set(table["operator"]) >= {"sigmoid", "mul"}
 
 
 def test_fvcore_gmacs_is_cached_and_leaves_training_mode_alone() -> None:
     model = ConvBnLinear().train()
-    first = flops.fvcore_gmacs(model, 32)
+    first = counting.fvcore_gmacs(model, 32)
     assert model.training, "counting must not leave the model in eval mode"
-    assert flops.fvcore_gmacs(model, 32) == first
-    assert flops._GMACS_CACHE[model][32] == first
+    assert counting.fvcore_gmacs(model, 32) == first
+    assert counting._GMACS_CACHE[model][32] == first
     # counted in eval mode: BatchNorm at 2/elem, not the training-mode price
     assert first * 1e9 == CONV_MACS + BN_FVCORE + POOL_FVCORE + FC_MACS
 
 
 def test_published_counting_rules() -> None:
     model = ConvBnLinear()
-    thop = flops.rule_gmacs(model, 32, flops.THOP_RULE) * 1e9
+    thop = counting.rule_gmacs(model, 32, counting.THOP_RULE) * 1e9
     # thop: BN 4/elem, adaptive pool (window + 1) per output element
     assert thop == CONV_MACS + 2 * BN_FVCORE + (32 * 32 + 1) * 8 + FC_MACS
-    toolbox = flops.rule_gmacs(model, 32, flops.TOOLBOX_RULE) * 1e9
+    toolbox = counting.rule_gmacs(model, 32, counting.TOOLBOX_RULE) * 1e9
     assert toolbox == CONV_MACS + FC_MACS  # EfficientFormer's toolbox skips BN and adaptive pooling
 
 
 def testpublished_match_uses_the_published_rounding() -> None:
-    assert flops.published_decimals(0.56) == 2 and flops.published_decimals(1.3) == 1
-    assert flops.published_match(0.56, 0.5601) == "yes"
-    assert flops.published_match(1.3, 1.3106) == "yes"
-    assert flops.published_match(0.56, 0.5541).startswith("no (-0.6")
-    assert flops.published_match(None, 0.5) == "-"
+    assert counting.published_decimals(0.56) == 2 and counting.published_decimals(1.3) == 1
+    assert flops_command.published_match(0.56, 0.5601) == "yes"
+    assert flops_command.published_match(1.3, 1.3106) == "yes"
+    assert flops_command.published_match(0.56, 0.5541).startswith("no (-0.6")
+    assert flops_command.published_match(None, 0.5) == "-"
 
 
 def test_module_totals_sum_uncalled_containers() -> None:
     scoped = {"": 10.0, "a.0": 3.0, "a.0.x": 1.0, "a.1": 4.0, "b": 3.0}
-    assert flops.module_totals(scoped, ["", "a", "a.0", "b"]) == {"": 10.0, "a": 7.0, "a.0": 3.0, "b": 3.0}
+    assert counting.module_totals(scoped, ["", "a", "a.0", "b"]) == {"": 10.0, "a": 7.0, "a.0": 3.0, "b": 3.0}
 
 
 def test_casvit_matches_its_published_count_under_thop_rules() -> None:
-    report = flops.count_gmacs("casvit_xs")
-    summary = flops.summary_frame([report]).iloc[0]
+    report = counting.count_gmacs("casvit_xs")
+    summary = flops_command.summary_frame([report]).iloc[0]
     assert summary["fvcore_gmacs"] == pytest.approx(0.554062, abs=1e-6)  # official rcvit_xs, fvcore
     assert summary["rule_matches_published"] == "yes"  # thop 0.5601 -> published 0.56
     assert summary["gap_by_category"] == "norm +0.0061, pool +0.0010"

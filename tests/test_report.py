@@ -11,8 +11,10 @@ import pytest
 
 import models
 from bench.cli import main as cli_main
-from bench.formatting import PaperTable, latex_escape, render_paper_table
-from bench.report import load_report, main_table, write_report
+from bench.commands.report import write_report
+from bench.core.formatting import PaperTable, latex_escape, render_paper_table
+from bench.core.reporting import load_report
+from bench.core.tables import main_table
 from tests.conftest import assert_one_line_error, run_cli
 from tests.result_fixtures import environment, write_run
 

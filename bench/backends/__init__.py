@@ -1,25 +1,47 @@
-"""Runtime backends, one module each; :func:`get_backend` is the only lookup."""
+"""Runtime backends, one module each, and the registry: the only place the suite lists them.
+
+Adding a runtime is one new module here (a :class:`Backend` subclass) plus one line in
+:data:`BACKENDS`; nothing outside this package names a backend. Modules are imported lazily, so a
+runtime's heavy or optional packages load only when it is used.
+"""
 
 from __future__ import annotations
 
 import importlib
 
-from bench.backends.base import PRECISIONS, Backend, Prepared, Session, Workload
-from bench.errors import BenchError
+from bench.backends.base import PRECISIONS, Backend, BackendOptions, Prepared, Session, Workload
+from bench.core.errors import BenchError
 
-__all__ = ["BACKENDS", "PRECISIONS", "Backend", "Prepared", "Session", "Workload", "get_backend"]
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_BACKEND",
+    "PRECISIONS",
+    "Backend",
+    "BackendOptions",
+    "Prepared",
+    "Session",
+    "Workload",
+    "backend_class",
+    "get_backend",
+]
 
-# name -> "module:class"; imported lazily so e.g. coremltools is only loaded when asked for.
+# name -> "module:class", in the order reports show them.
 BACKENDS = {
-    "torch": "bench.backends.torch_backend:TorchBackend",
     "onnx": "bench.backends.onnx:OnnxBackend",
+    "torch": "bench.backends.torch_backend:TorchBackend",
     "coreml": "bench.backends.coreml:CoreMLBackend",
 }
+DEFAULT_BACKEND = "onnx"
+"""What ``bench run`` measures when no ``--backend`` is given: the portable CPU runtime."""
 
 
-def get_backend(name: str) -> Backend:
+def backend_class(name: str) -> type[Backend]:
     try:
         module_name, class_name = BACKENDS[name].split(":")
     except KeyError:
         raise BenchError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}") from None
-    return getattr(importlib.import_module(module_name), class_name)()
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def get_backend(name: str) -> Backend:
+    return backend_class(name)()

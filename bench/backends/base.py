@@ -1,20 +1,92 @@
-"""The small interface every runtime implements, and the workload it is asked to run.
+"""The interface every runtime implements, its own options, and the workload it is asked to run.
 
-A backend turns a PyTorch model into something it can execute (``prepare``: export/convert, cached),
-opens it (``load``) and hands back a :class:`Session` whose ``run`` does exactly one inference on an
-input bound beforehand. The engine owns all timing, so every backend is measured the same way.
+A backend is one module that says everything the rest of the suite needs to know about it: its name
+and display label, the devices it runs on, the packages whose versions identify it, its own command
+line options (a small dataclass), why it cannot run or time here if so, and how to ``prepare``
+(export/convert, cached), ``load`` and run a model. The engine owns all timing, so every backend is
+measured the same way, and no code outside ``bench/backends/`` names a backend.
 """
 
 from __future__ import annotations
 
 import abc
+import argparse
+import dataclasses
+import importlib.metadata
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 from torch import nn
 
+from bench.core.errors import BenchError
+
 PRECISIONS = ("fp32", "fp16", "bf16")
+
+
+def option(default: str, help: str, choices: tuple[str, ...] | None = None) -> Any:
+    """Declare one backend option: a string with a default, a help text and optional choices.
+
+    The command-line flag is ``--<backend>-<field name with dashes>`` (e.g. ``--onnx-graph-opt``).
+    """
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """A backend's own settings; subclasses declare fields with :func:`option`.
+
+    Only the chosen backend's options enter a workload, its result rows and its resume key, so
+    changing another backend's flag never changes what a run is.
+    """
+
+    @classmethod
+    def flag(cls, backend: str, name: str) -> str:
+        return f"--{backend}-{name.replace('_', '-')}"
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser, backend: str, label: str) -> None:
+        specs = dataclasses.fields(cls)
+        if not specs:
+            return
+        group = parser.add_argument_group(f"{label} options (--backend {backend})")
+        for spec in specs:
+            choices = spec.metadata.get("choices")
+            group.add_argument(
+                cls.flag(backend, spec.name),
+                dest=f"{backend}_{spec.name}",
+                default=spec.default,
+                choices=choices,
+                help=f"{spec.metadata.get('help', '')} (default: {spec.default})",
+            )
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, backend: str) -> BackendOptions:
+        values = {spec.name: getattr(args, f"{backend}_{spec.name}", spec.default) for spec in dataclasses.fields(cls)}
+        return cls.from_mapping(values, backend)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, str], backend: str) -> BackendOptions:
+        """Options from ``values``, each checked against its choices (a one-line error naming the flag)."""
+        known = {spec.name: spec for spec in dataclasses.fields(cls)}
+        for name, value in values.items():
+            spec = known.get(name)
+            if spec is None:
+                raise BenchError(f"the {backend} backend has no option {name!r}")
+            choices = spec.metadata.get("choices")
+            if choices and value not in choices:
+                raise BenchError(f"{cls.flag(backend, name)}: unknown value {value!r}; choose {', '.join(choices)}")
+        return cls(**{k: str(v) for k, v in values.items()})
+
+    def items(self) -> tuple[tuple[str, str], ...]:
+        return tuple((spec.name, str(getattr(self, spec.name))) for spec in dataclasses.fields(self))
+
+
+@dataclass(frozen=True)
+class NoOptions(BackendOptions):
+    """For backends without options of their own."""
 
 
 @dataclass(frozen=True)
@@ -30,7 +102,7 @@ class Workload:
     channels_last: bool = False
     compile: bool = False
     options: tuple[tuple[str, str], ...] = ()
-    """Backend-specific settings (e.g. ORT graph optimization level, Core ML compute units)."""
+    """The backend's own options (:meth:`BackendOptions.items`)."""
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:
@@ -42,7 +114,7 @@ class Workload:
 
 @dataclass
 class Prepared:
-    """What ``prepare`` produced: an artifact on disk (or the model itself) and how long it took."""
+    """What ``prepare`` produced: an artifact on disk (or the model itself), and facts about it."""
 
     artifact: Path | None
     cache_hit: bool = False
@@ -70,13 +142,22 @@ class Session(abc.ABC):
 
 
 class Backend(abc.ABC):
-    name: str
-    devices: tuple[str, ...] = ("cpu",)
-    can_time_here: bool = True
-    """False where this platform can prepare models but not execute them (Core ML off macOS)."""
+    name: ClassVar[str]
+    label: ClassVar[str]
+    """How tables and plots name the runtime, e.g. ``ONNX Runtime``."""
+    packages: ClassVar[tuple[str, ...]]
+    """Distributions whose versions identify this runtime; the first one installed is the runtime's version."""
+    extra: ClassVar[str | None] = None
+    """The ``pip install .[extra]`` that installs this runtime, where it is optional."""
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    Options: ClassVar[type[BackendOptions]] = NoOptions
+
+    def cannot_time_reason(self) -> str | None:
+        """Why this platform can prepare models but not time them (None: it can)."""
+        return None
 
     def check(self, workload: Workload) -> None:  # noqa: B027 - optional hook
-        """Raise :class:`bench.errors.BenchError` if ``workload`` cannot run here (before any work)."""
+        """Raise :class:`bench.core.errors.BenchError` if ``workload`` cannot run here (before any work)."""
 
     @abc.abstractmethod
     def prepare(self, model: nn.Module, workload: Workload, cache_dir: Path) -> Prepared: ...
@@ -84,5 +165,22 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def load(self, model: nn.Module, prepared: Prepared, workload: Workload, example: np.ndarray) -> Session: ...
 
-    def versions(self) -> dict[str, str]:
-        return {}
+    def evict(self, prepared: Prepared) -> bool:
+        """Remove a cached artifact that failed its parity check; True if there was one to remove."""
+        return False
+
+    @classmethod
+    def versions(cls) -> dict[str, str]:
+        """Installed versions of :attr:`packages` (those not installed are left out)."""
+        found = {}
+        for package in cls.packages:
+            try:
+                found[package] = importlib.metadata.version(package)
+            except importlib.metadata.PackageNotFoundError:
+                continue
+        return found
+
+    @classmethod
+    def runtime_version(cls, versions: Mapping[str, object]) -> str | None:
+        """The runtime's version among recorded package ``versions`` (e.g. an old run's environment)."""
+        return next((str(versions[p]) for p in cls.packages if versions.get(p)), None)

@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import io
-import json
 import logging
-import os
 import platform
-import shutil
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
@@ -31,8 +27,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.backends.base import Backend, Prepared, Session, Workload
-from bench.errors import BenchError
+from bench.backends import artifacts
+from bench.backends.base import Backend, BackendOptions, Prepared, Session, Workload, option
+from bench.core.errors import BenchError
+from bench.core.util import one_line
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -128,30 +126,6 @@ def coremltools_version() -> str:
         return "not installed"
 
 
-def weights_digest(model: nn.Module) -> str:
-    """Hash of every tensor in the state dict (name, dtype, shape, bytes): different checkpoints, different key."""
-    h = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        t = tensor.detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()[:16]
-
-
-def package_digest(package: Path) -> str:
-    """SHA-256 over the relative path and contents of every file in an ``.mlpackage`` directory."""
-    h = hashlib.sha256()
-    files = sorted(p for p in package.rglob("*") if p.is_file())
-    if not files:
-        raise FileNotFoundError(f"{package} has no files")
-    for path in files:
-        h.update(path.relative_to(package).as_posix().encode() + b"\0")
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
-
-
 def read_io(package: Path) -> dict[str, Any]:
     """Program type and input/output names, shapes and dtypes of a package, read without loading it."""
     ct = _ct()
@@ -197,11 +171,6 @@ def _source(model: nn.Module, example: torch.Tensor, frontend: str) -> Any:
         return torch.export.export(model, (example,)).run_decompositions({})
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:200]
-
-
 def convert(
     model: nn.Module, workload: Workload, package: Path, notes: list[str], frontend: str = "auto"
 ) -> tuple[tuple[int, ...], str]:
@@ -218,7 +187,7 @@ def convert(
         raise TypeError(f"{workload.model_name}: Core ML conversion expects one logits tensor as output")
     failures = []
     for attempt in ("trace", "export") if frontend == "auto" else (frontend,):
-        _remove(package)  # nothing half-written by a failed attempt may survive
+        artifacts.remove(package)  # nothing half-written by a failed attempt may survive
         said: list[str] = []  # kept only from the attempt that succeeds: a failure is summed up in one line
         try:
             with _quiet(said):
@@ -233,27 +202,13 @@ def convert(
                 )
                 mlmodel.save(str(package))
         except Exception as exc:
-            failures.append(f"{attempt}: {_first_line(exc)}")
+            failures.append(f"{attempt}: {one_line(exc, 200)}")
             continue
         if failures:
             notes.append(f"converted with {attempt} after {'; '.join(failures)}")
         notes.extend(said)
         return tuple(output.shape), attempt
     raise RuntimeError(f"Core ML conversion failed ({' | '.join(failures)})")
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 class CoreMLSession(Session):
@@ -272,32 +227,37 @@ class CoreMLSession(Session):
         return np.asarray(out[OUTPUT_NAME], dtype=np.float32)
 
 
-class CoreMLBackend(Backend):
-    """Options read from ``Workload.options``.
+@dataclass(frozen=True)
+class CoreMLOptions(BackendOptions):
+    units: str = option("ALL", "Core ML compute units, chosen when the package is loaded", COMPUTE_UNITS)
+    frontend: str = option(
+        "auto",
+        "how the model reaches coremltools: trace, export (torch.export), or auto (trace, then export)",
+        FRONTENDS,
+    )
 
-    ``compute_units``: ALL (default), CPU_ONLY, CPU_AND_GPU or CPU_AND_NE, applied when loading;
-    ``coreml_frontend``: auto (default), trace or export, applied when converting (see FRONTENDS).
-    """
+
+class CoreMLBackend(Backend):
+    """Converts anywhere; predicts (and so times) only on macOS, where the Core ML framework is."""
 
     name = "coreml"
+    label = "Core ML"
+    packages = ("coremltools",)
     devices = ("cpu",)
-    can_time_here = sys.platform == "darwin"
+    Options = CoreMLOptions
+
+    def cannot_time_reason(self) -> str | None:
+        return None if sys.platform == "darwin" else f"Core ML timing needs macOS (this is {sys.platform})"
 
     def check(self, workload: Workload) -> None:
         if workload.precision not in COMPUTE_PRECISION:
             raise BenchError(
                 f"the coreml backend supports --precision fp32 or fp16 (compute precision), not {workload.precision}"
             )
-        units = workload.option("compute_units", "ALL")
-        if units not in COMPUTE_UNITS:
-            raise BenchError(f"unknown Core ML compute units {units!r}; choose {', '.join(COMPUTE_UNITS)}")
         if workload.device not in self.devices:
             raise BenchError(
                 f"the coreml backend picks its processor with compute units, not --device {workload.device}"
             )
-        frontend = workload.option("coreml_frontend", "auto")
-        if frontend not in FRONTENDS:
-            raise BenchError(f"unknown Core ML frontend {frontend!r}; choose {', '.join(FRONTENDS)}")
         if workload.channels_last or workload.compile:
             raise BenchError("--channels-last and --compile apply to the torch backend only")
 
@@ -312,79 +272,51 @@ class CoreMLBackend(Backend):
             "model": workload.model_name,
             "input_shape": list(workload.input_shape),
             "precision": workload.precision,
-            "frontend": workload.option("coreml_frontend", "auto"),
+            "frontend": workload.option("frontend", "auto"),
             "target": DEPLOYMENT_TARGET,
             "coremltools": coremltools_version(),
             "torch": torch.__version__,
-            "weights": weights_digest(model),
+            "weights": artifacts.weights_digest(model),
         }
 
     def cache_path(self, key: dict[str, Any], workload: Workload, cache_dir: Path) -> Path:
-        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         b, _, r, _ = workload.input_shape
-        return Path(cache_dir) / "coreml" / f"{workload.model_name}-b{b}-r{r}-{workload.precision}-{digest}.mlpackage"
-
-    def read_entry(
-        self, package: Path, meta_path: Path, key: dict[str, Any], workload: Workload
-    ) -> tuple[dict[str, Any], str | None]:
-        """The cache entry's metadata, and why it cannot be used (None when it can): missing, altered, unreadable."""
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (OSError, ValueError) as exc:
-            return {}, f"metadata unreadable ({type(exc).__name__})"
-        if not isinstance(meta, dict) or meta.get("key") != key:
-            return {}, "metadata does not match"
-        try:
-            if package_digest(package) != meta.get("sha256"):
-                return meta, "package files changed since they were written"
-            found = read_io(package)
-        except Exception as exc:  # any failure to read the package means: rebuild it
-            return meta, f"package unreadable ({_first_line(exc)})"
-        return meta, io_problem(found, workload.input_shape, tuple(meta.get("output_shape", ())))
+        stem = f"{workload.model_name}-b{b}-r{r}-{workload.precision}"
+        return artifacts.entry_path(cache_dir, "coreml", stem, ".mlpackage", key)
 
     def prepare(self, model: nn.Module, workload: Workload, cache_dir: Path) -> Prepared:
         self.check(workload)
         key = self.cache_key(model, workload)
         package = self.cache_path(key, workload, cache_dir)
-        meta_path = package.with_suffix(".json")
+        notes: list[str] = []
+
+        def build(staged: Path) -> dict[str, Any]:
+            output_shape, used = convert(model, workload, staged, notes, key["frontend"])
+            return {"output_shape": list(output_shape), "frontend": used}
+
+        def check(path: Path, meta: dict) -> str | None:
+            return io_problem(read_io(path), workload.input_shape, tuple(meta.get("output_shape", ())))
+
+        t0 = time.perf_counter()
+        entry = artifacts.cached(package, key, build, check)
         detail = {
-            "compute_units": workload.option("compute_units", "ALL"),
+            "compute_units": workload.option("units", "ALL"),
             "compute_precision": COMPUTE_PRECISION[workload.precision],
             "deployment_target": DEPLOYMENT_TARGET,
             "threads": "not settable in Core ML",
+            "coreml_cache": entry.status,
+            "frontend": str(entry.meta.get("frontend")),
         }
-        status = "miss"
-        if package.exists() or meta_path.exists():
-            meta, problem = self.read_entry(package, meta_path, key, workload)
-            if problem is None:
-                detail.update(coreml_cache="hit", frontend=str(meta.get("frontend")))
-                return Prepared(artifact=package, cache_hit=True, detail=detail)
-            status = f"rebuilt: {problem}"[:200]
-            _remove(package)
-            _remove(meta_path)
-
-        package.parent.mkdir(parents=True, exist_ok=True)
-        notes: list[str] = []
-        t0 = time.perf_counter()
-        with tempfile.TemporaryDirectory(dir=package.parent, prefix=".convert-") as tmp:
-            staged = Path(tmp) / package.name
-            output_shape, used = convert(model, workload, staged, notes, key["frontend"])
-            problem = io_problem(read_io(staged), workload.input_shape, output_shape)
-            if problem is not None:
-                raise RuntimeError(f"Core ML conversion produced an unexpected interface: {problem}")
-            meta = {"key": key, "sha256": package_digest(staged), "output_shape": list(output_shape), "frontend": used}
-            # A run started beside this one may have finished the same entry meanwhile: keep its
-            # package rather than deleting files it may be reading.
-            if not meta_path.exists() or self.read_entry(package, meta_path, key, workload)[1] is not None:
-                _remove(package)
-                os.replace(staged, package)
-                _atomic_write(meta_path, json.dumps(meta, indent=1, sort_keys=True))  # last: entry complete
-        detail.update(coreml_cache=status, frontend=used, convert_s=f"{time.perf_counter() - t0:.1f}")
+        if not entry.hit:
+            detail["convert_s"] = f"{time.perf_counter() - t0:.1f}"
         if notes:
             detail["coreml_warnings"] = " | ".join(notes)[:300]
         if _notes:
             detail["coremltools_note"] = " | ".join(_notes)[:300]
-        return Prepared(artifact=package, cache_hit=False, detail=detail)
+        return Prepared(artifact=package, cache_hit=entry.hit, detail=detail)
+
+    def evict(self, prepared: Prepared) -> bool:
+        return prepared.artifact is not None and artifacts.evict(prepared.artifact)
 
     def load(self, model: nn.Module, prepared: Prepared, workload: Workload, example: np.ndarray) -> Session:
         if sys.platform != "darwin":
@@ -395,7 +327,7 @@ class CoreMLBackend(Backend):
         if prepared.artifact is None:
             raise BenchError("the coreml backend needs a converted package; call prepare first")
         ct = _ct()
-        units = workload.option("compute_units", "ALL")
+        units = workload.option("units", "ALL")
         with _quiet([]):
             mlmodel = ct.models.MLModel(str(prepared.artifact), compute_units=getattr(ct.ComputeUnit, units))
         error = getattr(mlmodel, "_framework_error", None)
@@ -403,6 +335,3 @@ class CoreMLBackend(Backend):
             raise RuntimeError(f"Core ML could not load {prepared.artifact.name}: {error}")
         detail = {"compute_units": units, "macos": platform.mac_ver()[0]}
         return CoreMLSession(mlmodel, example, detail)
-
-    def versions(self) -> dict[str, str]:
-        return {"coremltools": coremltools_version()}

@@ -1,33 +1,34 @@
 """ONNX Runtime: export once per (model, shape, exporter, versions, weights), cache, validate, run.
 
-The export is cached under a key that includes everything that changes the file, and each cached
-file is checked against its recorded SHA-256 before use, so a truncated or corrupted export is
-rebuilt rather than timed.
+Threads: ``intra_op_num_threads`` = ``--threads``, one inter-op thread, sequential execution.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import io
-import json
-import logging
-import os
-import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from bench.backends.base import Backend, Prepared, Session, Workload
-from bench.errors import BenchError
+from bench.backends import artifacts
+from bench.backends.base import Backend, BackendOptions, Prepared, Session, Workload, option
+from bench.core.errors import BenchError
+from bench.core.util import quiet
 
 OPSET = 17  # TorchScript exporter: first opset with a fused LayerNormalization op
 DYNAMO_OPSET = 18  # the torch.export-based exporter's lowest well-supported opset
 EXPORTERS = ("dynamo", "torchscript")
-DEFAULT_EXPORTER = "dynamo"  # the maintained path; the TorchScript exporter is deprecated since torch 2.9
 GRAPH_OPT_LEVELS = ("disable", "basic", "extended", "all")
+
+
+@dataclass(frozen=True)
+class OnnxOptions(BackendOptions):
+    exporter: str = option(
+        "dynamo", "ONNX exporter: dynamo (torch.export based) or torchscript (legacy, faster)", EXPORTERS
+    )
+    graph_opt: str = option("all", "ONNX Runtime graph optimization level", GRAPH_OPT_LEVELS)
 
 
 def _ort():
@@ -36,53 +37,23 @@ def _ort():
     return onnxruntime
 
 
-def weights_digest(model: nn.Module) -> str:
-    """A short hash of the model's tensors, so exports of different weights never share a cache entry."""
-    h = hashlib.sha1()
-    for name, tensor in model.state_dict().items():
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:12]
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def export_onnx(model: nn.Module, example: torch.Tensor, path: Path, exporter: str) -> None:
-    """Export with a static input shape (the fixed-resolution families need it) to ``path`` atomically."""
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    exporter_log = logging.getLogger("torch.onnx")
-    level = exporter_log.level
-    exporter_log.setLevel(logging.ERROR)  # e.g. "torchvision is not installed" notices on every export
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            _export(model, example, tmp, exporter)
-    finally:
-        exporter_log.setLevel(level)
-    os.replace(tmp, path)
-
-
-def _export(model: nn.Module, example: torch.Tensor, tmp: Path, exporter: str) -> None:
-    if exporter == "dynamo":
-        program = torch.onnx.export(model, (example,), dynamo=True, opset_version=DYNAMO_OPSET, verbose=False)
-        program.save(str(tmp), external_data=False)
-        return
-    torch.onnx.export(
-        model,
-        (example,),
-        str(tmp),
-        dynamo=False,
-        opset_version=OPSET,
-        input_names=["input"],
-        output_names=["logits"],
-        do_constant_folding=True,
-    )
+    """Export with a static input shape (the fixed-resolution families need it) to ``path``."""
+    with quiet("torch.onnx"):  # e.g. "torchvision is not installed" notices on every export
+        if exporter == "dynamo":
+            program = torch.onnx.export(model, (example,), dynamo=True, opset_version=DYNAMO_OPSET, verbose=False)
+            program.save(str(path), external_data=False)
+            return
+        torch.onnx.export(
+            model,
+            (example,),
+            str(path),
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=["input"],
+            output_names=["logits"],
+            do_constant_folding=True,
+        )
 
 
 def validate_onnx(path: Path) -> None:
@@ -114,7 +85,10 @@ class OnnxSession(Session):
 
 class OnnxBackend(Backend):
     name = "onnx"
+    label = "ONNX Runtime"
+    packages = ("onnxruntime", "onnxruntime-gpu", "onnx", "onnxscript")
     devices = ("cpu", "cuda")
+    Options = OnnxOptions
 
     def check(self, workload: Workload) -> None:
         if workload.precision != "fp32" and workload.device == "cpu":
@@ -123,52 +97,41 @@ class OnnxBackend(Backend):
             raise BenchError("the onnx backend does not support --precision bf16")
         if workload.device == "cuda" and "CUDAExecutionProvider" not in _ort().get_available_providers():
             raise BenchError("--device cuda for onnx needs onnxruntime-gpu (CUDAExecutionProvider is not available)")
-        if workload.option("exporter", DEFAULT_EXPORTER) not in EXPORTERS:
-            raise BenchError(
-                f"unknown ONNX exporter {workload.option('exporter', '')!r}; choose {', '.join(EXPORTERS)}"
-            )
-        if workload.option("graph_opt", "all") not in GRAPH_OPT_LEVELS:
-            raise BenchError(f"unknown graph optimization level; choose {', '.join(GRAPH_OPT_LEVELS)}")
         if workload.channels_last or workload.compile:
             raise BenchError("--channels-last and --compile apply to the torch backend only")
 
-    def cache_path(self, model: nn.Module, workload: Workload, cache_dir: Path) -> Path:
-        exporter = workload.option("exporter", DEFAULT_EXPORTER)
-        key = json.dumps(
-            {
-                "model": workload.model_name,
-                "shape": workload.input_shape,
-                "precision": workload.precision,
-                "exporter": exporter,
-                "opset": DYNAMO_OPSET if exporter == "dynamo" else OPSET,
-                "torch": torch.__version__,
-                "onnx": _onnx_version(),
-                "weights": weights_digest(model),
-            },
-            sort_keys=True,
-        )
-        digest = hashlib.sha1(key.encode()).hexdigest()[:16]
+    def cache_path(self, model: nn.Module, workload: Workload, cache_dir: Path) -> tuple[Path, dict]:
+        exporter = workload.option("exporter", "dynamo")
+        key = {
+            "model": workload.model_name,
+            "shape": workload.input_shape,
+            "precision": workload.precision,
+            "exporter": exporter,
+            "opset": DYNAMO_OPSET if exporter == "dynamo" else OPSET,
+            "torch": torch.__version__,
+            "onnx": _onnx_version(),
+            "weights": artifacts.weights_digest(model),
+        }
         b, _, r, _ = workload.input_shape
-        return (
-            Path(cache_dir) / "onnx" / f"{workload.model_name}-b{b}-r{r}-{workload.precision}-{exporter}-{digest}.onnx"
-        )
+        stem = f"{workload.model_name}-b{b}-r{r}-{workload.precision}-{exporter}"
+        return artifacts.entry_path(cache_dir, "onnx", stem, ".onnx", key), key
 
     def prepare(self, model: nn.Module, workload: Workload, cache_dir: Path) -> Prepared:
-        path = self.cache_path(model, workload, cache_dir)
-        meta_path = path.with_suffix(".json")
-        if path.exists() and meta_path.exists():
-            with contextlib.suppress(OSError, ValueError, KeyError):
-                if json.loads(meta_path.read_text())["sha256"] == file_sha256(path):
-                    return Prepared(artifact=path, cache_hit=True, detail={"export_cache": "hit"})
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path, key = self.cache_path(model, workload, cache_dir)
         example = torch.zeros(workload.input_shape)
         export_model = model
         if workload.precision == "fp16":
             export_model, example = _half(model), example.half()
-        export_onnx(export_model, example, path, workload.option("exporter", DEFAULT_EXPORTER))
-        validate_onnx(path)
-        meta_path.write_text(json.dumps({"sha256": file_sha256(path), "workload": repr(workload)}))
-        return Prepared(artifact=path, cache_hit=False, detail={"export_cache": "miss"})
+
+        def build(staged: Path) -> None:
+            export_onnx(export_model, example, staged, workload.option("exporter", "dynamo"))
+            validate_onnx(staged)
+
+        entry = artifacts.cached(path, key, build)
+        return Prepared(artifact=entry.path, cache_hit=entry.hit, detail={"export_cache": entry.status})
+
+    def evict(self, prepared: Prepared) -> bool:
+        return prepared.artifact is not None and artifacts.evict(prepared.artifact)
 
     def load(self, model: nn.Module, prepared: Prepared, workload: Workload, example: np.ndarray) -> Session:
         ort = _ort()
@@ -197,9 +160,6 @@ class OnnxBackend(Backend):
             **prepared.detail,
         }
         return OnnxSession(session, example, detail)
-
-    def versions(self) -> dict[str, str]:
-        return {"onnxruntime": _ort().__version__, "onnx": _onnx_version()}
 
 
 def _onnx_version() -> str:

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from bench.backends.base import Backend, Prepared, Session, Workload
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -69,7 +69,11 @@ class TorchSession(Session):
 
 
 class TorchBackend(Backend):
+    """Threads: ``torch.set_num_threads(--threads)`` (intra-op); fp16/bf16 through autocast."""
+
     name = "torch"
+    label = "PyTorch"
+    packages = ("torch",)
     devices = ("cpu", "cuda")
 
     def check(self, workload: Workload) -> None:
@@ -95,6 +99,3 @@ class TorchBackend(Backend):
         if workload.compile:
             model = torch.compile(model)
         return TorchSession(model, workload, example)
-
-    def versions(self) -> dict[str, str]:
-        return {"torch": torch.__version__}

@@ -1,4 +1,8 @@
-"""Command line: the arguments of ``bench complexity`` and its ``main``."""
+"""Command line: the arguments of ``bench complexity`` and its ``main``.
+
+Everything counted rather than timed, end to end: the grid, the fits, the verdict and the token
+comparison.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,16 @@ import os
 import time
 from pathlib import Path
 
-from bench.complexity.analysis import run_counts
-from bench.complexity.cost_model import STATED_MODEL, parse_cost_model
-from bench.complexity.counting import Grid
-from bench.complexity.latency import LatencySettings, run_latency
-from bench.complexity.report import _print, save
-from bench.errors import BenchError
-from bench.selection import positive_int, positive_int_list, select_models
+from bench.commands.complexity.counting import Grid
+from bench.commands.complexity.fits import (
+    STATED_MODEL,
+    parse_cost_model,
+    run_counts,
+)
+from bench.commands.complexity.latency import LatencySettings, run_latency
+from bench.commands.complexity.report import _print, save
+from bench.core.arguments import positive_int, positive_int_list, select_models
+from bench.core.errors import BenchError
 
 DEFAULT_LATENCY_MODELS = "casvit_xs,casvit_s,swiftformer_xs,efficientformerv2_s0,mobilevitv2_050"
 

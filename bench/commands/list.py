@@ -7,8 +7,8 @@ import argparse
 import pandas as pd
 
 import models
-from bench.formatting import FORMATS, render
-from bench.selection import select_models
+from bench.core.arguments import select_models
+from bench.core.formatting import FORMATS, render
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

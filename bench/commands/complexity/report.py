@@ -1,9 +1,13 @@
-"""Plots (matplotlib Agg canvas, the report module's style; PNG and SVG)."""
+"""Plots (matplotlib Agg canvas, the report module's style; PNG and SVG).
+
+Output: the console tables, ``summary.md``, the CSV files and the plots.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import itertools
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,10 +18,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from bench import plots
-from bench.complexity.cost_model import CostModel
-from bench.complexity.fits import Fit, design_matrix
-from bench.complexity.terms import COUNTED_TERMS, UNCOUNTED_TERMS
+from bench.commands.complexity.counting import COUNTED_TERMS, UNCOUNTED_TERMS
+from bench.commands.complexity.fits import STATED_MODEL, CostModel, Counts, Fit, design_matrix
+from bench.commands.complexity.latency import Latency, latency_words
+from bench.core import plots
+from bench.core.errors import BenchError
+from bench.core.formatting import markdown_table, text_table
 
 _MIXER_STYLE = {"CATM": ("#D55E00", "*"), "MSA": ("#0072B2", "o")}
 _COUNTER_LABEL = {"flopcounter": "conv MACs (FlopCounterMode)", "fvcore": "MACs (fvcore)"}
@@ -126,9 +132,8 @@ def _latency_panel(ax, data: pd.DataFrame, exponents: pd.DataFrame, styles: dict
 def plot_latency_vs_tokens(mixers: pd.DataFrame, nets: pd.DataFrame, exponents: pd.DataFrame, out: Path) -> list[Path]:
     """Top row: CATM vs MSA alone; bottom row: whole networks across resolutions; one column per backend."""
     backends = list(dict.fromkeys([*mixers["backend"], *nets["backend"]]))
-    net_styles = {
-        n: plots.FAMILY_STYLE.get(f, ("#000000", "P")) for n, f in zip(nets["what"], nets["family"], strict=True)
-    }
+    styles = plots.family_styles(list(dict.fromkeys(nets["family"])))
+    net_styles = {n: styles[f] for n, f in zip(nets["what"], nets["family"], strict=True)}
     with _figure(len(backends), 2, width=6.5, height=4.8) as (fig, axes):
         for col, backend in enumerate(backends):
             _latency_panel(axes[0][col], mixers[mixers["backend"] == backend], exponents, _MIXER_STYLE)
@@ -167,3 +172,109 @@ def plot_operator_terms(catm: pd.DataFrame, out: Path) -> list[Path]:
         )
         ax.legend(fontsize=9, loc="center left", bbox_to_anchor=(1.0, 0.5))
         return _save_figure(fig, out, "operator_terms")
+
+
+def _print(model: CostModel, c: Counts, latency: Latency | None, notes: list[str]) -> None:
+    print(f"Verdict on Ω(CATM) = {STATED_MODEL}")
+    print(text_table(c.verdict))
+    print("\n" + textwrap.fill(c.plain, 110))
+    print("\nLeast-squares fits on {b·HWC², b·HWC, b·C², HWC} (relative residuals)")
+    print(text_table(c.fit_frame, 4))
+    print(f"\n--model {model.text!r}: measured / predicted over the grid")
+    print(text_table(c.comparison, 3))
+    print("\nCATM operator terms (coefficient = term / its scaling; constant means the scaling holds)")
+    print(text_table(c.terms, 3))
+    print("\nExponent of cost vs tokens")
+    print(text_table(c.token_exponents, 3))
+    if latency is not None:
+        print("\nExponent of latency (and of fvcore GMACs) vs tokens")
+        print(text_table(latency.exponents, 3))
+    for note in notes:
+        print(f"note: {note}")
+
+
+def _summary_markdown(model: CostModel, c: Counts, latency: Latency | None, notes: list[str]) -> str:
+    analytic_ok = bool(c.frames["CATM"]["analytic_matches_tally"].all())
+    parts = [
+        f"# CATM complexity: is Ω(CATM) = {STATED_MODEL}?",
+        "",
+        "## Verdict in plain words",
+        "",
+        c.plain,
+        "",
+        markdown_table(c.verdict),
+        "",
+        "## Least-squares fits on {b·HWC², b·HWC, b·C², HWC}",
+        "",
+        "Each row divides by the measured value before solving (relative residuals). `per_image_HWC` is the "
+        "H·W·C coefficient of one image; `implied_b` solves 47 + 10b = per_image_HWC.",
+        "",
+        markdown_table(c.fit_frame, 4),
+        "",
+        f"## `--model {model.text}` against the measurements",
+        "",
+        markdown_table(c.comparison, 3),
+        "",
+        "## CATM operator terms",
+        "",
+        "Counted terms are fvcore's, per module. The uncounted ones are derived by hand from the forward pass "
+        f"(`catm_uncounted`) and {'agree' if analytic_ok else 'DISAGREE'} with a dispatch-level tally at every "
+        "grid point.",
+        "",
+        markdown_table(c.terms, 3),
+        "",
+        "## Cost vs tokens: CATM vs a standard MSA of the same width",
+        "",
+        "Least-squares exponents of log cost vs log tokens, over the whole range and over its upper half "
+        "(tokens at or above the geometric middle), where the MSA's quadratic term dominates.",
+        "",
+        markdown_table(c.token_exponents, 3),
+        "",
+    ]
+    if latency is not None:
+        parts += [
+            "## Latency vs tokens",
+            "",
+            "Median latency at batch 1; exponents as above, of log latency vs log tokens "
+            "(`(fvcore count)` rows: fvcore GMACs instead of latency).",
+            "",
+            latency_words(latency.exponents),
+            "",
+            markdown_table(latency.exponents, 3),
+            "",
+        ]
+    parts += ["## Notes", "", *[f"- {n}" for n in notes], ""]
+    return "\n".join(parts)
+
+
+def save(model: CostModel, c: Counts, latency: Latency | None, notes: list[str], out: Path) -> list[Path]:
+    """CSV tables, ``summary.md`` and the plots; returns the paths written."""
+    tables = {
+        "grid_catm.csv": c.frames["CATM"],
+        "grid_cas_block.csv": c.frames["CAS block"],
+        "fits.csv": c.fit_frame,
+        "model_comparison.csv": c.comparison,
+        "operator_terms.csv": c.terms,
+        "verdict.csv": c.verdict,
+        "tokens.csv": c.tokens,
+        "token_exponents.csv": c.token_exponents,
+    }
+    if latency is not None:
+        tables["latency.csv"] = pd.concat([latency.mixers, latency.networks], ignore_index=True)
+        tables["latency_exponents.csv"] = latency.exponents
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for name, frame in tables.items():
+            frame.to_csv(out / name, index=False)
+            written.append(out / name)
+        (out / "summary.md").write_text(_summary_markdown(model, c, latency, notes))
+        written.append(out / "summary.md")
+        written += plot_measured_vs_predicted(model, c.frames, c.fits, out)
+        written += plot_cost_vs_tokens(c.tokens, c.token_exponents, out)
+        written += plot_operator_terms(c.frames["CATM"], out)
+        if latency is not None:
+            written += plot_latency_vs_tokens(latency.mixers, latency.networks, latency.exponents, out)
+    except OSError as exc:
+        raise BenchError(f"cannot write to {out}: {exc.strerror or exc}") from None
+    return written

@@ -14,24 +14,23 @@ import sys
 import time
 from pathlib import Path
 
-from bench.results import SCHEMA_VERSION, SUITE_ID
+from bench.core.schema import SCHEMA_VERSION, SUITE_ID
 
-_PACKAGES = (
-    "torch",
-    "onnxruntime",
-    "onnxruntime-gpu",
-    "onnx",
-    "onnxscript",
-    "coremltools",
-    "fvcore",
-    "numpy",
-)
+FRAMEWORK_PACKAGE = "torch"
+"""The framework every model is written in: its eager output is the parity reference of every runtime."""
+CORE_PACKAGES = (FRAMEWORK_PACKAGE, "numpy", "fvcore")
 _REPO = Path(__file__).resolve().parent.parent
 
 
 def package_versions() -> dict[str, str | None]:
+    """Versions of the core packages and of every registered backend's packages (None: not installed)."""
+    from bench.backends import BACKENDS, backend_class
+
+    names = list(CORE_PACKAGES)
+    for backend in BACKENDS:
+        names.extend(backend_class(backend).packages)
     versions: dict[str, str | None] = {}
-    for name in _PACKAGES:
+    for name in dict.fromkeys(names):
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:

@@ -27,10 +27,13 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 
-from bench.errors import BenchError
+from bench.core import label_layout
+from bench.core.errors import BenchError
 
-# family -> (colour, marker); CAS-ViT, the subject of the suite, gets the most salient pair.
-FAMILY_STYLE = {
+# Styles for families that declare none the plots can use (e.g. external networks), in order.
+_SPARE_STYLES = (("#56B4E9", "v"), ("#000000", "P"), ("#999999", "X"), ("#882255", "h"))
+
+STYLE = {
     "casvit": ("#D55E00", "*"),
     "mobilevitv2": ("#0072B2", "o"),
     "swiftformer": ("#009E73", "s"),
@@ -52,8 +55,6 @@ STYLE = {
     "axes.spines.right": False,
     "svg.hashsalt": "mobile-backbone-bench",  # stable SVG ids, so regenerated reports diff cleanly
 }
-LABEL_SIZE = 10
-_HALO = {"boxstyle": "round,pad=0.12", "facecolor": "white", "edgecolor": "none", "alpha": 0.75}
 DPI = 150
 PANEL_W, PANEL_H = 6.2, 4.8
 
@@ -66,9 +67,19 @@ class Panel:
 
 
 def family_styles(families: list[str]) -> dict[str, tuple[str, str]]:
-    """Colour and marker of each family; unknown families take spare styles in the given order."""
+    """Colour and marker of each family, as declared beside its models; others take spare styles in order."""
+    import models
+
+    known = set(models.list_families())
     spare = iter(_SPARE_STYLES * (1 + len(families) // len(_SPARE_STYLES)))
-    return {f: FAMILY_STYLE[f] if f in FAMILY_STYLE else next(spare) for f in families}
+    styles = {}
+    for family in families:
+        if family in known:
+            declared = models.get_family(family)
+            styles[family] = (declared.color, declared.marker)
+        else:
+            styles[family] = next(spare)
+    return styles
 
 
 def _marker_size(marker: str) -> float:
@@ -116,136 +127,6 @@ def _family_legend(fig: Figure, frame: pd.DataFrame, styles: dict[str, tuple[str
         ncols=ncols,
         frameon=False,
     )
-
-
-def _freeze_layout(fig: Figure) -> None:
-    """Fix the layout so labels placed next can be measured in display coordinates."""
-    fig.canvas.draw()
-    fig.set_layout_engine("none")
-
-
-def _overlap(a, b) -> float:
-    w = min(a.x1, b.x1) - max(a.x0, b.x0)
-    h = min(a.y1, b.y1) - max(a.y0, b.y0)
-    return w * h if w > 0 and h > 0 else 0.0
-
-
-_NEAR = ((7, 5, "left", "bottom"), (7, -5, "left", "top"), (-7, 5, "right", "bottom"), (-7, -5, "right", "top"))
-_NEAR += ((0, 10, "center", "bottom"), (0, -10, "center", "top"), (11, 0, "left", "center"))
-_NEAR += ((-11, 0, "right", "center"),)
-
-
-def _keep_cheaper(best: tuple | None, candidate: tuple) -> tuple:
-    """Of two ``(cost, annotation, box)`` label placements keep the cheaper; remove the other from the plot."""
-    if best is None or candidate[0] < best[0]:
-        if best is not None:
-            best[1].remove()
-        return candidate
-    candidate[1].remove()
-    return best
-
-
-def _label_points(ax: Axes, xs, ys, texts, colors, obstacles=()) -> list:
-    """Put each text next to its point where it overlaps no other label, point or the axes edge.
-
-    Greedy: for every point try positions around it, near then farther (with a leader line);
-    take the first free one, or the least crowded. Returns the boxes of the labels.
-    """
-    fig = ax.figure
-    renderer = fig.canvas.get_renderer()
-    frame = ax.get_window_extent(renderer)
-    to_px = ax.transData.transform
-    r = 7 * fig.dpi / 72
-    taken = list(obstacles)
-    placed = []
-    for x, y in zip(xs, ys, strict=True):
-        px, py = to_px((x, y))
-        taken.append(matplotlib.transforms.Bbox([[px - r, py - r], [px + r, py + r]]))
-    candidates = [(*c, 1.0) for c in _NEAR] + [(*c, s) for s in (2.6, 4.2) for c in _NEAR]
-    order = np.argsort(np.asarray(xs, dtype=float))
-    for i in order:
-        best = None
-        for dx, dy, ha, va, scale in candidates:
-            far = scale > 1
-            ann = ax.annotate(
-                texts[i],
-                (xs[i], ys[i]),
-                xytext=(dx * scale, dy * scale),
-                textcoords="offset points",
-                ha=ha,
-                va=va,
-                fontsize=LABEL_SIZE,
-                color=colors[i],
-                arrowprops={"arrowstyle": "-", "color": colors[i], "lw": 0.7, "alpha": 0.7} if far else None,
-                bbox=_HALO,
-                zorder=4,
-            )
-            box = ann.get_window_extent(renderer).expanded(1.04, 1.1)
-            outside = (max(frame.x0 - box.x0, 0) + max(box.x1 - frame.x1, 0) + max(frame.y0 - box.y0, 0)) + max(
-                box.y1 - frame.y1, 0
-            )
-            cost = sum(_overlap(box, t) for t in taken) + 50 * outside * box.height + (5 if far else 0)
-            best = _keep_cheaper(best, (cost, ann, box))
-            if cost == 0:
-                break
-        taken.append(best[2])
-        placed.append(best[2])
-    return placed
-
-
-def _marker_boxes(ax: Axes, xs, ys, radius_pt: float = 7.0) -> list:
-    r = radius_pt * ax.figure.dpi / 72
-    boxes = []
-    for x, y in zip(xs, ys, strict=True):
-        px, py = ax.transData.transform((x, y))
-        boxes.append(matplotlib.transforms.Bbox([[px - r, py - r], [px + r, py + r]]))
-    return boxes
-
-
-def _label_lines(ax: Axes, lines, obstacles) -> list:
-    """Label each ``(xs, ys, text)`` line along itself, where the label hides no point or other label."""
-    renderer = ax.figure.canvas.get_renderer()
-    frame = ax.get_window_extent(renderer)
-    taken = list(obstacles)
-    placed = []
-    for xs, ys, text in lines:
-        pts = ax.transData.transform(np.column_stack([xs, ys]))
-        inside = np.flatnonzero(
-            (pts[:, 0] > frame.x0) & (pts[:, 0] < frame.x1) & (pts[:, 1] > frame.y0) & (pts[:, 1] < frame.y1)
-        )
-        if len(inside) < 3:
-            continue
-        best = None
-        for frac in (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1):
-            i = inside[min(int(frac * (len(inside) - 1)), len(inside) - 2)]
-            (px0, py0), (px1, py1) = pts[i], pts[i + 1]
-            angle = math.degrees(math.atan2(py1 - py0, px1 - px0))
-            ann = ax.annotate(
-                text,
-                (xs[i], ys[i]),
-                xytext=(0, 2),
-                textcoords="offset points",
-                ha="center",
-                va="bottom",
-                rotation=angle,
-                rotation_mode="anchor",
-                fontsize=9,
-                color="0.4",
-                zorder=2,
-            )
-            box = ann.get_window_extent(renderer)
-            inside_frame = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
-            cost = sum(_overlap(box, t) for t in taken) + (0 if inside_frame else 1e9)
-            cost = 1e9 if cost > 0.25 * box.width * box.height else cost  # a hidden label is no label
-            best = _keep_cheaper(best, (cost, ann, box))
-            if cost == 0:
-                break
-        if best is not None and best[0] < 1e9:
-            taken.append(best[2])
-            placed.append(best[2])
-        elif best is not None:
-            best[1].remove()
-    return placed
 
 
 def _pareto(x: np.ndarray, y: np.ndarray, smaller_x_better: bool) -> np.ndarray:
@@ -342,10 +223,10 @@ def _plot_vs_top1(
         ax.set_xlabel(xlabel.format(batch=_batch_label(rows)))
         ax.set_ylabel("ImageNet-1k top-1 (%, published)")
     _family_legend(fig, measurements, styles, title)
-    _freeze_layout(fig)
+    label_layout.freeze_layout(fig)
     for ax, (_, rows) in zip(axes, data, strict=True):
         colors = [styles[f][0] for f in rows["family"]]
-        _label_points(ax, rows[metric].tolist(), rows["top1"].tolist(), rows["name"].tolist(), colors)
+        label_layout.label_points(ax, rows[metric].tolist(), rows["top1"].tolist(), rows["name"].tolist(), colors)
     return fig
 
 
@@ -395,33 +276,6 @@ def plot_throughput_vs_top1(measurements, samples, panels, styles) -> Figure:
     )
 
 
-def _spread_labels(ax: Axes, ends: list[tuple[float, float, str, str]]) -> None:
-    """Labels at the right end of lines, pushed apart vertically so none overlap."""
-    fig = ax.figure
-    gap = (LABEL_SIZE + 2) * fig.dpi / 72
-    pts = sorted(((ax.transData.transform((x, y))[1], x, y, t, c) for x, y, t, c in ends), key=lambda p: p[0])
-    placed: list[float] = []
-    for py, *_ in pts:
-        placed.append(max(py, placed[-1] + gap) if placed else py)
-    top = ax.get_window_extent().y1
-    shift = max(placed[-1] - top, 0) if placed else 0  # keep the column inside the axes if it can
-    placed = [p - shift for p in placed]
-    for i in range(len(placed) - 2, -1, -1):
-        placed[i] = min(placed[i], placed[i + 1] - gap)
-    for (py, x, y, text, color), ty in zip(pts, placed, strict=True):
-        ax.annotate(
-            text,
-            (x, y),
-            xytext=(8, (ty - py) * 72 / fig.dpi),
-            textcoords="offset points",
-            va="center",
-            ha="left",
-            fontsize=LABEL_SIZE,
-            color=color,
-            arrowprops={"arrowstyle": "-", "color": color, "lw": 0.6, "alpha": 0.6},
-        )
-
-
 def plot_throughput_vs_batch(measurements, samples, panels, styles) -> Figure:
     data = _panel_rows(measurements, panels, lambda d: d if d["batch"].nunique() > 1 else d.iloc[0:0])
     if not data:
@@ -452,10 +306,12 @@ def plot_throughput_vs_batch(measurements, samples, panels, styles) -> Figure:
         ax.set_xlabel("Batch size")
         ax.set_ylabel("Throughput (images/s)")
     _family_legend(fig, measurements, styles, "Throughput vs batch size")
-    _freeze_layout(fig)
+    label_layout.freeze_layout(fig)
     for ax, (_, rows) in zip(axes, data, strict=True):
         last = rows.sort_values("batch").groupby(["model", "resolution"], sort=False).tail(1)
-        _spread_labels(ax, [(r.batch, r.throughput_ips, r.name, styles[r.family][0]) for r in last.itertuples()])
+        label_layout.spread_labels(
+            ax, [(r.batch, r.throughput_ips, r.name, styles[r.family][0]) for r in last.itertuples()]
+        )
     return fig
 
 
@@ -543,7 +399,7 @@ def plot_latency_vs_gmacs(measurements, samples, panels, styles) -> Figure:
         ax.set_xlabel("GMACs per image (1 MAC = 2 FLOPs)")
         ax.set_ylabel(f"Latency, median at {_batch_label(rows)} (ms)")
     _family_legend(fig, measurements, styles, "Latency vs GMACs (achieved GFLOP/s in brackets)")
-    _freeze_layout(fig)
+    label_layout.freeze_layout(fig)
     for ax, (_, rows) in zip(axes, data, strict=True):
         (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
         batch = int(rows["batch"].iloc[0])
@@ -556,11 +412,13 @@ def plot_latency_vs_gmacs(measurements, samples, panels, styles) -> Figure:
             lines.append((xs, ys, f"{level:g} GFLOP/s"))
         ax.set_xlim(x0, x1)
         ax.set_ylim(y0, y1)
-        markers = _marker_boxes(ax, rows["gmacs"], rows["latency_median_ms"])
+        markers = label_layout.marker_boxes(ax, rows["gmacs"], rows["latency_median_ms"])
         labels = [f"{n} ({v:.0f})" for n, v in zip(rows["name"], g, strict=True)]
         colors = [styles[f][0] for f in rows["family"]]
-        boxes = _label_points(ax, rows["gmacs"].tolist(), rows["latency_median_ms"].tolist(), labels, colors)
-        _label_lines(ax, lines, markers + boxes)
+        boxes = label_layout.label_points(
+            ax, rows["gmacs"].tolist(), rows["latency_median_ms"].tolist(), labels, colors
+        )
+        label_layout.label_lines(ax, lines, markers + boxes)
     return fig
 
 

@@ -24,6 +24,16 @@ def reset_peak() -> bool:
         return False
 
 
+def current_rss_mb() -> float | None:
+    try:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
 def peak_rss_mb() -> float:
     try:
         for line in _STATUS.read_text().splitlines():

@@ -22,40 +22,63 @@ single operations (one per output element), and tables that add the two say so.
 
 from __future__ import annotations
 
-from bench.complexity.analysis import Counts, run_counts
-from bench.complexity.command import DEFAULT_LATENCY_MODELS, add_arguments, main
-from bench.complexity.cost_model import STATED_MODEL, SYMBOLS, CostModel, parse_cost_model
-from bench.complexity.counting import Grid, fvcore_pass, measure_grid, meta_pass, module_width, single_threaded
-from bench.complexity.figures import (
-    plot_cost_vs_tokens,
-    plot_latency_vs_tokens,
-    plot_measured_vs_predicted,
-    plot_operator_terms,
+from bench.commands.complexity.command import DEFAULT_LATENCY_MODELS, add_arguments, main
+from bench.commands.complexity.counting import (
+    COUNTED_TERMS,
+    MIXERS,
+    TERM_SCALING,
+    UNCOUNTED_TERMS,
+    Grid,
+    ReferenceMSA,
+    UncountedTally,
+    catm_uncounted,
+    classify_module,
+    exponent_table,
+    fvcore_pass,
+    fvcore_terms,
+    measure_grid,
+    meta_pass,
+    module_width,
+    single_threaded,
+    slope,
+    token_costs,
+    upper_half,
 )
-from bench.complexity.fits import (
+from bench.commands.complexity.fits import (
     BASIS,
+    STATED_MODEL,
+    SYMBOLS,
     TARGET_LABELS,
+    CostModel,
+    Counts,
     Fit,
+    batch_linearity,
     design_matrix,
     fit_basis,
     fit_table,
     model_comparison,
+    parse_cost_model,
+    phi_branch_cost,
+    plain_verdict,
+    run_counts,
     term_table,
+    verdict_table,
 )
-from bench.complexity.instruments import MIXERS, ReferenceMSA
-from bench.complexity.latency import Latency, LatencySettings, latency_words, mixer_latency, model_latency, run_latency
-from bench.complexity.report import save
-from bench.complexity.terms import (
-    COUNTED_TERMS,
-    TERM_SCALING,
-    UNCOUNTED_TERMS,
-    UncountedTally,
-    catm_uncounted,
-    classify_module,
-    fvcore_terms,
+from bench.commands.complexity.latency import (
+    Latency,
+    LatencySettings,
+    latency_words,
+    mixer_latency,
+    model_latency,
+    run_latency,
 )
-from bench.complexity.tokens import exponent_table, slope, token_costs, upper_half
-from bench.complexity.verdict import batch_linearity, phi_branch_cost, plain_verdict, verdict_table
+from bench.commands.complexity.report import (
+    plot_cost_vs_tokens,
+    plot_latency_vs_tokens,
+    plot_measured_vs_predicted,
+    plot_operator_terms,
+    save,
+)
 
 __all__ = [
     "BASIS",

@@ -21,17 +21,13 @@ with :func:`fvcore_gmacs` (batch 1, like timm).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
-import logging
 import math
-import warnings
 import weakref
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pandas as pd
 import torch
@@ -41,9 +37,8 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import models
-from bench.errors import BenchError
-from bench.formatting import FORMATS, markdown_table, render
-from bench.selection import positive_int, positive_int_list, select_models
+from bench.core.errors import BenchError
+from bench.core.util import quiet
 
 GIGA = 1e9
 
@@ -182,13 +177,16 @@ UNSTATED_RULE = CountingRule(
     {},
     "SwiftFormer does not say how it counted; timm's fvcore count rounds to its published numbers",
 )
-RULES_BY_FAMILY = {
-    "casvit": THOP_RULE,
-    "efficientformer": TOOLBOX_RULE,
-    "efficientformerv2": TOOLBOX_RULE,
-    "mobilevitv2": FVCORE_RULE,  # ml-cvnets prints fvcore's count
-    "swiftformer": UNSTATED_RULE,
-}
+RULES = {"fvcore": FVCORE_RULE, "thop": THOP_RULE, "toolbox": TOOLBOX_RULE, "unstated": UNSTATED_RULE}
+"""A family's ``counting_rule`` (declared with the family in ``models/``) -> how to re-apply it."""
+
+
+def family_rule(family_id: str) -> CountingRule:
+    rule = models.get_family(family_id).counting_rule
+    if rule not in RULES:
+        known = ", ".join(RULES)
+        raise BenchError(f"family {family_id!r} declares an unknown counting rule {rule!r}; known: {known}")
+    return RULES[rule]
 
 
 @dataclass
@@ -229,21 +227,6 @@ def published_decimals(value: float) -> int:
 # ---------------------------------------------------------------------------------------------------------
 # Counting
 # ---------------------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def quiet_fvcore() -> Iterator[None]:
-    """fvcore logs one warning per uncounted op and TorchScript warns while tracing; we report both
-    ourselves, so neither belongs on the terminal."""
-    logger = logging.getLogger("fvcore")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logger.setLevel(level)
 
 
 @contextlib.contextmanager
@@ -289,7 +272,7 @@ def fvcore_gmacs(model: nn.Module, resolution: int) -> float:
     if resolution in cached:
         return cached[resolution]
     x = _example_input(model, (1, 3, resolution, resolution))
-    with quiet_fvcore(), _eval_mode(model), torch.no_grad():
+    with quiet("fvcore"), _eval_mode(model), torch.no_grad():
         gmacs = fvcore_analysis(model, x).total() / GIGA
     _GMACS_CACHE.setdefault(model, {})[resolution] = gmacs
     return gmacs
@@ -300,7 +283,7 @@ def rule_gmacs(model: nn.Module, resolution: int, rule: CountingRule) -> float:
     if not rule.handles:
         return fvcore_gmacs(model, resolution)
     x = _example_input(model, (1, 3, resolution, resolution))
-    with quiet_fvcore(), _eval_mode(model), torch.no_grad():
+    with quiet("fvcore"), _eval_mode(model), torch.no_grad():
         analysis = fvcore_analysis(model, x)
         analysis.set_op_handle(**rule.handles)
         return analysis.total() / GIGA
@@ -424,7 +407,7 @@ def count_model(
     """
     x = _example_input(model, (batch_size, 3, resolution, resolution))
     tally = RuleTally()
-    with quiet_fvcore(), _eval_mode(model), torch.no_grad():
+    with quiet("fvcore"), _eval_mode(model), torch.no_grad():
         analysis = fvcore_analysis(model, x)
         if batch_size == 1:
             analysis.set_op_handle(**dual_rule_handles(rule, tally))
@@ -464,7 +447,7 @@ def count_gmacs(
     card = models.get_card(model_name)
     size = card.default_resolution if resolution is None else resolution
     model = models.create_model(model_name, img_size=size, distillation=distillation)
-    rule = RULES_BY_FAMILY.get(card.family, FVCORE_RULE)
+    rule = family_rule(card.family)
     report = count_model(model, model_name, size, batch_size, depth, rule)
     report.published_gmacs = card.published_gmacs
     report.published_resolution = card.default_resolution
@@ -473,187 +456,3 @@ def count_gmacs(
 
 # ---------------------------------------------------------------------------------------------------------
 # Tables
-# ---------------------------------------------------------------------------------------------------------
-
-
-def _uncounted_text(uncounted: dict[str, int]) -> str:
-    return " ".join(f"{op}:{n}" for op, n in sorted(uncounted.items(), key=lambda kv: -kv[1])) or "-"
-
-
-def published_match(published: float | None, rule_gmacs: float | None) -> str:
-    """ "yes" when the re-applied rule rounds to the published figure, else the gap in units of its last digit."""
-    if published is None or rule_gmacs is None:
-        return "-"
-    unit = 10.0 ** -published_decimals(published)
-    off = (rule_gmacs - published) / unit
-    return "yes" if abs(off) <= 0.5 + 1e-9 else f"no ({off:+.1f} last-digit units)"
-
-
-def summary_frame(reports: list[FlopReport]) -> pd.DataFrame:
-    """One row per model: both counts, their gap explained, the published value and the % difference.
-
-    ``rule_gmacs`` re-counts with the rules the family's authors used (``published_rule``); where it rounds
-    to the published number, the fvcore-vs-published gap is fully explained by counting rules.
-    """
-    rows = []
-    for r in reports:
-        published = r.published_gmacs if r.resolution == r.published_resolution else None
-        fv = r.fvcore_macs / GIGA
-        fc = r.flopcounter_macs / GIGA
-        rule = r.rule_macs / GIGA if r.rule_macs is not None else None
-        rows.append(
-            {
-                "model": r.model,
-                "resolution": r.resolution,
-                "batch": r.batch_size,
-                "params_m": r.params / 1e6,
-                "fvcore_gmacs": fv,
-                "flopcounter_gmacs": fc,
-                "fc_vs_fvcore_pct": 100 * (fc - fv) / fv if fv else float("nan"),
-                "gap_by_category": r.difference_explained(),
-                "published_gmacs": published,
-                "vs_published_pct": 100 * (fv - published) / published if published else None,
-                "published_rule": r.rule.name if r.rule else "-",
-                "rule_gmacs": rule,
-                "rule_vs_published_pct": 100 * (rule - published) / published if published and rule else None,
-                "rule_matches_published": published_match(published, rule),
-                "uncounted_by_fvcore": _uncounted_text(r.uncounted),
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def _module_rows(r: FlopReport) -> list[dict[str, object]]:
-    return [
-        {
-            "model": r.model,
-            "module": name or "(total)",
-            "fvcore_gmacs": macs / GIGA,
-            "flopcounter_gmacs": r.flopcounter_by_module.get(name, 0.0) / GIGA,
-            "share_pct": 100 * macs / r.fvcore_macs if r.fvcore_macs else 0.0,
-        }
-        for name, macs in r.fvcore_by_module.items()
-    ]
-
-
-def _operator_rows(r: FlopReport) -> list[dict[str, object]]:
-    rows: list[dict[str, object]] = [
-        {
-            "model": r.model,
-            "operator": op,
-            "category": op_category(op),
-            "fvcore_gmacs": macs / GIGA,
-            "share_pct": 100 * macs / r.fvcore_macs if r.fvcore_macs else 0.0,
-        }
-        for op, macs in sorted(r.fvcore_by_op.items(), key=lambda kv: -kv[1])
-    ]
-    rows += [
-        {"model": r.model, "operator": f"{op} (uncounted, x{n})", "category": "-"} for op, n in r.uncounted.items()
-    ]
-    return rows
-
-
-def breakdown_frame(reports: list[FlopReport], by: str) -> pd.DataFrame:
-    """Per module (up to ``--depth``; depth 2 = stages) or per operator, GMACs per image."""
-    rows_of = _module_rows if by == "module" else _operator_rows
-    return pd.DataFrame([row for r in reports for row in rows_of(r)])
-
-
-def uncounted_frame(reports: list[FlopReport]) -> pd.DataFrame:
-    rows = [
-        {"model": r.model, "operator": op, "occurrences": n}
-        for r in reports
-        for op, n in sorted(r.uncounted.items(), key=lambda kv: -kv[1])
-    ]
-    return pd.DataFrame(rows, columns=["model", "operator", "occurrences"])
-
-
-def category_frame(reports: list[FlopReport]) -> pd.DataFrame:
-    return pd.concat([r.by_category() for r in reports], ignore_index=True)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Command line
-# ---------------------------------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--models", default="paper", help="names, family ids, 'paper' or 'all' (default: paper)")
-    parser.add_argument(
-        "--resolution", default=None, help="input size(s), comma-separated (default: each model's published one)"
-    )
-    parser.add_argument("--batch-size", default="1", help="batch the counters run at; results are per image")
-    parser.add_argument("--by", choices=("module", "operator"), default="module", help="breakdown (default: module)")
-    parser.add_argument("--depth", default="2", help="module-name depth of the breakdown (default: 2 = stages)")
-    parser.add_argument("--no-dist-head", action="store_true", help="count the single-head deployable networks")
-    parser.add_argument("--format", choices=FORMATS, default="table", help="terminal format (default: table)")
-    parser.add_argument("--out", default="reports/flops", help="directory for CSV + markdown (default: %(default)s)")
-    parser.add_argument("--no-save", action="store_true", help="print only, write nothing")
-
-
-def _markdown_report(summary: pd.DataFrame, cats: pd.DataFrame, breakdown: pd.DataFrame, by: str) -> str:
-    diffs = cats[cats["why"] != "identical"]
-    rules = {r.name: r.source for r in (FVCORE_RULE, THOP_RULE, TOOLBOX_RULE, UNSTATED_RULE)}
-    lines = [
-        "# FLOPs: fvcore vs FlopCounterMode vs published",
-        "",
-        "GMACs per image (1 fused multiply-add = 1). FlopCounterMode's FLOPs are halved to MACs. "
-        "`vs_published_pct` compares fvcore with the model card's published GMACs (at the published "
-        "resolution only); `rule_gmacs` re-counts with the tool the family's authors used "
-        "(`published_rule`) and `rule_matches_published` says whether it rounds to the published figure. "
-        "`uncounted_by_fvcore` lists the ops fvcore priced 0, with their occurrences.",
-        "",
-        markdown_table(summary, 4),
-        "",
-        "Counting rules:",
-        "",
-        *[f"- **{name}**: {source}" for name, source in rules.items()],
-        "",
-        "## Where the two counters differ, by operator category",
-        "",
-        markdown_table(diffs, 4) if len(diffs) else "The two counters agree on every category.",
-        "",
-        f"## Breakdown by {by}",
-        "",
-        markdown_table(breakdown, 4),
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def _save(out: Path, reports: list[FlopReport], by: str, tables: dict[str, pd.DataFrame]) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        tables["summary"].to_csv(out / "flops.csv", index=False)
-        tables["categories"].to_csv(out / "flops_by_category.csv", index=False)
-        tables["breakdown"].to_csv(out / f"flops_by_{by}.csv", index=False)
-        uncounted_frame(reports).to_csv(out / "uncounted_ops.csv", index=False)
-        (out / "flops.md").write_text(
-            _markdown_report(tables["summary"], tables["categories"], tables["breakdown"], by)
-        )
-    except OSError as exc:
-        raise BenchError(f"cannot write to {out}: {exc.strerror or exc}") from None
-
-
-def main(args: argparse.Namespace) -> int:
-    names = select_models(args.models)
-    resolutions = positive_int_list(args.resolution, "--resolution") if args.resolution else [None]
-    batch = positive_int(args.batch_size, "--batch-size")
-    depth = positive_int(args.depth, "--depth")
-    distillation = False if args.no_dist_head else None
-    reports = [count_gmacs(name, res, batch, depth, distillation) for name in names for res in resolutions]
-    tables = {
-        "summary": summary_frame(reports),
-        "categories": category_frame(reports),
-        "breakdown": breakdown_frame(reports, args.by),
-    }
-    print(render(tables["summary"], args.format, 4))
-    if args.format == "table":
-        print(f"\nbreakdown by {args.by} (GMACs per image):")
-        print(render(tables["breakdown"], args.format, 4))
-    if not args.no_save:
-        out = Path(args.out)
-        _save(out, reports, args.by, tables)
-        if args.format == "table":
-            print(f"\nwritten: {out}/flops.csv, flops.md, flops_by_{args.by}.csv, flops_by_category.csv")
-    return 0

@@ -1,15 +1,20 @@
-"""``bench compare OLD NEW``: did latency change between two result sets, beyond noise?
+"""``bench compare OLD NEW``: did a model get slower, beyond what the machine itself did?
 
-Rows are matched by model, backend, device, precision, batch size, resolution and threads (the
-latest successful run of each side, as in the report). For each pair, on the per-iteration samples:
+Rows are matched by model, resolution, batch size and setting (:func:`bench.core.schema.setting_identity`
+without the machine: backend, device, precision, threads, channels-last, compile, backend options,
+weights, head); the latest successful run of each side is used, as in the report.
 
-- the change of the median latency, ``median(NEW) / median(OLD) - 1``;
-- a two-sided Mann-Whitney U test (are NEW's iterations shifted against OLD's?);
-- a percentile bootstrap confidence interval (level ``1 - alpha``, seeded) of the median ratio.
+For each pair the change is computed on per-round medians, each divided by the machine-speed
+reference measured just before that round (:mod:`bench.core.machine`), with a two-level bootstrap
+(rounds, then iterations) for its confidence interval (:func:`bench.core.stats.round_ratio`):
 
-A pair is a *regression* when its median is slower by more than ``--threshold`` AND the change is
-significant: Mann-Whitney ``p < alpha`` and the bootstrap interval lies entirely above 1. An
-improvement is the mirror image. A setting that ran in OLD but fails in NEW is a regression too.
+- *REGRESSION*: the drift-corrected median is slower by more than ``--threshold`` (the noise
+  threshold, as in criterion.rs) and the interval lies entirely above 1. A setting that ran in OLD but
+  fails in NEW is a regression too. *improved* is the mirror image.
+- *machine drift*: the raw per-round change is beyond the threshold, the drift-corrected one is not:
+  the machine was slower or faster, not the model.
+- rows without a reference (older runs) are compared on raw per-round medians, and say so.
+
 Exit code 1 when there is a regression (for CI), 0 otherwise, 2 on bad input. Comparing results
 from different environments (machine or software) is allowed but warned about on stderr.
 """
@@ -17,33 +22,36 @@ from different environments (machine or software) is allowed but warned about on
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import zlib
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from bench.errors import BenchError
-from bench.formatting import FORMATS, render
-from bench.report import normalize_samples, normalize_summary
-from bench.results import STATUS_OK, load_results
+from bench.core import arguments
+from bench.core.errors import BenchError
+from bench.core.formatting import FORMATS, render
+from bench.core.schema import STATUS_OK, UNSTABLE, cell_identity, setting_identity
+from bench.core.stats import Rounds, round_ratio
+from bench.core.store import load_results
 
-MATCH = ("model", "backend", "device", "precision", "infer_batch_size", "infer_img_size", "threads")
 MIN_SAMPLES = 3
 ENV_FIELDS = ("hostname", "cpu_model", "cpu_count", "os", "python", "gpu_name")
 
 REGRESSION = "REGRESSION"
 NOW_FAILS = "REGRESSION (now fails)"
 IMPROVED = "improved"
+DRIFT = "machine drift"
 BELOW_THRESHOLD = "below threshold"
 NOT_SIGNIFICANT = "not significant"
 UNTESTED = "untested (no samples)"
 
 RESULT_COLUMNS = (
     "model", "backend", "device", "precision", "batch", "resolution", "threads", "old_ms", "new_ms",
-    "ratio", "change_pct", "ci_low", "ci_high", "p_value", "n_old", "n_new", "verdict",
+    "raw_ratio", "ratio", "raw_change_pct", "change_pct", "ci_low", "ci_high", "p_value", "rounds_old", "rounds_new",
+    "basis", "old_validity", "new_validity", "verdict",
 )  # fmt: skip
 
 
@@ -67,12 +75,6 @@ def _alpha(text: str) -> float:
     return value
 
 
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return int(text)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("old", type=Path, help="baseline results (a run directory, a folder of runs or summary.csv)")
     parser.add_argument("new", type=Path, help="results to check against the baseline")
@@ -81,18 +83,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_percent,
         default=5.0,
         metavar="PCT",
-        help="smallest slowdown of the median that counts as a regression, in percent (default: 5)",
+        help="noise threshold: smallest drift-corrected slowdown that counts as a regression (default: 5)",
     )
     parser.add_argument(
-        "--alpha",
-        type=_alpha,
-        default=0.01,
-        help="significance level of the Mann-Whitney U test; the bootstrap CI has level 1-alpha (default: 0.01)",
+        "--alpha", type=_alpha, default=0.01, help="the bootstrap interval has level 1-alpha (default: 0.01)"
     )
     parser.add_argument(
-        "--bootstrap", type=_positive, default=2000, metavar="N", help="bootstrap resamples (default: 2000)"
+        "--bootstrap", type=arguments.count("--bootstrap", 10**6), default=2000, metavar="N", help="(default: 2000)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default: 0)")
+    parser.add_argument("--seed", type=arguments.seed, default=0, help="seed of the bootstrap (default: 0)")
     parser.add_argument("--models", default=None, help="only these models: names, family ids, 'paper' or 'all'")
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
 
@@ -100,53 +99,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # ------------------------------------------------------------------------------------ statistics
 
 
-def bootstrap_medians(x: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """Medians of ``n_boot`` resamples (with replacement) of ``x``, in bounded-memory chunks."""
-    out = np.empty(n_boot)
-    chunk = max(1, 2_000_000 // max(len(x), 1))
-    for start in range(0, n_boot, chunk):
-        stop = min(start + chunk, n_boot)
-        idx = rng.integers(0, len(x), size=(stop - start, len(x)))
-        out[start:stop] = np.median(x[idx], axis=1)
-    return out
-
-
-def median_ratio_ci(
-    old: np.ndarray, new: np.ndarray, level: float, n_boot: int, rng: np.random.Generator
-) -> tuple[float, float]:
-    """Percentile bootstrap CI of ``median(new) / median(old)`` (the two sides resampled independently)."""
-    ratios = bootstrap_medians(new, n_boot, rng) / bootstrap_medians(old, n_boot, rng)
-    tail = (1.0 - level) / 2.0 * 100.0
-    lo, hi = np.percentile(ratios, [tail, 100.0 - tail])
-    return float(lo), float(hi)
-
-
-def compare_samples(
-    old: np.ndarray, new: np.ndarray, *, threshold: float, alpha: float, n_boot: int, seed: Sequence[int]
+def compare_rounds(
+    old: Rounds, new: Rounds, *, threshold: float, alpha: float, n_boot: int, seed: tuple[int, ...]
 ) -> dict[str, object]:
-    """Change of the median, its test and CI, and the verdict for one pair of sample sets."""
-    old = np.asarray(old, dtype=float)
-    new = np.asarray(new, dtype=float)
-    ratio = float(np.median(new) / np.median(old))
-    result: dict[str, object] = {"ratio": ratio, "p_value": None, "ci_low": None, "ci_high": None}
-    if len(old) < MIN_SAMPLES or len(new) < MIN_SAMPLES:
-        result["verdict"] = UNTESTED
+    """Raw and drift-corrected change, the corrected change's interval, and the verdict for one pair."""
+    raw = float(np.median(new.all_samples) / np.median(old.all_samples))
+    result: dict[str, object] = {"raw_ratio": raw, "ratio": raw, "p_value": None, "ci_low": None, "ci_high": None}
+    if min(len(s) for s in [*old.samples, *new.samples]) < MIN_SAMPLES:
+        result.update(verdict=UNTESTED, basis="-")
         return result
-    from scipy.stats import mannwhitneyu  # slow to import; not needed for --help
-
-    p = float(mannwhitneyu(old, new, alternative="two-sided").pvalue)
-    lo, hi = median_ratio_ci(old, new, 1.0 - alpha, n_boot, np.random.default_rng(list(seed)))
-    result.update(p_value=p, ci_low=lo, ci_high=hi)
+    use_reference = old.normalised and new.normalised
+    rng = np.random.default_rng(list(seed))
+    ratio, lo, hi, p = round_ratio(old, new, use_reference=use_reference, level=1 - alpha, n_boot=n_boot, rng=rng)
+    result.update(ratio=ratio, ci_low=lo, ci_high=hi, p_value=p)
+    result["basis"] = "drift-corrected" if use_reference else "raw rounds (no reference recorded)"
     limit = threshold / 100.0
-    significant = p < alpha
-    if significant and ratio - 1 > limit and lo > 1:
-        result["verdict"] = REGRESSION
-    elif significant and 1 - ratio > limit and hi < 1:
-        result["verdict"] = IMPROVED
-    elif significant and (lo > 1 or hi < 1):
-        result["verdict"] = BELOW_THRESHOLD
+    if ratio - 1 > limit and lo > 1:
+        verdict = REGRESSION
+    elif 1 - ratio > limit and hi < 1:
+        verdict = IMPROVED
+    elif lo > 1 or hi < 1:
+        verdict = BELOW_THRESHOLD
     else:
-        result["verdict"] = NOT_SIGNIFICANT
+        verdict = NOT_SIGNIFICANT
+    raw_rounds = float(np.exp(np.log(new.values(False)).mean() - np.log(old.values(False)).mean()))
+    if use_reference and verdict not in (REGRESSION, IMPROVED) and abs(raw_rounds - 1) > limit:
+        verdict = DRIFT  # the raw numbers moved beyond the threshold; the machine's speed explains it
+    result["verdict"] = verdict
     return result
 
 
@@ -154,17 +133,23 @@ def compare_samples(
 
 
 def _key(row: pd.Series) -> tuple[str, ...]:
-    return tuple("" if pd.isna(row[c]) else str(row[c]) for c in MATCH)
+    return (*cell_identity(row), *setting_identity(row, with_env=False))
+
+
+def _references(row: pd.Series) -> list[float] | None:
+    try:
+        values = json.loads(row["reference_ms"]) if isinstance(row.get("reference_ms"), str) else None
+    except ValueError:
+        return None
+    return [float(v) for v in values] if isinstance(values, list) and values else None
 
 
 class Side:
     """One result set: the latest ok (and failed) row per matched setting, samples and environments."""
 
     def __init__(self, path: Path, role: str, model_names: list[str] | None) -> None:
-        summary, samples, self.environments = load_results([path])
-        df = normalize_summary(summary)  # oldest first: later rows overwrite earlier ones below
-        if model_names is not None:
-            df = df[df["model"].isin(model_names)]
+        summary, samples, self.environments = load_results([path])  # oldest first: later rows win below
+        df = summary if model_names is None else summary[summary["model"].isin(model_names)]
         self.path = path
         self.role = role
         self.notes: list[str] = []
@@ -183,11 +168,14 @@ class Side:
             self.notes.append(
                 f"{role} has {several} setting(s) measured in several environments; the latest run is compared"
             )
-        s = normalize_samples(samples)
-        self.samples = {k: g["latency_ms"].to_numpy() for k, g in s.groupby(["run_id", "row_id"], sort=False)}
+        self.samples = {k: g for k, g in samples.groupby(["run_id", "row_id"], sort=False)}
 
-    def samples_of(self, row: pd.Series) -> np.ndarray:
-        return self.samples.get((str(row["run_id"]), str(row["row_id"])), np.empty(0))
+    def rounds_of(self, row: pd.Series) -> Rounds:
+        s = self.samples.get((str(row["run_id"]), str(row["row_id"])))
+        if s is None or s.empty:
+            return Rounds([], None)
+        per_round = [g["latency_ms"].to_numpy() for _, g in s.groupby("round", sort=True)]
+        return Rounds(per_round, _references(row))
 
 
 def environment_warning(old: Side, new: Side, old_envs: list[str], new_envs: list[str]) -> str | None:
@@ -216,19 +204,37 @@ def compare(
     rows = []
     old_envs, new_envs = [], []
     for key, a in old.ok.items():
-        base = {c: a[c] for c in MATCH}
+        base = {
+            "model": a["model"],
+            "backend": a["backend"],
+            "device": a["device"],
+            "precision": a["precision"],
+            "batch": a["infer_batch_size"],
+            "resolution": a["infer_img_size"],
+            "threads": a["threads"],
+        }
         b = new.ok.get(key)
         if b is not None:
-            xa, xb = old.samples_of(a), new.samples_of(b)
-            if len(xa) and len(xb):
+            ra, rb = old.rounds_of(a), new.rounds_of(b)
+            if ra.samples and rb.samples:
                 tag = zlib.crc32("|".join(key).encode())  # per-setting stream: independent of row order
-                stats = compare_samples(xa, xb, threshold=threshold, alpha=alpha, n_boot=n_boot, seed=(seed, tag))
-                old_ms, new_ms = float(np.median(xa)), float(np.median(xb))
+                stats = compare_rounds(ra, rb, threshold=threshold, alpha=alpha, n_boot=n_boot, seed=(seed, tag))
+                old_ms, new_ms = float(np.median(ra.all_samples)), float(np.median(rb.all_samples))
             else:  # no samples: the summaries' medians, untested
                 old_ms, new_ms = float(a["latency_median_ms"]), float(b["latency_median_ms"])
-                stats = {"ratio": new_ms / old_ms, "p_value": None, "ci_low": None, "ci_high": None}
-                stats["verdict"] = UNTESTED
-            rows.append({**base, "old_ms": old_ms, "new_ms": new_ms, **stats, "n_old": len(xa), "n_new": len(xb)})
+                stats = {"raw_ratio": new_ms / old_ms, "ratio": new_ms / old_ms, "verdict": UNTESTED, "basis": "-"}
+            rows.append(
+                {
+                    **base,
+                    "old_ms": old_ms,
+                    "new_ms": new_ms,
+                    **stats,
+                    "rounds_old": len(ra.samples),
+                    "rounds_new": len(rb.samples),
+                    "old_validity": a.get("validity") or "-",
+                    "new_validity": b.get("validity") or "-",
+                }
+            )
             old_envs.append(str(a["env_id"]))
             new_envs.append(str(b["env_id"]))
         elif key in new.failed:
@@ -238,23 +244,26 @@ def compare(
                     **base,
                     "old_ms": float(a["latency_median_ms"]),
                     "verdict": NOW_FAILS,
-                    "n_old": len(old.samples_of(a)),
-                    "n_new": 0,
                     "error": f"{f['status']}: {f['error']}" if isinstance(f.get("error"), str) else f["status"],
                 }
             )
     if not rows:
         raise BenchError(
-            f"no setting was measured in both {old.path} and {new.path} "
-            f"(rows match by {', '.join(MATCH).replace('infer_', '')})"
+            f"no setting was measured in both {old.path} and {new.path} (rows match by model, resolution, "
+            "batch and setting: backend, device, precision, threads, channels-last, compile, backend options, "
+            "weights, head)"
         )
     notes = old.notes + new.notes
     for r in rows:
         if r["verdict"] == NOW_FAILS:
             notes.append(
-                f"{r['model']} {r['backend']}/{r['device']} batch {r['infer_batch_size']} ran in OLD but not in NEW "
-                f"({r['error']})"
+                f"{r['model']} {r['backend']}/{r['device']} batch {r['batch']} ran in OLD but not in NEW ({r['error']})"
             )
+    unstable = [r["model"] for r in rows if UNSTABLE in (r.get("old_validity"), r.get("new_validity"))]
+    if unstable:
+        notes.append(
+            f"unstable rows (see their validity_reason): {', '.join(unstable)}; treat their verdicts with care"
+        )
     only_old = len(set(old.ok) - set(new.ok) - set(new.failed))
     only_new = len(set(new.ok) - set(old.ok))
     if only_old:
@@ -264,9 +273,10 @@ def compare(
     warning = environment_warning(old, new, list(dict.fromkeys(old_envs)), list(dict.fromkeys(new_envs)))
     if warning:
         notes.insert(0, warning)
-    df = pd.DataFrame(rows).rename(columns={"infer_batch_size": "batch", "infer_img_size": "resolution"})
-    df = df.reindex(columns=[*RESULT_COLUMNS, *(["error"] if "error" in df else [])])
+    df = pd.DataFrame(rows)
     df["change_pct"] = (df["ratio"] - 1.0) * 100.0
+    df["raw_change_pct"] = (df["raw_ratio"] - 1.0) * 100.0 if "raw_ratio" in df else float("nan")
+    df = df.reindex(columns=[*RESULT_COLUMNS, *(["error"] if "error" in df else [])])
     return df, notes
 
 
@@ -279,34 +289,32 @@ def _signed(v: object, digits: int = 1) -> str:
 
 def display_frame(df: pd.DataFrame, alpha: float) -> pd.DataFrame:
     level = f"{(1 - alpha) * 100:g}%"
-    out = pd.DataFrame(
+    return pd.DataFrame(
         {
             "model": df["model"],
             "backend": df["backend"] + "/" + df["device"],
             "precision": df["precision"],
             "batch": df["batch"].astype(str),
             "res": df["resolution"].astype(str),
-            "threads": df["threads"].map(lambda t: "-" if pd.isna(t) else str(int(t))),
             "old ms": df["old_ms"].map(lambda v: "-" if pd.isna(v) else f"{v:.3f}"),
             "new ms": df["new_ms"].map(lambda v: "-" if pd.isna(v) else f"{v:.3f}"),
-            "change %": df["change_pct"].map(_signed),
+            "raw %": df["raw_change_pct"].map(_signed),
+            "corrected %": df["change_pct"].map(_signed),
             f"{level} CI %": [
                 "-" if pd.isna(lo) else f"[{(lo - 1) * 100:+.1f}, {(hi - 1) * 100:+.1f}]"
                 for lo, hi in zip(df["ci_low"], df["ci_high"], strict=True)
             ],
-            "p (MWU)": df["p_value"].map(lambda p: "-" if pd.isna(p) else f"{p:.2g}"),
+            "rounds": [
+                "-" if pd.isna(a) else f"{int(a)}/{int(b)}"
+                for a, b in zip(df["rounds_old"], df["rounds_new"], strict=True)
+            ],
             "verdict": df["verdict"],
         }
     )
-    return out
 
 
 def main(args: argparse.Namespace) -> int:
-    names = None
-    if args.models:
-        from bench.selection import select_models
-
-        names = select_models(args.models)
+    names = arguments.select_models(args.models) if args.models else None
     old = Side(args.old, "OLD", names)
     new = Side(args.new, "NEW", names)
     df, notes = compare(old, new, threshold=args.threshold, alpha=args.alpha, n_boot=args.bootstrap, seed=args.seed)
@@ -318,10 +326,12 @@ def main(args: argparse.Namespace) -> int:
         print(render(display_frame(df, args.alpha), args.format))
     regressions = int(df["verdict"].isin([REGRESSION, NOW_FAILS]).sum())
     improved = int((df["verdict"] == IMPROVED).sum())
+    drift = int((df["verdict"] == DRIFT).sum())
     summary = (
         f"{len(df)} setting(s) compared: {regressions} regression(s), {improved} improvement(s), "
-        f"{len(df) - regressions - improved} unchanged or within {args.threshold:g}% "
-        f"(Mann-Whitney U at alpha {args.alpha:g} and {(1 - args.alpha) * 100:g}% bootstrap CI of the median ratio)"
+        f"{drift} change(s) explained by machine drift, {len(df) - regressions - improved - drift} unchanged or "
+        f"within {args.threshold:g}% (per-round medians over the machine-speed reference, "
+        f"{(1 - args.alpha) * 100:g}% two-level bootstrap interval)"
     )
     stream = sys.stdout if args.format in ("table", "markdown") else sys.stderr
     for note in notes:

@@ -14,9 +14,8 @@ import torch
 from torch import nn
 
 import models
-from bench import flops
-from bench.complexity.instruments import MIXERS
-from bench.complexity.tokens import exponent_table
+from bench.commands.complexity.counting import MIXERS, exponent_table
+from bench.core import counting
 
 
 @dataclass(frozen=True)
@@ -30,7 +29,7 @@ class LatencySettings:
 
 
 def _median_ms(session, settings: LatencySettings) -> float:
-    from bench.timing import LoopLimits, timed_loop
+    from bench.core.timing import LoopLimits, timed_loop
 
     for _ in range(2):
         session.run()  # warmup: first-run allocations and ORT's lazy initialisation
@@ -94,7 +93,7 @@ def model_latency(names: list[str], resolutions: list[int], settings: LatencySet
         torch.manual_seed(0)
         model = models.create_model(name, img_size=res)
         if (name, res) not in gmacs:
-            gmacs[(name, res)] = flops.fvcore_gmacs(model, res)
+            gmacs[(name, res)] = counting.fvcore_gmacs(model, res)
         prepared = backend.prepare(model, workload, settings.cache_dir)
         session = backend.load(model, prepared, workload, np.zeros(workload.input_shape, dtype=np.float32))
         rows.append(

@@ -1,0 +1,116 @@
+"""``bench report``: paper-style tables and plots from one or more results directories."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.core.errors import BenchError
+from bench.core.formatting import PAPER_FORMATS, render_paper_table
+from bench.core.reporting import Report, load_report
+from bench.core.tables import columns_frame, main_table, measurements_frame, table_frame
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--results",
+        nargs="+",
+        type=Path,
+        default=[Path("results")],
+        metavar="PATH",
+        help="results directories (a run, or a folder of runs) or summary.csv files (default: results/)",
+    )
+    parser.add_argument("--out", type=Path, default=Path("reports"), help="output directory (default: reports/)")
+    parser.add_argument(
+        "--models", default=None, help="only these models: names, family ids, 'paper' or 'all' (default: all)"
+    )
+    parser.add_argument(
+        "--format",
+        choices=(*PAPER_FORMATS, "csv"),
+        default="table",
+        help="how the table is printed on the terminal (files are written in every format)",
+    )
+    parser.add_argument("--no-plots", action="store_true", help="write the tables only")
+
+
+# ------------------------------------------------------------------------------------ writing
+
+
+def _write(path: Path, text: str) -> Path:
+    try:
+        path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise BenchError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def _report_markdown(report: Report, table_md: str, plot_paths: list[Path], plot_notes: list[str]) -> str:
+    runs = sorted({r for c in report.columns for r in c.run_ids})
+    lines = [
+        "# Benchmark report",
+        "",
+        f"Made by `python -m bench report` from {', '.join(f'`{p}`' for p in report.inputs) or 'results'} "
+        f"({len(runs)} run(s): {', '.join(runs)}).",
+        "",
+        table_md,
+        "",
+    ]
+    pngs = [p for p in plot_paths if p.suffix == ".png"]
+    if pngs or plot_notes:
+        lines += ["## Plots", ""]
+    for p in pngs:
+        lines += [f"![{p.stem.replace('_', ' ')}]({p.name})", ""]
+    lines.extend(f"- {n}" for n in plot_notes)
+    return "\n".join(lines)
+
+
+def write_files(report: Report, out_dir: Path, plots: bool = True) -> tuple[list[Path], list[str]]:
+    """Write every table and plot of ``report`` into ``out_dir``; returns (paths, notes on skipped plots)."""
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BenchError(f"cannot create {out_dir}: {exc.strerror or exc}") from None
+    table = main_table(report)
+    table_md = render_paper_table(table, "markdown")
+    paths = [
+        _write(out_dir / "table.csv", table_frame(report).to_csv(index=False)),
+        _write(out_dir / "table.md", table_md),
+        _write(out_dir / "table.tex", render_paper_table(table, "latex")),
+        _write(out_dir / "columns.csv", columns_frame(report).to_csv(index=False)),
+        _write(out_dir / "measurements.csv", measurements_frame(report).to_csv(index=False)),
+    ]
+    plot_paths: list[Path] = []
+    plot_notes: list[str] = []
+    if plots:
+        from bench.core import plots as plotting  # matplotlib is slow to import; only when plotting
+
+        panels = [plotting.Panel(c.key, c.title, c.machine_detail) for c in report.columns]
+        plot_paths, plot_notes = plotting.write_plots(report.measurements, report.samples, panels, out_dir)
+    paths += plot_paths
+    paths.append(_write(out_dir / "report.md", _report_markdown(report, table_md, plot_paths, plot_notes)))
+    return paths, plot_notes
+
+
+def write_report(
+    result_paths: Sequence[Path | str], out_dir: Path | str, models: str | None = None, plots: bool = True
+) -> list[Path]:
+    """Tables and plots for the runs in ``result_paths``, written to ``out_dir`` (for ``bench run --report``)."""
+    report = load_report(result_paths, models)
+    paths, _ = write_files(report, Path(out_dir), plots=plots)
+    return paths
+
+
+def main(args: argparse.Namespace) -> int:
+    report = load_report(args.results, args.models)
+    paths, plot_notes = write_files(report, args.out, plots=not args.no_plots)
+    if args.format == "csv":
+        print(table_frame(report).to_csv(index=False), end="")
+    else:
+        print(render_paper_table(main_table(report), args.format))
+    print()
+    for note in plot_notes:
+        print(f"note: {note}")
+    print(f"wrote {len(paths)} files to {args.out}/: {', '.join(p.name for p in paths)}")
+    return 0

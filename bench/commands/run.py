@@ -1,0 +1,216 @@
+"""``bench run``: measure models on one backend (the measuring is :mod:`bench.core.engine`'s)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bench.backends import BACKENDS, DEFAULT_BACKEND, PRECISIONS, backend_class, get_backend
+from bench.core import arguments
+from bench.core.engine import DEFAULT_CACHE, DEFAULT_STEADY, DEFAULT_WARMUP, Settings, build_model, run
+from bench.core.errors import BenchError
+from bench.core.formatting import text_table
+from bench.core.schema import STATUS_NOT_TIMED, STATUS_OK, UNSTABLE, SummaryRow
+from bench.core.timing import LoopLimits
+from bench.core.util import check_writable_dir
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.epilog = "exit status: 0 all rows measured, 1 some rows failed or nothing could be timed, 2 bad input"
+    p.add_argument(
+        "--backend", default=DEFAULT_BACKEND, choices=list(BACKENDS), help=f"runtime (default: {DEFAULT_BACKEND})"
+    )
+    p.add_argument("--models", default="paper", help="names, family ids (e.g. casvit), 'paper' (default) or 'all'")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (torch; onnx with onnxruntime-gpu)")
+    p.add_argument(
+        "--batch-sizes",
+        type=arguments.int_list("--batch-sizes"),
+        default=[1],
+        metavar="N[,N...]",
+        help="distinct batch sizes (default: 1)",
+    )
+    p.add_argument(
+        "--resolution",
+        type=arguments.count("--resolution", 4096),
+        default=None,
+        metavar="PX",
+        help="input size; default: each model's published resolution",
+    )
+    w, m = DEFAULT_WARMUP, DEFAULT_STEADY
+    p.add_argument(
+        "--warmup",
+        type=arguments.count("--warmup"),
+        default=w.min_iters,
+        metavar="N",
+        help=f"minimum warmup iterations (default: {w.min_iters})",
+    )
+    p.add_argument(
+        "--warmup-time", type=arguments.seconds, default=w.min_time_s, metavar="S", help=f"(default: {w.min_time_s})"
+    )
+    p.add_argument(
+        "--iters",
+        type=arguments.count("--iters"),
+        default=m.min_iters,
+        metavar="N",
+        help=f"minimum timed iterations (default: {m.min_iters})",
+    )
+    p.add_argument(
+        "--min-time", type=arguments.seconds, default=m.min_time_s, metavar="S", help=f"(default: {m.min_time_s})"
+    )
+    p.add_argument(
+        "--max-time", type=arguments.seconds, default=m.max_time_s, metavar="S", help=f"(default: {m.max_time_s})"
+    )
+    p.add_argument(
+        "--rounds",
+        type=arguments.count("--rounds", 1000),
+        default=3,
+        metavar="N",
+        help="timing rounds interleaved across workloads, each after a machine-speed reference (default: 3)",
+    )
+    p.add_argument(
+        "--retry-unstable",
+        type=arguments.seconds,
+        default=0.0,
+        metavar="S",
+        help="spend up to S seconds re-timing rows marked unstable (default: 0, off)",
+    )
+    p.add_argument(
+        "--threads",
+        type=arguments.threads,
+        default=None,
+        metavar="N",
+        help=f"intra-op threads, 1-{arguments.MAX_THREADS} (default: physical cores, "
+        f"here {arguments.default_threads()})",
+    )
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="(default: fp32)")
+    p.add_argument("--channels-last", action="store_true", help="torch: NHWC model and input")
+    p.add_argument("--compile", action="store_true", help="torch: run torch.compile(model) (compiled in warmup)")
+    p.add_argument("--checkpoint", type=Path, default=None, help="weights to load (a single model only)")
+    p.add_argument("--single-head", action="store_true", help="drop the distillation head (deployable network)")
+    p.add_argument("--out", type=Path, default=Path("results"), help="results directory (default: results/)")
+    p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help=f"export cache (default: {DEFAULT_CACHE})")
+    p.add_argument("--resume", action="store_true", help="skip finished rows; continue unfinished ones by round")
+    p.add_argument(
+        "--seed", type=arguments.seed, default=0, metavar="N", help="seed for weights and inputs (default: 0)"
+    )
+    p.add_argument("--no-oom-retry", action="store_true", help="on CUDA out-of-memory, do not retry smaller batches")
+    p.add_argument("--no-flops", action="store_true", help="skip the fvcore GMACs count per model")
+    p.add_argument("--report", action="store_true", help="write tables and plots to --report-dir after the run")
+    p.add_argument("--report-dir", type=Path, default=Path("reports"), help="where --report writes (default: reports/)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    for name in BACKENDS:
+        cls = backend_class(name)
+        cls.Options.add_arguments(p, name, cls.label)
+
+
+def parse_settings(args: argparse.Namespace) -> Settings:
+    """Check every value and what this machine can do before any model is built."""
+    backend = get_backend(args.backend)
+    if args.device not in backend.devices:
+        raise BenchError(
+            f"unknown device {args.device!r} for backend {args.backend}; choose {', '.join(backend.devices)}"
+        )
+    names = tuple(arguments.select_models(args.models))
+    if args.resolution is not None:
+        import models
+
+        for name in names:
+            models.check_resolution(models.get_card(name), args.resolution)
+    if args.max_time == 0:
+        raise BenchError("--max-time must be positive")
+    checkpoint = None
+    if args.checkpoint is not None:
+        if len(names) != 1:
+            raise BenchError("--checkpoint needs exactly one model in --models")
+        checkpoint = str(args.checkpoint)
+    settings = Settings(
+        backend=args.backend,
+        model_names=names,
+        device=args.device,
+        batch_sizes=tuple(args.batch_sizes),
+        resolution=args.resolution,
+        limits_warmup=LoopLimits(args.warmup, args.warmup_time, args.max_time),
+        limits_steady=LoopLimits(args.iters, args.min_time, args.max_time),
+        threads=args.threads if args.threads is not None else arguments.default_threads(),
+        precision=args.precision,
+        channels_last=args.channels_last,
+        compile=args.compile,
+        checkpoint=checkpoint,
+        single_head=args.single_head,
+        seed=args.seed,
+        options=backend.Options.from_args(args, backend.name).items(),
+        oom_retry=not args.no_oom_retry,
+        rounds=args.rounds,
+        retry_unstable_s=args.retry_unstable,
+    )
+    first = next(settings.workloads())
+    backend.check(first)  # e.g. --device cuda without a GPU: fail before any work
+    if checkpoint is not None:
+        build_model(settings, first.model_name, first.resolution)  # a missing or unfit checkpoint is bad input
+    return settings
+
+
+SUMMARY_VIEW = {
+    "model": "model",
+    "infer_batch_size": "batch",
+    "infer_img_size": "res",
+    "status": "status",
+    "latency_median_ms": "median_ms",
+    "latency_p90_ms": "p90_ms",
+    "round_spread": "rounds±",
+    "throughput_median_ips": "img/s",
+    "param_count": "params_M",
+    "infer_gmacs": "GMACs",
+    "parity_max_abs_diff": "parity_max_abs",
+    "validity": "validity",
+}
+
+
+def summary_table(rows: list[SummaryRow]) -> str:
+    import pandas as pd
+
+    df = pd.DataFrame([r.as_dict() for r in rows]).reindex(columns=list(SUMMARY_VIEW)).rename(columns=SUMMARY_VIEW)
+    numeric = ("median_ms", "p90_ms", "rounds±", "img/s")
+    return text_table(df.astype({c: float for c in numeric if c in df}), 3)
+
+
+def main(args: argparse.Namespace) -> int:
+    settings = parse_settings(args)
+    check_writable_dir(args.out, "--out")
+    check_writable_dir(args.cache_dir, "--cache-dir")
+    if args.report:
+        check_writable_dir(args.report_dir, "--report-dir")
+    run_dir, rows = run(
+        settings,
+        out=args.out,
+        cache_dir=args.cache_dir,
+        resume=args.resume,
+        count_flops=not args.no_flops,
+        show_progress=not args.no_progress,
+    )
+    if rows:
+        print(summary_table(rows))
+    print(f"results: {run_dir}")
+    if args.report:
+        from bench.commands.report import write_report
+
+        for path in write_report([run_dir], args.report_dir):
+            print(f"report: {path}")
+    statuses = [r.status for r in rows]
+    unstable = sum(r.validity == UNSTABLE for r in rows)
+    if unstable:
+        print(
+            f"{unstable} row(s) unstable (see the validity_reason column); consider --retry-unstable", file=sys.stderr
+        )
+    if statuses and all(s == STATUS_NOT_TIMED for s in statuses):
+        print(f"error: {rows[0].error}: {len(rows)} workload(s), none timed", file=sys.stderr)
+        return 1
+    failed = sum(s != STATUS_OK for s in statuses)
+    if failed:
+        print(
+            f"{failed} of {len(rows)} workload(s) did not produce a measurement (see the error column)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0

@@ -1,0 +1,562 @@
+"""Measuring: the same protocol for every backend, every sample kept, nothing finished ever lost.
+
+Flow per workload (model x resolution x batch): build (seeded) -> reference logits (torch fp32 eager)
+-> prepare (export/convert, cached) -> load -> first inference (cold) -> parity check. Then every open
+workload is timed in ``rounds`` interleaved rounds (round 1 of every model, then round 2, ...), each
+round preceded by the machine-speed reference (:mod:`bench.core.machine`). Each finished round is on
+disk before the next starts; a row is written when its last round ends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+import models
+from bench.backends import Backend, Prepared, Session, Workload, get_backend
+from bench.core import environment, machine, memory
+from bench.core.parity import check_parity
+from bench.core.schema import (
+    STATUS_FAILED,
+    STATUS_NOT_TIMED,
+    STATUS_OK,
+    STATUS_PARITY_FAILED,
+    UNSTABLE,
+    SummaryRow,
+    settings_key,
+)
+from bench.core.stats import summarize, throughput
+from bench.core.store import PartialRow, RunWriter, completed_keys, partial_rows
+from bench.core.timing import LoopLimits, timed_loop
+from bench.core.util import atomic_write_text, one_line
+
+DEFAULT_CACHE = Path(os.environ.get("BENCH_CACHE_DIR", ".cache/bench"))
+DEFAULT_WARMUP = LoopLimits(min_iters=10, min_time_s=1.0, max_time_s=60.0)
+DEFAULT_STEADY = LoopLimits(min_iters=50, min_time_s=2.0, max_time_s=60.0)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a run measures and how; ``bench run`` builds it from the command line, checking every
+    value before any model is built (the defaults here are for programmatic use)."""
+
+    backend: str
+    model_names: tuple[str, ...]
+    batch_sizes: tuple[int, ...] = (1,)
+    resolution: int | None = None
+    device: str = "cpu"
+    limits_warmup: LoopLimits = DEFAULT_WARMUP
+    limits_steady: LoopLimits = DEFAULT_STEADY
+    threads: int = 1
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    checkpoint: str | None = None
+    single_head: bool = False
+    seed: int = 0
+    options: tuple[tuple[str, str], ...] = ()
+    """The chosen backend's own options only."""
+    oom_retry: bool = True
+    rounds: int = 1
+    retry_unstable_s: float = 0.0
+    """Seconds to spend re-timing unstable rows after the main rounds (0: never)."""
+
+    def workloads(self) -> Iterator[Workload]:
+        for name in self.model_names:
+            resolution = self.resolution or models.get_card(name).default_resolution
+            for batch in self.batch_sizes:
+                yield self.workload(name, batch, resolution)
+
+    def workload(self, name: str, batch: int, resolution: int) -> Workload:
+        return Workload(
+            model_name=name,
+            batch_size=batch,
+            resolution=resolution,
+            device=self.device,
+            precision=self.precision,
+            threads=self.threads,
+            channels_last=self.channels_last,
+            compile=self.compile,
+            options=self.options,
+        )
+
+    @property
+    def weights(self) -> str:
+        """What the weights are: ``seed=N``, or the checkpoint's file name and content hash."""
+        if self.checkpoint is None:
+            return f"seed={self.seed}"
+        h = hashlib.sha256()
+        with open(self.checkpoint, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        return f"{Path(self.checkpoint).name}@{h.hexdigest()[:12]}"
+
+    @property
+    def protocol(self) -> dict[str, object]:
+        """How rows are measured (not what): part of the resume key, not of the setting's identity."""
+        return {
+            "warmup": asdict(self.limits_warmup),
+            "steady": asdict(self.limits_steady),
+            "rounds": self.rounds,
+            "seed": self.seed,
+        }
+
+
+# ------------------------------------------------------------------------------------------- measuring
+
+
+def build_model(settings: Settings, name: str, resolution: int) -> nn.Module:
+    torch.manual_seed(settings.seed)  # the same weights whatever the model order
+    return models.create_model(
+        name,
+        checkpoint=settings.checkpoint,
+        distillation=False if settings.single_head else None,
+        img_size=resolution,
+    )
+
+
+def model_facts(model: nn.Module, resolution: int, count_flops: bool, cache_dir: Path) -> dict[str, object]:
+    """Parameters (M) and fvcore GMACs per image; GMACs are cached on disk by architecture and size.
+
+    Each cache entry carries a checksum of its key and value, so an edited or foreign entry (or a
+    file that is not a JSON object) is recomputed rather than used.
+    """
+    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    gmacs = None
+    if count_flops:
+        cache = Path(cache_dir) / "gmacs.json"
+        key = hashlib.sha1(f"{model!r}|{resolution}".encode()).hexdigest()[:16]
+        try:
+            known = json.loads(cache.read_text())
+        except (OSError, ValueError):
+            known = {}
+        if not isinstance(known, dict):
+            known = {}
+        entry = known.get(key)
+        if (
+            isinstance(entry, dict)
+            and isinstance(entry.get("gmacs"), float)
+            and entry.get("check") == _check(key, entry)
+        ):
+            gmacs = entry["gmacs"]
+        else:
+            from bench.core.counting import fvcore_gmacs
+
+            gmacs = round(fvcore_gmacs(model, resolution), 4)
+            entry = {"gmacs": gmacs}
+            known[key] = {**entry, "check": _check(key, entry)}
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(cache, json.dumps(known, indent=0, sort_keys=True))
+    return {"param_count": round(params / 1e6, 4), "infer_gmacs": gmacs}
+
+
+def _check(key: str, entry: dict) -> str:
+    return hashlib.sha1(f"{key}:{entry.get('gmacs')!r}".encode()).hexdigest()[:12]
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def smaller_batch(batch: int) -> int:
+    """Next batch size down on the ladder 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, ... (0 when none is left)."""
+    ladder = sorted({m << k for k in range(32) for m in (2, 3)} | {1})
+    lower = [b for b in ladder if b < batch]
+    return lower[-1] if lower else 0
+
+
+@dataclass
+class RoundResult:
+    samples_ms: list[float]
+    record: dict[str, object]
+
+
+@dataclass
+class OpenWorkload:
+    """A workload that passed parity and is ready to be timed, round after round."""
+
+    workload: Workload
+    row: SummaryRow
+    session: Session
+    rounds: list[RoundResult] = field(default_factory=list)
+    device_ms: list[float] = field(default_factory=list)
+
+    @property
+    def samples_ms(self) -> list[float]:
+        return [ms for r in self.rounds for ms in r.samples_ms]
+
+
+class _NoProgress:
+    def set_postfix_str(self, text: str) -> None:
+        pass
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def write(self, text: str, file=None) -> None:
+        print(text, file=file or sys.stderr)
+
+
+class Measurer:
+    """Opens workloads on one backend (prepare, load, cold run, parity), times rounds, builds rows."""
+
+    def __init__(self, settings: Settings, backend: Backend, cache_dir: Path, progress=None) -> None:
+        self.settings = settings
+        self.backend = backend
+        self.cache_dir = cache_dir
+        self.progress = progress or _NoProgress()
+        self.reference = machine.Reference(settings.threads)
+
+    def phase(self, workload: Workload, name: str) -> None:
+        self.progress.set_postfix_str(f"{workload.model_name} b{workload.batch_size} {name}")
+
+    def open(self, model: nn.Module, workload: Workload) -> tuple[dict[str, object], Session | None]:
+        """Everything before timing; the session is None when the row is already final (not timed)."""
+        row: dict[str, object] = {}
+        x = np.random.default_rng(self.settings.seed).standard_normal(workload.input_shape, dtype=np.float32)
+        with torch.inference_mode():
+            reference = model(torch.from_numpy(x)).float().numpy()
+
+        self.phase(workload, "prepare")
+        t0 = time.perf_counter()
+        prepared = self.backend.prepare(model, workload, self.cache_dir)
+        row["prepare_s"] = time.perf_counter() - t0
+        row["runtime_detail"] = json.dumps(prepared.detail, sort_keys=True)
+        reason = self.backend.cannot_time_reason()
+        if reason is not None:
+            row["status"] = STATUS_NOT_TIMED
+            row["error"] = f"{reason}; model converted and validated only"
+            return row, None
+
+        session, parity, detail = self._load_and_check(model, prepared, workload, x, reference, row)
+        if not parity.ok and prepared.cache_hit and self.backend.evict(prepared):
+            # A cached artifact that fails parity is evicted and rebuilt once, never trusted again.
+            session.close()
+            self.phase(workload, "rebuild")
+            prepared = self.backend.prepare(model, workload, self.cache_dir)
+            session, parity, detail = self._load_and_check(model, prepared, workload, x, reference, row)
+            detail["evicted"] = "cached artifact failed parity and was rebuilt"
+        row.update(parity.as_row())
+        row["runtime_detail"] = json.dumps(detail, sort_keys=True)
+        if not parity.ok:
+            session.close()
+            row["status"] = STATUS_PARITY_FAILED
+            where = f" ({prepared.artifact})" if prepared.artifact is not None else ""
+            row["error"] = parity.describe() + where
+            return row, None
+        return row, session
+
+    def _load_and_check(self, model, prepared: Prepared, workload: Workload, x, reference, row):
+        """Load, first inference and parity; the memory this session added is measured meanwhile."""
+        self.phase(workload, "load")
+        baseline = memory.current_rss_mb()
+        can_reset = memory.reset_peak()
+        cuda = workload.device == "cuda" and torch.cuda.is_available()
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        t0 = time.perf_counter()
+        session = self.backend.load(model, prepared, workload, x)
+        row["load_s"] = time.perf_counter() - t0
+        try:
+            self.phase(workload, "first inference")
+            t0 = time.perf_counter()
+            session.run()
+            row["first_inference_ms"] = (time.perf_counter() - t0) * 1e3
+            parity = check_parity(reference, session.predict(x), workload.precision)
+        except BaseException:
+            session.close()
+            raise
+        if can_reset and baseline is not None:
+            row["peak_rss_mb"] = round(max(memory.peak_rss_mb() - baseline, 0.0), 1)
+        if cuda:
+            row["cuda_max_allocated_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        return session, parity, {**prepared.detail, **session.detail}
+
+    def time_round(self, opened: OpenWorkload) -> RoundResult:
+        """One round: the machine-speed reference, a share of the warmup, a share of the timed budget."""
+        workload, session = opened.workload, opened.session
+        rounds = self.settings.rounds
+        self.phase(workload, "reference")
+        reference_ms = self.reference.median_ms()
+        warm_limits, steady_limits = (
+            _share(lim, rounds) for lim in (self.settings.limits_warmup, self.settings.limits_steady)
+        )
+        self.phase(workload, f"round {len(opened.rounds) + 1}/{rounds}")
+        warm = timed_loop(session.run, warm_limits)
+        window = machine.CpuWindow()
+        steady = timed_loop(session.run, steady_limits, session.timed_run_ms)
+        busy, steal = window.finish()
+        opened.device_ms += steady.device_ms
+        record = {
+            "round": len(opened.rounds),
+            "iterations": len(steady.samples_ms),
+            "median_ms": float(np.median(steady.samples_ms)),
+            "reference_ms": reference_ms,
+            "busy_cpu": busy,
+            "steal": steal,
+            "warmup_iterations": len(warm.samples_ms),
+            "warmup_s": warm.elapsed_s,
+            "measure_s": steady.elapsed_s,
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        result = RoundResult(steady.samples_ms, record)
+        opened.rounds.append(result)
+        return result
+
+    def finish(self, opened: OpenWorkload) -> tuple[SummaryRow, list[float]]:
+        """The row of a workload whose rounds are all done (the session stays open: the caller closes it)."""
+        row, workload = opened.row, opened.workload
+        samples = opened.samples_ms
+        stats = summarize(samples)
+        records = [r.record for r in opened.rounds]
+        round_medians = [float(r["median_ms"]) for r in records]
+        references = [float(r["reference_ms"]) for r in records]
+        validity = machine.judge(
+            round_medians,
+            references,
+            [_number(r.get("busy_cpu")) for r in records],
+            [_number(r.get("steal")) for r in records],
+            len(samples),
+        )
+        row.set(**stats, **validity.as_columns())
+        row.set(
+            status=STATUS_OK,
+            iterations=len(samples),
+            warmup_iterations=int(sum(float(r["warmup_iterations"]) for r in records)),
+            warmup_s=sum(float(r["warmup_s"]) for r in records),
+            measure_s=sum(float(r["measure_s"]) for r in records),
+            rounds=len(records),
+            round_medians_ms=machine.json_list(round_medians),
+            reference_ms=machine.json_list(references),
+            infer_step_time=stats["latency_mean_ms"],
+            infer_samples_per_sec=throughput(workload.batch_size, stats["latency_mean_ms"]),
+            throughput_median_ips=throughput(workload.batch_size, stats["latency_median_ms"]),
+        )
+        if opened.device_ms:
+            row.cuda_event_median_ms = float(np.median(opened.device_ms))
+        return row, samples
+
+    def measure(self, model: nn.Module, workload: Workload) -> tuple[SummaryRow, list[float]]:
+        """Open and time one workload on its own (all rounds back to back), without writing anything."""
+        row = SummaryRow(model=workload.model_name, backend=self.backend.name, infer_batch_size=workload.batch_size)
+        result, session = self.open(model, workload)
+        row.set(**result)
+        if session is None:
+            return row, []
+        opened = OpenWorkload(workload, row, session)
+        try:
+            for _ in range(self.settings.rounds):
+                self.time_round(opened)
+            return self.finish(opened)
+        finally:
+            session.close()
+
+    def open_with_retry(self, model: nn.Module, workload: Workload, retry: bool):
+        """On CUDA out-of-memory, step the batch down (and say so) instead of losing the row."""
+        requested = workload.batch_size
+        while True:
+            try:
+                row, session = self.open(model, workload)
+                if workload.batch_size != requested:
+                    row["error"] = f"batch reduced from {requested} after CUDA out-of-memory"
+                return workload, row, session
+            except (RuntimeError, MemoryError) as exc:
+                smaller = smaller_batch(workload.batch_size)
+                if not (retry and workload.device == "cuda" and is_out_of_memory(exc) and smaller):
+                    raise
+                self.progress.write(
+                    f"{workload.model_name}: out of memory at batch {workload.batch_size}, retrying at {smaller}",
+                    file=sys.stderr,
+                )
+                torch.cuda.empty_cache()
+                workload = self.settings.workload(workload.model_name, smaller, workload.resolution)
+
+
+def _number(value: object) -> float | None:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _share(limits: LoopLimits, rounds: int) -> LoopLimits:
+    """Split a loop budget over ``rounds`` (at least one iteration per round)."""
+    return LoopLimits(
+        max(1, math.ceil(limits.min_iters / rounds)), limits.min_time_s / rounds, limits.max_time_s / rounds
+    )
+
+
+def base_row(settings: Settings, workload: Workload, env_id: str) -> SummaryRow:
+    row = SummaryRow(
+        model=workload.model_name,
+        family=models.get_card(workload.model_name).family,
+        infer_img_size=workload.resolution,
+        infer_batch_size=workload.batch_size,
+        backend=settings.backend,
+        device=workload.device,
+        precision=workload.precision,
+        threads=workload.threads,
+        channels_last=workload.channels_last,
+        compile=workload.compile,
+        backend_options=json.dumps(dict(workload.options), sort_keys=True),
+        weights=settings.weights,
+        single_head=settings.single_head,
+        env_id=env_id,
+    )
+    row.settings_key = settings_key(row.as_dict(), settings.protocol)
+    row.row_id = f"{workload.model_name}|b{workload.batch_size}|r{workload.resolution}|{row.settings_key}"
+    return row
+
+
+def run(settings: Settings, out: Path, cache_dir: Path, resume: bool, count_flops: bool, show_progress: bool):
+    """Measure every workload; returns (run directory, list of summary rows).
+
+    All workloads are opened first (export, load, parity), then timed in ``settings.rounds``
+    interleaved rounds, so slow drifts of a shared machine spread over every model instead of
+    landing on whichever model happened to be running. Every round is written as it ends; with
+    ``resume``, finished rows are skipped and unfinished ones continue from their last finished round.
+    """
+    from tqdm import tqdm
+
+    backend = get_backend(settings.backend)
+    env = environment.collect({"backend": settings.backend, "device": settings.device, "threads": settings.threads})
+    env_id = str(env["env_id"])
+    done = completed_keys(out) if resume else set()
+    partial = partial_rows(out, env_id) if resume else {}
+    writer = RunWriter.create(
+        out, f"{settings.backend}-{settings.device}", {**env, "backend_versions": backend.versions()}
+    )
+    torch.set_num_threads(settings.threads)
+
+    workloads = list(settings.workloads())
+    rows: list[SummaryRow] = []
+    progress = tqdm(
+        total=len(workloads) * (1 + settings.rounds), disable=not show_progress, unit="step", file=sys.stderr
+    )
+    measurer = Measurer(settings, backend, cache_dir, progress)
+
+    def record(row: SummaryRow, steps: int) -> None:
+        row.timestamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+        writer.add(row)
+        rows.append(row)
+        progress.update(steps)
+
+    def record_failure(row: SummaryRow, workload: Workload, exc: Exception, steps: int) -> None:
+        row.set(status=STATUS_FAILED, error=one_line(exc))
+        progress.write(f"{workload.model_name} batch {workload.batch_size}: failed: {row.error}", file=sys.stderr)
+        record(row, steps)
+
+    opened: list[OpenWorkload] = []
+    built: tuple[tuple[str, int], nn.Module, dict[str, object]] | None = None
+    try:
+        for workload in workloads:
+            row = base_row(settings, workload, env_id)
+            if (row.settings_key, env_id) in done:
+                progress.write(f"{workload.model_name} batch {workload.batch_size}: already measured (--resume)")
+                progress.update(1 + settings.rounds)
+                continue
+            try:
+                ident = (workload.model_name, workload.resolution)
+                if built is None or built[0] != ident:
+                    measurer.phase(workload, "build")
+                    model = build_model(settings, *ident)
+                    built = (ident, model, model_facts(model, workload.resolution, count_flops, cache_dir))
+                row.set(**built[2])
+                actual, result, session = measurer.open_with_retry(built[1], workload, settings.oom_retry)
+                row.set(**result, infer_batch_size=actual.batch_size)
+            except Exception as exc:  # one model failing (export error, OOM) must not end the run
+                record_failure(row, workload, exc, 1 + settings.rounds)
+                continue
+            if session is None:
+                record(row, 1 + settings.rounds)
+                continue
+            item = OpenWorkload(actual, row, session)
+            carried = partial.get(str(row.row_id))
+            if carried is not None:
+                _carry_over(writer, item, carried, settings.rounds)
+                progress.write(
+                    f"{workload.model_name} batch {workload.batch_size}: {len(item.rounds)} round(s) resumed"
+                )
+                progress.update(len(item.rounds))
+            progress.update(1)
+            opened.append(item)
+        built = None
+        unstable: list[OpenWorkload] = []
+        for _ in range(settings.rounds):
+            for item in list(opened):
+                if len(item.rounds) >= settings.rounds:
+                    continue
+                try:
+                    result = measurer.time_round(item)
+                    writer.add_round(item.row, result.record, result.samples_ms)
+                except Exception as exc:
+                    item.session.close()
+                    opened.remove(item)
+                    record_failure(item.row, item.workload, exc, settings.rounds - len(item.rounds) + 1)
+                    continue
+                progress.update(1)
+                if len(item.rounds) == settings.rounds:
+                    row, _ = measurer.finish(item)
+                    if row.validity == UNSTABLE and settings.retry_unstable_s > 0:
+                        unstable.append(item)  # written after its retry
+                        continue
+                    _warn_unstable(progress, row)
+                    item.session.close()
+                    opened.remove(item)
+                    record(row, 0)
+        _retry_unstable(measurer, writer, unstable, settings, progress, record)
+    finally:
+        for item in opened:
+            item.session.close()
+        progress.close()
+    return writer.directory, rows
+
+
+def _carry_over(writer: RunWriter, item: OpenWorkload, carried: PartialRow, rounds: int) -> None:
+    """Rounds finished by an interrupted run: copied into this run (so it is self-contained) and kept."""
+    for record in carried.records[:rounds]:
+        index = int(record["round"])
+        samples = [float(s) for s in carried.samples.get(index, [])]
+        result = RoundResult(samples, {**record, "round": index})
+        writer.add_round(item.row, result.record, samples)
+        item.rounds.append(result)
+
+
+def _warn_unstable(progress, row: SummaryRow) -> None:
+    if row.validity == UNSTABLE:
+        progress.write(
+            f"warning: {row.model} batch {row.infer_batch_size} is unstable: {row.validity_reason}", file=sys.stderr
+        )
+
+
+def _retry_unstable(measurer: Measurer, writer: RunWriter, items, settings: Settings, progress, record) -> None:
+    """Re-time unstable rows (all rounds again) while the time budget lasts; keep the steadier attempt."""
+    deadline = time.perf_counter() + settings.retry_unstable_s
+    for item in items:
+        best = SummaryRow(**measurer.finish(item)[0].as_dict())
+        base_id, attempt = str(best.row_id), 1
+        while best.validity == UNSTABLE and time.perf_counter() < deadline:
+            attempt += 1
+            item.rounds, item.device_ms = [], []
+            item.row.row_id = f"{base_id}#{attempt}"  # the attempt's samples stay apart from the first's
+            for _ in range(settings.rounds):
+                result = measurer.time_round(item)
+                writer.add_round(item.row, result.record, result.samples_ms)
+            row = SummaryRow(**measurer.finish(item)[0].as_dict())
+            if row.validity != UNSTABLE or (row.round_spread or math.inf) < (best.round_spread or math.inf):
+                best = row
+        _warn_unstable(progress, best)
+        item.session.close()
+        record(best, 0)

@@ -1,0 +1,362 @@
+"""``bench report``: paper-style tables and plots from one or more results directories.
+
+Runs from several backends and machines are merged, but a number is only ever put beside numbers
+from the same environment: every *table column* is one (machine ``env_id``, backend, device,
+precision, threads, channels-last, compile) setting, footnoted with the machine and runtime it ran
+on. Nothing is averaged across runs; when the same setting was measured more than once on the same
+machine, the latest run is used and a note says so.
+
+Outputs (in ``--out``): ``table.{csv,md,tex}`` (the main table), ``columns.csv`` (what each column
+is), ``measurements.csv`` (the tidy data behind the tables and plots), ``report.md`` (tables and
+plots together) and the plots of :mod:`bench.plots` as PNG and SVG.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from bench.backends import BACKENDS, Backend, backend_class
+from bench.core.environment import FRAMEWORK_PACKAGE
+from bench.core.errors import BenchError
+from bench.core.schema import CELL_FIELDS, DEFAULTS, SETTING_FIELDS, setting_identity, typed
+from bench.core.store import STATUS_OK, load_results
+
+STATUS_CELLS = {"failed": "fail", "parity_failed": "parity", "not_timed": "n/t"}
+
+# One table column (and one plot panel) per setting on one machine (the schema's identity with the
+# environment); never merged across them. Within a column, one measurement per cell.
+SETTING = ("env_id", *SETTING_FIELDS)
+CELL = CELL_FIELDS
+
+TABLE_FILES = ("table.csv", "table.md", "table.tex", "columns.csv", "measurements.csv", "report.md")
+
+
+# ------------------------------------------------------------------------------------ data model
+
+
+@dataclass
+class Column:
+    """One table column group / plot panel: a setting on one machine."""
+
+    key: str
+    """Letter that links the column to its footnote: ``A``, ``B``, ..."""
+    label: str
+    backend: str
+    device: str
+    precision: str
+    threads: int | None
+    channels_last: bool
+    compile: bool
+    backend_options: str
+    weights: str
+    single_head: bool
+    env_id: str
+    env: dict[str, object]
+    machine: str
+    run_ids: list[str]
+    batches: list[int]
+
+    @property
+    def title(self) -> str:
+        return f"{self.label} ({self.key})"
+
+    @property
+    def latency_batch(self) -> int:
+        """Latency is reported at batch 1, or the smallest batch measured when 1 was not."""
+        return 1 if 1 in self.batches else min(self.batches)
+
+    @property
+    def runtime_version(self) -> str | None:
+        versions = self.env.get("versions")
+        return _backend(self.backend).runtime_version(versions) if isinstance(versions, dict) else None
+
+    @property
+    def machine_detail(self) -> str:
+        env = self.env
+        cpu = f"{env.get('cpu_model', 'unknown CPU')} ({env.get('cpu_count', '?')} logical CPUs)"
+        gpu = f", GPU {env['gpu_name']}" if env.get("gpu_name") else ""
+        return f"{self.machine}: {cpu}{gpu}"
+
+    @property
+    def footnote(self) -> str:
+        runtime = _backend(self.backend).label
+        if self.runtime_version:
+            runtime += f" {self.runtime_version}"
+        extras = [self.precision, f"{self.threads} threads" if self.threads is not None else "default threads"]
+        if self.channels_last:
+            extras.append("channels-last")
+        if self.compile:
+            extras.append("torch.compile")
+        extras += [f"{k} {v}" for k, v in json.loads(self.backend_options or "{}").items()]
+        if self.weights != DEFAULTS["weights"]:
+            extras.append(f"weights {self.weights}")
+        if self.single_head:
+            extras.append("single head")
+        env = self.env
+        software = [str(env.get("os", "unknown OS")), f"Python {env.get('python', '?')}"]
+        versions = env.get("versions") if isinstance(env.get("versions"), dict) else {}
+        framework = versions.get(FRAMEWORK_PACKAGE)
+        if framework and FRAMEWORK_PACKAGE not in _backend(self.backend).packages:
+            software.append(f"{FRAMEWORK_PACKAGE} {framework}")  # the exporter of every other runtime's model
+        runs = ", ".join(self.run_ids)
+        commit = f", suite {env['git_commit']}" if env.get("git_commit") else ""
+        return (
+            f"({self.key}) {runtime} on {self.device.upper()}, {', '.join(extras)}; machine "
+            f"{self.machine_detail}; {', '.join(software)}; env {self.env_id}, run {runs}{commit}."
+        )
+
+
+@dataclass
+class Report:
+    measurements: pd.DataFrame
+    """One row per (column, model, resolution, batch) that was measured: the latest ok run."""
+    failures: pd.DataFrame
+    """Settings with no ok measurement: the latest failed / not-timed row of each."""
+    samples: pd.DataFrame
+    """Per-iteration latencies of the chosen rows (``column``, ``model``, ``latency_ms`` ...)."""
+    columns: list[Column]
+    inputs: list[str]
+    notes: list[str] = field(default_factory=list)
+
+
+def _card(name: str):
+    import models  # torch comes with it: only imported once a report is actually built
+
+    try:
+        return models.get_card(name)
+    except models.ModelError:  # a model measured by an older version of the suite
+        return None
+
+
+def _backend(name: str) -> type[Backend]:
+    """The backend's class, or a stand-in labelled with its name for rows of a backend since removed."""
+    try:
+        return backend_class(name)
+    except BenchError:
+        return type(name, (), {"label": name, "packages": (), "runtime_version": staticmethod(lambda v: None)})
+
+
+def _model_info(names: Iterable[str], summary: pd.DataFrame) -> pd.DataFrame:
+    """Family, display name, paper order and published numbers of every measured model."""
+    import models
+
+    try:
+        family_order = {f: i for i, f in enumerate(models.list_families())}
+        model_order = {m: i for i, m in enumerate(models.list_models())}
+    except models.ModelError:
+        family_order, model_order = {}, {}
+    rows = []
+    for name in names:
+        card = _card(name)
+        measured_family = summary.loc[summary["model"] == name, "family"].dropna() if "family" in summary else []
+        family = card.family if card else (str(measured_family.iloc[0]) if len(measured_family) else "other")
+        family_label = models.get_family(family).label if family in family_order else family
+        rows.append(
+            {
+                "model": name,
+                "name": f"{family_label}-{card.variant}" if card else name,
+                "family": family,
+                "family_label": family_label,
+                "family_order": family_order.get(family, len(family_order)),
+                "model_order": model_order.get(name, len(model_order)),
+                "default_resolution": card.default_resolution if card else None,
+                "published_params_m": card.published_params_m if card else None,
+                "published_gmacs": card.published_gmacs if card else None,
+                "top1": card.top1 if card else None,
+                "top1_source": card.top1_source if card and card.top1 is not None else None,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _machines(env_ids: Sequence[str], environments: dict[str, dict[str, object]]) -> dict[str, str]:
+    """Short machine names: the hostname, with the env id where one host has several environments."""
+    hosts = {e: str(environments.get(e, {}).get("hostname") or e[:8]) for e in env_ids}
+    counts = pd.Series(list(hosts.values())).value_counts()
+    return {e: (h if counts[h] == 1 else f"{h} [{e[:6]}]") for e, h in hosts.items()}
+
+
+def _value(v: object) -> object:
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA else v
+
+
+def build_report(
+    summary: pd.DataFrame,
+    samples: pd.DataFrame,
+    environments: dict[str, dict[str, object]],
+    model_names: Sequence[str] | None = None,
+    inputs: Sequence[str] = (),
+) -> Report:
+    """Choose one measurement per setting and cell, and describe every column (see module doc)."""
+    df = typed(summary)
+    df["_setting"] = [setting_identity(r, with_env=True) for r in df.to_dict("records")]
+    if model_names is not None:
+        df = df[df["model"].isin(model_names)]
+    if df.empty:
+        raise BenchError("no results for the selected models")
+    notes: list[str] = []
+    key = ["_setting", *CELL]
+    ok = df[(df["status"] == STATUS_OK) & df["latency_median_ms"].notna()]
+    chosen = ok.groupby(key, dropna=False, sort=False).tail(1)
+
+    repeated = ok.groupby(key, dropna=False, sort=False)["run_id"].agg(list)
+    repeated = repeated[repeated.map(len) > 1]
+    hidden = ok.groupby(key, dropna=False, sort=False)["settings_key"].nunique()
+    hidden = int((hidden > 1).sum())
+    if len(repeated):
+        examples = []
+        for idx, runs in list(repeated.items())[:4]:
+            parts = dict(zip(key, idx, strict=True))
+            examples.append(
+                f"{parts['model']} {parts['backend']}/{parts['device']} b={parts['infer_batch_size']}: "
+                f"{runs[-1]} (over {', '.join(runs[:-1])})"
+            )
+        more = f"; and {len(repeated) - 4} more" if len(repeated) > 4 else ""
+        notes.append(
+            f"{len(repeated)} setting(s) were measured more than once on the same machine; the latest run is "
+            f"used, never an average: {'; '.join(examples)}{more}."
+        )
+    if hidden:
+        notes.append(
+            f"{hidden} of them differ in settings that are not table columns (e.g. exporter, graph optimization, "
+            "compute units or iteration counts); report such runs with separate --results to see both."
+        )
+
+    failed = df[df["status"] != STATUS_OK]
+    if len(chosen):
+        done = pd.MultiIndex.from_frame(chosen[key].astype(str))
+        failed = failed[~pd.MultiIndex.from_frame(failed[key].astype(str)).isin(done)]
+    failures = failed.groupby(key, dropna=False, sort=False).tail(1)
+    if chosen.empty:
+        states = ", ".join(sorted(failures["status"].unique()))
+        raise BenchError(f"no successful measurement in the results (status: {states})")
+
+    # ---- columns
+    order = {name: i for i, name in enumerate(BACKENDS)}
+    settings = chosen.drop_duplicates("_setting")
+    settings = settings.assign(
+        _backend=settings["backend"].map(lambda b: order.get(b, len(order))),
+        _env=settings["env_id"].map({e: i for i, e in enumerate(dict.fromkeys(chosen["env_id"]))}),
+    ).sort_values(["_backend", "backend", "device", "_env", "precision", "threads", "channels_last", "compile"])
+    machines = _machines(list(dict.fromkeys(settings["env_id"])), environments)
+    varying = {a for a in SETTING if settings[a].nunique(dropna=False) > 1}
+    columns: list[Column] = []
+    column_of: dict[tuple[str, ...], str] = {}
+    for i, s in enumerate(settings.itertuples(index=False)):
+        parts = [_backend(s.backend).label, s.device.upper()]
+        if "precision" in varying or s.precision != "fp32":
+            parts.append(s.precision)
+        if "threads" in varying and not pd.isna(s.threads):
+            parts.append(f"{s.threads}T")
+        if "channels_last" in varying and s.channels_last:
+            parts.append("CL")
+        if "compile" in varying and s.compile:
+            parts.append("compiled")
+        if "backend_options" in varying:
+            parts.append(" ".join(f"{k}={v}" for k, v in json.loads(s.backend_options or "{}").items()))
+        if "weights" in varying:
+            parts.append(s.weights)
+        if "single_head" in varying and s.single_head:
+            parts.append("single-head")
+        if "env_id" in varying:
+            parts.append(f"@ {machines[s.env_id]}")
+        mask = chosen["_setting"] == s._setting
+        rows = chosen[mask]
+        columns.append(
+            Column(
+                key=_letters(i),
+                label=" ".join(parts),
+                backend=s.backend,
+                device=s.device,
+                precision=s.precision,
+                threads=None if pd.isna(s.threads) else int(s.threads),
+                channels_last=bool(s.channels_last),
+                compile=bool(s.compile),
+                backend_options=s.backend_options,
+                weights=s.weights,
+                single_head=bool(s.single_head),
+                env_id=s.env_id,
+                env=dict(environments.get(s.env_id, {})),
+                machine=machines[s.env_id],
+                run_ids=list(dict.fromkeys(rows["run_id"])),
+                batches=sorted(int(b) for b in rows["infer_batch_size"].dropna().unique()),
+            )
+        )
+        chosen.loc[mask, "column"] = columns[-1].key
+        column_of[s._setting] = columns[-1].key
+    if len(machines) > 1:
+        notes.append(
+            f"Results come from {len(machines)} machines/software environments; each column is from one "
+            "of them (see its footnote) and numbers are never combined across them."
+        )
+    by_key = {c.key: c for c in columns}
+
+    # ---- model facts and derived numbers
+    failures = failures.assign(column=[column_of.get(k) for k in failures["_setting"]])
+    info = _model_info(list(dict.fromkeys([*chosen["model"], *failures["model"]])), df)
+    m = _with_model_facts(chosen, info)
+    m["column_label"] = m["column"].map(lambda k: by_key[k].label)
+    m["machine"] = m["column"].map(lambda k: by_key[k].machine)
+    m["throughput_ips"] = m["batch"] * 1000.0 / m["latency_median_ms"]
+    m["achieved_gflops"] = 2.0 * m["gmacs"] * m["throughput_ips"]  # 1 MAC = 2 FLOPs
+    m["latency_batch"] = m["column"].map(lambda k: by_key[k].latency_batch) == m["batch"]
+    m = m.sort_values(["column", "family_order", "model_order", "model", "resolution", "batch"]).reset_index(drop=True)
+
+    # ---- samples of the rows at each column's latency batch (for the distribution plot)
+    picked = m[m["latency_batch"]][["run_id", "row_id", "column", "model", "name", "family", "family_order"]]
+    s = samples.merge(picked, on=["run_id", "row_id"], how="inner")
+
+    if len(failures):
+        lines = []
+        for r in failures.head(6).itertuples(index=False):
+            err = f": {r.error}" if isinstance(r.error, str) and r.error else ""
+            lines.append(f"{r.model} {r.backend}/{r.device} b={r.infer_batch_size} {r.status}{err}")
+        more = f"; and {len(failures) - 6} more" if len(failures) > 6 else ""
+        notes.append(f"Not measured ({len(failures)}): {'; '.join(lines)}{more}.")
+    return Report(
+        measurements=m,
+        failures=_with_model_facts(failures, info),
+        samples=s,
+        columns=columns,
+        inputs=list(inputs),
+        notes=notes,
+    )
+
+
+def _with_model_facts(rows: pd.DataFrame, info: pd.DataFrame) -> pd.DataFrame:
+    """Add the model's card facts; params/GMACs as measured, else published (GMACs only at its resolution)."""
+    m = rows.drop(columns=[c for c in info.columns if c != "model" and c in rows]).merge(info, on="model", how="left")
+    m["batch"] = m["infer_batch_size"].astype(int)
+    m["resolution"] = m["infer_img_size"].astype("Int64")
+    m["params_m"] = m["param_count"] if "param_count" in m else float("nan")
+    m["gmacs"] = m["infer_gmacs"] if "infer_gmacs" in m else float("nan")
+    at_default = m["resolution"] == m["default_resolution"]
+    m["params_m"] = m["params_m"].fillna(m["published_params_m"])
+    m["gmacs"] = m["gmacs"].fillna(m["published_gmacs"].where(at_default))
+    return m
+
+
+def _letters(i: int) -> str:
+    out = ""
+    i += 1
+    while i:
+        i, r = divmod(i - 1, 26)
+        out = chr(65 + r) + out
+    return out
+
+
+def load_report(result_paths: Sequence[Path | str], model_spec: str | None = None) -> Report:
+    paths = [Path(p) for p in result_paths]
+    summary, samples, environments = load_results(paths)
+    names = None
+    if model_spec:
+        from bench.core.arguments import select_models
+
+        names = select_models(model_spec)
+    return build_report(summary, samples, environments, names, inputs=[str(p) for p in paths])

@@ -1,0 +1,253 @@
+"""The report's tables: the paper-style main table and its CSV twins, built from a :class:`Report`."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from bench.core.formatting import Cell, PaperTable
+from bench.core.reporting import STATUS_CELLS, Column, Report, _value
+
+# ------------------------------------------------------------------------------------ tables
+
+
+def _fmt(value: object, digits: int) -> str:
+    value = _value(value)
+    return "-" if value is None else f"{float(value):.{digits}f}"
+
+
+def fmt_ms(value: object) -> str:
+    """Latency with three significant figures or so: 1.23, 12.3, 123."""
+    value = _value(value)
+    if value is None:
+        return "-"
+    return _fmt(value, 2 if value < 10 else 1 if value < 100 else 0)
+
+
+def fmt_ips(value: object) -> str:
+    value = _value(value)
+    if value is None:
+        return "-"
+    return _fmt(value, 1 if value < 100 else 0)
+
+
+def fmt_top1(value: float) -> str:
+    """As published: 77.5, 78.09, 79.0 (at least one decimal, at most two)."""
+    text = f"{value:.2f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
+
+
+def _row_keys(report: Report) -> pd.DataFrame:
+    """One row per (model, resolution) in the table: measured ones and those that failed in a column."""
+    failed = report.failures[report.failures["column"].notna()]
+    m = pd.concat([report.measurements, failed], ignore_index=True) if len(failed) else report.measurements
+    facts = (
+        m.sort_values(["family_order", "model_order", "model", "resolution"])
+        .groupby(["model", "resolution"], sort=False)
+        .agg(
+            name=("name", "first"),
+            family=("family", "first"),
+            family_label=("family_label", "first"),
+            family_order=("family_order", "first"),
+            params_m=("params_m", "first"),
+            gmacs=("gmacs", "first"),
+            published_params_m=("published_params_m", "first"),
+            published_gmacs=("published_gmacs", "first"),
+            top1=("top1", "first"),
+            top1_source=("top1_source", "first"),
+        )
+        .reset_index()
+    )
+    return facts
+
+
+def _leaves(column: Column) -> list[tuple[str, str, int]]:
+    """``(header, measure, batch)`` of the table columns under one setting."""
+    lb = column.latency_batch
+    suffix = "" if lb == 1 else f" b={lb}"
+    leaves = [(f"Median{suffix} (ms)", "latency_median_ms", lb), (f"P90{suffix} (ms)", "latency_p90_ms", lb)]
+    leaves += [(f"img/s b={b}", "throughput_ips", b) for b in column.batches]
+    return leaves
+
+
+def _lookup(report: Report) -> tuple[dict[tuple, pd.Series], dict[tuple, str]]:
+    m = report.measurements
+    values = {(r["column"], r["model"], r["resolution"], r["batch"]): r for _, r in m.iterrows()}
+    states = {}
+    for r in report.failures.itertuples(index=False):
+        if r.column is not None:
+            states[(r.column, r.model, r.infer_img_size, r.infer_batch_size)] = STATUS_CELLS.get(r.status, r.status)
+    return values, states
+
+
+def source_marks(report: Report) -> dict[str, str]:
+    """Published top-1 source text -> its note number, in table order."""
+    marks: dict[str, str] = {}
+    for source in _row_keys(report)["top1_source"]:
+        if isinstance(source, str) and source not in marks:
+            marks[source] = str(len(marks) + 1)
+    return marks
+
+
+def table_notes(report: Report) -> list[str]:
+    batches = sorted({c.latency_batch for c in report.columns})
+    at = "batch 1" if batches == [1] else "batch 1 (or the b shown where 1 was not measured)"
+    notes = [c.footnote for c in report.columns]
+    notes.append(
+        f"Median / P90: percentiles of the per-iteration latency at {at}, in ms. img/s: images per second at "
+        "batch b from the median step time (b x 1000 / median). Params (M) and GMACs (multiply-accumulates "
+        "per image, 1 MAC = 2 FLOPs) as counted by the suite on the benchmarked network (published values "
+        "where none was recorded). Top-1: published ImageNet-1k accuracy, not measured here. "
+        "'-': not measured; fail / parity / n/t: failed / failed the parity check / not timed."
+    )
+    notes.extend(f"[{mark}] Top-1 source: {source}" for source, mark in source_marks(report).items())
+    notes.extend(report.notes)
+    return notes
+
+
+def main_table(report: Report) -> PaperTable:
+    """Models by family x (params, GMACs, top-1, then median/p90 latency and img/s per column)."""
+    facts = _row_keys(report)
+    marks = source_marks(report)
+    values, states = _lookup(report)
+    header = ["Model", "Res", "Params (M)", "GMACs", "Top-1 (%)"]
+    spans: list[tuple[str, int]] = [("", len(header))]
+    for column in report.columns:
+        leaves = _leaves(column)
+        header += [h for h, _, _ in leaves]
+        spans.append((column.title, len(leaves)))
+    groups: list[tuple[str, list[list[Cell]]]] = []
+    for (_, family_label), fam in facts.groupby(["family_order", "family_label"], sort=True):
+        rows: list[list[Cell]] = []
+        for r in fam.itertuples(index=False):
+            top1: Cell = "-"
+            if _value(r.top1) is not None:
+                text = fmt_top1(r.top1)
+                top1 = (text, marks[r.top1_source]) if isinstance(r.top1_source, str) else text
+            cells: list[Cell] = [r.name, str(r.resolution), _fmt(r.params_m, 2), _fmt(r.gmacs, 2), top1]
+            for column in report.columns:
+                for _, measure, batch in _leaves(column):
+                    found = values.get((column.key, r.model, r.resolution, batch))
+                    if found is None:
+                        cells.append(states.get((column.key, r.model, r.resolution, batch), "-"))
+                    else:
+                        fmt = fmt_ips if measure == "throughput_ips" else fmt_ms
+                        cells.append(fmt(found[measure]))
+            rows.append(cells)
+        groups.append((family_label, rows))
+    return PaperTable(
+        header=header,
+        groups=groups,
+        align="lr" + "r" * (len(header) - 2),
+        spans=spans,
+        title="Latency and throughput per runtime (one column group per backend, device and machine)",
+        notes=table_notes(report),
+        label="tab:latency",
+    )
+
+
+def table_frame(report: Report) -> pd.DataFrame:
+    """The main table with full-precision numbers, for spreadsheets (columns described in columns.csv)."""
+    facts = _row_keys(report)
+    values, _ = _lookup(report)
+    out = facts[
+        [
+            "family",
+            "model",
+            "name",
+            "resolution",
+            "params_m",
+            "gmacs",
+            "published_params_m",
+            "published_gmacs",
+            "top1",
+            "top1_source",
+        ]
+    ].copy()
+    for column in report.columns:
+        for _, measure, batch in _leaves(column):
+            unit = {"latency_median_ms": "median_ms", "latency_p90_ms": "p90_ms"}.get(measure, "img_per_s")
+            name = f"{column.title} {unit} b={batch}"
+            out[name] = [
+                _value(values[(column.key, m, res, batch)][measure]) if (column.key, m, res, batch) in values else None
+                for m, res in zip(facts["model"], facts["resolution"], strict=True)
+            ]
+    return out
+
+
+def columns_frame(report: Report) -> pd.DataFrame:
+    rows = []
+    for c in report.columns:
+        env = c.env
+        versions = env.get("versions") if isinstance(env.get("versions"), dict) else {}
+        rows.append(
+            {
+                "column": c.key,
+                "label": c.label,
+                "backend": c.backend,
+                "runtime_version": c.runtime_version,
+                "device": c.device,
+                "precision": c.precision,
+                "threads": c.threads,
+                "channels_last": c.channels_last,
+                "compile": c.compile,
+                "batch_sizes": " ".join(map(str, c.batches)),
+                "machine": c.machine,
+                "env_id": c.env_id,
+                "hostname": env.get("hostname"),
+                "cpu_model": env.get("cpu_model"),
+                "cpu_count": env.get("cpu_count"),
+                "gpu_name": env.get("gpu_name"),
+                "os": env.get("os"),
+                "python": env.get("python"),
+                "torch": versions.get("torch"),
+                "git_commit": env.get("git_commit"),
+                "run_ids": " ".join(c.run_ids),
+                "footnote": c.footnote,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+MEASUREMENT_COLUMNS = (
+    "column",
+    "column_label",
+    "machine",
+    "env_id",
+    "run_id",
+    "row_id",
+    "timestamp",
+    "family",
+    "model",
+    "name",
+    "resolution",
+    "batch",
+    "backend",
+    "device",
+    "precision",
+    "threads",
+    "channels_last",
+    "compile",
+    "params_m",
+    "gmacs",
+    "published_params_m",
+    "published_gmacs",
+    "top1",
+    "top1_source",
+    "latency_median_ms",
+    "latency_p90_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
+    "latency_mean_ms",
+    "latency_min_ms",
+    "latency_max_ms",
+    "latency_std_ms",
+    "latency_iqr_ms",
+    "latency_cv",
+    "iterations",
+    "throughput_ips",
+    "achieved_gflops",
+)
+
+
+def measurements_frame(report: Report) -> pd.DataFrame:
+    return report.measurements.reindex(columns=list(MEASUREMENT_COLUMNS))
