@@ -22,15 +22,17 @@ COMMANDS = {
     "complexity": "bench.commands.complexity",
     "report": "bench.commands.report",
     "compare": "bench.commands.compare",
+    "doctor": "bench.commands.doctor",
 }
 
 SUMMARIES = {
     "list": "print the model zoo with its published numbers (model cards)",
-    "run": "measure latency/throughput of models on a backend (torch, onnx, coreml)",
+    "run": "measure latency/throughput of models on a runtime backend",
     "flops": "count GMACs with fvcore and FlopCounterMode, beside the published numbers",
     "complexity": "verify the CATM complexity model (47+10b)HWC and linear-in-tokens scaling",
     "report": "paper-style tables and plots from results directories",
-    "compare": "compare two result sets with a significance test; exit 1 on regression",
+    "compare": "compare two result sets, drift-corrected; exit 1 on regression",
+    "doctor": "check whether this machine is fit to benchmark on now (governor, SMT, load, steal, ...)",
 }
 
 
@@ -66,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: finished rows are saved", file=sys.stderr)
+        print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # e.g. `python -m bench list | head`
         sys.stderr.close()

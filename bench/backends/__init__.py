@@ -16,6 +16,7 @@ __all__ = [
     "BACKENDS",
     "DEFAULT_BACKEND",
     "PRECISIONS",
+    "REFERENCE_BACKENDS",
     "Backend",
     "BackendOptions",
     "Prepared",
@@ -33,6 +34,8 @@ BACKENDS = {
 }
 DEFAULT_BACKEND = "onnx"
 """What ``bench run`` measures when no ``--backend`` is given: the portable CPU runtime."""
+REFERENCE_BACKENDS = ("torch", "onnx")
+"""The eager framework and the portable runtime: what ``bench complexity`` times by default."""
 
 
 def backend_class(name: str) -> type[Backend]:

@@ -103,10 +103,12 @@ class Workload:
     compile: bool = False
     options: tuple[tuple[str, str], ...] = ()
     """The backend's own options (:meth:`BackendOptions.items`)."""
+    channels: int = 3
+    """Input channels: 3 for images; more when a bare block is measured (``bench complexity``)."""
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:
-        return (self.batch_size, 3, self.resolution, self.resolution)
+        return (self.batch_size, self.channels, self.resolution, self.resolution)
 
     def option(self, key: str, default: str) -> str:
         return dict(self.options).get(key, default)

@@ -464,7 +464,9 @@ def run(settings: Settings, out: Path, cache_dir: Path, resume: bool, count_flop
         for workload in workloads:
             row = base_row(settings, workload, env_id)
             if (row.settings_key, env_id) in done:
-                progress.write(f"{workload.model_name} batch {workload.batch_size}: already measured (--resume)")
+                progress.write(
+                    f"{workload.model_name} batch {workload.batch_size}: already measured (--resume)", file=sys.stderr
+                )
                 progress.update(1 + settings.rounds)
                 continue
             try:
@@ -487,7 +489,8 @@ def run(settings: Settings, out: Path, cache_dir: Path, resume: bool, count_flop
             if carried is not None:
                 _carry_over(writer, item, carried, settings.rounds)
                 progress.write(
-                    f"{workload.model_name} batch {workload.batch_size}: {len(item.rounds)} round(s) resumed"
+                    f"{workload.model_name} batch {workload.batch_size}: {len(item.rounds)} round(s) resumed",
+                    file=sys.stderr,
                 )
                 progress.update(len(item.rounds))
             progress.update(1)
@@ -517,6 +520,14 @@ def run(settings: Settings, out: Path, cache_dir: Path, resume: bool, count_flop
                     opened.remove(item)
                     record(row, 0)
         _retry_unstable(measurer, writer, unstable, settings, progress, record)
+    except KeyboardInterrupt:
+        rounds = sum(len(item.rounds) for item in opened)
+        progress.write(
+            f"interrupted: {len(rows)} finished row(s) and {rounds} finished round(s) of unfinished rows are saved "
+            f"in {writer.directory}; run the same command with --resume to continue from there",
+            file=sys.stderr,
+        )
+        raise
     finally:
         for item in opened:
             item.session.close()

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench.core import system
 from bench.core.schema import SCHEMA_VERSION, SUITE_ID
 
 FRAMEWORK_PACKAGE = "torch"
@@ -92,6 +93,7 @@ def collect(extra: dict[str, object] | None = None) -> dict[str, object]:
         "git_commit": git_commit(),
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "argv": sys.argv,
+        "system": system.as_dict(system.quick_checks()),
     }
     identity = {k: env[k] for k in ("hostname", "cpu_model", "cpu_count", "os", "python", "versions", "gpu_name")}
     env["env_id"] = hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]

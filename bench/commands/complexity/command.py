@@ -11,6 +11,7 @@ import os
 import time
 from pathlib import Path
 
+from bench.backends import BACKENDS, REFERENCE_BACKENDS
 from bench.commands.complexity.counting import Grid
 from bench.commands.complexity.fits import (
     STATED_MODEL,
@@ -38,7 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency-sizes", default="7,14,28,56", help="H = W of the mixer latency runs")
     parser.add_argument("--latency-models", default=DEFAULT_LATENCY_MODELS, help="networks timed across resolutions")
     parser.add_argument("--resolutions", default="128,256,512", help="input sizes of the network latency runs")
-    parser.add_argument("--backends", default="torch,onnx", help="latency backends: torch, onnx (default: both)")
+    parser.add_argument(
+        "--backends",
+        default=",".join(REFERENCE_BACKENDS),
+        help=f"latency backends, comma-separated: {', '.join(BACKENDS)} (default: %(default)s)",
+    )
     parser.add_argument(
         "--threads",
         default="1",
@@ -53,8 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _parse_backends(text: str) -> tuple[str, ...]:
     chosen = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
-    if not chosen or any(b not in ("torch", "onnx") for b in chosen):
-        raise BenchError(f"--backends: choose from torch, onnx (got {text!r})")
+    if not chosen or any(b not in BACKENDS for b in chosen):
+        raise BenchError(f"--backends: choose from {', '.join(BACKENDS)} (got {text!r})")
     return chosen
 
 

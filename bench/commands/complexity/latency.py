@@ -38,21 +38,16 @@ def _median_ms(session, settings: LatencySettings) -> float:
 
 
 def _module_session(backend_name: str, module: nn.Module, example: np.ndarray, tag: str, settings):
-    """A backend session for a bare module (input [B, C, H, W]); the ONNX file is cached by shape."""
+    """A backend session for a bare module (input [B, C, H, W]), prepared (and cached) like any model."""
     from bench.backends import get_backend
-    from bench.backends.base import Prepared, Workload
-    from bench.backends.onnx import export_onnx
+    from bench.backends.base import Workload
 
     backend = get_backend(backend_name)
-    workload = Workload(tag, example.shape[0], example.shape[-1], threads=settings.threads)
-    artifact = None
-    if backend_name == "onnx":
-        shape = "x".join(map(str, example.shape))
-        artifact = settings.cache_dir / "complexity" / f"{tag}-{shape}-torch{torch.__version__}.onnx"
-        if not artifact.exists():
-            artifact.parent.mkdir(parents=True, exist_ok=True)
-            export_onnx(module, torch.from_numpy(example), artifact, "torchscript")
-    return backend.load(module, Prepared(artifact=artifact), workload, example)
+    b, c, h, _ = example.shape
+    workload = Workload(tag, b, h, threads=settings.threads, channels=c, options=backend.Options().items())
+    backend.check(workload)
+    prepared = backend.prepare(module, workload, settings.cache_dir)
+    return backend.load(module, prepared, workload, example)
 
 
 def mixer_latency(width: int, sizes: list[int], settings: LatencySettings) -> pd.DataFrame:
@@ -88,7 +83,7 @@ def model_latency(names: list[str], resolutions: list[int], settings: LatencySet
     rows = []
     for backend_name, name, res in itertools.product(settings.backends, names, resolutions):
         backend = get_backend(backend_name)
-        workload = Workload(name, 1, res, threads=settings.threads)
+        workload = Workload(name, 1, res, threads=settings.threads, options=backend.Options().items())
         backend.check(workload)
         torch.manual_seed(0)
         model = models.create_model(name, img_size=res)

@@ -1,0 +1,129 @@
+"""Trust in one number: rounds on disk as they finish, resume by round, validity flags, ``bench doctor``."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.core import machine
+from bench.core.schema import STABLE, UNSTABLE
+from bench.core.store import ROUNDS_FILE, SUMMARY_FILE, load_results
+from tests.conftest import REPO, run_cli
+
+MODELS = "casvit_xs,swiftformer_xs,efficientformerv2_s0"
+SMALL = ["--resolution", "64", "--warmup", "1", "--warmup-time", "0", "--no-flops", "--no-progress"]
+
+
+def test_sigint_after_two_of_three_rounds_keeps_them_and_resume_times_only_the_last(tmp_path: Path) -> None:
+    argv = ["run", "--backend", "torch", "--models", MODELS, *SMALL, "--iters", "3", "--min-time", "3"]
+    argv += ["--rounds", "3", "--out", str(tmp_path)]
+    proc = subprocess.Popen([sys.executable, "-m", "bench", *argv], cwd=REPO, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        files = list(tmp_path.glob(f"*/{ROUNDS_FILE}"))
+        if files and len(files[0].read_text().splitlines()) - 1 >= 6:  # 2 rounds x 3 models
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "6 finished round(s)" in err and "--resume" in err and "Traceback" not in err
+    (first,) = tmp_path.iterdir()
+    rounds = pd.read_csv(first / ROUNDS_FILE)
+    assert rounds.groupby("row_id")["round"].apply(sorted).tolist() == [[0, 1]] * 3
+    assert len(pd.read_csv(first / SUMMARY_FILE)) == 0
+
+    resumed = run_cli(*argv, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stderr.count("2 round(s) resumed") == 3
+    (second,) = [p for p in tmp_path.iterdir() if p != first]
+    summary = pd.read_csv(second / SUMMARY_FILE)
+    assert len(summary) == 3 and (summary["rounds"] == 3).all()
+    new_rounds = pd.read_csv(second / ROUNDS_FILE)
+    # rounds 0 and 1 were copied from the interrupted run (same timestamps), only round 2 is new
+    copied = new_rounds[new_rounds["round"] < 2].sort_values(["row_id", "round"])["timestamp"].tolist()
+    assert copied == rounds.sort_values(["row_id", "round"])["timestamp"].tolist()
+    samples = pd.read_csv(second / "samples.csv")
+    for row in summary.itertuples():
+        mine = samples[samples["row_id"] == row.row_id]
+        assert sorted(mine["round"].unique()) == [0, 1, 2] and len(mine) == row.iterations
+
+
+def _burn(seconds: float) -> subprocess.Popen:
+    code = f"import time\nend = time.time() + {seconds}\nwhile time.time() < end:\n    pass\n"
+    return subprocess.Popen([sys.executable, "-c", code])
+
+
+def test_a_busy_process_marks_rows_unstable_with_the_reason(tmp_path: Path) -> None:
+    burner = _burn(60)
+    try:
+        proc = run_cli(
+            "run", "--backend", "torch", "--models", "casvit_xs", *SMALL, "--iters", "3", "--min-time", "1.5",
+            "--rounds", "2", "--threads", "1", "--out", str(tmp_path),
+        )  # fmt: skip
+    finally:
+        burner.kill()
+        burner.wait()
+    assert proc.returncode == 0, proc.stderr
+    summary, _, _ = load_results([tmp_path])
+    row = summary.iloc[0]
+    assert row["validity"] == UNSTABLE and "other processes used" in row["validity_reason"]
+    assert row["busy_cpu"] > 0.5
+    assert "casvit_xs batch 1 is unstable" in proc.stderr
+    assert len(json.loads(row["reference_ms"])) == 2 and len(json.loads(row["round_medians_ms"])) == 2
+
+
+def test_validity_rules() -> None:
+    calm = machine.judge([10.0, 10.1, 10.05], [5.0, 5.02, 4.99], [0.0, 0.05, 0.0], [0.0, 0.0, 0.0], 60)
+    assert calm.verdict == STABLE and calm.reason == ""
+    drifting = machine.judge([10.0, 15.0, 10.0], [5.0, 7.5, 5.0], [0.0] * 3, [0.0, 0.2, 0.0], 4)
+    assert drifting.verdict == UNSTABLE
+    for fragment in ("round medians differ by 50%", "machine speed drifted 50%", "stole", "only 4 iterations"):
+        assert fragment in drifting.reason
+
+
+def test_reference_and_cpu_window_measure_something() -> None:
+    reference = machine.Reference(threads=1)
+    assert 0.05 < reference.median_ms() < 1000
+    window = machine.CpuWindow()
+    np.linalg.svd(np.random.default_rng(0).standard_normal((300, 300)))
+    busy, steal = window.finish()
+    if sys.platform.startswith("linux"):
+        assert busy is not None and busy >= 0 and 0 <= steal <= 1
+
+
+def test_doctor_reports_checks_and_a_verdict() -> None:
+    proc = run_cli("doctor", "--sample", "0.2", "--format", "json")
+    assert proc.returncode in (0, 1), proc.stderr
+    report = json.loads(proc.stdout)
+    names = {c["name"] for c in report["checks"]}
+    assert {"cpu governor", "SMT", "load average", "steal", "other processes", "thread spinning"} <= names
+    assert report["verdict"] in ("ok", "warn", "bad", "unknown")
+    assert (proc.returncode == 0) == (report["verdict"] in ("ok", "unknown"))
+
+
+def test_every_run_records_its_system_checks(tmp_path: Path) -> None:
+    proc = run_cli("run", "--backend", "torch", "--models", "casvit_xs", *SMALL, "--iters", "3", "--min-time", "0",
+                   "--rounds", "1", "--out", str(tmp_path))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    _, _, envs = load_results([tmp_path])
+    system = next(iter(envs.values()))["system"]
+    assert system["verdict"] in ("ok", "warn", "bad", "unknown") and system["checks"]
+
+
+@pytest.mark.parametrize("rounds", [1, 3])
+def test_samples_know_their_round(tmp_path: Path, rounds: int) -> None:
+    proc = run_cli("run", "--backend", "torch", "--models", "casvit_xs", *SMALL, "--iters", "6", "--min-time", "0",
+                   "--rounds", str(rounds), "--out", str(tmp_path))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    summary, samples, _ = load_results([tmp_path])
+    assert sorted(samples["round"].unique()) == list(range(rounds))
+    assert summary.iloc[0]["rounds"] == rounds
