@@ -151,8 +151,21 @@ class Backend(abc.ABC):
     """Distributions whose versions identify this runtime; the first one installed is the runtime's version."""
     extra: ClassVar[str | None] = None
     """The ``pip install .[extra]`` that installs this runtime, where it is optional."""
+    requires: ClassVar[tuple[str, ...]] = ()
+    """Python modules the runtime needs; when one is missing the backend is unavailable here."""
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
     Options: ClassVar[type[BackendOptions]] = NoOptions
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """Why this runtime cannot be used at all here (a module is missing), or None."""
+        import importlib.util
+
+        missing = [m for m in cls.requires if importlib.util.find_spec(m) is None]
+        if not missing:
+            return None
+        how = f"pip install '.[{cls.extra}]'" if cls.extra else f"install {', '.join(missing)}"
+        return f"the {cls.name} backend needs {', '.join(missing)}, which is not installed ({how})"
 
     def cannot_time_reason(self) -> str | None:
         """Why this platform can prepare models but not time them (None: it can)."""

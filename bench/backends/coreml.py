@@ -243,6 +243,7 @@ class CoreMLBackend(Backend):
     name = "coreml"
     label = "Core ML"
     packages = ("coremltools",)
+    requires = ("coremltools",)
     devices = ("cpu",)
     Options = CoreMLOptions
 

@@ -87,6 +87,7 @@ class OnnxBackend(Backend):
     name = "onnx"
     label = "ONNX Runtime"
     packages = ("onnxruntime", "onnxruntime-gpu", "onnx", "onnxscript")
+    requires = ("onnxruntime", "onnx")
     devices = ("cpu", "cuda")
     Options = OnnxOptions
 

@@ -106,6 +106,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def parse_settings(args: argparse.Namespace) -> Settings:
     """Check every value and what this machine can do before any model is built."""
+    reason = backend_class(args.backend).unavailable_reason()
+    if reason is not None:
+        raise BenchError(reason)
     backend = get_backend(args.backend)
     if args.device not in backend.devices:
         raise BenchError(
