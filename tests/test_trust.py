@@ -127,3 +127,21 @@ def test_samples_know_their_round(tmp_path: Path, rounds: int) -> None:
     summary, samples, _ = load_results([tmp_path])
     assert sorted(samples["round"].unique()) == list(range(rounds))
     assert summary.iloc[0]["rounds"] == rounds
+
+
+def test_retry_unstable_re_times_within_its_budget(tmp_path: Path) -> None:
+    burner = _burn(60)
+    try:
+        proc = run_cli(
+            "run", "--backend", "torch", "--models", "casvit_xs", *SMALL, "--iters", "3", "--min-time", "0.6",
+            "--rounds", "2", "--threads", "1", "--retry-unstable", "0.1", "--out", str(tmp_path),
+        )  # fmt: skip
+    finally:
+        burner.kill()
+        burner.wait()
+    assert proc.returncode == 0, proc.stderr
+    summary, samples, _ = load_results([tmp_path])
+    row = summary.iloc[0]
+    assert set(samples["row_id"]) == {row["row_id"].split("#")[0], row["row_id"].split("#")[0] + "#2"}
+    kept = samples[samples["row_id"] == row["row_id"]]
+    assert len(kept) == row["iterations"]  # the kept attempt's samples, and only those, back the row
