@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import re
+import unicodedata
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -55,8 +57,12 @@ def render(df: pd.DataFrame, fmt: str, float_digits: int = 2) -> str:
     return text_table(df, float_digits)
 
 
-# ------------------------------------------------------------------------------------ paper tables
+# ------------------------------------------------------------------------------------ LaTeX
 
+# Every string that reaches LaTeX from data goes through ``latex_escape``. The output compiles with plain
+# ``pdflatex`` and the default OT1 font encoding (no fontenc, inputenc or textcomp assumed), and also under
+# ``\\usepackage[T1]{fontenc}``: specials become commands, common Unicode becomes the LaTeX command for it,
+# accented Latin letters become accent commands, and anything else is spelled in ASCII or replaced by ``?``.
 _LATEX_SPECIALS = {
     "\\": r"\textbackslash{}",
     "&": r"\&",
@@ -68,24 +74,245 @@ _LATEX_SPECIALS = {
     "}": r"\}",
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "|": r"\textbar{}",
+    '"': "''",
+    # after ``\\`` a row starting with [ or * would be read as its optional argument or star
+    "[": "{[}",
+    "]": "{]}",
+    "*": "{*}",
+    "\t": " ",
+    "\n": " ",
+    "\r": " ",
+}
+
+_LATEX_UNICODE = {
+    "\u00a0": "~",
+    "\u2009": r"\,",
+    "\u202f": r"\,",
+    "\u00d7": r"\ensuremath{\times}",
+    "\u00b1": r"\ensuremath{\pm}",
+    "\u2213": r"\ensuremath{\mp}",
+    "\u2264": r"\ensuremath{\leq}",
+    "\u2265": r"\ensuremath{\geq}",
+    "\u2260": r"\ensuremath{\neq}",
+    "\u2248": r"\ensuremath{\approx}",
+    "\u223c": r"\ensuremath{\sim}",
+    "\u221e": r"\ensuremath{\infty}",
+    "\u2212": r"\ensuremath{-}",
+    "\u00b7": r"\ensuremath{\cdot}",
+    "\u22c5": r"\ensuremath{\cdot}",
+    "\u00f7": r"\ensuremath{\div}",
+    "\u221a": r"\ensuremath{\surd}",
+    "\u2192": r"\ensuremath{\rightarrow}",
+    "\u2190": r"\ensuremath{\leftarrow}",
+    "\u2194": r"\ensuremath{\leftrightarrow}",
+    "\u21d2": r"\ensuremath{\Rightarrow}",
+    "\u2191": r"\ensuremath{\uparrow}",
+    "\u2193": r"\ensuremath{\downarrow}",
+    "\u00b0": r"\ensuremath{^\circ}",
+    "\u2032": r"\ensuremath{'}",
+    "\u00b5": r"\ensuremath{\mu}",
+    "\u00b9": r"\textsuperscript{1}",
+    "\u00b2": r"\textsuperscript{2}",
+    "\u00b3": r"\textsuperscript{3}",
+    "\u2070": r"\textsuperscript{0}",
+    "\u2074": r"\textsuperscript{4}",
+    "\u2075": r"\textsuperscript{5}",
+    "\u2076": r"\textsuperscript{6}",
+    "\u2077": r"\textsuperscript{7}",
+    "\u2078": r"\textsuperscript{8}",
+    "\u2079": r"\textsuperscript{9}",
+    "\u207b": r"\textsuperscript{\ensuremath{-}}",
+    "\u2010": "-",
+    "\u2011": "-",
+    "\u2012": "--",
+    "\u2013": "--",
+    "\u2014": "---",
+    "\u2015": "---",
+    "\u2018": "`",
+    "\u2019": "'",
+    "\u201a": ",",
+    "\u201c": "``",
+    "\u201d": "''",
+    "\u201e": ",,",
+    "\u2026": r"\ldots{}",
+    "\u2022": r"\textbullet{}",
+    "\u2020": r"\dag{}",
+    "\u2021": r"\ddag{}",
+    "\u00a7": r"\S{}",
+    "\u00b6": r"\P{}",
+    "\u00a9": r"\copyright{}",
+    "\u00ae": r"\textsuperscript{R}",
+    "\u2122": r"\textsuperscript{TM}",
+    "\u20ac": "EUR",
+    "\u00a3": r"\pounds{}",
+    "\u00a1": r"\textexclamdown{}",
+    "\u00bf": r"\textquestiondown{}",
+    "\u00ab": r"\ensuremath{\ll}",
+    "\u00bb": r"\ensuremath{\gg}",
+    "\u00df": r"\ss{}",
+    "\u00e6": r"\ae{}",
+    "\u00c6": r"\AE{}",
+    "\u0153": r"\oe{}",
+    "\u0152": r"\OE{}",
+    "\u00f8": r"\o{}",
+    "\u00d8": r"\O{}",
+    "\u0142": r"\l{}",
+    "\u0141": r"\L{}",
+    "\u0131": r"\i{}",
+    "\u00f0": "d",
+    "\u00d0": "D",
+    "\u00ac": r"\ensuremath{\neg}",
+    "\u00a6": r"\textbar{}",
+    "\u0111": "d",
+    "\u0110": "D",
+    "\u00fe": "th",
+    "\u00de": "Th",
+    "\u03bc": r"\ensuremath{\mu}",
+}
+# Greek: math commands; the capitals without one look like Latin letters (Alpha -> A)
+for _code in [*range(0x391, 0x3AA), *range(0x3B1, 0x3CA)]:
+    _char = chr(_code)
+    if not unicodedata.name(_char, ""):
+        continue  # U+03A2 is unassigned
+    _name = unicodedata.name(_char).split()[-1].lower().replace("lamda", "lambda")
+    _name = "varsigma" if unicodedata.name(_char).endswith("FINAL SIGMA") else _name
+    if _char.isupper():
+        _name = _name.capitalize()
+    _command = rf"\ensuremath{{\{_name}}}"
+    if _name in (
+        "Alpha",
+        "Beta",
+        "Epsilon",
+        "Zeta",
+        "Eta",
+        "Iota",
+        "Kappa",
+        "Mu",
+        "Nu",
+        "Omicron",
+        "Rho",
+        "Tau",
+        "Chi",
+    ):
+        _command = {"Eta": "H", "Rho": "P", "Chi": "X"}.get(_name, _name[0])
+    elif _name == "omicron":
+        _command = "o"
+    _LATEX_UNICODE.setdefault(_char, _command)
+
+# combining accents -> the OT1-safe accent command (ogonek and the like have none: the accent is dropped)
+_LATEX_ACCENTS = {
+    "\u0300": "\\`",
+    "\u0301": "\\'",
+    "\u0302": "\\^",
+    "\u0303": "\\~",
+    "\u0304": "\\=",
+    "\u0306": "\\u",
+    "\u0307": "\\.",
+    "\u0308": '\\"',
+    "\u030a": "\\r",
+    "\u030b": "\\H",
+    "\u030c": "\\v",
+    "\u0323": "\\d",
+    "\u0327": "\\c",
+    "\u0331": "\\b",
 }
 
 
+def _latex_char(ch: str) -> str:
+    """One character that is not plain printable ASCII, as something ``pdflatex`` typesets in OT1 or T1."""
+    if ch in _LATEX_UNICODE:
+        return _LATEX_UNICODE[ch]
+    if unicodedata.category(ch)[0] == "C":  # control, format, private use, unassigned
+        return ""
+    decomposed = unicodedata.normalize("NFD", ch)
+    base, marks = decomposed[0], decomposed[1:]
+    if len(decomposed) > 1 and base.isascii() and base.isalpha():
+        out = (
+            {"i": r"\i{}", "j": r"\j{}"}.get(base, base)
+            if marks[:1] in ("\u0300", "\u0301", "\u0302", "\u0308")
+            else base
+        )
+        for mark in marks:
+            if mark in _LATEX_ACCENTS:
+                out = f"{_LATEX_ACCENTS[mark]}{{{out}}}"
+        return out
+    if unicodedata.category(ch) == "Zs":
+        return " "
+    ascii_form = unicodedata.normalize("NFKD", ch).replace("\u2044", "/").encode("ascii", "ignore").decode()
+    if ascii_form.strip() and ascii_form.isprintable():  # ligatures, full-width and styled letters: ﬁ, Ａ, ℝ
+        return "".join(_LATEX_SPECIALS.get(c, c) for c in ascii_form)
+    return "?"
+
+
 def latex_escape(text: object) -> str:
-    return "".join(_LATEX_SPECIALS.get(ch, ch) for ch in str(text))
+    """``text`` as LaTeX source that prints it: the one place data is made safe for LaTeX."""
+    out = []
+    for ch in unicodedata.normalize("NFC", str(text)):
+        if ch in _LATEX_SPECIALS:
+            out.append(_LATEX_SPECIALS[ch])
+        elif " " <= ch <= "~":
+            out.append(ch)
+        else:
+            out.append(_latex_char(ch))
+    return "".join(out)
+
+
+def latex_label(text: str) -> str:
+    """A ``\\label`` key: only characters that are safe in one."""
+    return re.sub(r"[^A-Za-z0-9:._/-]", "-", text)
+
+
+TWO_COLUMN_WIDTH_PT = 240.0
+"""About ``\\columnwidth`` of a two-column paper (IEEE 252pt, ACM 241pt, CVPR 237pt)."""
+
+
+def latex_width_pt(cells: list[list[str]], char_pt: float = 5.0) -> float:
+    """A rough natural width of a ``tabular`` of plain-text ``cells`` (rows of strings) in points."""
+    if not cells:
+        return 0.0
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    return sum(w * char_pt + 12.0 for w in widths)  # 12pt: 2\tabcolsep per column
+
+
+def fit_to_linewidth(tabular: list[str]) -> list[str]:
+    """``tabular`` lines wrapped so that it is scaled down to ``\\linewidth`` only if it is wider (graphicx)."""
+    return [
+        r"\sbox0{%",
+        *tabular[:-1],
+        tabular[-1] + "%",
+        r"}%",
+        r"\ifdim\wd0>\linewidth\resizebox{\linewidth}{!}{\usebox0}\else\usebox0\fi",
+    ]
 
 
 def latex_table(df: pd.DataFrame, float_digits: int = 2) -> str:
-    """A plain booktabs ``tabular`` (needs ``\\usepackage{booktabs}``)."""
-    align = "".join("r" if pd.api.types.is_numeric_dtype(df[c]) else "l" for c in df.columns)
-    lines = [rf"\begin{{tabular}}{{{align}}}", r"\toprule"]
-    lines.append(" & ".join(latex_escape(c) for c in df.columns) + r" \\")
-    lines.append(r"\midrule")
-    for row in df.itertuples(index=False):
-        lines.append(" & ".join(latex_escape(_cell(v, float_digits)) for v in row) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    return "\n".join(lines)
+    """A plain booktabs ``tabular`` (needs ``\\usepackage{booktabs}``).
 
+    One too wide for a two-column paper's column is wrapped to be scaled down to ``\\linewidth`` when it
+    does not fit where it is put (then it also needs ``\\usepackage{graphicx}``).
+    """
+    align = "".join("r" if pd.api.types.is_numeric_dtype(df[c]) else "l" for c in df.columns)
+    text = [[str(c) for c in df.columns]] + [
+        [_cell(v, float_digits) for v in row] for row in df.itertuples(index=False)
+    ]
+    lines = [rf"\begin{{tabular}}{{{align}}}", r"\toprule"]
+    lines.append(" & ".join(latex_escape(c) for c in text[0]) + r" \\")
+    lines.append(r"\midrule")
+    lines.extend(" & ".join(latex_escape(c) for c in row) + r" \\" for row in text[1:])
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if latex_width_pt(text) <= TWO_COLUMN_WIDTH_PT:
+        return "\n".join([r"% generated by `python -m bench`; needs \usepackage{booktabs}", *lines])
+    header = (
+        r"% generated by `python -m bench`; needs \usepackage{booktabs} and \usepackage{graphicx}: "
+        r"scaled down to \linewidth where it does not fit"
+    )
+    return "\n".join([header, *fit_to_linewidth(lines)])
+
+
+# ------------------------------------------------------------------------------------ paper tables
 
 Cell = str | tuple[str, str]
 """A formatted cell: its text, or ``(text, mark)`` where ``mark`` refers to a note (e.g. a source)."""
@@ -106,6 +333,7 @@ class PaperTable:
     spans: list[tuple[str, int]] = field(default_factory=list)
     title: str = ""
     notes: list[str] = field(default_factory=list)
+    """Printed under the table; one that starts with ``[mark] `` explains the cells marked ``mark``."""
     label: str = ""
 
     def __post_init__(self) -> None:
@@ -180,19 +408,46 @@ def _latex_cell(cell: Cell) -> str:
     return latex_escape(cell)
 
 
+_NOTE_MARK = re.compile(r"\[([^\]\s]+)\] (.*)", re.DOTALL)
+
+
+def _latex_note(note: str, marks: set[str]) -> str:
+    """A note as its own paragraph; ``[mark] text`` explaining marked cells gets the cells' superscript."""
+    found = _NOTE_MARK.fullmatch(note)
+    if found and found[1] in marks:
+        return rf"\textsuperscript{{{latex_escape(found[1])}}}\,{latex_escape(found[2])}\par"
+    return latex_escape(note) + r"\par"
+
+
+def _paper_width_pt(table: PaperTable) -> float:
+    body = [[_plain(c) for c in row] for _, rows in table.groups for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in body]) for i, h in enumerate(table.header)]
+    start = 0
+    for title, width in table.spans:  # a span title wider than its columns widens them
+        widths[start + width - 1] += max(0, len(title) - sum(widths[start : start + width]))
+        start += width
+    return latex_width_pt([["x" * w for w in widths]])
+
+
 def _paper_latex(table: PaperTable) -> str:
     n = len(table.header)
-    lines = [
-        r"% generated by `python -m bench report`; needs \usepackage{booktabs}",
-        r"\begin{table}[t]",
-        r"\centering",
-        r"\small",
-    ]
+    wide = _paper_width_pt(table) > TWO_COLUMN_WIDTH_PT
+    float_env = "table*" if wide else "table"
+    if wide:
+        lines = [
+            r"% generated by `python -m bench report`; needs \usepackage{booktabs} and \usepackage{graphicx}",
+            r"% Wide table: a table* float spans both columns of a two-column paper (in a one-column paper it is",
+            r"% the same as table), and the tabular is scaled down to \linewidth with \resizebox only where it",
+            r"% does not fit (never enlarged). To keep it in one column instead, change table* to table.",
+        ]
+    else:
+        lines = [r"% generated by `python -m bench report`; needs \usepackage{booktabs}"]
+    lines += [rf"\begin{{{float_env}}}[t]", r"\centering", r"\small"]
     if table.title:
         lines.append(rf"\caption{{{latex_escape(table.title)}}}")
     if table.label:
-        lines.append(rf"\label{{{table.label}}}")
-    lines += [rf"\begin{{tabular}}{{{table.align}}}", r"\toprule"]
+        lines.append(rf"\label{{{latex_label(table.label)}}}")
+    tabular = [rf"\begin{{tabular}}{{{table.align}}}", r"\toprule"]
     if any(t for t, _ in table.spans):
         parts, rules, start = [], [], 1
         for title, width in table.spans:
@@ -202,20 +457,22 @@ def _paper_latex(table: PaperTable) -> str:
             else:
                 parts.extend([""] * width)
             start += width
-        lines.append(" & ".join(parts) + r" \\")
-        lines.append(" ".join(rules))
-    lines.append(" & ".join(latex_escape(h) for h in table.header) + r" \\")
+        tabular.append(" & ".join(parts) + r" \\")
+        tabular.append(" ".join(rules))
+    tabular.append(" & ".join(latex_escape(h) for h in table.header) + r" \\")
     for name, rows in table.groups:
-        lines.append(r"\midrule")
+        tabular.append(r"\midrule")
         if name:
-            lines.append(rf"\multicolumn{{{n}}}{{l}}{{\textit{{{latex_escape(name)}}}}} \\")
-        lines.extend(" & ".join(_latex_cell(c) for c in row) + r" \\" for row in rows)
-    lines += [r"\bottomrule", r"\end{tabular}"]
+            tabular.append(rf"\multicolumn{{{n}}}{{l}}{{\textit{{{latex_escape(name)}}}}} \\")
+        tabular.extend(" & ".join(_latex_cell(c) for c in row) + r" \\" for row in rows)
+    tabular += [r"\bottomrule", r"\end{tabular}"]
+    lines += fit_to_linewidth(tabular) if wide else tabular
     if table.notes:
-        lines += [r"\par\smallskip", r"\begin{minipage}{\linewidth}\footnotesize"]
-        lines.extend(latex_escape(note) + r"\\" for note in table.notes)
+        marks = {c[1] for _, rows in table.groups for row in rows for c in row if isinstance(c, tuple)}
+        lines += [r"\par\smallskip", r"\begin{minipage}{\linewidth}\footnotesize\raggedright"]
+        lines.extend(_latex_note(note, marks) for note in table.notes)
         lines.append(r"\end{minipage}")
-    lines.append(r"\end{table}")
+    lines.append(rf"\end{{{float_env}}}")
     return "\n".join(lines)
 
 

@@ -79,13 +79,45 @@ def _lookup(report: Report) -> tuple[dict[tuple, pd.Series], dict[tuple, str]]:
     return values, states
 
 
-def source_marks(report: Report) -> dict[str, str]:
-    """Published top-1 source text -> its note number, in table order."""
+def _source_footnotes(report: Report) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """Top-1 sources of the table's rows as footnotes: ``({source: mark}, [(mark, note text)])``.
+
+    Identical sources share one footnote. Sources that differ only in their last ``; `` clause (the
+    CAS-ViT cards quote each variant's paper-v2 numbers there) share one too, which lists what differs
+    with the rows it belongs to: ``...; current MODEL_ZOO ... lists 78.3/78.7 (CAS-ViT-XS), 80.9/81.1 (CAS-ViT-S)``.
+    """
+    facts = _row_keys(report)
+    names: dict[str, list[str]] = {}  # source -> names of the rows citing it, in table order
+    for source, name, top1 in zip(facts["top1_source"], facts["name"], facts["top1"], strict=True):
+        if isinstance(source, str) and _value(top1) is not None and name not in names.setdefault(source, []):
+            names[source].append(name)
+    groups: dict[tuple[bool, str], list[str]] = {}
+    for source in names:
+        stem = source.rsplit("; ", 1)[0]
+        groups.setdefault((stem != source, stem), []).append(source)
     marks: dict[str, str] = {}
-    for source in _row_keys(report)["top1_source"]:
-        if isinstance(source, str) and source not in marks:
-            marks[source] = str(len(marks) + 1)
-    return marks
+    notes: list[tuple[str, str]] = []
+    for (_, stem), sources in groups.items():
+        mark = str(len(notes) + 1)
+        marks.update(dict.fromkeys(sources, mark))
+        if len(sources) == 1:
+            notes.append((mark, sources[0]))
+            continue
+        tails = [source[len(stem) + 2 :] for source in sources]
+        same = next(
+            (i for i, chars in enumerate(zip(*tails, strict=False)) if len(set(chars)) > 1), min(map(len, tails))
+        )
+        common = tails[0][: tails[0].rfind(" ", 0, same) + 1]  # the words all of them start with
+        listed = ", ".join(
+            f"{tail[len(common) :]} ({', '.join(names[s])})" for tail, s in zip(tails, sources, strict=True)
+        )
+        notes.append((mark, f"{stem}; {common}{listed}"))
+    return marks, notes
+
+
+def source_marks(report: Report) -> dict[str, str]:
+    """Published top-1 source text -> its note number, in table order (one number per footnote)."""
+    return _source_footnotes(report)[0]
 
 
 def table_notes(report: Report) -> list[str]:
@@ -99,7 +131,7 @@ def table_notes(report: Report) -> list[str]:
         "where none was recorded). Top-1: published ImageNet-1k accuracy, not measured here. "
         "'-': not measured; fail / parity / n/t: failed / failed the parity check / not timed."
     )
-    notes.extend(f"[{mark}] Top-1 source: {source}" for source, mark in source_marks(report).items())
+    notes.extend(f"[{mark}] Top-1 source: {text}" for mark, text in _source_footnotes(report)[1])
     notes.extend(report.notes)
     return notes
 
