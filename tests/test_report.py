@@ -130,12 +130,15 @@ def test_two_environments_are_two_columns_never_averaged(tmp_path: Path) -> None
     assert "never combined" in notes
 
 
-def test_same_setting_twice_uses_latest_run_and_says_so(tmp_path: Path) -> None:
+def test_same_setting_in_two_runs_gets_a_column_per_sitting(tmp_path: Path) -> None:
+    """Two sittings of one setting (a quiet run, then a loaded one measuring fewer models) never share a column."""
     env = environment()
-    write_run(tmp_path, label="first", env=env, backend="onnx", models=MODELS[:1], timestamp="2026-11-25T02:00:00")
-    latest = write_run(
-        tmp_path,
-        label="second",
+    quiet = write_run(
+        tmp_path, label="quiet", env=env, backend="onnx", models=MODELS[:3], timestamp="2026-11-25T02:00:00"
+    )
+    loaded = write_run(
+        tmp_path / "reference",  # two levels below --results: found too
+        label="loaded",
         env=env,
         backend="onnx",
         models=MODELS[:1],
@@ -144,11 +147,41 @@ def test_same_setting_twice_uses_latest_run_and_says_so(tmp_path: Path) -> None:
         seed=5,
     )
     report = load_report([tmp_path])
-    assert len(report.columns) == 1
+    assert [c.run_ids for c in report.columns] == [[quiet.name], [loaded.name]]
+    stamps = ["-".join(run.name.split("-")[:2]) for run in (quiet, loaded)]
+    if stamps[0] == stamps[1]:  # both fixtures written in one second: the labels name the runs in full
+        stamps = [quiet.name, loaded.name]
+    assert [c.label for c in report.columns] == [f"ONNX Runtime CPU run {stamp}" for stamp in stamps]
     m = report.measurements
-    assert len(m) == 1 and m["run_id"].item() == latest.name
-    assert m["latency_median_ms"].item() == pytest.approx(np.median(_samples_of(latest, "casvit_xs", 1)))
-    assert any("latest run is used" in note and latest.name in note for note in report.notes)
+    for column in report.columns:  # every number in a column comes from that column's run
+        assert set(m.loc[m["column"] == column.key, "run_id"]) == set(column.run_ids)
+    assert sorted(m.loc[m["column"] == "A", "model"]) == sorted(MODELS[:3])
+    assert list(m.loc[m["column"] == "B", "model"]) == ["casvit_xs"]
+    for run in (quiet, loaded):
+        median = m.loc[(m["run_id"] == run.name) & (m["model"] == "casvit_xs"), "latency_median_ms"].item()
+        assert median == pytest.approx(np.median(_samples_of(run, "casvit_xs", 1)))
+
+    table = main_table(report)
+    assert [title for title, _ in table.spans[1:]] == [
+        f"ONNX Runtime CPU run {stamp} ({k})" for stamp, k in zip(stamps, "AB", strict=True)
+    ]
+    xs = next(row for _, rows in table.groups for row in rows if row[0] == "CAS-ViT-XS")
+    swift = next(row for _, rows in table.groups for row in rows if row[0] == "SwiftFormer-XS")
+    assert float(xs[8]) > 1.3 * float(xs[5])  # the loaded sitting beside the quiet one, each in its own column
+    assert swift[8] == "-"  # not filled in from the other sitting
+    notes = "\n".join(table.notes)
+    assert f"run {quiet.name}" in notes and f"run {loaded.name}" in notes
+    assert "never share a column" in notes
+
+
+def test_report_command_reads_runs_two_levels_down_and_says_how_to_remake_it(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    run = write_run(results / "reference", label="onnx", env=environment(), backend="onnx", models=MODELS[:2])
+    out = tmp_path / "out"
+    assert cli_main(["report", "--results", str(results), "--out", str(out), "--no-plots"]) == 0
+    report_md = (out / "report.md").read_text()
+    assert run.name in report_md
+    assert f"`python -m bench report --results {results} --out {out} --no-plots`" in report_md
 
 
 def test_model_filter_and_paper_table_formats(one_run: Path) -> None:
@@ -181,3 +214,62 @@ def test_report_bad_input(tmp_path: Path) -> None:
         run_cli("report", "--results", str(foreign / "summary.csv"), "--out", str(tmp_path / "out")),
         "not a results directory of this suite",
     )
+
+
+REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference"
+
+
+def _label_owners(fig, frame: pd.DataFrame, x: str, y: str, label) -> list[tuple[str, str, float]]:
+    """(label, the point nearest to it, how much nearer its own point is in px) for every point label."""
+    from bench.core.label_layout import box_distance, text_box
+
+    out = []
+    for ax in fig.axes:
+        title = ax.get_title(loc="left")
+        if not title:
+            continue
+        key = title.splitlines()[0].rsplit("(", 1)[1].rstrip(")")  # "ONNX Runtime CPU (A)\nmachine"
+        rows = frame[frame["column"] == key]
+        points = {label(r): tuple(ax.transData.transform((r[x], r[y]))) for _, r in rows.iterrows()}
+        texts = [t for t in ax.texts if t.get_text() in points]
+        assert len(texts) == len(points), "every point is labelled once"
+        frame_box = ax.get_window_extent()
+        for text in texts:
+            box = text_box(text)
+            assert frame_box.x0 - 1 <= box.x0 and box.x1 <= frame_box.x1 + 1, f"{text.get_text()} leaves the axes"
+            assert frame_box.y0 - 1 <= box.y0 and box.y1 <= frame_box.y1 + 1, f"{text.get_text()} leaves the axes"
+            distances = {name: box_distance(box, *p) for name, p in points.items()}
+            nearest = min(distances, key=distances.get)
+            others = min(d for name, d in distances.items() if name != text.get_text())
+            out.append((text.get_text(), nearest, others - distances[text.get_text()]))
+    return out
+
+
+@pytest.mark.parametrize("aspect", ["default", "16:9"])
+def test_every_label_is_nearest_its_own_point_on_the_reference_results(aspect: str) -> None:
+    """latency_vs_top1 once put EfficientFormerV2-S1's label over EfficientFormer-L1 and swapped CAS-ViT-XS's and
+    MobileViTv2-1.0's by proximity: on the reference runs every label's nearest marker is its own point."""
+    import matplotlib
+
+    from bench.core import plots
+
+    report = load_report([REFERENCE])
+    m = report.measurements
+    panels = [plots.Panel(c.key, c.title, c.machine_detail) for c in report.columns]
+    styles = plots.family_styles(m.drop_duplicates("family").sort_values("family_order")["family"].tolist())
+    size = plots.ASPECTS[aspect].size
+    cases = [
+        (plots.plot_latency_vs_top1, m[m["latency_batch"] & m["top1"].notna()], "latency_median_ms", "top1", None),
+        (plots.plot_latency_vs_gmacs, m[m["latency_batch"] & m["gmacs"].notna()], "gmacs", "latency_median_ms", "g"),
+    ]
+    with matplotlib.rc_context(plots.STYLE):
+        for plot, frame, x, y, kind in cases:
+            fig = plot(m, report.samples, panels, styles, size=size)
+
+            def label(r, kind=kind):
+                return f"{r['name']} ({r['achieved_gflops']:.0f})" if kind else r["name"]
+
+            owners = _label_owners(fig, frame, x, y, label)
+            assert len(owners) == len(frame)
+            wrong = [(text, nearest) for text, nearest, _ in owners if nearest != text]
+            assert not wrong, f"{plot.__name__}: labels nearer another point than their own: {wrong}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
 import pandas as pd
@@ -136,16 +137,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--depth", default="2", help="module-name depth of the breakdown (default: 2 = stages)")
     parser.add_argument("--no-dist-head", action="store_true", help="count the single-head deployable networks")
     parser.add_argument("--format", choices=FORMATS, default="table", help="terminal format (default: table)")
-    parser.add_argument("--out", default="reports/flops", help="directory for CSV + markdown (default: %(default)s)")
+    parser.add_argument(
+        "--out",
+        default="reports/flops",
+        help="directory for CSV + markdown (default: %(default)s, git-ignored; the committed reference is "
+        "reports/reference/flops)",
+    )
     parser.add_argument("--no-save", action="store_true", help="print only, write nothing")
 
 
-def _markdown_report(summary: pd.DataFrame, cats: pd.DataFrame, breakdown: pd.DataFrame, by: str) -> str:
+def regenerate_command(args: argparse.Namespace) -> str:
+    """The command that writes this report again, every option that shapes it spelled out (defaults may change)."""
+
+    def text(value: object) -> str:
+        return shlex.quote(",".join(map(str, value)) if isinstance(value, list | tuple) else str(value))
+
+    parts = ["python -m bench flops", f"--models {text(args.models)}"]
+    if args.resolution:
+        parts.append(f"--resolution {text(args.resolution)}")
+    parts += [f"--batch-size {text(args.batch_size)}", f"--by {args.by}", f"--depth {text(args.depth)}"]
+    if args.no_dist_head:
+        parts.append("--no-dist-head")
+    return " ".join([*parts, f"--out {text(args.out)}"])
+
+
+def _markdown_report(
+    summary: pd.DataFrame, cats: pd.DataFrame, breakdown: pd.DataFrame, by: str, command: str = ""
+) -> str:
     diffs = cats[cats["why"] != "identical"]
     rules = {r.name: r.source for r in (FVCORE_RULE, THOP_RULE, TOOLBOX_RULE, UNSTATED_RULE)}
     lines = [
         "# FLOPs: fvcore vs FlopCounterMode vs published",
         "",
+        *([f"Made by `{command}`.", ""] if command else []),
         "GMACs per image (1 fused multiply-add = 1). FlopCounterMode's FLOPs are halved to MACs. "
         "`vs_published_pct` compares fvcore with the model card's published GMACs (at the published "
         "resolution only); `rule_gmacs` re-counts with the tool the family's authors used "
@@ -170,7 +194,7 @@ def _markdown_report(summary: pd.DataFrame, cats: pd.DataFrame, breakdown: pd.Da
     return "\n".join(lines)
 
 
-def _save(out: Path, reports: list[FlopReport], by: str, tables: dict[str, pd.DataFrame]) -> None:
+def _save(out: Path, reports: list[FlopReport], by: str, tables: dict[str, pd.DataFrame], command: str) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
         tables["summary"].to_csv(out / "flops.csv", index=False)
@@ -178,7 +202,7 @@ def _save(out: Path, reports: list[FlopReport], by: str, tables: dict[str, pd.Da
         tables["breakdown"].to_csv(out / f"flops_by_{by}.csv", index=False)
         uncounted_frame(reports).to_csv(out / "uncounted_ops.csv", index=False)
         (out / "flops.md").write_text(
-            _markdown_report(tables["summary"], tables["categories"], tables["breakdown"], by)
+            _markdown_report(tables["summary"], tables["categories"], tables["breakdown"], by, command)
         )
     except OSError as exc:
         raise BenchError(f"cannot write to {out}: {exc.strerror or exc}") from None
@@ -202,7 +226,7 @@ def main(args: argparse.Namespace) -> int:
         print(render(tables["breakdown"], args.format, 4))
     if not args.no_save:
         out = Path(args.out)
-        _save(out, reports, args.by, tables)
+        _save(out, reports, args.by, tables, regenerate_command(args))
         if args.format == "table":
             print(f"\nwritten: {out}/flops.csv, flops.md, flops_by_{args.by}.csv, flops_by_category.csv")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,7 +22,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="results directories (a run, or a folder of runs) or summary.csv files (default: results/)",
     )
-    parser.add_argument("--out", type=Path, default=Path("reports"), help="output directory (default: reports/)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("reports"),
+        help="output directory (default: reports/, git-ignored; the committed reference is reports/reference)",
+    )
     parser.add_argument(
         "--models", default=None, help="only these models: names, family ids, 'paper' or 'all' (default: all)"
     )
@@ -32,6 +38,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="how the table is printed on the terminal (files are written in every format)",
     )
     parser.add_argument("--no-plots", action="store_true", help="write the tables only")
+    parser.add_argument(
+        "--aspect",
+        choices=("default", "16:9"),
+        default="default",
+        help="plot layout: default (one 6.2 x 4.8 in panel per column, for papers) or 16:9 (every panel on one "
+        "1920 x 1080 slide, written as <plot>_16x9.png/.svg)",
+    )
+
+
+def report_command(
+    results: Sequence[Path | str],
+    out: Path | str,
+    models: str | None = None,
+    plots: bool = True,
+    aspect: str = "default",
+) -> str:
+    """The command that writes a report again, as it is stated in its ``report.md``."""
+    parts = ["python -m bench report", "--results", *(shlex.quote(str(p)) for p in results)]
+    parts += ["--out", shlex.quote(str(out))]
+    if models:
+        parts += ["--models", shlex.quote(models)]
+    if not plots:
+        parts.append("--no-plots")
+    if aspect != "default":
+        parts += ["--aspect", aspect]
+    return " ".join(parts)
 
 
 # ------------------------------------------------------------------------------------ writing
@@ -45,13 +77,12 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-def _report_markdown(report: Report, table_md: str, plot_paths: list[Path], plot_notes: list[str]) -> str:
+def _report_markdown(report: Report, table_md: str, plot_paths: list[Path], plot_notes: list[str], command: str) -> str:
     runs = sorted({r for c in report.columns for r in c.run_ids})
     lines = [
         "# Benchmark report",
         "",
-        f"Made by `python -m bench report` from {', '.join(f'`{p}`' for p in report.inputs) or 'results'} "
-        f"({len(runs)} run(s): {', '.join(runs)}).",
+        f"Made by `{command}` ({len(runs)} run(s): {', '.join(runs)}).",
         "",
         table_md,
         "",
@@ -65,8 +96,13 @@ def _report_markdown(report: Report, table_md: str, plot_paths: list[Path], plot
     return "\n".join(lines)
 
 
-def write_files(report: Report, out_dir: Path, plots: bool = True) -> tuple[list[Path], list[str]]:
-    """Write every table and plot of ``report`` into ``out_dir``; returns (paths, notes on skipped plots)."""
+def write_files(
+    report: Report, out_dir: Path, plots: bool = True, aspect: str = "default", models: str | None = None
+) -> tuple[list[Path], list[str]]:
+    """Write every table and plot of ``report`` into ``out_dir``; returns (paths, notes on skipped plots).
+
+    ``models`` is the ``--models`` the report was made with, for the command its ``report.md`` states.
+    """
     out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -87,9 +123,10 @@ def write_files(report: Report, out_dir: Path, plots: bool = True) -> tuple[list
         from bench.core import plots as plotting  # matplotlib is slow to import; only when plotting
 
         panels = [plotting.Panel(c.key, c.title, c.machine_detail) for c in report.columns]
-        plot_paths, plot_notes = plotting.write_plots(report.measurements, report.samples, panels, out_dir)
+        plot_paths, plot_notes = plotting.write_plots(report.measurements, report.samples, panels, out_dir, aspect)
     paths += plot_paths
-    paths.append(_write(out_dir / "report.md", _report_markdown(report, table_md, plot_paths, plot_notes)))
+    command = report_command(report.inputs, out_dir, models, plots, aspect)
+    paths.append(_write(out_dir / "report.md", _report_markdown(report, table_md, plot_paths, plot_notes, command)))
     return paths, plot_notes
 
 
@@ -98,13 +135,13 @@ def write_report(
 ) -> list[Path]:
     """Tables and plots for the runs in ``result_paths``, written to ``out_dir`` (for ``bench run --report``)."""
     report = load_report(result_paths, models)
-    paths, _ = write_files(report, Path(out_dir), plots=plots)
+    paths, _ = write_files(report, Path(out_dir), plots=plots, models=models)
     return paths
 
 
 def main(args: argparse.Namespace) -> int:
     report = load_report(args.results, args.models)
-    paths, plot_notes = write_files(report, args.out, plots=not args.no_plots)
+    paths, plot_notes = write_files(report, args.out, plots=not args.no_plots, aspect=args.aspect, models=args.models)
     if args.format == "csv":
         print(table_frame(report).to_csv(index=False), end="")
     else:

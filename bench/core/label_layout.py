@@ -12,6 +12,7 @@ import matplotlib
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 LABEL_SIZE = 10
 HALO = {"boxstyle": "round,pad=0.12", "facecolor": "white", "edgecolor": "none", "alpha": 0.75}
@@ -29,13 +30,23 @@ def _overlap(a, b) -> float:
     return w * h if w > 0 and h > 0 else 0.0
 
 
-_NEAR = ((7, 5, "left", "bottom"), (7, -5, "left", "top"), (-7, 5, "right", "bottom"), (-7, -5, "right", "top"))
+_NEAR = (
+    (7, 5, "left", "bottom"),
+    (7, -5, "left", "top"),
+    (-7, 5, "right", "bottom"),
+    (-7, -5, "right", "top"),
+    (0, 10, "center", "bottom"),
+    (0, -10, "center", "top"),
+    (11, 0, "left", "center"),
+    (-11, 0, "right", "center"),
+)
+"""Offsets (points) and alignments around a marker, nearest first; farther rings scale them (with a leader line)."""
+_SCALES = (1.0, 1.8, 2.6, 3.4, 4.2)
 
-
-_NEAR += ((0, 10, "center", "bottom"), (0, -10, "center", "top"), (11, 0, "left", "center"))
-
-
-_NEAR += ((-11, 0, "right", "center"),)
+OWN_MARGIN_PT = 3.0
+"""A label must be at least this much nearer its own point than any other point (in points)."""
+_MISATTRIBUTED = 1e7
+"""Cost of a label nearer another point than its own: above any overlap, so it is taken only with no other way."""
 
 
 def _keep_cheaper(best: tuple | None, candidate: tuple) -> tuple:
@@ -48,25 +59,87 @@ def _keep_cheaper(best: tuple | None, candidate: tuple) -> tuple:
     return best
 
 
-def label_points(ax: Axes, xs, ys, texts, colors, obstacles=()) -> list:
-    """Put each text next to its point where it overlaps no other label, point or the axes edge.
+def text_box(text: Text, renderer=None):
+    """The pixels a label's text (with its halo) covers; an annotation's own extent also spans its leader line."""
+    renderer = renderer or text.figure.canvas.get_renderer()
+    if hasattr(text, "update_positions"):  # an annotation: place its text before measuring it
+        text.update_positions(renderer)
+    return Text.get_window_extent(text, renderer).expanded(1.04, 1.1)
 
-    Greedy: for every point try positions around it, near then farther (with a leader line);
-    take the first free one, or the least crowded. Returns the boxes of the labels.
+
+def box_distance(box, px: float, py: float) -> float:
+    """Distance in pixels from the point (px, py) to the nearest part of ``box`` (0 inside it)."""
+    dx = max(box.x0 - px, 0.0, px - box.x1)
+    dy = max(box.y0 - py, 0.0, py - box.y1)
+    return math.hypot(dx, dy)
+
+
+def misattribution(box, own: int, points_px) -> float:
+    """By how many pixels another point is nearer ``box`` than point ``own`` is (<= 0: its own is the nearest)."""
+    d = [box_distance(box, px, py) for px, py in points_px]
+    others = [v for j, v in enumerate(d) if j != own]
+    return d[own] - min(others) if others else -math.inf
+
+
+def label_points(ax: Axes, xs, ys, texts, colors, obstacles=(), segments=(), make_room: bool = False) -> list:
+    """Put each text next to its point, nearer to it than to any other point, overlapping nothing.
+
+    Candidates ring each point, near then farther (with a leader line). A candidate costs its overlap
+    with points, other labels, ``obstacles`` (display-coordinate boxes), ``segments`` (data-coordinate
+    ``((x0, y0), (x1, y1))`` lines such as error bars) and the axes edge; one whose nearest point is not
+    its own (by less than :data:`OWN_MARGIN_PT`) costs more than any overlap, so a label is only ever
+    misattributed when every candidate would be. Greedy from left to right, then every label is placed
+    once more knowing where all the others went. With ``make_room``, axes limits widen (up to twice)
+    until no label sticks out of the axes. Returns the boxes of the labels, in the order of the points.
     """
+    for attempt in range(3 if make_room else 1):
+        placed = _place_labels(ax, xs, ys, texts, colors, [*obstacles, *segment_boxes(ax, segments)])
+        overflow = _overflow(ax, [p[2] for p in placed])
+        if not make_room or not any(overflow) or attempt == 2:
+            break
+        for p in placed:
+            p[1].remove()
+        _widen(ax, overflow)
+    return [p[2] for p in placed]
+
+
+def _overflow(ax: Axes, boxes) -> tuple[float, float, float, float]:
+    """Pixels by which ``boxes`` stick out of the axes: left, right, bottom, top."""
+    frame = ax.get_window_extent()
+    return (
+        max([frame.x0 - b.x0 for b in boxes] + [0.0]),
+        max([b.x1 - frame.x1 for b in boxes] + [0.0]),
+        max([frame.y0 - b.y0 for b in boxes] + [0.0]),
+        max([b.y1 - frame.y1 for b in boxes] + [0.0]),
+    )
+
+
+def _widen(ax: Axes, overflow: tuple[float, float, float, float]) -> None:
+    """Widen the data limits so that the area ``overflow`` pixels around the axes comes inside (a little more)."""
+    left, right, bottom, top = (v * 1.15 + 4 if v > 0 else 0.0 for v in overflow)
+    frame = ax.get_window_extent()
+    inverse = ax.transData.inverted()
+    (x0, y0), (x1, y1) = inverse.transform([(frame.x0 - left, frame.y0 - bottom), (frame.x1 + right, frame.y1 + top)])
+    if left or right:
+        ax.set_xlim(x0, x1)
+    if bottom or top:
+        ax.set_ylim(y0, y1)
+
+
+def _place_labels(ax: Axes, xs, ys, texts, colors, obstacles) -> list[tuple]:
+    """``(cost, annotation, box)`` of every label, in the order of the points (see :func:`label_points`)."""
     fig = ax.figure
     renderer = fig.canvas.get_renderer()
     frame = ax.get_window_extent(renderer)
-    to_px = ax.transData.transform
     r = 7 * fig.dpi / 72
-    taken = list(obstacles)
-    placed = []
-    for x, y in zip(xs, ys, strict=True):
-        px, py = to_px((x, y))
-        taken.append(matplotlib.transforms.Bbox([[px - r, py - r], [px + r, py + r]]))
-    candidates = [(*c, 1.0) for c in _NEAR] + [(*c, s) for s in (2.6, 4.2) for c in _NEAR]
-    order = np.argsort(np.asarray(xs, dtype=float))
-    for i in order:
+    margin = OWN_MARGIN_PT * fig.dpi / 72
+    points_px = [tuple(ax.transData.transform((x, y))) for x, y in zip(xs, ys, strict=True)]
+    markers = [matplotlib.transforms.Bbox([[px - r, py - r], [px + r, py + r]]) for px, py in points_px]
+    candidates = [(*c, scale) for scale in _SCALES for c in _NEAR]
+    placed: dict[int, tuple] = {}
+
+    def place(i: int) -> tuple:
+        taken = [*obstacles, *markers, *(b[2] for j, b in placed.items() if j != i)]
         best = None
         for dx, dy, ha, va, scale in candidates:
             far = scale > 1
@@ -83,17 +156,48 @@ def label_points(ax: Axes, xs, ys, texts, colors, obstacles=()) -> list:
                 bbox=HALO,
                 zorder=4,
             )
-            box = ann.get_window_extent(renderer).expanded(1.04, 1.1)
+            box = text_box(ann, renderer)
             outside = (max(frame.x0 - box.x0, 0) + max(box.x1 - frame.x1, 0) + max(frame.y0 - box.y0, 0)) + max(
                 box.y1 - frame.y1, 0
             )
-            cost = sum(_overlap(box, t) for t in taken) + 50 * outside * box.height + (5 if far else 0)
+            cost = sum(_overlap(box, t) for t in taken) + 50 * outside * box.height + (5 * scale if far else 0)
+            wrong = misattribution(box, i, points_px) + margin
+            if wrong > 0:
+                cost += _MISATTRIBUTED * (1 + wrong)
             best = _keep_cheaper(best, (cost, ann, box))
             if cost == 0:
                 break
-        taken.append(best[2])
-        placed.append(best[2])
-    return placed
+        return best
+
+    order = [int(i) for i in np.argsort(np.asarray(xs, dtype=float), kind="stable")]
+    for i in order:
+        placed[i] = place(i)
+    for i in order:  # second pass: each label again, now that every other one has a place
+        previous = placed.pop(i)
+        previous[1].set_visible(False)
+        again = place(i)
+        if again[0] < previous[0]:
+            previous[1].remove()
+            placed[i] = again
+        else:
+            again[1].remove()
+            previous[1].set_visible(True)
+            placed[i] = previous
+    return [placed[i] for i in range(len(texts))]
+
+
+def segment_boxes(ax: Axes, segments, width_pt: float = 2.0) -> list:
+    """Display boxes around ``((x0, y0), (x1, y1))`` data segments (bars, frontier steps) for labels to avoid."""
+    pad = width_pt * ax.figure.dpi / 72 / 2
+    boxes = []
+    for a, b in segments:
+        (ax0, ay0), (bx0, by0) = ax.transData.transform([a, b])
+        boxes.append(
+            matplotlib.transforms.Bbox(
+                [[min(ax0, bx0) - pad, min(ay0, by0) - pad], [max(ax0, bx0) + pad, max(ay0, by0) + pad]]
+            )
+        )
+    return boxes
 
 
 def marker_boxes(ax: Axes, xs, ys, radius_pt: float = 7.0) -> list:

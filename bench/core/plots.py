@@ -25,21 +25,13 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 
 from bench.core import label_layout
 from bench.core.errors import BenchError
 
 # Styles for families that declare none the plots can use (e.g. external networks), in order.
-_SPARE_STYLES = (("#56B4E9", "v"), ("#000000", "P"), ("#999999", "X"), ("#882255", "h"))
-
-STYLE = {
-    "casvit": ("#D55E00", "*"),
-    "mobilevitv2": ("#0072B2", "o"),
-    "swiftformer": ("#009E73", "s"),
-    "efficientformer": ("#E69F00", "^"),
-    "efficientformerv2": ("#CC79A7", "D"),
-}
 _SPARE_STYLES = (("#56B4E9", "v"), ("#000000", "P"), ("#999999", "X"), ("#882255", "h"))
 
 STYLE = {
@@ -57,6 +49,23 @@ STYLE = {
 }
 DPI = 150
 PANEL_W, PANEL_H = 6.2, 4.8
+
+
+@dataclass(frozen=True)
+class Aspect:
+    """How a plot's figure is sized: per panel (papers, the default) or one fixed slide for all panels."""
+
+    suffix: str
+    """Appended to the file names (``latency_vs_top1_16x9.png``)."""
+    size: tuple[float, float] | None
+    """Inches of the whole figure, or None: :data:`PANEL_W` x :data:`PANEL_H` per panel."""
+    dpi: int
+
+
+ASPECTS = {
+    "default": Aspect("", None, DPI),
+    "16:9": Aspect("_16x9", (40 / 3, 7.5), 144),  # a 13.33 x 7.5 in slide, 1920 x 1080 px
+}
 
 
 @dataclass(frozen=True)
@@ -89,10 +98,15 @@ def _marker_size(marker: str) -> float:
 # ------------------------------------------------------------------------------------ figure helpers
 
 
-def _figure(panels: list[Panel], height: float = PANEL_H) -> tuple[Figure, list[Axes]]:
-    ncols = min(len(panels), 3)
-    nrows = math.ceil(len(panels) / ncols)
-    fig = Figure(figsize=(PANEL_W * ncols, height * nrows + 0.7), layout="constrained")
+def _figure(
+    panels: list[Panel], height: float = PANEL_H, size: tuple[float, float] | None = None
+) -> tuple[Figure, list[Axes]]:
+    """One axes per panel, up to three a row; ``size`` fixes the whole figure (a slide) instead."""
+    n = len(panels)
+    ncols = min(n, 3) if size is None or n <= 3 else math.ceil(n / 2)
+    nrows = math.ceil(n / ncols)
+    figsize = size or (PANEL_W * ncols, height * nrows + 0.7)
+    fig = Figure(figsize=figsize, layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel().tolist()
     for ax in axes[len(panels) :]:
@@ -102,10 +116,15 @@ def _figure(panels: list[Panel], height: float = PANEL_H) -> tuple[Figure, list[
     return fig, axes[: len(panels)]
 
 
-def _family_legend(fig: Figure, frame: pd.DataFrame, styles: dict[str, tuple[str, str]], title: str) -> None:
+def _family_legend(
+    fig: Figure, frame: pd.DataFrame, styles: dict[str, tuple[str, str]], title: str, boxes: bool = False
+) -> None:
+    """Title and one legend entry per family, drawn as the plot draws it: its marker, or (``boxes``) a box."""
     fams = frame.drop_duplicates("family").sort_values("family_order")
     handles = [
-        Line2D(
+        Patch(facecolor=styles[f][0], edgecolor=styles[f][0], alpha=0.75, label=label)
+        if boxes
+        else Line2D(
             [],
             [],
             linestyle="",
@@ -202,36 +221,61 @@ def _plot_vs_top1(
     smaller_is_better: bool,
     extra_handles: list[Line2D],
     decorate=None,
+    size: tuple[float, float] | None = None,
 ) -> Figure:
-    """A speed metric against published top-1 per panel, with the Pareto frontier and labelled points."""
+    """A speed metric against published top-1 per panel, with the Pareto frontier and labelled points.
+
+    ``decorate(ax, rows)`` draws extra marks and returns their ``((x0, y0), (x1, y1))`` segments, which
+    labels avoid like the frontier's steps.
+    """
     data = _panel_rows(measurements, panels, pick)
     if not data:
         raise Skip("no measured model has a published top-1")
-    fig, axes = _figure([p for p, _ in data])
+    fig, axes = _figure([p for p, _ in data], size=size)
     fig._extra_handles = [Line2D([], [], color="0.35", linestyle="--", label="Pareto frontier"), *extra_handles]
+    segments = []
     for ax, (_, rows) in zip(axes, data, strict=True):
-        if decorate is not None:
-            decorate(ax, rows)
+        drawn = list(decorate(ax, rows)) if decorate is not None else []
         _scatter_families(ax, rows, metric, "top1", styles)
         x, y = rows[metric].to_numpy(float), rows["top1"].to_numpy(float)
         front = _pareto(x, y, smaller_x_better=smaller_is_better)
         if len(front) > 1:
             where = "post" if smaller_is_better else "pre"
             ax.step(x[front], y[front], where=where, color="0.35", linestyle="--", lw=1.3, zorder=1)
+            drawn += _step_segments(x[front], y[front], where)
+        segments.append(drawn)
         _maybe_log(ax, rows[metric], "x")
         ax.margins(x=0.14, y=0.1)
         ax.set_xlabel(xlabel.format(batch=_batch_label(rows)))
         ax.set_ylabel("ImageNet-1k top-1 (%, published)")
     _family_legend(fig, measurements, styles, title)
     label_layout.freeze_layout(fig)
-    for ax, (_, rows) in zip(axes, data, strict=True):
+    for ax, (_, rows), drawn in zip(axes, data, segments, strict=True):
         colors = [styles[f][0] for f in rows["family"]]
-        label_layout.label_points(ax, rows[metric].tolist(), rows["top1"].tolist(), rows["name"].tolist(), colors)
+        label_layout.label_points(
+            ax,
+            rows[metric].tolist(),
+            rows["top1"].tolist(),
+            rows["name"].tolist(),
+            colors,
+            segments=drawn,
+            make_room=True,
+        )
     return fig
 
 
-def plot_latency_vs_top1(measurements, samples, panels, styles) -> Figure:
-    def median_to_p90(ax: Axes, rows: pd.DataFrame) -> None:
+def _step_segments(x: np.ndarray, y: np.ndarray, where: str) -> list:
+    """The horizontal and vertical pieces of ``ax.step(x, y, where=where)``."""
+    out = []
+    for (x0, y0), (x1, y1) in zip(zip(x[:-1], y[:-1], strict=True), zip(x[1:], y[1:], strict=True), strict=True):
+        corner = (x1, y0) if where == "post" else (x0, y1)
+        out += [((x0, y0), corner), (corner, (x1, y1))]
+    return out
+
+
+def plot_latency_vs_top1(measurements, samples, panels, styles, size=None) -> Figure:
+    def median_to_p90(ax: Axes, rows: pd.DataFrame) -> list:
+        bars = []
         for r in rows.itertuples(index=False):
             ax.plot(
                 [r.latency_median_ms, r.latency_p90_ms],
@@ -242,6 +286,8 @@ def plot_latency_vs_top1(measurements, samples, panels, styles) -> Figure:
                 zorder=2,
                 solid_capstyle="butt",
             )
+            bars.append(((r.latency_median_ms, r.top1), (r.latency_p90_ms, r.top1)))
+        return bars
 
     return _plot_vs_top1(
         measurements,
@@ -254,6 +300,7 @@ def plot_latency_vs_top1(measurements, samples, panels, styles) -> Figure:
         smaller_is_better=True,
         extra_handles=[Line2D([], [], color="0.35", lw=2, label="median to p90")],
         decorate=median_to_p90,
+        size=size,
     )
 
 
@@ -262,7 +309,7 @@ def _largest_batch(d: pd.DataFrame) -> pd.DataFrame:
     return d[d["batch"] == d["batch"].max()] if len(d) else d
 
 
-def plot_throughput_vs_top1(measurements, samples, panels, styles) -> Figure:
+def plot_throughput_vs_top1(measurements, samples, panels, styles, size=None) -> Figure:
     return _plot_vs_top1(
         measurements,
         panels,
@@ -273,14 +320,15 @@ def plot_throughput_vs_top1(measurements, samples, panels, styles) -> Figure:
         title="Throughput vs top-1 (upper right is better)",
         smaller_is_better=False,
         extra_handles=[],
+        size=size,
     )
 
 
-def plot_throughput_vs_batch(measurements, samples, panels, styles) -> Figure:
+def plot_throughput_vs_batch(measurements, samples, panels, styles, size=None) -> Figure:
     data = _panel_rows(measurements, panels, lambda d: d if d["batch"].nunique() > 1 else d.iloc[0:0])
     if not data:
         raise Skip("needs results at two or more batch sizes in one column (one was measured)")
-    fig, axes = _figure([p for p, _ in data])
+    fig, axes = _figure([p for p, _ in data], size=size)
     for ax, (_, rows) in zip(axes, data, strict=True):
         ax.set_xscale("log", base=2)
         batches = sorted(int(b) for b in rows["batch"].unique())
@@ -315,7 +363,7 @@ def plot_throughput_vs_batch(measurements, samples, panels, styles) -> Figure:
     return fig
 
 
-def plot_latency_distribution(measurements, samples, panels, styles) -> Figure:
+def plot_latency_distribution(measurements, samples, panels, styles, size=None) -> Figure:
     if samples is None or samples.empty:
         raise Skip("the results have no per-iteration samples")
     present = [p for p in panels if (samples["column"] == p.key).any()]
@@ -327,7 +375,7 @@ def plot_latency_distribution(measurements, samples, panels, styles) -> Figure:
         .sort_values(["family_order", "model_order", "model"])
     )
     rows_needed = len(models) + models["family"].nunique()
-    fig, axes = _figure(present, height=max(3.2, 0.36 * rows_needed + 1.4))
+    fig, axes = _figure(present, height=max(3.2, 0.36 * rows_needed + 1.4), size=size)
     for ax, panel in zip(axes, present, strict=True):
         s = samples[samples["column"] == panel.key]
         data, pos, colors, labels = [], [], [], []
@@ -370,8 +418,8 @@ def plot_latency_distribution(measurements, samples, panels, styles) -> Figure:
         _maybe_log(ax, pd.Series(np.concatenate(data)), "x", ratio=3)
         in_panel = measurements[(measurements["column"] == panel.key) & measurements["latency_batch"]]
         ax.set_xlabel(f"Latency per iteration at {_batch_label(in_panel)} (ms)\nbox: quartiles, whiskers: 5th-95th pct")
-    fig._extra_handles = []
-    _family_legend(fig, models, styles, "Per-iteration latency distribution")
+    fig._extra_handles = [Line2D([], [], color="black", lw=1.6, label="median")]
+    _family_legend(fig, models, styles, "Per-iteration latency distribution", boxes=True)
     return fig
 
 
@@ -383,11 +431,11 @@ def _nice_levels(lo: float, hi: float) -> list[float]:
     return inside
 
 
-def plot_latency_vs_gmacs(measurements, samples, panels, styles) -> Figure:
+def plot_latency_vs_gmacs(measurements, samples, panels, styles, size=None) -> Figure:
     data = _panel_rows(measurements, panels, lambda d: d[d["latency_batch"] & d["gmacs"].notna() & (d["gmacs"] > 0)])
     if not data:
         raise Skip("no GMACs were recorded for the measured models")
-    fig, axes = _figure([p for p, _ in data])
+    fig, axes = _figure([p for p, _ in data], size=size)
     fig._extra_handles = [Line2D([], [], color="0.55", linestyle=":", label="constant GFLOP/s")]
     for ax, (_, rows) in zip(axes, data, strict=True):
         _scatter_families(ax, rows, "gmacs", "latency_median_ms", styles)
@@ -432,24 +480,30 @@ PLOTS: dict[str, Callable[..., Figure]] = {
 
 
 def write_plots(
-    measurements: pd.DataFrame, samples: pd.DataFrame, panels: list[Panel], out_dir: Path
+    measurements: pd.DataFrame, samples: pd.DataFrame, panels: list[Panel], out_dir: Path, aspect: str = "default"
 ) -> tuple[list[Path], list[str]]:
-    """Draw every plot the data supports into ``out_dir`` (PNG + SVG); returns (paths, skip notes)."""
+    """Draw every plot the data supports into ``out_dir`` (PNG + SVG); returns (paths, skip notes).
+
+    ``aspect`` is a key of :data:`ASPECTS`: ``"16:9"`` draws each plot on one slide-sized figure and writes
+    ``<plot>_16x9.png`` / ``.svg`` (1920 x 1080 px) instead.
+    """
+    layout = ASPECTS[aspect]
     families = measurements.drop_duplicates("family").sort_values("family_order")["family"].tolist()
     styles = family_styles(families)
     paths: list[Path] = []
     notes: list[str] = []
     with matplotlib.rc_context(STYLE):
         for name, plot in PLOTS.items():
+            stem = f"{name}{layout.suffix}"
             try:
-                fig = plot(measurements, samples, panels, styles)
+                fig = plot(measurements, samples, panels, styles, size=layout.size)
             except Skip as why:
                 notes.append(f"no {name} plot: {why}")
                 for suffix in (".png", ".svg"):  # never leave an older run's plot looking current
-                    (Path(out_dir) / f"{name}{suffix}").unlink(missing_ok=True)
+                    (Path(out_dir) / f"{stem}{suffix}").unlink(missing_ok=True)
                 continue
-            for suffix, extra in ((".png", {"dpi": DPI}), (".svg", {"metadata": {"Date": None}})):
-                path = Path(out_dir) / f"{name}{suffix}"
+            for suffix, extra in ((".png", {"dpi": layout.dpi}), (".svg", {"metadata": {"Date": None}})):
+                path = Path(out_dir) / f"{stem}{suffix}"
                 try:
                     fig.savefig(path, **extra)
                 except OSError as exc:

@@ -1,10 +1,10 @@
 """``bench report``: paper-style tables and plots from one or more results directories.
 
 Runs from several backends and machines are merged, but a number is only ever put beside numbers
-from the same environment: every *table column* is one (machine ``env_id``, backend, device,
-precision, threads, channels-last, compile) setting, footnoted with the machine and runtime it ran
-on. Nothing is averaged across runs; when the same setting was measured more than once on the same
-machine, the latest run is used and a note says so.
+from the same environment *and sitting*: every *table column* is one (machine ``env_id``, backend,
+device, precision, threads, channels-last, compile) setting, footnoted with the machine and runtime it
+ran on. When one setting was measured in several runs (sittings: a quiet hour and a loaded one), each
+run gets a column of its own, labelled with its run; nothing is averaged or mixed across runs.
 
 Outputs (in ``--out``): ``table.{csv,md,tex}`` (the main table), ``columns.csv`` (what each column
 is), ``measurements.csv`` (the tidy data behind the tables and plots), ``report.md`` (tables and
@@ -201,6 +201,7 @@ def build_report(
     if df.empty:
         raise BenchError("no results for the selected models")
     notes: list[str] = []
+    sittings = _split_sittings(df)
     key = ["_setting", *CELL]
     ok = df[(df["status"] == STATUS_OK) & df["latency_median_ms"].notna()]
     chosen = ok.groupby(key, dropna=False, sort=False).tail(1)
@@ -219,7 +220,7 @@ def build_report(
             )
         more = f"; and {len(repeated) - 4} more" if len(repeated) > 4 else ""
         notes.append(
-            f"{len(repeated)} setting(s) were measured more than once on the same machine; the latest run is "
+            f"{len(repeated)} cell(s) were measured more than once in one run; the latest row is "
             f"used, never an average: {'; '.join(examples)}{more}."
         )
     if hidden:
@@ -248,7 +249,11 @@ def build_report(
     varying = {a for a in SETTING if settings[a].nunique(dropna=False) > 1}
     columns: list[Column] = []
     column_of: dict[tuple[str, ...], str] = {}
-    for i, s in enumerate(settings.itertuples(index=False)):
+    stamps = {r: _run_stamp(r) for r in settings.loc[settings["_sitting"], "run_id"]}
+    if len(set(stamps.values())) < len(stamps):  # two runs started in the same second: name them in full
+        stamps = {r: str(r) for r in stamps}
+    rows_of = zip(settings.itertuples(index=False), settings["_setting"], settings["_sitting"], strict=True)
+    for i, (s, setting, sitting) in enumerate(rows_of):
         parts = [_backend(s.backend).label, s.device.upper()]
         if "precision" in varying or s.precision != "fp32":
             parts.append(s.precision)
@@ -266,7 +271,9 @@ def build_report(
             parts.append("single-head")
         if "env_id" in varying:
             parts.append(f"@ {machines[s.env_id]}")
-        mask = chosen["_setting"] == s._setting
+        if sitting:
+            parts.append(f"run {stamps[s.run_id]}")
+        mask = chosen["_setting"] == setting  # itertuples renames columns that start with "_"
         rows = chosen[mask]
         columns.append(
             Column(
@@ -289,7 +296,12 @@ def build_report(
             )
         )
         chosen.loc[mask, "column"] = columns[-1].key
-        column_of[s._setting] = columns[-1].key
+        column_of[setting] = columns[-1].key
+    if sittings:
+        notes.append(
+            f"{sittings} setting(s) were measured in several runs (sittings); each run has a column of its own, "
+            "labelled with the run's start, so numbers from different sittings never share a column."
+        )
     if len(machines) > 1:
         notes.append(
             f"Results come from {len(machines)} machines/software environments; each column is from one "
@@ -327,6 +339,31 @@ def build_report(
         inputs=list(inputs),
         notes=notes,
     )
+
+
+def _split_sittings(df: pd.DataFrame) -> int:
+    """Give each run of a setting measured in several runs a setting of its own (in place); returns how many.
+
+    A run is one sitting: its rounds are interleaved across its models, so its numbers are comparable with
+    each other, while another run of the same setting may have met a quieter or a busier machine.
+    ``_sitting`` marks the rows whose column is one run of a split setting.
+    """
+    ok = df[df["status"] == STATUS_OK]
+    runs = ok.groupby("_setting", sort=False)["run_id"].nunique()
+    split = set(runs[runs > 1].index)
+    df["_sitting"] = df["_setting"].isin(split)
+    df["_setting"] = [
+        (*setting, str(run)) if sitting else setting
+        for setting, run, sitting in zip(df["_setting"], df["run_id"], df["_sitting"], strict=True)
+    ]
+    return len(split)
+
+
+def _run_stamp(run_id: str) -> str:
+    """``20261125-035221-onnx-cpu-24899`` -> ``20261125-035221`` (when the run started), else the whole id."""
+    parts = str(run_id).split("-")
+    stamp = "-".join(parts[:2])
+    return stamp if len(parts) > 2 and stamp.replace("-", "").isdigit() else str(run_id)
 
 
 def _with_model_facts(rows: pd.DataFrame, info: pd.DataFrame) -> pd.DataFrame:

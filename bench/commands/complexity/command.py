@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from bench.commands.complexity.fits import (
     run_counts,
 )
 from bench.commands.complexity.latency import LatencySettings, run_latency
+from bench.commands.complexity.progress import progress_bar
 from bench.commands.complexity.report import _print, save
 from bench.core.arguments import positive_int, positive_int_list, select_models
 from bench.core.errors import BenchError
@@ -52,8 +54,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", default="5", help="minimum timed iterations per latency point (default: 5)")
     parser.add_argument("--no-latency", action="store_true", help="counts, fits and verdict only")
     parser.add_argument("--cache-dir", default=os.environ.get("BENCH_CACHE_DIR", ".cache/bench"), help="ONNX cache")
-    parser.add_argument("--out", default="reports/complexity", help="output directory (default: %(default)s)")
+    parser.add_argument(
+        "--out",
+        default="reports/complexity",
+        help="output directory (default: %(default)s, git-ignored; the committed reference is "
+        "reports/reference/complexity)",
+    )
     parser.add_argument("--no-save", action="store_true", help="print only, write nothing")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _parse_backends(text: str) -> tuple[str, ...]:
@@ -65,8 +73,19 @@ def _parse_backends(text: str) -> tuple[str, ...]:
 
 def _options(args: argparse.Namespace) -> dict[str, object]:
     """The options that shape the results, so a report says how it was made."""
-    skip = {"command", "handler", "out", "no_save", "cache_dir"}
+    skip = {"command", "handler", "out", "no_save", "cache_dir", "no_progress"}
     return {k: v for k, v in vars(args).items() if k not in skip and v not in (None, False)}
+
+
+def regenerate_command(args: argparse.Namespace) -> str:
+    """The command that writes this report again: every option spelled out, so later default changes cannot
+    silently change what it makes."""
+
+    def text(value: object) -> str:
+        return shlex.quote(",".join(map(str, value)) if isinstance(value, list | tuple) else str(value))
+
+    options = [f"--{k.replace('_', '-')}" + ("" if v is True else f" {text(v)}") for k, v in _options(args).items()]
+    return " ".join(["python -m bench complexity", *options, f"--out {text(args.out)}"])
 
 
 def main(args: argparse.Namespace) -> int:
@@ -93,7 +112,11 @@ def main(args: argparse.Namespace) -> int:
         resolutions = positive_int_list(args.resolutions, "--resolutions")
         latency_sizes = positive_int_list(args.latency_sizes, "--latency-sizes")
 
-    counts = run_counts(model, grid, block_batches, width, token_sizes)
+    steps = 2 * len(grid.batches) * len(grid.sizes) * len(grid.channels) + 2 * len(token_sizes)
+    if not args.no_latency:
+        steps += len(settings.backends) * (2 * len(latency_sizes) + len(names) * len(resolutions))
+    progress = progress_bar(steps, enabled=not args.no_progress)
+    counts = run_counts(model, grid, block_batches, width, token_sizes, progress)
     notes = [
         "options: "
         + " ".join(f"--{k.replace('_', '-')}{'' if v is True else f' {v}'}" for k, v in _options(args).items()),
@@ -101,11 +124,12 @@ def main(args: argparse.Namespace) -> int:
     ]
     latency = None
     if not args.no_latency:
-        latency = run_latency(settings, names, resolutions, width, latency_sizes)
+        latency = run_latency(settings, names, resolutions, width, latency_sizes, progress)
         notes.append(latency.note)
+    progress.close()
     _print(model, counts, latency, notes)
     if not args.no_save:
-        written = save(model, counts, latency, notes, Path(args.out))
+        written = save(model, counts, latency, notes, Path(args.out), regenerate_command(args))
         print(f"\nwritten to {args.out}/: {', '.join(p.name for p in written)}")
     print(f"done in {time.perf_counter() - started:.1f} s")
     return 0

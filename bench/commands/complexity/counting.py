@@ -26,6 +26,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
+from bench.commands.complexity.progress import step
 from bench.core import counting
 from bench.core.util import quiet
 from models.casvit import AdditiveBlock, AdditiveTokenMixer
@@ -275,7 +276,7 @@ def _measure_point(
 
 
 def measure_grid(
-    mixer: str, grid: Grid, fvcore_batches: Iterable[int] | None = None, analytic: bool = False
+    mixer: str, grid: Grid, fvcore_batches: Iterable[int] | None = None, analytic: bool = False, progress=None
 ) -> pd.DataFrame:
     """Every count of ``mixer`` on ``grid``: one row per (b, H, C).
 
@@ -288,7 +289,8 @@ def measure_grid(
         for c in grid.channels:
             module = MIXERS[mixer](c).eval()  # one per width: weights do not change any count
             for b, h in itertools.product(grid.batches, grid.sizes):
-                rows.append(_measure_point(mixer, module, b, h, c, b in fv_batches, analytic))
+                with step(progress, f"count {mixer} b={b} H={h} C={c}"):
+                    rows.append(_measure_point(mixer, module, b, h, c, b in fv_batches, analytic))
     return _add_derived(pd.DataFrame(rows), analytic)
 
 
@@ -311,14 +313,14 @@ def slope(tokens: np.ndarray, values: np.ndarray) -> float:
     return float(np.polyfit(np.log(tokens), np.log(values), 1)[0])
 
 
-def token_costs(width: int, sizes: list[int], fvcore_max: int) -> pd.DataFrame:
+def token_costs(width: int, sizes: list[int], fvcore_max: int, progress=None) -> pd.DataFrame:
     """CATM and MSA counts at one width over square maps: FlopCounterMode on meta tensors for every
     size, fvcore (which executes the module) up to ``fvcore_max``."""
     rows = []
     for mixer in ("CATM", "MSA"):
         module = MIXERS[mixer](width).eval()
         for h in sizes:
-            with single_threaded():
+            with step(progress, f"count {mixer} tokens {h}x{h}"), single_threaded():
                 fcm, shapes, _ = meta_pass(MIXERS[mixer], 1, h, width)
                 row = {"mixer": mixer, "C": width, "H": h, "tokens": h * h, "flopcounter": fcm, "fvcore": np.nan}
                 if h <= fvcore_max:

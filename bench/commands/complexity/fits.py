@@ -483,15 +483,17 @@ class Counts:
     token_exponents: pd.DataFrame
 
 
-def run_counts(model: CostModel, grid: Grid, block_batches: list[int], width: int, token_sizes: list[int]) -> Counts:
-    """The grid, the fits, the verdict and the token comparison."""
+def run_counts(
+    model: CostModel, grid: Grid, block_batches: list[int], width: int, token_sizes: list[int], progress=None
+) -> Counts:
+    """The grid, the fits, the verdict and the token comparison (one ``progress`` step per grid point and size)."""
     frames = {
-        "CATM": measure_grid("CATM", grid, analytic=True),
-        "CAS block": measure_grid("CAS block", grid, fvcore_batches=block_batches),
+        "CATM": measure_grid("CATM", grid, analytic=True, progress=progress),
+        "CAS block": measure_grid("CAS block", grid, fvcore_batches=block_batches, progress=progress),
     }
     fit_frame, fits = fit_table(frames)
     n_branches, branch_hwc = phi_branch_cost()
-    tokens = token_costs(width, token_sizes, fvcore_max=56)
+    tokens = token_costs(width, token_sizes, fvcore_max=56, progress=progress)
     token_exps = exponent_table(tokens, ["mixer"], "tokens", ["flopcounter", "fvcore"])
     return Counts(
         frames=frames,

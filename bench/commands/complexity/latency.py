@@ -15,6 +15,7 @@ from torch import nn
 
 import models
 from bench.commands.complexity.counting import MIXERS, exponent_table
+from bench.commands.complexity.progress import step
 from bench.core import counting
 
 
@@ -50,16 +51,17 @@ def _module_session(backend_name: str, module: nn.Module, example: np.ndarray, t
     return backend.load(module, prepared, workload, example)
 
 
-def mixer_latency(width: int, sizes: list[int], settings: LatencySettings) -> pd.DataFrame:
+def mixer_latency(width: int, sizes: list[int], settings: LatencySettings, progress=None) -> pd.DataFrame:
     """Latency of one CATM and one MSA forward (batch 1) per map size; one backend at a time."""
     rows = []
     for backend_name, mixer in itertools.product(settings.backends, ("CATM", "MSA")):
         module = MIXERS[mixer](width).eval()
         for h in sizes:
-            example = np.zeros((1, width, h, h), dtype=np.float32)
-            session = _module_session(backend_name, module, example, f"{mixer.lower()}-c{width}", settings)
-            rows.append({"what": mixer, "backend": backend_name, "tokens": h * h, "size": h, "C": width})
-            rows[-1]["latency_ms"] = _timed_and_closed(session, settings)
+            with step(progress, f"time {mixer} {backend_name} {h}x{h}"):
+                example = np.zeros((1, width, h, h), dtype=np.float32)
+                session = _module_session(backend_name, module, example, f"{mixer.lower()}-c{width}", settings)
+                rows.append({"what": mixer, "backend": backend_name, "tokens": h * h, "size": h, "C": width})
+                rows[-1]["latency_ms"] = _timed_and_closed(session, settings)
     return pd.DataFrame(rows)
 
 
@@ -73,7 +75,7 @@ def _timed_and_closed(session, settings: LatencySettings) -> float:
         gc.collect()
 
 
-def model_latency(names: list[str], resolutions: list[int], settings: LatencySettings) -> pd.DataFrame:
+def model_latency(names: list[str], resolutions: list[int], settings: LatencySettings, progress=None) -> pd.DataFrame:
     """Latency (batch 1) and fvcore GMACs of whole networks per input resolution; one backend at a time,
     so that two runtimes' thread pools never compete for the cores."""
     from bench.backends import get_backend
@@ -82,26 +84,27 @@ def model_latency(names: list[str], resolutions: list[int], settings: LatencySet
     gmacs: dict[tuple[str, int], float] = {}
     rows = []
     for backend_name, name, res in itertools.product(settings.backends, names, resolutions):
-        backend = get_backend(backend_name)
-        workload = Workload(name, 1, res, threads=settings.threads, options=backend.Options().items())
-        backend.check(workload)
-        torch.manual_seed(0)
-        model = models.create_model(name, img_size=res)
-        if (name, res) not in gmacs:
-            gmacs[(name, res)] = counting.fvcore_gmacs(model, res)
-        prepared = backend.prepare(model, workload, settings.cache_dir)
-        session = backend.load(model, prepared, workload, np.zeros(workload.input_shape, dtype=np.float32))
-        rows.append(
-            {
-                "what": name,
-                "family": models.get_card(name).family,
-                "backend": backend_name,
-                "resolution": res,
-                "tokens": (res // 4) ** 2,
-                "gmacs": gmacs[(name, res)],
-                "latency_ms": _timed_and_closed(session, settings),
-            }
-        )
+        with step(progress, f"time {name} {backend_name} {res}px"):
+            backend = get_backend(backend_name)
+            workload = Workload(name, 1, res, threads=settings.threads, options=backend.Options().items())
+            backend.check(workload)
+            torch.manual_seed(0)
+            model = models.create_model(name, img_size=res)
+            if (name, res) not in gmacs:
+                gmacs[(name, res)] = counting.fvcore_gmacs(model, res)
+            prepared = backend.prepare(model, workload, settings.cache_dir)
+            session = backend.load(model, prepared, workload, np.zeros(workload.input_shape, dtype=np.float32))
+            rows.append(
+                {
+                    "what": name,
+                    "family": models.get_card(name).family,
+                    "backend": backend_name,
+                    "resolution": res,
+                    "tokens": (res // 4) ** 2,
+                    "gmacs": gmacs[(name, res)],
+                    "latency_ms": _timed_and_closed(session, settings),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -134,10 +137,13 @@ def latency_words(exponents: pd.DataFrame) -> str:
     return "Exponent of latency vs tokens over the upper half of each range: " + "; ".join(parts) + ". " + verdict
 
 
-def run_latency(settings: LatencySettings, names: list[str], resolutions: list[int], width: int, sizes: list[int]):
+def run_latency(
+    settings: LatencySettings, names: list[str], resolutions: list[int], width: int, sizes: list[int], progress=None
+):
+    """Mixers, then networks; one ``progress`` step per timed point."""
     load_before = os.getloadavg()[0]
-    mixers = mixer_latency(width, sizes, settings)
-    nets = model_latency(names, resolutions, settings)
+    mixers = mixer_latency(width, sizes, settings, progress)
+    nets = model_latency(names, resolutions, settings, progress)
     exps = exponent_table(pd.concat([mixers, nets]), ["what", "backend"], "tokens", ["latency_ms"])
     gmacs = exponent_table(nets[nets["backend"] == settings.backends[0]], ["what"], "tokens", ["gmacs"])
     exps = pd.concat([exps, gmacs.assign(backend="(fvcore count)")], ignore_index=True)

@@ -193,11 +193,27 @@ def _print(model: CostModel, c: Counts, latency: Latency | None, notes: list[str
         print(f"note: {note}")
 
 
-def _summary_markdown(model: CostModel, c: Counts, latency: Latency | None, notes: list[str]) -> str:
+def stable(frame: pd.DataFrame, decimals: int = 10) -> pd.DataFrame:
+    """Least-squares results rounded to ``decimals`` (and -0.0 made 0.0): the digits beyond are the BLAS build's
+    rounding noise, which differs between CPUs and would make the same command write different files."""
+    floats = frame.select_dtypes("float").columns
+    return frame.assign(**{c: frame[c].round(decimals) + 0.0 for c in floats})
+
+
+def _summary_markdown(model: CostModel, c: Counts, latency: Latency | None, notes: list[str], command: str = "") -> str:
     analytic_ok = bool(c.frames["CATM"]["analytic_matches_tally"].all())
     parts = [
         f"# CATM complexity: is Ω(CATM) = {STATED_MODEL}?",
         "",
+        *(
+            [
+                f"Made by `{command}`. Counts, fits and verdict are exact and come out the same on any machine; "
+                "latencies are measured and vary with the machine and its load (see the notes).",
+                "",
+            ]
+            if command
+            else []
+        ),
         "## Verdict in plain words",
         "",
         c.plain,
@@ -209,7 +225,7 @@ def _summary_markdown(model: CostModel, c: Counts, latency: Latency | None, note
         "Each row divides by the measured value before solving (relative residuals). `per_image_HWC` is the "
         "H·W·C coefficient of one image; `implied_b` solves 47 + 10b = per_image_HWC.",
         "",
-        markdown_table(c.fit_frame, 4),
+        markdown_table(stable(c.fit_frame), 4),
         "",
         f"## `--model {model.text}` against the measurements",
         "",
@@ -228,7 +244,7 @@ def _summary_markdown(model: CostModel, c: Counts, latency: Latency | None, note
         "Least-squares exponents of log cost vs log tokens, over the whole range and over its upper half "
         "(tokens at or above the geometric middle), where the MSA's quadratic term dominates.",
         "",
-        markdown_table(c.token_exponents, 3),
+        markdown_table(stable(c.token_exponents), 3),
         "",
     ]
     if latency is not None:
@@ -240,35 +256,37 @@ def _summary_markdown(model: CostModel, c: Counts, latency: Latency | None, note
             "",
             latency_words(latency.exponents),
             "",
-            markdown_table(latency.exponents, 3),
+            markdown_table(stable(latency.exponents), 3),
             "",
         ]
     parts += ["## Notes", "", *[f"- {n}" for n in notes], ""]
     return "\n".join(parts)
 
 
-def save(model: CostModel, c: Counts, latency: Latency | None, notes: list[str], out: Path) -> list[Path]:
+def save(
+    model: CostModel, c: Counts, latency: Latency | None, notes: list[str], out: Path, command: str = ""
+) -> list[Path]:
     """CSV tables, ``summary.md`` and the plots; returns the paths written."""
     tables = {
         "grid_catm.csv": c.frames["CATM"],
         "grid_cas_block.csv": c.frames["CAS block"],
-        "fits.csv": c.fit_frame,
+        "fits.csv": stable(c.fit_frame),
         "model_comparison.csv": c.comparison,
         "operator_terms.csv": c.terms,
         "verdict.csv": c.verdict,
         "tokens.csv": c.tokens,
-        "token_exponents.csv": c.token_exponents,
+        "token_exponents.csv": stable(c.token_exponents),
     }
     if latency is not None:
         tables["latency.csv"] = pd.concat([latency.mixers, latency.networks], ignore_index=True)
-        tables["latency_exponents.csv"] = latency.exponents
+        tables["latency_exponents.csv"] = stable(latency.exponents)
     try:
         out.mkdir(parents=True, exist_ok=True)
         written = []
         for name, frame in tables.items():
             frame.to_csv(out / name, index=False)
             written.append(out / name)
-        (out / "summary.md").write_text(_summary_markdown(model, c, latency, notes))
+        (out / "summary.md").write_text(_summary_markdown(model, c, latency, notes, command))
         written.append(out / "summary.md")
         written += plot_measured_vs_predicted(model, c.frames, c.fits, out)
         written += plot_cost_vs_tokens(c.tokens, c.token_exponents, out)
