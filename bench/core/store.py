@@ -16,9 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
+import errno
 import io
 import json
+import math
 import os
+import shutil
 import sys
 import time
 from collections.abc import Iterable, Mapping
@@ -29,15 +33,19 @@ import pandas as pd
 
 from bench.core.errors import BenchError
 from bench.core.schema import (
+    COLUMN_KINDS,
     REQUIRED_COLUMNS,
     ROUND_COLUMNS,
     SAMPLE_COLUMNS,
+    SCHEMA_VERSION,
     STATUS_OK,
+    STATUSES,
     SUITE_ID,
     SUMMARY_COLUMNS,
     SummaryRow,
     typed,
 )
+from bench.core.util import atomic_write_text
 
 SUMMARY_FILE = "summary.csv"
 SAMPLES_FILE = "samples.csv"
@@ -57,13 +65,21 @@ def warn(message: str) -> None:
 
 @dataclass
 class RunWriter:
-    """Appends rows and per-round samples to one run directory; create it with :meth:`create`."""
+    """Appends rows and per-round samples to one run directory; create it with :meth:`create`.
+
+    The first write that fails (a full disk) stops the writer: it says what was kept, and every later
+    write raises the same error without touching the files, so nothing after a gap is ever written.
+    """
 
     directory: Path
     run_id: str
     rows_written: int = 0
     rounds_written: dict[str, int] = field(default_factory=dict)
     """row_id -> samples written so far (iteration numbers continue across rounds)."""
+    open_rounds: dict[str, int] = field(default_factory=dict)
+    """row_id -> rounds written of rows whose summary row is not written yet."""
+    broken: str | None = None
+    """Why writing stopped (the first failed write), once it has."""
 
     @classmethod
     def create(cls, out: Path, label: str, environment: Mapping[str, object]) -> RunWriter:
@@ -71,11 +87,15 @@ class RunWriter:
         directory = Path(out) / run_id
         try:
             directory.mkdir(parents=True, exist_ok=False)
-            (directory / ENVIRONMENT_FILE).write_text(json.dumps(dict(environment), indent=2, default=str))
+        except OSError as exc:
+            raise BenchError(f"cannot write results to {out}: {exc.strerror or exc}") from None
+        try:
+            atomic_write_text(directory / ENVIRONMENT_FILE, json.dumps(dict(environment), indent=2, default=str))
             headers = ((SUMMARY_FILE, SUMMARY_COLUMNS), (SAMPLES_FILE, SAMPLE_COLUMNS), (ROUNDS_FILE, ROUND_COLUMNS))
             for name, columns in headers:
-                (directory / name).write_text(",".join(columns) + "\n")
+                atomic_write_text(directory / name, ",".join(columns) + "\n")
         except OSError as exc:
+            shutil.rmtree(directory, ignore_errors=True)  # an empty run, never a half-made one
             raise BenchError(f"cannot write results to {out}: {exc.strerror or exc}") from None
         return cls(directory, run_id)
 
@@ -96,44 +116,68 @@ class RunWriter:
             _csv_line(SAMPLE_COLUMNS, {**ids, "iteration": start + i, "latency_ms": f"{ms:.6f}"})
             for i, ms in enumerate(samples)
         )
-        what = f"round {round_index + 1} of {row.model}"
+        what = f"round {round_index + 1} of {row.model} batch {row.infer_batch_size}"
         if lines:
             self._append(SAMPLES_FILE, lines, what)
         self._append(
             ROUNDS_FILE, _csv_line(ROUND_COLUMNS, {**record, "run_id": self.run_id, "row_id": row.row_id}), what
         )
         self.rounds_written[str(row.row_id)] = start + len(samples)
+        self.open_rounds[str(row.row_id)] = self.open_rounds.get(str(row.row_id), 0) + 1
 
     def add(self, row: SummaryRow) -> None:
         """The finished summary row (its samples were written round by round before it)."""
         row.run_id = self.run_id
-        self._append(SUMMARY_FILE, _csv_line(SUMMARY_COLUMNS, row.as_dict()), f"the row of {row.model}")
+        what = f"the row of {row.model} batch {row.infer_batch_size}"
+        self._append(SUMMARY_FILE, _csv_line(SUMMARY_COLUMNS, row.as_dict()), what)
         self.rows_written += 1
+        self.open_rounds.pop(str(row.row_id), None)
+
+    def kept(self) -> str:
+        """What is safely on disk: finished rows, and finished rounds of rows not finished yet."""
+        rounds = sum(self.open_rounds.values())
+        partial = f" and {rounds} finished round(s) of unfinished rows" if rounds else ""
+        return f"kept the {self.rows_written} finished row(s){partial}, with their samples, in {self.directory}"
 
     def _append(self, name: str, text: str, what: str) -> None:
+        if self.broken is not None:
+            raise BenchError(self.broken)
         path = self.directory / name
         try:
             append_durably(path, text)
         except OSError as exc:
-            raise BenchError(
-                f"cannot write {what} to {path}: {exc.strerror or exc}; kept the {self.rows_written} finished "
-                f"row(s) and their samples in {self.directory} (use --resume to continue)"
-            ) from None
+            self.broken = (
+                f"cannot write {what} to {path}: {exc.strerror or exc}; {self.kept()} "
+                "(free space, then run the same command with --resume to continue)"
+            )
+            raise BenchError(self.broken) from None
 
 
 def append_durably(path: Path, text: str) -> None:
-    """Append ``text`` with one write and fsync; on failure cut the file back to its old length."""
-    data = text.encode("utf-8")
-    with open(path, "ab") as f:
-        size = f.tell()
+    """Append ``text`` and fsync; if any of it fails, cut the file back to its old length and raise.
+
+    ``os.write`` may write only part of its buffer (or write part, then fail on a full disk); the
+    loop finishes a short write, and a failure truncates, so the file never ends in half a line.
+    If even the truncation fails, the half line has no newline and readers drop it.
+    """
+    data = memoryview(text.encode("utf-8"))
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        size = os.fstat(fd).st_size
         try:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            while data:
+                written = os.write(fd, data)
+                if written <= 0:
+                    raise OSError(errno.EIO, f"write to {path} made no progress")
+                data = data[written:]
+            os.fsync(fd)
         except OSError:
-            with contextlib.suppress(OSError):  # if even this fails, a torn last line is recognised on reading
-                f.truncate(size)
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+                os.fsync(fd)
             raise
+    finally:
+        os.close(fd)
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -161,7 +205,9 @@ def find_run_dirs(paths: Iterable[Path]) -> list[Path]:
 def load_environment(run_dir: Path) -> dict[str, object]:
     path = run_dir / ENVIRONMENT_FILE
     try:
-        env = json.loads(path.read_text())
+        env = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BenchError(f"{path}: missing, so {run_dir} is not a results directory of this suite") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         raise BenchError(f"{path}: unreadable, so {run_dir} is not a results directory of this suite") from None
     if not isinstance(env, dict) or env.get("suite") != SUITE_ID:
@@ -171,80 +217,278 @@ def load_environment(run_dir: Path) -> dict[str, object]:
     return env
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    """A CSV file of this suite; a torn last line (no newline: the writer died mid-line) is dropped."""
+class Problems:
+    """What a loader had to leave out of one file, said in one warning line per file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.dropped: list[str] = []
+        self.blanked: list[str] = []
+        self.other: list[str] = []
+
+    def lines(self) -> list[str]:
+        out = [f"{self.path}: {text}" for text in self.other]
+        for items, verb in (
+            (self.dropped, "ignored {} row(s)"),
+            (self.blanked, "left out {} value(s) that do not parse"),
+        ):
+            if items:
+                shown = "; ".join(items[:3]) + (f"; and {len(items) - 3} more" if len(items) > 3 else "")
+                out.append(f"{self.path}: {verb.format(len(items))} ({shown})")
+        return out
+
+
+def _read_csv(path: Path, problems: Problems | None = None) -> pd.DataFrame:
+    """A CSV file of this suite, indexed by file line number; damaged lines are dropped and said so.
+
+    A torn last line (no newline: the writer died mid-line) and lines with the wrong number of fields
+    are dropped; a header naming a column twice, or no header at all, is an error.
+    """
+    if problems is None:  # said at once
+        problems = Problems(path)
+        df = _read_csv(path, problems)
+        for text in problems.lines():
+            warn(text)
+        return df
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # -sig: a file saved by a spreadsheet starts with a BOM
     except FileNotFoundError:
         raise BenchError(f"{path}: missing") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise BenchError(f"{path}: unreadable ({getattr(exc, 'strerror', None) or type(exc).__name__})") from None
     if text and not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]
-        warn(f"{path}: dropped a half-written last line")
+        problems.other.append("dropped a half-written last line")
+    if "\0" in text:  # a crash can leave blocks of zeros where lines were being written
+        lines = text.splitlines(keepends=True)
+        damaged = sum("\0" in line for line in lines)
+        problems.other.append(f"dropped {damaged} line(s) holding NUL bytes (damaged on disk)")
+        text = "".join("\n" if "\0" in line else line for line in lines)  # blank: keeps the line numbers
     if not text.strip():
-        raise BenchError(f"{path}: empty")
-    rows = list(csv.reader(io.StringIO(text)))
-    header, body = rows[0], rows[1:]
-    torn = [i for i, r in enumerate(body) if len(r) != len(header)]
+        raise BenchError(f"{path}: empty (not even a header line)")
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = next(reader)
+        body: list[tuple[int, list[str]]] = []
+        for fields in reader:
+            body.append((reader.line_num, fields))
+    except csv.Error as exc:
+        raise BenchError(f"{path}: not a CSV file ({exc})") from None
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated:
+        raise BenchError(f"{path}: names column(s) {', '.join(repeated)} more than once")
+    torn = [line for line, fields in body if len(fields) != len(header) and fields]
     if torn:
-        warn(f"{path}: skipped {len(torn)} line(s) with the wrong number of fields")
-        body = [r for i, r in enumerate(body) if i not in set(torn)]
-    return pd.DataFrame(body, columns=header, dtype=object).replace("", None)
+        problems.other.append(
+            f"skipped {len(torn)} line(s) with the wrong number of fields (line {', '.join(map(str, torn[:5]))})"
+        )
+    rows = [(line, fields) for line, fields in body if len(fields) == len(header)]
+    df = pd.DataFrame([f for _, f in rows], columns=header, index=[line for line, _ in rows], dtype=object)
+    return df.replace("", None)
 
 
-def load_summary(run_dir: Path) -> pd.DataFrame:
-    """One run's summary, typed by the schema; rows whose numbers do not parse are dropped with a warning."""
-    load_environment(run_dir)
+# ------------------------------------------------------------------------------------ checking values
+
+IDENTITY_COLUMNS = ("infer_img_size", "infer_batch_size", "threads", "channels_last", "compile", "single_head")
+"""Columns that say *what* a row measured: a row whose value does not parse is left out, not guessed."""
+POSITIVE_INTS = ("infer_img_size", "infer_batch_size", "threads")
+NON_NEGATIVE = ("infer_samples_per_sec", "infer_step_time", "throughput_median_ips", "param_count", "infer_gmacs")
+JSON_LISTS = ("round_medians_ms", "reference_ms")
+JSON_OBJECTS = ("backend_options", "runtime_detail")
+_BOOL_TEXT = ("true", "false", "1", "0", "1.0", "0.0", "yes", "no")
+_MAX_WHOLE = 2**53
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _cell_problem(name: str, kind: str, text: str) -> str | None:
+    """Why ``text`` is not a value of column ``name`` (None when it is)."""
+    if kind == "int":
+        value = _number(text)
+        if value is None or not value.is_integer() or abs(value) >= _MAX_WHOLE:
+            return "not a whole number"
+        if value < (1 if name in POSITIVE_INTS else 0):
+            return "not positive" if name in POSITIVE_INTS else "negative"
+    elif kind == "float":
+        value = _number(text)
+        if value is None:
+            return "not a finite number"
+        if value < 0 and (name.startswith("latency_") or name in NON_NEGATIVE):
+            return "negative"
+    elif kind == "bool":
+        if text.strip().lower() not in _BOOL_TEXT:
+            return "not true or false"
+    elif name in JSON_LISTS or name in JSON_OBJECTS:
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return "not JSON"
+        if name in JSON_OBJECTS and not isinstance(value, dict):
+            return "not a JSON object"
+        if name in JSON_LISTS and not (
+            isinstance(value, list) and all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in value)
+        ):
+            return "not a list of positive numbers"
+    return None
+
+
+def _short(text: object) -> str:
+    text = str(text)
+    return repr(text if len(text) <= 24 else text[:21] + "...")
+
+
+def _checked(raw: pd.DataFrame, problems: Problems) -> pd.DataFrame:
+    """``raw`` without rows whose identity, status or (ok rows) headline latency does not parse;
+    other values that do not parse are left out of their row. Each one is named in ``problems``."""
+    raw = raw.copy()
+    keep = pd.Series(True, index=raw.index)
+    for line, status in raw["status"].items():
+        if status not in STATUSES:
+            keep[line] = False
+            problems.dropped.append(f"line {line}: status {_short(status or '')} is not one of {', '.join(STATUSES)}")
+    for name in raw.columns:
+        kind = COLUMN_KINDS.get(name)
+        if kind is None or kind == "str":
+            continue
+        for line, text in raw[name].items():
+            if text is None or not keep[line]:
+                continue
+            why = _cell_problem(name, kind, text)
+            if why is None:
+                continue
+            where = f"line {line}: {name} {_short(text)} is {why}"
+            if (
+                name in IDENTITY_COLUMNS
+                or name == "backend_options"
+                or (name == "latency_median_ms" and raw.at[line, "status"] == STATUS_OK)
+            ):
+                keep[line] = False
+                problems.dropped.append(where)
+            else:
+                raw.at[line, name] = None
+                problems.blanked.append(where)
+    return raw[keep]
+
+
+def _own_options(backend: str, options: str) -> str:
+    """Only the backend's own options (runs before schema 2 recorded every backend's options on every row)."""
+    from bench.backends import BACKENDS, backend_class
+
+    try:
+        values = json.loads(options)
+    except ValueError:
+        return "{}"
+    if not isinstance(values, dict) or backend not in BACKENDS:
+        return options if isinstance(values, dict) else "{}"
+    declared = {f.name for f in dataclasses.fields(backend_class(backend).Options)}
+    return json.dumps({k: v for k, v in values.items() if k in declared}, sort_keys=True)
+
+
+def load_summary(run_dir: Path, problems: Problems | None = None) -> pd.DataFrame:
+    """One run's summary, typed by the schema; what cannot be used is left out and said in ``problems``.
+
+    Without ``problems`` the warnings are printed at once.
+    """
+    env = load_environment(run_dir)
     path = run_dir / SUMMARY_FILE
-    raw = _read_csv(path)
+    mine = problems if problems is not None else Problems(path)
+    raw = _read_csv(path, mine)
     missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
     if missing:
         raise BenchError(f"{path}: not a summary file of this suite (missing columns: {', '.join(missing)})")
-    df = typed(raw)
-    ok = df["status"] == STATUS_OK
-    broken = ok & (df["latency_median_ms"].isna() | df["infer_batch_size"].isna() | df["infer_img_size"].isna())
-    if "latency_median_ms" not in raw.columns and ok.any():
+    if "latency_median_ms" not in raw.columns and (raw["status"] == STATUS_OK).any():
         raise BenchError(f"{path}: has ok rows but no latency_median_ms column")
-    if broken.any():
-        warn(f"{path}: ignored {int(broken.sum())} ok row(s) whose latency, batch or size does not parse")
-        df = df[~broken]
+    if env.get("schema_version") == SCHEMA_VERSION:  # older runs lack newer columns; this one should not
+        absent = [c for c in SUMMARY_COLUMNS if c not in raw.columns]
+        if absent:
+            shown = ", ".join(absent[:4]) + (f" and {len(absent) - 4} more" if len(absent) > 4 else "")
+            mine.other.append(f"lacks column(s) {shown}; they read as not measured")
+    df = typed(_checked(raw, mine))
+    df["backend_options"] = [_own_options(b, o) for b, o in zip(df["backend"], df["backend_options"], strict=True)]
+    ok = df["status"] == STATUS_OK
+    incomplete = ok & (df["latency_median_ms"].isna() | df["infer_batch_size"].isna() | df["infer_img_size"].isna())
+    for line in df.index[incomplete]:
+        mine.dropped.append(f"line {line}: an ok row without its latency, batch or size")
+    df = df[~incomplete]
+    if problems is None:
+        for text in mine.lines():
+            warn(text)
     return df
 
 
-def load_samples(run_dir: Path) -> pd.DataFrame:
+def load_samples(run_dir: Path, problems: Problems | None = None) -> pd.DataFrame:
     """``run_id, row_id, round, iteration, latency_ms`` (older runs without rounds read as one round)."""
     path = run_dir / SAMPLES_FILE
-    raw = _read_csv(path) if path.exists() else pd.DataFrame(columns=list(SAMPLE_COLUMNS))
+    mine = problems if problems is not None else Problems(path)
+    raw = _read_csv(path, mine) if path.exists() else pd.DataFrame(columns=list(SAMPLE_COLUMNS))
     missing = [c for c in ("run_id", "row_id", "latency_ms") if c not in raw.columns]
     if missing:
         raise BenchError(f"{path}: not a samples file of this suite (missing columns: {', '.join(missing)})")
     s = raw.copy()
-    s["latency_ms"] = pd.to_numeric(s["latency_ms"], errors="coerce")
-    bad = s["latency_ms"].isna() | (s["latency_ms"] <= 0)
+    latency = pd.to_numeric(s["latency_ms"], errors="coerce")
+    bad = ~(latency.map(math.isfinite) & (latency > 0)) | s["run_id"].isna() | s["row_id"].isna()
+    for name in ("round", "iteration"):
+        if name in s:
+            number = pd.to_numeric(s[name], errors="coerce")
+            bad |= ~(number.map(math.isfinite) & (number >= 0) & (number == number.round()))
     if bad.any():
-        warn(f"{path}: ignored {int(bad.sum())} sample(s) that are not positive numbers")
+        lines = ", ".join(map(str, s.index[bad][:5]))
+        mine.other.append(f"ignored {int(bad.sum())} sample line(s) whose ids or numbers do not parse (line {lines})")
         s = s[~bad]
-    s["round"] = pd.to_numeric(s["round"], errors="coerce").fillna(0).astype(int) if "round" in s else 0
-    s["iteration"] = pd.to_numeric(s.get("iteration"), errors="coerce") if "iteration" in s else range(len(s))
+    s["latency_ms"] = pd.to_numeric(s["latency_ms"]).astype(float)
+    s["round"] = pd.to_numeric(s["round"]).astype(int) if "round" in s else 0
+    s["iteration"] = pd.to_numeric(s["iteration"]).astype(int) if "iteration" in s else range(len(s))
     for c in ("run_id", "row_id"):
         s[c] = s[c].astype(str)
+    if problems is None:
+        for text in mine.lines():
+            warn(text)
     return s[["run_id", "row_id", "round", "iteration", "latency_ms"]].reset_index(drop=True)
 
 
 def load_results(paths: Iterable[Path]) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, dict[str, object]]]:
-    """Merge summaries and samples of many runs; environments are returned keyed by ``env_id``."""
+    """Merge summaries and samples of many runs; environments are returned keyed by ``env_id``.
+
+    What had to be left out is warned about once per file, after everything loaded; when nothing
+    usable is left at all, the error names the file and why instead.
+    """
     paths = list(paths)
     run_dirs = find_run_dirs(paths)
     if not run_dirs:
         raise BenchError(f"no results found in {', '.join(map(str, paths))}")
-    summaries, samples, environments = [], [], {}
+    summaries, samples, environments, found = [], [], {}, []
     for run_dir in run_dirs:
         env = load_environment(run_dir)
-        summaries.append(load_summary(run_dir))
-        samples.append(load_samples(run_dir))
+        summary_problems, sample_problems = Problems(run_dir / SUMMARY_FILE), Problems(run_dir / SAMPLES_FILE)
+        summaries.append(load_summary(run_dir, summary_problems))
+        samples.append(load_samples(run_dir, sample_problems))
+        found += [summary_problems, sample_problems]
         environments[str(env["env_id"])] = env
     summary = pd.concat(summaries, ignore_index=True)
+    if summary.empty:
+        damaged = next((p for p in found if p.dropped), None)
+        if damaged is not None:
+            raise BenchError(
+                f"{damaged.path}: none of its rows can be used ({damaged.dropped[0]}"
+                f"{f'; and {len(damaged.dropped) - 1} more' if len(damaged.dropped) > 1 else ''})"
+            )
+        where = run_dirs[0] / SUMMARY_FILE if len(run_dirs) == 1 else f"the {len(run_dirs)} runs in {paths[0]}"
+        raise BenchError(f"{where}: no finished rows (a run stopped before its first row ended?)")
+    if not (summary["status"] == STATUS_OK).any():
+        damaged = next((p for p in found if any("ok row" in d or "latency" in d for d in p.dropped)), None)
+        if damaged is not None:
+            raise BenchError(
+                f"{damaged.path}: no successful measurement left: its ok rows do not parse ({damaged.dropped[0]})"
+            )
+    for problems in found:
+        for text in problems.lines():
+            warn(text)
     summary["_order"] = range(len(summary))
     summary = summary.sort_values(["timestamp", "run_id", "_order"]).drop(columns="_order")  # oldest first
     return summary, pd.concat(samples, ignore_index=True), environments
@@ -272,7 +516,10 @@ class PartialRow:
 
 
 def partial_rows(out: Path, env_id: str) -> dict[str, PartialRow]:
-    """row_id -> finished rounds, for rows of this environment in ``out`` that have rounds but no summary row."""
+    """row_id -> finished rounds, for rows of this environment in ``out`` that have rounds but no summary row.
+
+    A round record whose numbers do not parse is not resumed (nor is any later round of its row).
+    """
     out = Path(out)
     found: dict[str, PartialRow] = {}
     if not out.exists():
@@ -283,18 +530,42 @@ def partial_rows(out: Path, env_id: str) -> dict[str, PartialRow]:
             continue
         finished = set(load_summary(run_dir)["row_id"].astype(str))
         rounds = _read_csv(rounds_path)
-        if rounds.empty or "row_id" not in rounds:
+        if rounds.empty or "row_id" not in rounds or "round" not in rounds:
             continue
-        rounds = rounds[~rounds["row_id"].isin(finished)]
+        rounds = rounds[rounds["row_id"].notna() & ~rounds["row_id"].isin(finished)]
         if rounds.empty:
             continue
         samples = load_samples(run_dir)
+        unusable = 0
         for row_id, group in rounds.groupby("row_id", sort=False):
-            records = [{k: v for k, v in r.items() if k not in ("run_id", "row_id")} for r in group.to_dict("records")]
-            records.sort(key=lambda r: int(r["round"]))
-            records = [r for i, r in enumerate(records) if int(r["round"]) == i]  # a contiguous prefix only
+            records = []
+            for r in group.to_dict("records"):
+                record = {k: v for k, v in r.items() if k not in ("run_id", "row_id")}
+                if _round_usable(record):
+                    records.append(record)
+                else:
+                    unusable += 1
+            records.sort(key=lambda r: int(float(r["round"])))
+            records = [{**r, "round": i} for i, r in enumerate(records) if int(float(r["round"])) == i]  # a prefix
             mine = samples[samples["row_id"] == row_id]
             by_round = {i: mine.loc[mine["round"] == i, "latency_ms"].tolist() for i in range(len(records))}
             if len(records) > len(found.get(str(row_id), PartialRow([], {})).records):
                 found[str(row_id)] = PartialRow(records, by_round)
+        if unusable:
+            warn(f"{rounds_path}: {unusable} round record(s) do not parse and are not resumed")
     return found
+
+
+def _round_usable(record: Mapping[str, object]) -> bool:
+    """A round record the engine can build a row from: whole round number, positive finite times."""
+    round_index = _number(str(record.get("round")))
+    if round_index is None or round_index < 0 or not round_index.is_integer():
+        return False
+    for name in ("median_ms", "reference_ms"):
+        value = _number(str(record.get(name)))
+        if value is None or value <= 0:
+            return False
+    for name in ("warmup_iterations", "warmup_s", "measure_s"):
+        if record.get(name) is not None and (_number(str(record.get(name))) or 0) < 0:
+            return False
+    return True
