@@ -145,3 +145,24 @@ def test_retry_unstable_re_times_within_its_budget(tmp_path: Path) -> None:
     assert set(samples["row_id"]) == {row["row_id"].split("#")[0], row["row_id"].split("#")[0] + "#2"}
     kept = samples[samples["row_id"] == row["row_id"]]
     assert len(kept) == row["iterations"]  # the kept attempt's samples, and only those, back the row
+
+
+def test_report_marks_unstable_cells_and_says_why(tmp_path: Path) -> None:
+    from tests.result_fixtures import environment, write_run
+
+    run = write_run(tmp_path / "r", label="r", env=environment(), backend="onnx", models=("casvit_xs", "casvit_s"))
+    summary_path = run / SUMMARY_FILE
+    summary = pd.read_csv(summary_path)
+    summary["validity"] = ["unstable", "stable"]
+    summary["validity_reason"] = ["round medians differ by 31%", ""]
+    summary.to_csv(summary_path, index=False)
+    proc = run_cli(
+        "report", "--results", str(run), "--out", str(tmp_path / "rep"), "--no-plots", "--format", "markdown"
+    )
+    assert proc.returncode == 0, proc.stderr
+    xs = next(line for line in proc.stdout.splitlines() if line.startswith("| CAS-ViT-XS"))
+    s = next(line for line in proc.stdout.splitlines() if line.startswith("| CAS-ViT-S "))
+    assert "†" in xs and "†" not in s
+    assert "† Unstable measurement" in proc.stdout and "round medians differ by 31%" in proc.stdout
+    measurements = pd.read_csv(tmp_path / "rep" / "measurements.csv")
+    assert set(measurements["validity"]) == {"unstable", "stable"}

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import pandas as pd
 
+from bench.core.environment import FRAMEWORK_PACKAGE
 from bench.core.formatting import Cell, PaperTable
 from bench.core.reporting import STATUS_CELLS, Column, Report, _value
+from bench.core.schema import UNSTABLE
+
+UNSTABLE_MARK = "†"
 
 # ------------------------------------------------------------------------------------ tables
 
@@ -132,8 +136,24 @@ def table_notes(report: Report) -> list[str]:
         "'-': not measured; fail / parity / n/t: failed / failed the parity check / not timed."
     )
     notes.extend(f"[{mark}] Top-1 source: {text}" for mark, text in _source_footnotes(report)[1])
+    notes.extend(unstable_notes(report))
     notes.extend(report.notes)
     return notes
+
+
+def unstable_notes(report: Report) -> list[str]:
+    """One note naming every unstable measurement shown and why (never presented as a clean number)."""
+    m = report.measurements
+    if "validity" not in m:
+        return []
+    shaky = m[m["validity"] == UNSTABLE]
+    if shaky.empty:
+        return []
+    parts = [f"{r.name} ({r.column}, b={r.batch}): {r.validity_reason}" for r in shaky.itertuples(index=False)]
+    return [
+        f"{UNSTABLE_MARK} Unstable measurement: its timing rounds disagree, the machine's speed drifted or other "
+        f"processes ran while it was timed; re-measure before citing it. {'; '.join(parts)}."
+    ]
 
 
 def main_table(report: Report) -> PaperTable:
@@ -163,7 +183,8 @@ def main_table(report: Report) -> PaperTable:
                         cells.append(states.get((column.key, r.model, r.resolution, batch), "-"))
                     else:
                         fmt = fmt_ips if measure == "throughput_ips" else fmt_ms
-                        cells.append(fmt(found[measure]))
+                        text = fmt(found[measure])
+                        cells.append((text, UNSTABLE_MARK) if found.get("validity") == UNSTABLE else text)
             rows.append(cells)
         groups.append((family_label, rows))
     return PaperTable(
@@ -231,7 +252,7 @@ def columns_frame(report: Report) -> pd.DataFrame:
                 "gpu_name": env.get("gpu_name"),
                 "os": env.get("os"),
                 "python": env.get("python"),
-                "torch": versions.get("torch"),
+                FRAMEWORK_PACKAGE: versions.get(FRAMEWORK_PACKAGE),
                 "git_commit": env.get("git_commit"),
                 "run_ids": " ".join(c.run_ids),
                 "footnote": c.footnote,
@@ -278,6 +299,12 @@ MEASUREMENT_COLUMNS = (
     "iterations",
     "throughput_ips",
     "achieved_gflops",
+    "rounds",
+    "round_spread",
+    "reference_drift",
+    "busy_cpu",
+    "validity",
+    "validity_reason",
 )
 
 
