@@ -22,6 +22,7 @@ COMMANDS = {
     "complexity": "bench.commands.complexity",
     "report": "bench.commands.report",
     "compare": "bench.commands.compare",
+    "accuracy": "bench.commands.accuracy",
     "doctor": "bench.commands.doctor",
 }
 
@@ -32,6 +33,7 @@ SUMMARIES = {
     "complexity": "verify the CATM complexity model (47+10b)HWC and linear-in-tokens scaling",
     "report": "paper-style tables and plots from results directories",
     "compare": "compare two result sets, drift-corrected; exit 1 on regression",
+    "accuracy": "measured top-1/top-5 of a checkpoint on an image folder, per runtime, with official preprocessing",
     "doctor": "check whether this machine is fit to benchmark on now (governor, SMT, load, steal, ...)",
 }
 

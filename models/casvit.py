@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from models.layers import ConvDownsample, DistilledClassifier, DropPath, conv_stem, drop_path_rates
-from models.registry import Family, ModelCard, register_family, register_model
+from models.registry import Family, ModelCard, Preprocessing, register_family, register_model
 
 FAMILY = register_family(
     Family(
@@ -33,6 +33,12 @@ FAMILY = register_family(
         marker="*",
         counting_rule="thop",
         paper_variants=("casvit_xs", "casvit_s", "casvit_m", "casvit_t"),
+        preprocessing=Preprocessing(
+            resize=256,
+            crop=224,
+            source="official classification/data/datasets.py: Resize(int(224 / 0.875), bicubic), CenterCrop(224), "
+            "ImageNet mean/std",
+        ),
     )
 )
 

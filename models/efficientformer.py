@@ -22,7 +22,7 @@ from torch import nn
 
 from models.errors import CheckpointError, ModelError
 from models.layers import ConvDownsample, DistilledClassifier, DropPath, conv_stem, drop_path_rates
-from models.registry import Family, ModelCard, register_family, register_model
+from models.registry import Family, ModelCard, Preprocessing, register_family, register_model
 
 FAMILY = register_family(
     Family(
@@ -32,6 +32,11 @@ FAMILY = register_family(
         marker="^",
         counting_rule="toolbox",
         paper_variants=("efficientformer_l1",),
+        preprocessing=Preprocessing(
+            resize=256,
+            crop=224,
+            source="official util/datasets.py: Resize(int(224 / 0.875), bicubic), CenterCrop(224), ImageNet mean/std",
+        ),
     )
 )
 

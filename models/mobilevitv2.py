@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.errors import ModelError
-from models.registry import Family, ModelCard, register_family, register_model
+from models.registry import Family, ModelCard, Preprocessing, register_family, register_model
 
 FAMILY = register_family(
     Family(
@@ -50,6 +50,14 @@ FAMILY = register_family(
         marker="o",
         counting_rule="fvcore",
         paper_variants=("mobilevitv2_100",),
+        preprocessing=Preprocessing(
+            resize=288,
+            crop=256,
+            mean=None,
+            std=None,
+            source="ml-cvnets config/classification/imagenet/mobilevit_v2.yaml: resize 288 (bicubic), "
+            "center crop 256, RGB in [0, 1] without mean/std",
+        ),
     )
 )
 

@@ -10,11 +10,52 @@ from __future__ import annotations
 import difflib
 import importlib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from torch import nn
 
-from models.errors import UnknownModelError
+from models.errors import ModelError, UnknownModelError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+INTERPOLATIONS = ("bicubic", "bilinear", "nearest", "lanczos", "box", "hamming")
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """A family's official evaluation transform (``bench accuracy``), as its training code writes it.
+
+    Resize the short side to ``resize`` (``interpolation``), center-crop ``crop`` x ``crop``, scale RGB to
+    [0, 1], then subtract ``mean`` and divide by ``std`` (both None: no normalisation). At another crop
+    size the short side scales with it, as the official ``int(crop / crop_pct)`` rule does.
+    """
+
+    resize: int
+    crop: int
+    interpolation: str = "bicubic"
+    mean: tuple[float, float, float] | None = IMAGENET_MEAN
+    std: tuple[float, float, float] | None = IMAGENET_STD
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.crop <= self.resize:
+            raise ModelError(f"preprocessing: need 0 < crop <= resize, got crop {self.crop}, resize {self.resize}")
+        if self.interpolation not in INTERPOLATIONS:
+            raise ModelError(
+                f"preprocessing: unknown interpolation {self.interpolation!r}; choose {', '.join(INTERPOLATIONS)}"
+            )
+        if (self.mean is None) != (self.std is None):
+            raise ModelError("preprocessing: give both mean and std, or neither")
+
+    def at(self, crop: int) -> Preprocessing:
+        """The same transform for a ``crop`` x ``crop`` input (short side ``crop * resize // self.crop``)."""
+        return self if crop == self.crop else replace(self, resize=crop * self.resize // self.crop, crop=crop)
+
+    def describe(self) -> str:
+        norm = "ImageNet mean/std" if self.mean == IMAGENET_MEAN and self.std == IMAGENET_STD else None
+        if norm is None:
+            norm = "no mean/std ([0, 1])" if self.mean is None else f"mean {list(self.mean)} std {list(self.std)}"
+        return f"short side {self.resize}, center crop {self.crop}, {self.interpolation}, {norm}"
 
 
 @dataclass(frozen=True)
@@ -25,7 +66,7 @@ class ModelCard:
     family: str
     variant: str
     default_resolution: int
-    published_params_m: float
+    published_params_m: float | None
     published_gmacs: float | None
     top1: float | None
     top1_source: str
@@ -34,6 +75,10 @@ class ModelCard:
     """True when the network is built for one input size (attention-bias tables sized at init)."""
     default_distillation: bool = False
     """True when the official constructor builds a distillation head by default."""
+    preprocessing: Preprocessing | None = None
+    """Evaluation preprocessing of this model when it differs from its family's (external models)."""
+    display_name: str | None = None
+    """How reports name the model; None: ``<family label>-<variant>``."""
 
     def as_row(self) -> dict[str, object]:
         return asdict(self)
@@ -54,6 +99,8 @@ class Family:
     marker: str
     counting_rule: str
     paper_variants: tuple[str, ...] = ()
+    preprocessing: Preprocessing | None = None
+    """The family's official evaluation preprocessing (``bench accuracy``)."""
 
 
 Builder = Callable[..., nn.Module]
@@ -68,6 +115,7 @@ class _Entry:
 
 _REGISTRY: dict[str, _Entry] = {}
 _FAMILIES: dict[str, Family] = {}
+_EXTERNAL: set[str] = set()
 
 
 def register_family(family: Family) -> Family:
@@ -127,6 +175,34 @@ def get_builder(name: str) -> Builder:
     return _entry(name).builder
 
 
+def get_preprocessing(name: str) -> Preprocessing:
+    """The model's evaluation preprocessing: its card's, else its family's."""
+    card = get_card(name)
+    found = card.preprocessing or get_family(card.family).preprocessing
+    if found is None:
+        raise ModelError(f"{name}: family {card.family!r} declares no evaluation preprocessing")
+    return found
+
+
+def register_external(card: ModelCard, builder: Builder, checkpoint_filter, family: Family | None) -> None:
+    """Register (or replace) a network from outside the zoo (:mod:`models.external`) under ``card.name``.
+
+    It never shadows a built-in model, and stays out of :func:`list_models` (``all`` means the zoo);
+    ``family`` is added unless a family of that id exists already.
+    """
+    _ensure_loaded()
+    if card.name in _REGISTRY and card.name not in _EXTERNAL:
+        raise ModelError(f"{card.name!r} is a built-in model; give the external network another name (NAME=...)")
+    if family is not None:
+        _FAMILIES.setdefault(family.id, family)
+    _REGISTRY[card.name] = _Entry(card, builder, checkpoint_filter)
+    _EXTERNAL.add(card.name)
+
+
+def is_external(name: str) -> bool:
+    return name in _EXTERNAL
+
+
 def get_checkpoint_filter(name: str) -> Callable[[dict], dict] | None:
     return _entry(name).checkpoint_filter
 
@@ -135,7 +211,8 @@ def list_models(family: str | None = None) -> list[str]:
     """Registered names, families in :data:`FAMILY_MODULES` order, variants in their file's order."""
     _ensure_loaded()
     order = {f"models.{module}": i for i, module in enumerate(FAMILY_MODULES)}
-    names = sorted(_REGISTRY, key=lambda n: order.get(_REGISTRY[n].builder.__module__, len(order)))
+    zoo = [n for n in _REGISTRY if n not in _EXTERNAL]
+    names = sorted(zoo, key=lambda n: order.get(_REGISTRY[n].builder.__module__, len(order)))
     return [n for n in names if family is None or _REGISTRY[n].card.family == family]
 
 

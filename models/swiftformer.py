@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.layers import ConvDownsample, DistilledClassifier, DropPath, conv_stem, drop_path_rates
-from models.registry import Family, ModelCard, register_family, register_model
+from models.registry import Family, ModelCard, Preprocessing, register_family, register_model
 
 FAMILY = register_family(
     Family(
@@ -33,6 +33,11 @@ FAMILY = register_family(
         marker="s",
         counting_rule="unstated",
         paper_variants=("swiftformer_xs", "swiftformer_s", "swiftformer_l1"),
+        preprocessing=Preprocessing(
+            resize=256,
+            crop=224,
+            source="official util/datasets.py: Resize(int(224 / 0.875), bicubic), CenterCrop(224), ImageNet mean/std",
+        ),
     )
 )
 

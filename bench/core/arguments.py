@@ -100,18 +100,26 @@ def default_threads() -> int:
 
 
 def select_models(spec: str) -> list[str]:
-    """Expand ``spec`` (comma-separated names, family ids, ``paper`` or ``all``) into model names."""
+    """Expand ``spec`` into model names: comma-separated names, family ids, ``paper``, ``all``, and external
+    networks (``file.py:factory``, ``package.module:factory``, ``timm:NAME``, a ``.toml``/``.json`` spec;
+    see :mod:`models.external`), which are imported and registered here (a bad one: one line, exit 2)."""
+    from models import external
+
     chosen: list[str] = []
+    sources: dict[str, str] = {}
     families = models.list_families()
-    for token in (t.strip() for t in spec.split(",")):
-        if not token:
-            continue
+    for token in external.split_models(spec):
         if token == "all":
             chosen.extend(models.list_models())
         elif token == "paper":
             chosen.extend(models.paper_set())
         elif token in families:
             chosen.extend(models.list_models(token))
+        elif external.is_external(token):
+            name, digest = external.register(token)
+            if sources.setdefault(name, digest) != digest:
+                raise BenchError(f"two --models entries are both named {name!r}; name one with NAME=... ({token})")
+            chosen.append(name)
         else:
             models.get_card(token)  # raises UnknownModelError with close matches
             chosen.append(token)

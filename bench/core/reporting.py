@@ -142,8 +142,13 @@ def _backend(name: str) -> type[Backend]:
         return type(name, (), {"label": name, "packages": (), "runtime_version": staticmethod(lambda v: None)})
 
 
-def _model_info(names: Iterable[str], summary: pd.DataFrame) -> pd.DataFrame:
-    """Family, display name, paper order and published numbers of every measured model."""
+def _model_info(
+    names: Iterable[str], summary: pd.DataFrame, measured: dict[str, dict[str, object]] | None = None
+) -> pd.DataFrame:
+    """Family, display name, paper order and published numbers of every measured model.
+
+    ``measured`` (from ``bench accuracy`` results) replaces the published top-1 and names its source.
+    """
     import models
 
     try:
@@ -160,7 +165,7 @@ def _model_info(names: Iterable[str], summary: pd.DataFrame) -> pd.DataFrame:
         rows.append(
             {
                 "model": name,
-                "name": f"{family_label}-{card.variant}" if card else name,
+                "name": (card.display_name or f"{family_label}-{card.variant}") if card else name,
                 "family": family,
                 "family_label": family_label,
                 "family_order": family_order.get(family, len(family_order)),
@@ -170,9 +175,14 @@ def _model_info(names: Iterable[str], summary: pd.DataFrame) -> pd.DataFrame:
                 "published_gmacs": card.published_gmacs if card else None,
                 "top1": card.top1 if card else None,
                 "top1_source": card.top1_source if card and card.top1 is not None else None,
+                "top1_measured": False,
             }
         )
-    return pd.DataFrame(rows)
+        found = (measured or {}).get(name)
+        if found is not None:
+            rows[-1].update(top1=found["top1"], top1_source=found["source"], top1_measured=True)
+    numbers = {"published_params_m": float, "published_gmacs": float, "top1": float}  # external cards may lack all
+    return pd.DataFrame(rows).astype(numbers)
 
 
 def _machines(env_ids: Sequence[str], environments: dict[str, dict[str, object]]) -> dict[str, str]:
@@ -311,7 +321,9 @@ def build_report(
 
     # ---- model facts and derived numbers
     failures = failures.assign(column=[column_of.get(k) for k in failures["_setting"]])
-    info = _model_info(list(dict.fromkeys([*chosen["model"], *failures["model"]])), df)
+    from bench.commands.accuracy import measured_top1
+
+    info = _model_info(list(dict.fromkeys([*chosen["model"], *failures["model"]])), df, measured_top1(inputs))
     m = _with_model_facts(chosen, info)
     m["column_label"] = m["column"].map(lambda k: by_key[k].label)
     m["machine"] = m["column"].map(lambda k: by_key[k].machine)
