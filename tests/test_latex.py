@@ -20,8 +20,8 @@ import pytest
 
 import models
 from bench.cli import main as cli_main
-from bench.commands.report import write_report
 from bench.core.formatting import PaperTable, latex_escape, latex_table, render_paper_table
+from bench.core.report_files import write_report
 from bench.core.reporting import load_report
 from bench.core.tables import main_table
 from tests.conftest import REPO

@@ -41,22 +41,21 @@ import re
 import sys
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from bench.backends import BACKENDS, PRECISIONS, backend_class
+from bench.backends import BACKENDS, PRECISIONS, REFERENCE_BACKENDS, backend_class
 from bench.core import arguments
-from bench.core.environment import FRAMEWORK_PACKAGE
+from bench.core.accuracy_results import RESULT_FILE
 from bench.core.errors import BenchError
 from bench.core.schema import SUITE_ID
 from bench.core.util import atomic_write_text, check_writable_dir, one_line
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
-RESULT_FILE = "accuracy.json"
 PER_CLASS_FILE = "per_class.csv"
 FORMAT = 1
 _WNID = re.compile(r"n\d{8}")
@@ -73,10 +72,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", type=Path, default=None, help="weights to evaluate (a single model only)")
     p.add_argument(
         "--backend",
-        default=FRAMEWORK_PACKAGE,
+        default=REFERENCE_BACKENDS[0],
         metavar="NAME[,NAME...]",
         help=f"runtimes to evaluate on, the first is the reference for the drop ({', '.join(BACKENDS)}; "
-        f"default {FRAMEWORK_PACKAGE}: the framework's own eager runtime)",
+        f"default {REFERENCE_BACKENDS[0]}: the framework's own eager runtime)",
     )
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="fp32, or AMP fp16/bf16 (default: fp32)")
@@ -691,45 +690,3 @@ def _table(results: list[dict[str, object]]) -> str:
 
 
 # ------------------------------------------------------------------------------------- for bench report
-
-
-def _result_files(paths: Iterable[Path | str]) -> list[Path]:
-    found: list[Path] = []
-    for p in map(Path, paths):
-        base = p.parent if p.is_file() else p
-        for pattern in (RESULT_FILE, f"*/{RESULT_FILE}", f"*/*/{RESULT_FILE}"):
-            found.extend(sorted(base.glob(pattern)))
-    return list(dict.fromkeys(found))
-
-
-def measured_top1(paths: Iterable[Path | str]) -> dict[str, dict[str, object]]:
-    """``model -> {top1, source, weights}`` from the ``accuracy.json`` files under ``paths``.
-
-    Per model the latest torch fp32 measurement is used, else the latest of any runtime; files that are
-    not this suite's are ignored.
-    """
-    chosen: dict[str, tuple[tuple, dict[str, object]]] = {}
-    for path in _result_files(paths):
-        try:
-            document = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError):
-            continue
-        if not isinstance(document, dict) or document.get("suite") != SUITE_ID or document.get("kind") != "accuracy":
-            continue
-        data = document.get("data") if isinstance(document.get("data"), dict) else {}
-        for r in document.get("results") or []:
-            if not isinstance(r, dict) or r.get("status") != "ok" or not isinstance(r.get("top1"), int | float):
-                continue
-            reference = r.get("backend") == FRAMEWORK_PACKAGE and r.get("precision") == "fp32"
-            rank = (reference, str(r.get("timestamp")))
-            previous = chosen.get(str(r["model"]))
-            if previous is not None and previous[0] >= rank:
-                continue
-            pre = r.get("preprocessing") if isinstance(r.get("preprocessing"), dict) else {}
-            source = (
-                f"measured here (bench accuracy, {r.get('backend')} {r.get('precision')}): weights {r.get('weights')}, "
-                f"{r.get('images')} images of {data.get('path')} ({str(r.get('data_content_sha256'))[:12]}), "
-                f"{pre.get('summary', 'declared preprocessing')}"
-            )
-            chosen[str(r["model"])] = (rank, {"top1": float(r["top1"]), "source": source, "weights": r.get("weights")})
-    return {model: found for model, (_, found) in chosen.items()}

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import shlex
-from collections.abc import Sequence
 from pathlib import Path
 
-from bench.core.errors import BenchError
 from bench.core.formatting import PAPER_FORMATS, render_paper_table
-from bench.core.reporting import Report, load_report
-from bench.core.tables import columns_frame, main_table, measurements_frame, table_frame
+from bench.core.report_files import write_files
+from bench.core.reporting import load_report
+from bench.core.tables import main_table, table_frame
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,98 +43,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="plot layout: default (one 6.2 x 4.8 in panel per column, for papers) or 16:9 (every panel on one "
         "1920 x 1080 slide, written as <plot>_16x9.png/.svg)",
     )
-
-
-def report_command(
-    results: Sequence[Path | str],
-    out: Path | str,
-    models: str | None = None,
-    plots: bool = True,
-    aspect: str = "default",
-) -> str:
-    """The command that writes a report again, as it is stated in its ``report.md``."""
-    parts = ["python -m bench report", "--results", *(shlex.quote(str(p)) for p in results)]
-    parts += ["--out", shlex.quote(str(out))]
-    if models:
-        parts += ["--models", shlex.quote(models)]
-    if not plots:
-        parts.append("--no-plots")
-    if aspect != "default":
-        parts += ["--aspect", aspect]
-    return " ".join(parts)
-
-
-# ------------------------------------------------------------------------------------ writing
-
-
-def _write(path: Path, text: str) -> Path:
-    try:
-        path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-    except OSError as exc:
-        raise BenchError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path
-
-
-def _report_markdown(report: Report, table_md: str, plot_paths: list[Path], plot_notes: list[str], command: str) -> str:
-    runs = sorted({r for c in report.columns for r in c.run_ids})
-    lines = [
-        "# Benchmark report",
-        "",
-        f"Made by `{command}` ({len(runs)} run(s): {', '.join(runs)}).",
-        "",
-        table_md,
-        "",
-    ]
-    pngs = [p for p in plot_paths if p.suffix == ".png"]
-    if pngs or plot_notes:
-        lines += ["## Plots", ""]
-    for p in pngs:
-        lines += [f"![{p.stem.replace('_', ' ')}]({p.name})", ""]
-    lines.extend(f"- {n}" for n in plot_notes)
-    return "\n".join(lines)
-
-
-def write_files(
-    report: Report, out_dir: Path, plots: bool = True, aspect: str = "default", models: str | None = None
-) -> tuple[list[Path], list[str]]:
-    """Write every table and plot of ``report`` into ``out_dir``; returns (paths, notes on skipped plots).
-
-    ``models`` is the ``--models`` the report was made with, for the command its ``report.md`` states.
-    """
-    out_dir = Path(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BenchError(f"cannot create {out_dir}: {exc.strerror or exc}") from None
-    table = main_table(report)
-    table_md = render_paper_table(table, "markdown")
-    paths = [
-        _write(out_dir / "table.csv", table_frame(report).to_csv(index=False)),
-        _write(out_dir / "table.md", table_md),
-        _write(out_dir / "table.tex", render_paper_table(table, "latex")),
-        _write(out_dir / "columns.csv", columns_frame(report).to_csv(index=False)),
-        _write(out_dir / "measurements.csv", measurements_frame(report).to_csv(index=False)),
-    ]
-    plot_paths: list[Path] = []
-    plot_notes: list[str] = []
-    if plots:
-        from bench.core import plots as plotting  # matplotlib is slow to import; only when plotting
-
-        panels = [plotting.Panel(c.key, c.title, c.machine_detail) for c in report.columns]
-        plot_paths, plot_notes = plotting.write_plots(report.measurements, report.samples, panels, out_dir, aspect)
-    paths += plot_paths
-    command = report_command(report.inputs, out_dir, models, plots, aspect)
-    paths.append(_write(out_dir / "report.md", _report_markdown(report, table_md, plot_paths, plot_notes, command)))
-    return paths, plot_notes
-
-
-def write_report(
-    result_paths: Sequence[Path | str], out_dir: Path | str, models: str | None = None, plots: bool = True
-) -> list[Path]:
-    """Tables and plots for the runs in ``result_paths``, written to ``out_dir`` (for ``bench run --report``)."""
-    report = load_report(result_paths, models)
-    paths, _ = write_files(report, Path(out_dir), plots=plots, models=models)
-    return paths
 
 
 def main(args: argparse.Namespace) -> int:

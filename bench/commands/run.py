@@ -196,7 +196,7 @@ def main(args: argparse.Namespace) -> int:
         print(summary_table(rows))
     print(f"results: {run_dir}")
     if args.report:
-        from bench.commands.report import write_report
+        from bench.core.report_files import write_report
 
         for path in write_report([run_dir], args.report_dir):
             print(f"report: {path}")

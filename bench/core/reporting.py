@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.backends import BACKENDS, Backend, backend_class
+from bench.core.accuracy_results import measured_top1
 from bench.core.environment import FRAMEWORK_PACKAGE
 from bench.core.errors import BenchError
 from bench.core.schema import CELL_FIELDS, DEFAULTS, SETTING_FIELDS, setting_identity, typed
@@ -321,8 +322,6 @@ def build_report(
 
     # ---- model facts and derived numbers
     failures = failures.assign(column=[column_of.get(k) for k in failures["_setting"]])
-    from bench.commands.accuracy import measured_top1
-
     info = _model_info(list(dict.fromkeys([*chosen["model"], *failures["model"]])), df, measured_top1(inputs))
     m = _with_model_facts(chosen, info)
     m["column_label"] = m["column"].map(lambda k: by_key[k].label)
