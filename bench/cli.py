@@ -24,6 +24,7 @@ COMMANDS = {
     "compare": "bench.commands.compare",
     "accuracy": "bench.commands.accuracy",
     "doctor": "bench.commands.doctor",
+    "export": "bench.commands.export",
 }
 
 SUMMARIES = {
@@ -34,6 +35,7 @@ SUMMARIES = {
     "report": "paper-style tables and plots from results directories",
     "compare": "compare two result sets, drift-corrected; exit 1 on regression",
     "accuracy": "measured top-1/top-5 of a checkpoint on an image folder, per runtime, with official preprocessing",
+    "export": "write the deployable artifacts exactly as benchmarked, with a manifest",
     "doctor": "check whether this machine is fit to benchmark on now (governor, SMT, load, steal, ...)",
 }
 

@@ -1,0 +1,123 @@
+"""``bench export``: write the deployable artifacts exactly as benchmarked, with a manifest.
+
+The artifacts come out of the same prepare step (and cache) as ``bench run``, so what a user takes
+to a phone is byte for byte what was timed: ``.onnx``, ``.pte``, ``.tflite``, OpenVINO ``.xml``/``.bin``,
+``.mlpackage``. ``manifest.json`` lists per artifact the model, input shape, precision, backend
+options, runtime versions, weights and SHA-256.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+from bench.backends import BACKENDS, DEFAULT_BACKEND, PRECISIONS, backend_class, get_backend
+from bench.backends.artifacts import tree_digest
+from bench.core import arguments
+from bench.core.engine import DEFAULT_CACHE, Settings, build_model
+from bench.core.errors import BenchError
+from bench.core.schema import SUITE_ID
+from bench.core.util import atomic_write_text, check_writable_dir, one_line
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", default=DEFAULT_BACKEND, choices=list(BACKENDS), help="(default: %(default)s)")
+    p.add_argument("--models", default="paper", help="names, family ids, 'paper' (default), 'all' or external")
+    p.add_argument("--batch-sizes", type=arguments.int_list("--batch-sizes"), default=[1], metavar="N[,N...]")
+    p.add_argument("--resolution", type=arguments.count("--resolution", 4096), default=None, metavar="PX")
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS)
+    p.add_argument("--checkpoint", type=Path, default=None, help="weights to load (a single model only)")
+    p.add_argument("--single-head", action="store_true", help="drop the distillation head (deployable network)")
+    p.add_argument("--seed", type=arguments.seed, default=0, metavar="N")
+    p.add_argument("--out", type=Path, default=Path("exports"), help="output folder (default: exports/)")
+    p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help=f"export cache (default: {DEFAULT_CACHE})")
+    for name in BACKENDS:
+        cls = backend_class(name)
+        cls.Options.add_arguments(p, name, cls.label)
+    p.epilog = "exit status: 0 every artifact written, 1 some model could not be exported, 2 bad input"
+
+
+def main(args: argparse.Namespace) -> int:
+    reason = backend_class(args.backend).unavailable_reason()
+    if reason is not None:
+        raise BenchError(reason)
+    backend = get_backend(args.backend)
+    names = tuple(arguments.select_models(args.models))
+    if args.checkpoint is not None and len(names) != 1:
+        raise BenchError("--checkpoint needs exactly one model in --models")
+    settings = Settings(
+        backend=args.backend,
+        model_names=names,
+        batch_sizes=tuple(args.batch_sizes),
+        resolution=args.resolution,
+        precision=args.precision,
+        checkpoint=str(args.checkpoint) if args.checkpoint else None,
+        single_head=args.single_head,
+        seed=args.seed,
+        options=backend.Options.from_args(args, backend.name).items(),
+    )
+    backend.check(next(settings.workloads()))
+    out = check_writable_dir(args.out, "--out")
+    check_writable_dir(args.cache_dir, "--cache-dir")
+    entries, failures = [], 0
+    for workload in settings.workloads():
+        try:
+            model = build_model(settings, workload.model_name, workload.resolution)
+            prepared = backend.prepare(model, workload, args.cache_dir)
+        except Exception as exc:  # one model failing must not stop the others
+            failures += 1
+            print(f"{workload.model_name} b{workload.batch_size}: cannot export: {one_line(exc)}")
+            continue
+        if prepared.artifact is None:
+            raise BenchError(f"the {backend.name} backend runs the PyTorch module itself: it has no artifact to export")
+        target = out / f"{workload.model_name}-b{workload.batch_size}-r{workload.resolution}-{workload.precision}"
+        target = target.with_name(target.name + _suffixes(prepared.artifact))
+        _copy(prepared.artifact, target)
+        entries.append(
+            {
+                "file": target.name,
+                "model": workload.model_name,
+                "input_shape": list(workload.input_shape),
+                "precision": workload.precision,
+                "backend": backend.name,
+                "backend_options": dict(workload.options),
+                "weights": settings.weights,
+                "single_head": settings.single_head,
+                "versions": backend.versions(),
+                "sha256": tree_digest(target),
+                "detail": prepared.detail,
+            }
+        )
+        print(f"{target}  ({entries[-1]['sha256'][:12]})")
+    manifest = {"suite": SUITE_ID, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "artifacts": entries}
+    path = out / "manifest.json"
+    if path.exists():  # keep what an earlier export into the same folder listed
+        try:
+            earlier = json.loads(path.read_text())["artifacts"]
+        except (OSError, ValueError, KeyError, TypeError):
+            earlier = []
+        written = {e["file"] for e in entries}
+        manifest["artifacts"] = [e for e in earlier if isinstance(e, dict) and e.get("file") not in written] + entries
+    atomic_write_text(path, json.dumps(manifest, indent=2, sort_keys=True, default=str))
+    print(f"manifest: {path}")
+    return 1 if failures else 0
+
+
+def _suffixes(artifact: Path) -> str:
+    """The artifact's extension(s) without the cache's digest part (``x-1a2b.onnx`` -> ``.onnx``)."""
+    return artifact.suffix
+
+
+def _copy(source: Path, target: Path) -> None:
+    """Copy a file, or a directory artifact (``.mlpackage``), and any sidecar file the runtime needs."""
+    if target.exists():
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    if source.is_dir():
+        shutil.copytree(source, target)
+    else:
+        shutil.copy2(source, target)
+    for sidecar in source.parent.glob(source.stem + ".bin"):  # OpenVINO keeps its weights beside the .xml
+        shutil.copy2(sidecar, target.with_suffix(".bin"))
