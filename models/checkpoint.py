@@ -28,8 +28,48 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
-    raw = _read_safetensors(path) if path.suffix == ".safetensors" else _read_pickle(path)
+    kind = _sniff(path)
+    raw = _read_safetensors(path) if kind == "safetensors" else _read_pickle(path)
     return _unwrap(raw, path)
+
+
+_LEGACY_MAGIC = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19."
+"""How a pre-1.6 ``torch.save`` file starts (its magic number, pickled with protocol 2)."""
+
+
+def _sniff(path: Path) -> str:
+    """``pickle`` (a torch.save file) or ``safetensors``, from the file's first bytes; otherwise a
+    :class:`CheckpointError` saying what the file is (random bytes are never "pickled Python objects")."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
+    if not head:
+        raise CheckpointError(f"{path} is empty, not a checkpoint")
+    if len(head) >= 10 and head[8:10] == b'{"':  # 8-byte header length, then a JSON header
+        return "safetensors"
+    if path.suffix == ".safetensors":
+        raise CheckpointError(f"{path} is not a safetensors file (no safetensors header)")
+    if head.startswith(_LEGACY_MAGIC):
+        return "pickle"
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError, ValueError):
+            raise CheckpointError(f"corrupt or truncated checkpoint {path}: its zip archive is damaged") from None
+        if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+            return "pickle"
+        raise CheckpointError(f"{path} is a zip archive but not a PyTorch checkpoint (it has no data.pkl)")
+    if head.startswith(b"version https://git-lfs"):
+        raise CheckpointError(f"{path} is a Git LFS pointer, not the checkpoint itself (run `git lfs pull`)")
+    if head.lstrip().startswith(b"<"):
+        raise CheckpointError(f"{path} is an HTML or XML page, not a checkpoint (a failed download?)")
+    raise CheckpointError(
+        f"{path} is not a checkpoint: it is neither a PyTorch file (torch.save) nor safetensors (unknown format "
+        "or damaged)"
+    )
 
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
@@ -52,7 +92,7 @@ def _read_pickle(path: Path) -> object:
                 "(only tensors and containers are loaded, for safety)"
             ) from None
         raise CheckpointError(f"corrupt checkpoint {path}: {_first_line(exc)}") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+    except Exception as exc:  # a damaged file fails anywhere in the unpickler: never a traceback
         raise CheckpointError(f"corrupt or truncated checkpoint {path}: {_first_line(exc)}") from None
 
 

@@ -115,8 +115,12 @@ def cached(
             return Entry(path, "hit", meta)
         status = f"rebuilt: {problem}"[:200]
         evict(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".build-") as tmp:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = tempfile.TemporaryDirectory(dir=path.parent, prefix=".build-")
+    except OSError as exc:
+        raise RuntimeError(f"cannot use the cache folder {path.parent}: {exc.strerror or exc}") from None
+    with staging as tmp:
         staged = Path(tmp) / path.name
         extra = dict(build(staged) or {})
         meta = {**extra, "key": json.loads(json.dumps(key, default=str)), "sha256": tree_digest(staged)}

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.core.arguments import positive_int, positive_int_list, select_models
+from bench.core import arguments
+from bench.core.arguments import select_models
 from bench.core.counting import (
     FVCORE_RULE,
     GIGA,
@@ -22,6 +23,7 @@ from bench.core.counting import (
 )
 from bench.core.errors import BenchError
 from bench.core.formatting import FORMATS, markdown_table, render
+from bench.core.util import check_writable_dir
 
 # ---------------------------------------------------------------------------------------------------------
 
@@ -130,11 +132,27 @@ def category_frame(reports: list[FlopReport]) -> pd.DataFrame:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", default="paper", help="names, family ids, 'paper' or 'all' (default: paper)")
     parser.add_argument(
-        "--resolution", default=None, help="input size(s), comma-separated (default: each model's published one)"
+        "--resolution",
+        type=arguments.int_list("--resolution", 4096),
+        default=None,
+        metavar="PX[,PX...]",
+        help="input size(s), comma-separated (default: each model's published one)",
     )
-    parser.add_argument("--batch-size", default="1", help="batch the counters run at; results are per image")
+    parser.add_argument(
+        "--batch-size",
+        type=arguments.count("--batch-size", 4096),
+        default=1,
+        metavar="N",
+        help="batch the counters run at; results are per image (default: 1)",
+    )
     parser.add_argument("--by", choices=("module", "operator"), default="module", help="breakdown (default: module)")
-    parser.add_argument("--depth", default="2", help="module-name depth of the breakdown (default: 2 = stages)")
+    parser.add_argument(
+        "--depth",
+        type=arguments.count("--depth", 64),
+        default=2,
+        metavar="N",
+        help="module-name depth of the breakdown (default: 2 = stages)",
+    )
     parser.add_argument("--no-dist-head", action="store_true", help="count the single-head deployable networks")
     parser.add_argument("--format", choices=FORMATS, default="table", help="terminal format (default: table)")
     parser.add_argument(
@@ -210,9 +228,10 @@ def _save(out: Path, reports: list[FlopReport], by: str, tables: dict[str, pd.Da
 
 def main(args: argparse.Namespace) -> int:
     names = select_models(args.models)
-    resolutions = positive_int_list(args.resolution, "--resolution") if args.resolution else [None]
-    batch = positive_int(args.batch_size, "--batch-size")
-    depth = positive_int(args.depth, "--depth")
+    resolutions = args.resolution or [None]
+    batch, depth = args.batch_size, args.depth
+    if not args.no_save:
+        check_writable_dir(Path(args.out), "--out")  # before minutes of counting, not after
     distillation = False if args.no_dist_head else None
     reports = [count_gmacs(name, res, batch, depth, distillation) for name in names for res in resolutions]
     tables = {

@@ -23,61 +23,73 @@ MAX_BATCH = 1 << 20
 
 def _whole(token: str, what: str, low: int, high: int) -> int:
     token = token.strip()
+    # ASCII digits only, and few enough of them (int() of 5000 digits raises rather than being out of range)
     if not (token.isascii() and token.isdigit()):
-        raise argparse.ArgumentTypeError(f"{what} must be whole numbers written with digits 0-9, got {token!r}")
-    value = int(token)
-    if not low <= value <= high:
-        raise argparse.ArgumentTypeError(f"{what} must be between {low} and {high}, got {value}")
-    return value
+        shown = repr(token if len(token) <= 24 else token[:21] + "...") if token else "an empty entry"
+        raise argparse.ArgumentTypeError(f"{what} must be whole numbers written with digits 0-9, got {shown}")
+    if len(token.lstrip("0")) > len(str(high)) or not low <= int(token) <= high:
+        shown = token if len(token) <= 24 else token[:21] + "..."
+        raise argparse.ArgumentTypeError(f"{what} must be between {low} and {high}, got {shown}")
+    return int(token)
+
+
+def _values(text: str, what: str, low: int, high: int) -> list[int]:
+    values = [_whole(token, what, low, high) for token in str(text).split(",")]
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        raise argparse.ArgumentTypeError(f"{what} lists {', '.join(map(str, repeated))} more than once")
+    return values
 
 
 def positive_int_list(text: str, what: str = "value", high: int = MAX_BATCH) -> list[int]:
-    """``"1,8,32"`` -> ``[1, 8, 32]``: positive, distinct, at most ``high``; a one-line error otherwise."""
+    """``"1,8,32"`` -> ``[1, 8, 32]``: positive, distinct, at most ``high``; a one-line BenchError otherwise."""
     try:
-        values = [_whole(token, what, 1, high) for token in str(text).split(",")]
+        return _values(text, what, 1, high)
     except argparse.ArgumentTypeError as exc:
         raise BenchError(str(exc)) from None
-    repeated = sorted({v for v in values if values.count(v) > 1})
-    if repeated:
-        raise BenchError(f"{what} lists {', '.join(map(str, repeated))} more than once")
-    return values
 
 
 def positive_int(text: str, what: str = "value", high: int = MAX_BATCH) -> int:
     values = positive_int_list(text, what, high)
     if len(values) != 1:
-        raise BenchError(f"{what} takes one positive integer, got {text!r}")
+        raise BenchError(f"{what} takes one whole number, got {text!r}")
     return values[0]
 
 
-def _as_type(parse, *args, **kwargs):
-    def convert(text: str):
-        try:
-            return parse(text, *args, **kwargs)
-        except BenchError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
+def _named(convert, name: str):
+    """Give an argparse type a ``__name__`` (argparse names it in some messages)."""
+    convert.__name__ = name
     return convert
 
 
-def int_list(what: str, high: int = MAX_BATCH):
-    """argparse type: comma-separated distinct positive integers."""
-    return _as_type(positive_int_list, what, high)
+def int_list(what: str, high: int = MAX_BATCH, low: int = 1):
+    """argparse type: comma-separated distinct whole numbers from ``low`` to ``high``."""
+    return _named(lambda text: _values(text, what, low, high), "list of whole numbers")
 
 
-def count(what: str, high: int = 10**9):
-    """argparse type: one positive integer."""
-    return _as_type(positive_int, what, high)
+def count(what: str, high: int = 10**9, low: int = 1):
+    """argparse type: one whole number from ``low`` (default 1) to ``high``."""
+
+    def convert(text: str) -> int:
+        if "," in text:
+            raise argparse.ArgumentTypeError(f"{what} takes one whole number, got {text!r}")
+        return _whole(text, what, low, high)
+
+    return _named(convert, "whole number")
 
 
 def threads(text: str) -> int:
     """argparse type: intra-op threads, 1 to :data:`MAX_THREADS`."""
-    value = _whole(text, "--threads", 1, MAX_THREADS)
-    return value
+    return _whole(text, "--threads", 1, MAX_THREADS)
+
+
+def threads_or_default(text: str) -> int:
+    """argparse type: intra-op threads, 1 to :data:`MAX_THREADS`, or 0 for the runtime's own choice."""
+    return _whole(text, "--threads", 0, MAX_THREADS)
 
 
 def seed(text: str) -> int:
-    """argparse type: a seed from 0 to 2**32-1."""
+    """argparse type: a seed from 0 to 2**32-1 (what NumPy and every runtime accept)."""
     return _whole(text, "--seed", 0, MAX_SEED)
 
 

@@ -132,7 +132,8 @@ def model_facts(model: nn.Module, resolution: int, count_flops: bool, cache_dir:
     """Parameters (M) and fvcore GMACs per image; GMACs are cached on disk by architecture and size.
 
     Each cache entry carries a checksum of its key and value, so an edited or foreign entry (or a
-    file that is not a JSON object) is recomputed rather than used.
+    file that is not a JSON object) is recounted and rewritten rather than used. A cache that cannot
+    be written costs the caching, not the row (a warning says so).
     """
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     gmacs = None
@@ -140,27 +141,34 @@ def model_facts(model: nn.Module, resolution: int, count_flops: bool, cache_dir:
         cache = Path(cache_dir) / "gmacs.json"
         key = hashlib.sha1(f"{model!r}|{resolution}".encode()).hexdigest()[:16]
         try:
-            known = json.loads(cache.read_text())
+            known = json.loads(cache.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             known = {}
-        if not isinstance(known, dict):
-            known = {}
-        entry = known.get(key)
-        if (
-            isinstance(entry, dict)
-            and isinstance(entry.get("gmacs"), float)
-            and entry.get("check") == _check(key, entry)
-        ):
-            gmacs = entry["gmacs"]
+        known = {k: v for k, v in known.items() if _valid_gmacs(k, v)} if isinstance(known, dict) else {}
+        if key in known:
+            gmacs = known[key]["gmacs"]
         else:
             from bench.core.counting import fvcore_gmacs
 
-            gmacs = round(fvcore_gmacs(model, resolution), 4)
-            entry = {"gmacs": gmacs}
-            known[key] = {**entry, "check": _check(key, entry)}
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(cache, json.dumps(known, indent=0, sort_keys=True))
+            gmacs = float(round(fvcore_gmacs(model, resolution), 4))
+            known[key] = {"gmacs": gmacs, "check": _check(key, {"gmacs": gmacs})}
+            try:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(cache, json.dumps(known, indent=0, sort_keys=True))
+            except OSError as exc:
+                print(
+                    f"warning: cannot update the GMACs cache {cache} ({exc.strerror or exc}); not cached",
+                    file=sys.stderr,
+                )
     return {"param_count": round(params / 1e6, 4), "infer_gmacs": gmacs}
+
+
+def _valid_gmacs(key: str, entry: object) -> bool:
+    """A cache entry as :func:`model_facts` writes it: a finite, non-negative float under its checksum."""
+    if not isinstance(entry, dict):
+        return False
+    value = entry.get("gmacs")
+    return type(value) is float and math.isfinite(value) and value >= 0 and entry.get("check") == _check(key, entry)
 
 
 def _check(key: str, entry: dict) -> str:
@@ -241,21 +249,32 @@ class Measurer:
             row["error"] = f"{reason}; model converted and validated only"
             return row, None
 
-        session, parity, detail = self._load_and_check(model, prepared, workload, x, reference, row)
-        if not parity.ok and prepared.cache_hit and self.backend.evict(prepared):
-            # A cached artifact that fails parity is evicted and rebuilt once, never trusted again.
-            session.close()
+        # A cached artifact that fails parity (or cannot even be loaded) is evicted and rebuilt once,
+        # never trusted again; a fresh build that fails too is reported, naming the file.
+        evicted = None
+        try:
+            session, parity, detail = self._load_and_check(model, prepared, workload, x, reference, row)
+        except Exception as exc:
+            if not prepared.cache_hit or is_out_of_memory(exc) or not self.backend.evict(prepared):
+                raise
+            evicted = f"cached {_name(prepared)} was rebuilt: it failed to load ({one_line(exc)})"
+        else:
+            if not parity.ok and prepared.cache_hit and self.backend.evict(prepared):
+                session.close()
+                evicted = f"cached {_name(prepared)} was rebuilt: {parity.describe()}"
+        if evicted is not None:
             self.phase(workload, "rebuild")
             prepared = self.backend.prepare(model, workload, self.cache_dir)
             session, parity, detail = self._load_and_check(model, prepared, workload, x, reference, row)
-            detail["evicted"] = "cached artifact failed parity and was rebuilt"
+            detail["evicted"] = evicted
         row.update(parity.as_row())
         row["runtime_detail"] = json.dumps(detail, sort_keys=True)
         if not parity.ok:
             session.close()
             row["status"] = STATUS_PARITY_FAILED
             where = f" ({prepared.artifact})" if prepared.artifact is not None else ""
-            row["error"] = parity.describe() + where
+            again = ", freshly rebuilt after the cached one failed too" if evicted is not None else ""
+            row["error"] = parity.describe() + where + again
             return row, None
         return row, session
 
@@ -385,6 +404,10 @@ class Measurer:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
             workload = self.settings.workload(workload.model_name, smaller, workload.resolution)
+
+
+def _name(prepared: Prepared) -> str:
+    return prepared.artifact.name if prepared.artifact is not None else "artifact"
 
 
 def _number(value: object) -> float | None:

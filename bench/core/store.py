@@ -225,9 +225,11 @@ class Problems:
         self.dropped: list[str] = []
         self.blanked: list[str] = []
         self.other: list[str] = []
+        self.damaged: list[str] = []
+        """Lines that could not be read at all (torn, wrong number of fields, NUL bytes)."""
 
     def lines(self) -> list[str]:
-        out = [f"{self.path}: {text}" for text in self.other]
+        out = [f"{self.path}: {text}" for text in (*self.damaged, *self.other)]
         for items, verb in (
             (self.dropped, "ignored {} row(s)"),
             (self.blanked, "left out {} value(s) that do not parse"),
@@ -258,11 +260,11 @@ def _read_csv(path: Path, problems: Problems | None = None) -> pd.DataFrame:
         raise BenchError(f"{path}: unreadable ({getattr(exc, 'strerror', None) or type(exc).__name__})") from None
     if text and not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]
-        problems.other.append("dropped a half-written last line")
+        problems.damaged.append("dropped a half-written last line")
     if "\0" in text:  # a crash can leave blocks of zeros where lines were being written
         lines = text.splitlines(keepends=True)
         damaged = sum("\0" in line for line in lines)
-        problems.other.append(f"dropped {damaged} line(s) holding NUL bytes (damaged on disk)")
+        problems.damaged.append(f"dropped {damaged} line(s) holding NUL bytes (damaged on disk)")
         text = "".join("\n" if "\0" in line else line for line in lines)  # blank: keeps the line numbers
     if not text.strip():
         raise BenchError(f"{path}: empty (not even a header line)")
@@ -279,7 +281,7 @@ def _read_csv(path: Path, problems: Problems | None = None) -> pd.DataFrame:
         raise BenchError(f"{path}: names column(s) {', '.join(repeated)} more than once")
     torn = [line for line, fields in body if len(fields) != len(header) and fields]
     if torn:
-        problems.other.append(
+        problems.damaged.append(
             f"skipped {len(torn)} line(s) with the wrong number of fields (line {', '.join(map(str, torn[:5]))})"
         )
     rows = [(line, fields) for line, fields in body if len(fields) == len(header)]
@@ -343,15 +345,24 @@ def _short(text: object) -> str:
     return repr(text if len(text) <= 24 else text[:21] + "...")
 
 
-def _checked(raw: pd.DataFrame, problems: Problems) -> pd.DataFrame:
-    """``raw`` without rows whose identity, status or (ok rows) headline latency does not parse;
-    other values that do not parse are left out of their row. Each one is named in ``problems``."""
+def _checked(raw: pd.DataFrame, problems: Problems, env_id: str) -> pd.DataFrame:
+    """``raw`` without rows whose identity, status or (ok rows) headline latency does not parse, or
+    that claim another machine than the run's ``environment.json``; other values that do not parse
+    are left out of their row. Each one is named in ``problems``."""
     raw = raw.copy()
     keep = pd.Series(True, index=raw.index)
-    for line, status in raw["status"].items():
-        if status not in STATUSES:
-            keep[line] = False
-            problems.dropped.append(f"line {line}: status {_short(status or '')} is not one of {', '.join(STATUSES)}")
+    for line, row in raw.to_dict("index").items():  # (iterrows would turn None into NaN)
+        blank = [c for c in (*REQUIRED_COLUMNS, "row_id", "run_id") if c in row and not row[c]]
+        if row["status"] not in STATUSES:
+            why = f"status {_short(row['status'] or '')} is not one of {', '.join(STATUSES)}"
+        elif blank:
+            why = f"{', '.join(blank)} empty"
+        elif row["env_id"] != env_id:
+            why = f"env_id {_short(row['env_id'])} is not this run's ({env_id}, environment.json)"
+        else:
+            continue
+        keep[line] = False
+        problems.dropped.append(f"line {line}: {why}")
     for name in raw.columns:
         kind = COLUMN_KINDS.get(name)
         if kind is None or kind == "str":
@@ -409,7 +420,7 @@ def load_summary(run_dir: Path, problems: Problems | None = None) -> pd.DataFram
         if absent:
             shown = ", ".join(absent[:4]) + (f" and {len(absent) - 4} more" if len(absent) > 4 else "")
             mine.other.append(f"lacks column(s) {shown}; they read as not measured")
-    df = typed(_checked(raw, mine))
+    df = typed(_checked(raw, mine, str(env["env_id"])))
     df["backend_options"] = [_own_options(b, o) for b, o in zip(df["backend"], df["backend_options"], strict=True)]
     ok = df["status"] == STATUS_OK
     incomplete = ok & (df["latency_median_ms"].isna() | df["infer_batch_size"].isna() | df["infer_img_size"].isna())
@@ -436,11 +447,17 @@ def load_samples(run_dir: Path, problems: Problems | None = None) -> pd.DataFram
     for name in ("round", "iteration"):
         if name in s:
             number = pd.to_numeric(s[name], errors="coerce")
-            bad |= ~(number.map(math.isfinite) & (number >= 0) & (number == number.round()))
+            bad |= ~(number.map(math.isfinite) & (number >= 0) & (number < 2**31) & (number == number.round()))
     if bad.any():
         lines = ", ".join(map(str, s.index[bad][:5]))
         mine.other.append(f"ignored {int(bad.sum())} sample line(s) whose ids or numbers do not parse (line {lines})")
         s = s[~bad]
+    if "iteration" in s:  # the same iteration twice (a file appended to itself) would count twice
+        again = s.duplicated(["run_id", "row_id", "round", "iteration"] if "round" in s else ["row_id", "iteration"])
+        if again.any():
+            lines = ", ".join(map(str, s.index[again][:5]))
+            mine.other.append(f"ignored {int(again.sum())} repeated sample line(s) (line {lines})")
+            s = s[~again]
     s["latency_ms"] = pd.to_numeric(s["latency_ms"]).astype(float)
     s["round"] = pd.to_numeric(s["round"]).astype(int) if "round" in s else 0
     s["iteration"] = pd.to_numeric(s["iteration"]).astype(int) if "iteration" in s else range(len(s))
@@ -472,12 +489,11 @@ def load_results(paths: Iterable[Path]) -> tuple[pd.DataFrame, pd.DataFrame, dic
         environments[str(env["env_id"])] = env
     summary = pd.concat(summaries, ignore_index=True)
     if summary.empty:
-        damaged = next((p for p in found if p.dropped), None)
+        damaged = next((p for p in found if p.dropped or p.damaged), None)
         if damaged is not None:
-            raise BenchError(
-                f"{damaged.path}: none of its rows can be used ({damaged.dropped[0]}"
-                f"{f'; and {len(damaged.dropped) - 1} more' if len(damaged.dropped) > 1 else ''})"
-            )
+            reasons = [*damaged.damaged, *damaged.dropped]
+            more = f"; and {len(reasons) - 1} more" if len(reasons) > 1 else ""
+            raise BenchError(f"{damaged.path}: none of its rows can be used ({reasons[0]}{more})")
         where = run_dirs[0] / SUMMARY_FILE if len(run_dirs) == 1 else f"the {len(run_dirs)} runs in {paths[0]}"
         raise BenchError(f"{where}: no finished rows (a run stopped before its first row ended?)")
     if not (summary["status"] == STATUS_OK).any():

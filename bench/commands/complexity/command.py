@@ -22,8 +22,10 @@ from bench.commands.complexity.fits import (
 from bench.commands.complexity.latency import LatencySettings, run_latency
 from bench.commands.complexity.progress import progress_bar
 from bench.commands.complexity.report import _print, save
-from bench.core.arguments import positive_int, positive_int_list, select_models
+from bench.core import arguments
+from bench.core.arguments import select_models
 from bench.core.errors import BenchError
+from bench.core.util import check_writable_dir
 
 DEFAULT_LATENCY_MODELS = "casvit_xs,casvit_s,swiftformer_xs,efficientformerv2_s0,mobilevitv2_050"
 
@@ -32,15 +34,63 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", default=STATED_MODEL, help="cost expression over b, H, W, C, N (default: %(default)s)"
     )
-    parser.add_argument("--batches", default="1,2,4,8", help="grid: batch sizes b (default: %(default)s)")
-    parser.add_argument("--sizes", default="7,14,28,56", help="grid: H = W (default: %(default)s)")
-    parser.add_argument("--channels", default="32,48,64,96,128,192,256,384,512", help="grid: C")
-    parser.add_argument("--block-batches", default="1,2", help="batches at which fvcore runs the whole CAS block")
-    parser.add_argument("--token-width", default="64", help="C of the CATM-vs-MSA comparison (default: %(default)s)")
-    parser.add_argument("--token-sizes", default="7,14,28,56,112,224", help="H = W of the token-count comparison")
-    parser.add_argument("--latency-sizes", default="7,14,28,56", help="H = W of the mixer latency runs")
+    parser.add_argument(
+        "--batches",
+        type=arguments.int_list("--batches", 4096),
+        default="1,2,4,8",
+        metavar="N[,N...]",
+        help="grid: batch sizes b (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--sizes",
+        type=arguments.int_list("--sizes", 4096),
+        default="7,14,28,56",
+        metavar="N[,N...]",
+        help="grid: H = W (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--channels",
+        type=arguments.int_list("--channels", 65536),
+        default="32,48,64,96,128,192,256,384,512",
+        metavar="N[,N...]",
+        help="grid: C (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--block-batches",
+        type=arguments.int_list("--block-batches", 4096),
+        default="1,2",
+        metavar="N[,N...]",
+        help="batches at which fvcore runs the whole CAS block (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--token-width",
+        type=arguments.count("--token-width", 65536),
+        default="64",
+        metavar="C",
+        help="C of the CATM-vs-MSA comparison (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--token-sizes",
+        type=arguments.int_list("--token-sizes", 4096),
+        default="7,14,28,56,112,224",
+        metavar="N[,N...]",
+        help="H = W of the token-count comparison (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--latency-sizes",
+        type=arguments.int_list("--latency-sizes", 4096),
+        default="7,14,28,56",
+        metavar="N[,N...]",
+        help="H = W of the mixer latency runs (default: %(default)s)",
+    )
     parser.add_argument("--latency-models", default=DEFAULT_LATENCY_MODELS, help="networks timed across resolutions")
-    parser.add_argument("--resolutions", default="128,256,512", help="input sizes of the network latency runs")
+    parser.add_argument(
+        "--resolutions",
+        type=arguments.int_list("--resolutions", 4096),
+        default="128,256,512",
+        metavar="N[,N...]",
+        help="input sizes of the network latency runs (default: %(default)s)",
+    )
     parser.add_argument(
         "--backends",
         default=",".join(REFERENCE_BACKENDS),
@@ -48,10 +98,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--threads",
+        type=arguments.threads_or_default,
         default="1",
+        metavar="N",
         help="intra-op threads of both runtimes (default: 1, the steadiest on a small shared machine; 0 = their own)",
     )
-    parser.add_argument("--repeats", default="5", help="minimum timed iterations per latency point (default: 5)")
+    parser.add_argument(
+        "--repeats",
+        type=arguments.count("--repeats", 10**6),
+        default="5",
+        metavar="N",
+        help="minimum timed iterations per latency point (default: %(default)s)",
+    )
     parser.add_argument("--no-latency", action="store_true", help="counts, fits and verdict only")
     parser.add_argument("--cache-dir", default=os.environ.get("BENCH_CACHE_DIR", ".cache/bench"), help="ONNX cache")
     parser.add_argument(
@@ -69,6 +127,11 @@ def _parse_backends(text: str) -> tuple[str, ...]:
     if not chosen or any(b not in BACKENDS for b in chosen):
         raise BenchError(f"--backends: choose from {', '.join(BACKENDS)} (got {text!r})")
     return chosen
+
+
+def _text(value: object) -> str:
+    """An option's value as it is typed: lists comma-separated."""
+    return ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
 
 
 def _options(args: argparse.Namespace) -> dict[str, object]:
@@ -91,26 +154,22 @@ def regenerate_command(args: argparse.Namespace) -> str:
 def main(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     model = parse_cost_model(args.model)
-    grid = Grid(
-        tuple(positive_int_list(args.batches, "--batches")),
-        tuple(positive_int_list(args.sizes, "--sizes")),
-        tuple(positive_int_list(args.channels, "--channels")),
-    )
-    block_batches = positive_int_list(args.block_batches, "--block-batches")
-    width = positive_int(args.token_width, "--token-width")
-    token_sizes = positive_int_list(args.token_sizes, "--token-sizes")
+    grid = Grid(tuple(args.batches), tuple(args.sizes), tuple(args.channels))
+    block_batches, width, token_sizes = args.block_batches, args.token_width, args.token_sizes
+    if not args.no_save:
+        check_writable_dir(Path(args.out), "--out")  # before minutes of work, not after
     if not args.no_latency:  # validate every option before the long work starts
         settings = LatencySettings(
             backends=_parse_backends(args.backends),
-            threads=None if args.threads.strip() == "0" else positive_int(args.threads, "--threads"),
-            min_iters=positive_int(args.repeats, "--repeats"),
+            threads=None if args.threads == 0 else args.threads,
+            min_iters=args.repeats,
             min_time_s=0.1,
             max_time_s=2.0,
             cache_dir=Path(args.cache_dir),
         )
         names = select_models(args.latency_models)
-        resolutions = positive_int_list(args.resolutions, "--resolutions")
-        latency_sizes = positive_int_list(args.latency_sizes, "--latency-sizes")
+        resolutions, latency_sizes = args.resolutions, args.latency_sizes
+        check_writable_dir(settings.cache_dir, "--cache-dir")  # exports are cached there
 
     steps = 2 * len(grid.batches) * len(grid.sizes) * len(grid.channels) + 2 * len(token_sizes)
     if not args.no_latency:
@@ -119,7 +178,7 @@ def main(args: argparse.Namespace) -> int:
     counts = run_counts(model, grid, block_batches, width, token_sizes, progress)
     notes = [
         "options: "
-        + " ".join(f"--{k.replace('_', '-')}{'' if v is True else f' {v}'}" for k, v in _options(args).items()),
+        + " ".join(f"--{k.replace('_', '-')}{'' if v is True else f' {_text(v)}'}" for k, v in _options(args).items()),
         f"counting, fitting and the token comparison took {time.perf_counter() - started:.1f} s",
     ]
     latency = None
