@@ -314,11 +314,6 @@ def test_full_disk_while_writing_a_row_keeps_the_earlier_rows_and_the_finished_r
 
     # --resume should finish batch 2 from its round on disk, without timing it again
     _, rows = engine.run(settings, out, tmp_path / "cache", True, False, False)
-    if not rows:
-        pytest.xfail(
-            "engine.run: a row whose rounds were all carried over by --resume is never finished nor written "
-            "(the round loop skips it and nothing records it): bench/core/engine.py, the lead's"
-        )
     assert [r.infer_batch_size for r in rows] == [2]
 
 

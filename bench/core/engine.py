@@ -26,6 +26,7 @@ from torch import nn
 import models
 from bench.backends import Backend, Prepared, Session, Workload, get_backend
 from bench.core import environment, machine, memory
+from bench.core.errors import BenchError
 from bench.core.parity import check_parity
 from bench.core.schema import (
     STATUS_FAILED,
@@ -486,6 +487,19 @@ def run(settings: Settings, out: Path, cache_dir: Path, resume: bool, count_flop
         record(row, steps)
 
     opened: list[OpenWorkload] = []
+    unstable: list[OpenWorkload] = []
+
+    def complete(item: OpenWorkload) -> None:
+        """All rounds done: write the row (unstable ones wait for their retry when one is asked for)."""
+        row, _ = measurer.finish(item)
+        opened.remove(item)
+        if row.validity == UNSTABLE and settings.retry_unstable_s > 0:
+            unstable.append(item)
+            return
+        _warn_unstable(progress, row)
+        item.session.close()
+        record(row, 0)
+
     built: tuple[tuple[str, int], nn.Module, dict[str, object]] | None = None
     try:
         for workload in workloads:
@@ -522,8 +536,9 @@ def run(settings: Settings, out: Path, cache_dir: Path, resume: bool, count_flop
                 progress.update(len(item.rounds))
             progress.update(1)
             opened.append(item)
+            if len(item.rounds) >= settings.rounds:  # every round was on disk already: only the row is missing
+                complete(item)
         built = None
-        unstable: list[OpenWorkload] = []
         for _ in range(settings.rounds):
             for item in list(opened):
                 if len(item.rounds) >= settings.rounds:
@@ -531,6 +546,8 @@ def run(settings: Settings, out: Path, cache_dir: Path, resume: bool, count_flop
                 try:
                     result = measurer.time_round(item)
                     writer.add_round(item.row, result.record, result.samples_ms)
+                except BenchError:  # the results cannot be written (a full disk): stop, saying what was kept
+                    raise
                 except Exception as exc:
                     item.session.close()
                     opened.remove(item)
@@ -538,14 +555,7 @@ def run(settings: Settings, out: Path, cache_dir: Path, resume: bool, count_flop
                     continue
                 progress.update(1)
                 if len(item.rounds) == settings.rounds:
-                    row, _ = measurer.finish(item)
-                    if row.validity == UNSTABLE and settings.retry_unstable_s > 0:
-                        unstable.append(item)  # written after its retry
-                        continue
-                    _warn_unstable(progress, row)
-                    item.session.close()
-                    opened.remove(item)
-                    record(row, 0)
+                    complete(item)
         _retry_unstable(measurer, writer, unstable, settings, progress, record)
     except KeyboardInterrupt:
         rounds = sum(len(item.rounds) for item in opened)
@@ -556,7 +566,7 @@ def run(settings: Settings, out: Path, cache_dir: Path, resume: bool, count_flop
         )
         raise
     finally:
-        for item in opened:
+        for item in opened + unstable:
             item.session.close()
         progress.close()
     return writer.directory, rows
