@@ -178,7 +178,8 @@ class LinearSelfAttention(nn.Module):
         query, key, value = self.qkv_proj(x).split([1, self.dim, self.dim], dim=1)
         scores = F.softmax(query, dim=-1)  # [B, 1, P, N]
         context = (key * scores).sum(dim=-1, keepdim=True)  # [B, d, P, 1]
-        return self.out_proj(F.relu(value) * context.expand_as(value))
+        # plain broadcasting (the official code's expand_as gives identical values) lets LiteRT convert
+        return self.out_proj(F.relu(value) * context)
 
 
 class ConvMlp(nn.Module):

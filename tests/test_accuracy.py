@@ -20,6 +20,7 @@ from PIL import Image
 
 import models
 from bench.commands import accuracy
+from bench.core import accuracy_results
 from bench.core.errors import BenchError
 from bench.core.reporting import load_report
 from bench.core.tables import table_notes
@@ -170,7 +171,7 @@ def test_report_plots_measured_top1_with_the_checkpoint(tmp_path: Path, evaluate
         r["model"] = "casvit_xs"
     document["results"][1]["top1"] = 12.5  # onnx: not the one shown while torch fp32 exists
     (run_dir / accuracy.RESULT_FILE).write_text(json.dumps(document))
-    measured = accuracy.measured_top1([root])
+    measured = accuracy_results.measured_top1([root])
     assert measured["casvit_xs"]["top1"] == 60.0
     report = load_report([root])
     rows = report.measurements.set_index("model")

@@ -31,6 +31,9 @@ BACKENDS = {
     "onnx": "bench.backends.onnx:OnnxBackend",
     "torch": "bench.backends.torch_backend:TorchBackend",
     "coreml": "bench.backends.coreml:CoreMLBackend",
+    "executorch": "bench.backends.executorch:ExecuTorchBackend",
+    "litert": "bench.backends.litert:LiteRTBackend",
+    "openvino": "bench.backends.openvino:OpenVINOBackend",
 }
 DEFAULT_BACKEND = "onnx"
 """What ``bench run`` measures when no ``--backend`` is given: the portable CPU runtime."""

@@ -6,6 +6,8 @@ import contextlib
 import io
 import logging
 import os
+import sys
+import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,3 +73,35 @@ def quiet(*loggers: str) -> Iterator[None]:
     finally:
         for logger, level in saved:
             logger.setLevel(level)
+
+
+def _flush_c_stdio() -> None:
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None).fflush(None)
+
+
+@contextlib.contextmanager
+def quiet_native(sink: list[str] | None = None) -> Iterator[None]:
+    """Silence what native code writes to file descriptor 2 (runtimes' C++ log lines).
+
+    The lines go to a temporary file and, if ``sink`` is given, are appended to it.
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable fd 2 (embedded interpreters): nothing to silence
+        yield
+        return
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            _flush_c_stdio()  # native libraries may buffer stderr: write it out while it still points here
+            os.dup2(saved, 2)
+            os.close(saved)
+            if sink is not None:
+                capture.seek(0)
+                sink.extend(line for line in capture.read().decode(errors="replace").splitlines() if line.strip())

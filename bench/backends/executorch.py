@@ -1,0 +1,240 @@
+"""ExecuTorch with the XNNPACK delegate: the runtime PyTorch ships models to phones with.
+
+``torch.export`` -> ``to_edge_transform_and_lower`` with the XNNPACK partitioner -> ``.pte`` (cached,
+checksummed) -> ``executorch.runtime``. The lowering step says how much of the graph XNNPACK took:
+delegated and non-delegated node counts, the number of XNNPACK subgraphs and the operators left to
+ExecuTorch's portable kernels are recorded with every row.
+
+Threads: ExecuTorch's process-wide threadpool, which the XNNPACK delegate runs on, is resized to
+``--threads`` (``portable_lib._unsafe_reset_threadpool``; the runtime's own default is the core count).
+fp16: the model and input are converted to half before export, so XNNPACK computes in fp16 (on a CPU
+without native fp16 arithmetic, e.g. x86 without AVX512-FP16, that is emulated and slower than fp32).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import re
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from bench.backends import artifacts
+from bench.backends.base import Backend, BackendOptions, Prepared, Session, Workload, option
+from bench.core.errors import BenchError
+from bench.core.util import quiet, quiet_native
+
+DELEGATES = ("xnnpack", "none")
+PRECISIONS = ("fp32", "fp16")
+CACHE_FORMAT = 1
+"""Bump when anything about how programs are produced changes, so old cache entries are not reused."""
+# Loggers that talk while executorch (and the torchao it imports) load and lower: "Failed to load
+# .../torchao/_C_mxfp8...so" and torch's pytree deprecation notice, once per process.
+_LOGGERS = ("torchao", "torch.utils._pytree", "executorch", "torch._export", "torch.export")
+
+
+@functools.cache
+def _runtime() -> tuple[Any, ModuleType, int]:
+    """``executorch.runtime.Runtime``, the pybindings module, and the threadpool size the runtime chose."""
+    with quiet(*_LOGGERS), quiet_native():
+        from executorch.extension.pybindings import portable_lib
+        from executorch.runtime import Runtime
+
+        runtime = Runtime.get()
+        default_threads = int(portable_lib._threadpool_get_thread_count())
+    return runtime, portable_lib, default_threads
+
+
+def executorch_version() -> str:
+    try:
+        return metadata.version("executorch")
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def set_threads(threads: int | None) -> int:
+    """Resize ExecuTorch's threadpool to ``threads`` (None or 0: the runtime's default); returns the size.
+
+    The pool is process-wide and must not be resized while a method runs; the engine only loads
+    sessions between inferences.
+    """
+    _, lib, default = _runtime()
+    wanted = threads or default
+    if int(lib._threadpool_get_thread_count()) != wanted:
+        with quiet_native():  # "[threadpool.cpp:66] Resetting threadpool to N threads."
+            lib._unsafe_reset_threadpool(wanted)
+    return int(lib._threadpool_get_thread_count())
+
+
+def lower(model: nn.Module, example: torch.Tensor, path: Path, delegate: str) -> dict[str, Any]:
+    """Export, lower (XNNPACK or none) and write the ``.pte`` to ``path``; returns the delegation facts."""
+    with quiet(*_LOGGERS), quiet_native(), torch.no_grad():
+        from executorch.devtools.backend_debug import get_delegation_info
+        from executorch.exir import to_edge_transform_and_lower
+
+        partitioners = []
+        if delegate == "xnnpack":
+            from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+
+            partitioners.append(XnnpackPartitioner())
+        t0 = time.perf_counter()
+        program = torch.export.export(model, (example,))
+        t1 = time.perf_counter()
+        edge = to_edge_transform_and_lower(program, partitioner=partitioners)
+        t2 = time.perf_counter()
+        info = get_delegation_info(edge.exported_program().graph_module)
+        with open(path, "wb") as f:
+            edge.to_executorch().write_to_file(f)
+        t3 = time.perf_counter()
+    left = sorted(
+        (
+            (re.sub(r"_default$", "", re.sub(r"^aten_", "", op)), b.non_delegated)
+            for op, b in info.delegation_by_operator.items()
+            if b.non_delegated and op != "getitem"
+        ),
+        key=lambda item: (-item[1], item[0]),
+    )
+    return {
+        "delegated_nodes": info.num_delegated_nodes,
+        "non_delegated_nodes": sum(n for _, n in left),
+        "delegate_subgraphs": info.num_delegated_subgraphs,
+        "non_delegated_ops": ",".join(f"{op}:{n}" for op, n in left),
+        "export_s": round(t1 - t0, 2),
+        "lower_s": round(t2 - t1, 2),
+        "emit_s": round(t3 - t2, 2),
+    }
+
+
+def load_program(path: Path) -> Any:
+    """The program at ``path``, verified for internal consistency (raises if it is not a valid ``.pte``)."""
+    runtime, _, _ = _runtime()
+    with quiet_native():
+        return runtime.load_program(str(path))
+
+
+class ExecuTorchSession(Session):
+    """A loaded ``forward`` method with its input tensor bound; ``run`` is one ``execute``."""
+
+    def __init__(self, method: Any, program: Any, example: torch.Tensor, detail: dict[str, str]) -> None:
+        self._program = program  # keeps the program (and so the method's memory) alive
+        self._execute = method.execute
+        self._inputs = [example]
+        self._dtype = example.dtype
+        self.detail = detail
+
+    def run(self) -> None:
+        self._execute(self._inputs)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        out = self._execute([torch.from_numpy(np.ascontiguousarray(x)).to(self._dtype)])[0]
+        # outputs may live in the method's planned memory: copy before the next execute overwrites them
+        return out.detach().float().numpy().copy()
+
+    def close(self) -> None:
+        self._execute = None
+        self._inputs = []
+        self._program = None
+
+
+@dataclass(frozen=True)
+class ExecuTorchOptions(BackendOptions):
+    delegate: str = option(
+        "xnnpack", "ExecuTorch delegate: xnnpack (XNNPACK partitioner) or none (portable kernels only)", DELEGATES
+    )
+
+
+class ExecuTorchBackend(Backend):
+    name = "executorch"
+    label = "ExecuTorch (XNNPACK)"
+    packages = ("executorch",)
+    extra = "executorch"
+    requires = ("executorch",)
+    devices = ("cpu",)
+    Options = ExecuTorchOptions
+
+    def check(self, workload: Workload) -> None:
+        if workload.device != "cpu":
+            raise BenchError(f"the executorch backend runs on the CPU (XNNPACK), not --device {workload.device}")
+        if workload.precision not in PRECISIONS:
+            raise BenchError(f"the executorch backend supports --precision fp32 or fp16, not {workload.precision}")
+        if workload.channels_last or workload.compile:
+            raise BenchError("--channels-last and --compile apply to the torch backend only")
+
+    def cache_key(self, model: nn.Module, workload: Workload) -> dict[str, Any]:
+        return {
+            "format": CACHE_FORMAT,
+            "model": workload.model_name,
+            "input_shape": list(workload.input_shape),
+            "precision": workload.precision,
+            "delegate": workload.option("delegate", "xnnpack"),
+            "executorch": executorch_version(),
+            "torch": torch.__version__,
+            "weights": artifacts.weights_digest(model),
+        }
+
+    def prepare(self, model: nn.Module, workload: Workload, cache_dir: Path) -> Prepared:
+        self.check(workload)
+        key = self.cache_key(model, workload)
+        b, _, r, _ = workload.input_shape
+        stem = f"{workload.model_name}-b{b}-r{r}-{workload.precision}-{key['delegate']}"
+        path = artifacts.entry_path(cache_dir, "executorch", stem, ".pte", key)
+        example = torch.zeros(workload.input_shape)
+        source = model
+        if workload.precision == "fp16":
+            source, example = copy.deepcopy(model).half(), example.half()
+
+        def build(staged: Path) -> dict[str, Any]:
+            return lower(source, example, staged, key["delegate"])
+
+        def check(candidate: Path, meta: dict) -> str | None:
+            load_program(candidate)  # raises on a damaged program: the cache rebuilds it
+            return None
+
+        t0 = time.perf_counter()
+        entry = artifacts.cached(path, key, build, check)
+        meta = entry.meta
+        detail = {
+            "executorch_cache": entry.status,
+            "delegate": key["delegate"],
+            "delegated_nodes": str(meta.get("delegated_nodes", "")),
+            "non_delegated_nodes": str(meta.get("non_delegated_nodes", "")),
+            "delegate_subgraphs": str(meta.get("delegate_subgraphs", "")),
+            "non_delegated_ops": str(meta.get("non_delegated_ops", ""))[:300],
+            "pte_mb": f"{path.stat().st_size / 2**20:.1f}",
+        }
+        if not entry.hit:
+            detail["convert_s"] = f"{time.perf_counter() - t0:.1f}"
+            detail["lower_s"] = str(meta.get("lower_s", ""))
+        return Prepared(artifact=entry.path, cache_hit=entry.hit, detail=detail)
+
+    def evict(self, prepared: Prepared) -> bool:
+        return prepared.artifact is not None and artifacts.evict(prepared.artifact)
+
+    def load(self, model: nn.Module, prepared: Prepared, workload: Workload, example: np.ndarray) -> Session:
+        if prepared.artifact is None:
+            raise BenchError("the executorch backend needs a lowered program; call prepare first")
+        threads = set_threads(workload.threads)
+        program = load_program(prepared.artifact)
+        with quiet_native():
+            method = program.load_method("forward")
+        if method is None:
+            raise RuntimeError(f"{prepared.artifact.name} has no forward method")
+        dtype = torch.float16 if workload.precision == "fp16" else torch.float32
+        x = torch.from_numpy(np.ascontiguousarray(example)).to(dtype)
+        runtime, _, default = _runtime()
+        detail = {
+            **prepared.detail,
+            "executorch": executorch_version(),
+            "threadpool_threads": str(threads),
+            "threadpool_default": str(default),
+            "registered_backends": "+".join(runtime.backend_registry.registered_backend_names),
+        }
+        return ExecuTorchSession(method, program, x, detail)

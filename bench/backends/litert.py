@@ -1,0 +1,377 @@
+"""LiteRT (TensorFlow Lite): litert-torch converts to ``.tflite``, ai-edge-litert runs it on XNNPACK.
+
+The converter cannot live in the suite's environment: litert-torch needs ``ai-edge-litert[model-utils]``,
+which pins ``xdsl==0.28.0``, which needs ``typing-extensions<4.13``, and the suite pins a newer one.
+So conversion runs in a subprocess with its own Python environment, and only a ``torch.export``
+program crosses over (``.pt2``, same torch version on both sides; no suite code is needed there).
+That Python is, in order: ``$BENCH_LITERT_PYTHON``; this interpreter, if litert-torch is importable
+here; else a virtual environment ``<cache dir>/litert-venv``, created on first use with pinned
+:data:`CONVERTER_REQUIREMENTS` and this process's exact torch version (about a minute and 2 GB, once;
+``python -m bench.backends.litert --setup`` does it ahead of time). The runtime, ai-edge-litert, installs
+beside the suite's pins as it is.
+
+Conversion is cached and checksummed like every artifact. XNNPACK's coverage is read from the
+converted model once, per operator, and recorded with every row: the model's operator count, how many
+XNNPACK claims, which stay on LiteRT's builtin kernels, and the number of XNNPACK partitions.
+
+Threads: the CPU accelerator's ``num_threads`` = ``--threads``. fp16: the converter stores fp16 weights
+and the XNNPACK flag FORCE_FP16 makes XNNPACK compute in fp16 (without it, x86 dequantizes the weights
+and computes in fp32; Arm CPUs with fp16 arithmetic use fp16 for such models by default). On CPUs without
+native fp16 arithmetic it is emulated and slower than fp32.
+"""
+
+from __future__ import annotations
+
+import collections
+import gc
+import json
+import os
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from bench.backends import artifacts
+from bench.backends.base import Backend, Prepared, Session, Workload
+from bench.core.errors import BenchError
+from bench.core.util import quiet, quiet_native
+
+CONVERTER_REQUIREMENTS = ("litert-torch==0.10.0",)
+"""Installed (with ``torch==<this torch>``) into the converter environment; part of the cache key."""
+PRECISIONS = ("fp32", "fp16")
+CACHE_FORMAT = 1
+CONVERT_TIMEOUT_S = 1800
+SETUP_TIMEOUT_S = 1800
+XNNPACK_FLAG_QS8, XNNPACK_FLAG_QU8, XNNPACK_FLAG_FORCE_FP16 = 1, 2, 4  # TFLITE_XNNPACK_DELEGATE_FLAG_*
+RESULT_TAG = "BENCH_LITERT_RESULT "
+READY = ".bench-ready.json"
+
+# Runs in the converter's Python: argv = pt2 path, output path, precision, input shape "1,3,224,224".
+_CONVERTER = r"""
+import json, sys, time
+pt2, out, precision, shape = sys.argv[1], sys.argv[2], sys.argv[3], tuple(int(s) for s in sys.argv[4].split(","))
+result = {}
+try:
+    import torch
+    import litert_torch
+    result.update(litert_torch=litert_torch.__version__, torch=torch.__version__)
+    module = torch.export.load(pt2).module()
+    for sub in module.modules():
+        sub.training = False  # eval() is not allowed on an exported module; its graph is eval-mode already
+    kwargs = {}
+    if precision == "fp16":
+        from litert_torch.generative.quantize import quant_recipes
+        kwargs["quant_config"] = quant_recipes.full_fp16_recipe()
+    t0 = time.perf_counter()
+    litert_torch.convert(module, (torch.zeros(shape),), **kwargs).export(out)
+    result.update(status="ok", convert_s=round(time.perf_counter() - t0, 2))
+except BaseException as exc:
+    lines = str(exc).strip().splitlines()
+    result.update(status="failed", error=f"{type(exc).__name__}: {lines[0] if lines else ''}")
+print("BENCH_LITERT_RESULT " + json.dumps(result), flush=True)
+"""
+
+
+def runtime_version() -> str:
+    try:
+        return metadata.version("ai-edge-litert")
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+# ---------------------------------------------------------------------------------------------- converter
+
+
+def _venv_python(venv: Path) -> Path:
+    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def _requirements() -> list[str]:
+    return [f"torch=={torch.__version__}", *CONVERTER_REQUIREMENTS]
+
+
+def converter_python(cache_dir: Path, create: bool = True) -> Path:
+    """The Python that runs litert-torch (see the module docstring for the order it is looked for in)."""
+    configured = os.environ.get("BENCH_LITERT_PYTHON")
+    if configured:
+        if not Path(configured).exists():
+            raise BenchError(f"BENCH_LITERT_PYTHON={configured} does not exist")
+        return Path(configured)
+    import importlib.util
+
+    if importlib.util.find_spec("litert_torch") is not None:
+        return Path(sys.executable)
+    venv = Path(cache_dir).resolve() / "litert-venv"
+    python = _venv_python(venv)
+    if _ready(venv):
+        return python
+    if not create:
+        raise BenchError(f"no litert-torch converter environment at {venv}")
+    return create_converter_env(venv)
+
+
+def _ready(venv: Path) -> bool:
+    try:
+        return json.loads((venv / READY).read_text()).get("requirements") == _requirements()
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def create_converter_env(venv: Path) -> Path:
+    """Create (or recreate) the converter virtual environment at ``venv``; one process at a time."""
+    import fcntl
+    import shutil
+
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    with open(venv.parent / f".{venv.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent run waits here, then finds the environment ready
+        if _ready(venv):
+            return _venv_python(venv)
+        shutil.rmtree(venv, ignore_errors=True)
+        print(
+            f"creating the litert-torch converter environment {venv} (once; about a minute): "
+            f"{' '.join(_requirements())}",
+            file=sys.stderr,
+            flush=True,
+        )
+        env = {k: v for k, v in os.environ.items() if k not in ("PIP_CONSTRAINT", "PIP_REQUIRE_VIRTUALENV")}
+        # The suite's constraints (PIP_CONSTRAINT under tox) pin typing-extensions too new for the converter.
+        steps = (
+            [sys.executable, "-m", "venv", str(venv)],
+            [str(_venv_python(venv)), "-m", "pip", "install", "--disable-pip-version-check", "-q", *_requirements()],
+        )
+        for step in steps:
+            try:
+                done = subprocess.run(step, env=env, capture_output=True, text=True, timeout=SETUP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                raise BenchError(f"creating {venv} timed out after {SETUP_TIMEOUT_S} s") from None
+            if done.returncode != 0:
+                tail = (done.stderr.strip().splitlines() or done.stdout.strip().splitlines() or ["?"])[-1]
+                raise BenchError(
+                    f"could not create the litert-torch environment {venv} ({' '.join(step[2:5])}...): {tail}; "
+                    "or point BENCH_LITERT_PYTHON at a Python that has litert-torch"
+                )
+        version = subprocess.run(
+            [str(_venv_python(venv)), "-c", "import importlib.metadata as m; print(m.version('litert-torch'))"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        (venv / READY).write_text(json.dumps({"requirements": _requirements(), "litert_torch": version}))
+    return _venv_python(venv)
+
+
+def convert(model: nn.Module, workload: Workload, out: Path, python: Path) -> dict[str, Any]:
+    """Convert ``model`` at the workload's static shape to ``out`` (.tflite) in the converter's Python."""
+    example = torch.zeros(workload.input_shape)
+    pt2 = out.with_name(out.stem + ".pt2")
+    t0 = time.perf_counter()
+    with quiet("torch.export", "torch._export"), torch.no_grad():
+        torch.export.save(torch.export.export(model, (example,)), str(pt2))
+    env = {
+        **os.environ,
+        "LITERT_TORCH_SHOW_PROGRESS": "n",  # else a progress tree on stdout
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PYTHONWARNINGS": "ignore",
+        "PYTHONNOUSERSITE": "1",
+    }
+    command = [str(python), "-c", _CONVERTER, str(pt2), str(out), workload.precision, ",".join(map(str, example.shape))]
+    try:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=CONVERT_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"litert-torch conversion timed out after {CONVERT_TIMEOUT_S} s") from None
+    finally:
+        pt2.unlink(missing_ok=True)
+    result = next(
+        (
+            json.loads(line[len(RESULT_TAG) :])
+            for line in reversed(done.stdout.splitlines())
+            if line.startswith(RESULT_TAG)
+        ),
+        None,
+    )
+    if result is None:  # the converter died (killed, out of memory, broken environment)
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"litert-torch converter exited with code {done.returncode}: {tail}")
+    if result.get("status") != "ok":
+        error = str(result.get("error", "unknown error")).replace(str(Path.cwd()) + os.sep, "")
+        raise RuntimeError(f"litert-torch cannot convert {workload.model_name}: {error}")
+    return {
+        "litert_torch": result.get("litert_torch", ""),
+        "convert_s": round(time.perf_counter() - t0, 2),
+        **xnnpack_coverage(out),
+    }
+
+
+# ---------------------------------------------------------------------------------------------- runtime
+
+
+def _interpreter(path: Path, **kwargs: Any) -> Any:
+    from ai_edge_litert.interpreter import Interpreter
+
+    with quiet_native():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+        interpreter = Interpreter(model_path=str(path), num_threads=1, **kwargs)
+        interpreter.allocate_tensors()
+    return interpreter
+
+
+def xnnpack_coverage(path: Path) -> dict[str, Any]:
+    """Which of the model's operators XNNPACK runs, read per operator.
+
+    With node fusion disabled, XNNPACK replaces every operator it supports by a delegate node of its
+    own that has the operator's outputs; an operator without such a twin stays on a builtin kernel.
+    """
+    single = _interpreter(path, experimental_disable_delegate_node_fusion=True)._get_ops_details()
+    delegate_outputs = {tuple(op["outputs"]) for op in single if op["op_name"] == "DELEGATE"}
+    model_ops = [op for op in single if op["op_name"] != "DELEGATE"]
+    outside = collections.Counter(op["op_name"] for op in model_ops if tuple(op["outputs"]) not in delegate_outputs)
+    fused = _interpreter(path)._get_ops_details()
+    return {
+        "model_ops": len(model_ops),
+        "xnnpack_ops": len(model_ops) - sum(outside.values()),
+        "ops_outside_xnnpack": ",".join(f"{name}:{n}" for name, n in outside.most_common()),
+        "xnnpack_partitions": sum(op["op_name"] == "DELEGATE" for op in fused),
+    }
+
+
+def io_problem(path: Path, input_shape: tuple[int, ...]) -> str | None:
+    """Why the model at ``path`` is not the one float32 input of ``input_shape`` expected (None if it is)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    with quiet_native():
+        interpreter = Interpreter(model_path=str(path))
+    inputs = [(tuple(int(d) for d in i["shape"]), np.dtype(i["dtype"]).name) for i in interpreter.get_input_details()]
+    if inputs != [(tuple(input_shape), "float32")] or len(interpreter.get_output_details()) != 1:
+        return f"inputs {inputs}, expected [({tuple(input_shape)}, 'float32')] and one output"
+    return None
+
+
+class LiteRTSession(Session):
+    """A CompiledModel (CPU accelerator: XNNPACK) with input and output buffers bound; ``run`` runs it."""
+
+    def __init__(self, compiled: Any, example: np.ndarray, detail: dict[str, str]) -> None:
+        self._compiled = compiled
+        signature = next(iter(compiled.get_signature_list()))
+        outputs = compiled.get_output_tensor_details(signature)
+        self._out_shape = tuple(next(iter(outputs.values()))["shape"])
+        self._inputs = compiled.create_input_buffers(0)
+        self._outputs = compiled.create_output_buffers(0)
+        self._inputs[0].write(np.ascontiguousarray(example, dtype=np.float32).reshape(-1))
+        self._check_inputs = compiled.create_input_buffers(0)
+        self._check_outputs = compiled.create_output_buffers(0)
+        self._run = compiled.run_by_index
+        self.detail = detail
+
+    def run(self) -> None:
+        self._run(0, self._inputs, self._outputs)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        self._check_inputs[0].write(np.ascontiguousarray(x, dtype=np.float32).reshape(-1))
+        self._run(0, self._check_inputs, self._check_outputs)
+        size = int(np.prod(self._out_shape))
+        return np.array(self._check_outputs[0].read(size, np.float32), dtype=np.float32).reshape(self._out_shape)
+
+    def close(self) -> None:
+        self._run = None
+        with quiet_native():  # "DestroyAccelerator" lines
+            self._inputs = self._outputs = self._check_inputs = self._check_outputs = []
+            if self._compiled is not None:
+                self._compiled.close()
+            self._compiled = None
+            gc.collect()
+
+
+class LiteRTBackend(Backend):
+    name = "litert"
+    label = "LiteRT (XNNPACK)"
+    packages = ("ai-edge-litert",)
+    extra = "litert"
+    requires = ("ai_edge_litert",)
+    devices = ("cpu",)
+
+    def check(self, workload: Workload) -> None:
+        if workload.device != "cpu":
+            raise BenchError(f"the litert backend runs on the CPU (XNNPACK), not --device {workload.device}")
+        if workload.precision not in PRECISIONS:
+            raise BenchError(f"the litert backend supports --precision fp32 or fp16, not {workload.precision}")
+        if workload.channels_last or workload.compile:
+            raise BenchError("--channels-last and --compile apply to the torch backend only")
+
+    def cache_key(self, model: nn.Module, workload: Workload) -> dict[str, Any]:
+        return {
+            "format": CACHE_FORMAT,
+            "model": workload.model_name,
+            "input_shape": list(workload.input_shape),
+            "precision": workload.precision,
+            "converter": list(CONVERTER_REQUIREMENTS),
+            "torch": torch.__version__,
+            "weights": artifacts.weights_digest(model),
+        }
+
+    def prepare(self, model: nn.Module, workload: Workload, cache_dir: Path) -> Prepared:
+        self.check(workload)
+        key = self.cache_key(model, workload)
+        b, _, r, _ = workload.input_shape
+        stem = f"{workload.model_name}-b{b}-r{r}-{workload.precision}"
+        path = artifacts.entry_path(cache_dir, "litert", stem, ".tflite", key)
+
+        def build(staged: Path) -> dict[str, Any]:
+            return convert(model, workload, staged, converter_python(cache_dir))
+
+        def check(candidate: Path, meta: dict) -> str | None:
+            return io_problem(candidate, workload.input_shape)
+
+        t0 = time.perf_counter()
+        entry = artifacts.cached(path, key, build, check)
+        meta = entry.meta
+        detail = {
+            "litert_cache": entry.status,
+            "litert_torch": str(meta.get("litert_torch", "")),
+            "model_ops": str(meta.get("model_ops", "")),
+            "xnnpack_ops": str(meta.get("xnnpack_ops", "")),
+            "ops_outside_xnnpack": str(meta.get("ops_outside_xnnpack", ""))[:300],
+            "xnnpack_partitions": str(meta.get("xnnpack_partitions", "")),
+            "tflite_mb": f"{path.stat().st_size / 2**20:.1f}",
+        }
+        if not entry.hit:
+            detail["convert_s"] = f"{time.perf_counter() - t0:.1f}"
+        return Prepared(artifact=entry.path, cache_hit=entry.hit, detail=detail)
+
+    def evict(self, prepared: Prepared) -> bool:
+        return prepared.artifact is not None and artifacts.evict(prepared.artifact)
+
+    def load(self, model: nn.Module, prepared: Prepared, workload: Workload, example: np.ndarray) -> Session:
+        if prepared.artifact is None:
+            raise BenchError("the litert backend needs a converted model; call prepare first")
+        from ai_edge_litert.compiled_model import CompiledModel
+        from ai_edge_litert.options import Options
+
+        options = Options()
+        options.cpu_options.num_threads = workload.threads or 0  # 0: LiteRT decides
+        if workload.precision == "fp16":
+            options.cpu_options.xnnpack_flags = XNNPACK_FLAG_QS8 | XNNPACK_FLAG_QU8 | XNNPACK_FLAG_FORCE_FP16
+        with quiet_native():  # ~20 INFO lines: accelerator registry, vendor plugins looked for
+            compiled = CompiledModel.from_file(str(prepared.artifact), options=options)
+            fully = compiled.is_fully_accelerated()
+            session = LiteRTSession(compiled, example, {})
+        session.detail = {
+            **prepared.detail,
+            "ai_edge_litert": runtime_version(),
+            "accelerator": "cpu (XNNPACK)",
+            "fully_accelerated": str(fully),
+            "num_threads": str(workload.threads or "default"),
+            "xnnpack_fp16": "forced" if workload.precision == "fp16" else "off",
+        }
+        return session
+
+
+if __name__ == "__main__":  # pragma: no cover - a setup entry point for CI and users
+    if len(sys.argv) < 2 or sys.argv[1] != "--setup":
+        sys.exit("usage: python -m bench.backends.litert --setup [CACHE_DIR]  (creates the converter environment)")
+    target = Path(sys.argv[2] if len(sys.argv) > 2 else os.environ.get("BENCH_CACHE_DIR", ".cache/bench"))
+    print(converter_python(target))

@@ -1,0 +1,269 @@
+"""OpenVINO on the CPU: ``ov.convert_model`` from a ``torch.export`` program, cached as IR, compiled per row.
+
+The IR (``model.xml`` + ``model.bin``, fp32 weights) does not depend on the precision: fp32, fp16 and
+bf16 are chosen when the model is compiled (``INFERENCE_PRECISION_HINT``), so one cached IR serves all
+three. The CPU plugin quietly runs an f16 hint as bf16 on CPUs without fp16 arithmetic, so a precision
+is accepted only where the CPU lists it in ``OPTIMIZATION_CAPABILITIES``, and the precision the compiled
+model actually uses is read back and recorded.
+
+Threads: ``INFERENCE_NUM_THREADS`` = ``--threads``, with ``PERFORMANCE_HINT=LATENCY`` and one stream
+(one synchronous request at a time, as the engine times it).
+
+``ov.convert_model`` reports usage to OpenVINO's telemetry service unless the user opted out; the suite
+switches that off for its own conversions (see :func:`_openvino`).
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import sys
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from bench.backends import artifacts
+from bench.backends.base import Backend, BackendOptions, Prepared, Session, Workload, option
+from bench.core.errors import BenchError
+from bench.core.util import quiet
+
+FRONTENDS = ("export", "trace")
+"""How the model reaches OpenVINO: ``export`` (a torch.export ExportedProgram; faster to convert and
+the maintained path) or ``trace`` (``convert_model(module, example_input=...)``, TorchScript tracing)."""
+HINTS = {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}
+CAPABILITY = {"fp16": "FP16", "bf16": "BF16"}
+TYPE_NAMES = {"float32": "f32", "float16": "f16", "bfloat16": "bf16"}
+"""How ``INFERENCE_PRECISION_HINT`` reads back (``<Type: 'float32'>``) -> the hint that asked for it."""
+CACHE_FORMAT = 1
+DEVICE = "CPU"
+XML = "model.xml"
+
+
+@functools.cache
+def _openvino() -> ModuleType:
+    """Import openvino with its telemetry replaced by OpenVINO's own no-op stub.
+
+    ``import openvino`` itself, and every ``convert_model``, report usage (Google Analytics) unless a
+    consent file says no; a benchmark must not phone home. While openvino is imported,
+    ``openvino_telemetry`` is made unimportable, so its tools fall back to the stub they ship for
+    when it is not installed; if openvino was imported earlier in this process, the modules that hold
+    the telemetry module are pointed at the stub for the conversions to come.
+    """
+    blocked = "openvino_telemetry" not in sys.modules
+    if blocked:
+        sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]  # "import" raises ImportError
+    try:
+        import openvino
+        import openvino.tools.ovc.convert_impl
+        import openvino.tools.ovc.telemetry_stub
+        import openvino.tools.ovc.telemetry_utils
+        import openvino.tools.ovc.utils
+    finally:
+        if blocked:
+            del sys.modules["openvino_telemetry"]
+    for module in (
+        openvino.tools.ovc.convert_impl,
+        openvino.tools.ovc.telemetry_utils,
+        openvino.tools.ovc.utils,
+    ):
+        if hasattr(module, "tm"):
+            module.tm = openvino.tools.ovc.telemetry_stub
+    return openvino
+
+
+@functools.cache
+def _core() -> Any:
+    return _openvino().Core()
+
+
+def openvino_version() -> str:
+    try:
+        return metadata.version("openvino")
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def cpu_capabilities() -> tuple[str, ...]:
+    return tuple(str(c) for c in _core().get_property(DEVICE, "OPTIMIZATION_CAPABILITIES"))
+
+
+def convert(model: nn.Module, example: torch.Tensor, directory: Path, frontend: str) -> dict[str, Any]:
+    """Convert ``model`` at the example's static shape and save the IR (fp32 weights) in ``directory``."""
+    ov = _openvino()
+    t0 = time.perf_counter()
+    with quiet("openvino", "torch.export", "torch._export"), torch.no_grad():
+        if frontend == "export":
+            converted = ov.convert_model(torch.export.export(model, (example,)))
+        else:
+            converted = ov.convert_model(model, example_input=(example,))
+    converted.reshape(list(example.shape))  # static: the converted input's dimensions may be left dynamic
+    directory.mkdir(parents=True, exist_ok=True)
+    ov.save_model(converted, str(directory / XML), compress_to_fp16=False)  # the default would halve the weights
+    return {"convert_s": round(time.perf_counter() - t0, 2), "ir_ops": len(converted.get_ordered_ops())}
+
+
+def io_problem(directory: Path, input_shape: tuple[int, ...]) -> str | None:
+    """Why the IR in ``directory`` is not the one-input model of ``input_shape`` expected (None if it is)."""
+    model = _core().read_model(str(directory / XML))
+    shapes = [tuple(int(d) for d in i.get_partial_shape().to_shape()) for i in model.inputs]
+    if shapes != [tuple(input_shape)] or len(model.outputs) != 1:
+        return f"IR inputs {shapes} / {len(model.outputs)} outputs, expected [{tuple(input_shape)}] / 1"
+    return None
+
+
+def runtime_facts(compiled: Any) -> dict[str, str]:
+    """What the CPU plugin made of the model: precision, threads, streams, and its nodes per precision."""
+    facts = {}
+    for key, prop in (
+        ("execution_devices", "EXECUTION_DEVICES"),
+        ("inference_precision", "INFERENCE_PRECISION_HINT"),
+        ("inference_threads", "INFERENCE_NUM_THREADS"),
+        ("streams", "NUM_STREAMS"),
+        ("performance_hint", "PERFORMANCE_HINT"),
+        ("cpu_pinning", "ENABLE_CPU_PINNING"),
+    ):
+        try:
+            value = compiled.get_property(prop)
+        except Exception:  # a property this version does not have
+            continue
+        if isinstance(value, (list, tuple)):
+            value = "+".join(str(v) for v in value)
+        facts[key] = str(value).replace("<Type: '", "").replace("'>", "")
+    precisions: collections.Counter[str] = collections.Counter()
+    for node in compiled.get_runtime_model().get_ordered_ops():
+        info = node.get_rt_info()
+        if "layerType" in info and info["layerType"].astype(str) in ("Const", "Parameter", "Result"):
+            continue
+        if "runtimePrecision" in info:
+            precisions[info["runtimePrecision"].astype(str)] += 1
+    facts["runtime_nodes_by_precision"] = ",".join(f"{p}:{n}" for p, n in precisions.most_common())
+    return facts
+
+
+class OpenVINOSession(Session):
+    """One infer request with its input bound, for ``run``; a second one for ``predict``."""
+
+    def __init__(self, compiled: Any, example: np.ndarray, detail: dict[str, str]) -> None:
+        ov = _openvino()
+        self._compiled = compiled
+        self._request = compiled.create_infer_request()
+        self._example = np.ascontiguousarray(example, dtype=np.float32)  # kept alive: the tensor shares it
+        self._request.set_input_tensor(ov.Tensor(self._example, shared_memory=True))
+        self._infer = self._request.infer
+        self._check = compiled.create_infer_request()
+        self.detail = detail
+
+    def run(self) -> None:
+        self._infer()
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        out = self._check.infer({0: np.ascontiguousarray(x, dtype=np.float32)})
+        return np.array(out[0], dtype=np.float32)  # a copy: the request reuses its output buffer
+
+    def close(self) -> None:
+        self._infer = None
+        self._request = None
+        self._check = None
+        self._compiled = None
+
+
+@dataclass(frozen=True)
+class OpenVINOOptions(BackendOptions):
+    frontend: str = option(
+        "export", "how the model reaches OpenVINO: export (torch.export) or trace (TorchScript)", FRONTENDS
+    )
+
+
+class OpenVINOBackend(Backend):
+    name = "openvino"
+    label = "OpenVINO"
+    packages = ("openvino",)
+    extra = "openvino"
+    requires = ("openvino",)
+    devices = ("cpu",)
+    Options = OpenVINOOptions
+
+    def check(self, workload: Workload) -> None:
+        if workload.device != "cpu":
+            raise BenchError(f"the openvino backend runs on the CPU plugin, not --device {workload.device}")
+        if workload.channels_last or workload.compile:
+            raise BenchError("--channels-last and --compile apply to the torch backend only")
+        needed = CAPABILITY.get(workload.precision)
+        if needed is not None:
+            found = cpu_capabilities()
+            if needed not in found:
+                raise BenchError(
+                    f"this CPU has no {needed} arithmetic for OpenVINO (capabilities: {', '.join(found)}); "
+                    f"it would silently run another precision"
+                )
+
+    def cache_key(self, model: nn.Module, workload: Workload) -> dict[str, Any]:
+        """Everything that changes the IR; the precision is not in it (chosen at compile time)."""
+        return {
+            "format": CACHE_FORMAT,
+            "model": workload.model_name,
+            "input_shape": list(workload.input_shape),
+            "frontend": workload.option("frontend", "export"),
+            "openvino": openvino_version(),
+            "torch": torch.__version__,
+            "weights": artifacts.weights_digest(model),
+        }
+
+    def prepare(self, model: nn.Module, workload: Workload, cache_dir: Path) -> Prepared:
+        self.check(workload)
+        key = self.cache_key(model, workload)
+        b, _, r, _ = workload.input_shape
+        stem = f"{workload.model_name}-b{b}-r{r}-{key['frontend']}"
+        path = artifacts.entry_path(cache_dir, "openvino", stem, ".openvino", key)
+        example = torch.zeros(workload.input_shape)
+
+        def build(staged: Path) -> dict[str, Any]:
+            return convert(model, example, staged, key["frontend"])
+
+        def check(candidate: Path, meta: dict) -> str | None:
+            return io_problem(candidate, workload.input_shape)
+
+        t0 = time.perf_counter()
+        entry = artifacts.cached(path, key, build, check)
+        detail = {
+            "openvino_cache": entry.status,
+            "frontend": key["frontend"],
+            "ir_ops": str(entry.meta.get("ir_ops", "")),
+        }
+        if not entry.hit:
+            detail["convert_s"] = f"{time.perf_counter() - t0:.1f}"
+        return Prepared(artifact=entry.path, cache_hit=entry.hit, detail=detail)
+
+    def evict(self, prepared: Prepared) -> bool:
+        return prepared.artifact is not None and artifacts.evict(prepared.artifact)
+
+    def load(self, model: nn.Module, prepared: Prepared, workload: Workload, example: np.ndarray) -> Session:
+        if prepared.artifact is None:
+            raise BenchError("the openvino backend needs a converted model; call prepare first")
+        core = _core()
+        config: dict[str, Any] = {
+            "PERFORMANCE_HINT": "LATENCY",
+            "NUM_STREAMS": 1,
+            "INFERENCE_PRECISION_HINT": HINTS[workload.precision],
+        }
+        if workload.threads:
+            config["INFERENCE_NUM_THREADS"] = workload.threads
+        compiled = core.compile_model(core.read_model(str(prepared.artifact / XML)), DEVICE, config)
+        facts = runtime_facts(compiled)
+        got = facts.get("inference_precision", "")
+        if got and TYPE_NAMES.get(got, got) != HINTS[workload.precision]:
+            raise RuntimeError(f"OpenVINO compiled --precision {workload.precision} as {got} on this CPU")
+        detail = {
+            **prepared.detail,
+            "openvino": openvino_version(),
+            "cpu": str(core.get_property(DEVICE, "FULL_DEVICE_NAME")),
+            **facts,
+        }
+        return OpenVINOSession(compiled, example, detail)
