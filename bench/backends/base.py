@@ -171,8 +171,20 @@ class Backend(abc.ABC):
         """Why this platform can prepare models but not time them (None: it can)."""
         return None
 
-    def check(self, workload: Workload) -> None:  # noqa: B027 - optional hook
-        """Raise :class:`bench.core.errors.BenchError` if ``workload`` cannot run here (before any work)."""
+    module_options: ClassVar[bool] = False
+    """True where ``--channels-last`` and ``--compile`` apply (they change the PyTorch module itself)."""
+
+    def check(self, workload: Workload) -> None:
+        """Raise :class:`bench.core.errors.BenchError` if ``workload`` cannot run here (before any work).
+
+        Backends extend this (``super().check(workload)`` first) with their own limits.
+        """
+        if workload.device not in self.devices:
+            raise BenchError(
+                f"the {self.name} backend runs on {', '.join(self.devices)}, not --device {workload.device}"
+            )
+        if (workload.channels_last or workload.compile) and not self.module_options:
+            raise BenchError("--channels-last and --compile apply to the torch backend only")
 
     @abc.abstractmethod
     def prepare(self, model: nn.Module, workload: Workload, cache_dir: Path) -> Prepared: ...

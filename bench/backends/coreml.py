@@ -251,6 +251,7 @@ class CoreMLBackend(Backend):
         return None if sys.platform == "darwin" else f"Core ML timing needs macOS (this is {sys.platform})"
 
     def check(self, workload: Workload) -> None:
+        super().check(workload)
         if workload.precision not in COMPUTE_PRECISION:
             raise BenchError(
                 f"the coreml backend supports --precision fp32 or fp16 (compute precision), not {workload.precision}"
@@ -259,8 +260,6 @@ class CoreMLBackend(Backend):
             raise BenchError(
                 f"the coreml backend picks its processor with compute units, not --device {workload.device}"
             )
-        if workload.channels_last or workload.compile:
-            raise BenchError("--channels-last and --compile apply to the torch backend only")
 
     def cache_key(self, model: nn.Module, workload: Workload) -> dict[str, Any]:
         """Everything that changes the package's bytes.

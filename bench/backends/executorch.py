@@ -161,12 +161,11 @@ class ExecuTorchBackend(Backend):
     Options = ExecuTorchOptions
 
     def check(self, workload: Workload) -> None:
+        super().check(workload)
         if workload.device != "cpu":
             raise BenchError(f"the executorch backend runs on the CPU (XNNPACK), not --device {workload.device}")
         if workload.precision not in PRECISIONS:
             raise BenchError(f"the executorch backend supports --precision fp32 or fp16, not {workload.precision}")
-        if workload.channels_last or workload.compile:
-            raise BenchError("--channels-last and --compile apply to the torch backend only")
 
     def cache_key(self, model: nn.Module, workload: Workload) -> dict[str, Any]:
         return {

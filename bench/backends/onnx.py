@@ -92,14 +92,13 @@ class OnnxBackend(Backend):
     Options = OnnxOptions
 
     def check(self, workload: Workload) -> None:
+        super().check(workload)
         if workload.precision != "fp32" and workload.device == "cpu":
             raise BenchError("the onnx backend runs fp32 on CPU; fp16 needs --device cuda with onnxruntime-gpu")
         if workload.precision == "bf16":
             raise BenchError("the onnx backend does not support --precision bf16")
         if workload.device == "cuda" and "CUDAExecutionProvider" not in _ort().get_available_providers():
             raise BenchError("--device cuda for onnx needs onnxruntime-gpu (CUDAExecutionProvider is not available)")
-        if workload.channels_last or workload.compile:
-            raise BenchError("--channels-last and --compile apply to the torch backend only")
 
     def cache_path(self, model: nn.Module, workload: Workload, cache_dir: Path) -> tuple[Path, dict]:
         exporter = workload.option("exporter", "dynamo")

@@ -191,10 +191,9 @@ class OpenVINOBackend(Backend):
     Options = OpenVINOOptions
 
     def check(self, workload: Workload) -> None:
+        super().check(workload)
         if workload.device != "cpu":
             raise BenchError(f"the openvino backend runs on the CPU plugin, not --device {workload.device}")
-        if workload.channels_last or workload.compile:
-            raise BenchError("--channels-last and --compile apply to the torch backend only")
         needed = CAPABILITY.get(workload.precision)
         if needed is not None:
             found = cpu_capabilities()

@@ -75,8 +75,10 @@ class TorchBackend(Backend):
     label = "PyTorch"
     packages = ("torch",)
     devices = ("cpu", "cuda")
+    module_options = True
 
     def check(self, workload: Workload) -> None:
+        super().check(workload)
         if workload.device == "cuda" and not torch.cuda.is_available():
             raise BenchError("--device cuda: no CUDA GPU is available to this PyTorch build")
         if workload.device == "cpu" and workload.precision == "fp16":
