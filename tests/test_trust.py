@@ -25,7 +25,13 @@ SMALL = ["--resolution", "64", "--warmup", "1", "--warmup-time", "0", "--no-flop
 def test_sigint_after_two_of_three_rounds_keeps_them_and_resume_times_only_the_last(tmp_path: Path) -> None:
     argv = ["run", "--backend", "torch", "--models", MODELS, *SMALL, "--iters", "3", "--min-time", "3"]
     argv += ["--rounds", "3", "--out", str(tmp_path)]
-    proc = subprocess.Popen([sys.executable, "-m", "bench", *argv], cwd=REPO, stderr=subprocess.PIPE, text=True)
+    # A shell that starts jobs in the background makes them ignore SIGINT, and the child inherits that:
+    # restore Python's Ctrl-C handler so the test sends what a user's Ctrl-C sends.
+    launcher = (
+        "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "sys.argv = ['bench', *sys.argv[1:]]; runpy.run_module('bench', run_name='__main__')"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", launcher, *argv], cwd=REPO, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
         files = list(tmp_path.glob(f"*/{ROUNDS_FILE}"))
