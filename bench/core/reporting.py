@@ -274,7 +274,8 @@ def build_report(
             parts.append("CL")
         if "compile" in varying and s.compile:
             parts.append("compiled")
-        if "backend_options" in varying:
+        same_backend = settings[settings["backend"] == s.backend]
+        if same_backend["backend_options"].nunique() > 1:  # other backends have other options: not a difference
             parts.append(" ".join(f"{k}={v}" for k, v in json.loads(s.backend_options or "{}").items()))
         if "weights" in varying:
             parts.append(s.weights)
