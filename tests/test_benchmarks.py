@@ -106,20 +106,22 @@ def _burn(seconds: float) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", code])
 
 
-def harness_ratio(suite_block, bare_block, blocks: int = 40, per_block: int = 10) -> float:
-    """Median over blocks of median(suite block) / median(bare block), the two alternating (ABAB...).
+def harness_ratio(suite_block, bare_block, blocks: int = 60, per_block: int = 12) -> float:
+    """Median over blocks of low(suite block) / low(bare block), the two alternating (ABAB...).
 
-    Blocks last a fraction of a second, so a slow machine phase hits both sides of a block alike;
-    the median over blocks ignores the few blocks a phase boundary splits.
+    Blocks last a fraction of a second, so a slow machine phase hits both sides of a block alike, and
+    the median over blocks ignores the few blocks a phase boundary splits. Within a block the 25th
+    percentile is used: a competing process preempts whole iterations at random, which moves a block's
+    median by chance but leaves its faster iterations alone, while overhead in the harness moves them all.
     """
     ratios = []
     for i in range(blocks):
         if i % 2:
-            bare = float(np.median(bare_block(per_block)))
-            suite = float(np.median(suite_block(per_block)))
+            bare = float(np.percentile(bare_block(per_block), 25))
+            suite = float(np.percentile(suite_block(per_block), 25))
         else:
-            suite = float(np.median(suite_block(per_block)))
-            bare = float(np.median(bare_block(per_block)))
+            suite = float(np.percentile(suite_block(per_block), 25))
+            bare = float(np.percentile(bare_block(per_block), 25))
         ratios.append(suite / bare)
     return float(np.median(ratios))
 
