@@ -247,7 +247,8 @@ def _plot_vs_top1(
         _maybe_log(ax, rows[metric], "x")
         ax.margins(x=0.14, y=0.1)
         ax.set_xlabel(xlabel.format(batch=_batch_label(rows)))
-        ax.set_ylabel("ImageNet-1k top-1 (%, published)")
+        measured = "top1_measured" in rows and bool(rows["top1_measured"].fillna(False).astype(bool).any())
+        ax.set_ylabel("ImageNet-1k top-1 (%, measured where noted)" if measured else "ImageNet-1k top-1 (%, published)")
     _family_legend(fig, measurements, styles, title)
     label_layout.freeze_layout(fig)
     for ax, (_, rows), drawn in zip(axes, data, segments, strict=True):

@@ -128,11 +128,18 @@ def table_notes(report: Report) -> list[str]:
     batches = sorted({c.latency_batch for c in report.columns})
     at = "batch 1" if batches == [1] else "batch 1 (or the b shown where 1 was not measured)"
     notes = [c.footnote for c in report.columns]
+    m = report.measurements
+    measured = "top1_measured" in m and bool(m["top1_measured"].fillna(False).astype(bool).any())
+    top1 = (
+        "Top-1: ImageNet-1k accuracy, measured here where its source note says so (bench accuracy), else published."
+        if measured
+        else "Top-1: published ImageNet-1k accuracy, not measured here."
+    )
     notes.append(
         f"Median / P90: percentiles of the per-iteration latency at {at}, in ms. img/s: images per second at "
         "batch b from the median step time (b x 1000 / median). Params (M) and GMACs (multiply-accumulates "
         "per image, 1 MAC = 2 FLOPs) as counted by the suite on the benchmarked network (published values "
-        "where none was recorded). Top-1: published ImageNet-1k accuracy, not measured here. "
+        f"where none was recorded). {top1} "
         "'-': not measured; fail / parity / n/t: failed / failed the parity check / not timed."
     )
     notes.extend(f"[{mark}] Top-1 source: {text}" for mark, text in _source_footnotes(report)[1])
