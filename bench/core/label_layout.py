@@ -81,6 +81,10 @@ def misattribution(box, own: int, points_px) -> float:
     return d[own] - min(others) if others else -math.inf
 
 
+ROOM_ATTEMPTS = 3
+"""Placements tried while widening the axes to fit every label (each widening also moves the points)."""
+
+
 def label_points(ax: Axes, xs, ys, texts, colors, obstacles=(), segments=(), make_room: bool = False) -> list:
     """Put each text next to its point, nearer to it than to any other point, overlapping nothing.
 
@@ -89,13 +93,13 @@ def label_points(ax: Axes, xs, ys, texts, colors, obstacles=(), segments=(), mak
     ``((x0, y0), (x1, y1))`` lines such as error bars) and the axes edge; one whose nearest point is not
     its own (by less than :data:`OWN_MARGIN_PT`) costs more than any overlap, so a label is only ever
     misattributed when every candidate would be. Greedy from left to right, then every label is placed
-    once more knowing where all the others went. With ``make_room``, axes limits widen (up to twice)
+    once more knowing where all the others went. With ``make_room``, axes limits widen (a few times)
     until no label sticks out of the axes. Returns the boxes of the labels, in the order of the points.
     """
-    for attempt in range(3 if make_room else 1):
+    for attempt in range(ROOM_ATTEMPTS if make_room else 1):
         placed = _place_labels(ax, xs, ys, texts, colors, [*obstacles, *segment_boxes(ax, segments)])
         overflow = _overflow(ax, [p[2] for p in placed])
-        if not make_room or not any(overflow) or attempt == 2:
+        if not make_room or not any(overflow) or attempt == ROOM_ATTEMPTS - 1:
             break
         for p in placed:
             p[1].remove()

@@ -444,7 +444,7 @@ def plot_latency_vs_gmacs(measurements, samples, panels, styles, size=None) -> F
         ax.set_yscale("log")
         _plain_log_axis(ax.xaxis)
         _plain_log_axis(ax.yaxis)
-        ax.margins(x=0.2, y=0.15)
+        ax.margins(x=0.3, y=0.15)  # room for the labels of the smallest models
         ax.set_xlabel("GMACs per image (1 MAC = 2 FLOPs)")
         ax.set_ylabel(f"Latency, median at {_batch_label(rows)} (ms)")
     _family_legend(fig, measurements, styles, "Latency vs GMACs (achieved GFLOP/s in brackets)")
@@ -465,7 +465,7 @@ def plot_latency_vs_gmacs(measurements, samples, panels, styles, size=None) -> F
         labels = [f"{n} ({v:.0f})" for n, v in zip(rows["name"], g, strict=True)]
         colors = [styles[f][0] for f in rows["family"]]
         boxes = label_layout.label_points(
-            ax, rows["gmacs"].tolist(), rows["latency_median_ms"].tolist(), labels, colors
+            ax, rows["gmacs"].tolist(), rows["latency_median_ms"].tolist(), labels, colors, make_room=True
         )
         label_layout.label_lines(ax, lines, markers + boxes)
     return fig
