@@ -171,6 +171,8 @@ class Backend(abc.ABC):
         """Why this platform can prepare models but not time them (None: it can)."""
         return None
 
+    precisions: ClassVar[tuple[str, ...]] = PRECISIONS
+    """What ``--precision`` may be for this runtime (further limits, e.g. per device, in ``check``)."""
     module_options: ClassVar[bool] = False
     """True where ``--channels-last`` and ``--compile`` apply (they change the PyTorch module itself)."""
 
@@ -183,6 +185,9 @@ class Backend(abc.ABC):
             raise BenchError(
                 f"the {self.name} backend runs on {', '.join(self.devices)}, not --device {workload.device}"
             )
+        if workload.precision not in self.precisions:
+            allowed = " or ".join(self.precisions)
+            raise BenchError(f"the {self.name} backend supports --precision {allowed}, not {workload.precision}")
         if (workload.channels_last or workload.compile) and not self.module_options:
             raise BenchError("--channels-last and --compile apply to the torch backend only")
 
@@ -194,7 +199,9 @@ class Backend(abc.ABC):
 
     def evict(self, prepared: Prepared) -> bool:
         """Remove a cached artifact that failed its parity check; True if there was one to remove."""
-        return False
+        from bench.backends import artifacts
+
+        return prepared.artifact is not None and artifacts.evict(prepared.artifact)
 
     @classmethod
     def versions(cls) -> dict[str, str]:

@@ -315,9 +315,6 @@ class CoreMLBackend(Backend):
             detail["coremltools_note"] = " | ".join(_notes)[:300]
         return Prepared(artifact=package, cache_hit=entry.hit, detail=detail)
 
-    def evict(self, prepared: Prepared) -> bool:
-        return prepared.artifact is not None and artifacts.evict(prepared.artifact)
-
     def load(self, model: nn.Module, prepared: Prepared, workload: Workload, example: np.ndarray) -> Session:
         if sys.platform != "darwin":
             raise BenchError(

@@ -158,14 +158,8 @@ class ExecuTorchBackend(Backend):
     extra = "executorch"
     requires = ("executorch",)
     devices = ("cpu",)
+    precisions = PRECISIONS
     Options = ExecuTorchOptions
-
-    def check(self, workload: Workload) -> None:
-        super().check(workload)
-        if workload.device != "cpu":
-            raise BenchError(f"the executorch backend runs on the CPU (XNNPACK), not --device {workload.device}")
-        if workload.precision not in PRECISIONS:
-            raise BenchError(f"the executorch backend supports --precision fp32 or fp16, not {workload.precision}")
 
     def cache_key(self, model: nn.Module, workload: Workload) -> dict[str, Any]:
         return {
@@ -213,9 +207,6 @@ class ExecuTorchBackend(Backend):
             detail["convert_s"] = f"{time.perf_counter() - t0:.1f}"
             detail["lower_s"] = str(meta.get("lower_s", ""))
         return Prepared(artifact=entry.path, cache_hit=entry.hit, detail=detail)
-
-    def evict(self, prepared: Prepared) -> bool:
-        return prepared.artifact is not None and artifacts.evict(prepared.artifact)
 
     def load(self, model: nn.Module, prepared: Prepared, workload: Workload, example: np.ndarray) -> Session:
         if prepared.artifact is None:

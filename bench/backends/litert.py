@@ -293,13 +293,7 @@ class LiteRTBackend(Backend):
     extra = "litert"
     requires = ("ai_edge_litert",)
     devices = ("cpu",)
-
-    def check(self, workload: Workload) -> None:
-        super().check(workload)
-        if workload.device != "cpu":
-            raise BenchError(f"the litert backend runs on the CPU (XNNPACK), not --device {workload.device}")
-        if workload.precision not in PRECISIONS:
-            raise BenchError(f"the litert backend supports --precision fp32 or fp16, not {workload.precision}")
+    precisions = PRECISIONS
 
     def cache_key(self, model: nn.Module, workload: Workload) -> dict[str, Any]:
         return {
@@ -340,9 +334,6 @@ class LiteRTBackend(Backend):
         if not entry.hit:
             detail["convert_s"] = f"{time.perf_counter() - t0:.1f}"
         return Prepared(artifact=entry.path, cache_hit=entry.hit, detail=detail)
-
-    def evict(self, prepared: Prepared) -> bool:
-        return prepared.artifact is not None and artifacts.evict(prepared.artifact)
 
     def load(self, model: nn.Module, prepared: Prepared, workload: Workload, example: np.ndarray) -> Session:
         if prepared.artifact is None:

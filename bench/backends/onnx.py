@@ -130,9 +130,6 @@ class OnnxBackend(Backend):
         entry = artifacts.cached(path, key, build)
         return Prepared(artifact=entry.path, cache_hit=entry.hit, detail={"export_cache": entry.status})
 
-    def evict(self, prepared: Prepared) -> bool:
-        return prepared.artifact is not None and artifacts.evict(prepared.artifact)
-
     def load(self, model: nn.Module, prepared: Prepared, workload: Workload, example: np.ndarray) -> Session:
         ort = _ort()
         opts = ort.SessionOptions()

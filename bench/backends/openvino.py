@@ -192,8 +192,6 @@ class OpenVINOBackend(Backend):
 
     def check(self, workload: Workload) -> None:
         super().check(workload)
-        if workload.device != "cpu":
-            raise BenchError(f"the openvino backend runs on the CPU plugin, not --device {workload.device}")
         needed = CAPABILITY.get(workload.precision)
         if needed is not None:
             found = cpu_capabilities()
@@ -239,9 +237,6 @@ class OpenVINOBackend(Backend):
         if not entry.hit:
             detail["convert_s"] = f"{time.perf_counter() - t0:.1f}"
         return Prepared(artifact=entry.path, cache_hit=entry.hit, detail=detail)
-
-    def evict(self, prepared: Prepared) -> bool:
-        return prepared.artifact is not None and artifacts.evict(prepared.artifact)
 
     def load(self, model: nn.Module, prepared: Prepared, workload: Workload, example: np.ndarray) -> Session:
         if prepared.artifact is None:
