@@ -83,12 +83,19 @@ class RunWriter:
 
     @classmethod
     def create(cls, out: Path, label: str, environment: Mapping[str, object]) -> RunWriter:
-        run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{label}-{os.getpid()}"
-        directory = Path(out) / run_id
-        try:
-            directory.mkdir(parents=True, exist_ok=False)
-        except OSError as exc:
-            raise BenchError(f"cannot write results to {out}: {exc.strerror or exc}") from None
+        stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{label}-{os.getpid()}"
+        for attempt in range(100):  # two runs of one process within a second get -2, -3, ...
+            run_id = stem if attempt == 0 else f"{stem}-{attempt + 1}"
+            directory = Path(out) / run_id
+            try:
+                directory.mkdir(parents=True, exist_ok=False)
+                break
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise BenchError(f"cannot write results to {out}: {exc.strerror or exc}") from None
+        else:
+            raise BenchError(f"cannot write results to {out}: 100 runs named {stem} already exist")
         try:
             atomic_write_text(directory / ENVIRONMENT_FILE, json.dumps(dict(environment), indent=2, default=str))
             headers = ((SUMMARY_FILE, SUMMARY_COLUMNS), (SAMPLES_FILE, SAMPLE_COLUMNS), (ROUNDS_FILE, ROUND_COLUMNS))
