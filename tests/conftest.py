@@ -58,3 +58,9 @@ class QuietProgress:
     def set_postfix_str(self, _: str) -> None: ...
 
     def write(self, _: str, **__: object) -> None: ...
+
+
+def cpu_burner(seconds: float) -> subprocess.Popen:
+    """One other CPU-bound process (bounded in time, so a failed test cannot leave it running)."""
+    code = f"import time\nend = time.time() + {seconds}\nwhile time.time() < end:\n    pass\n"
+    return subprocess.Popen([sys.executable, "-c", code])

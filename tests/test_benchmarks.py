@@ -7,8 +7,6 @@ model; the default is each CAS-ViT variant and one model per baseline family, ba
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -20,6 +18,7 @@ from bench.backends import BACKENDS, Session, Workload, backend_class, get_backe
 from bench.core.arguments import default_threads
 from bench.core.engine import Settings
 from bench.core.timing import LoopLimits, timed_loop
+from tests.conftest import cpu_burner
 
 SMALL_MATRIX = (
     "casvit_xs",
@@ -100,12 +99,6 @@ def test_latency(benchmark, model_name: str, backend_name: str, session_cache: S
     benchmark.pedantic(session.run, warmup_rounds=10, rounds=50, iterations=1)
 
 
-def _burn(seconds: float) -> subprocess.Popen:
-    """One other CPU-bound process (bounded in time), as on a shared CI machine."""
-    code = f"import time\nend = time.time() + {seconds}\nwhile time.time() < end:\n    pass\n"
-    return subprocess.Popen([sys.executable, "-c", code])
-
-
 def harness_ratio(suite_block, bare_block, blocks: int = 60, per_block: int = 12) -> float:
     """Median over blocks of low(suite block) / low(bare block), the two alternating (ABAB...).
 
@@ -164,7 +157,7 @@ def onnx_pair(tmp_path_factory: pytest.TempPathFactory):
 def test_harness_overhead_onnx(benchmark, onnx_pair, load: str) -> None:
     """The engine's timed loop vs a bare ``session.run`` loop on the same file: within 2%, also under load."""
     suite_block, bare_block, _ = onnx_pair
-    burner = _burn(120) if load != "quiet" else None
+    burner = cpu_burner(120) if load != "quiet" else None
     try:
         ratio = harness_ratio(suite_block, bare_block)
     finally:

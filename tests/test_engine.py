@@ -26,7 +26,7 @@ from bench.core.errors import BenchError
 from bench.core.parity import check_parity
 from bench.core.schema import TIMM_COLUMNS
 from bench.core.stats import summarize
-from bench.core.store import SUMMARY_FILE, completed_keys, load_results
+from bench.core.store import SUMMARY_FILE, load_results, resume_state
 from bench.core.timing import LoopLimits, timed_loop
 from tests.conftest import REPO, QuietProgress, assert_one_line_error, run_cli
 
@@ -233,7 +233,7 @@ def test_resume_after_a_killed_run(tmp_path: Path) -> None:
     proc.wait()
     assert 1 <= rows_before < 6, "the run should have been killed mid-way"
     killed = pd.read_csv(next(tmp_path.glob(f"*/{SUMMARY_FILE}")))  # still parseable
-    done_before = len(completed_keys(tmp_path))
+    done_before = len(resume_state(tmp_path, env_id="").done)
     assert done_before == len(killed) >= 1
 
     resumed = run_cli(*argv, "--resume")

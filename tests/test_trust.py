@@ -16,7 +16,7 @@ import pytest
 from bench.core import machine
 from bench.core.schema import STABLE, UNSTABLE
 from bench.core.store import ROUNDS_FILE, SUMMARY_FILE, load_results
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, cpu_burner, run_cli
 
 MODELS = "casvit_xs,swiftformer_xs,efficientformerv2_s0"
 SMALL = ["--resolution", "64", "--warmup", "1", "--warmup-time", "0", "--no-flops", "--no-progress"]
@@ -63,13 +63,8 @@ def test_sigint_after_two_of_three_rounds_keeps_them_and_resume_times_only_the_l
         assert sorted(mine["round"].unique()) == [0, 1, 2] and len(mine) == row.iterations
 
 
-def _burn(seconds: float) -> subprocess.Popen:
-    code = f"import time\nend = time.time() + {seconds}\nwhile time.time() < end:\n    pass\n"
-    return subprocess.Popen([sys.executable, "-c", code])
-
-
 def test_a_busy_process_marks_rows_unstable_with_the_reason(tmp_path: Path) -> None:
-    burner = _burn(60)
+    burner = cpu_burner(60)
     try:
         proc = run_cli(
             "run", "--backend", "torch", "--models", "casvit_xs", *SMALL, "--iters", "3", "--min-time", "1.5",
@@ -136,7 +131,7 @@ def test_samples_know_their_round(tmp_path: Path, rounds: int) -> None:
 
 
 def test_retry_unstable_re_times_within_its_budget(tmp_path: Path) -> None:
-    burner = _burn(60)
+    burner = cpu_burner(60)
     try:
         proc = run_cli(
             "run", "--backend", "torch", "--models", "casvit_xs", *SMALL, "--iters", "3", "--min-time", "0.6",

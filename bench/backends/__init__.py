@@ -22,6 +22,8 @@ __all__ = [
     "Prepared",
     "Session",
     "Workload",
+    "add_option_arguments",
+    "available_backend",
     "backend_class",
     "get_backend",
 ]
@@ -51,3 +53,18 @@ def backend_class(name: str) -> type[Backend]:
 
 def get_backend(name: str) -> Backend:
     return backend_class(name)()
+
+
+def available_backend(name: str) -> Backend:
+    """The backend, or a one-line :class:`BenchError` saying what to install when its runtime is missing."""
+    reason = backend_class(name).unavailable_reason()
+    if reason is not None:
+        raise BenchError(reason)
+    return get_backend(name)
+
+
+def add_option_arguments(parser) -> None:
+    """Every backend's own options as flags (``--<backend>-<option>``), one argument group per backend."""
+    for name in BACKENDS:
+        cls = backend_class(name)
+        cls.Options.add_arguments(parser, name, cls.label)

@@ -244,22 +244,11 @@ class CoreMLBackend(Backend):
     label = "Core ML"
     packages = ("coremltools",)
     requires = ("coremltools",)
-    devices = ("cpu",)
+    precisions = tuple(COMPUTE_PRECISION)
     Options = CoreMLOptions
 
     def cannot_time_reason(self) -> str | None:
         return None if sys.platform == "darwin" else f"Core ML timing needs macOS (this is {sys.platform})"
-
-    def check(self, workload: Workload) -> None:
-        super().check(workload)
-        if workload.precision not in COMPUTE_PRECISION:
-            raise BenchError(
-                f"the coreml backend supports --precision fp32 or fp16 (compute precision), not {workload.precision}"
-            )
-        if workload.device not in self.devices:
-            raise BenchError(
-                f"the coreml backend picks its processor with compute units, not --device {workload.device}"
-            )
 
     def cache_key(self, model: nn.Module, workload: Workload) -> dict[str, Any]:
         """Everything that changes the package's bytes.

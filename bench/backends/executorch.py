@@ -157,7 +157,6 @@ class ExecuTorchBackend(Backend):
     packages = ("executorch",)
     extra = "executorch"
     requires = ("executorch",)
-    devices = ("cpu",)
     precisions = PRECISIONS
     Options = ExecuTorchOptions
 

@@ -292,7 +292,6 @@ class LiteRTBackend(Backend):
     packages = ("ai-edge-litert",)
     extra = "litert"
     requires = ("ai_edge_litert",)
-    devices = ("cpu",)
     precisions = PRECISIONS
 
     def cache_key(self, model: nn.Module, workload: Workload) -> dict[str, Any]:

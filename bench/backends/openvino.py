@@ -187,7 +187,6 @@ class OpenVINOBackend(Backend):
     packages = ("openvino",)
     extra = "openvino"
     requires = ("openvino",)
-    devices = ("cpu",)
     Options = OpenVINOOptions
 
     def check(self, workload: Workload) -> None:

@@ -48,7 +48,14 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.backends import BACKENDS, PRECISIONS, REFERENCE_BACKENDS, backend_class
+from bench.backends import (
+    BACKENDS,
+    PRECISIONS,
+    REFERENCE_BACKENDS,
+    add_option_arguments,
+    available_backend,
+    backend_class,
+)
 from bench.core import arguments
 from bench.core.accuracy_results import RESULT_FILE
 from bench.core.errors import BenchError
@@ -94,9 +101,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("results"), help="results directory (default: results/)")
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help=f"export cache (default: {DEFAULT_CACHE})")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    for name in BACKENDS:
-        cls = backend_class(name)
-        cls.Options.add_arguments(p, name, cls.label)
+    add_option_arguments(p)
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -387,7 +392,7 @@ def _check_classes(data: Dataset, classes: int, name: str) -> None:
 
 
 def _open(backend_name: str, model, workload, cache_dir: Path):
-    backend = backend_class(backend_name)()
+    backend = available_backend(backend_name)
     reason = backend.cannot_time_reason()
     if reason is not None:
         raise BenchError(f"--backend {backend_name} cannot run models here: {reason}")

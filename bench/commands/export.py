@@ -14,7 +14,13 @@ import shutil
 import time
 from pathlib import Path
 
-from bench.backends import BACKENDS, DEFAULT_BACKEND, PRECISIONS, backend_class, get_backend
+from bench.backends import (
+    BACKENDS,
+    DEFAULT_BACKEND,
+    PRECISIONS,
+    add_option_arguments,
+    available_backend,
+)
 from bench.backends.artifacts import tree_digest
 from bench.core import arguments
 from bench.core.engine import DEFAULT_CACHE, Settings, build_model
@@ -34,17 +40,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=arguments.seed, default=0, metavar="N")
     p.add_argument("--out", type=Path, default=Path("exports"), help="output folder (default: exports/)")
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help=f"export cache (default: {DEFAULT_CACHE})")
-    for name in BACKENDS:
-        cls = backend_class(name)
-        cls.Options.add_arguments(p, name, cls.label)
+    add_option_arguments(p)
     p.epilog = "exit status: 0 every artifact written, 1 some model could not be exported, 2 bad input"
 
 
 def main(args: argparse.Namespace) -> int:
-    reason = backend_class(args.backend).unavailable_reason()
-    if reason is not None:
-        raise BenchError(reason)
-    backend = get_backend(args.backend)
+    backend = available_backend(args.backend)
     names = tuple(arguments.select_models(args.models))
     if args.checkpoint is not None and len(names) != 1:
         raise BenchError("--checkpoint needs exactly one model in --models")

@@ -6,7 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench.backends import BACKENDS, DEFAULT_BACKEND, PRECISIONS, backend_class, get_backend
+from bench.backends import (
+    BACKENDS,
+    DEFAULT_BACKEND,
+    PRECISIONS,
+    add_option_arguments,
+    available_backend,
+)
 from bench.core import arguments
 from bench.core.engine import DEFAULT_CACHE, DEFAULT_STEADY, DEFAULT_WARMUP, Settings, build_model, run
 from bench.core.errors import BenchError
@@ -99,17 +105,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--report", action="store_true", help="write tables and plots to --report-dir after the run")
     p.add_argument("--report-dir", type=Path, default=Path("reports"), help="where --report writes (default: reports/)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    for name in BACKENDS:
-        cls = backend_class(name)
-        cls.Options.add_arguments(p, name, cls.label)
+    add_option_arguments(p)
 
 
 def parse_settings(args: argparse.Namespace) -> Settings:
     """Check every value and what this machine can do before any model is built."""
-    reason = backend_class(args.backend).unavailable_reason()
-    if reason is not None:
-        raise BenchError(reason)
-    backend = get_backend(args.backend)
+    backend = available_backend(args.backend)
     if args.device not in backend.devices:
         raise BenchError(
             f"unknown device {args.device!r} for backend {args.backend}; choose {', '.join(backend.devices)}"

@@ -38,7 +38,7 @@ from bench.core.schema import (
     settings_key,
 )
 from bench.core.stats import summarize, throughput
-from bench.core.store import PartialRow, RunWriter, completed_keys, partial_rows
+from bench.core.store import PartialRow, ResumeState, RunWriter, resume_state
 from bench.core.timing import LoopLimits, timed_loop
 from bench.core.util import atomic_write_text, one_line
 
@@ -461,8 +461,8 @@ def run(settings: Settings, out: Path, cache_dir: Path, resume: bool, count_flop
     backend = get_backend(settings.backend)
     env = environment.collect({"backend": settings.backend, "device": settings.device, "threads": settings.threads})
     env_id = str(env["env_id"])
-    done = completed_keys(out) if resume else set()
-    partial = partial_rows(out, env_id) if resume else {}
+    previous = resume_state(out, env_id) if resume else ResumeState(set(), {})
+    done, partial = previous.done, previous.partial
     writer = RunWriter.create(
         out, f"{settings.backend}-{settings.device}", {**env, "backend_versions": backend.versions()}
     )

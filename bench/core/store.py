@@ -517,19 +517,6 @@ def load_results(paths: Iterable[Path]) -> tuple[pd.DataFrame, pd.DataFrame, dic
     return summary, pd.concat(samples, ignore_index=True), environments
 
 
-def completed_keys(out: Path) -> set[tuple[str, str]]:
-    """``(settings_key, env_id)`` of every successful row already in ``out`` (for ``--resume``)."""
-    out = Path(out)
-    if not out.exists():
-        return set()
-    done: set[tuple[str, str]] = set()
-    for run_dir in find_run_dirs([out]):
-        df = load_summary(run_dir)
-        ok = df[df["status"] == STATUS_OK]
-        done.update(zip(ok["settings_key"].astype(str), ok["env_id"].astype(str), strict=True))
-    return done
-
-
 @dataclass
 class PartialRow:
     """Finished rounds of a workload whose run stopped before its last round (for ``--resume``)."""
@@ -538,45 +525,63 @@ class PartialRow:
     samples: dict[int, list[float]]
 
 
-def partial_rows(out: Path, env_id: str) -> dict[str, PartialRow]:
-    """row_id -> finished rounds, for rows of this environment in ``out`` that have rounds but no summary row.
+@dataclass
+class ResumeState:
+    """What ``--resume`` finds in a results folder, read in one pass over its runs."""
+
+    done: set[tuple[str, str]]
+    """``(settings_key, env_id)`` of every successful row."""
+    partial: dict[str, PartialRow]
+    """row_id -> finished rounds of rows of this environment that have rounds but no summary row."""
+
+
+def resume_state(out: Path, env_id: str) -> ResumeState:
+    """Finished rows (any environment) and unfinished rows' rounds (this environment) under ``out``."""
+    state = ResumeState(set(), {})
+    out = Path(out)
+    if not out.exists():
+        return state
+    for run_dir in find_run_dirs([out]):
+        summary = load_summary(run_dir)
+        ok = summary[summary["status"] == STATUS_OK]
+        state.done.update(zip(ok["settings_key"].astype(str), ok["env_id"].astype(str), strict=True))
+        if load_environment(run_dir).get("env_id") == env_id:
+            _collect_partial(run_dir, set(summary["row_id"].astype(str)), state.partial)
+    return state
+
+
+def _collect_partial(run_dir: Path, finished: set[str], found: dict[str, PartialRow]) -> None:
+    """Add the rounds of ``run_dir``'s unfinished rows to ``found`` (the longest prefix of rounds per row).
 
     A round record whose numbers do not parse is not resumed (nor is any later round of its row).
     """
-    out = Path(out)
-    found: dict[str, PartialRow] = {}
-    if not out.exists():
-        return found
-    for run_dir in find_run_dirs([out]):
-        rounds_path = run_dir / ROUNDS_FILE
-        if not rounds_path.exists() or load_environment(run_dir).get("env_id") != env_id:
-            continue
-        finished = set(load_summary(run_dir)["row_id"].astype(str))
-        rounds = _read_csv(rounds_path)
-        if rounds.empty or "row_id" not in rounds or "round" not in rounds:
-            continue
-        rounds = rounds[rounds["row_id"].notna() & ~rounds["row_id"].isin(finished)]
-        if rounds.empty:
-            continue
-        samples = load_samples(run_dir)
-        unusable = 0
-        for row_id, group in rounds.groupby("row_id", sort=False):
-            records = []
-            for r in group.to_dict("records"):
-                record = {k: v for k, v in r.items() if k not in ("run_id", "row_id")}
-                if _round_usable(record):
-                    records.append(record)
-                else:
-                    unusable += 1
-            records.sort(key=lambda r: int(float(r["round"])))
-            records = [{**r, "round": i} for i, r in enumerate(records) if int(float(r["round"])) == i]  # a prefix
-            mine = samples[samples["row_id"] == row_id]
-            by_round = {i: mine.loc[mine["round"] == i, "latency_ms"].tolist() for i in range(len(records))}
-            if len(records) > len(found.get(str(row_id), PartialRow([], {})).records):
-                found[str(row_id)] = PartialRow(records, by_round)
-        if unusable:
-            warn(f"{rounds_path}: {unusable} round record(s) do not parse and are not resumed")
-    return found
+    rounds_path = run_dir / ROUNDS_FILE
+    if not rounds_path.exists():
+        return
+    rounds = _read_csv(rounds_path)
+    if rounds.empty or "row_id" not in rounds or "round" not in rounds:
+        return
+    rounds = rounds[rounds["row_id"].notna() & ~rounds["row_id"].isin(finished)]
+    if rounds.empty:
+        return
+    samples = load_samples(run_dir)
+    unusable = 0
+    for row_id, group in rounds.groupby("row_id", sort=False):
+        records = []
+        for r in group.to_dict("records"):
+            record = {k: v for k, v in r.items() if k not in ("run_id", "row_id")}
+            if _round_usable(record):
+                records.append(record)
+            else:
+                unusable += 1
+        records.sort(key=lambda r: int(float(r["round"])))
+        records = [{**r, "round": i} for i, r in enumerate(records) if int(float(r["round"])) == i]  # a prefix
+        mine = samples[samples["row_id"] == row_id]
+        by_round = {i: mine.loc[mine["round"] == i, "latency_ms"].tolist() for i in range(len(records))}
+        if len(records) > len(found.get(str(row_id), PartialRow([], {})).records):
+            found[str(row_id)] = PartialRow(records, by_round)
+    if unusable:
+        warn(f"{rounds_path}: {unusable} round record(s) do not parse and are not resumed")
 
 
 def _round_usable(record: Mapping[str, object]) -> bool:
