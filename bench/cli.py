@@ -11,6 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+import bench.backends  # noqa: F401 - installs the backend registry the core consults (bench.core.runtime)
 from bench.core.errors import BenchError
 from models.errors import ModelError
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+import bench.backends  # noqa: F401 - installs the backend registry, as the command line does
+
 REPO = Path(__file__).resolve().parent.parent
 
 

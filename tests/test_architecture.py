@@ -1,5 +1,8 @@
 """The layout rules that keep the suite easy to extend: checked on the source, so a slip fails here.
 
+- the packages depend one way, with no cycle: ``commands`` -> ``backends`` -> ``core`` -> ``models``
+  (the core owns the runtime interface; it never imports ``bench.backends`` or ``bench.commands``, a
+  backend never imports a command, and the model zoo never imports the suite);
 - no module outside ``bench/backends/`` names a specific backend (adding a runtime = one module + one
   registry line);
 - commands import the core, the backends and the models, never each other;
@@ -37,6 +40,53 @@ def _framework_constant(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
     return isinstance(parent, ast.Assign) and any(
         isinstance(t, ast.Name) and t.id == "FRAMEWORK_PACKAGE" for t in parent.targets
     )
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    """Every module ``path`` imports, at any depth (function-level imports count too), with its line."""
+    tree = ast.parse(path.read_text())
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module))
+            found += [(node.lineno, f"{node.module}.{a.name}") for a in node.names]
+        elif isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names]
+    return found
+
+
+FORBIDDEN = {
+    "bench/core": ("bench.backends", "bench.commands", "bench.cli"),
+    "bench/backends": ("bench.commands", "bench.cli"),
+    "models": ("bench",),
+}
+
+
+def _within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for folder in FORBIDDEN for p in _modules(folder)],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_packages_depend_one_way(path: Path) -> None:
+    folder = next(f for f in FORBIDDEN if path.is_relative_to(ROOT / f))
+    offences = [
+        f"line {line}: imports {module}"
+        for line, module in _imports(path)
+        if any(_within(module, banned) for banned in FORBIDDEN[folder])
+    ]
+    assert not offences, f"{path.relative_to(ROOT)} imports what it must not: {offences}"
+
+
+def test_the_import_check_catches_a_violation(tmp_path: Path) -> None:
+    """The checker itself: a core-style module importing the registry, even inside a function, is seen."""
+    module = tmp_path / "m.py"
+    module.write_text("def f():\n    from bench.backends import REGISTRY\n    import bench.commands.run\n")
+    found = [m for _, m in _imports(module)]
+    assert any(_within(m, "bench.backends") for m in found) and "bench.commands.run" in found
 
 
 @pytest.mark.parametrize("path", _outside_backends(), ids=lambda p: str(p.relative_to(ROOT)))

@@ -18,9 +18,9 @@ from torch import nn
 
 import models
 from bench.backends import coreml
-from bench.backends.base import Prepared, Workload
 from bench.backends.coreml import INPUT_NAME, OUTPUT_NAME, CoreMLBackend, io_problem, read_io
 from bench.core.errors import BenchError
+from bench.core.runtime import Prepared, Workload
 
 ZOO_MODEL = "casvit_xs"
 ZOO_RES = 64

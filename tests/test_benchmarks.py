@@ -16,7 +16,8 @@ import torch
 import models
 from bench.backends import BACKENDS, Session, Workload, backend_class, get_backend
 from bench.core.arguments import default_threads
-from bench.core.engine import Settings
+from bench.core.sessions import example_input, open_session
+from bench.core.settings import Settings
 from bench.core.timing import LoopLimits, timed_loop
 from tests.conftest import cpu_burner
 
@@ -62,10 +63,10 @@ class SessionCache:
             torch.manual_seed(0)
             torch.set_num_threads(default_threads())
             model = models.create_model(model_name)
-            prepared = backend.prepare(model, workload, self.tmp_dir)
-            x = np.random.default_rng(0).standard_normal(workload.input_shape, dtype=np.float32)
-            facts = nn_facts(model, card)
-            self.sessions[key] = (backend.load(model, prepared, workload, x), workload, facts)
+            opened = open_session(backend, model, workload, self.tmp_dir)
+            if opened.session is None:
+                pytest.fail(f"{model_name} on {backend_name}: {opened.error}")
+            self.sessions[key] = (opened.session, workload, nn_facts(model, card))
         return self.sessions[key]
 
 
@@ -127,10 +128,10 @@ def onnx_pair(tmp_path_factory: pytest.TempPathFactory):
     workload = settings.workload("casvit_xs", 1, 224)
     torch.manual_seed(0)
     model = models.create_model("casvit_xs")
-    backend = get_backend("onnx")
-    prepared = backend.prepare(model, workload, tmp_path)
-    x = np.random.default_rng(0).standard_normal(workload.input_shape, np.float32)
-    session = backend.load(model, prepared, workload, x)
+    opened = open_session(get_backend("onnx"), model, workload, tmp_path)
+    assert opened.session is not None, opened.error
+    session = opened.session
+    x = example_input(workload, settings.seed)
     # The same InferenceSession on both sides: what differs is only the suite's wrapper and timed loop
     # (two sessions of one file can differ by a percent or two in where their memory and threads land).
     bare = session.session

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import models
-from bench.backends import Workload
+from bench.backends import REGISTRY, Workload
 from bench.backends.onnx import OnnxBackend
 from bench.backends.torch_backend import TorchBackend
 from bench.commands import run as run_command
@@ -25,6 +25,7 @@ from bench.core import engine
 from bench.core.errors import BenchError
 from bench.core.parity import check_parity
 from bench.core.schema import TIMM_COLUMNS
+from bench.core.settings import Settings
 from bench.core.stats import summarize
 from bench.core.store import SUMMARY_FILE, load_results, resume_state
 from bench.core.timing import LoopLimits, timed_loop
@@ -98,7 +99,7 @@ def small_model() -> torch.nn.Module:
     return models.create_model("casvit_xs", img_size=64)
 
 
-QUICK = engine.Settings(
+QUICK = Settings(
     backend="onnx",
     model_names=("casvit_xs",),
     resolution=64,
@@ -182,7 +183,9 @@ def test_failed_model_is_recorded_and_the_run_goes_on(tmp_path: Path, monkeypatc
 
     monkeypatch.setattr(engine, "build_model", build)
     args = engine_args("--backend", "torch", "--models", "casvit_xs,swiftformer_xs", *FAST, "--out", str(tmp_path))
-    _, rows = engine.run(run_command.parse_settings(args), tmp_path, tmp_path / "cache", False, False, False)
+    _, rows = engine.run(
+        run_command.parse_settings(args), REGISTRY.get("torch"), tmp_path, tmp_path / "cache", False, False, False
+    )
     assert [r["status"] for r in rows] == ["failed", "ok"]
     assert rows[0]["error"] == "RuntimeError: export exploded"
 

@@ -21,11 +21,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.backends import artifacts
+from bench.backends import REGISTRY
 from bench.backends.onnx import OnnxBackend, export_onnx
 from bench.cli import main as bench_main
 from bench.commands import run as run_command
-from bench.core import engine
+from bench.core import artifacts, engine, sessions
+from bench.core import settings as settings_module
 from bench.core.errors import BenchError
 from bench.core.parity import check_parity
 from bench.core.store import ENVIRONMENT_FILE, ROUNDS_FILE, SAMPLES_FILE, SUMMARY_FILE, load_results
@@ -291,7 +292,7 @@ def test_full_disk_while_writing_samples_stops_with_one_line_and_keeps_every_ear
         assert (samples["row_id"] == row.row_id).sum() == row.iterations
     # what was kept is what --resume builds on: only batch 2 is measured again
     settings = run_command.parse_settings(engine_args(*argv[1:]))
-    _, rows = engine.run(settings, out, tmp_path / "cache", True, False, False)
+    _, rows = engine.run(settings, REGISTRY.get(settings.backend), out, tmp_path / "cache", True, False, False)
     assert [r.infer_batch_size for r in rows] == [2]
 
 
@@ -302,7 +303,7 @@ def test_full_disk_while_writing_a_row_keeps_the_earlier_rows_and_the_finished_r
     settings = run_command.parse_settings(engine_args(*TWO_ROWS[1:]))
     monkeypatch.setattr(os, "write", FullDisk(SUMMARY_FILE, 2))  # the second row
     with pytest.raises(BenchError) as caught:
-        engine.run(settings, out, tmp_path / "cache", False, False, False)
+        engine.run(settings, REGISTRY.get(settings.backend), out, tmp_path / "cache", False, False, False)
     monkeypatch.undo()
     (run_dir,) = out.iterdir()
     message = str(caught.value)
@@ -313,7 +314,7 @@ def test_full_disk_while_writing_a_row_keeps_the_earlier_rows_and_the_finished_r
     assert sorted(summary["infer_batch_size"].astype(int)) == [1]
 
     # --resume should finish batch 2 from its round on disk, without timing it again
-    _, rows = engine.run(settings, out, tmp_path / "cache", True, False, False)
+    _, rows = engine.run(settings, REGISTRY.get(settings.backend), out, tmp_path / "cache", True, False, False)
     assert [r.infer_batch_size for r in rows] == [2]
 
 
@@ -357,7 +358,7 @@ def test_read_only_cache_folder_is_refused_before_any_work(tmp_path: Path, cli) 
 
 def test_gmacs_cache_of_the_wrong_type_or_edited_is_recounted_and_rewritten(tmp_path: Path, capsys) -> None:
     settings = run_command.parse_settings(engine_args("--backend", "torch", "--models", "casvit_xs", *FAST))
-    model = engine.build_model(settings, "casvit_xs", 64)
+    model = settings_module.build_model(settings, "casvit_xs", 64)
     cache = tmp_path / "cache"
     cache.mkdir()
     path = cache / "gmacs.json"
@@ -394,17 +395,17 @@ def test_cached_export_that_fails_parity_is_evicted_and_rebuilt_once(
     args = engine_args("--backend", "onnx", "--onnx-exporter", "torchscript", "--models", "casvit_xs", *FAST)
     settings = run_command.parse_settings(args)
     cache = tmp_path / "cache"
-    model = engine.build_model(settings, "casvit_xs", 64)
+    model = settings_module.build_model(settings, "casvit_xs", 64)
     workload = next(settings.workloads())
     path, key = OnnxBackend().cache_path(model, workload, cache)
 
     # A valid export of *other* weights, under this model's key and with a checksum that matches:
     # only the parity check can tell.
-    other = engine.build_model(replace(settings, seed=1), "casvit_xs", 64)
+    other = settings_module.build_model(replace(settings, seed=1), "casvit_xs", 64)
     entry = artifacts.cached(path, key, lambda staged: export_onnx(other, _example(workload), staged, "torchscript"))
     assert entry.status == "miss" and path.exists()
 
-    _, rows = engine.run(settings, tmp_path / "r1", cache, False, False, False)
+    _, rows = engine.run(settings, REGISTRY.get(settings.backend), tmp_path / "r1", cache, False, False, False)
     (row,) = rows
     assert row.status == "ok", row.error
     detail = json.loads(row.runtime_detail)
@@ -415,12 +416,12 @@ def test_cached_export_that_fails_parity_is_evicted_and_rebuilt_once(
     path.write_bytes(b"not an onnx model")
     meta = path.with_name(path.name + ".json")
     meta.write_text(json.dumps({**json.loads(meta.read_text()), "sha256": artifacts.tree_digest(path)}))
-    _, rows = engine.run(settings, tmp_path / "r2", cache, False, False, False)
+    _, rows = engine.run(settings, REGISTRY.get(settings.backend), tmp_path / "r2", cache, False, False, False)
     assert rows[0].status == "ok" and "failed to load" in json.loads(rows[0].runtime_detail)["evicted"]
 
     # If the fresh build fails parity too, the row says so, naming the file; it is not rebuilt again.
-    monkeypatch.setattr(engine, "check_parity", lambda ref, out, precision: check_parity(ref, out + 1.0, precision))
-    _, rows = engine.run(settings, tmp_path / "r3", cache, False, False, False)
+    monkeypatch.setattr(sessions, "check_parity", lambda ref, out, precision: check_parity(ref, out + 1.0, precision))
+    _, rows = engine.run(settings, REGISTRY.get(settings.backend), tmp_path / "r3", cache, False, False, False)
     (row,) = rows
     assert row.status == "parity_failed"
     assert row.error.startswith("parity failed") and str(path) in row.error and "rebuilt" in row.error, row.error

@@ -1,22 +1,24 @@
 """Runtime backends, one module each, and the registry: the only place the suite lists them.
 
-Adding a runtime is one new module here (a :class:`Backend` subclass) plus one line in
-:data:`BACKENDS`; nothing outside this package names a backend. Modules are imported lazily, so a
-runtime's heavy or optional packages load only when it is used.
+Adding a runtime is one new module here (a :class:`bench.core.runtime.Backend` subclass) plus one
+line in :data:`BACKENDS`; nothing outside this package names a backend. Modules are imported lazily,
+so a runtime's heavy or optional packages load only when it is used. Importing this package installs
+:data:`REGISTRY` as the one the core consults (:func:`bench.core.runtime.registry`).
 """
 
 from __future__ import annotations
 
-import importlib
+import argparse
 
-from bench.backends.base import PRECISIONS, Backend, BackendOptions, Prepared, Session, Workload
-from bench.core.errors import BenchError
+from bench.core import runtime
+from bench.core.runtime import PRECISIONS, Backend, BackendOptions, Prepared, Registry, Session, Workload
 
 __all__ = [
     "BACKENDS",
     "DEFAULT_BACKEND",
     "PRECISIONS",
     "REFERENCE_BACKENDS",
+    "REGISTRY",
     "Backend",
     "BackendOptions",
     "Prepared",
@@ -42,28 +44,15 @@ DEFAULT_BACKEND = "onnx"
 REFERENCE_BACKENDS = ("torch", "onnx")
 """The eager framework and the portable runtime: what ``bench complexity`` times by default."""
 
+REGISTRY = Registry(BACKENDS, default=DEFAULT_BACKEND, eager=REFERENCE_BACKENDS[0], reference=REFERENCE_BACKENDS)
+runtime.install(REGISTRY)
 
-def backend_class(name: str) -> type[Backend]:
-    try:
-        module_name, class_name = BACKENDS[name].split(":")
-    except KeyError:
-        raise BenchError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}") from None
-    return getattr(importlib.import_module(module_name), class_name)
-
-
-def get_backend(name: str) -> Backend:
-    return backend_class(name)()
+backend_class = REGISTRY.backend_class
+get_backend = REGISTRY.get
+available_backend = REGISTRY.available
 
 
-def available_backend(name: str) -> Backend:
-    """The backend, or a one-line :class:`BenchError` saying what to install when its runtime is missing."""
-    reason = backend_class(name).unavailable_reason()
-    if reason is not None:
-        raise BenchError(reason)
-    return get_backend(name)
-
-
-def add_option_arguments(parser) -> None:
+def add_option_arguments(parser: argparse.ArgumentParser) -> None:
     """Every backend's own options as flags (``--<backend>-<option>``), one argument group per backend."""
     for name in BACKENDS:
         cls = backend_class(name)

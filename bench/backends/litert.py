@@ -37,9 +37,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.backends import artifacts
-from bench.backends.base import Backend, Prepared, Session, Workload
+from bench.core import artifacts
 from bench.core.errors import BenchError
+from bench.core.runtime import Backend, Prepared, Session, Workload
 from bench.core.util import quiet, quiet_native
 
 CONVERTER_REQUIREMENTS = ("litert-torch==0.10.0",)

@@ -29,9 +29,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.backends import artifacts
-from bench.backends.base import Backend, BackendOptions, Prepared, Session, Workload, option
+from bench.core import artifacts
 from bench.core.errors import BenchError
+from bench.core.runtime import Backend, BackendOptions, Prepared, Session, Workload, option
 from bench.core.util import quiet
 
 FRONTENDS = ("export", "trace")

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.backends.base import Backend, Prepared, Session, Workload
 from bench.core.errors import BenchError
+from bench.core.runtime import Backend, Prepared, Session, Workload
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 

@@ -60,6 +60,7 @@ from bench.core import arguments
 from bench.core.accuracy_results import RESULT_FILE
 from bench.core.errors import BenchError
 from bench.core.schema import SUITE_ID
+from bench.core.sessions import SessionRefused, open_session
 from bench.core.util import atomic_write_text, check_writable_dir, one_line
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -70,7 +71,7 @@ _DEVKIT_IMAGE = "ILSVRC2012_val_{:08d}"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from bench.core.engine import DEFAULT_CACHE
+    from bench.core.settings import DEFAULT_CACHE
 
     p.epilog = "exit status: 0 all evaluated, 1 a runtime failed on a model, 2 bad input"
     p.add_argument("--models", required=True, help="model names, family ids, or external networks (file.py:factory)")
@@ -391,17 +392,17 @@ def _check_classes(data: Dataset, classes: int, name: str) -> None:
         )
 
 
-def _open(backend_name: str, model, workload, cache_dir: Path):
+def _open(backend_name: str, model, workload, cache_dir: Path, seed: int):
+    """A session checked like every other (:func:`bench.core.sessions.open_session`): parity failed is a failure."""
     backend = available_backend(backend_name)
     reason = backend.cannot_time_reason()
     if reason is not None:
         raise BenchError(f"--backend {backend_name} cannot run models here: {reason}")
-    prepared = backend.prepare(model, workload, cache_dir)
-    example = np.zeros(workload.input_shape, dtype=np.float32)
-    session = backend.load(model, prepared, workload, example)
+    opened = open_session(backend, model, workload, cache_dir, seed=seed)
+    session = opened.require()
     runtime = backend.label
     version = backend.runtime_version(backend.versions())
-    return session, {"runtime": f"{runtime} {version}" if version else runtime, **prepared.detail, **session.detail}
+    return session, {"runtime": f"{runtime} {version}" if version else runtime, **opened.detail}
 
 
 def evaluate_model(name: str, args, settings, backends: list[str], data: Dataset, items: list[Item], progress: bool):
@@ -410,8 +411,7 @@ def evaluate_model(name: str, args, settings, backends: list[str], data: Dataset
     Returns (tallies, skipped image paths, SHA-256 of the evaluated files' bytes, seconds, preprocessing, card).
     """
     import models
-    from bench.backends import Workload
-    from bench.core.engine import build_model
+    from bench.core.settings import build_model
     from models.registry import get_preprocessing, is_external
 
     card = models.get_card(name)
@@ -428,24 +428,17 @@ def evaluate_model(name: str, args, settings, backends: list[str], data: Dataset
         )
     tallies: list[Tally] = []
     for backend_name in backends:
-        cls = backend_class(backend_name)
-        workload = Workload(
-            model_name=name,
-            batch_size=args.batch_size,
-            resolution=resolution,
-            device=args.device,
-            precision=args.precision,
-            threads=settings.threads,
-            options=cls.Options.from_args(args, backend_name).items(),
-        )
+        options = backend_class(backend_name).Options.from_args(args, backend_name).items()
+        workload = settings.workload(name, args.batch_size, resolution, options)
         try:
-            session, detail = _open(backend_name, model, workload, args.cache_dir)
+            session, detail = _open(backend_name, model, workload, args.cache_dir, settings.seed)
             tallies.append(Tally(backend_name, session, classes, detail))
         except BenchError:
             raise
         except Exception as exc:  # an export that fails: this runtime is skipped, the others go on
-            print(f"{name} on {backend_name}: failed: {one_line(exc)}", file=sys.stderr)
-            tallies.append(Tally(backend_name, None, classes, {}, error=one_line(exc)))
+            why = str(exc) if isinstance(exc, SessionRefused) else one_line(exc)
+            print(f"{name} on {backend_name}: failed: {why}", file=sys.stderr)
+            tallies.append(Tally(backend_name, None, classes, {}, error=why))
     from tqdm import tqdm
 
     content = hashlib.sha256()
@@ -508,45 +501,21 @@ def main(args: argparse.Namespace) -> int:
     backends = _backends(args.backend)
     data = scan(args.data, args.labels)  # bad data is reported before torch and the models load
     items = subset(data.items, args.limit)
-    names = arguments.select_models(args.models)
-    for backend_name in backends:
-        devices = backend_class(backend_name).devices
-        if args.device not in devices:
-            raise BenchError(f"--device {args.device}: the {backend_name} backend runs on {', '.join(devices)}")
-    if args.checkpoint is not None and len(names) != 1:
-        raise BenchError("--checkpoint needs exactly one model in --models")
-    if args.checkpoint is not None and not args.checkpoint.is_file():
-        raise BenchError(f"checkpoint not found: {args.checkpoint}")
+    from bench.core import settings as setting
+
+    # every value checked (e.g. --device cuda without a GPU, fp16 on a CPU) before any work
+    settings = setting.from_args(args, available_backend(backends[0]), batch_sizes=(args.batch_size,))
+    names = list(settings.model_names)
+    for backend_name in backends[1:]:
+        options = backend_class(backend_name).Options.from_args(args, backend_name).items()
+        setting.check_backend(settings, available_backend(backend_name), options)
     check_writable_dir(args.out, "--out")
     check_writable_dir(args.cache_dir, "--cache-dir")
 
     import torch
 
-    from bench.backends import Workload
     from bench.core import environment
-    from bench.core.engine import Settings
 
-    settings = Settings(
-        backend=backends[0],
-        model_names=tuple(names),
-        device=args.device,
-        threads=args.threads or arguments.default_threads(),
-        precision=args.precision,
-        checkpoint=str(args.checkpoint) if args.checkpoint else None,
-        single_head=args.single_head,
-        seed=args.seed,
-    )
-    for backend_name in backends:  # e.g. --device cuda without a GPU, fp16 on a CPU: before any work
-        cls = backend_class(backend_name)
-        probe = Workload(
-            model_name=names[0],
-            batch_size=args.batch_size,
-            resolution=224,
-            device=args.device,
-            precision=args.precision,
-            threads=settings.threads,
-        )
-        cls().check(probe)
     torch.set_num_threads(settings.threads)
     checkpoint = None
     if args.checkpoint is not None:

@@ -1,7 +1,8 @@
 """``bench export``: write the deployable artifacts exactly as benchmarked, with a manifest.
 
-The artifacts come out of the same prepare step (and cache) as ``bench run``, so what a user takes
-to a phone is byte for byte what was timed: ``.onnx``, ``.pte``, ``.tflite``, OpenVINO ``.xml``/``.bin``,
+The artifacts come out of the same session service (and cache) as ``bench run``: prepared, loaded
+and checked against PyTorch eager before they are copied, so what a user takes to a phone is byte
+for byte what was timed: ``.onnx``, ``.pte``, ``.tflite``, OpenVINO ``.xml``/``.bin``,
 ``.mlpackage``. ``manifest.json`` lists per artifact the model, input shape, precision, backend
 options, runtime versions, weights and SHA-256.
 """
@@ -21,11 +22,12 @@ from bench.backends import (
     add_option_arguments,
     available_backend,
 )
-from bench.backends.artifacts import tree_digest
-from bench.core import arguments
-from bench.core.engine import DEFAULT_CACHE, Settings, build_model
+from bench.core import arguments, settings
+from bench.core.artifacts import tree_digest
 from bench.core.errors import BenchError
 from bench.core.schema import SUITE_ID
+from bench.core.sessions import open_session
+from bench.core.settings import DEFAULT_CACHE, build_model
 from bench.core.util import atomic_write_text, check_writable_dir, one_line
 
 
@@ -46,32 +48,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     backend = available_backend(args.backend)
-    names = tuple(arguments.select_models(args.models))
-    if args.checkpoint is not None and len(names) != 1:
-        raise BenchError("--checkpoint needs exactly one model in --models")
-    settings = Settings(
-        backend=args.backend,
-        model_names=names,
-        batch_sizes=tuple(args.batch_sizes),
-        resolution=args.resolution,
-        precision=args.precision,
-        checkpoint=str(args.checkpoint) if args.checkpoint else None,
-        single_head=args.single_head,
-        seed=args.seed,
-        options=backend.Options.from_args(args, backend.name).items(),
-    )
-    backend.check(next(settings.workloads()))
+    chosen = settings.from_args(args, backend)
     out = check_writable_dir(args.out, "--out")
     check_writable_dir(args.cache_dir, "--cache-dir")
     entries, failures = [], 0
-    for workload in settings.workloads():
+    for workload in chosen.workloads():
         try:
-            model = build_model(settings, workload.model_name, workload.resolution)
-            prepared = backend.prepare(model, workload, args.cache_dir)
+            model = build_model(chosen, workload.model_name, workload.resolution)
+            opened = open_session(backend, model, workload, args.cache_dir, seed=chosen.seed)
         except Exception as exc:  # one model failing must not stop the others
             failures += 1
             print(f"{workload.model_name} b{workload.batch_size}: cannot export: {one_line(exc)}")
             continue
+        if opened.session is not None:
+            opened.session.close()
+        elif opened.parity is not None:  # parity failed even after a rebuild: not what a run would time
+            failures += 1
+            print(f"{workload.model_name} b{workload.batch_size}: cannot export: {opened.error}")
+            continue
+        prepared = opened.prepared
         if prepared.artifact is None:
             raise BenchError(f"the {backend.name} backend runs the PyTorch module itself: it has no artifact to export")
         target = out / f"{workload.model_name}-b{workload.batch_size}-r{workload.resolution}-{workload.precision}"
@@ -85,8 +80,8 @@ def main(args: argparse.Namespace) -> int:
                 "precision": workload.precision,
                 "backend": backend.name,
                 "backend_options": dict(workload.options),
-                "weights": settings.weights,
-                "single_head": settings.single_head,
+                "weights": chosen.weights,
+                "single_head": chosen.single_head,
                 "versions": backend.versions(),
                 "sha256": tree_digest(target),
                 "detail": prepared.detail,

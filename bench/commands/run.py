@@ -13,12 +13,11 @@ from bench.backends import (
     add_option_arguments,
     available_backend,
 )
-from bench.core import arguments
-from bench.core.engine import DEFAULT_CACHE, DEFAULT_STEADY, DEFAULT_WARMUP, Settings, build_model, run
-from bench.core.errors import BenchError
+from bench.core import arguments, settings
+from bench.core.engine import run
 from bench.core.formatting import text_table
 from bench.core.schema import STATUS_NOT_TIMED, STATUS_OK, UNSTABLE, SummaryRow
-from bench.core.timing import LoopLimits
+from bench.core.settings import DEFAULT_CACHE, DEFAULT_STEADY, DEFAULT_WARMUP, Settings
 from bench.core.util import check_writable_dir
 
 
@@ -110,49 +109,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def parse_settings(args: argparse.Namespace) -> Settings:
     """Check every value and what this machine can do before any model is built."""
-    backend = available_backend(args.backend)
-    if args.device not in backend.devices:
-        raise BenchError(
-            f"unknown device {args.device!r} for backend {args.backend}; choose {', '.join(backend.devices)}"
-        )
-    names = tuple(arguments.select_models(args.models))
-    if args.resolution is not None:
-        import models
-
-        for name in names:
-            models.check_resolution(models.get_card(name), args.resolution)
-    if args.max_time == 0:
-        raise BenchError("--max-time must be positive")
-    checkpoint = None
-    if args.checkpoint is not None:
-        if len(names) != 1:
-            raise BenchError("--checkpoint needs exactly one model in --models")
-        checkpoint = str(args.checkpoint)
-    settings = Settings(
-        backend=args.backend,
-        model_names=names,
-        device=args.device,
-        batch_sizes=tuple(args.batch_sizes),
-        resolution=args.resolution,
-        limits_warmup=LoopLimits(args.warmup, args.warmup_time, args.max_time),
-        limits_steady=LoopLimits(args.iters, args.min_time, args.max_time),
-        threads=args.threads if args.threads is not None else arguments.default_threads(),
-        precision=args.precision,
-        channels_last=args.channels_last,
-        compile=args.compile,
-        checkpoint=checkpoint,
-        single_head=args.single_head,
-        seed=args.seed,
-        options=backend.Options.from_args(args, backend.name).items(),
-        oom_retry=not args.no_oom_retry,
-        rounds=args.rounds,
-        retry_unstable_s=args.retry_unstable,
-    )
-    first = next(settings.workloads())
-    backend.check(first)  # e.g. --device cuda without a GPU: fail before any work
-    if checkpoint is not None:
-        build_model(settings, first.model_name, first.resolution)  # a missing or unfit checkpoint is bad input
-    return settings
+    return settings.from_args(args, available_backend(args.backend))
 
 
 SUMMARY_VIEW = {
@@ -180,13 +137,15 @@ def summary_table(rows: list[SummaryRow]) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    settings = parse_settings(args)
+    backend = available_backend(args.backend)
+    chosen = settings.from_args(args, backend)
     check_writable_dir(args.out, "--out")
     check_writable_dir(args.cache_dir, "--cache-dir")
     if args.report:
         check_writable_dir(args.report_dir, "--report-dir")
     run_dir, rows = run(
-        settings,
+        chosen,
+        backend,
         out=args.out,
         cache_dir=args.cache_dir,
         resume=args.resume,

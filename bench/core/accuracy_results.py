@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from bench.backends import REFERENCE_BACKENDS
+from bench.core.runtime import registry
 from bench.core.schema import SUITE_ID
 
 RESULT_FILE = "accuracy.json"
@@ -28,6 +28,7 @@ def measured_top1(paths: Iterable[Path | str]) -> dict[str, dict[str, object]]:
     not this suite's are ignored.
     """
     chosen: dict[str, tuple[tuple, dict[str, object]]] = {}
+    eager = registry().eager
     for path in _result_files(paths):
         try:
             document = json.loads(path.read_text(encoding="utf-8"))
@@ -39,7 +40,7 @@ def measured_top1(paths: Iterable[Path | str]) -> dict[str, dict[str, object]]:
         for r in document.get("results") or []:
             if not isinstance(r, dict) or r.get("status") != "ok" or not isinstance(r.get("top1"), int | float):
                 continue
-            reference = r.get("backend") == REFERENCE_BACKENDS[0] and r.get("precision") == "fp32"
+            reference = r.get("backend") == eager and r.get("precision") == "fp32"
             rank = (reference, str(r.get("timestamp")))
             previous = chosen.get(str(r["model"]))
             if previous is not None and previous[0] >= rank:

@@ -1,7 +1,7 @@
 """Measuring: the same protocol for every backend, every sample kept, nothing finished ever lost.
 
-Flow per workload (model x resolution x batch): build (seeded) -> reference logits (torch fp32 eager)
--> prepare (export/convert, cached) -> load -> first inference (cold) -> parity check. Then every open
+Flow per workload (model x resolution x batch): build (seeded) -> open a checked session
+(:func:`bench.core.sessions.open_session`: prepare, load, cold first inference, parity). Then every open
 workload is timed in ``rounds`` interleaved rounds (round 1 of every model, then round 2, ...), each
 round preceded by the machine-speed reference (:mod:`bench.core.machine`). Each finished round is on
 disk before the next starts; a row is written when its last round ends.
@@ -12,11 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,109 +22,24 @@ import torch
 from torch import nn
 
 import models
-from bench.backends import Backend, Prepared, Session, Workload, get_backend
-from bench.core import environment, machine, memory
+from bench.core import environment, machine
 from bench.core.errors import BenchError
-from bench.core.parity import check_parity
+from bench.core.runtime import Backend, Session, Workload
 from bench.core.schema import (
     STATUS_FAILED,
-    STATUS_NOT_TIMED,
     STATUS_OK,
-    STATUS_PARITY_FAILED,
     UNSTABLE,
     SummaryRow,
     settings_key,
 )
+from bench.core.sessions import is_out_of_memory, open_session
+from bench.core.settings import Settings, build_model
 from bench.core.stats import summarize, throughput
 from bench.core.store import PartialRow, ResumeState, RunWriter, resume_state
 from bench.core.timing import LoopLimits, timed_loop
 from bench.core.util import atomic_write_text, one_line
 
-DEFAULT_CACHE = Path(os.environ.get("BENCH_CACHE_DIR", ".cache/bench"))
-DEFAULT_WARMUP = LoopLimits(min_iters=10, min_time_s=1.0, max_time_s=60.0)
-DEFAULT_STEADY = LoopLimits(min_iters=50, min_time_s=2.0, max_time_s=60.0)
-PARITY_IMAGES = 4
-"""Images of the batch whose logits are checked against the eager fp32 reference (samples are independent)."""
-
-
-@dataclass(frozen=True)
-class Settings:
-    """What a run measures and how; ``bench run`` builds it from the command line, checking every
-    value before any model is built (the defaults here are for programmatic use)."""
-
-    backend: str
-    model_names: tuple[str, ...]
-    batch_sizes: tuple[int, ...] = (1,)
-    resolution: int | None = None
-    device: str = "cpu"
-    limits_warmup: LoopLimits = DEFAULT_WARMUP
-    limits_steady: LoopLimits = DEFAULT_STEADY
-    threads: int = 1
-    precision: str = "fp32"
-    channels_last: bool = False
-    compile: bool = False
-    checkpoint: str | None = None
-    single_head: bool = False
-    seed: int = 0
-    options: tuple[tuple[str, str], ...] = ()
-    """The chosen backend's own options only."""
-    oom_retry: bool = True
-    rounds: int = 1
-    retry_unstable_s: float = 0.0
-    """Seconds to spend re-timing unstable rows after the main rounds (0: never)."""
-
-    def workloads(self) -> Iterator[Workload]:
-        for name in self.model_names:
-            resolution = self.resolution or models.get_card(name).default_resolution
-            for batch in self.batch_sizes:
-                yield self.workload(name, batch, resolution)
-
-    def workload(self, name: str, batch: int, resolution: int) -> Workload:
-        return Workload(
-            model_name=name,
-            batch_size=batch,
-            resolution=resolution,
-            device=self.device,
-            precision=self.precision,
-            threads=self.threads,
-            channels_last=self.channels_last,
-            compile=self.compile,
-            options=self.options,
-        )
-
-    @property
-    def weights(self) -> str:
-        """What the weights are: ``seed=N``, or the checkpoint's file name and content hash."""
-        if self.checkpoint is None:
-            return f"seed={self.seed}"
-        h = hashlib.sha256()
-        with open(self.checkpoint, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        return f"{Path(self.checkpoint).name}@{h.hexdigest()[:12]}"
-
-    @property
-    def protocol(self) -> dict[str, object]:
-        """How rows are measured (not what): part of the resume key, not of the setting's identity."""
-        return {
-            "warmup": asdict(self.limits_warmup),
-            "steady": asdict(self.limits_steady),
-            "rounds": self.rounds,
-            "seed": self.seed,
-        }
-
-
 # ------------------------------------------------------------------------------------------- measuring
-
-
-def build_model(settings: Settings, name: str, resolution: int) -> nn.Module:
-    torch.manual_seed(settings.seed)  # the same weights whatever the model order
-    return models.create_model(
-        name,
-        checkpoint=settings.checkpoint,
-        distillation=False if settings.single_head else None,
-        img_size=resolution,
-    )
 
 
 def model_facts(model: nn.Module, resolution: int, count_flops: bool, cache_dir: Path) -> dict[str, object]:
@@ -174,10 +87,6 @@ def _valid_gmacs(key: str, entry: object) -> bool:
 
 def _check(key: str, entry: dict) -> str:
     return hashlib.sha1(f"{key}:{entry.get('gmacs')!r}".encode()).hexdigest()[:12]
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
 def smaller_batch(batch: int) -> int:
@@ -233,77 +142,17 @@ class Measurer:
         self.progress.set_postfix_str(f"{workload.model_name} b{workload.batch_size} {name}")
 
     def open(self, model: nn.Module, workload: Workload) -> tuple[dict[str, object], Session | None]:
-        """Everything before timing; the session is None when the row is already final (not timed)."""
-        row: dict[str, object] = {}
-        x = np.random.default_rng(self.settings.seed).standard_normal(workload.input_shape, dtype=np.float32)
-        with torch.inference_mode():  # on a few images: a huge batch must not exhaust host memory here
-            reference = model(torch.from_numpy(x[:PARITY_IMAGES])).float().numpy()
-
-        self.phase(workload, "prepare")
-        t0 = time.perf_counter()
-        prepared = self.backend.prepare(model, workload, self.cache_dir)
-        row["prepare_s"] = time.perf_counter() - t0
-        row["runtime_detail"] = json.dumps(prepared.detail, sort_keys=True)
-        reason = self.backend.cannot_time_reason()
-        if reason is not None:
-            row["status"] = STATUS_NOT_TIMED
-            row["error"] = f"{reason}; model converted and validated only"
-            return row, None
-
-        # A cached artifact that fails parity (or cannot even be loaded) is evicted and rebuilt once,
-        # never trusted again; a fresh build that fails too is reported, naming the file.
-        evicted = None
-        try:
-            session, parity, detail = self._load_and_check(model, prepared, workload, x, reference, row)
-        except Exception as exc:
-            if not prepared.cache_hit or is_out_of_memory(exc) or not self.backend.evict(prepared):
-                raise
-            evicted = f"cached {_name(prepared)} was rebuilt: it failed to load ({one_line(exc)})"
-        else:
-            if not parity.ok and prepared.cache_hit and self.backend.evict(prepared):
-                session.close()
-                evicted = f"cached {_name(prepared)} was rebuilt: {parity.describe()}"
-        if evicted is not None:
-            self.phase(workload, "rebuild")
-            prepared = self.backend.prepare(model, workload, self.cache_dir)
-            session, parity, detail = self._load_and_check(model, prepared, workload, x, reference, row)
-            detail["evicted"] = evicted
-        row.update(parity.as_row())
-        row["runtime_detail"] = json.dumps(detail, sort_keys=True)
-        if not parity.ok:
-            session.close()
-            row["status"] = STATUS_PARITY_FAILED
-            where = f" ({prepared.artifact})" if prepared.artifact is not None else ""
-            again = ", freshly rebuilt after the cached one failed too" if evicted is not None else ""
-            row["error"] = parity.describe() + where + again
-            return row, None
-        return row, session
-
-    def _load_and_check(self, model, prepared: Prepared, workload: Workload, x, reference, row):
-        """Load, first inference and parity; the memory this session added is measured meanwhile."""
-        self.phase(workload, "load")
-        baseline = memory.current_rss_mb()
-        can_reset = memory.reset_peak()
-        cuda = workload.device == "cuda" and torch.cuda.is_available()
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
-        t0 = time.perf_counter()
-        session = self.backend.load(model, prepared, workload, x)
-        row["load_s"] = time.perf_counter() - t0
-        try:
-            self.phase(workload, "first inference")
-            t0 = time.perf_counter()
-            session.run()
-            row["first_inference_ms"] = (time.perf_counter() - t0) * 1e3
-            parity = check_parity(reference, session.predict(x)[:PARITY_IMAGES], workload.precision)
-        except BaseException:
-            session.close()
-            raise
-        if can_reset and baseline is not None:
-            row["peak_rss_mb"] = round(max(memory.peak_rss_mb() - baseline, 0.0), 1)
-        if cuda:
-            row["cuda_max_allocated_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-        return session, parity, {**prepared.detail, **session.detail}
+        """Everything before timing (:func:`~bench.core.sessions.open_session`); the session is None when
+        the row is already final (not timed, parity failed)."""
+        opened = open_session(
+            self.backend,
+            model,
+            workload,
+            self.cache_dir,
+            seed=self.settings.seed,
+            phase=lambda name: self.phase(workload, name),
+        )
+        return opened.row, opened.session
 
     def time_round(self, opened: OpenWorkload) -> RoundResult:
         """One round: the machine-speed reference, a share of the warmup, a share of the timed budget."""
@@ -407,10 +256,6 @@ class Measurer:
             workload = self.settings.workload(workload.model_name, smaller, workload.resolution)
 
 
-def _name(prepared: Prepared) -> str:
-    return prepared.artifact.name if prepared.artifact is not None else "artifact"
-
-
 def _number(value: object) -> float | None:
     try:
         number = float(value)  # type: ignore[arg-type]
@@ -448,8 +293,17 @@ def base_row(settings: Settings, workload: Workload, env_id: str) -> SummaryRow:
     return row
 
 
-def run(settings: Settings, out: Path, cache_dir: Path, resume: bool, count_flops: bool, show_progress: bool):
-    """Measure every workload; returns (run directory, list of summary rows).
+def run(
+    settings: Settings,
+    backend: Backend,
+    out: Path,
+    cache_dir: Path,
+    resume: bool,
+    count_flops: bool,
+    show_progress: bool,
+):
+    """Measure every workload on ``backend`` (the command's pick from the registry, named by
+    ``settings.backend``); returns (run directory, list of summary rows).
 
     All workloads are opened first (export, load, parity), then timed in ``settings.rounds``
     interleaved rounds, so slow drifts of a shared machine spread over every model instead of
@@ -458,7 +312,8 @@ def run(settings: Settings, out: Path, cache_dir: Path, resume: bool, count_flop
     """
     from tqdm import tqdm
 
-    backend = get_backend(settings.backend)
+    if backend.name != settings.backend:
+        raise ValueError(f"settings name backend {settings.backend!r}, but {backend.name!r} was passed")
     env = environment.collect({"backend": settings.backend, "device": settings.device, "threads": settings.threads})
     env_id = str(env["env_id"])
     previous = resume_state(out, env_id) if resume else ResumeState(set(), {})

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from bench.core import system
+from bench.core.runtime import registry
 from bench.core.schema import SCHEMA_VERSION, SUITE_ID
 
 FRAMEWORK_PACKAGE = "torch"
@@ -25,11 +26,7 @@ _REPO = Path(__file__).resolve().parent.parent
 
 def package_versions() -> dict[str, str | None]:
     """Versions of the core packages and of every registered backend's packages (None: not installed)."""
-    from bench.backends import BACKENDS, backend_class
-
-    names = list(CORE_PACKAGES)
-    for backend in BACKENDS:
-        names.extend(backend_class(backend).packages)
+    names = [*CORE_PACKAGES, *registry().packages()]
     versions: dict[str, str | None] = {}
     for name in dict.fromkeys(names):
         try:

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.backends import BACKENDS, Backend, backend_class
 from bench.core.accuracy_results import measured_top1
 from bench.core.environment import FRAMEWORK_PACKAGE
 from bench.core.errors import BenchError
+from bench.core.runtime import Backend, registry
 from bench.core.schema import CELL_FIELDS, DEFAULTS, SETTING_FIELDS, setting_identity, typed
 from bench.core.store import STATUS_OK, load_results
 
@@ -138,7 +138,7 @@ def _card(name: str):
 def _backend(name: str) -> type[Backend]:
     """The backend's class, or a stand-in labelled with its name for rows of a backend since removed."""
     try:
-        return backend_class(name)
+        return registry().backend_class(name)
     except BenchError:
         return type(name, (), {"label": name, "packages": (), "runtime_version": staticmethod(lambda v: None)})
 
@@ -250,7 +250,7 @@ def build_report(
         raise BenchError(f"no successful measurement in the results (status: {states})")
 
     # ---- columns
-    order = {name: i for i, name in enumerate(BACKENDS)}
+    order = {name: i for i, name in enumerate(registry().names)}
     settings = chosen.drop_duplicates("_setting")
     settings = settings.assign(
         _backend=settings["backend"].map(lambda b: order.get(b, len(order))),

@@ -32,6 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.core.errors import BenchError
+from bench.core.runtime import registry
 from bench.core.schema import (
     COLUMN_KINDS,
     REQUIRED_COLUMNS,
@@ -396,15 +397,14 @@ def _checked(raw: pd.DataFrame, problems: Problems, env_id: str) -> pd.DataFrame
 
 def _own_options(backend: str, options: str) -> str:
     """Only the backend's own options (runs before schema 2 recorded every backend's options on every row)."""
-    from bench.backends import BACKENDS, backend_class
-
+    backends = registry()
     try:
         values = json.loads(options)
     except ValueError:
         return "{}"
-    if not isinstance(values, dict) or backend not in BACKENDS:
+    if not isinstance(values, dict) or backend not in backends:
         return options if isinstance(values, dict) else "{}"
-    declared = {f.name for f in dataclasses.fields(backend_class(backend).Options)}
+    declared = {f.name for f in dataclasses.fields(backends.backend_class(backend).Options)}
     return json.dumps({k: v for k, v in values.items() if k in declared}, sort_keys=True)
 
 
@@ -428,7 +428,9 @@ def load_summary(run_dir: Path, problems: Problems | None = None) -> pd.DataFram
             shown = ", ".join(absent[:4]) + (f" and {len(absent) - 4} more" if len(absent) > 4 else "")
             mine.other.append(f"lacks column(s) {shown}; they read as not measured")
     df = typed(_checked(raw, mine, str(env["env_id"])))
-    df["backend_options"] = [_own_options(b, o) for b, o in zip(df["backend"], df["backend_options"], strict=True)]
+    version = env.get("schema_version")
+    if not (isinstance(version, int) and version >= 2):  # schema 2 rows hold their own backend's options only
+        df["backend_options"] = [_own_options(b, o) for b, o in zip(df["backend"], df["backend_options"], strict=True)]
     ok = df["status"] == STATUS_OK
     incomplete = ok & (df["latency_median_ms"].isna() | df["infer_batch_size"].isna() | df["infer_img_size"].isna())
     for line in df.index[incomplete]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import logging
 import os
@@ -19,6 +20,20 @@ def one_line(exc: BaseException, limit: int = 300) -> str:
     """``Type: first line of the message``, for a results column or a terminal line."""
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:limit]
+
+
+def feed_file(digest: hashlib._Hash, path: Path | str) -> None:
+    """Add a file's bytes to ``digest``, read in 1 MiB blocks (checkpoints and artifacts can be large)."""
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+
+
+def sha256_file(path: Path | str) -> str:
+    """Hex SHA-256 of a file's bytes: the one file hash of checkpoints, exports and manifests."""
+    digest = hashlib.sha256()
+    feed_file(digest, path)
+    return digest.hexdigest()
 
 
 def atomic_write_text(path: Path, text: str) -> None:

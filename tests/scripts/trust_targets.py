@@ -67,8 +67,10 @@ def power(trials: int, slowdown: float, out: Path) -> int:
     import numpy as np
     import torch
 
+    from bench.backends import REGISTRY
     from bench.core import engine
     from bench.core.arguments import default_threads
+    from bench.core.settings import Settings
 
     class Slowed(torch.nn.Module):
         """The network plus ``reps`` 256x256 matrix products per forward: extra work on the same CPUs."""
@@ -92,16 +94,14 @@ def power(trials: int, slowdown: float, out: Path) -> int:
             times.append((time.perf_counter() - t0) * 1e3)
         return float(np.median(times))
 
-    settings = engine.Settings(
-        backend="torch", model_names=tuple(MODELS.split(",")), threads=default_threads(), rounds=3
-    )
+    settings = Settings(backend="torch", model_names=tuple(MODELS.split(",")), threads=default_threads(), rounds=3)
     real_build = engine.build_model
     caught = false_alarms = 0
     print("trial  injected %  casvit_xs corrected %  verdict        swiftformer_xs verdict")
     for trial in range(trials):
         base_dir, slow_dir = out / f"trial{trial}-base", out / f"trial{trial}-slow"
         engine.build_model = real_build
-        _, rows = engine.run(settings, base_dir, out / "cache", False, False, False)
+        _, rows = engine.run(settings, REGISTRY.get(settings.backend), base_dir, out / "cache", False, False, False)
         median = next(r.latency_median_ms for r in rows if r.model == "casvit_xs")
         reps = max(1, round(slowdown * median / mm_ms()))
 
@@ -110,7 +110,9 @@ def power(trials: int, slowdown: float, out: Path) -> int:
             return Slowed(net, reps).eval() if name == "casvit_xs" else net
 
         engine.build_model = slowed_build
-        _, slow_rows = engine.run(settings, slow_dir, out / "cache", False, False, False)
+        _, slow_rows = engine.run(
+            settings, REGISTRY.get(settings.backend), slow_dir, out / "cache", False, False, False
+        )
         engine.build_model = real_build
         injected = next(r.latency_median_ms for r in slow_rows if r.model == "casvit_xs") / median - 1
         verdicts = {row["model"]: row for row in _compare(base_dir, slow_dir)}

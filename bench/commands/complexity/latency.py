@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import itertools
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,25 +30,35 @@ class LatencySettings:
 
 
 def _median_ms(session, settings: LatencySettings) -> float:
+    """Median of the timed loop; the session service's cold run and parity check were its warmup."""
     from bench.core.timing import LoopLimits, timed_loop
 
-    for _ in range(2):
-        session.run()  # warmup: first-run allocations and ORT's lazy initialisation
     limits = LoopLimits(settings.min_iters, settings.min_time_s, settings.max_time_s)
     return float(np.median(timed_loop(session.run, limits).samples_ms))
 
 
-def _module_session(backend_name: str, module: nn.Module, example: np.ndarray, tag: str, settings):
-    """A backend session for a bare module (input [B, C, H, W]), prepared (and cached) like any model."""
+def _checked_session(backend_name: str, module: nn.Module, workload, settings: LatencySettings):
+    """A session opened by the suite's session service (prepared and cached like any model, checked
+    against the module's eager output); a failed check stops the command with one line."""
     from bench.backends import get_backend
-    from bench.backends.base import Workload
+    from bench.core.errors import BenchError
+    from bench.core.sessions import open_session
 
     backend = get_backend(backend_name)
-    b, c, h, _ = example.shape
-    workload = Workload(tag, b, h, threads=settings.threads, channels=c, options=backend.Options().items())
+    workload = replace(workload, options=backend.Options().items())
     backend.check(workload)
-    prepared = backend.prepare(module, workload, settings.cache_dir)
-    return backend.load(module, prepared, workload, example)
+    opened = open_session(backend, module, workload, settings.cache_dir)
+    if opened.session is None:
+        raise BenchError(f"{workload.model_name} on {backend_name}: {opened.error}")
+    return opened.session
+
+
+def _module_session(backend_name: str, module: nn.Module, shape: tuple[int, ...], tag: str, settings):
+    """A backend session for a bare module (input ``shape`` [B, C, H, W])."""
+    from bench.core.runtime import Workload
+
+    b, c, h, _ = shape
+    return _checked_session(backend_name, module, Workload(tag, b, h, threads=settings.threads, channels=c), settings)
 
 
 def mixer_latency(width: int, sizes: list[int], settings: LatencySettings, progress=None) -> pd.DataFrame:
@@ -58,8 +68,7 @@ def mixer_latency(width: int, sizes: list[int], settings: LatencySettings, progr
         module = MIXERS[mixer](width).eval()
         for h in sizes:
             with step(progress, f"time {mixer} {backend_name} {h}x{h}"):
-                example = np.zeros((1, width, h, h), dtype=np.float32)
-                session = _module_session(backend_name, module, example, f"{mixer.lower()}-c{width}", settings)
+                session = _module_session(backend_name, module, (1, width, h, h), f"{mixer.lower()}-c{width}", settings)
                 rows.append({"what": mixer, "backend": backend_name, "tokens": h * h, "size": h, "C": width})
                 rows[-1]["latency_ms"] = _timed_and_closed(session, settings)
     return pd.DataFrame(rows)
@@ -78,22 +87,17 @@ def _timed_and_closed(session, settings: LatencySettings) -> float:
 def model_latency(names: list[str], resolutions: list[int], settings: LatencySettings, progress=None) -> pd.DataFrame:
     """Latency (batch 1) and fvcore GMACs of whole networks per input resolution; one backend at a time,
     so that two runtimes' thread pools never compete for the cores."""
-    from bench.backends import get_backend
-    from bench.backends.base import Workload
+    from bench.core.runtime import Workload
 
     gmacs: dict[tuple[str, int], float] = {}
     rows = []
     for backend_name, name, res in itertools.product(settings.backends, names, resolutions):
         with step(progress, f"time {name} {backend_name} {res}px"):
-            backend = get_backend(backend_name)
-            workload = Workload(name, 1, res, threads=settings.threads, options=backend.Options().items())
-            backend.check(workload)
             torch.manual_seed(0)
             model = models.create_model(name, img_size=res)
             if (name, res) not in gmacs:
                 gmacs[(name, res)] = counting.fvcore_gmacs(model, res)
-            prepared = backend.prepare(model, workload, settings.cache_dir)
-            session = backend.load(model, prepared, workload, np.zeros(workload.input_shape, dtype=np.float32))
+            session = _checked_session(backend_name, model, Workload(name, 1, res, threads=settings.threads), settings)
             rows.append(
                 {
                     "what": name,

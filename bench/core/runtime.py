@@ -1,10 +1,18 @@
-"""The interface every runtime implements, its own options, and the workload it is asked to run.
+"""The runtime interface: what every backend implements, its own options, the workload it is asked to
+run, and the registry through which the core reaches backends without importing them.
 
-A backend is one module that says everything the rest of the suite needs to know about it: its name
-and display label, the devices it runs on, the packages whose versions identify it, its own command
-line options (a small dataclass), why it cannot run or time here if so, and how to ``prepare``
-(export/convert, cached), ``load`` and run a model. The engine owns all timing, so every backend is
-measured the same way, and no code outside ``bench/backends/`` names a backend.
+A backend is one module in ``bench/backends/`` that says everything the rest of the suite needs to know
+about it: its name and display label, the devices it runs on, the packages whose versions identify it,
+its own command line options (a small dataclass), why it cannot run or time here if so, and how to
+``prepare`` (export/convert, cached), ``load`` and run a model. The engine owns all timing, so every
+backend is measured the same way, and no code outside ``bench/backends/`` names a backend.
+
+The interface lives here, in the core, so that the dependency points one way: backends import the
+core, the core never imports ``bench.backends``. Commands pick a backend from the registry and pass
+the instance in. Where the core needs facts about backends by name (a report labelling an old run's
+rows, the package versions of every runtime), it asks the :class:`Registry` that ``bench.backends``
+installs when it is imported (:func:`registry`); a backend class is then loaded from its
+``"module:class"`` spec with :mod:`importlib`, as a worker process would.
 """
 
 from __future__ import annotations
@@ -12,16 +20,20 @@ from __future__ import annotations
 import abc
 import argparse
 import dataclasses
+import importlib
 import importlib.metadata
+import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-from torch import nn
 
 from bench.core.errors import BenchError
+
+if TYPE_CHECKING:  # the framework loads with the first model, not with the interface
+    from torch import nn
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 
@@ -159,8 +171,6 @@ class Backend(abc.ABC):
     @classmethod
     def unavailable_reason(cls) -> str | None:
         """Why this runtime cannot be used at all here (a module is missing), or None."""
-        import importlib.util
-
         missing = [m for m in cls.requires if importlib.util.find_spec(m) is None]
         if not missing:
             return None
@@ -199,7 +209,7 @@ class Backend(abc.ABC):
 
     def evict(self, prepared: Prepared) -> bool:
         """Remove a cached artifact that failed its parity check; True if there was one to remove."""
-        from bench.backends import artifacts
+        from bench.core import artifacts
 
         return prepared.artifact is not None and artifacts.evict(prepared.artifact)
 
@@ -218,3 +228,73 @@ class Backend(abc.ABC):
     def runtime_version(cls, versions: Mapping[str, object]) -> str | None:
         """The runtime's version among recorded package ``versions`` (e.g. an old run's environment)."""
         return next((str(versions[p]) for p in cls.packages if versions.get(p)), None)
+
+
+def load_class(spec: str) -> type[Backend]:
+    """The backend class named by a ``"module:class"`` spec (how a worker process finds its runtime)."""
+    module_name, _, class_name = spec.partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Backend)):
+        raise BenchError(f"{spec!r} does not name a backend class")
+    return cls
+
+
+@dataclass(frozen=True)
+class Registry:
+    """The backends by name, each a ``"module:class"`` spec imported on first use (a runtime's heavy or
+    optional packages load only when it is used). ``bench.backends`` declares the one instance."""
+
+    specs: Mapping[str, str]
+    """name -> ``"module:class"``, in the order reports show them."""
+    default: str
+    """What ``bench run`` measures when no ``--backend`` is given."""
+    eager: str
+    """The framework's own eager runtime: the reference for accuracy drops and parity."""
+    reference: tuple[str, ...]
+    """The eager framework and the portable runtime: what ``bench complexity`` times by default."""
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.specs)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.specs
+
+    def spec(self, name: str) -> str:
+        try:
+            return self.specs[name]
+        except KeyError:
+            raise BenchError(f"unknown backend {name!r}; choose one of {', '.join(self.specs)}") from None
+
+    def backend_class(self, name: str) -> type[Backend]:
+        return load_class(self.spec(name))
+
+    def get(self, name: str) -> Backend:
+        return self.backend_class(name)()
+
+    def available(self, name: str) -> Backend:
+        """The backend, or a one-line :class:`BenchError` saying what to install when its runtime is missing."""
+        reason = self.backend_class(name).unavailable_reason()
+        if reason is not None:
+            raise BenchError(reason)
+        return self.get(name)
+
+    def packages(self) -> list[str]:
+        """Every backend's identifying packages, in registry order (what an environment records)."""
+        return [p for name in self.specs for p in self.backend_class(name).packages]
+
+
+_installed: Registry | None = None
+
+
+def install(found: Registry) -> None:
+    """Make ``found`` the registry the core consults (``bench.backends`` does this on import)."""
+    global _installed
+    _installed = found
+
+
+def registry() -> Registry:
+    """The installed registry; importing ``bench.backends`` (as every command does) installs it."""
+    if _installed is None:
+        raise BenchError("no backend registry is installed: import bench.backends first")
+    return _installed

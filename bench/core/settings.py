@@ -1,0 +1,190 @@
+"""What a command measures or evaluates, and the one place command-line arguments become it.
+
+:class:`Settings` is the setting of a run (backend, models, shapes, precision, weights, protocol);
+:func:`from_args` builds it from any command's arguments with one set of checks, so ``run``,
+``export``, ``accuracy`` and the rest accept and refuse the same values with the same one-line errors,
+before any model is built. :func:`build_model` makes the seeded (or checkpointed) network a setting
+names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import models
+from bench.core import arguments
+from bench.core.errors import BenchError
+from bench.core.runtime import Backend, Workload
+from bench.core.timing import LoopLimits
+from bench.core.util import sha256_file
+
+if TYPE_CHECKING:
+    from torch import nn
+
+DEFAULT_CACHE = Path(os.environ.get("BENCH_CACHE_DIR", ".cache/bench"))
+DEFAULT_WARMUP = LoopLimits(min_iters=10, min_time_s=1.0, max_time_s=60.0)
+DEFAULT_STEADY = LoopLimits(min_iters=50, min_time_s=2.0, max_time_s=60.0)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a run measures and how; commands build it with :func:`from_args`, checking every value
+    before any model is built (the defaults here are for programmatic use)."""
+
+    backend: str
+    model_names: tuple[str, ...]
+    batch_sizes: tuple[int, ...] = (1,)
+    resolution: int | None = None
+    device: str = "cpu"
+    limits_warmup: LoopLimits = DEFAULT_WARMUP
+    limits_steady: LoopLimits = DEFAULT_STEADY
+    threads: int = 1
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    checkpoint: str | None = None
+    single_head: bool = False
+    seed: int = 0
+    options: tuple[tuple[str, str], ...] = ()
+    """The chosen backend's own options only."""
+    oom_retry: bool = True
+    rounds: int = 1
+    retry_unstable_s: float = 0.0
+    """Seconds to spend re-timing unstable rows after the main rounds (0: never)."""
+
+    def workloads(self) -> Iterator[Workload]:
+        for name in self.model_names:
+            resolution = self.resolution or models.get_card(name).default_resolution
+            for batch in self.batch_sizes:
+                yield self.workload(name, batch, resolution)
+
+    def workload(self, name: str, batch: int, resolution: int, options: tuple[tuple[str, str], ...] | None = None):
+        """The workload of one model at one shape (``options``: another backend's, where one setting is
+        evaluated on several runtimes)."""
+        return Workload(
+            model_name=name,
+            batch_size=batch,
+            resolution=resolution,
+            device=self.device,
+            precision=self.precision,
+            threads=self.threads,
+            channels_last=self.channels_last,
+            compile=self.compile,
+            options=self.options if options is None else options,
+        )
+
+    @property
+    def weights(self) -> str:
+        """What the weights are: ``seed=N``, or the checkpoint's file name and content hash."""
+        if self.checkpoint is None:
+            return f"seed={self.seed}"
+        return f"{Path(self.checkpoint).name}@{sha256_file(self.checkpoint)[:12]}"
+
+    @property
+    def protocol(self) -> dict[str, object]:
+        """How rows are measured (not what): part of the resume key, not of the setting's identity."""
+        return {
+            "warmup": asdict(self.limits_warmup),
+            "steady": asdict(self.limits_steady),
+            "rounds": self.rounds,
+            "seed": self.seed,
+        }
+
+
+def build_model(settings: Settings, name: str, resolution: int) -> nn.Module:
+    """The network ``settings`` name: seeded, so every model gets the same weights whatever the order."""
+    import torch
+
+    torch.manual_seed(settings.seed)
+    return models.create_model(
+        name,
+        checkpoint=settings.checkpoint,
+        distillation=False if settings.single_head else None,
+        img_size=resolution,
+    )
+
+
+def _arg(args: argparse.Namespace, name: str, default: object) -> object:
+    """An argument the command may not declare (``export`` has no ``--warmup``): its default then."""
+    value = getattr(args, name, None)
+    return default if value is None else value
+
+
+def from_args(args: argparse.Namespace, backend: Backend, *, batch_sizes: tuple[int, ...] | None = None) -> Settings:
+    """The checked setting of a command's arguments; every check runs before any model is built.
+
+    Reads whichever of the shared model arguments the command declares (``--models``, ``--device``,
+    ``--batch-sizes``, ``--resolution``, loop limits, ``--threads``, ``--precision``, ``--checkpoint``,
+    ``--single-head``, ``--seed``, the backend's own options ...); ``batch_sizes`` overrides
+    ``--batch-sizes`` for a command with one ``--batch-size``. Bad input is a one-line
+    :class:`BenchError`.
+    """
+    device = str(_arg(args, "device", "cpu"))
+    _check_device(device, backend)
+    names = tuple(arguments.select_models(args.models))
+    resolution = getattr(args, "resolution", None)
+    if resolution is not None:
+        for name in names:
+            models.check_resolution(models.get_card(name), resolution)
+    warmup, steady = DEFAULT_WARMUP, DEFAULT_STEADY
+    max_time = float(_arg(args, "max_time", steady.max_time_s))  # type: ignore[arg-type]
+    if max_time == 0:
+        raise BenchError("--max-time must be positive")
+    checkpoint = getattr(args, "checkpoint", None)
+    if checkpoint is not None:
+        if len(names) != 1:
+            raise BenchError("--checkpoint needs exactly one model in --models")
+        if not Path(checkpoint).is_file():
+            raise BenchError(f"checkpoint not found: {checkpoint}")
+    threads = getattr(args, "threads", None)
+    settings = Settings(
+        backend=backend.name,
+        model_names=names,
+        device=device,
+        batch_sizes=batch_sizes or tuple(_arg(args, "batch_sizes", (1,))),  # type: ignore[arg-type]
+        resolution=resolution,
+        limits_warmup=LoopLimits(
+            int(_arg(args, "warmup", warmup.min_iters)),  # type: ignore[arg-type]
+            float(_arg(args, "warmup_time", warmup.min_time_s)),  # type: ignore[arg-type]
+            max_time,
+        ),
+        limits_steady=LoopLimits(
+            int(_arg(args, "iters", steady.min_iters)),  # type: ignore[arg-type]
+            float(_arg(args, "min_time", steady.min_time_s)),  # type: ignore[arg-type]
+            max_time,
+        ),
+        threads=threads if threads is not None else (arguments.default_threads() if hasattr(args, "threads") else 1),
+        precision=str(_arg(args, "precision", "fp32")),
+        channels_last=bool(getattr(args, "channels_last", False)),
+        compile=bool(getattr(args, "compile", False)),
+        checkpoint=str(checkpoint) if checkpoint is not None else None,
+        single_head=bool(getattr(args, "single_head", False)),
+        seed=int(_arg(args, "seed", 0)),  # type: ignore[arg-type]
+        options=backend.Options.from_args(args, backend.name).items(),
+        oom_retry=not getattr(args, "no_oom_retry", False),
+        rounds=int(_arg(args, "rounds", 1)),  # type: ignore[arg-type]
+        retry_unstable_s=float(_arg(args, "retry_unstable", 0.0)),  # type: ignore[arg-type]
+    )
+    check_backend(settings, backend)
+    if checkpoint is not None:
+        first = next(settings.workloads())
+        build_model(settings, first.model_name, first.resolution)  # a checkpoint that does not fit is bad input
+    return settings
+
+
+def check_backend(settings: Settings, backend: Backend, options: tuple[tuple[str, str], ...] | None = None) -> None:
+    """Can ``backend`` run this setting here (device, precision, a GPU that is there ...)? A one-line
+    :class:`BenchError` if not, before any work."""
+    _check_device(settings.device, backend)
+    first = next(settings.workloads())
+    backend.check(settings.workload(first.model_name, first.batch_size, first.resolution, options))
+
+
+def _check_device(device: str, backend: Backend) -> None:
+    if device not in backend.devices:
+        raise BenchError(f"unknown device {device!r} for backend {backend.name}; choose {', '.join(backend.devices)}")
