@@ -63,7 +63,9 @@ class Settings:
             for batch in self.batch_sizes:
                 yield self.workload(name, batch, resolution)
 
-    def workload(self, name: str, batch: int, resolution: int, options: tuple[tuple[str, str], ...] | None = None):
+    def workload(
+        self, name: str, batch: int, resolution: int, options: tuple[tuple[str, str], ...] | None = None
+    ) -> Workload:
         """The workload of one model at one shape (``options``: another backend's, where one setting is
         evaluated on several runtimes)."""
         return Workload(
