@@ -34,9 +34,7 @@ def _plant_other_weights(argv: list[str], cache: Path, exporter: str = "torchscr
     path, key = OnnxBackend().cache_path(settings.build_model(chosen, "casvit_xs", 64), workload, cache)
     other = settings.build_model(replace(chosen, seed=1), "casvit_xs", 64)
     example = torch.zeros(workload.input_shape)
-    assert (
-        artifacts.cached(path, key, lambda staged: export_onnx(other, example, staged, exporter)).status == "miss"
-    )
+    assert artifacts.cached(path, key, lambda staged: export_onnx(other, example, staged, exporter)).status == "miss"
     return path
 
 
