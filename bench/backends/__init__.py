@@ -27,7 +27,9 @@ __all__ = [
     "add_option_arguments",
     "available_backend",
     "backend_class",
+    "backend_list",
     "get_backend",
+    "timing_backends",
 ]
 
 # name -> "module:class", in the order reports show them.
@@ -57,3 +59,34 @@ def add_option_arguments(parser: argparse.ArgumentParser) -> None:
     for name in BACKENDS:
         cls = backend_class(name)
         cls.Options.add_arguments(parser, name, cls.label)
+
+
+def backend_list(text: str, flag: str = "--backend", allow_all: bool = False) -> list[str]:
+    """``"onnx,torch"`` -> the names in order; an unknown, empty or repeated entry is a one-line error.
+
+    With ``allow_all``, ``all`` stands alone for every runtime (the caller narrows it, see
+    :func:`timing_backends`).
+    """
+    names = [t.strip() for t in str(text).split(",")]
+    choices = ", ".join([*BACKENDS, "all"] if allow_all else BACKENDS)
+    if allow_all and "all" in names:
+        if len(names) != 1:
+            raise BenchError(f"{flag}: 'all' cannot be combined with other runtimes ({text})")
+        return list(BACKENDS)
+    unknown = [repr(n) for n in names if n not in BACKENDS]
+    if unknown:
+        raise BenchError(f"{flag}: unknown runtime {', '.join(unknown)}; choose from {choices}")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise BenchError(f"{flag} lists {', '.join(repeated)} more than once")
+    return names
+
+
+def timing_backends(device: str) -> list[str]:
+    """Every runtime that is installed, runs on ``device`` and can time here (what ``--backend all`` means)."""
+    found = []
+    for name in BACKENDS:
+        cls = backend_class(name)
+        if cls.unavailable_reason() is None and device in cls.devices and cls().cannot_time_reason() is None:
+            found.append(name)
+    return found

@@ -55,6 +55,7 @@ from bench.backends import (
     add_option_arguments,
     available_backend,
     backend_class,
+    backend_list,
 )
 from bench.core import arguments
 from bench.core.accuracy_results import RESULT_FILE
@@ -351,13 +352,7 @@ class Tally:
 
 
 def _backends(text: str) -> list[str]:
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    unknown = [n for n in names if n not in BACKENDS]
-    if unknown or not names:
-        raise BenchError(f"--backend: unknown {', '.join(unknown) or 'empty list'}; choose from {', '.join(BACKENDS)}")
-    if len(set(names)) != len(names):
-        raise BenchError(f"--backend lists a runtime twice: {text}")
-    return names
+    return backend_list(text)
 
 
 def _sha256(path: Path) -> str:

@@ -1,9 +1,10 @@
-"""``bench run``: measure models on one backend (the measuring is :mod:`bench.core.engine`'s)."""
+"""``bench run``: measure models on one or more runtimes in one sitting (:mod:`bench.core.sitting`)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from bench.backends import (
@@ -12,19 +13,26 @@ from bench.backends import (
     PRECISIONS,
     add_option_arguments,
     available_backend,
+    backend_list,
+    timing_backends,
 )
 from bench.core import arguments, settings
-from bench.core.engine import run
+from bench.core.errors import BenchError
 from bench.core.formatting import text_table
 from bench.core.schema import STATUS_NOT_TIMED, STATUS_OK, UNSTABLE, SummaryRow
 from bench.core.settings import DEFAULT_CACHE, DEFAULT_STEADY, DEFAULT_WARMUP, Settings
+from bench.core.sitting import Runtime, run_sitting
 from bench.core.util import check_writable_dir
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = "exit status: 0 all rows measured, 1 some rows failed or nothing could be timed, 2 bad input"
     p.add_argument(
-        "--backend", default=DEFAULT_BACKEND, choices=list(BACKENDS), help=f"runtime (default: {DEFAULT_BACKEND})"
+        "--backend",
+        default=DEFAULT_BACKEND,
+        metavar="NAME[,NAME...]",
+        help=f"runtimes measured together in one sitting, each in its own worker process ({', '.join(BACKENDS)}; "
+        f"'all': every runtime that can time here; default: {DEFAULT_BACKEND})",
     )
     p.add_argument("--models", default="paper", help="names, family ids (e.g. casvit), 'paper' (default) or 'all'")
     p.add_argument("--device", default="cpu", help="cpu or cuda (torch; onnx with onnxruntime-gpu)")
@@ -69,9 +77,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--rounds",
         type=arguments.count("--rounds", 1000),
-        default=3,
+        default=5,
         metavar="N",
-        help="timing rounds interleaved across workloads, each after a machine-speed reference (default: 3)",
+        help="timing rounds over every cell in a shuffled order, each after a machine-speed reference (default: 5)",
+    )
+    p.add_argument(
+        "--order-seed",
+        type=arguments.seed,
+        default=None,
+        metavar="N",
+        help="seed of the per-round cell order (default: a fresh one, recorded in environment.json)",
     )
     p.add_argument(
         "--retry-unstable",
@@ -107,12 +122,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_option_arguments(p)
 
 
+def parse_runtimes(args: argparse.Namespace) -> list[Runtime]:
+    """Check every value and what this machine can do before any model is built: one runtime per
+    ``--backend`` entry, each with its own options, all sharing the models and the protocol."""
+    names = backend_list(args.backend, allow_all=True)
+    if args.backend.strip() == "all":
+        names = timing_backends(args.device)
+        if not names:
+            raise BenchError(f"--backend all: no installed runtime can time on {args.device} here")
+    first = settings.from_args(args, available_backend(names[0]))
+    runtimes = []
+    for name in names:
+        backend = available_backend(name)
+        mine = replace(first, backend=name, options=backend.Options.from_args(args, name).items())
+        settings.check_backend(mine, backend)
+        runtimes.append(Runtime(mine, BACKENDS[name], backend.versions()))
+    return runtimes
+
+
 def parse_settings(args: argparse.Namespace) -> Settings:
-    """Check every value and what this machine can do before any model is built."""
-    return settings.from_args(args, available_backend(args.backend))
+    """The settings of the first runtime of ``--backend``, every value checked (programmatic use, tests)."""
+    return settings.from_args(args, available_backend(backend_list(args.backend)[0]))
 
 
 SUMMARY_VIEW = {
+    "backend": "backend",
     "model": "model",
     "infer_batch_size": "batch",
     "infer_img_size": "res",
@@ -137,20 +171,20 @@ def summary_table(rows: list[SummaryRow]) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    backend = available_backend(args.backend)
-    chosen = settings.from_args(args, backend)
+    runtimes = parse_runtimes(args)
     check_writable_dir(args.out, "--out")
     check_writable_dir(args.cache_dir, "--cache-dir")
     if args.report:
         check_writable_dir(args.report_dir, "--report-dir")
-    run_dir, rows = run(
-        chosen,
-        backend,
-        out=args.out,
-        cache_dir=args.cache_dir,
+    run_dir, rows = run_sitting(
+        runtimes,
+        args.out,
+        args.cache_dir,
         resume=args.resume,
         count_flops=not args.no_flops,
         show_progress=not args.no_progress,
+        models_spec=args.models,
+        order_seed=args.order_seed,
     )
     if rows:
         print(summary_table(rows))

@@ -1,11 +1,11 @@
-"""Measuring: the same protocol for every backend, every sample kept, nothing finished ever lost.
+"""Measuring one cell: the same protocol for every backend, every sample kept.
 
-Flow per workload (model x resolution x batch): build (seeded) -> open a checked session
-(:func:`bench.core.sessions.open_session`: prepare, load, cold first inference, parity). Then every open
-workload is timed in ``rounds`` interleaved rounds (round 1 of every model, then round 2, ...), each
-round preceded by the machine-speed reference (:mod:`bench.core.machine`). Each finished round is on
-disk before the next starts; a row is written when its last round ends.
-"""
+Per workload (model x resolution x batch): build (seeded) -> open a checked session
+(:func:`bench.core.sessions.open_session`: prepare, load, cold first inference, parity); then, round
+by round, the machine-speed reference (:mod:`bench.core.machine`), a share of the warmup and the
+cell's fixed number of timed iterations (:func:`calibrate`). Which cells are timed when, and how
+rounds reach the disk, is the sitting's (:mod:`bench.core.sitting`); a worker process hosts the cells
+of one runtime (:mod:`bench.core.worker`)."""
 
 from __future__ import annotations
 
@@ -22,22 +22,18 @@ import torch
 from torch import nn
 
 import models
-from bench.core import environment, machine
-from bench.core.errors import BenchError
+from bench.core import machine
 from bench.core.runtime import Backend, Session, Workload
 from bench.core.schema import (
-    STATUS_FAILED,
     STATUS_OK,
-    UNSTABLE,
     SummaryRow,
     settings_key,
 )
 from bench.core.sessions import is_out_of_memory, open_session
-from bench.core.settings import Settings, build_model
+from bench.core.settings import Settings
 from bench.core.stats import summarize, throughput
-from bench.core.store import PartialRow, ResumeState, RunWriter, resume_state
 from bench.core.timing import LoopLimits, timed_loop
-from bench.core.util import atomic_write_text, one_line
+from bench.core.util import atomic_write_text
 
 # ------------------------------------------------------------------------------------------- measuring
 
@@ -111,6 +107,8 @@ class OpenWorkload:
     session: Session
     rounds: list[RoundResult] = field(default_factory=list)
     device_ms: list[float] = field(default_factory=list)
+    iterations: int | None = None
+    """Timed iterations of every round, fixed at the first round's warmup (:func:`calibrate`)."""
 
     @property
     def samples_ms(self) -> list[float]:
@@ -155,18 +153,18 @@ class Measurer:
         return opened.row, opened.session
 
     def time_round(self, opened: OpenWorkload) -> RoundResult:
-        """One round: the machine-speed reference, a share of the warmup, a share of the timed budget."""
+        """One round: the machine-speed reference, a share of the warmup, then the cell's fixed count of
+        timed iterations (calibrated from the first round's warmup, see :func:`calibrate`)."""
         workload, session = opened.workload, opened.session
         rounds = self.settings.rounds
         self.phase(workload, "reference")
         reference_ms = self.reference.median_ms()
-        warm_limits, steady_limits = (
-            _share(lim, rounds) for lim in (self.settings.limits_warmup, self.settings.limits_steady)
-        )
         self.phase(workload, f"round {len(opened.rounds) + 1}/{rounds}")
-        warm = timed_loop(session.run, warm_limits)
+        warm = timed_loop(session.run, _share(self.settings.limits_warmup, rounds))
+        if opened.iterations is None:
+            opened.iterations = calibrate(warm.samples_ms, self.settings.limits_steady, rounds)
         window = machine.CpuWindow()
-        steady = timed_loop(session.run, steady_limits, session.timed_run_ms)
+        steady = timed_loop(session.run, LoopLimits(opened.iterations, 0.0, math.inf), session.timed_run_ms)
         busy, steal = window.finish()
         opened.device_ms += steady.device_ms
         record = {
@@ -185,7 +183,8 @@ class Measurer:
         opened.rounds.append(result)
         return result
 
-    def finish(self, opened: OpenWorkload) -> tuple[SummaryRow, list[float]]:
+    @staticmethod
+    def finish(opened: OpenWorkload) -> tuple[SummaryRow, list[float]]:
         """The row of a workload whose rounds are all done (the session stays open: the caller closes it)."""
         row, workload = opened.row, opened.workload
         samples = opened.samples_ms
@@ -264,6 +263,23 @@ def _number(value: object) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def calibrate(warmup_ms: list[float], steady: LoopLimits, rounds: int) -> int:
+    """Timed iterations per round for a cell, fixed once from its first warmup and kept for every round.
+
+    Every round then weighs the same in the row (a round that runs in a fast phase of the machine
+    does not contribute more samples). The count is the round's share of ``--iters`` or of
+    ``--min-time`` at the warmup's per-iteration time, whichever is more, capped at the round's share
+    of ``--max-time``. The per-iteration time is the median of the later half of the warmup (its
+    first calls are the coldest).
+    """
+    share = _share(steady, rounds)
+    later = warmup_ms[len(warmup_ms) // 2 :] or [1.0]
+    per_iteration_s = max(float(np.median(later)) / 1e3, 1e-6)
+    wanted = max(share.min_iters, math.ceil(share.min_time_s / per_iteration_s))
+    cap = max(1, math.floor(share.max_time_s / per_iteration_s))
+    return max(1, min(wanted, cap))
+
+
 def _share(limits: LoopLimits, rounds: int) -> LoopLimits:
     """Split a loop budget over ``rounds`` (at least one iteration per round)."""
     return LoopLimits(
@@ -302,164 +318,17 @@ def run(
     count_flops: bool,
     show_progress: bool,
 ):
-    """Measure every workload on ``backend`` (the command's pick from the registry, named by
-    ``settings.backend``); returns (run directory, list of summary rows).
+    """Measure one runtime's workloads in this process; returns (run directory, list of summary rows).
 
-    All workloads are opened first (export, load, parity), then timed in ``settings.rounds``
-    interleaved rounds, so slow drifts of a shared machine spread over every model instead of
-    landing on whichever model happened to be running. Every round is written as it ends; with
-    ``resume``, finished rows are skipped and unfinished ones continue from their last finished round.
+    The same sitting as ``bench run`` (:mod:`bench.core.sitting`), with ``backend`` (the command's pick
+    from the registry, named by ``settings.backend``) answering here instead of in a worker process:
+    for programmatic use and tests that patch this module.
     """
-    from tqdm import tqdm
+    from bench.core.sitting import Runtime, run_sitting
 
     if backend.name != settings.backend:
         raise ValueError(f"settings name backend {settings.backend!r}, but {backend.name!r} was passed")
-    env = environment.collect({"backend": settings.backend, "device": settings.device, "threads": settings.threads})
-    env_id = str(env["env_id"])
-    previous = resume_state(out, env_id) if resume else ResumeState(set(), {})
-    done, partial = previous.done, previous.partial
-    writer = RunWriter.create(
-        out, f"{settings.backend}-{settings.device}", {**env, "backend_versions": backend.versions()}
+    runtime = Runtime(settings, "", backend.versions(), backend)
+    return run_sitting(
+        [runtime], out, cache_dir, resume=resume, count_flops=count_flops, show_progress=show_progress, inline=True
     )
-    torch.set_num_threads(settings.threads)
-
-    workloads = list(settings.workloads())
-    rows: list[SummaryRow] = []
-    progress = tqdm(
-        total=len(workloads) * (1 + settings.rounds), disable=not show_progress, unit="step", file=sys.stderr
-    )
-    measurer = Measurer(settings, backend, cache_dir, progress)
-
-    def record(row: SummaryRow, steps: int) -> None:
-        row.timestamp = time.strftime("%Y-%m-%dT%H:%M:%S")
-        writer.add(row)
-        rows.append(row)
-        progress.update(steps)
-
-    def record_failure(row: SummaryRow, workload: Workload, exc: Exception, steps: int) -> None:
-        row.set(status=STATUS_FAILED, error=one_line(exc))
-        progress.write(f"{workload.model_name} batch {workload.batch_size}: failed: {row.error}", file=sys.stderr)
-        record(row, steps)
-
-    opened: list[OpenWorkload] = []
-    unstable: list[OpenWorkload] = []
-
-    def complete(item: OpenWorkload) -> None:
-        """All rounds done: write the row (unstable ones wait for their retry when one is asked for)."""
-        row, _ = measurer.finish(item)
-        opened.remove(item)
-        if row.validity == UNSTABLE and settings.retry_unstable_s > 0:
-            unstable.append(item)
-            return
-        _warn_unstable(progress, row)
-        item.session.close()
-        record(row, 0)
-
-    built: tuple[tuple[str, int], nn.Module, dict[str, object]] | None = None
-    try:
-        for workload in workloads:
-            row = base_row(settings, workload, env_id)
-            if (row.settings_key, env_id) in done:
-                progress.write(
-                    f"{workload.model_name} batch {workload.batch_size}: already measured (--resume)", file=sys.stderr
-                )
-                progress.update(1 + settings.rounds)
-                continue
-            try:
-                ident = (workload.model_name, workload.resolution)
-                if built is None or built[0] != ident:
-                    measurer.phase(workload, "build")
-                    model = build_model(settings, *ident)
-                    built = (ident, model, model_facts(model, workload.resolution, count_flops, cache_dir))
-                row.set(**built[2])
-                actual, result, session = measurer.open_with_retry(built[1], workload, settings.oom_retry)
-                row.set(**result, infer_batch_size=actual.batch_size)
-            except Exception as exc:  # one model failing (export error, OOM) must not end the run
-                record_failure(row, workload, exc, 1 + settings.rounds)
-                continue
-            if session is None:
-                record(row, 1 + settings.rounds)
-                continue
-            item = OpenWorkload(actual, row, session)
-            carried = partial.get(str(row.row_id))
-            if carried is not None:
-                _carry_over(writer, item, carried, settings.rounds)
-                progress.write(
-                    f"{workload.model_name} batch {workload.batch_size}: {len(item.rounds)} round(s) resumed",
-                    file=sys.stderr,
-                )
-                progress.update(len(item.rounds))
-            progress.update(1)
-            opened.append(item)
-            if len(item.rounds) >= settings.rounds:  # every round was on disk already: only the row is missing
-                complete(item)
-        built = None
-        for _ in range(settings.rounds):
-            for item in list(opened):
-                if len(item.rounds) >= settings.rounds:
-                    continue
-                try:
-                    result = measurer.time_round(item)
-                    writer.add_round(item.row, result.record, result.samples_ms)
-                except BenchError:  # the results cannot be written (a full disk): stop, saying what was kept
-                    raise
-                except Exception as exc:
-                    item.session.close()
-                    opened.remove(item)
-                    record_failure(item.row, item.workload, exc, settings.rounds - len(item.rounds) + 1)
-                    continue
-                progress.update(1)
-                if len(item.rounds) == settings.rounds:
-                    complete(item)
-        _retry_unstable(measurer, writer, unstable, settings, progress, record)
-    except KeyboardInterrupt:
-        rounds = sum(len(item.rounds) for item in opened)
-        progress.write(
-            f"interrupted: {len(rows)} finished row(s) and {rounds} finished round(s) of unfinished rows are saved "
-            f"in {writer.directory}; run the same command with --resume to continue from there",
-            file=sys.stderr,
-        )
-        raise
-    finally:
-        for item in opened + unstable:
-            item.session.close()
-        progress.close()
-    return writer.directory, rows
-
-
-def _carry_over(writer: RunWriter, item: OpenWorkload, carried: PartialRow, rounds: int) -> None:
-    """Rounds finished by an interrupted run: copied into this run (so it is self-contained) and kept."""
-    for record in carried.records[:rounds]:
-        index = int(record["round"])
-        samples = [float(s) for s in carried.samples.get(index, [])]
-        result = RoundResult(samples, {**record, "round": index})
-        writer.add_round(item.row, result.record, samples)
-        item.rounds.append(result)
-
-
-def _warn_unstable(progress, row: SummaryRow) -> None:
-    if row.validity == UNSTABLE:
-        progress.write(
-            f"warning: {row.model} batch {row.infer_batch_size} is unstable: {row.validity_reason}", file=sys.stderr
-        )
-
-
-def _retry_unstable(measurer: Measurer, writer: RunWriter, items, settings: Settings, progress, record) -> None:
-    """Re-time unstable rows (all rounds again) while the time budget lasts; keep the steadier attempt."""
-    deadline = time.perf_counter() + settings.retry_unstable_s
-    for item in items:
-        best = SummaryRow(**measurer.finish(item)[0].as_dict())
-        base_id, attempt = str(best.row_id), 1
-        while best.validity == UNSTABLE and time.perf_counter() < deadline:
-            attempt += 1
-            item.rounds, item.device_ms = [], []
-            item.row.row_id = f"{base_id}#{attempt}"  # the attempt's samples stay apart from the first's
-            for _ in range(settings.rounds):
-                result = measurer.time_round(item)
-                writer.add_round(item.row, result.record, result.samples_ms)
-            row = SummaryRow(**measurer.finish(item)[0].as_dict())
-            if row.validity != UNSTABLE or (row.round_spread or math.inf) < (best.round_spread or math.inf):
-                best = row
-        _warn_unstable(progress, best)
-        item.session.close()
-        record(best, 0)

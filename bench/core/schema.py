@@ -134,12 +134,14 @@ ROUND_COLUMNS = (
     "reference_ms",
     "busy_cpu",
     "steal",
+    "idle_cpu",
     "warmup_iterations",
     "warmup_s",
     "measure_s",
     "timestamp",
 )
-"""rounds.csv: one line per finished timing round of a workload, written as the round ends (``--resume``)."""
+"""rounds.csv: one line per finished timing round of a workload, written as the round ends (``--resume``).
+``idle_cpu`` is the CPU (in cores) the sitting's other, idle runtime workers used while the round ran."""
 
 # ---------------------------------------------------------------------------------------- identity
 

@@ -1,0 +1,383 @@
+"""A sitting: every (runtime, model, batch) cell of a run measured together, into one results folder.
+
+Runtimes measured one after another each meet a different phase of a shared machine (the whole VM
+can run 20-40% slower for minutes), so their ratio partly measures the phase. A sitting measures
+them side by side instead:
+
+1. **Open, overlapped.** Every runtime gets its own worker process (:mod:`bench.core.worker`),
+   started once. All workers open their cells at the same time (build, export/convert -- cached --,
+   load, first inference, parity): conversions need no quiet machine, so they overlap each other,
+   while this process counts each model's parameters and GMACs once.
+2. **Time, one at a time.** Then ``rounds`` rounds, each over every open cell of every runtime, in
+   an order shuffled per round from a recorded seed (``order_seed`` and ``round_order`` in
+   ``environment.json``), so every cell sees the same mix of machine phases. Only one worker times
+   at a time; the others block on their pipes, and the CPU they use meanwhile is recorded with each
+   round (``idle_cpu``). Every round of a cell times the same number of iterations, fixed at its
+   first warmup (:func:`bench.core.engine.calibrate`), so no phase weighs more.
+3. **Nothing finished is lost.** Each round is on disk before the next starts; a row is written when
+   its last round ends. A worker that dies (a crash, ``kill -9``) fails only its own runtime's cells,
+   with the reason; Ctrl-C keeps every finished round; ``--resume`` times only what is missing.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.core import engine, environment
+from bench.core.engine import OpenWorkload, RoundResult, Settings
+from bench.core.errors import BenchError
+from bench.core.schema import STATUS_FAILED, UNSTABLE, SummaryRow
+from bench.core.store import ENVIRONMENT_FILE, PartialRow, ResumeState, RunWriter, resume_state
+from bench.core.util import atomic_write_text, one_line
+from bench.core.worker import InlineWorker, ProcessWorker, Reply, WorkerDied, wait_any
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """One runtime of a sitting as the command resolved it: its settings (with its own options), the
+    ``"module:class"`` its worker imports, and its package versions (recorded in the environment)."""
+
+    settings: Settings
+    spec: str
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.settings.backend
+
+
+@dataclass
+class Cell:
+    """One (runtime, model, batch) of the sitting, as this process tracks it."""
+
+    key: str
+    """``backend/model/bN/rRES``: names the cell in the recorded round order and in requests."""
+    worker: Any
+    item: OpenWorkload
+    opened: bool = False
+    done: bool = False
+
+
+def cell_key(backend: str, workload: Any) -> str:
+    return f"{backend}/{workload.model_name}/b{workload.batch_size}/r{workload.resolution}"
+
+
+def plan_rounds(keys: list[str], first_round: dict[str, int], rounds: int, seed: int) -> list[list[str]]:
+    """Per round, the cells that time in it, shuffled from ``seed`` (a cell resumed with k finished
+    rounds joins from round k on). The same keys and seed give the same plan."""
+    rng = np.random.default_rng(seed)
+    plan = []
+    for index in range(rounds):
+        members = sorted(k for k in keys if first_round.get(k, 0) <= index)
+        plan.append([members[i] for i in rng.permutation(len(members))])
+    return plan
+
+
+class Sitting:
+    def __init__(self, runtimes: list[Runtime], writer: RunWriter, env_id: str, progress: Any) -> None:
+        self.runtimes = runtimes
+        self.settings = runtimes[0].settings  # the protocol (rounds, budgets, seed) is shared
+        self.writer = writer
+        self.env_id = env_id
+        self.progress = progress
+        self.rows: list[SummaryRow] = []
+        self.cells: dict[str, Cell] = {}
+        self.unstable: list[Cell] = []
+
+    # ------------------------------------------------------------------------------------- recording
+
+    def record(self, row: SummaryRow, steps: int) -> None:
+        row.timestamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+        self.writer.add(row)
+        self.rows.append(row)
+        self.progress.update(steps)
+
+    def fail(self, cell: Cell, reason: str) -> None:
+        """The cell ends as a failed row with ``reason`` (its finished rounds stay in rounds.csv)."""
+        if cell.done:
+            return
+        cell.done = True
+        row = cell.item.row
+        row.set(status=STATUS_FAILED, error=reason)
+        self.progress.write(f"{cell.key}: failed: {reason}", file=sys.stderr)
+        self.record(row, (0 if cell.opened else 1) + max(self.settings.rounds - len(cell.item.rounds), 0))
+
+    def fail_runtime(self, worker: Any, reason: str, where: str) -> None:
+        """A dead worker: every unfinished cell of its runtime fails with the reason."""
+        for cell in self.cells.values():
+            if cell.worker is worker and not cell.done:
+                self.fail(cell, f"{reason} {where}")
+
+    def complete(self, cell: Cell) -> None:
+        """All rounds done: write the row (an unstable one waits for its retry when one is asked for)."""
+        row, _ = engine.Measurer.finish(cell.item)
+        if row.validity == UNSTABLE and self.settings.retry_unstable_s > 0 and cell not in self.unstable:
+            self.unstable.append(cell)
+            return
+        _warn_unstable(self.progress, row)
+        cell.done = True
+        self.record(row, 0)
+
+    # ------------------------------------------------------------------------------------- opening
+
+    def open_all(self, workers: dict[str, Any], resume: ResumeState, count_flops: bool, cache_dir: Path) -> None:
+        """Ask every worker to open its cells (they work at once), counting each model's facts here
+        meanwhile; then collect the answers as they come."""
+        done, partial = resume.done, resume.partial
+        pending: dict[Any, list[Cell]] = {w: [] for w in workers.values()}
+        for name, resolution, batches in _models(self.settings):
+            cells = []
+            for batch in batches:
+                for runtime in self.runtimes:
+                    workload = runtime.settings.workload(name, batch, resolution)
+                    row = engine.base_row(runtime.settings, workload, self.env_id)
+                    key = cell_key(runtime.name, workload)
+                    if (row.settings_key, self.env_id) in done:
+                        self.progress.write(f"{key}: already measured (--resume)", file=sys.stderr)
+                        self.progress.update(1 + self.settings.rounds)
+                        continue
+                    cells.append(Cell(key, workers[runtime.name], OpenWorkload(workload, row, None)))  # type: ignore[arg-type]
+            if not cells:
+                continue
+            self.progress.set_postfix_str(f"{name} facts")
+            try:
+                model = engine.build_model(self.settings, name, resolution)
+                facts = engine.model_facts(model, resolution, count_flops, cache_dir)
+                del model
+            except Exception as exc:  # one model failing must not end the sitting
+                for cell in cells:
+                    self.cells[cell.key] = cell
+                    self.fail(cell, one_line(exc))
+                continue
+            for cell in cells:
+                self.cells[cell.key] = cell
+                cell.item.row.set(**facts)
+                try:
+                    cell.worker.ask(cell.key, "open", cell.key, cell.item.workload)
+                    pending[cell.worker].append(cell)
+                except WorkerDied as exc:
+                    self.fail(cell, f"{exc} before it opened this cell")
+        self.progress.set_postfix_str("opening")
+        waiting = [w for w, cells in pending.items() if cells]
+        while waiting:
+            for worker in wait_any(waiting):
+                cell = pending[worker].pop(0)
+                try:
+                    reply = worker.answer()
+                except WorkerDied as exc:
+                    self.fail(cell, f"{exc} while opening this cell")
+                    for other in pending[worker]:
+                        self.fail(other, f"{exc} before it opened this cell")
+                    pending[worker] = []
+                else:
+                    self._opened(cell, reply, partial)
+                if not pending[worker]:
+                    waiting.remove(worker)
+
+    def _opened(self, cell: Cell, reply: Reply, partial: dict[str, PartialRow]) -> None:
+        if not reply.ok:
+            self.fail(cell, str(reply.value))
+            return
+        answer = reply.value
+        item = cell.item
+        item.workload = answer["workload"]
+        item.row.set(**answer["result"], infer_batch_size=item.workload.batch_size)
+        if not answer["timed"]:  # parity failed, or this platform cannot time: the row is final
+            cell.done = True
+            self.record(item.row, 1 + self.settings.rounds)
+            return
+        cell.opened = True
+        self.progress.update(1)
+        carried = partial.get(str(item.row.row_id))
+        if carried is not None:
+            _carry_over(self.writer, item, carried, self.settings.rounds)
+            self.progress.write(f"{cell.key}: {len(item.rounds)} round(s) resumed", file=sys.stderr)
+            self.progress.update(len(item.rounds))
+            if len(item.rounds) >= self.settings.rounds:  # every round was on disk: only the row is missing
+                self.complete(cell)
+
+    # ------------------------------------------------------------------------------------- timing
+
+    def time_cell(self, cell: Cell, round_index: int, workers: list[Any], complete: bool = True) -> None:
+        """One round of one cell, while every other worker waits; the round is on disk when this returns."""
+        item = cell.item
+        self.progress.set_postfix_str(f"{cell.key} round {round_index + 1}/{self.settings.rounds}")
+        others = [w for w in workers if w is not cell.worker]
+        before = [w.cpu_seconds() for w in others]
+        start = time.perf_counter()
+        try:
+            cell.worker.ask(cell.key, "time", cell.key, round_index, item.iterations)
+            reply = cell.worker.answer()
+        except WorkerDied as exc:
+            self.fail_runtime(cell.worker, str(exc), f"while timing {cell.key}")
+            return
+        wall = time.perf_counter() - start
+        after = [w.cpu_seconds() for w in others]
+        if not reply.ok:
+            self.fail(cell, str(reply.value))
+            return
+        answer = reply.value
+        record = dict(answer["record"])
+        used = [b - a for a, b in zip(before, after, strict=True) if a is not None and b is not None]
+        record["idle_cpu"] = sum(used) / wall if used and wall > 0 else None
+        item.iterations = answer["iterations"]
+        item.device_ms += answer["device_ms"]
+        result = RoundResult(list(answer["samples"]), record)
+        self.writer.add_round(item.row, result.record, result.samples_ms)  # a full disk stops the sitting here
+        item.rounds.append(result)
+        self.progress.update(1)
+        if complete and len(item.rounds) >= self.settings.rounds:
+            self.complete(cell)
+
+    def time_all(self, plan: list[list[str]], workers: list[Any]) -> None:
+        for index, order in enumerate(plan):
+            for key in order:
+                cell = self.cells[key]
+                if not cell.done and cell not in self.unstable and len(cell.item.rounds) == index:
+                    self.time_cell(cell, index, workers)
+
+    def retry_unstable(self, workers: list[Any]) -> None:
+        """Re-time unstable rows (all rounds again) while the budget lasts; keep the steadier attempt."""
+        deadline = time.perf_counter() + self.settings.retry_unstable_s
+        for cell in list(self.unstable):
+            item = cell.item
+            best = SummaryRow(**engine.Measurer.finish(item)[0].as_dict())
+            base_id, attempt = str(best.row_id), 1
+            while best.validity == UNSTABLE and time.perf_counter() < deadline and not cell.done:
+                attempt += 1
+                item.rounds, item.device_ms = [], []
+                item.row.row_id = f"{base_id}#{attempt}"  # the attempt's samples stay apart from the first's
+                for index in range(self.settings.rounds):
+                    self.time_cell(cell, index, workers, complete=False)
+                    if cell.done:
+                        break
+                if cell.done:
+                    break
+                row = SummaryRow(**engine.Measurer.finish(item)[0].as_dict())
+                if row.validity != UNSTABLE or (row.round_spread or np.inf) < (best.round_spread or np.inf):
+                    best = row
+            self.unstable.remove(cell)
+            if not cell.done:
+                _warn_unstable(self.progress, best)
+                cell.done = True
+                self.record(best, 0)
+
+    def interrupted(self) -> str:
+        rounds = sum(len(c.item.rounds) for c in self.cells.values() if not c.done)
+        return (
+            f"interrupted: {len(self.rows)} finished row(s) and {rounds} finished round(s) of unfinished rows are "
+            f"saved in {self.writer.directory}; run the same command with --resume to continue from there"
+        )
+
+
+def run_sitting(
+    runtimes: list[Runtime],
+    out: Path,
+    cache_dir: Path,
+    *,
+    resume: bool,
+    count_flops: bool,
+    show_progress: bool,
+    models_spec: str | None = None,
+    order_seed: int | None = None,
+    inline: bool = False,
+) -> tuple[Path, list[SummaryRow]]:
+    """Measure every cell of ``runtimes`` in one sitting; returns (run directory, summary rows).
+
+    ``inline`` answers the one runtime's requests in this process (programmatic use, tests);
+    otherwise each runtime gets its own worker process. ``models_spec`` (the ``--models`` text) lets
+    workers register external networks the same way this process did.
+    """
+    from tqdm import tqdm
+
+    if not runtimes:
+        raise BenchError("no runtime to measure")
+    if inline and len(runtimes) != 1:
+        raise BenchError("an inline sitting measures one runtime")
+    settings = runtimes[0].settings
+    names = [r.name for r in runtimes]
+    seed = secrets.randbits(32) if order_seed is None else order_seed
+    env = environment.collect(
+        {
+            "backend": "+".join(names),
+            "backends": names,
+            "device": settings.device,
+            "threads": settings.threads,
+            "backend_versions": {r.name: r.versions for r in runtimes},
+            "order_seed": seed,
+        }
+    )
+    env_id = str(env["env_id"])
+    previous = resume_state(out, env_id) if resume else ResumeState(set(), {})
+    workers: dict[str, Any] = {}
+    try:
+        for runtime in runtimes:  # started at once: each imports its runtime while the others do
+            if inline:
+                workers[runtime.name] = InlineWorker(runtime.name, runtime.settings, runtime.spec, cache_dir)
+            else:
+                workers[runtime.name] = ProcessWorker(
+                    runtime.name, runtime.settings, runtime.spec, cache_dir, models_spec
+                )
+        writer = RunWriter.create(out, f"{'+'.join(names)}-{settings.device}", env)
+        total = sum(len(settings.batch_sizes) for _ in settings.model_names) * len(runtimes) * (1 + settings.rounds)
+        progress = tqdm(total=total, disable=not show_progress, unit="step", file=sys.stderr)
+        sitting = Sitting(runtimes, writer, env_id, progress)
+        try:
+            sitting.open_all(workers, previous, count_flops, cache_dir)
+            open_keys = [k for k, c in sitting.cells.items() if not c.done]
+            first = {k: len(sitting.cells[k].item.rounds) for k in open_keys}
+            plan = plan_rounds(open_keys, first, settings.rounds, seed)
+            atomic_write_text(writer.directory / ENVIRONMENT_FILE, _json({**env, "round_order": plan}))
+            sitting.time_all(plan, list(workers.values()))
+            sitting.retry_unstable(list(workers.values()))
+        except KeyboardInterrupt:
+            progress.write(sitting.interrupted(), file=sys.stderr)
+            raise
+        finally:
+            progress.close()
+        return writer.directory, sitting.rows
+    finally:
+        for worker in workers.values():
+            worker.stop()
+
+
+def _json(value: object) -> str:
+    import json
+
+    return json.dumps(value, indent=2, default=str)
+
+
+def _models(settings: Settings):
+    """(model, resolution, batch sizes) in the order of ``--models``."""
+    import models
+
+    for name in settings.model_names:
+        yield name, settings.resolution or models.get_card(name).default_resolution, settings.batch_sizes
+
+
+def _carry_over(writer: RunWriter, item: OpenWorkload, carried: PartialRow, rounds: int) -> None:
+    """Rounds finished by an interrupted sitting: copied into this one (so it is self-contained) and kept;
+    the cell's iteration count stays the one its first round used."""
+    for record in carried.records[:rounds]:
+        index = int(record["round"])
+        samples = [float(s) for s in carried.samples.get(index, [])]
+        result = RoundResult(samples, {**record, "round": index})
+        writer.add_round(item.row, result.record, samples)
+        item.rounds.append(result)
+    if item.rounds:
+        item.iterations = int(float(item.rounds[0].record.get("iterations") or 0)) or None
+
+
+def _warn_unstable(progress: Any, row: SummaryRow) -> None:
+    if row.validity == UNSTABLE:
+        progress.write(
+            f"warning: {row.backend} {row.model} batch {row.infer_batch_size} is unstable: {row.validity_reason}",
+            file=sys.stderr,
+        )

@@ -1,0 +1,280 @@
+"""One runtime's worker: the process that hosts that runtime's sessions for a whole sitting.
+
+Each runtime of a sitting runs in its own process, started once and kept for all its cells, so the
+thread pools of different runtimes never share a process, a crash of one runtime (even ``kill -9``)
+costs only its own cells, and the peak memory of a row is that runtime's own. The sitting
+(:mod:`bench.core.sitting`) sends one request at a time per worker and waits for the answer:
+
+- ``open``  -- build the model, prepare (export/convert, cached), load, first inference, parity;
+- ``time``  -- time one round of an open cell (reference, warmup share, the cell's fixed iterations);
+- ``exit``  -- close every session and end.
+
+Between requests a worker blocks on its pipe: it uses no CPU while another worker times (the
+sitting measures this and records it per round as ``idle_cpu``). Runtimes whose thread pools spin
+after an inference are told not to where they allow it (the backends do this when they load).
+
+The runtime is named by a ``"module:class"`` spec and imported here, so the core never imports the
+backends package. :class:`InlineWorker` runs the same requests in the calling process (for
+programmatic single-runtime use and tests that patch the engine); :class:`ProcessWorker` is the
+real thing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import importlib
+import multiprocessing
+import multiprocessing.connection
+import signal
+import sys
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.core import engine
+from bench.core.schema import SummaryRow
+from bench.core.util import one_line
+
+
+def load_backend(spec: str) -> Any:
+    """The backend named by ``"module:class"`` (a fresh instance)."""
+    module_name, _, class_name = spec.partition(":")
+    return getattr(importlib.import_module(module_name), class_name)()
+
+
+class CellHost:
+    """Opens cells, times their rounds and keeps their sessions: the work of one worker."""
+
+    def __init__(self, settings: engine.Settings, spec: str, cache_dir: Path) -> None:
+        self.settings = settings
+        self.measurer = engine.Measurer(settings, load_backend(spec), cache_dir)
+        self.cells: dict[str, engine.OpenWorkload] = {}
+        self._built: tuple[tuple[str, int], Any] | None = None
+
+    def open(self, key: str, workload: Any) -> dict[str, object]:
+        """Everything before timing; ``timed`` is False when the row is final already (not timed)."""
+        ident = (workload.model_name, workload.resolution)
+        if self._built is None or self._built[0] != ident:
+            self._built = None  # the previous model is freed before the next is built
+            self._built = (ident, engine.build_model(self.settings, *ident))
+        actual, result, session = self.measurer.open_with_retry(self._built[1], workload, self.settings.oom_retry)
+        if session is not None:
+            self.cells[key] = engine.OpenWorkload(actual, SummaryRow(), session)
+        return {"workload": actual, "result": result, "timed": session is not None}
+
+    def time(self, key: str, round_index: int, iterations: int | None) -> dict[str, object]:
+        """One timing round of an open cell; ``iterations`` fixes the count (None: calibrate now)."""
+        self._built = None  # no model is kept while timing
+        cell = self.cells[key]
+        if cell.iterations is None:
+            cell.iterations = iterations
+        cell.rounds, cell.device_ms = [], []
+        result = self.measurer.time_round(cell)
+        record = {**result.record, "round": round_index}
+        return {
+            "record": record,
+            "samples": result.samples_ms,
+            "device_ms": cell.device_ms,
+            "iterations": cell.iterations,
+        }
+
+    def close_all(self) -> None:
+        for cell in self.cells.values():
+            with contextlib.suppress(Exception):
+                cell.session.close()
+        self.cells.clear()
+
+
+def _answer(host: CellHost | None, failure: str | None, request: tuple) -> tuple[str, object]:
+    if host is None:
+        return "error", failure
+    kind, *args = request
+    try:
+        return "ok", getattr(host, kind)(*args)
+    except Exception as exc:  # one cell failing (export error, OOM) must not end the worker
+        return "error", one_line(exc)
+
+
+def _become_worker(name: str) -> None:
+    """Linux: end with the sitting's process (even when it is killed mid-conversion), and go by
+    ``bench-<runtime>`` in ``ps``/``top`` (and for tests that kill one runtime's worker)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+            libc.prctl(15, ctypes.c_char_p(f"bench-{name}"[:15].encode()))  # PR_SET_NAME
+
+
+def serve(
+    name: str,
+    conn: multiprocessing.connection.Connection,
+    settings: engine.Settings,
+    spec: str,
+    cache_dir: Path,
+    models_spec: str | None,
+) -> None:
+    """The worker process: answer requests until ``exit`` or until the sitting goes away."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the sitting's to handle (it keeps what finished)
+    _become_worker(name)
+    host, failure = None, None
+    try:
+        if models_spec is not None:  # external networks are registered in this process too
+            from bench.core import arguments
+
+            arguments.select_models(models_spec)
+        host = CellHost(settings, spec, cache_dir)
+    except Exception as exc:
+        failure = f"the worker could not start: {one_line(exc)}"
+    try:
+        while True:
+            try:
+                tag, request = conn.recv()
+            except (EOFError, OSError):
+                break
+            if request[0] == "exit":
+                break
+            answer = _answer(host, failure, request)
+            try:
+                conn.send((tag, *answer))
+            except OSError:
+                break
+    finally:
+        if host is not None:
+            host.close_all()
+
+
+class WorkerDied(Exception):
+    """The worker process ended without answering."""
+
+
+@dataclass
+class Reply:
+    tag: str
+    ok: bool
+    value: Any
+
+
+class InlineWorker:
+    """The same requests, answered in this process (one runtime, no isolation)."""
+
+    def __init__(self, name: str, settings: engine.Settings, spec: str, cache_dir: Path) -> None:
+        self.name = name
+        self._host: CellHost | None = None
+        self._failure: str | None = None
+        try:
+            self._host = CellHost(settings, spec, cache_dir)
+        except Exception as exc:
+            self._failure = f"the {name} runtime could not start: {one_line(exc)}"
+        self._replies: deque[Reply] = deque()
+        self.pid: int | None = None
+
+    def ask(self, tag: str, *request: object) -> None:
+        status, value = _answer(self._host, self._failure, request)
+        self._replies.append(Reply(tag, status == "ok", value))
+
+    def ready(self) -> bool:
+        return bool(self._replies)
+
+    def answer(self) -> Reply:
+        return self._replies.popleft()
+
+    def connection(self) -> None:
+        return None
+
+    def cpu_seconds(self) -> float | None:
+        return None
+
+    def stop(self) -> None:
+        if self._host is not None:
+            self._host.close_all()
+
+
+class ProcessWorker:
+    """A runtime's own process, started at once (it imports its runtime while the others start)."""
+
+    def __init__(
+        self, name: str, settings: engine.Settings, spec: str, cache_dir: Path, models_spec: str | None
+    ) -> None:
+        self.name = name
+        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no thread pool state inherited
+        self._conn, child = context.Pipe()
+        self.process = context.Process(
+            target=serve, args=(name, child, settings, spec, cache_dir, models_spec), name=f"bench-{name}", daemon=True
+        )
+        self.process.start()
+        child.close()  # so that the worker's death reads as end-of-file here
+        self.pid = self.process.pid
+        self._dead: str | None = None
+
+    def ask(self, tag: str, *request: object) -> None:
+        if self._dead is not None:
+            raise WorkerDied(self._dead)
+        try:
+            self._conn.send((tag, request))
+        except OSError:
+            raise WorkerDied(self._death()) from None
+
+    def ready(self) -> bool:
+        return False
+
+    def answer(self) -> Reply:
+        """The next answer (blocks; the pipe wakes this process, nothing polls)."""
+        if self._dead is not None:
+            raise WorkerDied(self._dead)
+        try:
+            tag, status, value = self._conn.recv()
+        except (EOFError, OSError):
+            raise WorkerDied(self._death()) from None
+        return Reply(tag, status == "ok", value)
+
+    def connection(self) -> multiprocessing.connection.Connection:
+        return self._conn
+
+    def _death(self) -> str:
+        self.process.join(timeout=5)
+        code = self.process.exitcode
+        if code is None:
+            why = "stopped answering"
+        elif code < 0:
+            why = f"was killed by {signal.Signals(-code).name}"
+        else:
+            why = f"exited with status {code}"
+        self._dead = f"the {self.name} worker process {why}"
+        return self._dead
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time the worker process has used so far (user + system), or None once it is gone."""
+        try:
+            import psutil
+
+            times = psutil.Process(self.pid).cpu_times()
+        except Exception:  # gone, or no psutil
+            return None
+        return float(times.user + times.system)
+
+    def stop(self) -> None:
+        """Ask it to close its sessions and end; end it firmly if it does not (e.g. mid-conversion)."""
+        with contextlib.suppress(OSError):
+            self._conn.send(("exit", ("exit",)))
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(timeout=2)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout=2)
+        self._conn.close()
+
+
+def wait_any(workers: list, timeout: float | None = None) -> list:
+    """The workers with an answer waiting (inline ones first; process ones as their pipes wake us)."""
+    ready = [w for w in workers if w.ready()]
+    if ready:
+        return ready
+    connections = {w.connection(): w for w in workers if w.connection() is not None}
+    if not connections:
+        return []
+    woken = multiprocessing.connection.wait(list(connections), timeout)
+    return [connections[c] for c in woken]
