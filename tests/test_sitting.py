@@ -1,0 +1,167 @@
+"""One sitting for many runtimes, through the real CLI: one folder, a worker process per runtime,
+rounds in a recorded shuffled order with equal iterations, a killed worker, Ctrl-C and --resume,
+and idle workers that do not use the CPU while another times."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import pytest
+
+from bench.core.engine import calibrate
+from bench.core.sitting import plan_rounds
+from bench.core.store import ENVIRONMENT_FILE, ROUNDS_FILE, SUMMARY_FILE, load_results
+from bench.core.timing import LoopLimits
+from tests.conftest import REPO, assert_one_line_error, run_cli
+
+SMALL = ["--resolution", "64", "--warmup", "2", "--warmup-time", "0", "--no-flops", "--no-progress", "--threads", "1"]
+IDLE_CPU_LIMIT = 0.05
+"""Cores an idle worker may use on average while another times (a spinning thread pool uses 0.1-1)."""
+LAUNCHER = (  # what a user's Ctrl-C sends, even when the test runner started us with SIGINT ignored
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv = ['bench', *sys.argv[1:]]; runpy.run_module('bench', run_name='__main__')"
+)
+
+
+def _start(argv: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", LAUNCHER, *argv], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _wait_for_rounds(out: Path, count: int, proc: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        files = list(out.glob(f"*/{ROUNDS_FILE}"))
+        if files and len(files[0].read_text().splitlines()) - 1 >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the sitting did not reach {count} round(s): {proc.poll()}")
+
+
+@pytest.fixture(scope="module")
+def sitting(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One two-runtime sitting on a tiny model, shared by the tests that read it."""
+    out = tmp_path_factory.mktemp("sitting")
+    argv = ["run", "--backend", "torch,onnx", "--models", "casvit_xs", *SMALL, "--threads", "2", "--iters", "4"]
+    argv += ["--min-time", "0.6"]
+    proc = run_cli(*argv, "--rounds", "3", "--order-seed", "7", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    (run_dir,) = out.iterdir()
+    return run_dir
+
+
+def test_two_runtimes_in_one_folder_with_the_order_recorded_and_followed(sitting: Path) -> None:
+    summary, samples, _ = load_results([sitting])
+    assert sorted(summary["backend"]) == ["onnx", "torch"] and set(summary["status"]) == {"ok"}
+    env = json.loads((sitting / ENVIRONMENT_FILE).read_text())
+    assert env["backends"] == ["torch", "onnx"] and env["order_seed"] == 7
+    assert set(env["backend_versions"]) == {"torch", "onnx"} and env["backend_versions"]["onnx"]["onnxruntime"]
+    cells = ["onnx/casvit_xs/b1/r64", "torch/casvit_xs/b1/r64"]
+    assert env["round_order"] == plan_rounds(cells, {}, 3, 7)
+    assert all(sorted(order) == cells for order in env["round_order"])
+    # rounds.csv is appended in the order the rounds ran: it follows the recorded plan
+    rounds = pd.read_csv(sitting / ROUNDS_FILE)
+    backend_of = dict(zip(summary["row_id"], summary["backend"], strict=True))
+    ran = [backend_of[r] for r in rounds["row_id"]]
+    assert ran == [key.split("/")[0] for order in env["round_order"] for key in order]
+    # every round of a cell timed the same number of iterations, and the row holds exactly those samples
+    for row_id, group in rounds.groupby("row_id"):
+        assert group["iterations"].nunique() == 1 and sorted(group["round"]) == [0, 1, 2]
+        assert len(samples[samples["row_id"] == row_id]) == group["iterations"].sum()
+
+
+def test_an_idle_worker_uses_no_cpu_while_another_times(sitting: Path) -> None:
+    summary, _, _ = load_results([sitting])
+    rounds = pd.read_csv(sitting / ROUNDS_FILE)
+    backend_of = dict(zip(summary["row_id"], summary["backend"], strict=True))
+    rounds["backend"] = rounds["row_id"].map(backend_of)
+    # psutil CPU times of the other worker, per round: while torch times, ONNX Runtime's pool sits idle
+    for backend in ("torch", "onnx"):
+        idle = rounds.loc[rounds["backend"] == backend, "idle_cpu"]
+        assert idle.notna().all() and len(idle) == 3
+        assert idle.mean() < IDLE_CPU_LIMIT, (backend, idle.tolist())
+
+
+def test_a_killed_worker_fails_only_its_own_runtime(tmp_path: Path) -> None:
+    argv = ["run", "--backend", "onnx,torch", "--models", "casvit_xs,swiftformer_xs", *SMALL, "--iters", "4"]
+    argv += ["--min-time", "1.5", "--rounds", "3", "--out", str(tmp_path)]
+    proc = _start(argv)
+    try:
+        _wait_for_rounds(tmp_path, 1, proc)
+        (victim,) = [p for p in psutil.Process(proc.pid).children() if p.name() == "bench-onnx"]
+        victim.kill()
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err
+    summary, _, _ = load_results([tmp_path])
+    torch_rows, onnx_rows = summary[summary["backend"] == "torch"], summary[summary["backend"] == "onnx"]
+    assert len(torch_rows) == 2 and set(torch_rows["status"]) == {"ok"} and (torch_rows["rounds"] == 3).all()
+    assert len(onnx_rows) == 2 and set(onnx_rows["status"]) == {"failed"}
+    assert all("the onnx worker process was killed by SIGKILL" in e for e in onnx_rows["error"])
+
+
+def test_sigint_keeps_every_finished_round_and_resume_times_only_what_is_missing(tmp_path: Path) -> None:
+    argv = ["run", "--backend", "torch,onnx", "--models", "casvit_xs,swiftformer_xs", *SMALL, "--iters", "4"]
+    argv += ["--min-time", "1.5", "--rounds", "3", "--out", str(tmp_path)]
+    proc = _start(argv)
+    try:
+        _wait_for_rounds(tmp_path, 8, proc)  # 2 rounds x 4 cells
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "finished round(s)" in err and "--resume" in err and "Traceback" not in err
+    (first,) = tmp_path.iterdir()
+    kept, finished = pd.read_csv(first / ROUNDS_FILE), pd.read_csv(first / SUMMARY_FILE)
+    assert len(kept) >= 8 and len(finished) < 4
+    unfinished = kept[~kept["row_id"].isin(finished["row_id"])]
+
+    resumed = run_cli(*argv, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stderr.count("round(s) resumed") == 4 - len(finished)
+    summary, _, _ = load_results([tmp_path])
+    assert len(summary) == 4 and sorted(summary["backend"]) == ["onnx", "onnx", "torch", "torch"]
+    assert (summary["rounds"] == 3).all() and set(summary["status"]) == {"ok"}
+    (second,) = [p for p in tmp_path.iterdir() if p != first]
+    again = pd.read_csv(second / ROUNDS_FILE)
+    assert len(again) == 3 * (4 - len(finished))  # only the unfinished cells, each to its third round
+    # their finished rounds were copied (same timestamps), only the missing ones timed, at the same count
+    copied = again.merge(unfinished, on=["row_id", "round"], suffixes=("", "_kept"))
+    assert len(copied) == len(unfinished) and (copied["timestamp"] == copied["timestamp_kept"]).all()
+    assert again.groupby("row_id")["iterations"].nunique().eq(1).all()
+
+
+def test_calibration_fixes_one_count_from_the_warmup() -> None:
+    steady = LoopLimits(min_iters=50, min_time_s=2.0, max_time_s=60.0)
+    assert calibrate([9.0, 5.0, 5.0, 5.0], steady, 5) == 80  # 0.4 s per round at 5 ms (the cold call ignored)
+    assert calibrate([900.0, 500.0], steady, 5) == 10  # --iters' share wins for a slow model
+    assert calibrate([20000.0, 20000.0], steady, 5) == 1  # capped by --max-time's share, never zero
+
+
+def test_round_plans_are_permutations_reproducible_from_the_seed() -> None:
+    keys = [f"b/m{i}/b1/r64" for i in range(6)]
+    plan = plan_rounds(keys, {"b/m0/b1/r64": 2}, 4, seed=3)
+    assert plan == plan_rounds(list(reversed(keys)), {"b/m0/b1/r64": 2}, 4, seed=3)
+    assert [len(p) for p in plan] == [5, 5, 6, 6]  # a cell resumed with 2 rounds joins at round 2
+    assert len({tuple(p) for p in plan[2:]} | {tuple(p) for p in plan[:2]}) > 1
+
+
+@pytest.mark.parametrize(
+    ("backend", "fragment"),
+    [("onnx,onnx", "--backend lists onnx more than once"), ("all,onnx", "'all' cannot be combined"), ("onnx,", "''")],
+)
+def test_bad_backend_lists_are_one_line(backend: str, fragment: str) -> None:
+    assert_one_line_error(run_cli("run", "--backend", backend, "--models", "casvit_xs"), fragment)
