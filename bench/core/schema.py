@@ -76,7 +76,10 @@ class SummaryRow:
     prepare_s: float = col("export/conversion time (cache lookups included)", unit="s")
     load_s: float = col("time to open the prepared model", unit="s")
     first_inference_ms: float = col("the cold first inference", unit="ms")
-    peak_rss_mb: float = col("peak resident memory of a worker that held only this model's session", unit="MB")
+    peak_rss_mb: float = col(
+        "peak resident memory added by opening this session (load, first inference, parity) in its runtime's worker",
+        unit="MB",
+    )
     cuda_max_allocated_mb: float = col("peak CUDA memory allocated by torch", unit="MB")
     cuda_event_median_ms: float = col("median CUDA-event time of one batch (device side)", unit="ms")
     parity_max_abs_diff: float = col("max |logits - torch fp32 eager logits|")

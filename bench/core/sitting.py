@@ -21,9 +21,13 @@ them side by side instead:
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,8 +99,9 @@ class Sitting:
 
     def record(self, row: SummaryRow, steps: int) -> None:
         row.timestamp = time.strftime("%Y-%m-%dT%H:%M:%S")
-        self.writer.add(row)
-        self.rows.append(row)
+        with _whole_against_ctrl_c():
+            self.writer.add(row)
+            self.rows.append(row)
         self.progress.update(steps)
 
     def fail(self, cell: Cell, reason: str) -> None:
@@ -230,8 +235,9 @@ class Sitting:
         item.iterations = answer["iterations"]
         item.device_ms += answer["device_ms"]
         result = RoundResult(list(answer["samples"]), record)
-        self.writer.add_round(item.row, result.record, result.samples_ms)  # a full disk stops the sitting here
-        item.rounds.append(result)
+        with _whole_against_ctrl_c():  # on disk and counted, or neither
+            self.writer.add_round(item.row, result.record, result.samples_ms)  # a full disk stops the sitting here
+            item.rounds.append(result)
         self.progress.update(1)
         if complete and len(item.rounds) >= self.settings.rounds:
             self.complete(cell)
@@ -317,6 +323,7 @@ def run_sitting(
     env_id = str(env["env_id"])
     previous = resume_state(out, env_id) if resume else ResumeState(set(), {})
     workers: dict[str, Any] = {}
+    started = time.perf_counter()
     try:
         for runtime in runtimes:  # started at once: each imports its runtime while the others do
             if inline:
@@ -334,7 +341,8 @@ def run_sitting(
             open_keys = [k for k, c in sitting.cells.items() if not c.done]
             first = {k: len(sitting.cells[k].item.rounds) for k in open_keys}
             plan = plan_rounds(open_keys, first, settings.rounds, seed)
-            atomic_write_text(writer.directory / ENVIRONMENT_FILE, _json({**env, "round_order": plan}))
+            opened = {"open_s": round(time.perf_counter() - started, 1), "round_order": plan}
+            atomic_write_text(writer.directory / ENVIRONMENT_FILE, _json({**env, **opened}))
             sitting.time_all(plan, list(workers.values()))
             sitting.retry_unstable(list(workers.values()))
         except KeyboardInterrupt:
@@ -346,6 +354,19 @@ def run_sitting(
     finally:
         for worker in workers.values():
             worker.stop()
+
+
+@contextlib.contextmanager
+def _whole_against_ctrl_c() -> Iterator[None]:
+    """Ctrl-C waits until the block is done, so what the interrupt message counts is what is on disk."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _json(value: object) -> str:
