@@ -279,21 +279,28 @@ def test_full_disk_while_writing_samples_stops_with_one_line_and_keeps_every_ear
     proc = subprocess.run([sys.executable, "-c", code, *argv], cwd=REPO, env=env, capture_output=True, text=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     (run_dir,) = out.iterdir()
+    first, second = _batches_in_timing_order(run_dir)
     error = _stderr_lines(proc)[-1]
-    assert error.startswith(f"error: cannot write round 1 of casvit_xs batch 2 to {run_dir / SAMPLES_FILE}: "), error
+    assert error.startswith(f"error: cannot write round 1 of casvit_xs batch {second} to {run_dir / SAMPLES_FILE}: ")
     assert (
         "No space left on device" in error and f"kept the 1 finished row(s), with their samples, in {run_dir}" in error
     )
     assert "--resume" in error
     _intact(run_dir)
     summary, samples, _ = load_results([out])
-    assert sorted(summary["infer_batch_size"].astype(int)) == [1]
+    assert sorted(summary["infer_batch_size"].astype(int)) == [first]
     for row in summary.itertuples():
         assert (samples["row_id"] == row.row_id).sum() == row.iterations
-    # what was kept is what --resume builds on: only batch 2 is measured again
+    # what was kept is what --resume builds on: only the other batch is measured again
     settings = run_command.parse_settings(engine_args(*argv[1:]))
     _, rows = engine.run(settings, REGISTRY.get(settings.backend), out, tmp_path / "cache", True, False, False)
-    assert [r.infer_batch_size for r in rows] == [2]
+    assert [r.infer_batch_size for r in rows] == [second]
+
+
+def _batches_in_timing_order(run_dir: Path) -> list[int]:
+    """The batch sizes of a one-round sitting in the order it timed them (shuffled from its seed)."""
+    (order,) = json.loads((run_dir / "environment.json").read_text())["round_order"]
+    return [int(key.split("/")[2][1:]) for key in order]
 
 
 def test_full_disk_while_writing_a_row_keeps_the_earlier_rows_and_the_finished_rounds(
@@ -306,16 +313,17 @@ def test_full_disk_while_writing_a_row_keeps_the_earlier_rows_and_the_finished_r
         engine.run(settings, REGISTRY.get(settings.backend), out, tmp_path / "cache", False, False, False)
     monkeypatch.undo()
     (run_dir,) = out.iterdir()
+    first, second = _batches_in_timing_order(run_dir)
     message = str(caught.value)
-    assert message.startswith(f"cannot write the row of casvit_xs batch 2 to {run_dir / SUMMARY_FILE}: "), message
+    assert message.startswith(f"cannot write the row of casvit_xs batch {second} to {run_dir / SUMMARY_FILE}: ")
     assert "kept the 1 finished row(s) and 1 finished round(s) of unfinished rows" in message, message
     _intact(run_dir)
     summary, _, _ = load_results([out])
-    assert sorted(summary["infer_batch_size"].astype(int)) == [1]
+    assert sorted(summary["infer_batch_size"].astype(int)) == [first]
 
-    # --resume should finish batch 2 from its round on disk, without timing it again
+    # --resume should finish the other batch from its round on disk, without timing it again
     _, rows = engine.run(settings, REGISTRY.get(settings.backend), out, tmp_path / "cache", True, False, False)
-    assert [r.infer_batch_size for r in rows] == [2]
+    assert [r.infer_batch_size for r in rows] == [second]
 
 
 # ------------------------------------------------------------------------------------------ bad folders
