@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from bench.core import runtime
+from bench.core.errors import BenchError
 from bench.core.runtime import PRECISIONS, Backend, BackendOptions, Prepared, Registry, Session, Workload
 
 __all__ = [

@@ -35,9 +35,12 @@ from typing import Any
 import numpy as np
 
 from bench.core import engine, environment
-from bench.core.engine import OpenWorkload, RoundResult, Settings
+from bench.core.engine import OpenWorkload, RoundResult
 from bench.core.errors import BenchError
+from bench.core.runtime import Backend
+from bench.core.runtime import registry as runtime_registry
 from bench.core.schema import STATUS_FAILED, UNSTABLE, SummaryRow
+from bench.core.settings import Settings
 from bench.core.store import ENVIRONMENT_FILE, PartialRow, ResumeState, RunWriter, resume_state
 from bench.core.util import atomic_write_text, one_line
 from bench.core.worker import InlineWorker, ProcessWorker, Reply, WorkerDied, wait_any
@@ -51,6 +54,8 @@ class Runtime:
     settings: Settings
     spec: str
     versions: dict[str, str] = field(default_factory=dict)
+    backend: Backend | None = None
+    """The backend itself, for an inline sitting (a worker process imports ``spec`` instead)."""
 
     @property
     def name(self) -> str:
@@ -327,7 +332,8 @@ def run_sitting(
     try:
         for runtime in runtimes:  # started at once: each imports its runtime while the others do
             if inline:
-                workers[runtime.name] = InlineWorker(runtime.name, runtime.settings, runtime.spec, cache_dir)
+                backend = runtime.backend or runtime_registry().get(runtime.name)
+                workers[runtime.name] = InlineWorker(runtime.name, runtime.settings, backend, cache_dir)
             else:
                 workers[runtime.name] = ProcessWorker(
                     runtime.name, runtime.settings, runtime.spec, cache_dir, models_spec

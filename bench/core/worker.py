@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import importlib
 import multiprocessing
 import multiprocessing.connection
 import signal
@@ -34,22 +33,18 @@ from pathlib import Path
 from typing import Any
 
 from bench.core import engine
+from bench.core.runtime import Backend, load_class
 from bench.core.schema import SummaryRow
+from bench.core.settings import Settings
 from bench.core.util import one_line
-
-
-def load_backend(spec: str) -> Any:
-    """The backend named by ``"module:class"`` (a fresh instance)."""
-    module_name, _, class_name = spec.partition(":")
-    return getattr(importlib.import_module(module_name), class_name)()
 
 
 class CellHost:
     """Opens cells, times their rounds and keeps their sessions: the work of one worker."""
 
-    def __init__(self, settings: engine.Settings, spec: str, cache_dir: Path) -> None:
+    def __init__(self, settings: Settings, backend: Backend, cache_dir: Path) -> None:
         self.settings = settings
-        self.measurer = engine.Measurer(settings, load_backend(spec), cache_dir)
+        self.measurer = engine.Measurer(settings, backend, cache_dir)
         self.cells: dict[str, engine.OpenWorkload] = {}
         self._built: tuple[tuple[str, int], Any] | None = None
 
@@ -110,7 +105,7 @@ def _become_worker(name: str) -> None:
 def serve(
     name: str,
     conn: multiprocessing.connection.Connection,
-    settings: engine.Settings,
+    settings: Settings,
     spec: str,
     cache_dir: Path,
     models_spec: str | None,
@@ -124,7 +119,7 @@ def serve(
             from bench.core import arguments
 
             arguments.select_models(models_spec)
-        host = CellHost(settings, spec, cache_dir)
+        host = CellHost(settings, load_class(spec)(), cache_dir)
     except Exception as exc:
         failure = f"the worker could not start: {one_line(exc)}"
     try:
@@ -159,12 +154,12 @@ class Reply:
 class InlineWorker:
     """The same requests, answered in this process (one runtime, no isolation)."""
 
-    def __init__(self, name: str, settings: engine.Settings, spec: str, cache_dir: Path) -> None:
+    def __init__(self, name: str, settings: Settings, backend: Backend, cache_dir: Path) -> None:
         self.name = name
         self._host: CellHost | None = None
         self._failure: str | None = None
         try:
-            self._host = CellHost(settings, spec, cache_dir)
+            self._host = CellHost(settings, backend, cache_dir)
         except Exception as exc:
             self._failure = f"the {name} runtime could not start: {one_line(exc)}"
         self._replies: deque[Reply] = deque()
@@ -194,9 +189,7 @@ class InlineWorker:
 class ProcessWorker:
     """A runtime's own process, started at once (it imports its runtime while the others start)."""
 
-    def __init__(
-        self, name: str, settings: engine.Settings, spec: str, cache_dir: Path, models_spec: str | None
-    ) -> None:
+    def __init__(self, name: str, settings: Settings, spec: str, cache_dir: Path, models_spec: str | None) -> None:
         self.name = name
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: no thread pool state inherited
         self._conn, child = context.Pipe()
