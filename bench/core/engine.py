@@ -30,7 +30,7 @@ from bench.core.schema import (
     settings_key,
 )
 from bench.core.sessions import is_out_of_memory, open_session
-from bench.core.settings import Settings
+from bench.core.settings import Settings, build_model  # noqa: F401 - the sitting builds through engine.build_model (a seam tests patch)
 from bench.core.stats import summarize, throughput
 from bench.core.timing import LoopLimits, timed_loop
 from bench.core.util import atomic_write_text
