@@ -165,3 +165,14 @@ def test_round_plans_are_permutations_reproducible_from_the_seed() -> None:
 )
 def test_bad_backend_lists_are_one_line(backend: str, fragment: str) -> None:
     assert_one_line_error(run_cli("run", "--backend", backend, "--models", "casvit_xs"), fragment)
+
+
+def test_all_means_every_installed_runtime_that_can_time_here() -> None:
+    from bench.backends import BACKENDS, get_backend, timing_backends
+
+    chosen = timing_backends("cpu")
+    assert "torch" in chosen and chosen == [name for name in BACKENDS if name in chosen]  # registry order
+    left_out = [name for name in BACKENDS if name not in chosen]
+    assert all(get_backend(name).cannot_time_reason() is None for name in chosen)
+    if sys.platform != "darwin":
+        assert "coreml" in left_out  # converts anywhere, times on macOS only
