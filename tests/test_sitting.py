@@ -63,7 +63,7 @@ def test_two_runtimes_in_one_folder_with_the_order_recorded_and_followed(sitting
     assert sorted(summary["backend"]) == ["onnx", "torch"] and set(summary["status"]) == {"ok"}
     env = json.loads((sitting / ENVIRONMENT_FILE).read_text())
     assert env["backends"] == ["torch", "onnx"] and env["order_seed"] == 7
-    assert set(env["backend_versions"]) == {"torch", "onnx"} and env["backend_versions"]["onnx"]["onnxruntime"]
+    assert env["backend_versions"]["torch"] and env["backend_versions"]["onnxruntime"]  # each runtime's packages
     cells = ["onnx/casvit_xs/b1/r64", "torch/casvit_xs/b1/r64"]
     assert env["round_order"] == plan_rounds(cells, {}, 3, 7)
     assert all(sorted(order) == cells for order in env["round_order"])

@@ -321,7 +321,7 @@ def run_sitting(
             "backends": names,
             "device": settings.device,
             "threads": settings.threads,
-            "backend_versions": {r.name: r.versions for r in runtimes},
+            "backend_versions": {package: v for r in runtimes for package, v in r.versions.items()},
             "order_seed": seed,
         }
     )
