@@ -22,7 +22,7 @@ from bench.core.counting import (
     published_decimals,
 )
 from bench.core.errors import BenchError
-from bench.core.formatting import FORMATS, markdown_table, render
+from bench.core.formatting import FORMATS, markdown_table, render, write_csv
 from bench.core.util import check_writable_dir
 
 # ---------------------------------------------------------------------------------------------------------
@@ -215,10 +215,10 @@ def _markdown_report(
 def _save(out: Path, reports: list[FlopReport], by: str, tables: dict[str, pd.DataFrame], command: str) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
-        tables["summary"].to_csv(out / "flops.csv", index=False)
-        tables["categories"].to_csv(out / "flops_by_category.csv", index=False)
-        tables["breakdown"].to_csv(out / f"flops_by_{by}.csv", index=False)
-        uncounted_frame(reports).to_csv(out / "uncounted_ops.csv", index=False)
+        write_csv(out / "flops.csv", tables["summary"])
+        write_csv(out / "flops_by_category.csv", tables["categories"])
+        write_csv(out / f"flops_by_{by}.csv", tables["breakdown"])
+        write_csv(out / "uncounted_ops.csv", uncounted_frame(reports))
         (out / "flops.md").write_text(
             _markdown_report(tables["summary"], tables["categories"], tables["breakdown"], by, command)
         )

@@ -180,8 +180,11 @@ def _model_info(
             }
         )
         found = (measured or {}).get(name)
-        if found is not None:
+        if found is not None and found.get("replaces", True):
             rows[-1].update(top1=found["top1"], top1_source=found["source"], top1_measured=True)
+        elif found is not None:  # a quick check: shown apart (in the source note), never as the ImageNet top-1
+            published = rows[-1]["top1_source"]
+            rows[-1]["top1_source"] = f"{published}; {found['source']}" if published else None
     numbers = {"published_params_m": float, "published_gmacs": float, "top1": float}  # external cards may lack all
     return pd.DataFrame(rows).astype(numbers)
 
