@@ -282,7 +282,7 @@ def _result(name, card, tally: Tally, reference: Tally | None, progress: Progres
         imagenet_top1=imagenet and top1 is not None,
         data_content_sha256=progress.content,
         seconds=round(seconds, 3),
-        predict_seconds=round(tally.seconds, 3),
+        predict_seconds=round(tally.seconds, 6),
         images_per_s=tally.images_per_s(),
         timestamp=time.strftime("%Y-%m-%dT%H:%M:%S"),
     )
