@@ -444,22 +444,65 @@ def _warn_unstable(progress, row: SummaryRow) -> None:
         )
 
 
+MAX_RETRY_ATTEMPTS = 3
+"""Re-timings of one unstable row at most: a row still unstable after three is reported as it is."""
+
+
+def retry_can_help(row: SummaryRow) -> str | None:
+    """None when re-timing ``row`` may make it stable; else why not (a retry times it the same way).
+
+    Too few iterations is a property of the protocol (``--iters``, ``--min-time``, ``--max-time``), not of
+    the machine's mood: re-timing would time as few again.
+    """
+    iterations = row.iterations if isinstance(row.iterations, int | float) else None
+    if iterations is not None and iterations < machine.MIN_ITERATIONS:
+        return (
+            f"only {int(iterations)} iterations, and a retry would time as few "
+            f"(raise --iters or --min-time/--max-time to reach {machine.MIN_ITERATIONS})"
+        )
+    return None
+
+
 def _retry_unstable(measurer: Measurer, writer: RunWriter, items, settings: Settings, progress, record) -> None:
-    """Re-time unstable rows (all rounds again) while the time budget lasts; keep the steadier attempt."""
+    """Re-time unstable rows (all rounds again) while the time budget lasts, at most
+    :data:`MAX_RETRY_ATTEMPTS` times each and only where :func:`retry_can_help`; keep the steadier attempt.
+
+    An interrupt keeps every row already measured (the best attempt so far of each) before it propagates.
+    """
     deadline = time.perf_counter() + settings.retry_unstable_s
-    for item in items:
-        best = SummaryRow(**measurer.finish(item)[0].as_dict())
-        base_id, attempt = str(best.row_id), 1
-        while best.validity == UNSTABLE and time.perf_counter() < deadline:
-            attempt += 1
-            item.rounds, item.device_ms = [], []
-            item.row.row_id = f"{base_id}#{attempt}"  # the attempt's samples stay apart from the first's
-            for _ in range(settings.rounds):
-                result = measurer.time_round(item)
-                writer.add_round(item.row, result.record, result.samples_ms)
-            row = SummaryRow(**measurer.finish(item)[0].as_dict())
-            if row.validity != UNSTABLE or (row.round_spread or math.inf) < (best.round_spread or math.inf):
-                best = row
-        _warn_unstable(progress, best)
-        item.session.close()
-        record(best, 0)
+    pending = list(items)
+    best: SummaryRow | None = None
+    try:
+        while pending:
+            item = pending[0]
+            best = SummaryRow(**measurer.finish(item)[0].as_dict())
+            base_id, attempt = str(best.row_id), 1
+            why_not = retry_can_help(best)
+            if why_not is not None:
+                progress.write(f"{best.model} batch {best.infer_batch_size}: not re-timed: {why_not}", file=sys.stderr)
+            while (
+                why_not is None
+                and best.validity == UNSTABLE
+                and attempt <= MAX_RETRY_ATTEMPTS
+                and time.perf_counter() < deadline
+            ):
+                attempt += 1
+                item.rounds, item.device_ms = [], []
+                item.row.row_id = f"{base_id}#{attempt}"  # the attempt's samples stay apart from the first's
+                for _ in range(settings.rounds):
+                    result = measurer.time_round(item)
+                    writer.add_round(item.row, result.record, result.samples_ms)
+                row = SummaryRow(**measurer.finish(item)[0].as_dict())
+                if row.validity != UNSTABLE or (row.round_spread or math.inf) < (best.round_spread or math.inf):
+                    best = row
+            _warn_unstable(progress, best)
+            item.session.close()
+            pending.pop(0)
+            record(best, 0)
+            best = None
+    except KeyboardInterrupt:  # every row with finished rounds is kept: the best attempt so far, else the first
+        if pending:
+            record(best if best is not None else SummaryRow(**measurer.finish(pending[0])[0].as_dict()), 0)
+            for item in pending[1:]:
+                record(SummaryRow(**measurer.finish(item)[0].as_dict()), 0)
+        raise
