@@ -57,3 +57,4 @@ def add_option_arguments(parser: argparse.ArgumentParser) -> None:
     for name in BACKENDS:
         cls = backend_class(name)
         cls.Options.add_arguments(parser, name, cls.label)
+

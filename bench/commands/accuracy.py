@@ -53,6 +53,7 @@ from bench.backends import (
     add_option_arguments,
     available_backend,
     backend_class,
+    check_option_flags,
 )
 from bench.core import arguments
 from bench.core.accuracy import Progress, Tally, check_classes, evaluate, head_size
@@ -318,6 +319,7 @@ def _failed(name: str, backends: list[str], error: str, args, settings) -> list[
 
 def main(args: argparse.Namespace) -> int:
     backends = _backends(args.backend)
+    check_option_flags(args, backends)
     data = scan(args.data, args.labels)  # bad data is reported before torch and the models load
     if data.unreadable and not args.skip_unreadable:
         path, why = data.unreadable[0]

@@ -38,8 +38,21 @@ from bench.core.stats import summarize, throughput
 from bench.core.store import PartialRow, ResumeState, RunWriter, resume_state
 from bench.core.timing import LoopLimits, timed_loop
 from bench.core.util import atomic_write_text, one_line
+from models import external
 
 # ------------------------------------------------------------------------------------------- measuring
+
+
+def external_cards(names) -> dict[str, dict[str, object]]:
+    """The published facts of the external networks among ``names`` (a spec's top-1, family, citation),
+    kept with the run so ``report`` shows them without the spec being passed again."""
+    keep = ("family", "variant", "default_resolution", "published_params_m", "published_gmacs", "top1",
+            "top1_source", "citation", "display_name")  # fmt: skip
+    return {
+        name: {k: v for k, v in models.get_card(name).as_row().items() if k in keep}
+        for name in names
+        if external.source_digest(name) is not None
+    }
 
 
 def model_facts(model: nn.Module, resolution: int, count_flops: bool, cache_dir: Path) -> dict[str, object]:
@@ -288,7 +301,9 @@ def base_row(settings: Settings, workload: Workload, env_id: str) -> SummaryRow:
         single_head=settings.single_head,
         env_id=env_id,
     )
-    row.settings_key = settings_key(row.as_dict(), settings.protocol)
+    source = external.source_digest(workload.model_name)  # an edited external file is a new measurement
+    protocol = settings.protocol if source is None else {**settings.protocol, "source": source}
+    row.settings_key = settings_key(row.as_dict(), protocol)
     row.row_id = f"{workload.model_name}|b{workload.batch_size}|r{workload.resolution}|{row.settings_key}"
     return row
 
@@ -319,7 +334,9 @@ def run(
     previous = resume_state(out, env_id) if resume else ResumeState(set(), {})
     done, partial = previous.done, previous.partial
     writer = RunWriter.create(
-        out, f"{settings.backend}-{settings.device}", {**env, "backend_versions": backend.versions()}
+        out,
+        f"{settings.backend}-{settings.device}",
+        {**env, "backend_versions": backend.versions(), "external_models": external_cards(settings.model_names)},
     )
     torch.set_num_threads(settings.threads)
 
