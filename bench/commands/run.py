@@ -140,7 +140,12 @@ def main(args: argparse.Namespace) -> int:
     backend = available_backend(args.backend)
     chosen = settings.from_args(args, backend)
     check_writable_dir(args.out, "--out")
-    check_writable_dir(args.cache_dir, "--cache-dir")
+    try:
+        check_writable_dir(args.cache_dir, "--cache-dir")
+    except BenchError as exc:  # a cache it cannot write costs the caching, not the run, where nothing is exported
+        if getattr(available_backend(args.backend), "uses_cache", True):
+            raise
+        print(f"warning: {exc}; nothing will be cached", file=sys.stderr)
     if args.report:
         check_writable_dir(args.report_dir, "--report-dir")
     run_dir, rows = run(

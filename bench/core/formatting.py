@@ -32,8 +32,8 @@ def csv_text(df: pd.DataFrame) -> str:
     """
     safe = df.copy()
     for column in safe.columns:
-        if safe[column].dtype == object:
-            safe[column] = safe[column].map(spreadsheet_safe)
+        if not pd.api.types.is_numeric_dtype(safe[column]) and not pd.api.types.is_bool_dtype(safe[column]):
+            safe[column] = safe[column].astype(object).map(spreadsheet_safe)
     safe.columns = [spreadsheet_safe(str(c)) for c in safe.columns]
     return safe.to_csv(index=False)
 
