@@ -237,3 +237,12 @@ def test_doctor_names_the_thread_setting_that_leaves_busy_cores_alone(monkeypatc
     assert proc.returncode == 1
     assert f"--threads {max(1, cores - 1)}" in proc.stdout, proc.stdout
     assert system.free_threads(1.0, cores=8) == 7 and system.free_threads(3.5, cores=2) == 1
+
+
+def test_one_line_errors_drop_colour_codes_and_keep_what_an_introduction_introduces() -> None:
+    from bench.core.util import one_line
+
+    coloured = RuntimeError("\x1b[31m\n-----\nGuard on data-dependent expression\x1b[0m\nmore")
+    assert one_line(coloured) == "RuntimeError: Guard on data-dependent expression"
+    intro = RuntimeError("Export failed. Next steps:\n\n  rewrite the branch with torch.cond\n")
+    assert one_line(intro) == "RuntimeError: Export failed. Next steps: rewrite the branch with torch.cond"

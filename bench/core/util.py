@@ -25,8 +25,10 @@ def one_line(exc: BaseException, limit: int = 300) -> str:
     Terminal colour codes are dropped (torch.export colours its errors), and the first line that says
     something is used, not a blank or a rule.
     """
-    lines = [line.strip() for line in _ANSI.sub("", str(exc)).splitlines()]
-    text = next((line for line in lines if line.strip("-=*_ ")), "")
+    lines = [line.strip() for line in _ANSI.sub("", str(exc)).splitlines() if line.strip("-=*_ ")]
+    text = lines[0] if lines else ""
+    if text.endswith(":") and len(lines) > 1:  # an introduction ("... failed. Next steps:"): add what it introduces
+        text = f"{text} {lines[1]}"
     return f"{type(exc).__name__}: {text}"[:limit]
 
 
