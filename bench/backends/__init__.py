@@ -57,4 +57,3 @@ def add_option_arguments(parser: argparse.ArgumentParser) -> None:
     for name in BACKENDS:
         cls = backend_class(name)
         cls.Options.add_arguments(parser, name, cls.label)
-

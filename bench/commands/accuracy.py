@@ -53,7 +53,6 @@ from bench.backends import (
     add_option_arguments,
     available_backend,
     backend_class,
-    check_option_flags,
 )
 from bench.core import arguments
 from bench.core.accuracy import Progress, Tally, check_classes, evaluate, head_size
@@ -68,6 +67,7 @@ from bench.core.accuracy_results import (
 )
 from bench.core.datasets import Dataset, scan, shown, subset
 from bench.core.errors import BenchError
+from bench.core.sessions import SessionRefused, open_session
 from bench.core.util import atomic_write_text, check_writable_dir, one_line
 from models.errors import CheckpointError
 
@@ -77,7 +77,7 @@ SAVE_EVERY_S = 2.0
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from bench.core.engine import DEFAULT_CACHE
+    from bench.core.settings import DEFAULT_CACHE
 
     p.epilog = "exit status: 0 all evaluated, 1 a model or runtime failed, 2 bad input, 130 interrupted"
     p.add_argument("--models", required=True, help="model names, family ids, or external networks (file.py:factory)")
@@ -134,19 +134,17 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _open(backend_name: str, model, workload, cache_dir: Path):
+def _open(backend_name: str, model, workload, cache_dir: Path, seed: int):
+    """A session checked like every other (:func:`bench.core.sessions.open_session`): parity failed is a failure."""
     backend = available_backend(backend_name)
     reason = backend.cannot_time_reason()
     if reason is not None:
         raise BenchError(f"--backend {backend_name} cannot run models here: {reason}")
-    prepared = backend.prepare(model, workload, cache_dir)
-    import numpy as np
-
-    example = np.zeros(workload.input_shape, dtype=np.float32)
-    session = backend.load(model, prepared, workload, example)
+    opened = open_session(backend, model, workload, cache_dir, seed=seed)
+    session = opened.require()
     runtime = backend.label
     version = backend.runtime_version(backend.versions())
-    return session, {"runtime": f"{runtime} {version}" if version else runtime, **prepared.detail, **session.detail}
+    return session, {"runtime": f"{runtime} {version}" if version else runtime, **opened.detail}
 
 
 class ModelFailed(Exception):
@@ -156,7 +154,7 @@ class ModelFailed(Exception):
 def _build(name: str, args, settings, data: Dataset):
     """(model, resolution, preprocessing, card, head size); :class:`ModelFailed` when the model is broken."""
     import models
-    from bench.core.engine import build_model
+    from bench.core.settings import build_model
     from models.registry import get_preprocessing
 
     card = models.get_card(name)
@@ -176,28 +174,19 @@ def _build(name: str, args, settings, data: Dataset):
 
 
 def _open_all(name: str, model, resolution: int, classes: int, args, settings, backends: list[str]) -> list[Tally]:
-    from bench.backends import Workload
-
     tallies: list[Tally] = []
     for backend_name in backends:
-        cls = backend_class(backend_name)
-        workload = Workload(
-            model_name=name,
-            batch_size=args.batch_size,
-            resolution=resolution,
-            device=args.device,
-            precision=args.precision,
-            threads=settings.threads,
-            options=cls.Options.from_args(args, backend_name).items(),
-        )
+        options = backend_class(backend_name).Options.from_args(args, backend_name).items()
+        workload = settings.workload(name, args.batch_size, resolution, options)
         try:
-            session, detail = _open(backend_name, model, workload, args.cache_dir)
+            session, detail = _open(backend_name, model, workload, args.cache_dir, settings.seed)
             tallies.append(Tally(backend_name, session, classes, detail))
         except BenchError:
             raise
-        except Exception as exc:  # an export that fails: this runtime is skipped, the others go on
-            print(f"{name} on {backend_name}: failed: {one_line(exc)}", file=sys.stderr)
-            tallies.append(Tally(backend_name, None, classes, {}, error=one_line(exc)))
+        except Exception as exc:  # an export that fails or fails parity: this runtime is skipped, the others go on
+            why = str(exc) if isinstance(exc, SessionRefused) else one_line(exc)
+            print(f"{name} on {backend_name}: failed: {why}", file=sys.stderr)
+            tallies.append(Tally(backend_name, None, classes, {}, error=why))
     return tallies
 
 
@@ -319,52 +308,29 @@ def _failed(name: str, backends: list[str], error: str, args, settings) -> list[
 
 def main(args: argparse.Namespace) -> int:
     backends = _backends(args.backend)
-    check_option_flags(args, backends)
     data = scan(args.data, args.labels)  # bad data is reported before torch and the models load
     if data.unreadable and not args.skip_unreadable:
         path, why = data.unreadable[0]
         raise BenchError(f"cannot read image {shown(path)}: {why} (fix or remove it, or pass --skip-unreadable)")
     items = subset(data.items, args.limit)
-    names = arguments.select_models(args.models)
-    for backend_name in backends:
-        devices = backend_class(backend_name).devices
-        if args.device not in devices:
-            raise BenchError(f"--device {args.device}: the {backend_name} backend runs on {', '.join(devices)}")
-    if args.checkpoint is not None and len(names) != 1:
-        raise BenchError("--checkpoint needs exactly one model in --models")
-    if args.checkpoint is not None and not args.checkpoint.is_file():
-        raise BenchError(f"checkpoint not found: {args.checkpoint}")
+    from bench.core import settings as setting
+
+    # every value checked (e.g. --device cuda without a GPU, fp16 on a CPU) before any work
+    settings = setting.from_args(
+        args, available_backend(backends[0]), batch_sizes=(args.batch_size,), also=tuple(backends[1:])
+    )
+    names = list(settings.model_names)
+    for backend_name in backends[1:]:
+        options = backend_class(backend_name).Options.from_args(args, backend_name).items()
+        setting.check_backend(settings, available_backend(backend_name), options)
     check_writable_dir(args.out, "--out")
     check_writable_dir(args.cache_dir, "--cache-dir")
 
     import torch
 
-    from bench.backends import Workload
     from bench.core import environment
-    from bench.core.engine import Settings
     from models.registry import is_external
 
-    settings = Settings(
-        backend=backends[0],
-        model_names=tuple(names),
-        device=args.device,
-        threads=args.threads or arguments.default_threads(),
-        precision=args.precision,
-        checkpoint=str(args.checkpoint) if args.checkpoint else None,
-        single_head=args.single_head,
-        seed=args.seed,
-    )
-    for backend_name in backends:  # e.g. --device cuda without a GPU, fp16 on a CPU: before any work
-        cls = backend_class(backend_name)
-        probe = Workload(
-            model_name=names[0],
-            batch_size=args.batch_size,
-            resolution=args.resolution or 224,
-            device=args.device,
-            precision=args.precision,
-            threads=settings.threads,
-        )
-        cls().check(probe)
     torch.set_num_threads(settings.threads)
     checkpoint = None
     if args.checkpoint is not None:

@@ -15,6 +15,7 @@ from bench.backends import (
 )
 from bench.core import arguments, settings
 from bench.core.engine import retry_can_help, run
+from bench.core.errors import BenchError
 from bench.core.formatting import text_table
 from bench.core.schema import STATUS_NOT_TIMED, STATUS_OK, UNSTABLE, SummaryRow
 from bench.core.settings import DEFAULT_CACHE, DEFAULT_STEADY, DEFAULT_WARMUP, Settings
@@ -143,7 +144,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         check_writable_dir(args.cache_dir, "--cache-dir")
     except BenchError as exc:  # a cache it cannot write costs the caching, not the run, where nothing is exported
-        if getattr(available_backend(args.backend), "uses_cache", True):
+        if getattr(backend, "uses_cache", True):
             raise
         print(f"warning: {exc}; nothing will be cached", file=sys.stderr)
     if args.report:
