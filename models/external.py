@@ -6,19 +6,22 @@ Forms (any ``--models`` list may mix them with built-in names, family ids, ``pap
     my_package.nets:build                   a function in an importable module (the current folder is searched too)
     my_net.py:Net.small                     an attribute path (a classmethod, a factory on an object)
     'my_net.py:build(width=2, depth=[2,4])' keyword arguments: Python literals only (ast.literal_eval)
-    wide=my_net.py:build(width=2)           NAME=...: the name it gets in results (default: the factory's name)
+    wide=my_net.py:build(width=2)           NAME=...: the name it gets in results (default: the factory's name;
+                                            never a built-in model, a family id, ``paper`` or ``all``)
     timm:resnet18  /  'timm:vit_tiny_patch16_224(img_size=256)'   with ``pip install '.[timm]'``
     my_net.toml  /  my_net.json             a model spec (below); paths in it are relative to the spec
 
 Commas inside ``(...)``, ``[...]``, ``{...}`` and quotes do not split the list. Shells need quotes around
-parentheses. Nothing but the named file/module is run; keyword values are parsed, never evaluated.
+parentheses. Keyword values are parsed, never evaluated, but the named file or module *is* run (imported)
+and its factory called: an entry or spec is code, to be trusted like any script you run. A factory from
+Python's standard library or builtins (``os:system``) is refused: it is never a network.
 
 A model spec (TOML or JSON) holds the factory and the card facts; a factory may carry the same facts
 as a dict attribute ``build.bench_card = {...}`` (the spec wins)::
 
     factory = "my_net.py:build"      # required in a spec: any form above but NAME= and a spec
     name = "my_net_s"                # default: the factory's name
-    resolution = 224                 # default input size (default 224; --resolution overrides)
+    resolution = 224                 # default input size (default 224; --resolution overrides); > 0
     family = "MyNet"                 # family label in tables/plots; a built-in family id or label joins it
     top1 = 79.1                      # published ImageNet-1k top-1 (%)
     top1_source = "MyNet paper, Table 3"
@@ -102,6 +105,10 @@ PREPROCESSING_KEYS = ("resize", "crop", "crop_pct", "interpolation", "mean", "st
 # Styles for external families (Okabe-Ito sky blue, then greys and wine), as the plots' spare styles.
 SPARE_STYLES = (("#56B4E9", "v"), ("#000000", "P"), ("#999999", "X"), ("#882255", "h"))
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+()/ -]*")
+RESERVED_NAMES = frozenset({"all", "paper"})
+"""``--models`` keywords: a network named so could never be selected by its name."""
+_DIGESTS: dict[str, str] = {}
 _ATTR = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 _CLOSING = {"(": ")", "[": "]", "{": "}"}
 
@@ -356,6 +363,12 @@ def _attribute(module: Any, source: Source) -> Callable[..., Any]:
             raise ModelError(f"{where} has no {source.attr!r} (looked up for {source.token})") from None
     if not callable(obj):
         raise ModelError(f"{source.where}: {source.attr} is a {type(obj).__name__}, not a callable factory")
+    home = str(getattr(obj, "__module__", None) or getattr(module, "__name__", "")).split(".")[0]
+    if home in sys.stdlib_module_names or source.target.split(".")[0] in sys.stdlib_module_names:
+        raise ModelError(
+            f"{source.where}: {source.attr} comes from Python's standard library ({home}), not a network "
+            "factory; name a function or class that builds an nn.Module"
+        )
     return obj
 
 
@@ -525,9 +538,22 @@ def resolve(token: str) -> External:
     name = source.name or facts.get("name") or getattr(factory, "__name__", None) or source.target
     if not _NAME.fullmatch(str(name)):
         raise ModelError(f"{where}: {name!r} cannot name a model (letters, digits, _ . -); set NAME=... or name")
-    resolution = int(facts.get("resolution") or DEFAULT_RESOLUTION)
-    if resolution <= 0:
-        raise ModelError(f"{where}: resolution must be positive, got {resolution}")
+    if str(name) in RESERVED_NAMES or str(name) in list_families():
+        raise ModelError(
+            f"{where}: {name!r} is a family id or a --models keyword, so --models {name} could not reach this "
+            "network; give it another name (NAME=... or name)"
+        )
+    resolution = facts.get("resolution", DEFAULT_RESOLUTION)
+    if resolution is None:
+        resolution = DEFAULT_RESOLUTION
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution <= 0:
+        raise ModelError(f"{where}: resolution must be a positive whole number of pixels, got {resolution!r}")
+    label = facts.get("family")
+    if label is not None and not _LABEL.fullmatch(str(label)):
+        raise ModelError(
+            f"{where}: family {label!r} cannot label a family (letters, digits, spaces and _ . - + ( ) /, "
+            "starting with a letter or digit)"
+        )
     preprocessing = _preprocessing(facts, resolution, where)
     family_id, family = _family(facts.get("family"), str(name), preprocessing)
     h = hashlib.sha256()
@@ -564,7 +590,14 @@ def register(token: str) -> tuple[str, str]:
     builder.__module__ = __name__
     builder.__qualname__ = builder.__name__ = external.card.name
     register_external(external.card, builder, external.checkpoint_filter, external.family)
+    _DIGESTS[external.card.name] = external.digest
     return external.card.name, external.digest
+
+
+def source_digest(name: str) -> str | None:
+    """The source digest of the external network registered as ``name`` (None for zoo models): part of
+    its ``--resume`` key, so an edited file is measured again."""
+    return _DIGESTS.get(name)
 
 
 def _first_line(exc: BaseException, with_type: bool = False) -> str:

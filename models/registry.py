@@ -12,6 +12,7 @@ import importlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
+import numpy as np
 from torch import nn
 
 from models.errors import ModelError, UnknownModelError
@@ -56,6 +57,46 @@ class Preprocessing:
         if norm is None:
             norm = "no mean/std ([0, 1])" if self.mean is None else f"mean {list(self.mean)} std {list(self.std)}"
         return f"short side {self.resize}, center crop {self.crop}, {self.interpolation}, {norm}"
+
+    def apply(self, image) -> np.ndarray:
+        """An RGB Pillow image -> float32 CHW array: the transform above, as torchvision computes it."""
+        from PIL import Image
+
+        resample = getattr(Image.Resampling, self.interpolation.upper())
+        size = resized_size(*image.size, self.resize)
+        if size != image.size:
+            image = image.resize(size, resample)
+        image = image.crop(center_box(*image.size, self.crop))
+        x = np.asarray(image, dtype=np.float32) / np.float32(255)
+        if self.mean is not None:
+            x = (x - np.asarray(self.mean, dtype=np.float32)) / np.asarray(self.std, dtype=np.float32)
+        return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+    def as_dict(self) -> dict[str, object]:
+        """The fields as plain JSON values, with :meth:`describe`'s summary."""
+        return {
+            "resize": self.resize,
+            "crop": self.crop,
+            "interpolation": self.interpolation,
+            "mean": list(self.mean) if self.mean is not None else None,
+            "std": list(self.std) if self.std is not None else None,
+            "source": self.source,
+            "summary": self.describe(),
+        }
+
+
+def resized_size(width: int, height: int, short: int) -> tuple[int, int]:
+    """``torchvision.transforms.Resize(short)``: the short side becomes ``short``, the long one is truncated."""
+    if width <= height:
+        return short, int(short * height / width)
+    return int(short * width / height), short
+
+
+def center_box(width: int, height: int, crop: int) -> tuple[int, int, int, int]:
+    """``torchvision.transforms.CenterCrop(crop)``'s box (its offsets round half to even, like Python)."""
+    left = round((width - crop) / 2.0)
+    top = round((height - crop) / 2.0)
+    return left, top, left + crop, top + crop
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,11 @@ from PIL import Image
 
 import models
 from bench.commands import accuracy
-from bench.core import accuracy_results
+from bench.core import accuracy_results, datasets
 from bench.core.errors import BenchError
 from bench.core.reporting import load_report
 from bench.core.tables import table_notes
-from models.registry import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, get_preprocessing
+from models.registry import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, center_box, get_preprocessing, resized_size
 from tests.conftest import assert_one_line_error, run_cli
 from tests.result_fixtures import environment, write_run
 
@@ -161,7 +161,9 @@ def test_exact_top1_top5_on_torch_and_onnx(evaluated: dict[str, object], setup: 
     assert "skipped 1 unreadable image(s)" in evaluated["proc"].stderr
 
 
-def test_report_plots_measured_top1_with_the_checkpoint(tmp_path: Path, evaluated: dict[str, object]) -> None:
+def test_report_plots_measured_top1_with_the_checkpoint(
+    tmp_path: Path, evaluated: dict[str, object], setup: dict[str, Path]
+) -> None:
     root = tmp_path / "results"
     write_run(root, label="onnx", env=environment(), backend="onnx", models=("casvit_xs", "swiftformer_xs"))
     run_dir = root / "acc"
@@ -171,8 +173,21 @@ def test_report_plots_measured_top1_with_the_checkpoint(tmp_path: Path, evaluate
         r["model"] = "casvit_xs"
     document["results"][1]["top1"] = 12.5  # onnx: not the one shown while torch fp32 exists
     (run_dir / accuracy.RESULT_FILE).write_text(json.dumps(document))
+    quick = accuracy_results.measured_top1([root])["casvit_xs"]  # 10 grey images: a quick check, kept apart
+    assert quick["top1"] == 60.0 and not quick["replaces"]
+    rows = load_report([root]).measurements.set_index("model")
+    assert rows.loc["casvit_xs", "top1"] == models.get_card("casvit_xs").top1
+    assert not bool(rows.loc["casvit_xs", "top1_measured"])
+    assert (
+        "quick check, not an ImageNet top-1: bench accuracy measured 60.00% on 10 images of folder 'data'"
+        in (rows.loc["casvit_xs", "top1_source"])
+    )
+    assert str(setup["data"]) not in rows.loc["casvit_xs", "top1_source"]  # the data set's name, not its path
+    for r in document["results"]:  # as if it were the full ImageNet val with these weights
+        r["imagenet_top1"] = True
+    (run_dir / accuracy.RESULT_FILE).write_text(json.dumps(document))
     measured = accuracy_results.measured_top1([root])
-    assert measured["casvit_xs"]["top1"] == 60.0
+    assert measured["casvit_xs"]["top1"] == 60.0 and measured["casvit_xs"]["replaces"]
     report = load_report([root])
     rows = report.measurements.set_index("model")
     assert rows.loc["casvit_xs", "top1"] == 60.0 and bool(rows.loc["casvit_xs", "top1_measured"])
@@ -221,13 +236,13 @@ def test_preprocessing_matches_the_reference_pipeline(model: str, size: tuple[in
     pre = get_preprocessing(model)
     rng = np.random.default_rng(sum(size))
     image = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
-    assert accuracy.resized_size(*size, pre.resize) == resized
-    assert accuracy.center_box(*resized, pre.crop)[:2] == (left, top)
+    assert resized_size(*size, pre.resize) == resized
+    assert center_box(*resized, pre.crop)[:2] == (left, top)
     reference = image.resize(resized, Image.Resampling.BICUBIC).crop((left, top, left + pre.crop, top + pre.crop))
     expected = np.asarray(reference, dtype=np.float32) / 255.0
     if pre.mean is not None:
         expected = (expected - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32)
-    got = accuracy.preprocess(image, pre)
+    got = pre.apply(image)
     assert got.shape == (3, pre.crop, pre.crop) and got.dtype == np.float32
     np.testing.assert_allclose(got, expected.transpose(2, 0, 1), rtol=0, atol=1e-6)
 
@@ -236,10 +251,10 @@ def test_preprocessing_matches_the_reference_pipeline(model: str, size: tuple[in
 
 
 def test_limit_spreads_over_every_class(setup: dict[str, Path]) -> None:
-    data = accuracy.scan(setup["data"], None)
+    data = datasets.scan(setup["data"], None)
     assert data.classes == [f"class{i}" for i in range(6)]
     assert [i.label for i in data.items] == [0, 0, 1, 1, 2, 2, 3, 3, 4, 5, 5]
-    assert [i.label for i in accuracy.subset(data.items, 5)] == [0, 1, 2, 3, 4]
+    assert [i.label for i in datasets.subset(data.items, 5)] == [0, 1, 2, 3, 4]
 
 
 def test_flat_folder_with_ilsvrc_label_files(tmp_path: Path) -> None:
@@ -251,14 +266,14 @@ def test_flat_folder_with_ilsvrc_label_files(tmp_path: Path) -> None:
     index_file.write_text(
         "ILSVRC2012_val_00000001.JPEG 65\nILSVRC2012_val_00000002.JPEG 970\nILSVRC2012_val_00000003.JPEG 0\n"
     )
-    data = accuracy.scan(flat, index_file)
+    data = datasets.scan(flat, index_file)
     assert [i.label for i in data.items] == [65, 970, 0] and data.classes is None
     kaggle = tmp_path / "LOC_val_solution.csv"
     kaggle.write_text(
         "ImageId,PredictionString\nILSVRC2012_val_00000001,n01751748 1 2 3 4\n"
         "ILSVRC2012_val_00000002,n01440764 5 6 7 8\nILSVRC2012_val_00000003,n09999999 1 1 1 1\n"
     )
-    data = accuracy.scan(flat, kaggle)
+    data = datasets.scan(flat, kaggle)
     assert data.classes == ["n01440764", "n01751748", "n09999999"] and [i.label for i in data.items] == [1, 0, 2]
     from scipy.io import savemat
 
@@ -270,14 +285,14 @@ def test_flat_folder_with_ilsvrc_label_files(tmp_path: Path) -> None:
     savemat(devkit / "meta.mat", {"synsets": synsets})
     truth = devkit / "ILSVRC2012_validation_ground_truth.txt"
     truth.write_text("1\n3\n2\n")
-    data = accuracy.scan(flat, truth)
+    data = datasets.scan(flat, truth)
     assert data.classes == ["n00", "n01", "n02"] and [i.label for i in data.items] == [2, 0, 1]
     (devkit / "meta.mat").unlink()
     with pytest.raises(BenchError, match=r"meta\.mat"):
-        accuracy.scan(flat, truth)
+        datasets.scan(flat, truth)
     index_file.write_text("ILSVRC2012_val_00000001.JPEG 65\n")
     with pytest.raises(BenchError, match="no label for 2 image"):
-        accuracy.scan(flat, index_file)
+        datasets.scan(flat, index_file)
 
 
 # ---------------------------------------------------------------------------------------- bad input

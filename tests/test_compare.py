@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from bench.cli import main as cli_main
-from bench.commands.compare import DRIFT, IMPROVED, NOT_SIGNIFICANT, REGRESSION, compare_rounds
 from bench.core.stats import Rounds
+from bench.core.verdicts import DRIFT, IMPROVED, NOT_SIGNIFICANT, REGRESSION, UNTESTED, compare_rounds
 from tests.conftest import assert_one_line_error, run_cli
 from tests.result_fixtures import environment, write_run
 
@@ -173,3 +173,33 @@ def test_nothing_in_common_and_bad_options(
     with pytest.raises(SystemExit) as exc:
         cli_main(["compare", str(runs["old"]), str(runs["old"]), "--alpha", "2"])
     assert exc.value.code == 2
+
+
+# ----------------------------------------------------------------------- issue 20, class 11
+
+
+def test_a_new_run_without_samples_is_untested_and_fails_the_gate(runs: dict[str, Path], tmp_path: Path) -> None:
+    import shutil
+
+    new = tmp_path / "no-samples"
+    shutil.copytree(runs["slow"], new)
+    for samples in new.rglob("samples.csv"):
+        samples.unlink()
+    proc = run_cli("compare", str(runs["old"]), str(new))
+    assert proc.returncode == 3, (proc.stdout, proc.stderr)
+    assert f"{len(MODELS)} untested (no samples to test), 0 unchanged" in proc.stdout
+    assert "--allow-untested" in proc.stderr and "could not be tested" in proc.stderr
+    assert UNTESTED in proc.stdout
+    assert run_cli("compare", str(runs["old"]), str(new), "--allow-untested").returncode == 0
+
+
+def test_a_large_corrected_change_is_never_called_machine_drift(tmp_path: Path) -> None:
+    env = environment()
+    kw = {"env": env, "backend": "onnx", "models": MODELS[:1], "n": 40}
+    old = write_run(tmp_path / "old", label="old", seed=1, **kw)
+    new = write_run(tmp_path / "new", label="new", seed=2, slowdown=1.5, **kw)
+    proc = run_cli("compare", str(old), str(new), "--alpha", "0.0000001", "--format", "json")
+    (row,) = json.loads(proc.stdout)
+    assert row["change_pct"] == pytest.approx(50, abs=5) and row["verdict"] != DRIFT, row
+    table = run_cli("compare", str(old), str(new), "--alpha", "0.0000001")
+    assert "99.99999% CI" in table.stdout and "100% CI" not in table.stdout

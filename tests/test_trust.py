@@ -134,7 +134,7 @@ def test_retry_unstable_re_times_within_its_budget(tmp_path: Path) -> None:
     burner = cpu_burner(60)
     try:
         proc = run_cli(
-            "run", "--backend", "torch", "--models", "casvit_xs", *SMALL, "--iters", "3", "--min-time", "0.6",
+            "run", "--backend", "torch", "--models", "casvit_xs", *SMALL, "--iters", "10", "--min-time", "0.6",
             "--rounds", "2", "--threads", "1", "--retry-unstable", "0.1", "--out", str(tmp_path),
         )  # fmt: skip
     finally:

@@ -22,6 +22,7 @@ native fp16 arithmetic it is emulated and slower than fp32.
 
 from __future__ import annotations
 
+import atexit
 import collections
 import gc
 import json
@@ -171,7 +172,7 @@ def convert(model: nn.Module, workload: Workload, out: Path, python: Path) -> di
     example = torch.zeros(workload.input_shape)
     pt2 = out.with_name(out.stem + ".pt2")
     t0 = time.perf_counter()
-    with quiet("torch.export", "torch._export"), torch.no_grad():
+    with quiet("torch.export", "torch._export"), quiet_native(), torch.no_grad():  # no FX graph dumps
         torch.export.save(torch.export.export(model, (example,)), str(pt2))
     env = {
         **os.environ,
@@ -249,6 +250,40 @@ def io_problem(path: Path, input_shape: tuple[int, ...]) -> str | None:
     if inputs != [(tuple(input_shape), "float32")] or len(interpreter.get_output_details()) != 1:
         return f"inputs {inputs}, expected [({tuple(input_shape)}, 'float32')] and one output"
     return None
+
+
+_TEARDOWN_NOISE = ("accelerator_registry.cc", "DestroyAccelerator")
+_FILTER = """
+import sys
+for line in sys.stdin.buffer:
+    if not any(word in line for word in (b"accelerator_registry.cc", b"DestroyAccelerator")):
+        sys.stderr.buffer.write(line)
+        sys.stderr.buffer.flush()
+"""
+_teardown_filtered = False
+
+
+def _filter_teardown_lines() -> None:
+    """LiteRT's native accelerator registry logs ``INFO: ... DestroyAccelerator`` lines from C++ static
+    destructors, after every Python object is gone, so no ``quiet_native`` block can hold them. At exit,
+    fd 2 is passed through a small filter process that drops just those lines; anything else still shows."""
+    global _teardown_filtered
+    if _teardown_filtered:
+        return
+    _teardown_filtered = True
+
+    def install() -> None:
+        try:
+            sys.stderr.flush()
+            read, write = os.pipe()
+            subprocess.Popen([sys.executable, "-c", _FILTER], stdin=read, close_fds=True)
+            os.close(read)
+            os.dup2(write, 2)
+            os.close(write)
+        except (OSError, ValueError):  # no usable fd 2 or no process to spare: the lines show
+            pass
+
+    atexit.register(install)
 
 
 class LiteRTSession(Session):
@@ -344,6 +379,7 @@ class LiteRTBackend(Backend):
         options.cpu_options.num_threads = workload.threads or 0  # 0: LiteRT decides
         if workload.precision == "fp16":
             options.cpu_options.xnnpack_flags = XNNPACK_FLAG_QS8 | XNNPACK_FLAG_QU8 | XNNPACK_FLAG_FORCE_FP16
+        _filter_teardown_lines()
         with quiet_native():  # ~20 INFO lines: accelerator registry, vendor plugins looked for
             compiled = CompiledModel.from_file(str(prepared.artifact), options=options)
             fully = compiled.is_fully_accelerated()

@@ -84,6 +84,9 @@ class TorchBackend(Backend):
         if workload.device == "cpu" and workload.precision == "fp16":
             raise BenchError("--precision fp16 needs --device cuda for the torch backend (CPU autocast is bf16)")
 
+    uses_cache = False
+    """The module runs as it is: no export, so a cache folder it cannot write costs nothing but GMACs caching."""
+
     def prepare(self, model: nn.Module, workload: Workload, cache_dir: Path) -> Prepared:
         return Prepared(artifact=None, detail={"compile": str(workload.compile)})
 

@@ -3,7 +3,8 @@
 Data (``--data DIR``):
 
 - an ImageFolder: ``DIR/<class>/**/<image>``; class indices follow the sorted folder names (torchvision's
-  ``ImageFolder`` convention, so ``DIR`` = ImageNet ``val/`` in the usual 1000-folder layout);
+  ``ImageFolder`` convention), or the standard ImageNet-1k indices when the folders are synset ids (a subset
+  of ImageNet ``val/`` scores against the 1000-class head);
 - a flat folder plus ``--labels FILE`` in a usual ILSVRC2012 val format: ``<image> <index>`` lines (0-based
   index in sorted-synset order, e.g. Caffe's ``val.txt``), ``<image>,<wnid> ...`` (Kaggle's
   ``LOC_val_solution.csv``; classes are the sorted synsets listed), or the devkit's
@@ -13,19 +14,24 @@ Data (``--data DIR``):
 Images: ``.jpg .jpeg .png .ppm .bmp .pgm .tif .tiff .webp`` (any case), decoded with Pillow and converted to
 RGB, then the model's declared evaluation preprocessing (:class:`models.registry.Preprocessing`): short
 side resized with Pillow (``torchvision.transforms.Resize(int)`` sizes), center crop (torchvision's
-offsets), ``/255``, mean/std. An unreadable image stops the run with its file name (exit 2) unless
-``--skip-unreadable``, which skips it, counts it and records it in the results.
+offsets), ``/255``, mean/std. An unreadable image (or an entry that is not a regular file, or an image whose
+resize would be huge) stops the run with its file name (exit 2) unless ``--skip-unreadable``, which skips
+it, counts it and records it in the results; when nothing at all can be read, exit 2.
 
 Runtimes: ``--backend torch,onnx`` evaluates the same images on each runtime (``prepare``/``load`` of the
 backend at ``--batch-size``, ``session.predict``; the last batch is zero-padded, padding ignored), so
 the top-1 drop per runtime is printed beside the first backend's. Torch runs on CPU or CUDA, fp32 or
 AMP (``--precision``).
 
-Results: ``<out>/<stamp>-accuracy-<pid>/accuracy.json`` (top-1, top-5, counts, the preprocessing, the
-checkpoint's SHA-256, the data folder's fingerprint, the machine) and ``per_class.csv``; ``bench report``
-uses the measured top-1 (marked as measured, with the checkpoint) instead of the published one.
+Results: ``<out>/<stamp>-accuracy-<pid>/accuracy.json`` (:mod:`bench.core.accuracy_results`: top-1,
+top-5, counts, the preprocessing, the checkpoint's SHA-256, the data set and its fingerprint, the machine)
+and ``per_class.csv``, written after each model; the tallies of the model in progress are saved as it
+goes, so after Ctrl-C ``--resume`` continues where it stopped. ``bench report`` uses a measured top-1
+instead of the published one only for the full ImageNet-1k val with real weights; other measurements
+are shown apart, marked as a quick check.
 Bad input (missing folder, no images, an unreadable image, classes that do not match the head): one
-line, exit 2. A runtime that fails on a model: one line, the other runtimes and models go on, exit 1.
+line, exit 2. A model that cannot be built or run, or a runtime that fails on a model: one line, a
+failed result, the other runtimes and models go on, exit 1.
 """
 
 from __future__ import annotations
@@ -33,20 +39,12 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
-import io
 import json
 import math
 import os
-import re
 import sys
 import time
-from collections import deque
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from bench.backends import (
     BACKENDS,
@@ -58,23 +56,31 @@ from bench.backends import (
     backend_list,
 )
 from bench.core import arguments
-from bench.core.accuracy_results import RESULT_FILE
+from bench.core.accuracy import Progress, Tally, check_classes, evaluate, head_size
+from bench.core.accuracy_results import (
+    PARTIAL_FILE,
+    PER_CLASS_COLUMNS,
+    PER_CLASS_FILE,
+    RESULT_FILE,
+    AccuracyDocument,
+    AccuracyResult,
+    load_document,
+)
+from bench.core.datasets import Dataset, scan, shown, subset
 from bench.core.errors import BenchError
-from bench.core.schema import SUITE_ID
 from bench.core.sessions import SessionRefused, open_session
 from bench.core.util import atomic_write_text, check_writable_dir, one_line
+from models.errors import CheckpointError
 
-IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
-PER_CLASS_FILE = "per_class.csv"
-FORMAT = 1
-_WNID = re.compile(r"n\d{8}")
-_DEVKIT_IMAGE = "ILSVRC2012_val_{:08d}"
+__all__ = ["PER_CLASS_FILE", "RESULT_FILE", "add_arguments", "main"]
+SAVE_EVERY_S = 2.0
+"""Seconds between saves of the tallies in progress (and at every interrupt)."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from bench.core.settings import DEFAULT_CACHE
 
-    p.epilog = "exit status: 0 all evaluated, 1 a runtime failed on a model, 2 bad input"
+    p.epilog = "exit status: 0 all evaluated, 1 a model or runtime failed, 2 bad input, 130 interrupted"
     p.add_argument("--models", required=True, help="model names, family ids, or external networks (file.py:factory)")
     p.add_argument("--data", type=Path, required=True, metavar="DIR", help="ImageFolder, or flat folder with --labels")
     p.add_argument("--labels", type=Path, default=None, metavar="FILE", help="ILSVRC2012-style val labels (flat DIR)")
@@ -102,253 +108,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=arguments.seed, default=0, metavar="N", help="seed for weights without checkpoint")
     p.add_argument("--out", type=Path, default=Path("results"), help="results directory (default: results/)")
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help=f"export cache (default: {DEFAULT_CACHE})")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the latest interrupted run of this same command in --out (finished models are kept)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_option_arguments(p)
-
-
-# ------------------------------------------------------------------------------------------------ data
-
-
-@dataclass(frozen=True)
-class Item:
-    path: Path
-    label: int
-
-
-@dataclass
-class Dataset:
-    root: Path
-    layout: str
-    """``imagefolder`` or ``labels``."""
-    items: list[Item]
-    classes: list[str] | None
-    """Class names by index; None when a label file gives bare indices (the head decides how many)."""
-    labels_file: Path | None = None
-
-    def fingerprint(self) -> dict[str, object]:
-        """What the folder held (every image's path, size and label; not the bytes, which are hashed as read)."""
-        h = hashlib.sha256()
-        for item in self.items:
-            h.update(
-                f"{item.path.relative_to(self.root).as_posix()}\t{item.path.stat().st_size}\t{item.label}\n".encode()
-            )
-        found: dict[str, object] = {
-            "path": str(self.root.resolve()),
-            "layout": self.layout,
-            "images": len(self.items),
-            "classes": len(self.classes) if self.classes is not None else None,
-            "listing_sha256": h.hexdigest(),
-        }
-        if self.labels_file is not None:
-            found["labels_file"] = str(self.labels_file.resolve())
-            found["labels_sha256"] = hashlib.sha256(self.labels_file.read_bytes()).hexdigest()
-        return found
-
-
-def _is_image(name: str) -> bool:
-    return name.lower().endswith(IMG_EXTENSIONS)
-
-
-def scan(root: Path, labels: Path | None) -> Dataset:
-    """The images of ``--data`` with their labels, or a one-line :class:`BenchError`."""
-    if not root.exists():
-        raise BenchError(f"--data {root}: no such folder")
-    if not root.is_dir():
-        raise BenchError(f"--data {root} is a file, not a folder")
-    if labels is not None:
-        return _scan_flat(root, labels)
-    classes = sorted(entry.name for entry in os.scandir(root) if entry.is_dir())
-    items = []
-    for index, name in enumerate(classes):
-        for folder, dirs, files in sorted(os.walk(root / name, followlinks=True)):
-            dirs.sort()
-            items.extend(Item(Path(folder) / f, index) for f in sorted(files) if _is_image(f))
-    if not items:
-        loose = any(_is_image(e.name) for e in os.scandir(root) if e.is_file())
-        if loose:
-            raise BenchError(f"--data {root} has images but no class folders; for a flat folder pass --labels FILE")
-        raise BenchError(f"--data {root} holds no images ({' '.join(IMG_EXTENSIONS)}) in class folders")
-    return Dataset(root, "imagefolder", items, classes)
-
-
-def _scan_flat(root: Path, labels: Path) -> Dataset:
-    if not labels.is_file():
-        raise BenchError(f"--labels {labels}: no such file")
-    images = sorted(e.name for e in os.scandir(root) if e.is_file() and _is_image(e.name))
-    if not images:
-        raise BenchError(f"--data {root} holds no images ({' '.join(IMG_EXTENSIONS)})")
-    by_name, classes = read_labels(labels)
-    items, unlabelled = [], []
-    for name in images:
-        label = by_name.get(name, by_name.get(Path(name).stem))
-        if label is None:
-            unlabelled.append(name)
-        else:
-            items.append(Item(root / name, label))
-    if unlabelled:
-        raise BenchError(
-            f"--labels {labels} has no label for {len(unlabelled)} image(s) of {root}, e.g. {unlabelled[0]}"
-        )
-    return Dataset(root, "labels", items, classes, labels)
-
-
-def read_labels(path: Path) -> tuple[dict[str, int], list[str] | None]:
-    """``image name or stem -> class index`` and the class names (None for bare indices)."""
-    try:
-        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BenchError(f"--labels {path}: unreadable ({getattr(exc, 'strerror', None) or exc})") from None
-    lines = [line for line in lines if line and not line.lower().startswith("imageid")]
-    if not lines:
-        raise BenchError(f"--labels {path} is empty")
-    if all(line.isdigit() for line in lines):
-        return _devkit_labels(path, [int(line) for line in lines])
-    pairs = []
-    for number, line in enumerate(lines, 1):
-        parts = line.replace(",", " ").split()
-        if len(parts) < 2:
-            raise BenchError(f"--labels {path} line {number}: expected '<image> <class index or synset>', got {line!r}")
-        pairs.append((parts[0], parts[1]))
-    if all(label.isdigit() for _, label in pairs):
-        return {name: int(label) for name, label in pairs}, None
-    bad = next((label for _, label in pairs if not _WNID.fullmatch(label)), None)
-    if bad is not None:
-        raise BenchError(f"--labels {path}: {bad!r} is neither a class index nor a synset id (n01440764)")
-    classes = sorted({label for _, label in pairs})
-    index = {wnid: i for i, wnid in enumerate(classes)}
-    return {name: index[label] for name, label in pairs}, classes
-
-
-def _devkit_labels(path: Path, ids: list[int]) -> tuple[dict[str, int], list[str]]:
-    meta = path.parent / "meta.mat"
-    if not meta.is_file():
-        raise BenchError(
-            f"--labels {path} holds ILSVRC2012 ids (the devkit's ground truth); put the devkit's meta.mat beside it "
-            "to map them to synsets, or give '<image> <index>' lines"
-        )
-    from scipy.io import loadmat
-
-    try:
-        synsets = loadmat(str(meta), squeeze_me=True)["synsets"]
-        leaves = {int(s["ILSVRC2012_ID"]): str(s["WNID"]) for s in synsets if int(s["num_children"]) == 0}
-    except Exception as exc:
-        raise BenchError(f"{meta}: not the ILSVRC2012 devkit's meta.mat ({one_line(exc)})") from None
-    classes = sorted(leaves.values())
-    index = {wnid: i for i, wnid in enumerate(classes)}
-    unknown = next((i for i in ids if i not in leaves), None)
-    if unknown is not None:
-        raise BenchError(f"--labels {path}: id {unknown} is not a leaf synset of {meta}")
-    return {_DEVKIT_IMAGE.format(n): index[leaves[i]] for n, i in enumerate(ids, 1)}, classes
-
-
-def subset(items: Sequence[Item], limit: int | None) -> list[Item]:
-    """``limit`` images spread evenly over the whole (class-ordered) list, so every class has its share."""
-    if limit is None or limit >= len(items):
-        return list(items)
-    return [items[i * len(items) // limit] for i in range(limit)]
-
-
-# ---------------------------------------------------------------------------------------- preprocessing
-
-
-def resized_size(width: int, height: int, short: int) -> tuple[int, int]:
-    """``torchvision.transforms.Resize(short)``: the short side becomes ``short``, the long one is truncated."""
-    if width <= height:
-        return short, int(short * height / width)
-    return int(short * width / height), short
-
-
-def center_box(width: int, height: int, crop: int) -> tuple[int, int, int, int]:
-    """``torchvision.transforms.CenterCrop(crop)``'s box (its offsets round half to even, like Python)."""
-    left = round((width - crop) / 2.0)
-    top = round((height - crop) / 2.0)
-    return left, top, left + crop, top + crop
-
-
-def preprocess(image, pre) -> np.ndarray:
-    """An RGB Pillow image -> float32 CHW array, by ``pre`` (:class:`models.registry.Preprocessing`)."""
-    from PIL import Image
-
-    resample = getattr(Image.Resampling, pre.interpolation.upper())
-    size = resized_size(*image.size, pre.resize)
-    if size != image.size:
-        image = image.resize(size, resample)
-    image = image.crop(center_box(*image.size, pre.crop))
-    x = np.asarray(image, dtype=np.float32) / np.float32(255)
-    if pre.mean is not None:
-        x = (x - np.asarray(pre.mean, dtype=np.float32)) / np.asarray(pre.std, dtype=np.float32)
-    return np.ascontiguousarray(x.transpose(2, 0, 1))
-
-
-def load_image(path: Path, pre) -> tuple[np.ndarray | None, bytes, str | None]:
-    """(array, SHA-256 of the file, None) or (None, ..., why it cannot be read)."""
-    from PIL import Image
-
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        return None, b"", exc.strerror or str(exc)
-    digest = hashlib.sha256(data).digest()
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            rgb = image.convert("RGB")
-        return preprocess(rgb, pre), digest, None
-    except Exception as exc:  # Pillow raises many types for broken files; each means: unreadable
-        return None, digest, one_line(exc, 200)
-
-
-def batches(items: Sequence[Item], pre, size: int, pool: ThreadPoolExecutor) -> Iterator[list[tuple]]:
-    """Decoded batches in order, the next one decoding on ``pool`` while this one runs."""
-    starts = list(range(0, len(items), size))
-    queue: deque[list[Future]] = deque()
-
-    def submit(start: int) -> list[Future]:
-        return [pool.submit(load_image, item.path, pre) for item in items[start : start + size]]
-
-    for start in starts[:2]:
-        queue.append(submit(start))
-    for k in range(len(starts)):
-        futures = queue.popleft()
-        if k + 2 < len(starts):
-            queue.append(submit(starts[k + 2]))
-        yield [f.result() for f in futures]
-
-
-# ------------------------------------------------------------------------------------------- evaluation
-
-
-@dataclass
-class Tally:
-    """Counts of one model on one runtime."""
-
-    backend: str
-    session: object | None
-    num_classes: int
-    detail: dict[str, str]
-    error: str | None = None
-    seconds: float = 0.0
-
-    def __post_init__(self) -> None:
-        self.images = np.zeros(self.num_classes, dtype=np.int64)
-        self.top1 = np.zeros(self.num_classes, dtype=np.int64)
-        self.top5 = np.zeros(self.num_classes, dtype=np.int64)
-
-    def fail(self, error: str) -> None:
-        if self.session is not None:
-            self.session.close()  # type: ignore[attr-defined]
-        self.session, self.error = None, error
-
-    def add(self, logits: np.ndarray, labels: np.ndarray) -> None:
-        k = min(5, logits.shape[1])
-        ranked = np.argsort(-logits, axis=1, kind="stable")[:, :k]
-        np.add.at(self.images, labels, 1)
-        np.add.at(self.top1, labels, ranked[:, 0] == labels)
-        np.add.at(self.top5, labels, (ranked == labels[:, None]).any(axis=1))
-
-    def percent(self, counts: np.ndarray) -> float | None:
-        total = int(self.images.sum())
-        return round(100.0 * int(counts.sum()) / total, 4) if total and self.error is None else None
 
 
 def _backends(text: str) -> list[str]:
@@ -361,30 +127,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def _head_size(model, resolution: int, name: str) -> int:
-    import torch
-
-    with torch.inference_mode():
-        out = model(torch.zeros(1, 3, resolution, resolution))
-    if not isinstance(out, torch.Tensor) or out.ndim != 2:
-        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise BenchError(f"{name}: output {shape} is not (batch, classes) logits")
-    return int(out.shape[1])
-
-
-def _check_classes(data: Dataset, classes: int, name: str) -> None:
-    if data.classes is not None and len(data.classes) != classes:
-        what = "class folders" if data.layout == "imagefolder" else "classes in --labels"
-        raise BenchError(
-            f"--data {data.root} has {len(data.classes)} {what}, but the head of {name} has {classes} outputs"
-        )
-    top = max(item.label for item in data.items)
-    if top >= classes:
-        raise BenchError(
-            f"--labels {data.labels_file} uses class index {top}, but the head of {name} has {classes} outputs"
-        )
 
 
 def _open(backend_name: str, model, workload, cache_dir: Path, seed: int):
@@ -400,27 +142,33 @@ def _open(backend_name: str, model, workload, cache_dir: Path, seed: int):
     return session, {"runtime": f"{runtime} {version}" if version else runtime, **opened.detail}
 
 
-def evaluate_model(name: str, args, settings, backends: list[str], data: Dataset, items: list[Item], progress: bool):
-    """Every runtime on the same decoded batches.
+class ModelFailed(Exception):
+    """The model itself could not be built or run: a failed result, the next model goes on."""
 
-    Returns (tallies, skipped image paths, SHA-256 of the evaluated files' bytes, seconds, preprocessing, card).
-    """
+
+def _build(name: str, args, settings, data: Dataset):
+    """(model, resolution, preprocessing, card, head size); :class:`ModelFailed` when the model is broken."""
     import models
     from bench.core.settings import build_model
-    from models.registry import get_preprocessing, is_external
+    from models.registry import get_preprocessing
 
     card = models.get_card(name)
     resolution = args.resolution or card.default_resolution
     models.check_resolution(card, resolution)
     pre = get_preprocessing(name).at(resolution)
-    model = build_model(settings, name, resolution)
-    classes = _head_size(model, resolution, name)
-    _check_classes(data, classes, name)
-    if settings.checkpoint is None and not is_external(name):
-        print(
-            f"warning: {name} has no --checkpoint: random weights score at chance (seed {settings.seed})",
-            file=sys.stderr,
-        )
+    try:
+        model = build_model(settings, name, resolution)
+        classes = head_size(model, resolution, name)
+    except (BenchError, CheckpointError):
+        raise
+    except Exception as exc:  # the factory raised, returned no network, or its forward fails
+        raise ModelFailed(one_line(exc)) from None
+    where = f"--data {shown(data.root)}" if data.classes is not None else f"--labels {shown(data.labels_file or '')}"
+    check_classes(data.classes, data.layout, [item.label for item in data.items], classes, where, name)
+    return model, resolution, pre, card, classes
+
+
+def _open_all(name: str, model, resolution: int, classes: int, args, settings, backends: list[str]) -> list[Tally]:
     tallies: list[Tally] = []
     for backend_name in backends:
         options = backend_class(backend_name).Options.from_args(args, backend_name).items()
@@ -430,76 +178,142 @@ def evaluate_model(name: str, args, settings, backends: list[str], data: Dataset
             tallies.append(Tally(backend_name, session, classes, detail))
         except BenchError:
             raise
-        except Exception as exc:  # an export that fails: this runtime is skipped, the others go on
+        except Exception as exc:  # an export that fails or fails parity: this runtime is skipped, the others go on
             why = str(exc) if isinstance(exc, SessionRefused) else one_line(exc)
             print(f"{name} on {backend_name}: failed: {why}", file=sys.stderr)
             tallies.append(Tally(backend_name, None, classes, {}, error=why))
-    from tqdm import tqdm
+    return tallies
 
-    content = hashlib.sha256()
-    skipped: list[str] = []
-    bar = tqdm(total=len(items), unit="img", desc=name, disable=not progress, file=sys.stderr, dynamic_ncols=True)
-    started = time.perf_counter()
+
+def _resume_key(args, names: list[str], backends: list[str], fingerprint: dict[str, object], checkpoint) -> str:
+    """Everything that decides the scores: a run continues only a run with the same key."""
+    options = {k: str(v) for k, v in sorted(vars(args).items()) if k.startswith(tuple(f"{b}_" for b in backends))}
+    key = {
+        "listing": fingerprint.get("listing_sha256"),
+        "labels": fingerprint.get("labels_sha256"),
+        "limit": args.limit,
+        "models": names,
+        "backends": backends,
+        "device": args.device,
+        "precision": args.precision,
+        "batch": args.batch_size,
+        "resolution": args.resolution,
+        "checkpoint": checkpoint["sha256"] if checkpoint else None,
+        "seed": args.seed,
+        "single_head": args.single_head,
+        "skip_unreadable": args.skip_unreadable,
+        "options": options,
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _previous_run(out: Path, key: str) -> tuple[Path, AccuracyDocument] | None:
+    """The latest accuracy run in ``out`` with this resume key."""
+    found = []
+    for path in out.glob(f"*/{RESULT_FILE}"):
+        document = load_document(path)
+        if document is not None and document.resume_key == key:
+            found.append((path.stat().st_mtime, path.parent, document))
+    if not found:
+        return None
+    _, run_dir, document = max(found, key=lambda f: f[0])
+    return run_dir, document
+
+
+def _partial(run_dir: Path, name: str, backends: list[str]) -> dict[str, object] | None:
     try:
-        with ThreadPoolExecutor(max_workers=args.workers) as pool:
-            position = 0
-            for loaded in batches(items, pre, args.batch_size, pool):
-                arrays, labels = [], []
-                for (array, digest, problem), item in zip(
-                    loaded, items[position : position + len(loaded)], strict=True
-                ):
-                    content.update(digest)
-                    if problem is not None:
-                        if not args.skip_unreadable:
-                            raise BenchError(
-                                f"cannot read image {item.path}: {problem} "
-                                "(fix or remove it, or pass --skip-unreadable)"
-                            )
-                        skipped.append(str(item.path))
-                        continue
-                    arrays.append(array)
-                    labels.append(item.label)
-                position += len(loaded)
-                if arrays:
-                    x = np.stack(arrays)
-                    if len(x) < args.batch_size:  # static-shape runtimes: pad, then drop the padding's logits
-                        x = np.concatenate([x, np.zeros((args.batch_size - len(x), *x.shape[1:]), np.float32)])
-                    target = np.asarray(labels)
-                    for tally in tallies:
-                        if tally.session is None:
-                            continue
-                        t0 = time.perf_counter()
-                        try:
-                            logits = np.asarray(tally.session.predict(x), dtype=np.float32)[: len(labels)]
-                        except Exception as exc:  # e.g. out of memory: this runtime stops, the others go on
-                            bar.write(f"{name} on {tally.backend}: failed: {one_line(exc)}", file=sys.stderr)
-                            tally.fail(one_line(exc))
-                            continue
-                        tally.seconds += time.perf_counter() - t0
-                        tally.add(logits.reshape(len(labels), -1), target)
-                bar.update(len(loaded))
-                shown = [f"{t.backend} top1 {t.percent(t.top1):.2f}%" for t in tallies if t.percent(t.top1) is not None]
-                bar.set_postfix_str(" ".join(shown))
-    finally:
-        bar.close()
-        for tally in tallies:
-            if tally.session is not None:
-                tally.session.close()
-    return tallies, skipped, content.hexdigest(), time.perf_counter() - started, pre, card
+        state = json.loads((run_dir / PARTIAL_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(state, dict) or state.get("model") != name:
+        return None
+    if [t.get("backend") for t in state.get("tallies", [])] != backends:
+        return None
+    return state
 
 
-def _class_names(data: Dataset, classes: int) -> list[str]:
-    return list(data.classes) if data.classes is not None else [str(i) for i in range(classes)]
+def _result(name, card, tally: Tally, reference: Tally | None, progress: Progress, seconds, args, settings, pre,
+            checkpoint, imagenet: bool) -> AccuracyResult:  # fmt: skip
+    top1 = tally.percent(tally.top1) if tally.error is None else None
+    top5 = tally.percent(tally.top5) if tally.error is None and tally.num_classes >= 5 else None
+    ref_top1 = reference.percent(reference.top1) if reference is not None else None
+    return AccuracyResult(
+        model=name,
+        family=card.family,
+        backend=tally.backend,
+        status="ok" if tally.error is None else "failed",
+        error=tally.error,
+        device=args.device,
+        precision=args.precision,
+        threads=settings.threads,
+        batch_size=args.batch_size,
+        resolution=pre.crop,
+        backend_detail=tally.detail,
+        preprocessing=pre.as_dict(),
+        weights=settings.weights,
+        checkpoint=checkpoint,
+        images=int(tally.images.sum()),
+        skipped_unreadable=len(progress.skipped),
+        skipped_examples=progress.skipped[:20],
+        classes=tally.num_classes,
+        correct_top1=int(tally.top1.sum()),
+        correct_top5=int(tally.top5.sum()),
+        top1=top1,
+        top5=top5,
+        reference_backend=reference.backend if reference is not None else None,
+        top1_drop=None if top1 is None or ref_top1 is None else round(ref_top1 - top1, 4),
+        published_top1=card.top1,
+        published_top1_source=card.top1_source or None,
+        imagenet_top1=imagenet and top1 is not None,
+        data_content_sha256=progress.content,
+        seconds=round(seconds, 3),
+        predict_seconds=round(tally.seconds, 6),
+        images_per_s=tally.images_per_s(),
+        timestamp=time.strftime("%Y-%m-%dT%H:%M:%S"),
+    )
+
+
+def _failed(name: str, backends: list[str], error: str, args, settings) -> list[AccuracyResult]:
+    import models
+
+    try:
+        card = models.get_card(name)
+        family, published = card.family, card.top1
+    except Exception:
+        family, published = None, None
+    return [
+        AccuracyResult(
+            model=name,
+            family=family,
+            backend=b,
+            status="failed",
+            error=error,
+            device=args.device,
+            precision=args.precision,
+            threads=settings.threads,
+            batch_size=args.batch_size,
+            weights=settings.weights,
+            published_top1=published,
+            reference_backend=backends[0],
+            timestamp=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        )
+        for b in backends
+    ]
 
 
 def main(args: argparse.Namespace) -> int:
     backends = _backends(args.backend)
     data = scan(args.data, args.labels)  # bad data is reported before torch and the models load
+    if data.unreadable and not args.skip_unreadable:
+        path, why = data.unreadable[0]
+        raise BenchError(f"cannot read image {shown(path)}: {why} (fix or remove it, or pass --skip-unreadable)")
     items = subset(data.items, args.limit)
     from bench.core import settings as setting
 
     # every value checked (e.g. --device cuda without a GPU, fp16 on a CPU) before any work
-    settings = setting.from_args(args, available_backend(backends[0]), batch_sizes=(args.batch_size,))
+    settings = setting.from_args(
+        args, available_backend(backends[0]), batch_sizes=(args.batch_size,), also=tuple(backends[1:])
+    )
     names = list(settings.model_names)
     for backend_name in backends[1:]:
         options = backend_class(backend_name).Options.from_args(args, backend_name).items()
@@ -510,124 +324,211 @@ def main(args: argparse.Namespace) -> int:
     import torch
 
     from bench.core import environment
+    from models.registry import is_external
 
     torch.set_num_threads(settings.threads)
     checkpoint = None
     if args.checkpoint is not None:
         checkpoint = {
-            "path": str(args.checkpoint.resolve()),
+            "path": shown(args.checkpoint.resolve()),
             "name": args.checkpoint.name,
             "sha256": _sha256(args.checkpoint),
         }
-    env = environment.collect({"device": args.device, "threads": settings.threads})
-    run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-accuracy-{os.getpid()}"
-    run_dir = Path(args.out) / run_id
     fingerprint = data.fingerprint()
-    document: dict[str, object] = {
-        "suite": SUITE_ID,
-        "kind": "accuracy",
-        "format": FORMAT,
-        "run_id": run_id,
-        "environment": {
-            k: env.get(k)
-            for k in ("env_id", "hostname", "cpu_model", "gpu_name", "os", "python", "versions", "git_commit")
-        },
-        "data": {**fingerprint, "limit": args.limit, "evaluated": len(items)},
-        "results": [],
-    }
-    per_class: list[dict[str, object]] = []
-    failed = 0
-    table = []
-    for name in names:
-        tallies, skipped, content, seconds, pre, card = evaluate_model(
-            name, args, settings, backends, data, items, not args.no_progress
+    key = _resume_key(args, names, backends, fingerprint, checkpoint)
+    previous = _previous_run(args.out, key) if args.resume else None
+    if args.resume and previous is None:
+        print(f"note: --resume: no earlier run of this command in {shown(args.out)}; starting afresh", file=sys.stderr)
+    if previous is not None:
+        run_dir, document = previous
+        print(f"resuming {shown(run_dir)}", file=sys.stderr)
+    else:
+        env = environment.collect({"device": args.device, "threads": settings.threads})
+        run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-accuracy-{os.getpid()}"
+        run_dir = Path(args.out) / run_id
+        skipped_at_scan = [shown(p) for p, _ in data.unreadable]
+        document = AccuracyDocument(
+            run_id=run_id,
+            environment={
+                k: env.get(k)
+                for k in ("env_id", "hostname", "cpu_model", "gpu_name", "os", "python", "versions", "git_commit")
+            },
+            data={**fingerprint, "limit": args.limit, "evaluated": len(items), "not_files": skipped_at_scan},
+            resume_key=key,
         )
-        reference = next((t for t in tallies if t.session is not None), None)
-        for tally in tallies:
-            top1 = tally.percent(tally.top1) if tally.error is None else None
-            top5 = tally.percent(tally.top5) if tally.error is None and tally.num_classes >= 5 else None
-            ref_top1 = reference.percent(reference.top1) if reference is not None else None
-            result = {
-                "model": name,
-                "family": card.family,
-                "backend": tally.backend,
-                "status": "ok" if tally.error is None else "failed",
-                "error": tally.error,
-                "device": args.device,
-                "precision": args.precision,
-                "threads": settings.threads,
-                "batch_size": args.batch_size,
-                "resolution": pre.crop,
-                "backend_detail": tally.detail,
-                "preprocessing": {**_as_dict(pre), "summary": pre.describe()},
-                "weights": settings.weights,
-                "checkpoint": checkpoint,
-                "images": int(tally.images.sum()),
-                "skipped_unreadable": len(skipped),
-                "skipped_examples": skipped[:20],
-                "classes": tally.num_classes,
-                "correct_top1": int(tally.top1.sum()),
-                "correct_top5": int(tally.top5.sum()),
-                "top1": top1,
-                "top5": top5,
-                "reference_backend": reference.backend if reference is not None else None,
-                "top1_drop": None if top1 is None or ref_top1 is None else round(ref_top1 - top1, 4),
-                "published_top1": card.top1,
-                "published_top1_source": card.top1_source or None,
-                "data_content_sha256": content,
-                "seconds": round(seconds, 3),
-                "predict_seconds": round(tally.seconds, 3),
-                "images_per_s": round(len(items) / seconds, 2) if seconds > 0 else None,
-                "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            }
-            document["results"].append(result)  # type: ignore[union-attr]
-            failed += tally.error is not None
-            names_by_index = _class_names(data, tally.num_classes)
-            if tally.error is None:
-                for i in np.flatnonzero(tally.images):
-                    per_class.append(
-                        {
-                            "model": name,
-                            "backend": tally.backend,
-                            "class_index": int(i),
-                            "class_name": names_by_index[i] if i < len(names_by_index) else str(i),
-                            "images": int(tally.images[i]),
-                            "correct_top1": int(tally.top1[i]),
-                            "correct_top5": int(tally.top5[i]),
-                        }
-                    )
-            table.append(result)
-        _write(run_dir, document, per_class)  # each finished model is on disk before the next starts
-        if skipped:
-            print(f"{name}: skipped {len(skipped)} unreadable image(s), e.g. {skipped[0]}", file=sys.stderr)
-    print(_table(table))
-    print(f"results: {run_dir}")
+        _write(run_dir, document)
+    per_class = _read_per_class(run_dir) if previous is not None else []
+    done = {r.model for r in document.results}
+    failed = sum(r.status != "ok" for r in document.results)
+    saver: _Saver | None = None
+    try:
+        for name in names:
+            if name in done:
+                print(f"{name}: already evaluated (--resume)", file=sys.stderr)
+                continue
+            try:
+                model, resolution, pre, card, classes = _build(name, args, settings, data)
+            except ModelFailed as exc:
+                print(f"{name}: failed: {exc}", file=sys.stderr)
+                document.results.extend(_failed(name, backends, str(exc), args, settings))
+                failed += len(backends)
+                _write(run_dir, document)
+                continue
+            if settings.checkpoint is None and not is_external(name):
+                print(
+                    f"warning: {name} has no --checkpoint: random weights score at chance (seed {settings.seed})",
+                    file=sys.stderr,
+                )
+            tallies = _open_all(name, model, resolution, classes, args, settings, backends)
+            progress = Progress()
+            saved = _partial(run_dir, name, backends) if previous is not None else None
+            if saved is not None:
+                progress = Progress.restore(saved["progress"])  # type: ignore[arg-type]
+                for tally, tally_state in zip(tallies, saved["tallies"], strict=True):  # type: ignore[arg-type]
+                    tally.restore(tally_state)
+                print(f"{name}: {progress.position} image(s) resumed", file=sys.stderr)
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(items), initial=progress.position, unit="img", desc=name,
+                       disable=args.no_progress, file=sys.stderr, dynamic_ncols=True)  # fmt: skip
+            saver = _Saver(run_dir, name, tallies, progress, bar)
+            started = time.perf_counter()
+            try:
+                evaluate(
+                    items,
+                    pre,
+                    tallies,
+                    progress,
+                    batch_size=args.batch_size,
+                    workers=args.workers,
+                    skip_unreadable=args.skip_unreadable,
+                    on_batch=saver,
+                    warn=saver.warn,
+                )
+            finally:
+                bar.close()
+                for tally in tallies:
+                    if tally.session is not None:
+                        tally.session.close()
+            seconds = time.perf_counter() - started
+            scored = max((int(t.images.sum()) for t in tallies), default=0)
+            if scored == 0 and progress.skipped:
+                raise BenchError(
+                    f"no image of --data {shown(data.root)} could be read ({len(progress.skipped)} skipped, "
+                    f"e.g. {progress.skipped[0]}): nothing was scored"
+                )
+            progress.skipped = [*(shown(p) for p, _ in data.unreadable), *progress.skipped]
+            imagenet = (
+                data.is_imagenet_val(len(items))
+                and not progress.skipped
+                and (settings.checkpoint is not None or is_external(name))
+            )
+            reference = next((t for t in tallies if t.error is None), None)
+            for tally in tallies:
+                document.results.append(
+                    _result(name, card, tally, reference, progress, seconds, args, settings, pre, checkpoint, imagenet)
+                )
+                failed += tally.error is not None
+            per_class.extend(_per_class_rows(name, tallies, data))
+            _write(run_dir, document, per_class)  # each finished model is on disk before the next starts
+            saver = None
+            if progress.skipped:
+                print(
+                    f"{name}: skipped {len(progress.skipped)} unreadable image(s), e.g. {progress.skipped[0]}",
+                    file=sys.stderr,
+                )
+    except KeyboardInterrupt:
+        kept = ""
+        if saver is not None:
+            saver.save()
+            kept = f"{saver.state['progress']['position']} image(s) of {saver.name} scored so far and "  # type: ignore[index]
+        print(
+            f"interrupted: {kept}{len({r.model for r in document.results})} finished model(s) are saved in "
+            f"{shown(run_dir)}; run the same command with --resume to continue from there",
+            file=sys.stderr,
+        )
+        return 130
+    with_partial = run_dir / PARTIAL_FILE
+    if with_partial.exists():
+        with_partial.unlink()
+    print(_table(document.results))
+    print(f"results: {shown(run_dir)}")
     return 1 if failed else 0
 
 
-def _as_dict(pre) -> dict[str, object]:
-    return {
-        "resize": pre.resize,
-        "crop": pre.crop,
-        "interpolation": pre.interpolation,
-        "mean": list(pre.mean) if pre.mean is not None else None,
-        "std": list(pre.std) if pre.std is not None else None,
-        "source": pre.source,
-    }
+class _Saver:
+    """Called after each batch: keeps the last consistent state of the model in progress and saves it
+    every :data:`SAVE_EVERY_S` seconds (and, through :meth:`save`, at an interrupt)."""
+
+    def __init__(self, run_dir: Path, name: str, tallies: list[Tally], progress: Progress, bar) -> None:
+        self.run_dir, self.name, self.tallies, self.progress, self.bar = run_dir, name, tallies, progress, bar
+        self.state = self._snapshot()
+        self.saved_at = time.monotonic()
+
+    def _snapshot(self) -> dict[str, object]:
+        return {"model": self.name, "progress": self.progress.state(), "tallies": [t.state() for t in self.tallies]}
+
+    def __call__(self, images: int) -> None:
+        self.state = self._snapshot()
+        self.bar.update(images)
+        top1 = [(t.backend, t.percent(t.top1)) for t in self.tallies]
+        self.bar.set_postfix_str(" ".join(f"{b} top1 {p:.2f}%" for b, p in top1 if p is not None))
+        if time.monotonic() - self.saved_at > SAVE_EVERY_S:
+            self.save()
+
+    def warn(self, line: str) -> None:
+        self.bar.write(f"{self.name} on {line}", file=sys.stderr)
+
+    def save(self) -> None:
+        try:
+            atomic_write_text(self.run_dir / PARTIAL_FILE, json.dumps(self.state) + "\n")
+        except OSError as exc:
+            raise BenchError(f"cannot write results to {shown(self.run_dir)}: {exc.strerror or exc}") from None
+        self.saved_at = time.monotonic()
 
 
-def _write(run_dir: Path, document: dict[str, object], per_class: list[dict[str, object]]) -> None:
+def _per_class_rows(name: str, tallies: list[Tally], data: Dataset) -> list[dict[str, object]]:
+    names = [shown(c) for c in data.classes] if data.classes is not None else []
+    rows: list[dict[str, object]] = []
+    for tally in tallies:
+        if tally.error is not None:
+            continue
+        for i in tally.images.nonzero()[0]:
+            rows.append(
+                {
+                    "model": name,
+                    "backend": tally.backend,
+                    "class_index": int(i),
+                    "class_name": names[i] if i < len(names) else str(i),
+                    "images": int(tally.images[i]),
+                    "correct_top1": int(tally.top1[i]),
+                    "correct_top5": int(tally.top5[i]),
+                }
+            )
+    return rows
+
+
+def _read_per_class(run_dir: Path) -> list[dict[str, object]]:
+    try:
+        with open(run_dir / PER_CLASS_FILE, encoding="utf-8", newline="") as f:
+            return list(csv.DictReader(f))
+    except OSError:
+        return []
+
+
+def _write(run_dir: Path, document: AccuracyDocument, per_class: list[dict[str, object]] | None = None) -> None:
+    import pandas as pd
+
+    from bench.core.formatting import csv_text
+
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / RESULT_FILE, json.dumps(document, indent=1, default=str) + "\n")
-        buf = io.StringIO()
-        fields = ["model", "backend", "class_index", "class_name", "images", "correct_top1", "correct_top5"]
-        writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(per_class)
-        atomic_write_text(run_dir / PER_CLASS_FILE, buf.getvalue())
+        atomic_write_text(run_dir / RESULT_FILE, document.to_json())
+        if per_class is not None:
+            frame = pd.DataFrame(per_class, columns=list(PER_CLASS_COLUMNS))
+            atomic_write_text(run_dir / PER_CLASS_FILE, csv_text(frame))
     except OSError as exc:
-        raise BenchError(f"cannot write results to {run_dir}: {exc.strerror or exc}") from None
+        raise BenchError(f"cannot write results to {shown(run_dir)}: {exc.strerror or exc}") from None
 
 
 def _fmt(value: object, digits: int = 2) -> str:
@@ -636,26 +537,24 @@ def _fmt(value: object, digits: int = 2) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float | int) and not isinstance(value, bool) else str(value)
 
 
-def _table(results: list[dict[str, object]]) -> str:
+def _table(results: list[AccuracyResult]) -> str:
     import pandas as pd
 
     from bench.core.formatting import text_table
 
     rows = [
         {
-            "model": r["model"],
-            "backend": r["backend"],
-            "precision": r["precision"],
-            "images": r["images"],
-            "top1 %": _fmt(r["top1"]),
-            "top5 %": _fmt(r["top5"]),
-            "drop": "-" if r["top1_drop"] is None or r["backend"] == r["reference_backend"] else _fmt(r["top1_drop"]),
-            "published": _fmt(r["published_top1"]),
-            "img/s": _fmt(r["images_per_s"], 1),
+            "model": r.model,
+            "backend": r.backend,
+            "precision": r.precision,
+            "status": r.status,
+            "images": r.images,
+            "top1 %": _fmt(r.top1),
+            "top5 %": _fmt(r.top5),
+            "drop": "-" if r.top1_drop is None or r.backend == r.reference_backend else _fmt(r.top1_drop),
+            "published": _fmt(r.published_top1),
+            "img/s": _fmt(r.images_per_s, 1),
         }
         for r in results
     ]
     return text_table(pd.DataFrame(rows))
-
-
-# ------------------------------------------------------------------------------------- for bench report

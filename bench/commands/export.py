@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from bench.core.schema import SUITE_ID
 from bench.core.sessions import open_session
 from bench.core.settings import DEFAULT_CACHE, build_model
 from bench.core.util import atomic_write_text, check_writable_dir, one_line
+from models.errors import CheckpointError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -56,15 +58,17 @@ def main(args: argparse.Namespace) -> int:
         try:
             model = build_model(chosen, workload.model_name, workload.resolution)
             opened = open_session(backend, model, workload, args.cache_dir, seed=chosen.seed)
+        except (BenchError, CheckpointError):  # bad input (a refused checkpoint): one line, exit 2
+            raise
         except Exception as exc:  # one model failing must not stop the others
             failures += 1
-            print(f"{workload.model_name} b{workload.batch_size}: cannot export: {one_line(exc)}")
+            print(f"{workload.model_name} b{workload.batch_size}: cannot export: {one_line(exc)}", file=sys.stderr)
             continue
         if opened.session is not None:
             opened.session.close()
         elif opened.parity is not None:  # parity failed even after a rebuild: not what a run would time
             failures += 1
-            print(f"{workload.model_name} b{workload.batch_size}: cannot export: {opened.error}")
+            print(f"{workload.model_name} b{workload.batch_size}: cannot export: {opened.error}", file=sys.stderr)
             continue
         prepared = opened.prepared
         if prepared.artifact is None:
@@ -88,6 +92,8 @@ def main(args: argparse.Namespace) -> int:
             }
         )
         print(f"{target}  ({entries[-1]['sha256'][:12]})")
+    if not entries:  # nothing exported: no manifest that lists nothing
+        return 1
     manifest = {"suite": SUITE_ID, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "artifacts": entries}
     path = out / "manifest.json"
     if path.exists():  # keep what an earlier export into the same folder listed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -22,8 +23,9 @@ from bench.core.counting import (
     published_decimals,
 )
 from bench.core.errors import BenchError
-from bench.core.formatting import FORMATS, markdown_table, render
-from bench.core.util import check_writable_dir
+from bench.core.formatting import FORMATS, markdown_table, render, write_csv
+from bench.core.util import check_writable_dir, one_line
+from models.errors import CheckpointError
 
 # ---------------------------------------------------------------------------------------------------------
 
@@ -215,10 +217,10 @@ def _markdown_report(
 def _save(out: Path, reports: list[FlopReport], by: str, tables: dict[str, pd.DataFrame], command: str) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
-        tables["summary"].to_csv(out / "flops.csv", index=False)
-        tables["categories"].to_csv(out / "flops_by_category.csv", index=False)
-        tables["breakdown"].to_csv(out / f"flops_by_{by}.csv", index=False)
-        uncounted_frame(reports).to_csv(out / "uncounted_ops.csv", index=False)
+        write_csv(out / "flops.csv", tables["summary"])
+        write_csv(out / "flops_by_category.csv", tables["categories"])
+        write_csv(out / f"flops_by_{by}.csv", tables["breakdown"])
+        write_csv(out / "uncounted_ops.csv", uncounted_frame(reports))
         (out / "flops.md").write_text(
             _markdown_report(tables["summary"], tables["categories"], tables["breakdown"], by, command)
         )
@@ -233,7 +235,18 @@ def main(args: argparse.Namespace) -> int:
     if not args.no_save:
         check_writable_dir(Path(args.out), "--out")  # before minutes of counting, not after
     distillation = False if args.no_dist_head else None
-    reports = [count_gmacs(name, res, batch, depth, distillation) for name in names for res in resolutions]
+    reports, failed = [], 0
+    for name in names:
+        for res in resolutions:
+            try:
+                reports.append(count_gmacs(name, res, batch, depth, distillation))
+            except (BenchError, CheckpointError):
+                raise
+            except Exception as exc:  # a model that cannot be built or run: said, the others are counted
+                failed += 1
+                print(f"{name}: cannot count: {one_line(exc)}", file=sys.stderr)
+    if not reports:
+        return 1
     tables = {
         "summary": summary_frame(reports),
         "categories": category_frame(reports),
@@ -248,4 +261,4 @@ def main(args: argparse.Namespace) -> int:
         _save(out, reports, args.by, tables, regenerate_command(args))
         if args.format == "table":
             print(f"\nwritten: {out}/flops.csv, flops.md, flops_by_{args.by}.csv, flops_by_category.csv")
-    return 0
+    return 1 if failed else 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.core.formatting import PAPER_FORMATS, render_paper_table
+from bench.core.formatting import PAPER_FORMATS, csv_text, render_paper_table
 from bench.core.report_files import write_files
 from bench.core.reporting import load_report
 from bench.core.tables import main_table, table_frame
@@ -49,7 +49,7 @@ def main(args: argparse.Namespace) -> int:
     report = load_report(args.results, args.models)
     paths, plot_notes = write_files(report, args.out, plots=not args.no_plots, aspect=args.aspect, models=args.models)
     if args.format == "csv":
-        print(table_frame(report).to_csv(index=False), end="")
+        print(csv_text(table_frame(report)), end="")
     else:
         print(render_paper_table(main_table(report), args.format))
     print()

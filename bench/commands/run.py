@@ -17,6 +17,7 @@ from bench.backends import (
     timing_backends,
 )
 from bench.core import arguments, settings
+from bench.core.engine import retry_can_help
 from bench.core.errors import BenchError
 from bench.core.formatting import text_table
 from bench.core.schema import STATUS_NOT_TIMED, STATUS_OK, UNSTABLE, SummaryRow
@@ -173,7 +174,12 @@ def summary_table(rows: list[SummaryRow]) -> str:
 def main(args: argparse.Namespace) -> int:
     runtimes = parse_runtimes(args)
     check_writable_dir(args.out, "--out")
-    check_writable_dir(args.cache_dir, "--cache-dir")
+    try:
+        check_writable_dir(args.cache_dir, "--cache-dir")
+    except BenchError as exc:  # a cache it cannot write costs the caching, not the run, where nothing is exported
+        if any(getattr(available_backend(rt.name), "uses_cache", True) for rt in runtimes):
+            raise
+        print(f"warning: {exc}; nothing will be cached", file=sys.stderr)
     if args.report:
         check_writable_dir(args.report_dir, "--report-dir")
     run_dir, rows = run_sitting(
@@ -195,11 +201,17 @@ def main(args: argparse.Namespace) -> int:
         for path in write_report([run_dir], args.report_dir):
             print(f"report: {path}")
     statuses = [r.status for r in rows]
-    unstable = sum(r.validity == UNSTABLE for r in rows)
+    unstable = [r for r in rows if r.validity == UNSTABLE]
     if unstable:
-        print(
-            f"{unstable} row(s) unstable (see the validity_reason column); consider --retry-unstable", file=sys.stderr
-        )
+        fixable = [r for r in unstable if retry_can_help(r) is None]
+        if fixable and not args.retry_unstable:
+            advice = "; consider --retry-unstable"
+        elif len(fixable) < len(unstable):
+            why = next(reason for r in unstable if (reason := retry_can_help(r)) is not None)
+            advice = f"; re-timing cannot fix {len(unstable) - len(fixable)} of them: {why}"
+        else:
+            advice = ""
+        print(f"{len(unstable)} row(s) unstable (see the validity_reason column){advice}", file=sys.stderr)
     if statuses and all(s == STATUS_NOT_TIMED for s in statuses):
         print(f"error: {rows[0].error}: {len(rows)} workload(s), none timed", file=sys.stderr)
         return 1

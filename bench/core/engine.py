@@ -14,8 +14,10 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,6 +28,7 @@ from bench.core import machine
 from bench.core.runtime import Backend, Session, Workload
 from bench.core.schema import (
     STATUS_OK,
+    UNSTABLE,
     SummaryRow,
     settings_key,
 )
@@ -34,8 +37,21 @@ from bench.core.settings import Settings, build_model  # noqa: F401 - the sittin
 from bench.core.stats import summarize, throughput
 from bench.core.timing import LoopLimits, timed_loop
 from bench.core.util import atomic_write_text
+from models import external
 
 # ------------------------------------------------------------------------------------------- measuring
+
+
+def external_cards(names) -> dict[str, dict[str, object]]:
+    """The published facts of the external networks among ``names`` (a spec's top-1, family, citation),
+    kept with the run so ``report`` shows them without the spec being passed again."""
+    keep = ("family", "variant", "default_resolution", "published_params_m", "published_gmacs", "top1",
+            "top1_source", "citation", "display_name")  # fmt: skip
+    return {
+        name: {k: v for k, v in models.get_card(name).as_row().items() if k in keep}
+        for name in names
+        if external.source_digest(name) is not None
+    }
 
 
 def model_facts(model: nn.Module, resolution: int, count_flops: bool, cache_dir: Path) -> dict[str, object]:
@@ -304,7 +320,9 @@ def base_row(settings: Settings, workload: Workload, env_id: str) -> SummaryRow:
         single_head=settings.single_head,
         env_id=env_id,
     )
-    row.settings_key = settings_key(row.as_dict(), settings.protocol)
+    source = external.source_digest(workload.model_name)  # an edited external file is a new measurement
+    protocol = settings.protocol if source is None else {**settings.protocol, "source": source}
+    row.settings_key = settings_key(row.as_dict(), protocol)
     row.row_id = f"{workload.model_name}|b{workload.batch_size}|r{workload.resolution}|{row.settings_key}"
     return row
 
@@ -332,3 +350,72 @@ def run(
     return run_sitting(
         [runtime], out, cache_dir, resume=resume, count_flops=count_flops, show_progress=show_progress, inline=True
     )
+
+
+MAX_RETRY_ATTEMPTS = 3
+"""Re-timings of one unstable row at most: a row still unstable after three is reported as it is."""
+
+
+def retry_can_help(row: SummaryRow) -> str | None:
+    """None when re-timing ``row`` may make it stable; else why not (a retry times it the same way).
+
+    Too few iterations is a property of the protocol (``--iters``, ``--min-time``, ``--max-time``), not of
+    the machine's mood: re-timing would time as few again.
+    """
+    iterations = row.iterations if isinstance(row.iterations, int | float) else None
+    if iterations is not None and iterations < machine.MIN_ITERATIONS:
+        return (
+            f"only {int(iterations)} iterations, and a retry would time as few "
+            f"(raise --iters or --min-time/--max-time to reach {machine.MIN_ITERATIONS})"
+        )
+    return None
+
+
+def retry_unstable(
+    items: list[Any],
+    finish: Callable[[Any], SummaryRow],
+    retime: Callable[[Any, str], bool],
+    record: Callable[[Any, SummaryRow], None],
+    budget_s: float,
+    progress: Any,
+) -> None:
+    """The ``--retry-unstable`` policy: re-time unstable rows (all rounds again, via ``retime(item,
+    attempt_row_id)``, which says False when the cell died meanwhile) while the budget lasts, at most
+    :data:`MAX_RETRY_ATTEMPTS` times each and only where :func:`retry_can_help`; ``record`` the steadier
+    attempt. An interrupt records every row already measured (its best attempt so far) before it propagates.
+    """
+    deadline = time.perf_counter() + budget_s
+    pending = list(items)
+    best: SummaryRow | None = None
+    try:
+        while pending:
+            item = pending[0]
+            best = finish(item)
+            base_id, attempt = str(best.row_id), 1
+            why_not = retry_can_help(best)
+            if why_not is not None:
+                progress.write(f"{best.model} batch {best.infer_batch_size}: not re-timed: {why_not}", file=sys.stderr)
+            alive = True
+            while (
+                alive
+                and why_not is None
+                and best.validity == UNSTABLE
+                and attempt <= MAX_RETRY_ATTEMPTS
+                and time.perf_counter() < deadline
+            ):
+                attempt += 1
+                alive = retime(item, f"{base_id}#{attempt}")  # the attempt's samples stay apart from the first's
+                if alive:
+                    row = finish(item)
+                    if row.validity != UNSTABLE or (row.round_spread or math.inf) < (best.round_spread or math.inf):
+                        best = row
+            pending.pop(0)
+            if alive:
+                record(item, best)
+            best = None
+    except KeyboardInterrupt:  # every row with finished rounds is kept: the best attempt so far, else the first
+        if pending:
+            record(pending[0], best if best is not None else finish(pending[0]))
+            for item in pending[1:]:
+                record(item, finish(item))
+        raise

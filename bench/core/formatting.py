@@ -12,6 +12,44 @@ import pandas as pd
 FORMATS = ("table", "csv", "json", "markdown", "latex")
 
 
+_FORMULA_LEAD = ("=", "+", "-", "@", "\t", "\r", "\n")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?%?|[+-]?(inf|nan)", re.IGNORECASE)
+
+
+def spreadsheet_safe(value: object) -> object:
+    """A text cell that a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab, CR) gets a
+    leading ``'``, so it shows as text; numbers, signed numbers written as text and a lone ``-`` pass."""
+    if isinstance(value, str) and value.startswith(_FORMULA_LEAD) and value != "-" and not _NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def csv_text(df: pd.DataFrame) -> str:
+    """``df`` as CSV for spreadsheets: every text cell (and column name) through :func:`spreadsheet_safe`.
+
+    Every CSV the suite writes for people goes through here (report tables, ``--format csv``, per-class
+    counts); the raw records the suite reads back (``summary.csv``, ``rounds.csv``) keep their values.
+    """
+    safe = df.copy()
+    for column in safe.columns:
+        if not pd.api.types.is_numeric_dtype(safe[column]) and not pd.api.types.is_bool_dtype(safe[column]):
+            safe[column] = safe[column].astype(object).map(spreadsheet_safe)
+    safe.columns = [spreadsheet_safe(str(c)) for c in safe.columns]
+    return safe.to_csv(index=False)
+
+
+def write_csv(path, df: pd.DataFrame) -> None:
+    """Write ``df`` to ``path`` as :func:`csv_text` (raises ``OSError`` like ``Path.write_text``)."""
+    from pathlib import Path
+
+    Path(path).write_text(csv_text(df), encoding="utf-8")
+
+
+def markdown_cell(text: object) -> str:
+    """Text for one markdown table cell: ``|`` escaped and line breaks folded, so the row keeps its cells."""
+    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
 def _cell(value: object, float_digits: int) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
@@ -22,9 +60,12 @@ def _cell(value: object, float_digits: int) -> str:
 
 def markdown_table(df: pd.DataFrame, float_digits: int = 2) -> str:
     """A GitHub-flavoured markdown table (numbers right-aligned)."""
-    header = "| " + " | ".join(map(str, df.columns)) + " |"
+    header = "| " + " | ".join(map(markdown_cell, df.columns)) + " |"
     align = "|" + "|".join("---:" if pd.api.types.is_numeric_dtype(df[c]) else ":---" for c in df.columns) + "|"
-    rows = ["| " + " | ".join(_cell(v, float_digits) for v in row) + " |" for row in df.itertuples(index=False)]
+    rows = [
+        "| " + " | ".join(markdown_cell(_cell(v, float_digits)) for v in row) + " |"
+        for row in df.itertuples(index=False)
+    ]
     return "\n".join([header, align, *rows])
 
 
@@ -47,7 +88,7 @@ def text_table(df: pd.DataFrame, float_digits: int = 2) -> str:
 
 def render(df: pd.DataFrame, fmt: str, float_digits: int = 2) -> str:
     if fmt == "csv":
-        return df.to_csv(index=False).rstrip("\n")
+        return csv_text(df).rstrip("\n")
     if fmt == "json":
         return df.to_json(orient="records", indent=2)
     if fmt == "markdown":
@@ -390,12 +431,12 @@ def _paper_markdown(table: PaperTable) -> str:
             header[start] = f"{title}<br>{header[start]}"
         start += width
     lines = [f"**{table.title}**", ""] if table.title else []
-    lines.append("| " + " | ".join(header) + " |")
+    lines.append("| " + " | ".join(map(markdown_cell, header)) + " |")
     lines.append("|" + "|".join("---:" if a == "r" else ":---" for a in table.align) + "|")
     for name, rows in table.groups:
         if name:
             lines.append("| " + " | ".join([f"*{name}*"] + [""] * (len(table.header) - 1)) + " |")
-        lines.extend("| " + " | ".join(_plain(c) for c in row) + " |" for row in rows)
+        lines.extend("| " + " | ".join(markdown_cell(_plain(c)) for c in row) + " |" for row in rows)
     if table.notes:
         lines.append("")
         lines.extend(f"- {note}" for note in table.notes)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.core.errors import BenchError
-from bench.core.formatting import render_paper_table
+from bench.core.formatting import csv_text, render_paper_table
 from bench.core.reporting import Report, load_report
 from bench.core.tables import columns_frame, main_table, measurements_frame, table_frame
 from bench.core.util import write_output
@@ -72,11 +72,11 @@ def write_files(
     table = main_table(report)
     table_md = render_paper_table(table, "markdown")
     paths = [
-        write_output(out_dir / "table.csv", table_frame(report).to_csv(index=False)),
+        write_output(out_dir / "table.csv", csv_text(table_frame(report))),
         write_output(out_dir / "table.md", table_md),
         write_output(out_dir / "table.tex", render_paper_table(table, "latex")),
-        write_output(out_dir / "columns.csv", columns_frame(report).to_csv(index=False)),
-        write_output(out_dir / "measurements.csv", measurements_frame(report).to_csv(index=False)),
+        write_output(out_dir / "columns.csv", csv_text(columns_frame(report))),
+        write_output(out_dir / "measurements.csv", csv_text(measurements_frame(report))),
     ]
     plot_paths: list[Path] = []
     plot_notes: list[str] = []

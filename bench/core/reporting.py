@@ -126,13 +126,33 @@ class Report:
     notes: list[str] = field(default_factory=list)
 
 
-def _card(name: str):
+def _card(name: str, recorded: dict[str, dict[str, object]] | None = None):
     import models  # torch comes with it: only imported once a report is actually built
 
     try:
         return models.get_card(name)
-    except models.ModelError:  # a model measured by an older version of the suite
-        return None
+    except models.ModelError:  # an external network not passed again, or a model of an older suite
+        facts = (recorded or {}).get(name)
+        if not isinstance(facts, dict):
+            return None
+        try:  # the card the run recorded for an external network (its spec's published facts)
+            return models.ModelCard(name=name, **{k: v for k, v in facts.items() if k in _RECORDED_CARD_FIELDS})
+        except (TypeError, ValueError):
+            return None
+
+
+_RECORDED_CARD_FIELDS = ("family", "variant", "default_resolution", "published_params_m", "published_gmacs", "top1",
+                         "top1_source", "citation", "display_name")  # fmt: skip
+
+
+def recorded_cards(environments: dict[str, dict[str, object]]) -> dict[str, dict[str, object]]:
+    """External networks' cards as the runs recorded them (``external_models`` in ``environment.json``)."""
+    found: dict[str, dict[str, object]] = {}
+    for env in environments.values():
+        cards = env.get("external_models") if isinstance(env, dict) else None
+        if isinstance(cards, dict):
+            found.update({str(k): v for k, v in cards.items() if isinstance(v, dict)})
+    return found
 
 
 def _backend(name: str) -> type[Backend]:
@@ -144,7 +164,10 @@ def _backend(name: str) -> type[Backend]:
 
 
 def _model_info(
-    names: Iterable[str], summary: pd.DataFrame, measured: dict[str, dict[str, object]] | None = None
+    names: Iterable[str],
+    summary: pd.DataFrame,
+    measured: dict[str, dict[str, object]] | None = None,
+    recorded: dict[str, dict[str, object]] | None = None,
 ) -> pd.DataFrame:
     """Family, display name, paper order and published numbers of every measured model.
 
@@ -159,7 +182,7 @@ def _model_info(
         family_order, model_order = {}, {}
     rows = []
     for name in names:
-        card = _card(name)
+        card = _card(name, recorded)
         measured_family = summary.loc[summary["model"] == name, "family"].dropna() if "family" in summary else []
         family = card.family if card else (str(measured_family.iloc[0]) if len(measured_family) else "other")
         family_label = models.get_family(family).label if family in family_order else family
@@ -180,8 +203,11 @@ def _model_info(
             }
         )
         found = (measured or {}).get(name)
-        if found is not None:
+        if found is not None and found.get("replaces", True):
             rows[-1].update(top1=found["top1"], top1_source=found["source"], top1_measured=True)
+        elif found is not None:  # a quick check: shown apart (in the source note), never as the ImageNet top-1
+            published = rows[-1]["top1_source"]
+            rows[-1]["top1_source"] = f"{published}; {found['source']}" if published else None
     numbers = {"published_params_m": float, "published_gmacs": float, "top1": float}  # external cards may lack all
     return pd.DataFrame(rows).astype(numbers)
 
@@ -323,7 +349,8 @@ def build_report(
 
     # ---- model facts and derived numbers
     failures = failures.assign(column=[column_of.get(k) for k in failures["_setting"]])
-    info = _model_info(list(dict.fromkeys([*chosen["model"], *failures["model"]])), df, measured_top1(inputs))
+    names = list(dict.fromkeys([*chosen["model"], *failures["model"]]))
+    info = _model_info(names, df, measured_top1(inputs), recorded_cards(environments))
     m = _with_model_facts(chosen, info)
     m["column_label"] = m["column"].map(lambda k: by_key[k].label)
     m["machine"] = m["column"].map(lambda k: by_key[k].machine)

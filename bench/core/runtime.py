@@ -69,7 +69,7 @@ class BackendOptions:
             group.add_argument(
                 cls.flag(backend, spec.name),
                 dest=f"{backend}_{spec.name}",
-                default=spec.default,
+                default=argparse.SUPPRESS,  # absent unless given: a flag of a backend not run can be refused
                 choices=choices,
                 help=f"{spec.metadata.get('help', '')} (default: {spec.default})",
             )

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import models
 from bench.core import arguments
 from bench.core.errors import BenchError
-from bench.core.runtime import Backend, Workload
+from bench.core.runtime import Backend, Workload, registry
 from bench.core.timing import LoopLimits
 from bench.core.util import sha256_file
 
@@ -117,15 +117,42 @@ def _arg(args: argparse.Namespace, name: str, default: object) -> object:
     return default if value is None else value
 
 
-def from_args(args: argparse.Namespace, backend: Backend, *, batch_sizes: tuple[int, ...] | None = None) -> Settings:
+def check_option_flags(args: argparse.Namespace, chosen: tuple[str, ...] | list[str]) -> None:
+    """Refuse a backend's own flag (``--openvino-frontend`` ...) when that backend is not run: silently
+    ignoring it would report a setting that was never applied (as ``--channels-last`` on onnx is refused).
+    Option flags are absent from ``args`` unless given (:meth:`BackendOptions.add_arguments`)."""
+    import dataclasses
+
+    found = registry()
+    given = [
+        found.backend_class(name).Options.flag(name, spec.name)
+        for name in found.names
+        if name not in chosen
+        for spec in dataclasses.fields(found.backend_class(name).Options)
+        if hasattr(args, f"{name}_{spec.name}")
+    ]
+    if given:
+        runs = ",".join(chosen)
+        raise BenchError(f"{', '.join(given)} apply to another backend than --backend {runs}; drop them or add it")
+
+
+def from_args(
+    args: argparse.Namespace,
+    backend: Backend,
+    *,
+    batch_sizes: tuple[int, ...] | None = None,
+    also: tuple[str, ...] = (),
+) -> Settings:
     """The checked setting of a command's arguments; every check runs before any model is built.
 
     Reads whichever of the shared model arguments the command declares (``--models``, ``--device``,
     ``--batch-sizes``, ``--resolution``, loop limits, ``--threads``, ``--precision``, ``--checkpoint``,
     ``--single-head``, ``--seed``, the backend's own options ...); ``batch_sizes`` overrides
-    ``--batch-sizes`` for a command with one ``--batch-size``. Bad input is a one-line
+    ``--batch-sizes`` for a command with one ``--batch-size``; ``also`` names further backends the
+    command runs the setting on (their flags are not refused). Bad input is a one-line
     :class:`BenchError`.
     """
+    check_option_flags(args, (backend.name, *also))
     device = str(_arg(args, "device", "cpu"))
     _check_device(device, backend)
     names = tuple(arguments.select_models(args.models))

@@ -255,30 +255,35 @@ class Sitting:
                     self.time_cell(cell, index, workers)
 
     def retry_unstable(self, workers: list[Any]) -> None:
-        """Re-time unstable rows (all rounds again) while the budget lasts; keep the steadier attempt."""
-        deadline = time.perf_counter() + self.settings.retry_unstable_s
-        for cell in list(self.unstable):
-            item = cell.item
-            best = SummaryRow(**engine.Measurer.finish(item)[0].as_dict())
-            base_id, attempt = str(best.row_id), 1
-            while best.validity == UNSTABLE and time.perf_counter() < deadline and not cell.done:
-                attempt += 1
-                item.rounds, item.device_ms = [], []
-                item.row.row_id = f"{base_id}#{attempt}"  # the attempt's samples stay apart from the first's
-                for index in range(self.settings.rounds):
-                    self.time_cell(cell, index, workers, complete=False)
-                    if cell.done:
-                        break
+        """Re-time unstable rows under :func:`bench.core.engine.retry_unstable`'s policy (what a retry can
+        fix, at most three attempts, the budget); a cell whose worker died meanwhile stays failed."""
+
+        def retime(cell: Cell, row_id: str) -> bool:
+            cell.item.rounds, cell.item.device_ms = [], []
+            cell.item.row.row_id = row_id
+            for index in range(self.settings.rounds):
+                self.time_cell(cell, index, workers, complete=False)
                 if cell.done:
-                    break
-                row = SummaryRow(**engine.Measurer.finish(item)[0].as_dict())
-                if row.validity != UNSTABLE or (row.round_spread or np.inf) < (best.round_spread or np.inf):
-                    best = row
-            self.unstable.remove(cell)
-            if not cell.done:
-                _warn_unstable(self.progress, best)
-                cell.done = True
-                self.record(best, 0)
+                    return False
+            return True
+
+        def record(cell: Cell, row: SummaryRow) -> None:
+            if cell.done:
+                return
+            _warn_unstable(self.progress, row)
+            cell.done = True
+            self.record(row, 0)
+
+        pending = [cell for cell in self.unstable if not cell.done]
+        self.unstable = []
+        engine.retry_unstable(
+            pending,
+            lambda cell: SummaryRow(**engine.Measurer.finish(cell.item)[0].as_dict()),
+            retime,
+            record,
+            self.settings.retry_unstable_s,
+            self.progress,
+        )
 
     def interrupted(self) -> str:
         rounds = sum(len(c.item.rounds) for c in self.cells.values() if not c.done)
@@ -338,7 +343,9 @@ def run_sitting(
                 workers[runtime.name] = ProcessWorker(
                     runtime.name, runtime.settings, runtime.spec, cache_dir, models_spec
                 )
-        writer = RunWriter.create(out, f"{'+'.join(names)}-{settings.device}", env)
+        external_models = engine.external_cards(settings.model_names)  # report shows a spec's facts without it
+        name = f"{'+'.join(names)}-{settings.device}"
+        writer = RunWriter.create(out, name, {**env, "external_models": external_models})
         total = sum(len(settings.batch_sizes) for _ in settings.model_names) * len(runtimes) * (1 + settings.rounds)
         progress = tqdm(total=total, disable=not show_progress, unit="step", file=sys.stderr)
         sitting = Sitting(runtimes, writer, env_id, progress)

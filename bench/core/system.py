@@ -167,8 +167,33 @@ def sampled_checks(seconds: float = 1.0) -> list[Check]:
         value = f"{busy:.2f} CPUs used by other processes" + (
             f": {', '.join(u for _, u in users[:3])}" if users else ""
         )
-        checks.append(Check("other processes", verdict, value, "stop them before timing" if verdict != OK else ""))
+        advice = thread_advice(busy) if verdict != OK else ""
+        checks.append(Check("other processes", verdict, value, advice))
     return checks
+
+
+def free_threads(busy: float, cores: int | None = None) -> int:
+    """Threads that leave the cores other processes use (``busy`` cores' worth) alone: at least 1."""
+    import math
+
+    import psutil
+
+    cores = cores or psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    return max(1, cores - math.ceil(busy - 0.05))
+
+
+def thread_advice(busy: float, cores: int | None = None) -> str:
+    """What to do about other processes' CPU use: stop them, or run on the cores they leave.
+
+    A runtime with one thread per core waits at every synchronisation point for the thread whose core
+    another process holds: a torch row has been seen 70-130x slower so, not the few percent the busy
+    share suggests. Fewer threads than cores avoid it.
+    """
+    n = free_threads(busy, cores)
+    return (
+        f"stop them before timing, or leave their cores alone with --threads {n} (all-core runtimes wait "
+        "at each synchronisation for the thread whose core another process holds: rows can be many times slower)"
+    )
 
 
 def overall(checks: list[Check]) -> str:

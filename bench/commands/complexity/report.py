@@ -23,7 +23,7 @@ from bench.commands.complexity.fits import STATED_MODEL, CostModel, Counts, Fit,
 from bench.commands.complexity.latency import Latency, latency_words
 from bench.core import plots
 from bench.core.errors import BenchError
-from bench.core.formatting import markdown_table, text_table
+from bench.core.formatting import markdown_table, text_table, write_csv
 
 _MIXER_STYLE = {"CATM": ("#D55E00", "*"), "MSA": ("#0072B2", "o")}
 _COUNTER_LABEL = {"flopcounter": "conv MACs (FlopCounterMode)", "fvcore": "MACs (fvcore)"}
@@ -284,7 +284,7 @@ def save(
         out.mkdir(parents=True, exist_ok=True)
         written = []
         for name, frame in tables.items():
-            frame.to_csv(out / name, index=False)
+            write_csv(out / name, frame)
             written.append(out / name)
         (out / "summary.md").write_text(_summary_markdown(model, c, latency, notes, command))
         written.append(out / "summary.md")
