@@ -27,6 +27,7 @@ __all__ = [
     "add_option_arguments",
     "available_backend",
     "backend_class",
+    "backend_for_tool",
     "get_backend",
 ]
 
@@ -50,6 +51,7 @@ runtime.install(REGISTRY)
 backend_class = REGISTRY.backend_class
 get_backend = REGISTRY.get
 available_backend = REGISTRY.available
+backend_for_tool = REGISTRY.for_tool
 
 
 def add_option_arguments(parser: argparse.ArgumentParser) -> None:
