@@ -17,8 +17,9 @@ from typing import Any
 import pandas as pd
 
 SUITE_ID = "mobile-backbone-bench"
-SCHEMA_VERSION = 2
-"""2: rows know their weights, validity and per-round reference speed; samples know their round."""
+SCHEMA_VERSION = 3
+"""2: rows know their weights, validity and per-round reference speed; samples know their round.
+3: rows know the vendor tool they were imported from and whether they are aggregate-only."""
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
