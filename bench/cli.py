@@ -26,6 +26,7 @@ COMMANDS = {
     "accuracy": "bench.commands.accuracy",
     "doctor": "bench.commands.doctor",
     "export": "bench.commands.export",
+    "import": "bench.commands.import_results",
 }
 
 SUMMARIES = {
@@ -37,6 +38,7 @@ SUMMARIES = {
     "compare": "compare two result sets, drift-corrected; exit 1 on regression",
     "accuracy": "measured top-1/top-5 of a checkpoint on an image folder, per runtime, with official preprocessing",
     "export": "write the deployable artifacts exactly as benchmarked, with a manifest",
+    "import": "rows from the runtimes' own benchmark tools (benchmark_app, litert-benchmark, ...) run on a device",
     "doctor": "check whether this machine is fit to benchmark on now (governor, SMT, load, steal, ...)",
 }
 

@@ -28,6 +28,7 @@ __all__ = [
     "add_option_arguments",
     "available_backend",
     "backend_class",
+    "backend_for_tool",
     "backend_list",
     "get_backend",
     "timing_backends",
@@ -53,6 +54,7 @@ runtime.install(REGISTRY)
 backend_class = REGISTRY.backend_class
 get_backend = REGISTRY.get
 available_backend = REGISTRY.available
+backend_for_tool = REGISTRY.for_tool
 
 
 def add_option_arguments(parser: argparse.ArgumentParser) -> None:

@@ -29,7 +29,7 @@ from torch import nn
 
 from bench.core import artifacts
 from bench.core.errors import BenchError
-from bench.core.runtime import Backend, BackendOptions, Prepared, Session, Workload, option
+from bench.core.runtime import Backend, BackendOptions, Prepared, Session, Workload, native_command, option
 from bench.core.util import quiet, quiet_native
 
 DELEGATES = ("xnnpack", "none")
@@ -155,6 +155,19 @@ class ExecuTorchBackend(Backend):
     name = "executorch"
     label = "ExecuTorch (XNNPACK)"
     packages = ("executorch",)
+    native_tools = ("executorch-benchmark-app", "executor_runner")
+
+    @classmethod
+    def native_commands(cls, file: str, threads: int, precision: str, warmup: int, iters: int) -> list[dict[str, str]]:
+        """``executor_runner`` once per run (its log line is that run's time), the first ``warmup`` runs dropped."""
+        log = f"{file.split('.', 1)[0]}.executor_runner.log"
+        argv = ["executor_runner", f"--model_path={file}", "--num_executions=1"]
+        wrap = (
+            f"for i in $(seq {warmup + iters}); do {{}} 2>&1 | grep 'Model executed successfully'; done"
+            f" | tail -n {iters} > {log}"
+        )
+        return [native_command("executor_runner", argv, log, "has no warmup or thread flags", wrap=wrap)]
+
     extra = "executorch"
     requires = ("executorch",)
     precisions = PRECISIONS

@@ -40,7 +40,7 @@ from torch import nn
 
 from bench.core import artifacts
 from bench.core.errors import BenchError
-from bench.core.runtime import Backend, Prepared, Session, Workload
+from bench.core.runtime import Backend, Prepared, Session, Workload, native_command
 from bench.core.util import quiet, quiet_native
 
 CONVERTER_REQUIREMENTS = ("litert-torch==0.10.0",)
@@ -325,6 +325,26 @@ class LiteRTBackend(Backend):
     name = "litert"
     label = "LiteRT (XNNPACK)"
     packages = ("ai-edge-litert",)
+    native_tools = ("litert-benchmark", "benchmark_model")
+
+    @classmethod
+    def native_commands(cls, file: str, threads: int, precision: str, warmup: int, iters: int) -> list[dict[str, str]]:
+        """``litert-benchmark`` (pip) and the ``benchmark_model`` binary (phones), both on XNNPACK."""
+        stem = file.split(".", 1)[0]
+        python = ["litert-benchmark", "--model", file, "--num_threads", str(threads), "--warmup_runs", str(warmup),
+                  "--num_runs", str(iters), "--result_json", f"{stem}.litert-benchmark.json"]  # fmt: skip
+        fp16 = ["--xnnpack_force_fp16=true"] if precision == "fp16" else []
+        binary = ["benchmark_model", f"--graph={file}", f"--num_threads={threads}", f"--warmup_runs={warmup}",
+                  f"--num_runs={iters}", "--use_xnnpack=true", *fp16,
+                  "--report_peak_memory_footprint=true"]  # fmt: skip
+        log = f"{stem}.benchmark_model.log"
+        return [
+            native_command("litert-benchmark", python, python[-1]),
+            native_command(
+                "benchmark_model", binary, log, "prints only the mean: an aggregate-only row", wrap=f"{{}} > {log} 2>&1"
+            ),
+        ]
+
     extra = "litert"
     requires = ("ai_edge_litert",)
     precisions = PRECISIONS

@@ -14,7 +14,7 @@ from torch import nn
 
 from bench.core import artifacts
 from bench.core.errors import BenchError
-from bench.core.runtime import Backend, BackendOptions, Prepared, Session, Workload, option
+from bench.core.runtime import Backend, BackendOptions, Prepared, Session, Workload, native_command, option
 from bench.core.util import quiet
 
 OPSET = 17  # TorchScript exporter: first opset with a fused LayerNormalization op
@@ -87,6 +87,16 @@ class OnnxBackend(Backend):
     name = "onnx"
     label = "ONNX Runtime"
     packages = ("onnxruntime", "onnxruntime-gpu", "onnx", "onnxscript")
+    native_tools = ("onnxruntime_perf_test",)
+
+    @classmethod
+    def native_commands(cls, file: str, threads: int, precision: str, warmup: int, iters: int) -> list[dict[str, str]]:
+        """``onnxruntime_perf_test`` on generated inputs; its result file keeps every run's time."""
+        out = f"{file.split('.', 1)[0]}.onnxruntime_perf_test.txt"
+        argv = ["onnxruntime_perf_test", "-I", "-m", "times", "-r", str(iters), "-x", str(threads), "-y", "1",
+                "-e", "cpu", "-s", file, out]  # fmt: skip
+        return [native_command("onnxruntime_perf_test", argv, out, "runs one untimed warmup inference (not settable)")]
+
     requires = ("onnxruntime", "onnx")
     devices = ("cpu", "cuda")
     Options = OnnxOptions

@@ -31,7 +31,7 @@ from torch import nn
 
 from bench.core import artifacts
 from bench.core.errors import BenchError
-from bench.core.runtime import Backend, BackendOptions, Prepared, Session, Workload, option
+from bench.core.runtime import Backend, BackendOptions, Prepared, Session, Workload, native_command, option
 from bench.core.util import quiet
 
 FRONTENDS = ("export", "trace")
@@ -185,6 +185,23 @@ class OpenVINOBackend(Backend):
     name = "openvino"
     label = "OpenVINO"
     packages = ("openvino",)
+    native_tools = ("benchmark_app",)
+
+    @classmethod
+    def native_commands(cls, file: str, threads: int, precision: str, warmup: int, iters: int) -> list[dict[str, str]]:
+        """``benchmark_app`` with this backend's compile settings (one stream, one request, the threads and
+        precision hint); its CSV report goes to ``<stem>.benchmark_app/``, which it does not create."""
+        folder = f"{file.split('.', 1)[0]}.benchmark_app"
+        argv = ["benchmark_app", "-m", f"{file}/{XML}", "-d", DEVICE, "-hint", "none", "-nstreams", "1", "-nireq", "1",
+                "-api", "sync", "-nthreads", str(threads), "-infer_precision", HINTS[precision], "-niter", str(iters),
+                "-report_type", "no_counters", "-report_folder", folder]  # fmt: skip
+        note = "runs one untimed first inference (not settable) before its -niter timed ones"
+        return [
+            native_command(
+                "benchmark_app", argv, f"{folder}/benchmark_report.csv", note, wrap=f"mkdir -p {folder} && {{}}"
+            )
+        ]
+
     extra = "openvino"
     requires = ("openvino",)
     Options = OpenVINOOptions

@@ -4,7 +4,10 @@ The artifacts come out of the same session service (and cache) as ``bench run``:
 and checked against PyTorch eager before they are copied, so what a user takes to a phone is byte
 for byte what was timed: ``.onnx``, ``.pte``, ``.tflite``, OpenVINO ``.xml``/``.bin``,
 ``.mlpackage``. ``manifest.json`` lists per artifact the model, input shape, precision, backend
-options, runtime versions, weights and SHA-256.
+options, runtime versions, weights and SHA-256, and ``native``: the exact command line of the
+runtime's own benchmark tool that times the artifact with the suite's settings (threads, warmup and
+timed iterations), writing an output ``bench import`` reads back -- export, run on the device, import,
+report.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from bench.core.artifacts import tree_digest
 from bench.core.errors import BenchError
 from bench.core.schema import SUITE_ID
 from bench.core.sessions import open_session
-from bench.core.settings import DEFAULT_CACHE, build_model
+from bench.core.settings import DEFAULT_CACHE, DEFAULT_STEADY, DEFAULT_WARMUP, build_model
 from bench.core.util import atomic_write_text, check_writable_dir, one_line
 from models.errors import CheckpointError
 
@@ -44,6 +47,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=arguments.seed, default=0, metavar="N")
     p.add_argument("--out", type=Path, default=Path("exports"), help="output folder (default: exports/)")
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help=f"export cache (default: {DEFAULT_CACHE})")
+    native = p.add_argument_group("the native tools' command lines in the manifest")
+    native.add_argument(
+        "--threads", type=arguments.threads, default=None, metavar="N", help="(default: physical cores)"
+    )
+    native.add_argument(
+        "--warmup",
+        type=arguments.count("--warmup"),
+        default=DEFAULT_WARMUP.min_iters,
+        metavar="N",
+        help="(default: %(default)s)",
+    )
+    native.add_argument(
+        "--iters",
+        type=arguments.count("--iters"),
+        default=DEFAULT_STEADY.min_iters,
+        metavar="N",
+        help="(default: %(default)s)",
+    )
     add_option_arguments(p)
     p.epilog = "exit status: 0 every artifact written, 1 some model could not be exported, 2 bad input"
 
@@ -89,6 +110,13 @@ def main(args: argparse.Namespace) -> int:
                 "versions": backend.versions(),
                 "sha256": tree_digest(target),
                 "detail": prepared.detail,
+                "native": backend.native_commands(
+                    target.name,
+                    workload.threads or arguments.default_threads(),
+                    workload.precision,
+                    chosen.limits_warmup.min_iters,
+                    chosen.limits_steady.min_iters,
+                ),
             }
         )
         print(f"{target}  ({entries[-1]['sha256'][:12]})")

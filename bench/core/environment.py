@@ -104,3 +104,9 @@ def machine_label(env: dict[str, object]) -> str:
     if gpu and env.get("device") == "cuda":
         return str(gpu)
     return f"{env.get('cpu_model', 'cpu')} x{env.get('cpu_count', '?')}"
+
+
+def device_name(env: dict[str, object]) -> str:
+    """What a sitting ran on: the device ``bench import`` was told of, else the machine's hostname
+    (an import of this machine's own tool output is named by its hostname too)."""
+    return str(env.get("device_name") or env.get("hostname") or "")

@@ -25,7 +25,7 @@ from bench.core.accuracy_results import measured_top1
 from bench.core.environment import FRAMEWORK_PACKAGE
 from bench.core.errors import BenchError
 from bench.core.runtime import Backend, registry
-from bench.core.schema import CELL_FIELDS, DEFAULTS, SETTING_FIELDS, setting_identity, typed
+from bench.core.schema import CELL_FIELDS, DEFAULTS, SETTING_FIELDS, headline_statistic, setting_identity, typed
 from bench.core.store import STATUS_OK, load_results
 
 STATUS_CELLS = {"failed": "fail", "parity_failed": "parity", "not_timed": "n/t"}
@@ -62,6 +62,10 @@ class Column:
     machine: str
     run_ids: list[str]
     batches: list[int]
+    source_tool: str = ""
+    """The vendor tool an imported column's numbers come from (empty: measured by this suite)."""
+    headline: str = "median"
+    """The statistic shown as the column's latency (an imported tool may print only a mean or a minimum)."""
 
     @property
     def title(self) -> str:
@@ -80,6 +84,10 @@ class Column:
     @property
     def machine_detail(self) -> str:
         env = self.env
+        if env.get("imported"):  # a device described by `bench import`, not a machine this suite ran on
+            facts = env.get("device") if isinstance(env.get("device"), dict) else {}
+            said = [f"{k.replace('_', ' ')} {v}" for k, v in facts.items() if k not in ("device", "this_machine") and v]
+            return f"{self.machine}" + (f" ({', '.join(said)})" if said else "")
         cpu = f"{env.get('cpu_model', 'unknown CPU')} ({env.get('cpu_count', '?')} logical CPUs)"
         gpu = f", GPU {env['gpu_name']}" if env.get("gpu_name") else ""
         return f"{self.machine}: {cpu}{gpu}"
@@ -99,6 +107,8 @@ class Column:
             extras.append(f"weights {self.weights}")
         if self.single_head:
             extras.append("single head")
+        if self.source_tool:
+            extras.append(f"imported from {self.source_tool} output, {self.headline} as the tool printed it")
         env = self.env
         software = [str(env.get("os", "unknown OS")), f"Python {env.get('python', '?')}"]
         versions = env.get("versions") if isinstance(env.get("versions"), dict) else {}
@@ -231,7 +241,7 @@ def build_report(
     inputs: Sequence[str] = (),
 ) -> Report:
     """Choose one measurement per setting and cell, and describe every column (see module doc)."""
-    df = typed(summary)
+    df = _with_headline(typed(summary))
     df["_setting"] = [setting_identity(r, with_env=True) for r in df.to_dict("records")]
     if model_names is not None:
         df = df[df["model"].isin(model_names)]
@@ -290,6 +300,7 @@ def build_report(
     if len(set(stamps.values())) < len(stamps):  # two runs started in the same second: name them in full
         stamps = {r: str(r) for r in stamps}
     rows_of = zip(settings.itertuples(index=False), settings["_setting"], settings["_sitting"], strict=True)
+    headline_of = dict(zip(settings["_setting"], settings["_headline"], strict=True))
     for i, (s, setting, sitting) in enumerate(rows_of):
         parts = [_backend(s.backend).label, s.device.upper()]
         if "precision" in varying or s.precision != "fp32":
@@ -311,6 +322,11 @@ def build_report(
             parts.append(f"@ {machines[s.env_id]}")
         if sitting:
             parts.append(f"run {stamps[s.run_id]}")
+        if s.source_tool:  # an imported sitting: always say on what and by which tool
+            if "env_id" not in varying:
+                parts.append(f"@ {machines[s.env_id]}")
+            headline = _STAT_NAMES[headline_of[setting]]
+            parts.append(f"via {s.source_tool}" + ("" if headline == "median" else f" ({headline})"))
         mask = chosen["_setting"] == setting  # itertuples renames columns that start with "_"
         rows = chosen[mask]
         columns.append(
@@ -331,6 +347,8 @@ def build_report(
                 machine=machines[s.env_id],
                 run_ids=list(dict.fromkeys(rows["run_id"])),
                 batches=sorted(int(b) for b in rows["infer_batch_size"].dropna().unique()),
+                source_tool=str(s.source_tool or ""),
+                headline=_STAT_NAMES[headline_of[setting]],
             )
         )
         chosen.loc[mask, "column"] = columns[-1].key
@@ -378,6 +396,21 @@ def build_report(
         inputs=list(inputs),
         notes=notes,
     )
+
+
+_STAT_NAMES = {"latency_median_ms": "median", "latency_mean_ms": "mean", "latency_min_ms": "minimum"}
+
+
+def _with_headline(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows with ``_headline`` (the column their latency is shown from); an aggregate-only imported
+    row whose tool printed no median is shown by its mean (or minimum) -- said in its column's label
+    and footnote, so it never passes for a median."""
+    df = df.copy()
+    df["_headline"] = [headline_statistic(r) or "latency_median_ms" for r in df.to_dict("records")]
+    for name in ("latency_mean_ms", "latency_min_ms"):
+        use = df["_headline"] == name
+        df.loc[use, "latency_median_ms"] = df.loc[use, name]
+    return df
 
 
 def _split_sittings(df: pd.DataFrame) -> int:

@@ -155,6 +155,14 @@ class Session(abc.ABC):
         pass
 
 
+def native_command(tool: str, argv: list[str], output: str, note: str = "", *, wrap: str = "{}") -> dict[str, str]:
+    """One entry of :meth:`Backend.native_commands`: ``argv`` quoted for a POSIX shell, inside ``wrap``."""
+    import shlex
+
+    found = {"tool": tool, "command": wrap.format(shlex.join(argv)), "output": output}
+    return {**found, "note": note} if note else found
+
+
 class Backend(abc.ABC):
     name: ClassVar[str]
     label: ClassVar[str]
@@ -167,6 +175,18 @@ class Backend(abc.ABC):
     """Python modules the runtime needs; when one is missing the backend is unavailable here."""
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
     Options: ClassVar[type[BackendOptions]] = NoOptions
+    native_tools: ClassVar[tuple[str, ...]] = ()
+    """The vendor's own benchmark tools that time this runtime, as ``bench import`` names them."""
+
+    @classmethod
+    def native_commands(cls, file: str, threads: int, precision: str, warmup: int, iters: int) -> list[dict[str, str]]:
+        """Shell lines of the vendor's tools that time the exported ``file`` with the suite's settings.
+
+        Each is ``{tool, command, output[, note]}``, run in the folder holding the artifact (e.g.
+        ``/data/local/tmp`` on a phone); ``output`` is named after the artifact so ``bench import``
+        ties it back even where the tool's output does not name the model. None here: no such tool.
+        """
+        return []
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -278,6 +298,10 @@ class Registry:
         if reason is not None:
             raise BenchError(reason)
         return self.get(name)
+
+    def for_tool(self, tool: str) -> str | None:
+        """The backend whose vendor benchmark tool is ``tool`` (None: the tool runs several runtimes)."""
+        return next((name for name in self.specs if tool in self.backend_class(name).native_tools), None)
 
     def packages(self) -> list[str]:
         """Every backend's identifying packages, in registry order (what an environment records)."""

@@ -17,8 +17,9 @@ from typing import Any
 import pandas as pd
 
 SUITE_ID = "mobile-backbone-bench"
-SCHEMA_VERSION = 2
-"""2: rows know their weights, validity and per-round reference speed; samples know their round."""
+SCHEMA_VERSION = 3
+"""2: rows know their weights, validity and per-round reference speed; samples know their round.
+3: rows know the vendor tool they were imported from and whether they are aggregate-only."""
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
@@ -96,6 +97,12 @@ class SummaryRow:
     validity: str = col(f"{STABLE} or {UNSTABLE}", "str")
     validity_reason: str = col("why the row is unstable (empty when stable)", "str")
     runtime_detail: str = col("facts the backend reported (providers, cache, delegation, ...), as JSON", "json")
+    source_tool: str = col("vendor tool whose output `bench import` read (empty: measured by this suite)", "str")
+    aggregate_only: bool = col(
+        "the tool printed only summary statistics, no per-iteration samples: the statistics it did not print "
+        "stay empty and samples.csv has no lines for the row",
+        "bool",
+    )
     settings_key: str = col("hash of the setting and the measurement protocol (--resume)", "str")
     env_id: str = col("hash of the machine and software (environment.json)", "str")
     run_id: str = col("the run directory's name", "str")
@@ -208,6 +215,8 @@ DEFAULTS: dict[str, object] = {
     "backend_options": "{}",
     "weights": "seed=0",  # rows written before the column existed used the default seed
     "validity": "",
+    "source_tool": "",
+    "aggregate_only": False,
 }
 
 
@@ -231,3 +240,17 @@ def typed(df: pd.DataFrame) -> pd.DataFrame:
             default = DEFAULTS.get(name, "")
             df[name] = values.map(lambda v, d=default: d if v is None or v is pd.NA or v != v or v == "" else str(v))
     return df
+
+
+HEADLINE_ORDER = ("latency_median_ms", "latency_mean_ms", "latency_min_ms")
+"""The statistic a row is shown by: the median; an aggregate-only row whose tool printed no median
+falls back to the mean, then the minimum (never presented as a median: see :func:`headline_statistic`)."""
+
+
+def headline_statistic(row: Mapping[str, object]) -> str | None:
+    """The column that holds the row's headline latency, or None when it has none."""
+    allowed = HEADLINE_ORDER if _text(row.get("aggregate_only")).lower() in _BOOL_TRUE else HEADLINE_ORDER[:1]
+    for name in allowed:
+        if _text(row.get(name)) != "":
+            return name
+    return None

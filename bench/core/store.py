@@ -44,6 +44,7 @@ from bench.core.schema import (
     SUITE_ID,
     SUMMARY_COLUMNS,
     SummaryRow,
+    headline_statistic,
     typed,
 )
 from bench.core.util import atomic_write_text
@@ -432,7 +433,8 @@ def load_summary(run_dir: Path, problems: Problems | None = None) -> pd.DataFram
     if not (isinstance(version, int) and version >= 2):  # schema 2 rows hold their own backend's options only
         df["backend_options"] = [_own_options(b, o) for b, o in zip(df["backend"], df["backend_options"], strict=True)]
     ok = df["status"] == STATUS_OK
-    incomplete = ok & (df["latency_median_ms"].isna() | df["infer_batch_size"].isna() | df["infer_img_size"].isna())
+    headless = pd.Series([headline_statistic(r) is None for r in df.to_dict("records")], index=df.index, dtype=bool)
+    incomplete = ok & (headless | df["infer_batch_size"].isna() | df["infer_img_size"].isna())
     for line in df.index[incomplete]:
         mine.dropped.append(f"line {line}: an ok row without its latency, batch or size")
     df = df[~incomplete]

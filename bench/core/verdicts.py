@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.core.environment import device_name
 from bench.core.errors import BenchError
 from bench.core.schema import STATUS_OK, UNSTABLE, cell_identity, setting_identity
 from bench.core.stats import Rounds, round_ratio
@@ -133,6 +134,17 @@ class Side:
         return Rounds(per_round, _references(row))
 
 
+def _same_device(old: Side, new: Side, a: pd.Series, b: pd.Series) -> None:
+    """A row imported from a device is only ever compared with rows of the same device."""
+    envs = [side.environments.get(str(row["env_id"]), {}) for side, row in ((old, a), (new, b))]
+    devices = [device_name(env) for env in envs]
+    if devices[0] != devices[1] and any(env.get("imported") for env in envs):
+        raise BenchError(
+            f"{a['model']} {a['backend']}: OLD ran on {devices[0] or '?'}, NEW on {devices[1] or '?'}: "
+            "compare never mixes devices (report puts them side by side)"
+        )
+
+
 def environment_warning(old: Side, new: Side, old_envs: list[str], new_envs: list[str]) -> str | None:
     """One line naming what differs between the environments of the compared rows, or None."""
     if set(old_envs) == set(new_envs):
@@ -170,6 +182,7 @@ def compare(
         }
         b = new.ok.get(key)
         if b is not None:
+            _same_device(old, new, a, b)
             ra, rb = old.rounds_of(a), new.rounds_of(b)
             if ra.samples and rb.samples:
                 tag = zlib.crc32("|".join(key).encode())  # per-setting stream: independent of row order
