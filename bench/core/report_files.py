@@ -7,13 +7,22 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.core.errors import BenchError
 from bench.core.formatting import csv_text, render_paper_table
 from bench.core.reporting import Report, load_report
-from bench.core.tables import columns_frame, main_table, measurements_frame, table_frame
+from bench.core.tables import columns_frame, main_table, measurements_frame, paper_columns, paper_table, table_frame
 from bench.core.util import write_output
+
+
+@dataclass(frozen=True)
+class PaperChoice:
+    """What the paper outputs show: the one-column table's runtime and models (``None``: the first, all)."""
+
+    runtime: str | None = None
+    models: str | None = None
 
 
 def report_command(
@@ -22,12 +31,17 @@ def report_command(
     models: str | None = None,
     plots: bool = True,
     aspect: str = "default",
+    paper: PaperChoice = PaperChoice(),
 ) -> str:
     """The command that writes a report again, as it is stated in its ``report.md``."""
     parts = ["python -m bench report", "--results", *(shlex.quote(str(p)) for p in results)]
     parts += ["--out", shlex.quote(str(out))]
     if models:
         parts += ["--models", shlex.quote(models)]
+    if paper.runtime:
+        parts += ["--paper-runtime", shlex.quote(paper.runtime)]
+    if paper.models:
+        parts += ["--paper-models", shlex.quote(paper.models)]
     if not plots:
         parts.append("--no-plots")
     if aspect != "default":
@@ -57,12 +71,36 @@ def _report_markdown(report: Report, table_md: str, plot_paths: list[Path], plot
     return "\n".join(lines)
 
 
+def _paper_tables(report: Report, out_dir: Path, paper: PaperChoice) -> list[Path]:
+    """The slim paper table across the page (every runtime) and its one-column variant (one runtime)."""
+    names = None
+    if paper.models:
+        from bench.core.arguments import select_models
+
+        names = select_models(paper.models)
+    runtime = paper.runtime or report.columns[0].key
+    column = paper_columns(report, runtime)[0].key
+    wide = paper_table(report)
+    narrow = paper_table(report, column, names, one_column=True)
+    return [
+        write_output(out_dir / "paper_table.tex", render_paper_table(wide, "latex")),
+        write_output(out_dir / "paper_table.md", render_paper_table(wide, "markdown")),
+        write_output(out_dir / "paper_table_column.tex", render_paper_table(narrow, "latex")),
+    ]
+
+
 def write_files(
-    report: Report, out_dir: Path, plots: bool = True, aspect: str = "default", models: str | None = None
+    report: Report,
+    out_dir: Path,
+    plots: bool = True,
+    aspect: str = "default",
+    models: str | None = None,
+    paper: PaperChoice = PaperChoice(),
 ) -> tuple[list[Path], list[str]]:
     """Write every table and plot of ``report`` into ``out_dir``; returns (paths, notes on skipped plots).
 
-    ``models`` is the ``--models`` the report was made with, for the command its ``report.md`` states.
+    ``models`` is the ``--models`` the report was made with, for the command its ``report.md`` states;
+    ``paper`` chooses the one-column paper table's runtime and models.
     """
     out_dir = Path(out_dir)
     try:
@@ -77,6 +115,7 @@ def write_files(
         write_output(out_dir / "table.tex", render_paper_table(table, "latex")),
         write_output(out_dir / "columns.csv", csv_text(columns_frame(report))),
         write_output(out_dir / "measurements.csv", csv_text(measurements_frame(report))),
+        *_paper_tables(report, out_dir, paper),
     ]
     plot_paths: list[Path] = []
     plot_notes: list[str] = []
@@ -86,7 +125,7 @@ def write_files(
         panels = [plotting.Panel(c.key, c.title, c.machine_detail) for c in report.columns]
         plot_paths, plot_notes = plotting.write_plots(report.measurements, report.samples, panels, out_dir, aspect)
     paths += plot_paths
-    command = report_command(report.inputs, out_dir, models, plots, aspect)
+    command = report_command(report.inputs, out_dir, models, plots, aspect, paper)
     paths.append(
         write_output(out_dir / "report.md", _report_markdown(report, table_md, plot_paths, plot_notes, command))
     )
