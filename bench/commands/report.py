@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="output directory (default: reports/, git-ignored; the committed reference is reports/reference)",
     )
     parser.add_argument(
-        "--models", default=None, help="only these models: names, family ids, 'paper' or 'all' (default: all)"
+        "--models", default=None, help="only these models: names, family ids, 'paper', 'sized' or 'all' (default: all)"
     )
     parser.add_argument(
         "--format",
@@ -48,6 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="MODELS",
         help="the models of the one-column paper table: names, family ids, 'paper', 'sized' (default: every model)",
     )
+    parser.add_argument(
+        "--pareto",
+        choices=("global", "family"),
+        default="global",
+        help="Pareto front of the print figures: one over all models (default) or each family's own",
+    )
     parser.add_argument("--no-plots", action="store_true", help="write the tables only")
     parser.add_argument(
         "--aspect",
@@ -60,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     report = load_report(args.results, args.models)
-    paper = PaperChoice(args.paper_runtime, args.paper_models)
+    paper = PaperChoice(args.paper_runtime, args.paper_models, args.pareto)
     paths, plot_notes = write_files(
         report, args.out, plots=not args.no_plots, aspect=args.aspect, models=args.models, paper=paper
     )

@@ -19,10 +19,12 @@ from bench.core.util import write_output
 
 @dataclass(frozen=True)
 class PaperChoice:
-    """What the paper outputs show: the one-column table's runtime and models (``None``: the first, all)."""
+    """What the paper outputs show: the one-column table's runtime and models (``None``: the first, all), and
+    whether the print figures draw one Pareto front over all families or each family's own."""
 
     runtime: str | None = None
     models: str | None = None
+    pareto: str = "global"
 
 
 def report_command(
@@ -42,6 +44,8 @@ def report_command(
         parts += ["--paper-runtime", shlex.quote(paper.runtime)]
     if paper.models:
         parts += ["--paper-models", shlex.quote(paper.models)]
+    if paper.pareto != "global":
+        parts += ["--pareto", paper.pareto]
     if not plots:
         parts.append("--no-plots")
     if aspect != "default":
@@ -50,6 +54,9 @@ def report_command(
 
 
 # ------------------------------------------------------------------------------------ writing
+
+FIGURES_DIR = "figures"
+"""Where the print figures go inside a report (next to the overview plots)."""
 
 
 def _report_markdown(report: Report, table_md: str, plot_paths: list[Path], plot_notes: list[str], command: str) -> str:
@@ -62,12 +69,24 @@ def _report_markdown(report: Report, table_md: str, plot_paths: list[Path], plot
         table_md,
         "",
     ]
-    pngs = [p for p in plot_paths if p.suffix == ".png"]
+    pngs = [p for p in plot_paths if p.suffix == ".png" and p.parent.name != FIGURES_DIR]
     if pngs or plot_notes:
         lines += ["## Plots", ""]
     for p in pngs:
         lines += [f"![{p.stem.replace('_', ' ')}]({p.name})", ""]
     lines.extend(f"- {n}" for n in plot_notes)
+    prints = sorted(p for p in plot_paths if p.parent.name == FIGURES_DIR and p.suffix == ".pdf")
+    if prints:
+        lines += [
+            "",
+            "## Figures for print",
+            "",
+            f"One file per panel in `{FIGURES_DIR}/`, as PDF (text kept as text) and 300 dpi PNG, at 3.3 in (one "
+            "column) and 7 in (page width), every text 7 pt or more; panels of one plot share their scales. "
+            "Hollow markers: unstable measurements; bars: the latency's interval over rounds.",
+            "",
+        ]
+        lines.extend(f"- `{FIGURES_DIR}/{p.stem}` (.pdf, .png)" for p in prints)
     return "\n".join(lines)
 
 
@@ -120,10 +139,13 @@ def write_files(
     plot_paths: list[Path] = []
     plot_notes: list[str] = []
     if plots:
+        from bench.core import figures
         from bench.core import plots as plotting  # matplotlib is slow to import; only when plotting
 
         panels = [plotting.Panel(c.key, c.title, c.machine_detail) for c in report.columns]
         plot_paths, plot_notes = plotting.write_plots(report.measurements, report.samples, panels, out_dir, aspect)
+        print_panels = [figures.PrintPanel(c.key, c.label, c.backend) for c in report.columns]
+        plot_paths += figures.write_figures(report.measurements, print_panels, out_dir / FIGURES_DIR, paper.pareto)
     paths += plot_paths
     command = report_command(report.inputs, out_dir, models, plots, aspect, paper)
     paths.append(
