@@ -198,3 +198,24 @@ def test_collision_check_catches_a_label_on_a_marker() -> None:
     label.set_ha("center")
     label.set_va("center")
     assert any("covers the marker" in p for p in collisions(fig)), name
+
+
+def test_overview_plots_keep_labels_clear_on_the_reference() -> None:
+    """The screen overview (every runtime on one figure): the same rule, iso-GFLOP/s line labels included."""
+    import matplotlib
+
+    from bench.core import plots
+
+    report = load_report([REPO / "results" / "reference"])
+    m = report.measurements
+    panels = [plots.Panel(c.key, c.title, c.machine_detail) for c in report.columns]
+    styles = plots.family_styles(m.drop_duplicates("family").sort_values("family_order")["family"].tolist())
+    problems = {}
+    with matplotlib.rc_context(plots.STYLE):
+        for name, plot in plots.PLOTS.items():
+            if name == "latency_distribution":
+                continue  # no point labels: models are the axis
+            found = collisions(plot(m, report.samples, panels, styles))
+            if found:
+                problems[name] = found
+    assert not problems, problems

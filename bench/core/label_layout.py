@@ -287,7 +287,7 @@ def label_lines(ax: Axes, lines, obstacles) -> list:
             box = ann.get_window_extent(renderer)
             inside_frame = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
             cost = sum(_overlap(box, t) for t in taken) + (0 if inside_frame else 1e9)
-            cost = 1e9 if cost > 0.25 * box.width * box.height else cost  # a hidden label is no label
+            cost = 1e9 if cost > 0 else cost  # a line label over a point or another label: none at all
             best = _keep_cheaper(best, (cost, ann, box))
             if cost == 0:
                 break
