@@ -115,6 +115,7 @@ def test_shared_scales_hollow_unstable_points_and_editable_pdf_text(reference_fi
     tops = [fig for name, fig in reference_figures if name.startswith("latency_vs_top1_") and name.endswith("3.3in")]
     assert len({fig.axes[0].get_xlim() for fig in tops}) == 1  # one latency scale for every runtime
     assert len({fig.axes[0].get_ylim() for fig in tops}) == 1
+    assert len({tuple(np.round(fig.axes[0].get_position().bounds, 4)) for fig in tops}) == 1  # equally tall axes
     executorch = by_name["latency_vs_top1_C_executorch_3.3in"]
     hollow = [c for c in executorch.axes[0].collections if isinstance(c, PathCollection) and len(c.get_offsets())]
     hollow = [c for c in hollow if not c.get_facecolor().size or c.get_facecolor()[0][3] == 0]

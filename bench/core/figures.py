@@ -306,10 +306,10 @@ def draw_latency_vs_top1(rows: pd.DataFrame, panel: PrintPanel, size: str, style
     front = [Line2D([], [], color="0.35", linestyle=(0, (4, 2)), lw=0.9, label="Pareto front")]
     _legend(
         fig,
-        rows,
+        shared["all"],
         styles,
         lines=pareto == "family",
-        extra=(front if pareto == "global" else []) + _interval_handle(rows),
+        extra=(front if pareto == "global" else []) + _interval_handle(shared["all"]),
     )
     _place(fig, ax, rows, "lat_value", "top1", styles, size, segments)
     return fig
@@ -338,7 +338,7 @@ def draw_latency_vs_gmacs(
     ax.set_ylim(*shared["ylim"])
     ax.set_xlabel("GMACs per image (fvcore, log scale)")
     ax.set_ylabel(f"Latency at batch {int(rows['batch'].iloc[0])} (ms, log)")
-    _legend(fig, rows, styles, lines=False, extra=_interval_handle(rows))
+    _legend(fig, shared["all"], styles, lines=False, extra=_interval_handle(shared["all"]))
     _place(fig, ax, rows, "gmacs", "lat_value", styles, size, segments)
     return fig
 
@@ -371,7 +371,7 @@ def draw_throughput_vs_batch(
     ax.set_ylim(0, shared["ymax"])
     ax.set_xlabel("Batch size")
     ax.set_ylabel("Throughput (images/s)")
-    _legend(fig, rows, styles, lines=True, extra=[])
+    _legend(fig, shared["all"], styles, lines=True, extra=[])
     label_layout.freeze_layout(fig)
     last = rows.sort_values("batch").groupby(["model", "resolution"], sort=False).tail(1)
     ends = [(r["batch"], r["throughput_ips"], _label(r, size), "0.1") for _, r in last.iterrows()]
@@ -416,6 +416,7 @@ def print_figures(
         if not data:
             continue
         shared = plot.shared([rows for _, rows in data])
+        shared["all"] = pd.concat([rows for _, rows in data])  # one legend for every panel: panels equally tall
         for panel, rows in data:
             for size in SIZES:
                 with matplotlib.rc_context(STYLE):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.core.errors import BenchError
+from bench.core.findings import findings_markdown
 from bench.core.formatting import csv_text, render_paper_table
 from bench.core.reporting import Report, load_report
 from bench.core.tables import columns_frame, main_table, measurements_frame, paper_columns, paper_table, table_frame
@@ -135,6 +136,7 @@ def write_files(
         write_output(out_dir / "columns.csv", csv_text(columns_frame(report))),
         write_output(out_dir / "measurements.csv", csv_text(measurements_frame(report))),
         *_paper_tables(report, out_dir, paper),
+        write_output(out_dir / "findings.md", findings_markdown(report)),
     ]
     plot_paths: list[Path] = []
     plot_notes: list[str] = []
