@@ -80,7 +80,8 @@ def main() -> int:
         if proc.returncode:
             print(f"error: pdflatex failed:\n{proc.stdout[-2000:]}", file=sys.stderr)
             return 1
-        subprocess.run(["pdftoppm", "-r", "150", "-f", "2", "-l", "2", "-png", "-singlefile", "page.pdf", "page"], cwd=work, check=True)
+        second_page = ["-f", "2", "-l", "2", "-singlefile"]
+        subprocess.run(["pdftoppm", "-r", "150", *second_page, "-png", "page.pdf", "page"], cwd=work, check=True)
         shutil.copy(work / "page.png", args.report / "paper_page.png")
     print(f"wrote {args.report / 'paper_page.png'}")
     return 0
