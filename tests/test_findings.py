@@ -28,7 +28,7 @@ def readme_findings() -> str:
 
 
 def test_readme_quotes_findings_md_exactly() -> None:
-    assert readme_findings() == FINDINGS.read_text()
+    assert readme_findings() == FINDINGS.read_text(), "run: python tests/scripts/readme_findings.py"
 
 
 def test_findings_md_is_what_report_computes_from_the_committed_runs() -> None:
@@ -37,7 +37,7 @@ def test_findings_md_is_what_report_computes_from_the_committed_runs() -> None:
     command = shlex.split(re.search(r"Made by `([^`]+)`", report_md)[1])
     models_spec = command[command.index("--models") + 1] if "--models" in command else None
     fresh = findings_markdown(load_report([REPO / "results" / "reference"], models_spec))
-    assert fresh == FINDINGS.read_text()
+    assert fresh == FINDINGS.read_text(), "regenerate reports/reference with the command its report.md states"
 
 
 def test_readme_results_section_states_no_number_outside_the_findings() -> None:

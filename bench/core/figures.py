@@ -288,7 +288,7 @@ def _pick_latency_top1(d: pd.DataFrame) -> pd.DataFrame:
 def _shared_latency_top1(frames: list[pd.DataFrame]) -> dict:
     xs = [f["lat_value"] for f in frames] + [f["lat_low"] for f in frames] + [f["lat_high"] for f in frames]
     top1 = pd.concat([f["top1"] for f in frames])
-    return {"xlim": _log_limits(xs), "ylim": (float(top1.min()) - 0.9, float(top1.max()) + 0.6)}
+    return {"xlim": _log_limits(xs, 1.6), "ylim": (float(top1.min()) - 1.0, float(top1.max()) + 0.7)}
 
 
 def draw_latency_vs_top1(rows: pd.DataFrame, panel: PrintPanel, size: str, styles, shared: dict, pareto: str) -> Figure:

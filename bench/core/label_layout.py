@@ -98,7 +98,9 @@ def misattribution(box, own: int, points_px) -> float:
     return d[own] - min(others) if others else -math.inf
 
 
-ROOM_ATTEMPTS = 3
+ROOM_ATTEMPTS = 5
+REPASSES = 3
+"""Passes over the labels that still overlap something, each placed again knowing where all the others are."""
 """Placements tried while widening the axes to fit every label (each widening also moves the points)."""
 
 
@@ -160,10 +162,10 @@ def _widen(ax: Axes, overflow: tuple[float, float, float, float]) -> None:
 
 
 def _not_across_zero(old: tuple[float, float], new: tuple[float, float], scale: str) -> tuple[float, float]:
-    """New limits, except that a linear axis that started at or above zero never reaches below it for a label."""
+    """New limits, except that a linear axis that started at or above zero stops at zero (no negative latency)."""
     lo, hi = new
     if scale == "linear" and old[0] >= 0 > lo:
-        lo = old[0]
+        lo = 0.0
     return lo, hi
 
 
@@ -182,8 +184,16 @@ def _place_labels(
     candidates = [(*c, scale) for scale in _SCALES for c in (_NEAR if scale == 1.0 else _AROUND)]
     placed: dict[int, tuple] = {}
 
-    def place(i: int) -> tuple:
+    def cost(i: int, box, scale: float) -> float:
+        """What a label box costs where it is now: overlaps, sticking out, distance, and being nearer another point."""
         taken = [*obstacles, *markers, *(b[2] for j, b in placed.items() if j != i)]
+        outside = max(frame.x0 - box.x0, 0) + max(box.x1 - frame.x1, 0) + max(frame.y0 - box.y0, 0)
+        outside += max(box.y1 - frame.y1, 0)
+        total = sum(_overlap(box, t) for t in taken) + 50 * outside * box.height + (5 * scale if scale > 1 else 0)
+        wrong = misattribution(box, i, points_px) + margin
+        return total + (_MISATTRIBUTED * (1 + wrong) if wrong > 0 else 0.0)
+
+    def place(i: int) -> tuple:
         best = None
         for dx, dy, ha, va, scale in candidates:
             far = scale > 1
@@ -201,26 +211,24 @@ def _place_labels(
                 zorder=4,
             )
             box = text_box(ann, renderer)
-            outside = (max(frame.x0 - box.x0, 0) + max(box.x1 - frame.x1, 0) + max(frame.y0 - box.y0, 0)) + max(
-                box.y1 - frame.y1, 0
-            )
-            cost = sum(_overlap(box, t) for t in taken) + 50 * outside * box.height + (5 * scale if far else 0)
-            wrong = misattribution(box, i, points_px) + margin
-            if wrong > 0:
-                cost += _MISATTRIBUTED * (1 + wrong)
-            best = _keep_cheaper(best, (cost, ann, box))
-            if cost == 0:
+            value = cost(i, box, scale)
+            best = _keep_cheaper(best, (value, ann, box, scale))
+            if value == 0:
                 break
         return best
 
     order = [int(i) for i in np.argsort(np.asarray(xs, dtype=float), kind="stable")]
     for i in order:
         placed[i] = place(i)
-    for i in order:  # second pass: each label again, now that every other one has a place
+    for i in order * REPASSES:  # more passes: each label again, now that every other one has a place
         previous = placed.pop(i)
+        now = cost(i, previous[2], previous[3])
+        if now == 0:
+            placed[i] = previous
+            continue
         previous[1].set_visible(False)
         again = place(i)
-        if again[0] < previous[0]:
+        if again[0] < now:
             previous[1].remove()
             placed[i] = again
         else:

@@ -1,4 +1,6 @@
-"""The report's plots (matplotlib, Agg canvas; no pyplot state): PNG for slides, SVG for papers.
+"""The report's overview plots (matplotlib, Agg canvas; no pyplot state): PNG and SVG, every runtime on one figure.
+
+For print, :mod:`bench.core.figures` draws each panel alone at a paper's column or page width.
 
 Each plot draws one panel per table column of the report (a backend/device/machine setting), so
 numbers from different machines or runtimes never share an axis unlabelled. Every family has one

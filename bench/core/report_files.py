@@ -1,4 +1,5 @@
-"""Writing a report: every table (CSV, markdown, LaTeX) and plot, plus a ``report.md`` that says how to remake it.
+"""Writing a report: every table (CSV, markdown, LaTeX; the full table and the slim paper tables), the findings,
+the overview plots and the print figures, plus a ``report.md`` that says how to remake it.
 
 Used by ``bench report`` and by ``bench run --report``.
 """
