@@ -20,6 +20,7 @@ from models.registry import (
     list_families,
     list_models,
     paper_set,
+    sized_set,
 )
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "list_families",
     "list_models",
     "paper_set",
+    "sized_set",
 ]
 
 

@@ -33,6 +33,12 @@ FAMILY = register_family(
         marker="*",
         counting_rule="thop",
         paper_variants=("casvit_xs", "casvit_s", "casvit_m", "casvit_t"),
+        linestyle="-",
+        distillation="",
+        distillation_source="official classification/main.py builds the model with distillation=False and no "
+        "teacher (the dist_head of rcvit_*() is never trained)",
+        sized_variants=("casvit_xs", "casvit_s", "casvit_m", "casvit_t"),
+        sized_reason="the four sizes every baseline is matched to: XS 3.2 M, S 5.8 M, M 12.4 M, T 21.8 M params",
         preprocessing=Preprocessing(
             resize=256,
             crop=224,

@@ -32,6 +32,12 @@ FAMILY = register_family(
         marker="^",
         counting_rule="toolbox",
         paper_variants=("efficientformer_l1",),
+        linestyle="-.",
+        distillation="hard",
+        distillation_source="official main.py and paper: hard distillation from RegNetY-16GF",
+        sized_variants=("efficientformer_l1", "efficientformer_l3"),
+        sized_reason="L1 (12.3 M) by CAS-ViT-M and L3 (31.3 M) by T; there is none as small as XS or S, and "
+        "L7 (82.1 M) is far above every CAS-ViT size",
         preprocessing=Preprocessing(
             resize=256,
             crop=224,

@@ -37,6 +37,12 @@ FAMILY = register_family(
         marker="D",
         counting_rule="toolbox",
         paper_variants=("efficientformerv2_s1",),
+        linestyle=(0, (5, 1, 1, 1, 1, 1)),
+        distillation="hard",
+        distillation_source="official EfficientFormer repo: trained with distillation (default hard, RegNetY-16GF)",
+        sized_variants=("efficientformerv2_s0", "efficientformerv2_s1", "efficientformerv2_s2", "efficientformerv2_l"),
+        sized_reason="one variant per CAS-ViT size: S0 (3.5 M) by XS, S1 (6.1 M) by S, S2 (12.6 M) by M, "
+        "L (26.1 M) by T",
         preprocessing=Preprocessing(
             resize=256,
             crop=224,

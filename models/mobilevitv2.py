@@ -50,6 +50,12 @@ FAMILY = register_family(
         marker="o",
         counting_rule="fvcore",
         paper_variants=("mobilevitv2_100",),
+        linestyle=":",
+        distillation="",
+        distillation_source="ml-cvnets trains MobileViTv2 on ImageNet-1k labels only (no teacher)",
+        sized_variants=("mobilevitv2_075", "mobilevitv2_100", "mobilevitv2_150", "mobilevitv2_200"),
+        sized_reason="the width multipliers nearest each CAS-ViT size by params: 0.75 (2.9 M) by XS, 1.0 (4.9 M) "
+        "by S, 1.5 (10.6 M) by M, 2.0 (18.4 M) by T; they run at 256 px, so their GMACs are higher",
         preprocessing=Preprocessing(
             resize=288,
             crop=256,

@@ -131,7 +131,9 @@ class Family:
 
     ``counting_rule`` names how the family's published GMACs were counted (``fvcore``, ``thop``,
     ``toolbox`` for EfficientFormer's hooks, ``unstated``); ``paper_variants`` are the variants the
-    CAS-ViT paper compares, which form the default ``paper`` model set.
+    CAS-ViT paper compares, which form the default ``paper`` model set; ``sized_variants`` are the
+    variants whose size puts them beside a CAS-ViT size (the ``sized`` set), with ``sized_reason``
+    saying which CAS-ViT size each one neighbours.
     """
 
     id: str
@@ -142,6 +144,15 @@ class Family:
     paper_variants: tuple[str, ...] = ()
     preprocessing: Preprocessing | None = None
     """The family's official evaluation preprocessing (``bench accuracy``)."""
+    linestyle: str | tuple = "-"
+    """Line style of the family's lines in print figures: with the marker it tells families apart in grayscale."""
+    distillation: str = ""
+    """How the published top-1 was trained: ``"hard"`` (hard distillation from a teacher) or ``""`` (none);
+    papers mark distilled models, since distillation alone moves top-1 by a point or more."""
+    distillation_source: str = ""
+    """Where ``distillation`` comes from (the official training code or README)."""
+    sized_variants: tuple[str, ...] = ()
+    sized_reason: str = ""
 
 
 Builder = Callable[..., nn.Module]
@@ -180,6 +191,11 @@ def get_family(family_id: str) -> Family:
 def paper_set() -> list[str]:
     """The default comparison set: each family's ``paper_variants``, families in zoo order."""
     return [name for family in list_families() for name in get_family(family).paper_variants]
+
+
+def sized_set() -> list[str]:
+    """The size-matched set: each family's ``sized_variants`` (every CAS-ViT size has baselines beside it)."""
+    return [name for family in list_families() for name in get_family(family).sized_variants]
 
 
 def register_model(card: ModelCard, checkpoint_filter: Callable[[dict], dict] | None = None):

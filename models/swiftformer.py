@@ -33,6 +33,12 @@ FAMILY = register_family(
         marker="s",
         counting_rule="unstated",
         paper_variants=("swiftformer_xs", "swiftformer_s", "swiftformer_l1"),
+        linestyle="--",
+        distillation="hard",
+        distillation_source="official main.py: DeiT hard distillation from RegNetY-16GF (README results)",
+        sized_variants=("swiftformer_xs", "swiftformer_s", "swiftformer_l1", "swiftformer_l3"),
+        sized_reason="one variant per CAS-ViT size: XS (3.5 M) by XS, S (6.1 M) by S, L1 (12.1 M) by M, and L3 "
+        "(28.5 M, the next one up) by T",
         preprocessing=Preprocessing(
             resize=256,
             crop=224,

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -23,7 +24,7 @@ from bench.cli import main as cli_main
 from bench.core.formatting import PaperTable, latex_escape, latex_table, render_paper_table
 from bench.core.report_files import write_report
 from bench.core.reporting import load_report
-from bench.core.tables import main_table
+from bench.core.tables import main_table, paper_table
 from tests.conftest import REPO
 from tests.result_fixtures import environment, write_run
 
@@ -53,6 +54,7 @@ def compile_latex(
     twocolumn: bool = False,
     t1: bool = False,
     packages: tuple[str, ...] = PACKAGES,
+    preamble_lines: tuple[str, ...] = (),
 ) -> str:
     """Compile ``pieces`` (file name -> LaTeX) ``\\input`` one after the other; returns the log, fails on error."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -62,6 +64,7 @@ def compile_latex(
     preamble += [rf"\usepackage{{{p}}}" for p in packages]
     if t1:
         preamble.append(r"\usepackage[T1]{fontenc}")
+    preamble += preamble_lines
     body = [rf"\input{{{name}}}\par\bigskip" for name in pieces]
     name = f"doc-{'two' if twocolumn else 'one'}-{'t1' if t1 else 'ot1'}"
     document = [*preamble, r"\tracinglostchars=1", r"\begin{document}", *body, r"\end{document}", ""]
@@ -260,3 +263,93 @@ def test_plain_latex_table_with_hostile_frame_compiles(pdflatex: str, tmp_path: 
     tex = latex_table(df)
     assert tex.isascii() and not re.search(r"\\\\\s*[\[*]", tex)
     compile_everywhere(pdflatex, tmp_path, {"frame.tex": tex}, t1=True)
+
+
+# ------------------------------------------------------------------------------------ the paper tables at print size
+
+# (text width, column width) in pt of two-column venues: IEEEtran conference and ACM sigconf
+LAYOUTS = {"ieee": (516.0, 252.0), "acm": (506.0, 241.0)}
+MIN_TYPE_PT = 7.0
+
+# Logs the natural width of every table box the suite sizes to \linewidth, with the line width and type size
+# there (the table is scaled by min(1, line / width)).
+MEASURE_TABLES = (
+    r"\makeatletter",
+    r"\let\benchusebox\usebox",
+    r"\renewcommand\usebox[1]{\typeout{BENCHBOX width=\the\wd#1;line=\the\linewidth;size=\f@size;}\benchusebox{#1}}",
+    r"\makeatother",
+)
+# the notes' minipage, typeset as a box of the same width whose height tells how many lines the notes take
+NOTES_BOX = (
+    r"\setbox2=\vbox\bgroup\hsize=\linewidth",
+    r"\par\xdef\benchskip{\the\baselineskip}\egroup"
+    r"\typeout{BENCHNOTES height=\the\dimexpr\ht2+\dp2\relax;skip=\benchskip;}\box2",
+)
+
+
+def _pt(text: str) -> float:
+    return float(text.removesuffix("pt"))
+
+
+def measure_in_layout(pdflatex: str, directory: Path, pieces: dict[str, str], layout: str) -> tuple[list, list]:
+    """Compile ``pieces`` in a two-column document of ``layout``; returns the tables' (width, line, size) in pt and
+    the number of lines of each table's notes."""
+    text, column = LAYOUTS[layout]
+    measured = {
+        name: tex.replace(r"\begin{minipage}{\linewidth}", NOTES_BOX[0]).replace(r"\end{minipage}", NOTES_BOX[1])
+        for name, tex in pieces.items()
+    }
+    geometry = (
+        rf"\setlength{{\textwidth}}{{{text}pt}}",
+        rf"\setlength{{\columnsep}}{{{text - 2 * column}pt}}",
+        r"\setlength{\oddsidemargin}{-30pt}",
+        *MEASURE_TABLES,
+    )
+    log = compile_latex(pdflatex, directory, measured, twocolumn=True, preamble_lines=geometry)
+    log = log.replace("\n", "")  # TeX wraps long log lines at 79 characters
+    boxes = [
+        (_pt(w), _pt(line), float(size))
+        for w, line, size in re.findall(r"BENCHBOX width=([\d.]+pt);line=([\d.]+pt);size=([\d.]+);", log)
+    ]
+    notes = [
+        round(_pt(h) / _pt(skip) + 0.2) for h, skip in re.findall(r"BENCHNOTES height=([\d.]+pt);skip=([\d.]+pt);", log)
+    ]
+    return boxes, notes
+
+
+def _with_intervals(report) -> None:
+    """Give every row the headline columns the way the suite computes them from round medians (3 rounds: min-max)."""
+    import json
+
+    medians = report.measurements["round_medians_ms"].map(json.loads)
+    report.measurements["latency_ms"] = medians.map(np.median)
+    report.measurements["latency_ci_low_ms"] = medians.map(min)
+    report.measurements["latency_ci_high_ms"] = medians.map(max)
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+@pytest.mark.parametrize("intervals", [False, True], ids=["median", "interval"])
+def test_paper_tables_read_at_print_size_in_two_columns(
+    pdflatex: str, tmp_path: Path, layout: str, intervals: bool
+) -> None:
+    """The slim table spans \\textwidth as table*, its one-column variant fits \\columnwidth, both in type of 7 pt
+    or more as printed (never scaled below it), with at most three lines of notes; the full table stays the
+    appendix table (scaled, as before)."""
+    report = load_report([REPO / "results" / "reference"])
+    if intervals:
+        _with_intervals(report)
+    wide = render_paper_table(paper_table(report), "latex")
+    narrow = render_paper_table(paper_table(report, "litert", one_column=True), "latex")
+    assert r"\begin{table*}" in wide and r"\begin{table}[t]" in narrow
+    assert ("±" in render_paper_table(paper_table(report), "markdown")) == intervals
+    pieces = {"paper.tex": wide, "column.tex": narrow, "full.tex": render_paper_table(main_table(report), "latex")}
+    boxes, notes = measure_in_layout(pdflatex, tmp_path, pieces, layout)
+    text, column = LAYOUTS[layout]
+    (wide_w, wide_line, _), (narrow_w, narrow_line, _), (full_w, full_line, full_size) = boxes
+    assert (wide_line, narrow_line, full_line) == (text, column, text)
+    for width, line, size in boxes[:2]:
+        printed = size * min(1.0, line / width)
+        assert printed >= MIN_TYPE_PT, f"type printed at {printed:.1f} pt (natural width {width:.0f} pt > {line} pt)"
+    assert wide_w <= text and narrow_w <= column  # not scaled at all
+    assert full_size * full_line / full_w < MIN_TYPE_PT  # the full table is the appendix one: far too wide to print
+    assert notes[:2] and max(notes[:2]) <= 3, f"paper table notes take {notes[:2]} lines"

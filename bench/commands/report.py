@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from bench.core.formatting import PAPER_FORMATS, csv_text, render_paper_table
-from bench.core.report_files import write_files
+from bench.core.report_files import PaperChoice, write_files
 from bench.core.reporting import load_report
 from bench.core.tables import main_table, table_frame
 
@@ -27,13 +27,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="output directory (default: reports/, git-ignored; the committed reference is reports/reference)",
     )
     parser.add_argument(
-        "--models", default=None, help="only these models: names, family ids, 'paper' or 'all' (default: all)"
+        "--models", default=None, help="only these models: names, family ids, 'paper', 'sized' or 'all' (default: all)"
     )
     parser.add_argument(
         "--format",
         choices=(*PAPER_FORMATS, "csv"),
         default="table",
         help="how the table is printed on the terminal (files are written in every format)",
+    )
+    parser.add_argument(
+        "--paper-runtime",
+        default=None,
+        metavar="BACKEND",
+        help="the runtime of the one-column paper table (paper_table_column.tex): a backend name or a column "
+        "letter (default: the first column)",
+    )
+    parser.add_argument(
+        "--paper-models",
+        default=None,
+        metavar="MODELS",
+        help="the models of the one-column paper table: names, family ids, 'paper', 'sized' (default: every model)",
+    )
+    parser.add_argument(
+        "--pareto",
+        choices=("global", "family"),
+        default="global",
+        help="Pareto front of the print figures: one over all models (default) or each family's own",
     )
     parser.add_argument("--no-plots", action="store_true", help="write the tables only")
     parser.add_argument(
@@ -47,7 +66,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     report = load_report(args.results, args.models)
-    paths, plot_notes = write_files(report, args.out, plots=not args.no_plots, aspect=args.aspect, models=args.models)
+    paper = PaperChoice(args.paper_runtime, args.paper_models, args.pareto)
+    paths, plot_notes = write_files(
+        report, args.out, plots=not args.no_plots, aspect=args.aspect, models=args.models, paper=paper
+    )
     if args.format == "csv":
         print(csv_text(table_frame(report)), end="")
     else:

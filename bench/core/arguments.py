@@ -112,7 +112,7 @@ def default_threads() -> int:
 
 
 def select_models(spec: str) -> list[str]:
-    """Expand ``spec`` into model names: comma-separated names, family ids, ``paper``, ``all``, and external
+    """Expand ``spec`` into model names: comma-separated names, family ids, ``paper``, ``sized``, ``all``, and external
     networks (``file.py:factory``, ``package.module:factory``, ``timm:NAME``, a ``.toml``/``.json`` spec;
     see :mod:`models.external`), which are imported and registered here (a bad one: one line, exit 2)."""
     from models import external
@@ -125,6 +125,8 @@ def select_models(spec: str) -> list[str]:
             chosen.extend(models.list_models())
         elif token == "paper":
             chosen.extend(models.paper_set())
+        elif token == "sized":
+            chosen.extend(models.sized_set())
         elif token in families:
             chosen.extend(models.list_models(token))
         elif external.is_external(token):

@@ -41,7 +41,24 @@ _NEAR = (
     (-11, 0, "right", "center"),
 )
 """Offsets (points) and alignments around a marker, nearest first; farther rings scale them (with a leader line)."""
-_SCALES = (1.0, 1.8, 2.6, 3.4, 4.2)
+
+
+def _between(step_deg: float = 22.5) -> tuple:
+    """Offsets at the angles between those of :data:`_NEAR` (tried after them), aligned away from the point."""
+    out = []
+    for k in range(int(360 / step_deg)):
+        a = math.radians(k * step_deg)
+        c, s = math.cos(a), math.sin(a)
+        if k % 2 == 0 and k * step_deg % 45 == 0:
+            continue  # the compass points and diagonals are in _NEAR already
+        ha = "left" if c > 0.3 else "right" if c < -0.3 else "center"
+        va = "bottom" if s > 0.3 else "top" if s < -0.3 else "center"
+        out.append((round(11 * c, 1), round(9 * s, 1), ha, va))
+    return tuple(out)
+
+
+_AROUND = _NEAR + _between()
+_SCALES = (1.0, 1.8, 2.6, 3.4, 4.2, 5.4, 7.0)
 
 OWN_MARGIN_PT = 3.0
 """A label must be at least this much nearer its own point than any other point (in points)."""
@@ -81,11 +98,24 @@ def misattribution(box, own: int, points_px) -> float:
     return d[own] - min(others) if others else -math.inf
 
 
-ROOM_ATTEMPTS = 3
+ROOM_ATTEMPTS = 5
+REPASSES = 3
+"""Passes over the labels that still overlap something, each placed again knowing where all the others are."""
 """Placements tried while widening the axes to fit every label (each widening also moves the points)."""
 
 
-def label_points(ax: Axes, xs, ys, texts, colors, obstacles=(), segments=(), make_room: bool = False) -> list:
+def label_points(
+    ax: Axes,
+    xs,
+    ys,
+    texts,
+    colors,
+    obstacles=(),
+    segments=(),
+    make_room: bool = False,
+    fontsize: float = LABEL_SIZE,
+    marker_radius_pt: float = 7.0,
+) -> list:
     """Put each text next to its point, nearer to it than to any other point, overlapping nothing.
 
     Candidates ring each point, near then farther (with a leader line). A candidate costs its overlap
@@ -93,11 +123,12 @@ def label_points(ax: Axes, xs, ys, texts, colors, obstacles=(), segments=(), mak
     ``((x0, y0), (x1, y1))`` lines such as error bars) and the axes edge; one whose nearest point is not
     its own (by less than :data:`OWN_MARGIN_PT`) costs more than any overlap, so a label is only ever
     misattributed when every candidate would be. Greedy from left to right, then every label is placed
-    once more knowing where all the others went. With ``make_room``, axes limits widen (a few times)
-    until no label sticks out of the axes. Returns the boxes of the labels, in the order of the points.
+    once more knowing where all the others went. With ``make_room``, axes limits widen (a few times, never
+    across zero) until no label sticks out of the axes. Returns the boxes of the labels, in the order of the points.
     """
     for attempt in range(ROOM_ATTEMPTS if make_room else 1):
-        placed = _place_labels(ax, xs, ys, texts, colors, [*obstacles, *segment_boxes(ax, segments)])
+        obstacles_now = [*obstacles, *segment_boxes(ax, segments)]
+        placed = _place_labels(ax, xs, ys, texts, colors, obstacles_now, fontsize, marker_radius_pt)
         overflow = _overflow(ax, [p[2] for p in placed])
         if not make_room or not any(overflow) or attempt == ROOM_ATTEMPTS - 1:
             break
@@ -125,62 +156,79 @@ def _widen(ax: Axes, overflow: tuple[float, float, float, float]) -> None:
     inverse = ax.transData.inverted()
     (x0, y0), (x1, y1) = inverse.transform([(frame.x0 - left, frame.y0 - bottom), (frame.x1 + right, frame.y1 + top)])
     if left or right:
-        ax.set_xlim(x0, x1)
+        ax.set_xlim(*_not_across_zero(ax.get_xlim(), (x0, x1), ax.get_xscale()))
     if bottom or top:
-        ax.set_ylim(y0, y1)
+        ax.set_ylim(*_not_across_zero(ax.get_ylim(), (y0, y1), ax.get_yscale()))
 
 
-def _place_labels(ax: Axes, xs, ys, texts, colors, obstacles) -> list[tuple]:
+def _not_across_zero(old: tuple[float, float], new: tuple[float, float], scale: str) -> tuple[float, float]:
+    """New limits, except that a linear axis that started at or above zero stops at zero (no negative latency)."""
+    lo, hi = new
+    if scale == "linear" and old[0] >= 0 > lo:
+        lo = 0.0
+    return lo, hi
+
+
+def _place_labels(
+    ax: Axes, xs, ys, texts, colors, obstacles, fontsize: float = LABEL_SIZE, marker_radius_pt: float = 7.0
+) -> list[tuple]:
     """``(cost, annotation, box)`` of every label, in the order of the points (see :func:`label_points`)."""
     fig = ax.figure
     renderer = fig.canvas.get_renderer()
     frame = ax.get_window_extent(renderer)
-    r = 7 * fig.dpi / 72
+    r = marker_radius_pt * fig.dpi / 72
+    reach = fontsize / LABEL_SIZE  # offsets scale with the type
     margin = OWN_MARGIN_PT * fig.dpi / 72
     points_px = [tuple(ax.transData.transform((x, y))) for x, y in zip(xs, ys, strict=True)]
     markers = [matplotlib.transforms.Bbox([[px - r, py - r], [px + r, py + r]]) for px, py in points_px]
-    candidates = [(*c, scale) for scale in _SCALES for c in _NEAR]
+    candidates = [(*c, scale) for scale in _SCALES for c in (_NEAR if scale == 1.0 else _AROUND)]
     placed: dict[int, tuple] = {}
 
-    def place(i: int) -> tuple:
+    def cost(i: int, box, scale: float) -> float:
+        """What a label box costs where it is now: overlaps, sticking out, distance, and being nearer another point."""
         taken = [*obstacles, *markers, *(b[2] for j, b in placed.items() if j != i)]
+        outside = max(frame.x0 - box.x0, 0) + max(box.x1 - frame.x1, 0) + max(frame.y0 - box.y0, 0)
+        outside += max(box.y1 - frame.y1, 0)
+        total = sum(_overlap(box, t) for t in taken) + 50 * outside * box.height + (5 * scale if scale > 1 else 0)
+        wrong = misattribution(box, i, points_px) + margin
+        return total + (_MISATTRIBUTED * (1 + wrong) if wrong > 0 else 0.0)
+
+    def place(i: int) -> tuple:
         best = None
         for dx, dy, ha, va, scale in candidates:
             far = scale > 1
             ann = ax.annotate(
                 texts[i],
                 (xs[i], ys[i]),
-                xytext=(dx * scale, dy * scale),
+                xytext=(dx * scale * reach, dy * scale * reach),
                 textcoords="offset points",
                 ha=ha,
                 va=va,
-                fontsize=LABEL_SIZE,
+                fontsize=fontsize,
                 color=colors[i],
                 arrowprops={"arrowstyle": "-", "color": colors[i], "lw": 0.7, "alpha": 0.7} if far else None,
                 bbox=HALO,
                 zorder=4,
             )
             box = text_box(ann, renderer)
-            outside = (max(frame.x0 - box.x0, 0) + max(box.x1 - frame.x1, 0) + max(frame.y0 - box.y0, 0)) + max(
-                box.y1 - frame.y1, 0
-            )
-            cost = sum(_overlap(box, t) for t in taken) + 50 * outside * box.height + (5 * scale if far else 0)
-            wrong = misattribution(box, i, points_px) + margin
-            if wrong > 0:
-                cost += _MISATTRIBUTED * (1 + wrong)
-            best = _keep_cheaper(best, (cost, ann, box))
-            if cost == 0:
+            value = cost(i, box, scale)
+            best = _keep_cheaper(best, (value, ann, box, scale))
+            if value == 0:
                 break
         return best
 
     order = [int(i) for i in np.argsort(np.asarray(xs, dtype=float), kind="stable")]
     for i in order:
         placed[i] = place(i)
-    for i in order:  # second pass: each label again, now that every other one has a place
+    for i in order * REPASSES:  # more passes: each label again, now that every other one has a place
         previous = placed.pop(i)
+        now = cost(i, previous[2], previous[3])
+        if now == 0:
+            placed[i] = previous
+            continue
         previous[1].set_visible(False)
         again = place(i)
-        if again[0] < previous[0]:
+        if again[0] < now:
             previous[1].remove()
             placed[i] = again
         else:
@@ -247,7 +295,7 @@ def label_lines(ax: Axes, lines, obstacles) -> list:
             box = ann.get_window_extent(renderer)
             inside_frame = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
             cost = sum(_overlap(box, t) for t in taken) + (0 if inside_frame else 1e9)
-            cost = 1e9 if cost > 0.25 * box.width * box.height else cost  # a hidden label is no label
+            cost = 1e9 if cost > 0 else cost  # a line label over a point or another label: none at all
             best = _keep_cheaper(best, (cost, ann, box))
             if cost == 0:
                 break
@@ -259,10 +307,10 @@ def label_lines(ax: Axes, lines, obstacles) -> list:
     return placed
 
 
-def spread_labels(ax: Axes, ends: list[tuple[float, float, str, str]]) -> None:
+def spread_labels(ax: Axes, ends: list[tuple[float, float, str, str]], fontsize: float = LABEL_SIZE) -> None:
     """Labels at the right end of lines, pushed apart vertically so none overlap."""
     fig = ax.figure
-    gap = (LABEL_SIZE + 2) * fig.dpi / 72
+    gap = (fontsize + 2) * fig.dpi / 72
     pts = sorted(((ax.transData.transform((x, y))[1], x, y, t, c) for x, y, t, c in ends), key=lambda p: p[0])
     placed: list[float] = []
     for py, *_ in pts:
@@ -280,7 +328,7 @@ def spread_labels(ax: Axes, ends: list[tuple[float, float, str, str]]) -> None:
             textcoords="offset points",
             va="center",
             ha="left",
-            fontsize=LABEL_SIZE,
+            fontsize=fontsize,
             color=color,
             arrowprops={"arrowstyle": "-", "color": color, "lw": 0.6, "alpha": 0.6},
         )

@@ -1,4 +1,6 @@
-"""The report's plots (matplotlib, Agg canvas; no pyplot state): PNG for slides, SVG for papers.
+"""The report's overview plots (matplotlib, Agg canvas; no pyplot state): PNG and SVG, every runtime on one figure.
+
+For print, :mod:`bench.core.figures` draws each panel alone at a paper's column or page width.
 
 Each plot draws one panel per table column of the report (a backend/device/machine setting), so
 numbers from different machines or runtimes never share an axis unlabelled. Every family has one
@@ -30,6 +32,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLoca
 
 from bench.core import label_layout
 from bench.core.errors import BenchError
+from bench.core.schema import UNSTABLE
 
 # Styles for families that declare none the plots can use (e.g. external networks), in order.
 _SPARE_STYLES = (("#56B4E9", "v"), ("#000000", "P"), ("#999999", "X"), ("#882255", "h"))
@@ -46,6 +49,8 @@ STYLE = {
     "axes.spines.top": False,
     "axes.spines.right": False,
     "svg.hashsalt": "mobile-backbone-bench",  # stable SVG ids, so regenerated reports diff cleanly
+    "svg.fonttype": "none",  # SVG text stays text (editable), not paths
+    "pdf.fonttype": 42,
 }
 DPI = 150
 PANEL_W, PANEL_H = 6.2, 4.8
@@ -160,11 +165,13 @@ def _pareto(x: np.ndarray, y: np.ndarray, smaller_x_better: bool) -> np.ndarray:
 
 
 def _scatter_families(ax: Axes, frame: pd.DataFrame, x: str, y: str, styles) -> None:
+    """Family markers: filled when the measurement is stable, hollow when it is unstable."""
     for family, grp in frame.groupby("family", sort=False):
         color, marker = styles[family]
+        unstable = grp["validity"].eq(UNSTABLE) if "validity" in grp else pd.Series(False, index=grp.index)
         ax.scatter(
-            grp[x],
-            grp[y],
+            grp.loc[~unstable, x],
+            grp.loc[~unstable, y],
             s=_marker_size(marker),
             marker=marker,
             color=color,
@@ -172,6 +179,35 @@ def _scatter_families(ax: Axes, frame: pd.DataFrame, x: str, y: str, styles) -> 
             linewidth=0.6,
             zorder=3,
         )
+        ax.scatter(
+            grp.loc[unstable, x],
+            grp.loc[unstable, y],
+            s=_marker_size(marker),
+            marker=marker,
+            facecolors="none",
+            edgecolors=color,
+            linewidth=1.6,
+            zorder=3,
+        )
+
+
+def _unstable_handle(frame: pd.DataFrame) -> list[Line2D]:
+    """The legend entry for hollow markers, where a plotted row is unstable."""
+    if "validity" in frame and frame["validity"].eq(UNSTABLE).any():
+        return [
+            Line2D(
+                [],
+                [],
+                marker="o",
+                color="0.3",
+                markerfacecolor="none",
+                markeredgewidth=1.6,
+                linestyle="",
+                markersize=9,
+                label="hollow: unstable (†)",
+            )
+        ]
+    return []
 
 
 def _plain_log_axis(axis) -> None:
@@ -232,7 +268,11 @@ def _plot_vs_top1(
     if not data:
         raise Skip("no measured model has a published top-1")
     fig, axes = _figure([p for p, _ in data], size=size)
-    fig._extra_handles = [Line2D([], [], color="0.35", linestyle="--", label="Pareto frontier"), *extra_handles]
+    fig._extra_handles = [
+        Line2D([], [], color="0.35", linestyle="--", label="Pareto frontier"),
+        *extra_handles,
+        *_unstable_handle(pd.concat([rows for _, rows in data])),
+    ]
     segments = []
     for ax, (_, rows) in zip(axes, data, strict=True):
         drawn = list(decorate(ax, rows)) if decorate is not None else []
@@ -299,7 +339,7 @@ def plot_latency_vs_top1(measurements, samples, panels, styles, size=None) -> Fi
         xlabel="Latency, median at {batch} (ms)",
         title="Latency vs top-1 (upper left is better)",
         smaller_is_better=True,
-        extra_handles=[Line2D([], [], color="0.35", lw=2, label="median to p90")],
+        extra_handles=[Line2D([], [], color="0.35", lw=2, alpha=0.45, solid_capstyle="butt", label="median to p90")],
         decorate=median_to_p90,
         size=size,
     )
@@ -437,7 +477,10 @@ def plot_latency_vs_gmacs(measurements, samples, panels, styles, size=None) -> F
     if not data:
         raise Skip("no GMACs were recorded for the measured models")
     fig, axes = _figure([p for p, _ in data], size=size)
-    fig._extra_handles = [Line2D([], [], color="0.55", linestyle=":", label="constant GFLOP/s")]
+    fig._extra_handles = [
+        Line2D([], [], color="0.55", linestyle=":", label="constant GFLOP/s"),
+        *_unstable_handle(pd.concat([rows for _, rows in data])),
+    ]
     for ax, (_, rows) in zip(axes, data, strict=True):
         _scatter_families(ax, rows, "gmacs", "latency_median_ms", styles)
         ax.set_xscale("log")

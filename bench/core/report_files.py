@@ -1,4 +1,5 @@
-"""Writing a report: every table (CSV, markdown, LaTeX) and plot, plus a ``report.md`` that says how to remake it.
+"""Writing a report: every table (CSV, markdown, LaTeX; the full table and the slim paper tables), the findings,
+the overview plots and the print figures, plus a ``report.md`` that says how to remake it.
 
 Used by ``bench report`` and by ``bench run --report``.
 """
@@ -7,13 +8,25 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.core.errors import BenchError
+from bench.core.findings import findings_markdown
 from bench.core.formatting import csv_text, render_paper_table
 from bench.core.reporting import Report, load_report
-from bench.core.tables import columns_frame, main_table, measurements_frame, table_frame
+from bench.core.tables import columns_frame, main_table, measurements_frame, paper_columns, paper_table, table_frame
 from bench.core.util import write_output
+
+
+@dataclass(frozen=True)
+class PaperChoice:
+    """What the paper outputs show: the one-column table's runtime and models (``None``: the first, all), and
+    whether the print figures draw one Pareto front over all families or each family's own."""
+
+    runtime: str | None = None
+    models: str | None = None
+    pareto: str = "global"
 
 
 def report_command(
@@ -22,12 +35,19 @@ def report_command(
     models: str | None = None,
     plots: bool = True,
     aspect: str = "default",
+    paper: PaperChoice = PaperChoice(),
 ) -> str:
     """The command that writes a report again, as it is stated in its ``report.md``."""
     parts = ["python -m bench report", "--results", *(shlex.quote(str(p)) for p in results)]
     parts += ["--out", shlex.quote(str(out))]
     if models:
         parts += ["--models", shlex.quote(models)]
+    if paper.runtime:
+        parts += ["--paper-runtime", shlex.quote(paper.runtime)]
+    if paper.models:
+        parts += ["--paper-models", shlex.quote(paper.models)]
+    if paper.pareto != "global":
+        parts += ["--pareto", paper.pareto]
     if not plots:
         parts.append("--no-plots")
     if aspect != "default":
@@ -36,6 +56,9 @@ def report_command(
 
 
 # ------------------------------------------------------------------------------------ writing
+
+FIGURES_DIR = "figures"
+"""Where the print figures go inside a report (next to the overview plots)."""
 
 
 def _report_markdown(report: Report, table_md: str, plot_paths: list[Path], plot_notes: list[str], command: str) -> str:
@@ -48,21 +71,57 @@ def _report_markdown(report: Report, table_md: str, plot_paths: list[Path], plot
         table_md,
         "",
     ]
-    pngs = [p for p in plot_paths if p.suffix == ".png"]
+    pngs = [p for p in plot_paths if p.suffix == ".png" and p.parent.name != FIGURES_DIR]
     if pngs or plot_notes:
         lines += ["## Plots", ""]
     for p in pngs:
         lines += [f"![{p.stem.replace('_', ' ')}]({p.name})", ""]
     lines.extend(f"- {n}" for n in plot_notes)
+    prints = sorted(p for p in plot_paths if p.parent.name == FIGURES_DIR and p.suffix == ".pdf")
+    if prints:
+        lines += [
+            "",
+            "## Figures for print",
+            "",
+            f"One file per panel in `{FIGURES_DIR}/`, as PDF (text kept as text) and 300 dpi PNG, at 3.3 in (one "
+            "column) and 7 in (page width), every text 7 pt or more; panels of one plot share their scales. "
+            "Hollow markers: unstable measurements; bars: the latency's interval over rounds.",
+            "",
+        ]
+        lines.extend(f"- `{FIGURES_DIR}/{p.stem}` (.pdf, .png)" for p in prints)
     return "\n".join(lines)
 
 
+def _paper_tables(report: Report, out_dir: Path, paper: PaperChoice) -> list[Path]:
+    """The slim paper table across the page (every runtime) and its one-column variant (one runtime)."""
+    names = None
+    if paper.models:
+        from bench.core.arguments import select_models
+
+        names = select_models(paper.models)
+    runtime = paper.runtime or report.columns[0].key
+    column = paper_columns(report, runtime)[0].key
+    wide = paper_table(report)
+    narrow = paper_table(report, column, names, one_column=True)
+    return [
+        write_output(out_dir / "paper_table.tex", render_paper_table(wide, "latex")),
+        write_output(out_dir / "paper_table.md", render_paper_table(wide, "markdown")),
+        write_output(out_dir / "paper_table_column.tex", render_paper_table(narrow, "latex")),
+    ]
+
+
 def write_files(
-    report: Report, out_dir: Path, plots: bool = True, aspect: str = "default", models: str | None = None
+    report: Report,
+    out_dir: Path,
+    plots: bool = True,
+    aspect: str = "default",
+    models: str | None = None,
+    paper: PaperChoice = PaperChoice(),
 ) -> tuple[list[Path], list[str]]:
     """Write every table and plot of ``report`` into ``out_dir``; returns (paths, notes on skipped plots).
 
-    ``models`` is the ``--models`` the report was made with, for the command its ``report.md`` states.
+    ``models`` is the ``--models`` the report was made with, for the command its ``report.md`` states;
+    ``paper`` chooses the one-column paper table's runtime and models.
     """
     out_dir = Path(out_dir)
     try:
@@ -77,16 +136,21 @@ def write_files(
         write_output(out_dir / "table.tex", render_paper_table(table, "latex")),
         write_output(out_dir / "columns.csv", csv_text(columns_frame(report))),
         write_output(out_dir / "measurements.csv", csv_text(measurements_frame(report))),
+        *_paper_tables(report, out_dir, paper),
+        write_output(out_dir / "findings.md", findings_markdown(report)),
     ]
     plot_paths: list[Path] = []
     plot_notes: list[str] = []
     if plots:
+        from bench.core import figures
         from bench.core import plots as plotting  # matplotlib is slow to import; only when plotting
 
         panels = [plotting.Panel(c.key, c.title, c.machine_detail) for c in report.columns]
         plot_paths, plot_notes = plotting.write_plots(report.measurements, report.samples, panels, out_dir, aspect)
+        print_panels = [figures.PrintPanel(c.key, c.label, c.backend) for c in report.columns]
+        plot_paths += figures.write_figures(report.measurements, print_panels, out_dir / FIGURES_DIR, paper.pareto)
     paths += plot_paths
-    command = report_command(report.inputs, out_dir, models, plots, aspect)
+    command = report_command(report.inputs, out_dir, models, plots, aspect, paper)
     paths.append(
         write_output(out_dir / "report.md", _report_markdown(report, table_md, plot_paths, plot_notes, command))
     )

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import re
+
+import numpy as np
 import pandas as pd
 
 from bench.core.environment import FRAMEWORK_PACKAGE
+from bench.core.errors import BenchError
 from bench.core.formatting import Cell, PaperTable
 from bench.core.reporting import STATUS_CELLS, Column, Report, _value
 from bench.core.schema import UNSTABLE
@@ -317,3 +322,210 @@ MEASUREMENT_COLUMNS = (
 
 def measurements_frame(report: Report) -> pd.DataFrame:
     return report.measurements.reindex(columns=list(MEASUREMENT_COLUMNS))
+
+
+# ------------------------------------------------------------------------------------ the paper table
+
+HEADLINE, CI_LOW, CI_HIGH = "latency_ms", "latency_ci_low_ms", "latency_ci_high_ms"
+"""The cited latency of a row and its 95% interval over rounds (summary columns); rows without them fall back to
+the pooled ``latency_median_ms``, with no interval."""
+
+
+def latency_interval(rows: pd.DataFrame) -> pd.DataFrame:
+    """``value``, ``low``, ``high`` (ms) of each row: the headline and its interval, else the pooled median alone."""
+    nan = pd.Series(float("nan"), index=rows.index)
+    headline = pd.to_numeric(rows[HEADLINE], errors="coerce") if HEADLINE in rows else nan
+    has = headline.notna()
+    low = pd.to_numeric(rows[CI_LOW], errors="coerce").where(has) if CI_LOW in rows else nan
+    high = pd.to_numeric(rows[CI_HIGH], errors="coerce").where(has) if CI_HIGH in rows else nan
+    return pd.DataFrame({"value": headline.fillna(rows["latency_median_ms"]), "low": low, "high": high})
+
+
+def half_width(value: float, low: object, high: object) -> float | None:
+    """The larger side of the interval around ``value`` (None without one)."""
+    low, high = _value(low), _value(high)
+    if low is None or high is None:
+        return None
+    return max(float(high) - value, value - float(low), 0.0)
+
+
+def supported_decimals(value: float, uncertainty: float | None) -> int:
+    """Decimals the uncertainty supports: its first significant digit is the last one shown (0 to 2).
+
+    Without an uncertainty, three significant figures (1.23, 12.3, 123).
+    """
+    if uncertainty is None or not math.isfinite(uncertainty) or uncertainty <= 0:
+        return 2 if value < 10 else 1 if value < 100 else 0
+    return min(2, max(0, -math.floor(math.log10(uncertainty))))
+
+
+def column_decimals(cells: list[tuple[float, float | None]]) -> int:
+    """One number of decimals for a whole column (the median cell's, rounded to fewer): consistent decimals."""
+    if not cells:
+        return 1
+    return math.floor(float(np.median([supported_decimals(v, u) for v, u in cells])))
+
+
+def fmt_interval(value: float, half: float | None, decimals: int) -> str:
+    """``3.86±0.05``: the half-width rounded up (never shown smaller than it is), or the value alone."""
+    text = f"{value:.{decimals}f}"
+    if half is None:
+        return text
+    unit = 10.0**-decimals
+    shown = max(unit, math.ceil(half / unit - 1e-9) * unit)
+    return f"{text}±{shown:.{decimals}f}"
+
+
+def _short_runtime(column: Column) -> tuple[str, str]:
+    """Two header lines for a runtime column: the runtime's name, then device and key (``CPU (A)``)."""
+    device = column.device.upper()
+    return column.label.split(" (")[0].replace(f" {device}", ""), f"{device} ({column.key})"
+
+
+def _short_citation(citation: object) -> str:
+    """``Zhang et al., CAS-ViT: ..., arXiv 2024, arXiv:2408.03703`` -> ``Zhang et al. 2024``."""
+    text = str(citation or "").strip()
+    if not text:
+        return "unknown source"
+    years = re.findall(r"\b(?:19|20)\d\d\b", text)
+    who = text.split(",")[0].strip()
+    return f"{who} {years[0]}" if years and years[0] not in who else who
+
+
+def _distilled(family: str) -> bool | None:
+    import models
+
+    try:
+        return models.get_family(family).distillation == "hard"
+    except models.ModelError:
+        return None  # an external family: not declared
+
+
+def _paper_rows(report: Report, keys: list[str], model_names: list[str] | None) -> pd.DataFrame:
+    m = report.measurements
+    rows = m[m["latency_batch"] & m["column"].isin(keys)]
+    if model_names is not None:
+        rows = rows[rows["model"].isin(model_names)]
+    if rows.empty:
+        raise BenchError("the paper table has no measured row for the chosen runtimes and models")
+    return rows
+
+
+def paper_columns(report: Report, runtime: str | None) -> list[Column]:
+    """The report's columns whose backend or key is ``runtime`` (all of them for None)."""
+    if runtime is None:
+        return list(report.columns)
+    found = [c for c in report.columns if runtime in (c.backend, c.key)]
+    if not found:
+        known = ", ".join(f"{c.key} ({c.backend})" for c in report.columns)
+        raise BenchError(f"--paper-runtime {runtime!r} is not a column of this report; choose one of {known}")
+    return found
+
+
+def paper_table(
+    report: Report, runtime: str | None = None, model_names: list[str] | None = None, one_column: bool = False
+) -> PaperTable:
+    """The slim table a paper prints: model, params, GMACs, top-1 and its source, distillation, one latency per
+    runtime (with its interval); at most three lines of notes, the rest in the full (appendix) table.
+
+    ``runtime`` (a backend name or column key) and ``model_names`` choose the columns and rows; ``one_column``
+    lays it out for ``\\columnwidth`` (a ``table`` float in 7 pt type) instead of ``table*`` across the page.
+    """
+    columns = paper_columns(report, runtime)
+    keys = [c.key for c in columns]
+    rows = _paper_rows(report, keys, model_names)
+    facts = _row_keys(report)
+    facts = facts[facts["model"].isin(set(rows["model"]))]
+    interval = latency_interval(rows)
+    rows = rows.assign(lat_value=interval["value"], lat_low=interval["low"], lat_high=interval["high"])
+    spreads = rows["round_spread"] if "round_spread" in rows else pd.Series(float("nan"), index=rows.index)
+
+    def uncertainty(r, spread) -> float | None:
+        half = half_width(r.lat_value, r.lat_low, r.lat_high)
+        if half is None and _value(spread) is not None:  # no interval: the round medians' spread sets the digits
+            half = r.lat_value * float(spread) / 2
+        return half
+
+    decimals = {}
+    for key in keys:
+        mine = rows[rows["column"] == key]
+        cells = [(r.lat_value, uncertainty(r, s)) for r, s in zip(mine.itertuples(), spreads[mine.index], strict=True)]
+        decimals[key] = column_decimals(cells)
+    found = {(r.column, r.model, r.resolution): r for r in rows.itertuples()}
+
+    citations = {}
+    for r in facts.itertuples(index=False):
+        if _value(r.top1) is None:
+            continue
+        citations.setdefault(_top1_source(report, r.model), str(len(citations) + 1))
+    header = ["Model", "Params\n(M)", "GMACs\n(fvcore)", "Top-1\n(%)", "KD"]
+    header += ["\n".join(_short_runtime(c)) for c in columns]
+    groups: list[tuple[str, list[list[Cell]]]] = []
+    any_interval = any(_value(h) is not None for h in rows["lat_high"])
+    unstable = False
+    for (_, family_label), fam in facts.groupby(["family_order", "family_label"], sort=True):
+        body: list[list[Cell]] = []
+        for r in fam.itertuples(index=False):
+            top1: Cell = "-"
+            if _value(r.top1) is not None:
+                top1 = (f"{float(r.top1):.1f}", citations[_top1_source(report, r.model)])
+            kd = {True: "✓", False: "", None: "?"}[_distilled(r.family)]
+            cells: list[Cell] = [r.name, _fmt(r.params_m, 1), _fmt(r.gmacs, 2), top1, kd]
+            for c in columns:
+                hit = found.get((c.key, r.model, r.resolution))
+                if hit is None:
+                    cells.append("-")
+                    continue
+                half = half_width(hit.lat_value, hit.lat_low, hit.lat_high)
+                text = fmt_interval(hit.lat_value, half, decimals[c.key])
+                if getattr(hit, "validity", None) == UNSTABLE:
+                    unstable = True
+                    cells.append((text, UNSTABLE_MARK))
+                else:
+                    cells.append(text)
+            body.append(cells)
+        groups.append((family_label, body))
+    batch = sorted({c.latency_batch for c in columns})
+    at = f"batch {batch[0]}" if len(batch) == 1 else "batch " + "/".join(map(str, batch))
+    spans = [("", 5), (f"Latency at {at} (ms)", len(columns))] if not one_column else []
+    where = "" if not one_column else f" on {columns[0].label}"
+    title = f"Latency{where} at {at} (ms), parameters (with distillation head), fvcore GMACs and ImageNet-1k top-1"
+    return PaperTable(
+        header=header,
+        groups=groups,
+        align="lrrrc" + "r" * len(columns),
+        spans=spans,
+        title=title,
+        notes=[paper_notes(any_interval, unstable, citations)],
+        label="tab:paper-column" if one_column else "tab:paper",
+        float_env="table" if one_column else "table*",
+        compact=True,
+        font="scriptsize" if one_column else "footnotesize",
+    )
+
+
+def paper_notes(any_interval: bool, unstable: bool, citations: dict[str, str]) -> str:
+    """The slim table's one paragraph of notes: what the marks mean, where the details are, the top-1 sources."""
+    digits = "±: interval over rounds (larger side)" if any_interval else "digits: as the rounds' spread allows"
+    flag = f"; {UNSTABLE_MARK} unstable, re-measure before citing" if unstable else ""
+    sources = " ".join(f"[{mark}] {source}" for source, mark in citations.items())
+    return f"{digits}{flag}; details: full table. KD ✓: hard distillation. Top-1: {sources}."
+
+
+def _top1_source(report: Report, model: str) -> str:
+    """Where a row's top-1 comes from, short: measured here, or the first author and year of its paper."""
+    return "measured here (bench accuracy)" if _measured(report, model) else _short_citation(_citation(model))
+
+
+def _citation(model: str) -> str:
+    from bench.core.reporting import _card
+
+    card = _card(model)
+    return card.citation if card else ""
+
+
+def _measured(report: Report, model: str) -> bool:
+    m = report.measurements
+    if "top1_measured" not in m:
+        return False
+    return bool(m.loc[m["model"] == model, "top1_measured"].fillna(False).astype(bool).any())
