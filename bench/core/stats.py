@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -183,6 +183,26 @@ def headline_note(rounds: Iterable[int] = ()) -> str:
         "iterations. [low-high]: distribution-free order-statistic interval for the median round "
         f"(nominal 95%{'; ' + cover if cover else ''}); it covers this sitting's phases, not another day's."
     )
+
+
+def headline_text(row: Mapping[str, object], fmt: Callable[[object], str]) -> str:
+    """``latency [low-high]`` of a row (``fmt`` formats each number); the interval only where it exists.
+
+    Rows without ``latency_ms`` (written before it existed and never reloaded) show the pooled median.
+    """
+    value = _finite(row.get("latency_ms"))
+    if value is None:
+        return fmt(row.get("latency_median_ms"))
+    low, high = _finite(row.get("latency_ci_low_ms")), _finite(row.get("latency_ci_high_ms"))
+    return fmt(value) if low is None or high is None else f"{fmt(value)} [{fmt(low)}-{fmt(high)}]"
+
+
+def _finite(value: object) -> float | None:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def fill_headline(df: pd.DataFrame) -> pd.DataFrame:
