@@ -164,7 +164,7 @@ def main(args: argparse.Namespace) -> int:
     if args.report:
         from bench.core.report_files import write_report
 
-        for path in write_report([run_dir], args.report_dir):
+        for path in write_report([run_dir], args.report_dir, ratio_to=DEFAULT_BACKEND):
             print(f"report: {path}")
     statuses = [r.status for r in rows]
     unstable = [r for r in rows if r.validity == UNSTABLE]
