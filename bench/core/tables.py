@@ -165,8 +165,8 @@ def unstable_notes(report: Report) -> list[str]:
         return []
     parts = [f"{r.name} ({r.column}, b={r.batch}): {r.validity_reason}" for r in shaky.itertuples(index=False)]
     return [
-        f"{UNSTABLE_MARK} Unstable measurement: its timing rounds disagree, the machine's speed drifted or other "
-        f"processes ran while it was timed; re-measure before citing it. {'; '.join(parts)}."
+        f"{UNSTABLE_MARK} Unstable measurement: its timing rounds disagree, or other processes or the hypervisor "
+        f"took CPU time while it was timed; re-measure before citing it. {'; '.join(parts)}."
     ]
 
 
