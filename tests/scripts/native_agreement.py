@@ -95,6 +95,7 @@ def agreement(runtime: str, name: str, args: argparse.Namespace, work: Path) -> 
 
     import models
     from bench.backends import Workload, available_backend
+    from bench.core.sessions import open_session
     from bench.core.stats import headline
 
     backend = available_backend(runtime)
@@ -102,10 +103,9 @@ def agreement(runtime: str, name: str, args: argparse.Namespace, work: Path) -> 
     resolution = models.get_card(name).default_resolution
     model = models.create_model(name, img_size=resolution)
     workload = Workload(model_name=name, batch_size=1, resolution=resolution, threads=args.threads)
-    x = np.random.default_rng(0).standard_normal(workload.input_shape, dtype=np.float32)
-    prepared = backend.prepare(model, workload, args.cache)
-    session = backend.load(model, prepared, workload, x)
-    pinning = "YES" if str(session.detail.get("cpu_pinning", "")).lower() in ("true", "yes") else "NO"
+    opened = open_session(backend, model, workload, args.cache)  # as bench run: cache, parity, rebuild
+    session, prepared = opened.require(), opened.prepared
+    pinning = "YES" if str(opened.detail.get("cpu_pinning", "")).lower() in ("true", "yes") else "NO"
     suite, tool, ratios, facts = [], [], [], ""
     try:
         session.run()
@@ -135,7 +135,7 @@ def agreement(runtime: str, name: str, args: argparse.Namespace, work: Path) -> 
         "ratio": h.value,
         "low": h.low,
         "high": h.high,
-        "suite_detail": {k: v for k, v in session.detail.items() if "thread" in k or "pin" in k or "hint" in k},
+        "suite_detail": {k: v for k, v in opened.detail.items() if "thread" in k or "pin" in k or "hint" in k},
         "tool_said": facts,
     }
 
@@ -153,8 +153,8 @@ def main() -> int:
     args = parser.parse_args()
 
     from bench.core.arguments import select_models
-    from bench.core.engine import DEFAULT_CACHE
     from bench.core.errors import BenchError
+    from bench.core.settings import DEFAULT_CACHE
 
     args.cache = args.cache or DEFAULT_CACHE
     runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
