@@ -60,7 +60,7 @@ def test_findings_numbers_follow_the_rows(tmp_path: Path) -> None:
     report = load_report([tmp_path])
     text = findings_markdown(report)
     m = report.measurements
-    lat = m.pivot_table(index="model", columns="column", values="latency_median_ms")
+    lat = m.pivot_table(index="model", columns="column", values="latency_ms")
     ratio = lat["B"] / lat["A"]
     assert "ONNX Runtime CPU (A) is the fastest runtime for 5 of 5 models" in text
     assert f"| PyTorch CPU (B) | {ratio.min():.2f}x | {ratio.median():.2f}x | {ratio.max():.2f}x" in text

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bench.backends import DEFAULT_BACKEND
 from bench.core.formatting import PAPER_FORMATS, csv_text, render_paper_table
+from bench.core.ratios import write_ratio_tables
 from bench.core.report_files import PaperChoice, write_files
 from bench.core.reporting import load_report
 from bench.core.tables import main_table, table_frame
@@ -56,6 +58,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-plots", action="store_true", help="write the tables only")
     parser.add_argument(
+        "--ratio-to",
+        default=DEFAULT_BACKEND,
+        metavar="BACKEND",
+        help="the runtime every other runtime's latency is divided by in ratios.csv/.md/.tex, from within-round "
+        f"ratios of each multi-runtime sitting (default: {DEFAULT_BACKEND})",
+    )
+    parser.add_argument(
         "--aspect",
         choices=("default", "16:9"),
         default="default",
@@ -70,6 +79,7 @@ def main(args: argparse.Namespace) -> int:
     paths, plot_notes = write_files(
         report, args.out, plots=not args.no_plots, aspect=args.aspect, models=args.models, paper=paper
     )
+    ratio_paths = write_ratio_tables(args.results, args.out, args.ratio_to)
     if args.format == "csv":
         print(csv_text(table_frame(report)), end="")
     else:
@@ -77,5 +87,8 @@ def main(args: argparse.Namespace) -> int:
     print()
     for note in plot_notes:
         print(f"note: {note}")
+    if not ratio_paths:
+        print(f"note: no ratio table: no sitting in the results timed {args.ratio_to} beside another runtime")
+    paths += ratio_paths
     print(f"wrote {len(paths)} files to {args.out}/: {', '.join(p.name for p in paths)}")
     return 0

@@ -152,6 +152,9 @@ SUMMARY_VIEW = {
     "infer_batch_size": "batch",
     "infer_img_size": "res",
     "status": "status",
+    "latency_ms": "latency_ms",
+    "latency_ci_low_ms": "ci_low",
+    "latency_ci_high_ms": "ci_high",
     "latency_median_ms": "median_ms",
     "latency_p90_ms": "p90_ms",
     "round_spread": "rounds±",
@@ -167,7 +170,7 @@ def summary_table(rows: list[SummaryRow]) -> str:
     import pandas as pd
 
     df = pd.DataFrame([r.as_dict() for r in rows]).reindex(columns=list(SUMMARY_VIEW)).rename(columns=SUMMARY_VIEW)
-    numeric = ("median_ms", "p90_ms", "rounds±", "img/s")
+    numeric = ("latency_ms", "ci_low", "ci_high", "median_ms", "p90_ms", "rounds±", "img/s")
     return text_table(df.astype({c: float for c in numeric if c in df}), 3)
 
 
@@ -198,7 +201,7 @@ def main(args: argparse.Namespace) -> int:
     if args.report:
         from bench.core.report_files import write_report
 
-        for path in write_report([run_dir], args.report_dir):
+        for path in write_report([run_dir], args.report_dir, ratio_to=DEFAULT_BACKEND):
             print(f"report: {path}")
     statuses = [r.status for r in rows]
     unstable = [r for r in rows if r.validity == UNSTABLE]

@@ -34,7 +34,7 @@ from bench.core.schema import (
 )
 from bench.core.sessions import is_out_of_memory, open_session
 from bench.core.settings import Settings, build_model  # noqa: F401 - the sitting builds through engine.build_model (a seam tests patch)
-from bench.core.stats import summarize, throughput
+from bench.core.stats import headline_columns, summarize, throughput
 from bench.core.timing import LoopLimits, timed_loop
 from bench.core.util import atomic_write_text
 from models import external
@@ -215,7 +215,7 @@ class Measurer:
             [_number(r.get("steal")) for r in records],
             len(samples),
         )
-        row.set(**stats, **validity.as_columns())
+        row.set(**stats, **headline_columns(round_medians), **validity.as_columns())
         row.set(
             status=STATUS_OK,
             iterations=len(samples),

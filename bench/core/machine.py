@@ -4,8 +4,9 @@ On a shared VM the whole machine can run ~50% slower for tens of seconds (the ho
 which moves every model alike. So every timing round of every workload is preceded by a fixed
 *reference* kernel; its median says how fast the machine was just then, and ``compare`` divides it
 out. During each round, ``/proc/stat`` and our own CPU time give how much other processes used the
-CPUs and how much the hypervisor stole. A row whose rounds disagree, whose reference drifted, or that
-ran beside other work is marked ``unstable`` with the reason (MLPerf LoadGen's VALID/INVALID idea).
+CPUs and how much the hypervisor stole. A row whose rounds disagree (its interval is wide), or that
+ran beside other work, is marked ``unstable`` with the reason (MLPerf LoadGen's VALID/INVALID idea);
+reference drift alone flags nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 
 from bench.core.schema import STABLE, UNSTABLE
+from bench.core.stats import headline
 
 REFERENCE_NAME = "conv3x3-32x28x28+gemm192 (torch, fp32)"
 REFERENCE_BLOCK_S = 0.05
@@ -28,12 +30,17 @@ REFERENCE_BLOCK_S = 0.05
 The kernel takes about 1 ms, so a block holds ~50 calls: enough for a steady median, and 30 blocks
 (10 models x 3 rounds) add under 3 s to a run."""
 
+REWARM_AFTER_S = 5.0
+"""A reference block this long after the previous one is warmed by an untimed block first."""
+
 # Validity limits: a row beyond any of them is unstable. Chosen from A/A runs on the 2-core CI VM,
 # where quiet periods give round spreads of 1-4% and busy phases 10-50%.
-MAX_ROUND_SPREAD = 0.10
-"""(max - min) / median of the per-round medians."""
+MAX_INTERVAL_WIDTH = 0.10
+"""(high - low) / headline of the row's interval over its round medians: its rounds disagree."""
 MAX_REFERENCE_DRIFT = 0.10
-"""(max - min) / median of the reference medians over the row's rounds."""
+"""(max - min) / median of the reference over the row's rounds beyond which a disagreement of its rounds
+is put down to the machine's speed in the reason. Never a flag on its own: interleaved rounds share the
+machine's phases, and a row whose rounds agree is evidence enough."""
 MAX_BUSY_CPU = 0.5
 """Cores' worth of CPU time other processes used while the row was timed."""
 MAX_STEAL = 0.05
@@ -50,27 +57,40 @@ class Reference:
         self.x = torch.randn(1, 32, 28, 28, generator=generator)
         self.w = torch.randn(32, 32, 3, 3, generator=generator)
         self.a = torch.randn(192, 192, generator=generator)
-        self.median_ms()  # the first calls create the kernels' primitives: not part of any measurement
+        self.last_block: float | None = None
+        """perf_counter() at the end of the last block (None: no timed block yet)."""
 
     def _run(self) -> None:
         torch.nn.functional.conv2d(self.x, self.w, padding=1)
         torch.mm(self.a, self.a)
 
+    def _block(self) -> list[float]:
+        with torch.inference_mode():
+            self._run()
+            self._run()
+            samples = []
+            start = time.perf_counter()
+            while len(samples) < 5 or time.perf_counter() - start < REFERENCE_BLOCK_S:
+                t0 = time.perf_counter()
+                self._run()
+                samples.append((time.perf_counter() - t0) * 1e3)
+        return samples
+
     def median_ms(self) -> float:
-        """Median of one short block; a pause first lets other runtimes' spinning threads go idle."""
+        """Median of one short block; a pause first lets other runtimes' spinning threads go idle.
+
+        The first block of a sitting, or one after a long gap (exports, conversions), is preceded by
+        an untimed block of the same length: a cold first block read 0.36 ms against 0.21 ms for
+        every later one, a cold start that is not the machine's speed.
+        """
         previous = torch.get_num_threads()
         torch.set_num_threads(self.threads)
         try:
             time.sleep(0.02)
-            with torch.inference_mode():
-                self._run()
-                self._run()
-                samples = []
-                start = time.perf_counter()
-                while len(samples) < 5 or time.perf_counter() - start < REFERENCE_BLOCK_S:
-                    t0 = time.perf_counter()
-                    self._run()
-                    samples.append((time.perf_counter() - t0) * 1e3)
+            if self.last_block is None or time.perf_counter() - self.last_block > REWARM_AFTER_S:
+                self._block()
+            samples = self._block()
+            self.last_block = time.perf_counter()
         finally:
             torch.set_num_threads(previous)
         return float(np.median(samples))
@@ -81,43 +101,98 @@ class Reference:
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def _proc_stat() -> tuple[float, float, float] | None:
-    """(non-idle, steal, total) CPU seconds of the whole machine since boot, or None off Linux."""
+def allowed_cpus() -> list[int] | None:
+    """The CPUs this process may run on (its affinity mask: a container's cpuset, taskset), or None."""
     try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+
+
+def parse_proc_stat(text: str, cpus: list[int] | None) -> tuple[float, float, float] | None:
+    """(non-idle, steal, total) CPU seconds since boot summed over ``cpus`` (their ``cpuN`` lines).
+
+    Fields: user nice system idle iowait irq softirq steal (guest time is already inside user).
+    Idle and iowait are both idle; steal is neither ours nor another process's. The aggregate
+    ``cpu`` line is used only when the per-CPU lines of ``cpus`` are missing: in a container whose
+    cpuset is smaller than the host, it sums CPUs this process never runs on, and other tenants'
+    work there showed up as "other processes used 5 CPUs" on a 2-CPU machine.
+    """
+    rows: dict[str, list[float]] = {}
+    for line in text.splitlines():
+        if not line.startswith("cpu"):
+            break
+        name, *fields = line.split()
+        rows[name] = [float(v) / _CLK_TCK for v in fields[:8]]
+    wanted = [f"cpu{c}" for c in cpus] if cpus else []
+    chosen = [rows[w] for w in wanted] if wanted and all(w in rows for w in wanted) else [rows.get("cpu", [])]
+    busy = steal = total = 0.0
+    for values in chosen:
+        if len(values) < 4:
+            return None
+        values = values + [0.0] * (8 - len(values))
+        busy += values[0] + values[1] + values[2] + values[5] + values[6]  # not idle (3), iowait (4), steal (7)
+        steal += values[7]
+        total += sum(values)  # the eight fields together: the CPUs' whole time
+    return busy, steal, total
+
+
+def _proc_stat(cpus: list[int] | None = None) -> tuple[float, float, float] | None:
+    """(non-idle, steal, total) CPU seconds of the CPUs this process may use, or None off Linux."""
+    try:
+        text = Path("/proc/stat").read_text()
     except OSError:
         return None
-    values = [float(v) / _CLK_TCK for v in fields]
-    idle = values[3] + (values[4] if len(values) > 4 else 0.0)  # idle + iowait
-    steal = values[7] if len(values) > 7 else 0.0
-    total = sum(values[:8])
-    return total - idle - steal, steal, total
+    return parse_proc_stat(text, cpus if cpus is not None else allowed_cpus())
 
 
 def _own_cpu_s() -> float:
+    """User + system CPU seconds of this process: every thread of it (runtime pools included)."""
     t = os.times()
     return t.user + t.system
 
 
 @dataclass
 class CpuWindow:
-    """CPU use of everything else while one timing round ran (Linux; None elsewhere)."""
+    """CPU use of everything else while one timing round ran (Linux; None elsewhere).
 
-    started: tuple[float, float, float] | None = field(default_factory=_proc_stat)
-    own_start: float = field(default_factory=_own_cpu_s)
-    wall_start: float = field(default_factory=time.perf_counter)
+    Take it in the process that times: a runtime's threads are this process's own time; any other
+    process (an idle worker that spins, the orchestrator, another user) is "other". /proc/stat counts
+    in 10 ms ticks per CPU, so a window of W seconds reads other processes to about
+    ``(CPUs + 1) * 0.01 / W`` cores; the result is kept within [0, CPUs] (what can physically happen).
+    """
+
+    cpus: list[int] | None = field(default_factory=allowed_cpus)
+    started: tuple[float, float, float] | None = None
+    own_start: float = 0.0
+    wall_start: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.started = _proc_stat(self.cpus)
+        self.own_start = _own_cpu_s()
+        self.wall_start = time.perf_counter()
 
     def finish(self) -> tuple[float | None, float | None]:
         """(other processes' CPU use in cores, share of CPU time stolen)."""
-        end = _proc_stat()
+        end = _proc_stat(self.cpus)
+        own = _own_cpu_s() - self.own_start
         wall = time.perf_counter() - self.wall_start
         if self.started is None or end is None or wall <= 0:
             return None, None
-        busy = end[0] - self.started[0]
-        steal = end[1] - self.started[1]
-        total = end[2] - self.started[2]
-        own = _own_cpu_s() - self.own_start
-        return max(busy - own, 0.0) / wall, (steal / total if total > 0 else 0.0)
+        return other_cores(self.started, end, own, wall, len(self.cpus) if self.cpus else None)
+
+
+def other_cores(
+    start: tuple[float, float, float], end: tuple[float, float, float], own_s: float, wall_s: float, n_cpus: int | None
+) -> tuple[float, float]:
+    """(cores other processes used, stolen share) between two :func:`parse_proc_stat` readings."""
+    busy = end[0] - start[0]
+    steal = end[1] - start[1]
+    total = end[2] - start[2]
+    other = max(busy - own_s, 0.0) / wall_s
+    if n_cpus:
+        other = min(other, float(n_cpus))
+    return other, (min(max(steal / total, 0.0), 1.0) if total > 0 else 0.0)
 
 
 # ------------------------------------------------------------------------------------------ validity
@@ -158,7 +233,13 @@ def judge(
     steal: list[float | None],
     iterations: int,
 ) -> Validity:
-    """Stable or unstable, with every reason that applies (limits above)."""
+    """Stable or unstable, with every reason that applies (limits above).
+
+    The row's own evidence decides: its rounds disagree when the interval of its headline (over the
+    round medians, :func:`bench.core.stats.headline`) is wider than ``MAX_INTERVAL_WIDTH``; the
+    reference only says why. What the machine did that rounds cannot show, because it may have lasted
+    through all of them, is a flag of its own: other processes' CPU use and the hypervisor's steal.
+    """
     reasons = []
     round_spread = spread(round_medians)
     drift = spread(reference_ms)
@@ -166,10 +247,13 @@ def judge(
     steal_known = [s for s in steal if s is not None]
     busy_cpu = float(np.mean(busy_known)) if busy_known else None
     stolen = float(np.mean(steal_known)) if steal_known else None
-    if round_spread is not None and round_spread > MAX_ROUND_SPREAD:
-        reasons.append(f"round medians differ by {round_spread:.0%}")
-    if drift is not None and drift > MAX_REFERENCE_DRIFT:
-        reasons.append(f"machine speed drifted {drift:.0%} (reference)")
+    width = headline(round_medians).width if round_medians else None
+    if width is not None and width > MAX_INTERVAL_WIDTH:
+        low, high = min(round_medians), max(round_medians)
+        why = f"round medians disagree: interval {width:.0%} wide (rounds {low:.3g}-{high:.3g} ms)"
+        if drift is not None and drift > MAX_REFERENCE_DRIFT:
+            why += f", while the machine's speed moved {drift:.0%} (reference)"
+        reasons.append(why)
     if busy_cpu is not None and busy_cpu > MAX_BUSY_CPU:
         reasons.append(f"other processes used {busy_cpu:.1f} CPUs")
     if stolen is not None and stolen > MAX_STEAL:

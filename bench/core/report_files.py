@@ -14,6 +14,7 @@ from pathlib import Path
 from bench.core.errors import BenchError
 from bench.core.findings import findings_markdown
 from bench.core.formatting import csv_text, render_paper_table
+from bench.core.ratios import write_ratio_tables
 from bench.core.reporting import Report, load_report
 from bench.core.tables import columns_frame, main_table, measurements_frame, paper_columns, paper_table, table_frame
 from bench.core.util import write_output
@@ -158,9 +159,14 @@ def write_files(
 
 
 def write_report(
-    result_paths: Sequence[Path | str], out_dir: Path | str, models: str | None = None, plots: bool = True
+    result_paths: Sequence[Path | str],
+    out_dir: Path | str,
+    models: str | None = None,
+    plots: bool = True,
+    ratio_to: str | None = None,
 ) -> list[Path]:
-    """Tables and plots for the runs in ``result_paths``, written to ``out_dir`` (for ``bench run --report``)."""
+    """Tables and plots for the runs in ``result_paths``, written to ``out_dir`` (for ``bench run --report``);
+    with ``ratio_to``, the runtime-ratio tables too."""
     report = load_report(result_paths, models)
     paths, _ = write_files(report, Path(out_dir), plots=plots, models=models)
-    return paths
+    return paths + write_ratio_tables(result_paths, out_dir, ratio_to)

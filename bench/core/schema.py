@@ -19,7 +19,8 @@ import pandas as pd
 SUITE_ID = "mobile-backbone-bench"
 SCHEMA_VERSION = 3
 """2: rows know their weights, validity and per-round reference speed; samples know their round.
-3: rows know the vendor tool they were imported from and whether they are aggregate-only."""
+3: rows know the vendor tool they were imported from and whether they are aggregate-only, and carry
+the headline ``latency_ms`` (median of round medians) and its interval."""
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
@@ -59,8 +60,15 @@ class SummaryRow:
     single_head: bool = col("distillation head dropped (deployable network)", "bool")
     status: str = col(f"one of {', '.join(STATUSES)}", "str")
     error: str = col("why the row has no measurement, or a note (e.g. batch reduced)", "str")
+    latency_ms: float = col(
+        "the headline: median of the round medians (bench.core.stats.headline; older rows: recomputed)", unit="ms"
+    )
+    latency_ci_low_ms: float = col(
+        "low end of the headline's interval: an order statistic of the round medians (nominal 95%)", unit="ms"
+    )
+    latency_ci_high_ms: float = col("high end of the headline's interval (see latency_ci_low_ms)", unit="ms")
     latency_mean_ms: float = col("mean of all timed iterations", unit="ms")
-    latency_median_ms: float = col("median of all timed iterations (the headline number)", unit="ms")
+    latency_median_ms: float = col("median of all timed iterations pooled over rounds (descriptive)", unit="ms")
     latency_p90_ms: float = col("90th percentile (linear interpolation)", unit="ms")
     latency_p95_ms: float = col("95th percentile", unit="ms")
     latency_p99_ms: float = col("99th percentile", unit="ms")

@@ -6,10 +6,13 @@ recomputed later from the samples file.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 
 def summarize(samples_ms: Sequence[float]) -> dict[str, float]:
@@ -96,3 +99,139 @@ def round_ratio(
     lo, hi = np.exp(np.percentile(diffs, [tail, 100.0 - tail]))
     p = float(min(1.0, 2 * min((diffs <= 0).mean(), (diffs >= 0).mean())))
     return point, float(lo), float(hi), p
+
+
+# ------------------------------------------------------------------------------------- the headline
+#
+# Iterations inside one round share the machine's phase (lag-1 autocorrelation ~0.7 on the CI VM),
+# so the independent unit of evidence is the round. A row's headline is an estimator over its round
+# medians, and its interval comes from the rounds alone: the median of the round medians with a
+# distribution-free order-statistic interval (the same construction serves within-round ratios).
+
+HEADLINE_LEVEL = 0.95
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The cited number of a row (or of a ratio) and its interval over rounds."""
+
+    value: float
+    low: float | None
+    high: float | None
+    coverage: float | None
+    """The interval's exact coverage of the median round under exchangeable rounds (None: no interval)."""
+    rounds: int
+
+    @property
+    def width(self) -> float | None:
+        """Interval width relative to the value (None without an interval)."""
+        if self.low is None or self.high is None or self.value <= 0:
+            return None
+        return (self.high - self.low) / self.value
+
+
+def order_interval(n: int, level: float = HEADLINE_LEVEL) -> tuple[int, int, float] | None:
+    """0-based ranks ``(lo, hi)`` of the order-statistic interval for a median, and its exact coverage.
+
+    ``[x_(j), x_(n+1-j)]`` covers the median of any continuous distribution with probability
+    ``1 - 2 P(B <= j - 1)``, ``B ~ Binomial(n, 1/2)``. The narrowest such interval reaching ``level``
+    is chosen; when none does (n <= 5) it is min..max, whose coverage is below ``level`` and is
+    returned so it can be said (5 rounds: 93.75%). None for a single value.
+    """
+    if n < 2:
+        return None
+    cdf = 0.0
+    best = (0, n - 1, 1.0 - 2.0 * 0.5**n)
+    for j in range(1, n // 2 + 1):  # 1-based rank of the lower end
+        cdf += math.comb(n, j - 1) * 0.5**n  # P(B <= j - 1)
+        coverage = 1.0 - 2.0 * cdf
+        if coverage < level:
+            break
+        best = (j - 1, n - j, coverage)
+    return best
+
+
+def headline(values: Sequence[float], level: float = HEADLINE_LEVEL) -> Headline:
+    """Median of per-round values with its order-statistic interval (see :func:`order_interval`)."""
+    a = np.sort(np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64))
+    if a.size == 0:
+        raise ValueError("no round values for a headline")
+    ranks = order_interval(int(a.size), level)
+    if ranks is None:
+        return Headline(float(a[0]), None, None, None, 1)
+    lo, hi, coverage = ranks
+    return Headline(float(np.median(a)), float(a[lo]), float(a[hi]), coverage, int(a.size))
+
+
+def headline_columns(round_medians_ms: Sequence[float]) -> dict[str, float | None]:
+    """The summary row's ``latency_ms`` and its interval columns."""
+    h = headline(round_medians_ms)
+    return {"latency_ms": h.value, "latency_ci_low_ms": h.low, "latency_ci_high_ms": h.high}
+
+
+def headline_note(rounds: Iterable[int] = ()) -> str:
+    """The footnote every table citing ``latency_ms`` carries: what the number and its interval are."""
+    counts = sorted({int(n) for n in rounds if n and int(n) > 1})
+    cover = "; ".join(
+        f"{n} rounds: {'min-max' if r[0] == 0 else f'{r[0] + 1}th-{r[1] + 1}th of {n}'}, coverage {r[2]:.1%}"
+        for n in counts
+        if (r := order_interval(n)) is not None
+    )
+    return (
+        "Latency: the median of the row's round medians (every round times the same number of iterations, "
+        "rounds interleave every cell of the sitting), so each machine phase weighs by rounds, not by "
+        "iterations. [low-high]: distribution-free order-statistic interval for the median round "
+        f"(nominal 95%{'; ' + cover if cover else ''}); it covers this sitting's phases, not another day's."
+    )
+
+
+def headline_text(row: Mapping[str, object], fmt: Callable[[object], str]) -> str:
+    """``latency [low-high]`` of a row (``fmt`` formats each number); the interval only where it exists.
+
+    Rows without ``latency_ms`` (written before it existed and never reloaded) show the pooled median.
+    """
+    value = _finite(row.get("latency_ms"))
+    if value is None:
+        return fmt(row.get("latency_median_ms"))
+    low, high = _finite(row.get("latency_ci_low_ms")), _finite(row.get("latency_ci_high_ms"))
+    return fmt(value) if low is None or high is None else f"{fmt(value)} [{fmt(low)}-{fmt(high)}]"
+
+
+def _finite(value: object) -> float | None:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def fill_headline(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows written before ``latency_ms`` existed get it from ``round_medians_ms`` (in place; returned).
+
+    Rows without round medians (single-round runs of old) keep the pooled median, without an interval.
+    """
+    if "latency_ms" not in df:
+        df["latency_ms"] = np.nan
+    for name in ("latency_ci_low_ms", "latency_ci_high_ms"):
+        if name not in df:
+            df[name] = np.nan
+    for index in df.index[df["latency_ms"].isna()]:
+        medians = _json_numbers(df.at[index, "round_medians_ms"] if "round_medians_ms" in df else None)
+        if medians:
+            for name, value in headline_columns(medians).items():
+                df.at[index, name] = np.nan if value is None else value
+        elif "latency_median_ms" in df:
+            df.at[index, "latency_ms"] = df.at[index, "latency_median_ms"]
+    return df
+
+
+def _json_numbers(text: object) -> list[float]:
+    if not isinstance(text, str) or not text:
+        return []
+    try:
+        values = json.loads(text)
+    except ValueError:
+        return []
+    if not isinstance(values, list):
+        return []
+    return [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v) and v > 0]

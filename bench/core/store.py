@@ -47,6 +47,7 @@ from bench.core.schema import (
     headline_statistic,
     typed,
 )
+from bench.core.stats import fill_headline
 from bench.core.util import atomic_write_text
 
 SUMMARY_FILE = "summary.csv"
@@ -428,7 +429,7 @@ def load_summary(run_dir: Path, problems: Problems | None = None) -> pd.DataFram
         if absent:
             shown = ", ".join(absent[:4]) + (f" and {len(absent) - 4} more" if len(absent) > 4 else "")
             mine.other.append(f"lacks column(s) {shown}; they read as not measured")
-    df = typed(_checked(raw, mine, str(env["env_id"])))
+    df = fill_headline(typed(_checked(raw, mine, str(env["env_id"]))))
     version = env.get("schema_version")
     if not (isinstance(version, int) and version >= 2):  # schema 2 rows hold their own backend's options only
         df["backend_options"] = [_own_options(b, o) for b, o in zip(df["backend"], df["backend_options"], strict=True)]

@@ -13,6 +13,7 @@ from bench.core.errors import BenchError
 from bench.core.formatting import Cell, PaperTable
 from bench.core.reporting import STATUS_CELLS, Column, Report, _value
 from bench.core.schema import UNSTABLE
+from bench.core.stats import headline_note, headline_text
 
 UNSTABLE_MARK = "†"
 
@@ -73,7 +74,7 @@ def _leaves(column: Column) -> list[tuple[str, str, int]]:
     """``(header, measure, batch)`` of the table columns under one setting."""
     lb = column.latency_batch
     suffix = "" if lb == 1 else f" b={lb}"
-    leaves = [(f"Median{suffix} (ms)", "latency_median_ms", lb), (f"P90{suffix} (ms)", "latency_p90_ms", lb)]
+    leaves = [(f"Latency{suffix} (ms)", "latency_ms", lb), (f"P90{suffix} (ms)", "latency_p90_ms", lb)]
     leaves += [(f"img/s b={b}", "throughput_ips", b) for b in column.batches]
     return leaves
 
@@ -140,8 +141,9 @@ def table_notes(report: Report) -> list[str]:
         if measured
         else "Top-1: published ImageNet-1k accuracy, not measured here."
     )
+    notes.append(headline_note(m["rounds"].dropna().astype(int) if "rounds" in m else ()))
     notes.append(
-        f"Median / P90: percentiles of the per-iteration latency at {at}, in ms. img/s: images per second at "
+        f"P90: 90th percentile of the per-iteration latency at {at}, in ms. img/s: images per second at "
         "batch b from the median step time (b x 1000 / median). Params (M) and GMACs (multiply-accumulates "
         "per image, 1 MAC = 2 FLOPs) as counted by the suite on the benchmarked network (published values "
         f"where none was recorded). {top1} "
@@ -163,8 +165,8 @@ def unstable_notes(report: Report) -> list[str]:
         return []
     parts = [f"{r.name} ({r.column}, b={r.batch}): {r.validity_reason}" for r in shaky.itertuples(index=False)]
     return [
-        f"{UNSTABLE_MARK} Unstable measurement: its timing rounds disagree, the machine's speed drifted or other "
-        f"processes ran while it was timed; re-measure before citing it. {'; '.join(parts)}."
+        f"{UNSTABLE_MARK} Unstable measurement: its timing rounds disagree, or other processes or the hypervisor "
+        f"took CPU time while it was timed; re-measure before citing it. {'; '.join(parts)}."
     ]
 
 
@@ -195,7 +197,7 @@ def main_table(report: Report) -> PaperTable:
                         cells.append(states.get((column.key, r.model, r.resolution, batch), "-"))
                     else:
                         fmt = fmt_ips if measure == "throughput_ips" else fmt_ms
-                        text = fmt(found[measure])
+                        text = headline_text(found, fmt_ms) if measure == "latency_ms" else fmt(found[measure])
                         cells.append((text, UNSTABLE_MARK) if found.get("validity") == UNSTABLE else text)
             rows.append(cells)
         groups.append((family_label, rows))
@@ -230,7 +232,7 @@ def table_frame(report: Report) -> pd.DataFrame:
     ].copy()
     for column in report.columns:
         for _, measure, batch in _leaves(column):
-            unit = {"latency_median_ms": "median_ms", "latency_p90_ms": "p90_ms"}.get(measure, "img_per_s")
+            unit = {"latency_ms": "latency_ms", "latency_p90_ms": "p90_ms"}.get(measure, "img_per_s")
             name = f"{column.title} {unit} b={batch}"
             out[name] = [
                 _value(values[(column.key, m, res, batch)][measure]) if (column.key, m, res, batch) in values else None
@@ -298,6 +300,9 @@ MEASUREMENT_COLUMNS = (
     "published_gmacs",
     "top1",
     "top1_source",
+    "latency_ms",
+    "latency_ci_low_ms",
+    "latency_ci_high_ms",
     "latency_median_ms",
     "latency_p90_ms",
     "latency_p95_ms",

@@ -1,0 +1,78 @@
+"""Runtime ratios from within-round ratios, on synthetic sittings whose answer is known."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.cli import main as cli_main
+from bench.core.ratios import ratio_frame
+from tests.sitting_fixtures import write_sitting
+
+PHASES = [1.0, 1.5, 1.0, 1.4, 1.05]
+"""How slow the whole machine was in each round: it moves every runtime of that round."""
+
+
+def _sitting(root: Path, label: str = "s") -> Path:
+    return write_sitting(
+        root,
+        {
+            ("onnx", "casvit_xs"): [10.0 * p for p in PHASES],
+            ("litert", "casvit_xs"): [6.0 * p for p in PHASES],  # 0.6 x onnx in every phase
+            ("torch", "casvit_xs"): [20.0 * p for p in PHASES],
+            ("onnx", "swiftformer_xs"): [8.0 * p for p in PHASES],
+            ("litert", "swiftformer_xs"): [8.8 * p for p in PHASES[:4]],  # one round missing: 4 pairs
+        },
+        label=label,
+    )
+
+
+def test_a_phase_that_scales_every_runtime_cancels_out(tmp_path: Path) -> None:
+    frame = ratio_frame([_sitting(tmp_path)], "onnx").set_index(["model", "backend"])
+    xs = frame.loc[("casvit_xs", "litert")]
+    assert xs["ratio"] == pytest.approx(0.6, rel=1e-6)
+    assert xs["ratio_ci_low"] == pytest.approx(0.6, rel=1e-6) and xs["ratio_ci_high"] == pytest.approx(0.6, rel=1e-6)
+    assert xs["rounds"] == 5 and xs["coverage"] == pytest.approx(0.9375)
+    assert frame.loc[("casvit_xs", "torch"), "ratio"] == pytest.approx(2.0, rel=1e-6)
+    swift = frame.loc[("swiftformer_xs", "litert")]
+    assert swift["ratio"] == pytest.approx(1.1, rel=1e-6) and swift["rounds"] == 4
+    # the ratio of the pooled medians would not cancel the phases: the rounds' ratio does
+    assert xs["latency_ms"] == pytest.approx(6.0 * 1.05, rel=1e-6)
+
+
+def test_ratios_pair_rounds_not_sorted_values(tmp_path: Path) -> None:
+    """A runtime slower in the fast rounds only: pairing by round shows it, sorting medians would hide it."""
+    run = write_sitting(
+        tmp_path,
+        {("onnx", "casvit_xs"): [10.0, 15.0, 10.0, 15.0, 10.0], ("torch", "casvit_xs"): [15.0, 15.0, 15.0, 15.0, 15.0]},
+    )
+    r = ratio_frame([run], "onnx").iloc[0]
+    assert r["ratio"] == pytest.approx(1.5) and r["ratio_ci_low"] == pytest.approx(1.0)
+    assert r["ratio_ci_high"] == pytest.approx(1.5)
+
+
+def test_ratios_stay_inside_one_sitting_and_report_writes_them(tmp_path: Path) -> None:
+    a = _sitting(tmp_path / "a", "a")
+    only_onnx = write_sitting(tmp_path / "b", {("onnx", "casvit_xs"): [9.0] * 5}, label="b")
+    frame = ratio_frame([a, only_onnx], "onnx")
+    assert set(frame["run_id"]) == {a.name}
+    out = tmp_path / "report"
+    argv = ["report", "--results", str(tmp_path), "--out", str(out), "--no-plots", "--ratio-to", "litert"]
+    assert cli_main(argv) == 0
+    written = pd.read_csv(out / "ratios.csv")
+    onnx_xs = written[(written["model"] == "casvit_xs") & (written["backend"] == "onnx")]
+    assert onnx_xs["ratio"].item() == pytest.approx(1 / 0.6, rel=1e-6)
+    md = (out / "ratios.md").read_text()
+    assert "onnx / litert" in md and "1.67 [1.67-1.67]" in md
+    assert "\\begin{tabular" in (out / "ratios.tex").read_text()
+
+
+def test_no_ratio_table_without_the_chosen_runtime(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _sitting(tmp_path / "runs")
+    out = tmp_path / "report"
+    assert cli_main(["report", "--results", str(tmp_path / "runs"), "--out", str(out), "--no-plots",
+                     "--ratio-to", "openvino"]) == 0  # fmt: skip
+    assert not (out / "ratios.csv").exists()
+    assert "no ratio table" in capsys.readouterr().out

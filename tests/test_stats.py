@@ -1,0 +1,115 @@
+"""The headline number, its interval, validity calibration and the CPU accounting (no timing involved)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.core import machine
+from bench.core.schema import STABLE, UNSTABLE
+from bench.core.stats import fill_headline, headline, headline_columns, order_interval
+
+
+def test_order_interval_coverage_is_exact_binomial() -> None:
+    assert order_interval(1) is None
+    lo, hi, coverage = order_interval(5)
+    assert (lo, hi) == (0, 4) and coverage == pytest.approx(1 - 2 / 32)  # min..max: 93.75%, said as such
+    lo, hi, coverage = order_interval(10)
+    assert (lo, hi) == (1, 8) and coverage == pytest.approx(1 - 2 * 11 / 1024) and coverage >= 0.95
+    # the simulated coverage of the median of a skewed distribution agrees with the formula
+    rng = np.random.default_rng(1)
+    draws = rng.lognormal(0.0, 0.3, size=(20000, 5))
+    truth = 1.0  # median of lognormal(0, s)
+    h = np.sort(draws, axis=1)
+    assert ((h[:, 0] <= truth) & (truth <= h[:, 4])).mean() == pytest.approx(0.9375, abs=0.01)
+
+
+def test_headline_is_the_median_of_round_medians_with_its_interval() -> None:
+    h = headline([10.0, 12.0, 10.5, 11.0, 9.5])
+    assert (h.value, h.low, h.high, h.rounds) == (10.5, 9.5, 12.0, 5)
+    single = headline([7.0])
+    assert single.value == 7.0 and single.low is None and single.width is None
+    assert headline_columns([1.0, 3.0, 2.0]) == {"latency_ms": 2.0, "latency_ci_low_ms": 1.0, "latency_ci_high_ms": 3.0}
+
+
+def test_old_rows_get_their_headline_from_round_medians() -> None:
+    old = pd.DataFrame(
+        {
+            "round_medians_ms": [json.dumps([10.0, 11.0, 12.0]), None],
+            "latency_median_ms": [10.4, 5.0],
+            "latency_ms": [np.nan, np.nan],
+        }
+    )
+    filled = fill_headline(old)
+    assert filled["latency_ms"].tolist() == [11.0, 5.0]
+    assert filled["latency_ci_low_ms"].iloc[0] == 10.0 and filled["latency_ci_high_ms"].iloc[0] == 12.0
+    assert np.isnan(filled["latency_ci_low_ms"].iloc[1])  # no rounds recorded: no interval is made up
+
+
+def _rounds(slow: list[int], n: int = 5, seed: int = 0, slowdown: float = 1.2) -> list[float]:
+    """Round medians of 10 ms with 1% noise, ``slowdown`` in the rounds ``slow``."""
+    rng = np.random.default_rng(seed)
+    return [10.0 * (slowdown if i in slow else 1.0) * (1 + 0.01 * rng.standard_normal()) for i in range(n)]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_20_percent_slowdown_in_half_the_rounds_is_flagged_and_agreeing_rounds_are_not(seed: int) -> None:
+    quiet = [0.0] * 5
+    for slow in ([1, 3], [0, 1], [2, 3, 4]):
+        v = machine.judge(_rounds(slow, seed=seed), [0.2] * 5, quiet, quiet, 100)
+        assert v.verdict == UNSTABLE and "round medians disagree" in v.reason
+    for n, slow in ((6, [0, 2, 4]), (10, [1, 3, 5, 7, 9])):
+        v = machine.judge(_rounds(slow, n=n, seed=seed), [0.2] * n, [0.0] * n, [0.0] * n, 100)
+        assert v.verdict == UNSTABLE
+    v = machine.judge(_rounds([], seed=seed), [0.2] * 5, quiet, quiet, 100)
+    assert v.verdict == STABLE and v.reason == ""
+
+
+def test_reference_drift_alone_does_not_flag_a_row_whose_rounds_agree() -> None:
+    # the issue's first row: a cold first reference block (0.36 vs 0.21 ms), rounds within 1.3%
+    v = machine.judge([11.46, 11.37, 11.31], [0.36, 0.21, 0.21], [0.0] * 3, [0.0] * 3, 60)
+    assert v.verdict == STABLE and v.reference_drift > 0.5
+    # the same drift beside disagreeing rounds is named as the likely cause
+    v = machine.judge([11.46, 14.0, 11.31], [0.36, 0.21, 0.21], [0.0] * 3, [0.0] * 3, 60)
+    assert v.verdict == UNSTABLE and "speed moved" in v.reason
+
+
+def test_busy_cpu_counts_only_the_cpus_this_process_may_use() -> None:
+    """A 2-CPU cpuset on an 8-CPU host: other tenants on CPUs 2-7 are not competing with us."""
+
+    def stat(per_cpu_busy: list[int], idle: int) -> str:
+        lines = [f"cpu  {sum(per_cpu_busy)} 0 0 {idle * len(per_cpu_busy)} 0 0 0 0 0 0"]
+        lines += [f"cpu{i} {b} 0 0 {idle} 0 0 0 0 0 0" for i, b in enumerate(per_cpu_busy)]
+        return "\n".join([*lines, "intr 0"]) + "\n"
+
+    tick = 1 / machine._CLK_TCK
+    # over one second: CPUs 0-1 fully busy (half of it ours), CPUs 2-7 fully busy with other tenants
+    start = machine.parse_proc_stat(stat([0] * 8, 0), [0, 1])
+    end = machine.parse_proc_stat(stat([100] * 8, 0), [0, 1])
+    other, steal = machine.other_cores(start, end, own_s=1.0, wall_s=1.0, n_cpus=2)
+    assert other == pytest.approx(1.0) and steal == 0.0
+    everything = machine.parse_proc_stat(stat([100] * 8, 0), None)  # the aggregate line: the old error
+    assert everything[0] == pytest.approx(800 * tick)
+    # whatever the counters say, no more than every allowed CPU can be reported
+    assert machine.other_cores((0, 0, 0), (10.0, 0.0, 10.0), 0.0, 1.0, 2)[0] == 2.0
+    # iowait and idle are idle, steal is not another process's work
+    idle = machine.parse_proc_stat("cpu0 10 0 5 100 50 1 1 7 0 0\n", [0])
+    assert idle[0] == pytest.approx(17 * tick) and idle[1] == pytest.approx(7 * tick)
+    assert idle[2] == pytest.approx(174 * tick)
+
+
+def test_the_first_reference_block_and_one_after_a_long_gap_are_warmed(monkeypatch: pytest.MonkeyPatch) -> None:
+    reference = machine.Reference(threads=1)
+    blocks: list[int] = []
+    monkeypatch.setattr(reference, "_block", lambda: blocks.append(1) or [0.2])
+    monkeypatch.setattr(machine.time, "sleep", lambda s: None)
+    reference.median_ms()
+    assert len(blocks) == 2  # an untimed warm block, then the timed one
+    reference.median_ms()
+    assert len(blocks) == 3
+    reference.last_block -= machine.REWARM_AFTER_S + 1
+    reference.median_ms()
+    assert len(blocks) == 5
