@@ -392,6 +392,7 @@ def _place(fig: Figure, ax: Axes, rows: pd.DataFrame, x: str, y: str, styles, si
         segments=segments,
         fontsize=LABEL_PT,
         marker_radius_pt=radius,
+        make_room=True,  # a crowded corner may need a little more room than the shared limits leave
     )
 
 
