@@ -157,32 +157,19 @@ def _error_bars(ax: Axes, rows: pd.DataFrame, x: str, y: str, styles, axis: str)
             continue
         px, py = getattr(r, x), getattr(r, y)
         color = styles[r.family].color
-        if axis == "x":
-            ax.errorbar(
-                px,
-                py,
-                xerr=[[px - lo], [hi - px]],
-                fmt="none",
-                ecolor=color,
-                elinewidth=0.8,
-                capsize=1.5,
-                capthick=0.8,
-                zorder=2,
-            )
-            segments.append(((lo, py), (hi, py)))
-        else:
-            ax.errorbar(
-                px,
-                py,
-                yerr=[[py - lo], [hi - py]],
-                fmt="none",
-                ecolor=color,
-                elinewidth=0.8,
-                capsize=1.5,
-                capthick=0.8,
-                zorder=2,
-            )
-            segments.append(((px, lo), (px, hi)))
+        centre = px if axis == "x" else py
+        ax.errorbar(
+            px,
+            py,
+            **{f"{axis}err": [[centre - lo], [hi - centre]]},
+            fmt="none",
+            ecolor=color,
+            elinewidth=0.8,
+            capsize=1.5,
+            capthick=0.8,
+            zorder=2,
+        )
+        segments.append(((lo, py), (hi, py)) if axis == "x" else ((px, lo), (px, hi)))
     return segments
 
 
