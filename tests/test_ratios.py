@@ -1,4 +1,4 @@
-"""Runtime ratios from within-round ratios, on synthetic sittings whose answer is known."""
+"""Runtime ratios from the cells' fast-phase headlines, on synthetic sittings whose answer is known."""
 
 from __future__ import annotations
 
@@ -29,28 +29,27 @@ def _sitting(root: Path, label: str = "s") -> Path:
     )
 
 
-def test_a_phase_that_scales_every_runtime_cancels_out(tmp_path: Path) -> None:
+def test_slow_phases_do_not_enter_a_ratio(tmp_path: Path) -> None:
     frame = ratio_frame([_sitting(tmp_path)], "onnx").set_index(["model", "backend"])
     xs = frame.loc[("casvit_xs", "litert")]
     assert xs["ratio"] == pytest.approx(0.6, rel=1e-6)
-    assert xs["ratio_ci_low"] == pytest.approx(0.6, rel=1e-6) and xs["ratio_ci_high"] == pytest.approx(0.6, rel=1e-6)
-    assert xs["rounds"] == 5 and xs["coverage"] == pytest.approx(0.9375)
+    assert xs["ratio_ci_low"] <= 0.6 <= xs["ratio_ci_high"] and xs["ratio_ci_high"] / xs["ratio_ci_low"] < 1.12
+    assert xs["rounds"] == 5 and xs["phase_rounds"] == 3  # rounds at 1.0, 1.0 and 1.05 of the fastest
     assert frame.loc[("casvit_xs", "torch"), "ratio"] == pytest.approx(2.0, rel=1e-6)
     swift = frame.loc[("swiftformer_xs", "litert")]
     assert swift["ratio"] == pytest.approx(1.1, rel=1e-6) and swift["rounds"] == 4
-    # the ratio of the pooled medians would not cancel the phases: the rounds' ratio does
-    assert xs["latency_ms"] == pytest.approx(6.0 * 1.05, rel=1e-6)
+    # the ratio is the quotient of the two cells' headlines, so the ratio table and the latency table agree
+    assert xs["latency_ms"] == pytest.approx(6.0, rel=1e-6) and xs["ratio_to_latency_ms"] == pytest.approx(10.0)
 
 
-def test_ratios_pair_rounds_not_sorted_values(tmp_path: Path) -> None:
-    """A runtime slower in the fast rounds only: pairing by round shows it, sorting medians would hide it."""
+def test_a_runtime_slowed_in_some_rounds_is_compared_on_its_fast_phase(tmp_path: Path) -> None:
     run = write_sitting(
         tmp_path,
         {("onnx", "casvit_xs"): [10.0, 15.0, 10.0, 15.0, 10.0], ("torch", "casvit_xs"): [15.0, 15.0, 15.0, 15.0, 15.0]},
     )
     r = ratio_frame([run], "onnx").iloc[0]
-    assert r["ratio"] == pytest.approx(1.5) and r["ratio_ci_low"] == pytest.approx(1.0)
-    assert r["ratio_ci_high"] == pytest.approx(1.5)
+    assert r["ratio"] == pytest.approx(1.5) and r["phase_rounds"] == 3
+    assert r["ratio_ci_high"] == pytest.approx(1.5)  # the fast phase was seen in 3 of 5 rounds: the bound holds
 
 
 def test_ratios_stay_inside_one_sitting_and_report_writes_them(tmp_path: Path) -> None:
@@ -65,7 +64,7 @@ def test_ratios_stay_inside_one_sitting_and_report_writes_them(tmp_path: Path) -
     onnx_xs = written[(written["model"] == "casvit_xs") & (written["backend"] == "onnx")]
     assert onnx_xs["ratio"].item() == pytest.approx(1 / 0.6, rel=1e-6)
     md = (out / "ratios.md").read_text()
-    assert "onnx / litert" in md and "1.67 [1.67-1.67]" in md
+    assert "onnx / litert" in md and "1.67 [" in md
     assert "\\begin{tabular" in (out / "ratios.tex").read_text()
 
 

@@ -10,42 +10,59 @@ import pytest
 
 from bench.core import machine
 from bench.core.schema import STABLE, UNSTABLE
-from bench.core.stats import fill_headline, headline, headline_columns, order_interval
+from bench.core.stats import fill_headline, headline, headline_columns, phase_median
 
 
-def test_order_interval_coverage_is_exact_binomial() -> None:
-    assert order_interval(1) is None
-    lo, hi, coverage = order_interval(5)
-    assert (lo, hi) == (0, 4) and coverage == pytest.approx(1 - 2 / 32)  # min..max: 93.75%, said as such
-    lo, hi, coverage = order_interval(10)
-    assert (lo, hi) == (1, 8) and coverage == pytest.approx(1 - 2 * 11 / 1024) and coverage >= 0.95
-    # the simulated coverage of the median of a skewed distribution agrees with the formula
-    rng = np.random.default_rng(1)
-    draws = rng.lognormal(0.0, 0.3, size=(20000, 5))
-    truth = 1.0  # median of lognormal(0, s)
-    h = np.sort(draws, axis=1)
-    assert ((h[:, 0] <= truth) & (truth <= h[:, 4])).mean() == pytest.approx(0.9375, abs=0.01)
-
-
-def test_headline_is_the_median_of_round_medians_with_its_interval() -> None:
-    h = headline([10.0, 12.0, 10.5, 11.0, 9.5])
-    assert (h.value, h.low, h.high, h.rounds) == (10.5, 9.5, 12.0, 5)
+def test_headline_is_the_median_of_the_fast_phase_rounds_with_its_interval() -> None:
+    h = headline([10.0, 15.0, 10.2, 14.0, 10.1])
+    assert (h.value, h.rounds, h.phase_rounds) == (10.1, 5, 3)
+    assert 10.0 <= h.low <= 10.1 <= h.high < 11.0 and h.width < 0.10
+    assert headline([10.0, 15.0, 10.2, 14.0, 10.1]) == h  # a fixed seed: recomputing gives the same numbers
     single = headline([7.0])
     assert single.value == 7.0 and single.low is None and single.width is None
-    assert headline_columns([1.0, 3.0, 2.0]) == {"latency_ms": 2.0, "latency_ci_low_ms": 1.0, "latency_ci_high_ms": 3.0}
+    assert headline_columns([1.0, 3.0, 2.0])["latency_ms"] == 1.0
+    # a fast phase that rests on one round of five: another sitting may well miss it, and the interval says so
+    lonely = headline([10.0, 13.0, 13.2, 12.9, 13.1])
+    assert lonely.value == 10.0 and lonely.phase_rounds == 1 and lonely.width > 0.2
+
+
+def _sitting(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Round medians of a 10 ms cell on a shared VM: 1% noise, each round slowed 20-80% with chance 0.4."""
+    slow = rng.random(n) < 0.4
+    return 10.0 * (1 + 0.01 * rng.standard_normal(n)) * np.where(slow, 1 + rng.uniform(0.2, 0.8, n), 1.0)
+
+
+def test_the_fast_phase_reproduces_across_sittings_where_the_median_of_all_rounds_does_not() -> None:
+    """Why the estimator: slow phases only add time, so what two sittings share is their fast phase."""
+    rng = np.random.default_rng(3)
+    pairs = [(_sitting(rng, 9), _sitting(rng, 9)) for _ in range(400)]
+
+    def agree(estimate) -> float:
+        return float(np.mean([max(estimate(a), estimate(b)) / min(estimate(a), estimate(b)) <= 1.05 for a, b in pairs]))
+
+    assert agree(phase_median) >= 0.95
+    assert agree(np.median) < 0.70
+
+
+def test_the_interval_covers_a_quiet_cells_latency() -> None:
+    rng = np.random.default_rng(5)
+    hits = [
+        (h.low <= 10.0 <= h.high) for h in (headline(10.0 * (1 + 0.02 * rng.standard_normal(9))) for _ in range(300))
+    ]
+    assert np.mean(hits) >= 0.85
 
 
 def test_old_rows_get_their_headline_from_round_medians() -> None:
     old = pd.DataFrame(
         {
-            "round_medians_ms": [json.dumps([10.0, 11.0, 12.0]), None],
+            "round_medians_ms": [json.dumps([10.0, 10.2, 12.0]), None],
             "latency_median_ms": [10.4, 5.0],
             "latency_ms": [np.nan, np.nan],
         }
     )
     filled = fill_headline(old)
-    assert filled["latency_ms"].tolist() == [11.0, 5.0]
-    assert filled["latency_ci_low_ms"].iloc[0] == 10.0 and filled["latency_ci_high_ms"].iloc[0] == 12.0
+    assert filled["latency_ms"].tolist() == [10.1, 5.0]
+    assert filled["latency_ci_low_ms"].iloc[0] >= 10.0 and filled["latency_ci_high_ms"].iloc[0] <= 12.0
     assert np.isnan(filled["latency_ci_low_ms"].iloc[1])  # no rounds recorded: no interval is made up
 
 
@@ -60,7 +77,7 @@ def test_a_20_percent_slowdown_in_half_the_rounds_is_flagged_and_agreeing_rounds
     quiet = [0.0] * 5
     for slow in ([1, 3], [0, 1], [2, 3, 4]):
         v = machine.judge(_rounds(slow, seed=seed), [0.2] * 5, quiet, quiet, 100)
-        assert v.verdict == UNSTABLE and "round medians disagree" in v.reason
+        assert v.verdict == UNSTABLE and "this cell's own" in v.reason
     for n, slow in ((6, [0, 2, 4]), (10, [1, 3, 5, 7, 9])):
         v = machine.judge(_rounds(slow, n=n, seed=seed), [0.2] * n, [0.0] * n, [0.0] * n, 100)
         assert v.verdict == UNSTABLE
@@ -72,9 +89,17 @@ def test_reference_drift_alone_does_not_flag_a_row_whose_rounds_agree() -> None:
     # the issue's first row: a cold first reference block (0.36 vs 0.21 ms), rounds within 1.3%
     v = machine.judge([11.46, 11.37, 11.31], [0.36, 0.21, 0.21], [0.0] * 3, [0.0] * 3, 60)
     assert v.verdict == STABLE and v.reference_drift > 0.5
-    # the same drift beside disagreeing rounds is named as the likely cause
+
+
+def test_a_slow_round_the_reference_explains_is_the_machine_not_the_cell() -> None:
+    medians = [11.4, 14.0, 11.3, 11.35, 11.42]
+    machine_slowed = machine.judge(medians, [0.21, 0.27, 0.21, 0.21, 0.21], [0.0] * 5, [0.0] * 5, 60)
+    assert machine_slowed.verdict == STABLE
+    steady = machine.judge(medians, [0.21] * 5, [0.0] * 5, [0.0] * 5, 60)
+    assert steady.verdict == UNSTABLE and "1 of 5 rounds 23% slower" in steady.reason
+    # a fast phase seen in too few rounds is flagged whatever the reference did, which is named
     v = machine.judge([11.46, 14.0, 11.31], [0.36, 0.21, 0.21], [0.0] * 3, [0.0] * 3, 60)
-    assert v.verdict == UNSTABLE and "speed moved" in v.reason
+    assert v.verdict == UNSTABLE and "fast phase not reproduced" in v.reason and "speed moved" in v.reason
 
 
 def test_busy_cpu_counts_only_the_cpus_this_process_may_use() -> None:

@@ -61,8 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ratio-to",
         default=DEFAULT_BACKEND,
         metavar="BACKEND",
-        help="the runtime every other runtime's latency is divided by in ratios.csv/.md/.tex, from within-round "
-        f"ratios of each multi-runtime sitting (default: {DEFAULT_BACKEND})",
+        help="the runtime every other runtime's latency is divided by in ratios.csv/.md/.tex, within each "
+        f"multi-runtime sitting (default: {DEFAULT_BACKEND})",
     )
     parser.add_argument(
         "--aspect",

@@ -21,7 +21,7 @@ from bench.core.engine import retry_can_help
 from bench.core.errors import BenchError
 from bench.core.formatting import text_table
 from bench.core.schema import STATUS_NOT_TIMED, STATUS_OK, UNSTABLE, SummaryRow
-from bench.core.settings import DEFAULT_CACHE, DEFAULT_STEADY, DEFAULT_WARMUP, Settings
+from bench.core.settings import DEFAULT_CACHE, DEFAULT_ROUNDS, DEFAULT_STEADY, DEFAULT_WARMUP, Settings
 from bench.core.sitting import Runtime, run_sitting
 from bench.core.util import check_writable_dir
 
@@ -78,9 +78,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--rounds",
         type=arguments.count("--rounds", 1000),
-        default=5,
+        default=DEFAULT_ROUNDS,
         metavar="N",
-        help="timing rounds over every cell in a shuffled order, each after a machine-speed reference (default: 5)",
+        help="timing rounds over every cell in a shuffled order, each after a machine-speed reference "
+        f"(default: {DEFAULT_ROUNDS})",
     )
     p.add_argument(
         "--order-seed",

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from bench.core.schema import STABLE, UNSTABLE
-from bench.core.stats import headline
+from bench.core.stats import PHASE_BAND, headline, in_fast_phase
 
 REFERENCE_NAME = "conv3x3-32x28x28+gemm192 (torch, fp32)"
 REFERENCE_BLOCK_S = 0.05
@@ -36,11 +36,16 @@ REWARM_AFTER_S = 5.0
 # Validity limits: a row beyond any of them is unstable. Chosen from A/A runs on the 2-core CI VM,
 # where quiet periods give round spreads of 1-4% and busy phases 10-50%.
 MAX_INTERVAL_WIDTH = 0.10
-"""(high - low) / headline of the row's interval over its round medians: its rounds disagree."""
+"""(high - low) / headline of the row's interval: too few of its rounds reached the fast phase."""
+MAX_OWN_SLOWDOWN = 0.10
+"""Rounds outside the fast phase this much slower than the headline must be the machine's doing ..."""
+MIN_EXPLAINING_DRIFT = 0.05
+"""... shown by a reference at least this much slower in those rounds than in the fast ones; else the
+slowdown is the cell's own (a runtime that slows some of its rounds), and the row is flagged."""
 MAX_REFERENCE_DRIFT = 0.10
-"""(max - min) / median of the reference over the row's rounds beyond which a disagreement of its rounds
-is put down to the machine's speed in the reason. Never a flag on its own: interleaved rounds share the
-machine's phases, and a row whose rounds agree is evidence enough."""
+"""(max - min) / median of the reference over the row's rounds beyond which a wide interval is put down
+to the machine's speed in the reason. Never a flag on its own: a row whose rounds agree is evidence
+enough."""
 MAX_BUSY_CPU = 0.5
 """Cores' worth of CPU time other processes used while the row was timed."""
 MAX_STEAL = 0.05
@@ -235,10 +240,12 @@ def judge(
 ) -> Validity:
     """Stable or unstable, with every reason that applies (limits above).
 
-    The row's own evidence decides: its rounds disagree when the interval of its headline (over the
-    round medians, :func:`bench.core.stats.headline`) is wider than ``MAX_INTERVAL_WIDTH``; the
-    reference only says why. What the machine did that rounds cannot show, because it may have lasted
-    through all of them, is a flag of its own: other processes' CPU use and the hypervisor's steal.
+    The row's own evidence decides (:mod:`bench.core.stats` explains the fast phase its headline
+    rests on): its fast phase is not reproduced when the headline's interval is wider than
+    ``MAX_INTERVAL_WIDTH``; rounds outside the fast phase that the machine-speed reference does not
+    explain are the row's own slowdown. What the machine did that rounds cannot show, because it may
+    have lasted through all of them, is a flag of its own: other processes' CPU use and the
+    hypervisor's steal.
     """
     reasons = []
     round_spread = spread(round_medians)
@@ -247,13 +254,19 @@ def judge(
     steal_known = [s for s in steal if s is not None]
     busy_cpu = float(np.mean(busy_known)) if busy_known else None
     stolen = float(np.mean(steal_known)) if steal_known else None
-    width = headline(round_medians).width if round_medians else None
-    if width is not None and width > MAX_INTERVAL_WIDTH:
-        low, high = min(round_medians), max(round_medians)
-        why = f"round medians disagree: interval {width:.0%} wide (rounds {low:.3g}-{high:.3g} ms)"
-        if drift is not None and drift > MAX_REFERENCE_DRIFT:
-            why += f", while the machine's speed moved {drift:.0%} (reference)"
-        reasons.append(why)
+    if round_medians:
+        h = headline(round_medians)
+        if h.width is not None and h.width > MAX_INTERVAL_WIDTH:
+            why = (
+                f"fast phase not reproduced: {h.phase_rounds} of {h.rounds} rounds within {PHASE_BAND:.0%} of the "
+                f"fastest, interval {h.width:.0%} wide (rounds {min(round_medians):.3g}-{max(round_medians):.3g} ms)"
+            )
+            if drift is not None and drift > MAX_REFERENCE_DRIFT:
+                why += f", while the machine's speed moved {drift:.0%} (reference)"
+            reasons.append(why)
+        own = own_slowdown(round_medians, reference_ms, h.value)
+        if own is not None:
+            reasons.append(own)
     if busy_cpu is not None and busy_cpu > MAX_BUSY_CPU:
         reasons.append(f"other processes used {busy_cpu:.1f} CPUs")
     if stolen is not None and stolen > MAX_STEAL:
@@ -261,6 +274,28 @@ def judge(
     if iterations < MIN_ITERATIONS:
         reasons.append(f"only {iterations} iterations")
     return Validity(round_spread, drift, busy_cpu, stolen, UNSTABLE if reasons else STABLE, "; ".join(reasons))
+
+
+def own_slowdown(round_medians: list[float], reference_ms: list[float], value: float) -> str | None:
+    """The reason when rounds outside the fast phase are slow and the machine's reference was not.
+
+    None when no such rounds exist, or the reference was not recorded for every round.
+    """
+    medians = np.asarray(round_medians, dtype=np.float64)
+    references = np.asarray(reference_ms, dtype=np.float64)
+    if references.shape != medians.shape or not np.all(np.isfinite(references) & (references > 0)):
+        return None
+    fast = in_fast_phase(medians)
+    if fast.all():
+        return None
+    slowdown = float(np.median(medians[~fast])) / value - 1.0
+    moved = float(np.median(references[~fast]) / np.median(references[fast])) - 1.0
+    if slowdown <= MAX_OWN_SLOWDOWN or moved >= MIN_EXPLAINING_DRIFT:
+        return None
+    return (
+        f"{int((~fast).sum())} of {medians.size} rounds {slowdown:.0%} slower while the machine's reference "
+        f"moved {moved:+.0%}: the slowdown is this cell's own"
+    )
 
 
 def json_list(values: list[float]) -> str:

@@ -1,13 +1,15 @@
-"""Runtime ratios: each runtime's latency relative to one chosen runtime, from within-round ratios.
+"""Runtime ratios: each runtime's latency relative to one chosen runtime, in one sitting.
 
 The question researchers quote is "how much faster is runtime A than runtime B on this network".
 On a shared machine the speed of the whole machine moves between phases by tens of percent, and a
 phase does not hit every runtime alike (a small batch-1 workload suffers more than a large one), so
-one scalar correction cannot remove it. In one sitting, the cells with the same round index ran in
-the same shuffled round and so met the same phase; the ratio of their round medians is the quantity
-that survives it. Per model the ratio reported is the median of those within-round ratios, with the
-same order-statistic interval as the headline latency (:func:`bench.core.stats.headline`). Ratios are
-only ever formed inside one sitting (one results folder): two sittings share no rounds.
+one scalar correction cannot remove it. What survives it is each cell's fast-phase headline
+(:func:`bench.core.stats.phase_median`): the ratio is the quotient of the two cells' headlines, with
+an interval from resampling each cell's rounds (:func:`bench.core.stats.ratio_headline`).
+Pairing the two cells round by round was tried and measured worse: a phase lasts a few seconds and
+one round over every cell of a sitting lasts tens of seconds, so the same round index is not the
+same phase. Ratios are formed only inside one sitting (one results folder), where both cells were
+interleaved over the same stretch of time.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import pandas as pd
 from bench.core.errors import BenchError
 from bench.core.formatting import PaperTable, render_paper_table
 from bench.core.schema import STATUS_OK
-from bench.core.stats import headline
+from bench.core.stats import HEADLINE_LEVEL, headline, ratio_headline
 from bench.core.store import ROUNDS_FILE, find_run_dirs, load_summary
 from bench.core.util import write_output
 
@@ -40,7 +42,7 @@ RATIO_COLUMNS = (
     "ratio",
     "ratio_ci_low",
     "ratio_ci_high",
-    "coverage",
+    "phase_rounds",
     "latency_ms",
     "ratio_to_latency_ms",
 )
@@ -88,10 +90,7 @@ def ratio_frame(run_dirs: Sequence[Path], ratio_to: str) -> pd.DataFrame:
                 continue
             for backend, other in cell[cell["backend"] != ratio_to].groupby("backend", sort=False):
                 mine = other.set_index("round")["median_ms"]
-                shared = base.index.intersection(mine.index)  # rounds both cells finished
-                if len(shared) == 0:
-                    continue
-                h = headline((mine[shared] / base[shared]).tolist())
+                h = ratio_headline(mine.tolist(), base.tolist())
                 first = other.iloc[0]
                 lines.append(
                     {
@@ -107,9 +106,9 @@ def ratio_frame(run_dirs: Sequence[Path], ratio_to: str) -> pd.DataFrame:
                         "ratio": h.value,
                         "ratio_ci_low": h.low,
                         "ratio_ci_high": h.high,
-                        "coverage": h.coverage,
-                        "latency_ms": headline(mine[shared].tolist()).value,
-                        "ratio_to_latency_ms": headline(base[shared].tolist()).value,
+                        "phase_rounds": h.phase_rounds,
+                        "latency_ms": headline(mine.tolist()).value,
+                        "ratio_to_latency_ms": headline(base.tolist()).value,
                     }
                 )
     return pd.DataFrame(lines, columns=list(RATIO_COLUMNS))
@@ -125,7 +124,6 @@ def ratio_table(frame: pd.DataFrame) -> PaperTable:
     ratio_to = str(frame["ratio_to"].iloc[0])
     header = ["Model", "Res", "Batch", *[f"{b} / {ratio_to}" for b in backends]]
     groups: list[tuple[str, list[list[str]]]] = []
-    counts = sorted({int(n) for n in frame["rounds"]})
     for run_id, sitting in frame.groupby("run_id", sort=False):
         rows = []
         for (model, res, batch), cell in sitting.groupby(["model", "resolution", "batch"], sort=False):
@@ -142,27 +140,18 @@ def ratio_table(frame: pd.DataFrame) -> PaperTable:
             rows.append(cells)
         groups.append((f"sitting {run_id}", rows))
     note = (
-        f"Each runtime's latency divided by {ratio_to}'s on the same model, batch and threads: the median over "
-        f"rounds of the ratio of the two cells' round medians in the same round (the cells of one round met the "
-        f"same machine phase). [low-high]: order-statistic interval over rounds, nominal 95% "
-        f"({', '.join(f'{n} rounds: {_coverage(n)}' for n in counts)}). Below 1: faster than {ratio_to}. "
-        "Ratios are formed only inside one sitting."
+        f"Each runtime's latency divided by {ratio_to}'s on the same model, batch and threads, in the same "
+        f"sitting: the quotient of the two cells' fast-phase latencies. [low-high]: {HEADLINE_LEVEL:.0%} bootstrap "
+        f"interval, each cell's rounds resampled. Below 1: faster than {ratio_to}."
     )
     return PaperTable(
         header=header,
         groups=groups,
         align="lrr" + "r" * len(backends),
-        title=f"Latency relative to {ratio_to} (within-round ratios)",
+        title=f"Latency relative to {ratio_to}",
         notes=[note],
         label="tab:ratios",
     )
-
-
-def _coverage(n: int) -> str:
-    from bench.core.stats import order_interval
-
-    ranks = order_interval(n)
-    return "no interval" if ranks is None else f"{ranks[2]:.1%}"
 
 
 def write_ratio_tables(results: Sequence[Path | str], out_dir: Path | str, ratio_to: str | None) -> list[Path]:

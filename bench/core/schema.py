@@ -20,7 +20,7 @@ SUITE_ID = "mobile-backbone-bench"
 SCHEMA_VERSION = 3
 """2: rows know their weights, validity and per-round reference speed; samples know their round.
 3: rows know the vendor tool they were imported from and whether they are aggregate-only, and carry
-the headline ``latency_ms`` (median of round medians) and its interval."""
+the headline ``latency_ms`` (median of the fast-phase round medians) and its interval."""
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
@@ -61,7 +61,8 @@ class SummaryRow:
     status: str = col(f"one of {', '.join(STATUSES)}", "str")
     error: str = col("why the row has no measurement, or a note (e.g. batch reduced)", "str")
     latency_ms: float = col(
-        "the headline: median of the round medians (bench.core.stats.headline; older rows: recomputed)", unit="ms"
+        "the headline: median of the fast-phase round medians (bench.core.stats.headline; older rows: recomputed)",
+        unit="ms",
     )
     latency_ci_low_ms: float = col(
         "low end of the headline's interval: an order statistic of the round medians (nominal 95%)", unit="ms"

@@ -141,7 +141,7 @@ def table_notes(report: Report) -> list[str]:
         if measured
         else "Top-1: published ImageNet-1k accuracy, not measured here."
     )
-    notes.append(headline_note(m["rounds"].dropna().astype(int) if "rounds" in m else ()))
+    notes.append(headline_note())
     notes.append(
         f"P90: 90th percentile of the per-iteration latency at {at}, in ms. img/s: images per second at "
         "batch b from the median step time (b x 1000 / median). Params (M) and GMACs (multiply-accumulates "

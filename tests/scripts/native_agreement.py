@@ -14,8 +14,9 @@ the vendor tool timing the same artifact file with the same thread count in a su
   LiteRT:   ``litert-benchmark --model X.tflite --num_threads N --num_runs K --warmup_runs W --result_json F``
             (``latency.median_ms``)
 
-Which side goes first alternates by round. Per model the ratio suite/tool is the median of the
-within-round ratios with its order-statistic interval (as bench/core/ratios.py); target 0.95-1.05.
+Which side goes first alternates by round. Per model the ratio suite/tool is the quotient of the two
+sides' fast-phase medians with its bootstrap interval (``bench.core.stats.ratio_headline``, as the
+runtime ratios of bench/core/ratios.py); target 0.95-1.05.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ def agreement(runtime: str, name: str, args: argparse.Namespace, work: Path) -> 
     import models
     from bench.backends import Workload, available_backend
     from bench.core.sessions import open_session
-    from bench.core.stats import headline
+    from bench.core.stats import headline, ratio_headline
 
     backend = available_backend(runtime)
     torch.manual_seed(0)
@@ -106,7 +107,7 @@ def agreement(runtime: str, name: str, args: argparse.Namespace, work: Path) -> 
     opened = open_session(backend, model, workload, args.cache)  # as bench run: cache, parity, rebuild
     session, prepared = opened.require(), opened.prepared
     pinning = "YES" if str(opened.detail.get("cpu_pinning", "")).lower() in ("true", "yes") else "NO"
-    suite, tool, ratios, facts = [], [], [], ""
+    suite, tool, facts = [], [], ""
     try:
         session.run()
         time.sleep(args.pause)
@@ -123,10 +124,9 @@ def agreement(runtime: str, name: str, args: argparse.Namespace, work: Path) -> 
                 time.sleep(args.pause)  # idle pools of the other side settle
             suite.append(got["suite"])
             tool.append(got["tool"])
-            ratios.append(got["suite"] / got["tool"])
     finally:
         session.close()
-    h = headline(ratios)
+    h = ratio_headline(suite, tool)
     return {
         "runtime": runtime,
         "model": name,

@@ -7,13 +7,14 @@
                                                                       # after --), --gap seconds apart, compare
 
 Prints, against the issue's targets:
-  * headline latency (``latency_ms``, the median of round medians) within 5% between the two sittings
+  * headline latency (``latency_ms``, the median of the fast-phase rounds) within 5% between the two sittings
     for at least 90% of cells (a cell: runtime, model, batch, resolution, precision, threads);
   * runtime ratio (``bench/core/ratios.py``, each runtime over ``--ratio-to``) within 3% for at least
     90% of the (model, runtime) ratios;
   * at most 20% of cells flagged unstable in each sitting.
 "Within x%" is symmetric: max(a, b) / min(a, b) - 1 <= x. ``--rejudge`` re-derives every row's
-validity from its rounds.csv with the current rules (for folders written by an older version).
+headline and validity from its rounds.csv with the current rules (for folders written by an older
+version; runtime ratios are always computed from rounds.csv).
 Exit status 0 when every target that could be measured is met, 1 when one is missed, 2 on bad input.
 """
 
@@ -75,22 +76,27 @@ def apart(a: float, b: float) -> float:
 def cells(run_dir: Path, rejudge: bool) -> pd.DataFrame:
     """The ok rows of one sitting, keyed by their cell (the latest row of a cell measured twice)."""
     from bench.core.schema import STATUS_OK, cell_identity, setting_identity
-    from bench.core.store import load_summary
+    from bench.core.store import ROUNDS_FILE, load_summary
 
     summary = load_summary(run_dir)
     ok = summary[summary["status"] == STATUS_OK].copy()
     if rejudge:
-        ok["validity"] = [judged(run_dir, row) for row in ok.to_dict("records")]
+        from bench.core.stats import headline
+
+        rounds = pd.read_csv(run_dir / ROUNDS_FILE)
+        ok["validity"] = [judged(rounds, row) for row in ok.to_dict("records")]
+        ok["latency_ms"] = [
+            headline(rounds.loc[rounds["row_id"] == row_id, "median_ms"].astype(float).tolist()).value
+            for row_id in ok["row_id"]
+        ]
     ok["cell"] = [(setting_identity(r, with_env=False), cell_identity(r)) for r in ok.to_dict("records")]
     return ok.drop_duplicates("cell", keep="last").set_index("cell")
 
 
-def judged(run_dir: Path, row: dict) -> str:
+def judged(rounds: pd.DataFrame, row: dict) -> str:
     """The row's validity under the current rules, from its rounds as rounds.csv recorded them."""
     from bench.core import machine
-    from bench.core.store import ROUNDS_FILE
 
-    rounds = pd.read_csv(run_dir / ROUNDS_FILE)
     mine = rounds[rounds["row_id"] == row["row_id"]].sort_values("round")
     numbers = {c: pd.to_numeric(mine[c], errors="coerce") if c in mine else None for c in ("busy_cpu", "steal")}
     return machine.judge(
