@@ -1,4 +1,4 @@
-"""Runtime ratios from the cells' fast-phase headlines, on synthetic sittings whose answer is known."""
+"""Runtime ratios from the cells' headlines, on synthetic sittings whose answer is known."""
 
 from __future__ import annotations
 
@@ -33,8 +33,8 @@ def test_slow_phases_do_not_enter_a_ratio(tmp_path: Path) -> None:
     frame = ratio_frame([_sitting(tmp_path)], "onnx").set_index(["model", "backend"])
     xs = frame.loc[("casvit_xs", "litert")]
     assert xs["ratio"] == pytest.approx(0.6, rel=1e-6)
-    assert xs["ratio_ci_low"] <= 0.6 <= xs["ratio_ci_high"] and xs["ratio_ci_high"] / xs["ratio_ci_low"] < 1.12
-    assert xs["rounds"] == 5 and xs["phase_rounds"] == 3  # rounds at 1.0, 1.0 and 1.05 of the fastest
+    assert xs["ratio_ci_low"] <= 0.6 <= xs["ratio_ci_high"]
+    assert xs["rounds"] == 5  # each cell's fastest 2 of 5 rounds: the two at 1.0
     assert frame.loc[("casvit_xs", "torch"), "ratio"] == pytest.approx(2.0, rel=1e-6)
     swift = frame.loc[("swiftformer_xs", "litert")]
     assert swift["ratio"] == pytest.approx(1.1, rel=1e-6) and swift["rounds"] == 4
@@ -48,8 +48,8 @@ def test_a_runtime_slowed_in_some_rounds_is_compared_on_its_fast_phase(tmp_path:
         {("onnx", "casvit_xs"): [10.0, 15.0, 10.0, 15.0, 10.0], ("torch", "casvit_xs"): [15.0, 15.0, 15.0, 15.0, 15.0]},
     )
     r = ratio_frame([run], "onnx").iloc[0]
-    assert r["ratio"] == pytest.approx(1.5) and r["phase_rounds"] == 3
-    assert r["ratio_ci_high"] == pytest.approx(1.5)  # the fast phase was seen in 3 of 5 rounds: the bound holds
+    assert r["ratio"] == pytest.approx(1.5) and r["ratio_ci_high"] == pytest.approx(1.5)
+    assert r["ratio_ci_low"] < 1.5  # a resample with fewer fast onnx rounds: what another sitting could give
 
 
 def test_ratios_stay_inside_one_sitting_and_report_writes_them(tmp_path: Path) -> None:

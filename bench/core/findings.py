@@ -52,7 +52,7 @@ def findings_markdown(report: Report) -> str:
     m = report.measurements
     runs = sorted({r for c in report.columns for r in c.run_ids})
     estimator = (
-        "the median of a row's round medians"
+        "the mean of a row's fastest third of rounds"
         if HEADLINE in m and m[HEADLINE].notna().any()
         else "the median of all timed iterations"
     )

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from bench.core.schema import STABLE, UNSTABLE
-from bench.core.stats import PHASE_BAND, headline, in_fast_phase
+from bench.core.stats import fast_count, fastest_spread, headline
 
 REFERENCE_NAME = "conv3x3-32x28x28+gemm192 (torch, fp32)"
 REFERENCE_BLOCK_S = 0.05
@@ -35,13 +35,17 @@ REWARM_AFTER_S = 5.0
 
 # Validity limits: a row beyond any of them is unstable. Chosen from A/A runs on the 2-core CI VM,
 # where quiet periods give round spreads of 1-4% and busy phases 10-50%.
-MAX_INTERVAL_WIDTH = 0.10
-"""(high - low) / headline of the row's interval: too few of its rounds reached the fast phase."""
+MAX_FASTEST_SPREAD = 0.10
+"""Spread of the row's fastest third of rounds (:func:`bench.core.stats.fastest_spread`) beyond which
+fewer than a third of its rounds escaped the slow phases, and its headline mixes phases."""
 MAX_OWN_SLOWDOWN = 0.10
-"""Rounds outside the fast phase this much slower than the headline must be the machine's doing ..."""
+"""Rounds this much slower than the headline must be the machine's doing ..."""
 MIN_EXPLAINING_DRIFT = 0.05
-"""... shown by a reference at least this much slower in those rounds than in the fast ones; else the
-slowdown is the cell's own (a runtime that slows some of its rounds), and the row is flagged."""
+"""... shown by a reference at least this much slower in those rounds than in the fastest third; else
+the slowdown is the cell's own (a runtime that slows some of its rounds), and the row is flagged."""
+MIN_OWN_SLOW_SHARE = 0.25
+"""Unexplained slow rounds flag a row only when they are at least this share of its rounds: one odd
+round in nine is noise, a runtime slowing a quarter of its rounds is a property worth a flag."""
 MAX_REFERENCE_DRIFT = 0.10
 """(max - min) / median of the reference over the row's rounds beyond which a wide interval is put down
 to the machine's speed in the reason. Never a flag on its own: a row whose rounds agree is evidence
@@ -240,12 +244,11 @@ def judge(
 ) -> Validity:
     """Stable or unstable, with every reason that applies (limits above).
 
-    The row's own evidence decides (:mod:`bench.core.stats` explains the fast phase its headline
-    rests on): its fast phase is not reproduced when the headline's interval is wider than
-    ``MAX_INTERVAL_WIDTH``; rounds outside the fast phase that the machine-speed reference does not
-    explain are the row's own slowdown. What the machine did that rounds cannot show, because it may
-    have lasted through all of them, is a flag of its own: other processes' CPU use and the
-    hypervisor's steal.
+    The row's own evidence decides (:mod:`bench.core.stats` explains the fastest rounds its headline
+    rests on): those rounds disagree by more than ``MAX_FASTEST_SPREAD``, or slow rounds that the
+    machine-speed reference does not explain are the row's own slowdown. What the machine did that
+    rounds cannot show, because it may have lasted through all of them, is a flag of its own: other
+    processes' CPU use and the hypervisor's steal.
     """
     reasons = []
     round_spread = spread(round_medians)
@@ -256,13 +259,12 @@ def judge(
     stolen = float(np.mean(steal_known)) if steal_known else None
     if round_medians:
         h = headline(round_medians)
-        if h.width is not None and h.width > MAX_INTERVAL_WIDTH:
-            why = (
-                f"fast phase not reproduced: {h.phase_rounds} of {h.rounds} rounds within {PHASE_BAND:.0%} of the "
-                f"fastest, interval {h.width:.0%} wide (rounds {min(round_medians):.3g}-{max(round_medians):.3g} ms)"
-            )
+        fast_spread = fastest_spread(round_medians)
+        if fast_spread > MAX_FASTEST_SPREAD:
+            k = min(h.rounds, max(2, fast_count(h.rounds)))
+            why = f"fastest {k} of {h.rounds} rounds {fast_spread:.0%} apart: fewer than {k} escaped the slow phases"
             if drift is not None and drift > MAX_REFERENCE_DRIFT:
-                why += f", while the machine's speed moved {drift:.0%} (reference)"
+                why += f" (the machine's speed moved {drift:.0%}, reference)"
             reasons.append(why)
         own = own_slowdown(round_medians, reference_ms, h.value)
         if own is not None:
@@ -277,23 +279,24 @@ def judge(
 
 
 def own_slowdown(round_medians: list[float], reference_ms: list[float], value: float) -> str | None:
-    """The reason when rounds outside the fast phase are slow and the machine's reference was not.
+    """The reason when rounds well above the headline are slow and the machine's reference was not.
 
-    None when no such rounds exist, or the reference was not recorded for every round.
+    None when too few such rounds exist, or the reference was not recorded for every round.
     """
     medians = np.asarray(round_medians, dtype=np.float64)
     references = np.asarray(reference_ms, dtype=np.float64)
     if references.shape != medians.shape or not np.all(np.isfinite(references) & (references > 0)):
         return None
-    fast = in_fast_phase(medians)
-    if fast.all():
+    slow = medians > value * (1.0 + MAX_OWN_SLOWDOWN)
+    if slow.sum() < max(1, MIN_OWN_SLOW_SHARE * medians.size):
         return None
-    slowdown = float(np.median(medians[~fast])) / value - 1.0
-    moved = float(np.median(references[~fast]) / np.median(references[fast])) - 1.0
-    if slowdown <= MAX_OWN_SLOWDOWN or moved >= MIN_EXPLAINING_DRIFT:
+    fastest = np.argsort(medians, kind="stable")[: fast_count(medians.size)]
+    moved = float(np.median(references[slow]) / np.median(references[fastest])) - 1.0
+    if moved >= MIN_EXPLAINING_DRIFT:
         return None
+    slowdown = float(np.median(medians[slow])) / value - 1.0
     return (
-        f"{int((~fast).sum())} of {medians.size} rounds {slowdown:.0%} slower while the machine's reference "
+        f"{int(slow.sum())} of {medians.size} rounds {slowdown:.0%} slower while the machine's reference "
         f"moved {moved:+.0%}: the slowdown is this cell's own"
     )
 

@@ -3,8 +3,8 @@
 The question researchers quote is "how much faster is runtime A than runtime B on this network".
 On a shared machine the speed of the whole machine moves between phases by tens of percent, and a
 phase does not hit every runtime alike (a small batch-1 workload suffers more than a large one), so
-one scalar correction cannot remove it. What survives it is each cell's fast-phase headline
-(:func:`bench.core.stats.phase_median`): the ratio is the quotient of the two cells' headlines, with
+one scalar correction cannot remove it. What survives it is each cell's headline
+(:func:`bench.core.stats.fast_mean`): the ratio is the quotient of the two cells' headlines, with
 an interval from resampling each cell's rounds (:func:`bench.core.stats.ratio_headline`).
 Pairing the two cells round by round was tried and measured worse: a phase lasts a few seconds and
 one round over every cell of a sitting lasts tens of seconds, so the same round index is not the
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+import models
 from bench.core.errors import BenchError
 from bench.core.formatting import PaperTable, render_paper_table
 from bench.core.schema import STATUS_OK
@@ -42,7 +43,6 @@ RATIO_COLUMNS = (
     "ratio",
     "ratio_ci_low",
     "ratio_ci_high",
-    "phase_rounds",
     "latency_ms",
     "ratio_to_latency_ms",
 )
@@ -106,7 +106,6 @@ def ratio_frame(run_dirs: Sequence[Path], ratio_to: str) -> pd.DataFrame:
                         "ratio": h.value,
                         "ratio_ci_low": h.low,
                         "ratio_ci_high": h.high,
-                        "phase_rounds": h.phase_rounds,
                         "latency_ms": headline(mine.tolist()).value,
                         "ratio_to_latency_ms": headline(base.tolist()).value,
                     }
@@ -124,8 +123,10 @@ def ratio_table(frame: pd.DataFrame) -> PaperTable:
     ratio_to = str(frame["ratio_to"].iloc[0])
     header = ["Model", "Res", "Batch", *[f"{b} / {ratio_to}" for b in backends]]
     groups: list[tuple[str, list[list[str]]]] = []
+    order = {name: i for i, name in enumerate(models.list_models())}
     for run_id, sitting in frame.groupby("run_id", sort=False):
         rows = []
+        sitting = sitting.sort_values(["batch", "model"], key=lambda c: c.map(order) if c.name == "model" else c)
         for (model, res, batch), cell in sitting.groupby(["model", "resolution", "batch"], sort=False):
             by_backend = cell.set_index("backend")
             cells = [str(model), str(res), str(batch)]
@@ -141,7 +142,8 @@ def ratio_table(frame: pd.DataFrame) -> PaperTable:
         groups.append((f"sitting {run_id}", rows))
     note = (
         f"Each runtime's latency divided by {ratio_to}'s on the same model, batch and threads, in the same "
-        f"sitting: the quotient of the two cells' fast-phase latencies. [low-high]: {HEADLINE_LEVEL:.0%} bootstrap "
+        f"sitting: the quotient of the two cells' latencies (each the mean of its fastest third of rounds). "
+        f"[low-high]: {HEADLINE_LEVEL:.0%} bootstrap "
         f"interval, each cell's rounds resampled. Below 1: faster than {ratio_to}."
     )
     return PaperTable(

@@ -20,7 +20,7 @@ SUITE_ID = "mobile-backbone-bench"
 SCHEMA_VERSION = 3
 """2: rows know their weights, validity and per-round reference speed; samples know their round.
 3: rows know the vendor tool they were imported from and whether they are aggregate-only, and carry
-the headline ``latency_ms`` (median of the fast-phase round medians) and its interval."""
+the headline ``latency_ms`` (mean of the fastest third of the round medians) and its interval."""
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
@@ -61,11 +61,11 @@ class SummaryRow:
     status: str = col(f"one of {', '.join(STATUSES)}", "str")
     error: str = col("why the row has no measurement, or a note (e.g. batch reduced)", "str")
     latency_ms: float = col(
-        "the headline: median of the fast-phase round medians (bench.core.stats.headline; older rows: recomputed)",
+        "the headline: mean of the fastest third of the round medians (bench.core.stats.headline)",
         unit="ms",
     )
     latency_ci_low_ms: float = col(
-        "low end of the headline's interval: an order statistic of the round medians (nominal 95%)", unit="ms"
+        "low end of the headline's interval (bootstrap over the round medians, nominal 95%)", unit="ms"
     )
     latency_ci_high_ms: float = col("high end of the headline's interval (see latency_ci_low_ms)", unit="ms")
     latency_mean_ms: float = col("mean of all timed iterations", unit="ms")

@@ -30,10 +30,10 @@ DEFAULT_CACHE = Path(os.environ.get("BENCH_CACHE_DIR", ".cache/bench"))
 DEFAULT_WARMUP = LoopLimits(min_iters=10, min_time_s=1.0, max_time_s=60.0)
 DEFAULT_STEADY = LoopLimits(min_iters=50, min_time_s=2.0, max_time_s=60.0)
 DEFAULT_ROUNDS = 9
-"""Rounds of a ``bench run`` (the timing budget is split over them). The headline rests on the rounds
-that ran in the machine's fast phase (:mod:`bench.core.stats`); on the 2-core CI VM a 5-round sitting
-flagged 16-32% of its cells for a fast phase seen in too few rounds, a 9-round sitting 8%, for about
-10% more wall time (the per-round reference)."""
+"""Rounds of a ``bench run`` (the timing budget is split over them). The headline is the mean of the
+fastest third of a cell's rounds (:mod:`bench.core.stats`), so more rounds give more chances to
+escape the machine's slow phases: on the 2-core CI VM three of nine rounds did so for 90-100% of
+cells, for about 10% more wall time than five rounds (the per-round reference)."""
 
 
 @dataclass(frozen=True)

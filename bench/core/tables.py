@@ -144,7 +144,7 @@ def table_notes(report: Report) -> list[str]:
     notes.append(headline_note())
     notes.append(
         f"P90: 90th percentile of the per-iteration latency at {at}, in ms. img/s: images per second at "
-        "batch b from the median step time (b x 1000 / median). Params (M) and GMACs (multiply-accumulates "
+        "batch b from the step latency (b x 1000 / latency). Params (M) and GMACs (multiply-accumulates "
         "per image, 1 MAC = 2 FLOPs) as counted by the suite on the benchmarked network (published values "
         f"where none was recorded). {top1} "
         "'-': not measured; fail / parity / n/t: failed / failed the parity check / not timed."

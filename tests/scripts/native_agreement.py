@@ -15,8 +15,8 @@ the vendor tool timing the same artifact file with the same thread count in a su
             (``latency.median_ms``)
 
 Which side goes first alternates by round. Per model the ratio suite/tool is the quotient of the two
-sides' fast-phase medians with its bootstrap interval (``bench.core.stats.ratio_headline``, as the
-runtime ratios of bench/core/ratios.py); target 0.95-1.05.
+sides' headlines (mean of the fastest third of rounds) with its bootstrap interval
+(``bench.core.stats.ratio_headline``, as the runtime ratios of bench/core/ratios.py); target 0.95-1.05.
 """
 
 from __future__ import annotations

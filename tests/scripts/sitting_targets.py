@@ -7,7 +7,7 @@
                                                                       # after --), --gap seconds apart, compare
 
 Prints, against the issue's targets:
-  * headline latency (``latency_ms``, the median of the fast-phase rounds) within 5% between the two sittings
+  * headline latency (``latency_ms``, the mean of the fastest third of rounds) within 5% between the two sittings
     for at least 90% of cells (a cell: runtime, model, batch, resolution, precision, threads);
   * runtime ratio (``bench/core/ratios.py``, each runtime over ``--ratio-to``) within 3% for at least
     90% of the (model, runtime) ratios;

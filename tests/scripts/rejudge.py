@@ -1,0 +1,84 @@
+"""Recompute a results folder's headline and validity columns under the current rules (rewrites summary.csv).
+
+    python tests/scripts/rejudge.py results/reference/<run> [more run folders]
+
+The headline (``latency_ms`` and its interval) and the validity verdict are derived from the rounds
+a run recorded (``rounds.csv``: each round's median, the machine-speed reference before it, other
+processes' CPU use and steal). When the rules that derive them change, a committed reference is
+brought up to date with this instead of being re-measured; every measured column, every sample and
+every round stay as they were. Only ok rows with recorded rounds are touched; the script says how
+many changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+DERIVED = ("latency_ms", "latency_ci_low_ms", "latency_ci_high_ms", "round_spread", "reference_drift")
+
+
+def _numbers(frame: pd.DataFrame, column: str) -> list[float | None]:
+    if column not in frame:
+        return [None] * len(frame)
+    values = pd.to_numeric(frame[column], errors="coerce")
+    return [None if pd.isna(v) else float(v) for v in values]
+
+
+def rejudge(run_dir: Path) -> tuple[int, int]:
+    """(rows recomputed, rows whose verdict changed) for one run folder."""
+    from bench.core import machine
+    from bench.core.schema import STATUS_OK
+    from bench.core.stats import headline_columns
+    from bench.core.store import ROUNDS_FILE, SUMMARY_FILE
+
+    summary = pd.read_csv(run_dir / SUMMARY_FILE, dtype=str, keep_default_na=False)
+    rounds = pd.read_csv(run_dir / ROUNDS_FILE, dtype=str, keep_default_na=False)
+    rounds = rounds.drop_duplicates(["row_id", "round"], keep="last")
+    rounds = rounds.assign(order=pd.to_numeric(rounds["round"], errors="coerce")).sort_values("order")
+    done = changed = 0
+    for index, row in summary.iterrows():
+        mine = rounds[rounds["row_id"] == row["row_id"]]
+        if row["status"] != STATUS_OK or mine.empty:
+            continue
+        medians = [m for m in _numbers(mine, "median_ms") if m is not None]
+        verdict = machine.judge(
+            medians,
+            [r if r is not None else float("nan") for r in _numbers(mine, "reference_ms")],
+            _numbers(mine, "busy_cpu"),
+            _numbers(mine, "steal"),
+            int(float(row["iterations"] or 0)),
+        )
+        values = {**headline_columns(medians), **verdict.as_columns()}
+        changed += values["validity"] != row.get("validity")
+        for column in (*DERIVED, "validity", "validity_reason"):
+            if column in summary:
+                value = values.get(column)
+                summary.at[index, column] = "" if value is None else str(value)
+        done += 1
+    summary.to_csv(run_dir / SUMMARY_FILE, index=False, lineterminator="\n")
+    return done, changed
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders (each with summary.csv and rounds.csv)")
+    args = parser.parse_args(argv)
+    for run_dir in args.runs:
+        if not (run_dir / "summary.csv").is_file() or not (run_dir / "rounds.csv").is_file():
+            print(f"error: {run_dir}: not a run folder with summary.csv and rounds.csv", file=sys.stderr)
+            return 2
+        done, changed = rejudge(run_dir)
+        print(f"{run_dir}: recomputed {done} row(s); {changed} changed verdict")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
