@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from models.errors import CheckpointError
+from models.errors import CheckpointError, one_line
 from models.registry import get_checkpoint_filter
 
 _WRAPPER_KEYS = ("model", "state_dict", "model_ema", "module")
@@ -79,7 +79,7 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"corrupt safetensors checkpoint {path}: {_first_line(exc)}") from None
+        raise CheckpointError(f"corrupt safetensors checkpoint {path}: {one_line(exc, with_type=False)}") from None
 
 
 def _read_pickle(path: Path) -> object:
@@ -91,9 +91,9 @@ def _read_pickle(path: Path) -> object:
                 f"refusing {path}: it pickles Python objects, not a plain state dict "
                 "(only tensors and containers are loaded, for safety)"
             ) from None
-        raise CheckpointError(f"corrupt checkpoint {path}: {_first_line(exc)}") from None
+        raise CheckpointError(f"corrupt checkpoint {path}: {one_line(exc, with_type=False)}") from None
     except Exception as exc:  # a damaged file fails anywhere in the unpickler: never a traceback
-        raise CheckpointError(f"corrupt or truncated checkpoint {path}: {_first_line(exc)}") from None
+        raise CheckpointError(f"corrupt or truncated checkpoint {path}: {one_line(exc, with_type=False)}") from None
 
 
 def _unwrap(raw: object, path: Path) -> dict[str, torch.Tensor]:
@@ -151,8 +151,3 @@ def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], contex
             problems.append(f"{label}: {', '.join(keys[:_MAX_NAMED])}{more}")
     if problems:
         raise CheckpointError(f"{context}: {'; '.join(problems)}")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -71,7 +71,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from models.errors import ModelError
+from models.errors import ModelError, one_line
 from models.registry import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -81,6 +81,7 @@ from models.registry import (
     get_family,
     list_families,
     register_external,
+    spare_style,
 )
 
 DIGEST_BUFFER = "bench_source_digest"
@@ -102,8 +103,6 @@ CARD_KEYS = {
 }
 SPEC_KEYS = {"factory": str, "kwargs": dict, **CARD_KEYS}
 PREPROCESSING_KEYS = ("resize", "crop", "crop_pct", "interpolation", "mean", "std", "normalize", "source")
-# Styles for external families (Okabe-Ito sky blue, then greys and wine), as the plots' spare styles.
-SPARE_STYLES = (("#56B4E9", "v"), ("#000000", "P"), ("#999999", "X"), ("#882255", "h"))
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+()/ -]*")
 RESERVED_NAMES = frozenset({"all", "paper"})
@@ -249,7 +248,9 @@ def _read_spec(path: Path, token: str) -> Source:
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
     except (ValueError, tomllib.TOMLDecodeError) as exc:
-        raise ModelError(f"model spec {path} is not valid {path.suffix[1:].upper()}: {_first_line(exc)}") from None
+        raise ModelError(
+            f"model spec {path} is not valid {path.suffix[1:].upper()}: {one_line(exc, with_type=False)}"
+        ) from None
     if not isinstance(data, dict):
         raise ModelError(f"model spec {path}: expected a table of keys, found {type(data).__name__}")
     _check_keys(data, SPEC_KEYS, f"model spec {path}")
@@ -327,7 +328,7 @@ def _import_file(source: Source) -> tuple[Any, str]:
         sys.modules.pop(module_name, None)
         if isinstance(exc, KeyboardInterrupt):
             raise
-        raise ModelError(f"cannot import {path}: {_first_line(exc, with_type=True)}") from None
+        raise ModelError(f"cannot import {path}: {one_line(exc)}") from None
     _MODULES[key] = module
     return module, digest
 
@@ -343,7 +344,7 @@ def _import_module(source: Source) -> tuple[Any, str]:
             with _on_path(os.getcwd()):  # `bench` (the script) does not search the current folder; python -m does
                 module = importlib.import_module(source.target)
     except Exception as exc:
-        raise ModelError(f"cannot import {source.target}: {_first_line(exc, with_type=True)}") from None
+        raise ModelError(f"cannot import {source.target}: {one_line(exc)}") from None
     h = hashlib.sha256(source.target.encode())
     file = getattr(module, "__file__", None)
     if file and Path(file).is_file():
@@ -377,7 +378,7 @@ def _timm(source: Source) -> tuple[Callable[..., Any], str, dict[str, Any]]:
         import timm  # an optional extra: it needs a torchvision built for the installed torch
     except Exception as exc:
         raise ModelError(
-            f"{source.token} needs timm, which cannot be imported here ({_first_line(exc, with_type=True)}); "
+            f"{source.token} needs timm, which cannot be imported here ({one_line(exc)}); "
             "install it with pip install '.[timm]' (and a torchvision that matches your torch)"
         ) from None
     is_model = getattr(timm, "is_model", None)
@@ -441,7 +442,7 @@ def _preprocessing(facts: dict[str, Any], resolution: int, where: str) -> Prepro
             source=str(given.get("source") or (f"declared by {where}" if given else default)),
         )
     except (TypeError, ValueError, ZeroDivisionError, ModelError) as exc:
-        raise ModelError(f"{where}: bad preprocessing: {_first_line(exc)}") from None
+        raise ModelError(f"{where}: bad preprocessing: {one_line(exc, with_type=False)}") from None
 
 
 def _family(label: str | None, name: str, preprocessing: Preprocessing) -> tuple[str, Family | None]:
@@ -450,13 +451,10 @@ def _family(label: str | None, name: str, preprocessing: Preprocessing) -> tuple
     for family_id in list_families():
         if label in (family_id, get_family(family_id).label):
             return family_id, None
-    color, marker = SPARE_STYLES[_FAMILY_IDS.setdefault(label, len(_FAMILY_IDS)) % len(SPARE_STYLES)]
+    color, marker = spare_style(label)
     return label, Family(
         id=label, label=label, color=color, marker=marker, counting_rule="unstated", preprocessing=preprocessing
     )
-
-
-_FAMILY_IDS: dict[str, int] = {}
 
 
 @dataclass(frozen=True)
@@ -483,7 +481,7 @@ class External:
                 with _on_path(folder):
                     model = self.factory(**kwargs)
         except Exception as exc:
-            raise ModelError(f"{self.source.where}: the factory raised {_first_line(exc, with_type=True)}") from None
+            raise ModelError(f"{self.source.where}: the factory raised {one_line(exc)}") from None
         if not isinstance(model, nn.Module):
             raise ModelError(
                 f"{self.source.where}: the factory returned {type(model).__module__}.{type(model).__qualname__}, "
@@ -598,11 +596,3 @@ def source_digest(name: str) -> str | None:
     """The source digest of the external network registered as ``name`` (None for zoo models): part of
     its ``--resume`` key, so an edited file is measured again."""
     return _DIGESTS.get(name)
-
-
-def _first_line(exc: BaseException, with_type: bool = False) -> str:
-    lines = str(exc).strip().splitlines()
-    text = lines[0] if lines else ""
-    if with_type:
-        return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    return text or type(exc).__name__

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import pkgutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import numpy as np
 from torch import nn
@@ -265,9 +267,9 @@ def get_checkpoint_filter(name: str) -> Callable[[dict], dict] | None:
 
 
 def list_models(family: str | None = None) -> list[str]:
-    """Registered names, families in :data:`FAMILY_MODULES` order, variants in their file's order."""
+    """Registered names, families in :func:`family_modules` order, variants in their file's order."""
     _ensure_loaded()
-    order = {f"models.{module}": i for i, module in enumerate(FAMILY_MODULES)}
+    order = {f"models.{module}": i for i, module in enumerate(family_modules())}
     zoo = [n for n in _REGISTRY if n not in _EXTERNAL]
     names = sorted(zoo, key=lambda n: order.get(_REGISTRY[n].builder.__module__, len(order)))
     return [n for n in names if family is None or _REGISTRY[n].card.family == family]
@@ -277,11 +279,34 @@ def list_families() -> list[str]:
     return list(dict.fromkeys(get_card(n).family for n in list_models()))
 
 
-# One module per family, in the order the CAS-ViT paper compares them; importing a module runs
-# its @register_model decorators.
-FAMILY_MODULES = ("casvit", "mobilevitv2", "swiftformer", "efficientformer", "efficientformer_v2")
+PAPER_ORDER = ("casvit", "mobilevitv2", "swiftformer", "efficientformer", "efficientformer_v2")
+"""The families the CAS-ViT paper compares, in its order; any other family module follows, by name."""
+NOT_FAMILIES = frozenset({"checkpoint", "errors", "external", "layers", "registry"})
+"""The package's own machinery: every other module in ``models/`` is one model family."""
+
+
+def family_modules() -> list[str]:
+    """Every family module in ``models/`` (found on disk, so a new family is one new file), in
+    :data:`PAPER_ORDER` and then by name; importing one runs its ``@register_model`` decorators."""
+    here = [m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)])]
+    found = [name for name in here if name not in NOT_FAMILIES and not name.startswith("_")]
+    rank = {name: i for i, name in enumerate(PAPER_ORDER)}
+    return sorted(found, key=lambda name: (rank.get(name, len(rank)), name))
 
 
 def _ensure_loaded() -> None:
-    for module in FAMILY_MODULES:
+    for module in family_modules():
         importlib.import_module(f"models.{module}")
+
+
+SPARE_STYLES = (("#56B4E9", "v"), ("#000000", "P"), ("#999999", "X"), ("#882255", "h"))
+"""Colour and marker for families that declare none (external networks, families a report does not
+know): Okabe-Ito sky blue, then black, grey and wine, none of them a zoo family's."""
+_SPARE_GIVEN: dict[str, int] = {}
+
+
+def spare_style(key: str) -> tuple[str, str]:
+    """The spare style of ``key``, handed out in order from one pool, so two families without a declared
+    style never share one (until the pool is exhausted) and a family keeps its style within a process."""
+    index = _SPARE_GIVEN.setdefault(key, len(_SPARE_GIVEN))
+    return SPARE_STYLES[index % len(SPARE_STYLES)]

@@ -16,6 +16,7 @@ import torch
 import models
 from bench.backends import BACKENDS, Session, Workload, backend_class, get_backend
 from bench.core.arguments import default_threads
+from bench.core.counting import count_parameters
 from bench.core.sessions import example_input, open_session
 from bench.core.settings import Settings
 from bench.core.timing import LoopLimits, timed_loop
@@ -72,7 +73,7 @@ class SessionCache:
 
 def nn_facts(model: torch.nn.Module, card: models.ModelCard) -> dict[str, object]:
     return {
-        "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+        "params_m": count_parameters(model) / 1e6,
         "published_gmacs": card.published_gmacs,
         "family": card.family,
     }

@@ -55,18 +55,39 @@ def test_summary_of_one_sample_and_of_none() -> None:
         summarize([])
 
 
+class _Clock:
+    """A clock that moves only when the timed call runs: each call takes exactly ``step_s`` (binary
+    fractions of a second, so sums are exact)."""
+
+    def __init__(self, step_s: float) -> None:
+        self.now, self.step_s = 0.0, step_s
+
+    def __call__(self) -> float:
+        return self.now
+
+    def run(self) -> None:
+        self.now += self.step_s
+
+
 def test_loop_runs_at_least_min_iters_and_min_time() -> None:
     calls = []
     result = timed_loop(lambda: calls.append(1), LoopLimits(min_iters=7, min_time_s=0.0, max_time_s=10))
     assert len(calls) == len(result.samples_ms) == 7
-    result = timed_loop(lambda: time.sleep(0.01), LoopLimits(min_iters=1, min_time_s=0.1, max_time_s=10))
-    assert result.elapsed_s >= 0.1 and len(result.samples_ms) >= 5
-    assert all(s >= 9.0 for s in result.samples_ms)
+    clock = _Clock(1 / 64)
+    result = timed_loop(clock.run, LoopLimits(min_iters=1, min_time_s=0.125, max_time_s=10), clock=clock)
+    assert len(result.samples_ms) == 8 and result.elapsed_s == 0.125  # the minimum time, not one iteration
+    assert result.samples_ms == [1000 / 64] * 8
 
 
 def test_loop_stops_at_max_time() -> None:
-    result = timed_loop(lambda: time.sleep(0.02), LoopLimits(min_iters=10_000, min_time_s=0, max_time_s=0.1))
-    assert 3 <= len(result.samples_ms) < 20
+    clock = _Clock(1 / 32)
+    result = timed_loop(clock.run, LoopLimits(min_iters=10_000, min_time_s=0, max_time_s=0.125), clock=clock)
+    assert len(result.samples_ms) == 4  # 1/32 s each: the fourth reaches 0.125 s, long before 10 000
+
+
+def test_loop_runs_real_calls_with_the_wall_clock() -> None:
+    result = timed_loop(lambda: time.sleep(0.01), LoopLimits(min_iters=3, min_time_s=0.0, max_time_s=10))
+    assert len(result.samples_ms) == 3 and all(s >= 9.0 for s in result.samples_ms)  # a sleep is never shorter
 
 
 def test_batch_decay_ladder() -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 from torch import nn
 
+import models
 from bench.commands import flops as flops_command
 from bench.core import counting
 from tests.conftest import assert_one_line_error, run_cli
@@ -67,12 +69,13 @@ def test_uncounted_operators_are_reported_with_occurrences() -> None:
     assert set(table["operator"]) >= {"sigmoid", "mul"}
 
 
-def test_fvcore_gmacs_is_cached_and_leaves_training_mode_alone() -> None:
+def test_fvcore_gmacs_is_cached_and_leaves_training_mode_alone(tmp_path: Path) -> None:
     model = ConvBnLinear().train()
     first = counting.fvcore_gmacs(model, 32)
     assert model.training, "counting must not leave the model in eval mode"
-    assert counting.fvcore_gmacs(model, 32) == first
-    assert counting._GMACS_CACHE[model][32] == first
+    assert counting.cached_gmacs(model, 32, tmp_path) == round(first, 4)
+    assert (tmp_path / counting.GMACS_CACHE_FILE).exists()
+    assert counting.cached_gmacs(ConvBnLinear(), 32, tmp_path) == round(first, 4)  # same architecture: cached
     # counted in eval mode: BatchNorm at 2/elem, not the training-mode price
     assert first * 1e9 == CONV_MACS + BN_FVCORE + POOL_FVCORE + FC_MACS
 
@@ -115,3 +118,31 @@ def test_cli_csv_and_one_line_errors(tmp_path) -> None:
     assert pd.isna(row["published_gmacs"])  # published at 224 only
     assert {"flops.csv", "flops.md", "flops_by_module.csv", "uncounted_ops.csv"} <= {p.name for p in tmp_path.iterdir()}
     assert_one_line_error(run_cli("flops", "--models", "casvit_xs", "--batch-size", "0"), "--batch-size")
+
+
+def _partly_frozen(name: str) -> nn.Module:
+    """``name`` with its first parameter frozen, as a fine-tuning checkpoint may leave a network."""
+    torch.manual_seed(0)
+    model = models.create_model(name, img_size=64)
+    next(model.parameters()).requires_grad_(False)
+    return model
+
+
+@pytest.mark.parametrize("name", models.list_models())
+def test_run_counts_every_parameter_as_flops_does(name: str, tmp_path: Path) -> None:
+    """``param_count`` (``bench run``) is :func:`counting.count_parameters`, which ``bench flops`` reports:
+    every parameter, frozen ones too (checked on every model; the flops table itself below)."""
+    from bench.core import engine
+
+    model = _partly_frozen(name)
+    everything = sum(p.numel() for p in model.parameters())
+    assert engine.model_facts(model, 64, False, tmp_path)["param_count"] == round(everything / 1e6, 4)
+    assert counting.count_parameters(model) == everything
+
+
+def test_flops_table_reports_the_parameter_count_run_records(tmp_path: Path) -> None:
+    from bench.core import engine
+
+    model = _partly_frozen("casvit_xs")
+    (flops,) = flops_command.summary_frame([counting.count_model(model, "casvit_xs", 64)])["params_m"]
+    assert engine.model_facts(model, 64, False, tmp_path)["param_count"] == round(flops, 4)

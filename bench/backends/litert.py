@@ -72,7 +72,7 @@ try:
     t0 = time.perf_counter()
     litert_torch.convert(module, (torch.zeros(shape),), **kwargs).export(out)
     result.update(status="ok", convert_s=round(time.perf_counter() - t0, 2))
-except BaseException as exc:
+except BaseException as exc:  # the converter's Python cannot import the suite: one_line's rule, restated
     lines = str(exc).strip().splitlines()
     result.update(status="failed", error=f"{type(exc).__name__}: {lines[0] if lines else ''}")
 print("BENCH_LITERT_RESULT " + json.dumps(result), flush=True)

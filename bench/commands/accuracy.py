@@ -69,7 +69,8 @@ from bench.core.accuracy_results import (
 from bench.core.datasets import Dataset, scan, shown, subset
 from bench.core.errors import BenchError
 from bench.core.sessions import SessionRefused, open_session
-from bench.core.util import atomic_write_text, check_writable_dir, one_line
+from bench.core.store import new_run_dir
+from bench.core.util import atomic_write_text, check_writable_dir, one_line, sha256_file
 from models.errors import CheckpointError
 
 __all__ = ["PER_CLASS_FILE", "RESULT_FILE", "add_arguments", "main"]
@@ -89,7 +90,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--backend",
         default=REFERENCE_BACKENDS[0],
         metavar="NAME[,NAME...]",
-        help=f"runtimes to evaluate on, the first is the reference for the drop ({', '.join(BACKENDS)}; "
+        help=f"runtimes to evaluate on, the first is the reference for the drop ({', '.join(BACKENDS)} or all; "
         f"default {REFERENCE_BACKENDS[0]}: the framework's own eager runtime)",
     )
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
@@ -115,18 +116,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_option_arguments(p)
-
-
-def _backends(text: str) -> list[str]:
-    return backend_list(text)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _open(backend_name: str, model, workload, cache_dir: Path, seed: int):
@@ -302,7 +291,7 @@ def _failed(name: str, backends: list[str], error: str, args, settings) -> list[
 
 
 def main(args: argparse.Namespace) -> int:
-    backends = _backends(args.backend)
+    backends = backend_list(args.backend)
     data = scan(args.data, args.labels)  # bad data is reported before torch and the models load
     if data.unreadable and not args.skip_unreadable:
         path, why = data.unreadable[0]
@@ -332,7 +321,7 @@ def main(args: argparse.Namespace) -> int:
         checkpoint = {
             "path": shown(args.checkpoint.resolve()),
             "name": args.checkpoint.name,
-            "sha256": _sha256(args.checkpoint),
+            "sha256": sha256_file(args.checkpoint),
         }
     fingerprint = data.fingerprint()
     key = _resume_key(args, names, backends, fingerprint, checkpoint)
@@ -344,8 +333,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"resuming {shown(run_dir)}", file=sys.stderr)
     else:
         env = environment.collect({"device": args.device, "threads": settings.threads})
-        run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-accuracy-{os.getpid()}"
-        run_dir = Path(args.out) / run_id
+        run_dir = new_run_dir(Path(args.out), "accuracy")  # two runs of one process in a second get two folders
+        run_id = run_dir.name
         skipped_at_scan = [shown(p) for p, _ in data.unreadable]
         document = AccuracyDocument(
             run_id=run_id,

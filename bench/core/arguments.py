@@ -49,13 +49,6 @@ def positive_int_list(text: str, what: str = "value", high: int = MAX_BATCH) -> 
         raise BenchError(str(exc)) from None
 
 
-def positive_int(text: str, what: str = "value", high: int = MAX_BATCH) -> int:
-    values = positive_int_list(text, what, high)
-    if len(values) != 1:
-        raise BenchError(f"{what} takes one whole number, got {text!r}")
-    return values[0]
-
-
 def _named(convert, name: str):
     """Give an argparse type a ``__name__`` (argparse names it in some messages)."""
     convert.__name__ = name

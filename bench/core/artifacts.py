@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench.core.util import atomic_write_text, one_line
+from bench.core.util import atomic_write_text, feed_file, one_line
 
 
 def weights_digest(model: nn.Module) -> str:
@@ -45,9 +45,7 @@ def tree_digest(path: Path) -> str:
     for file in files:
         if file != path:
             h.update(file.relative_to(path).as_posix().encode() + b"\0")
-        with open(file, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
+        feed_file(h, file)
     return h.hexdigest()
 
 

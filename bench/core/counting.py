@@ -23,11 +23,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
+import json
 import math
-import weakref
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -38,7 +41,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import models
 from bench.core.errors import BenchError
-from bench.core.util import quiet
+from bench.core.util import atomic_write_text, quiet
 
 GIGA = 1e9
 
@@ -259,23 +262,56 @@ def fvcore_analysis(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor,
     return analysis
 
 
-_GMACS_CACHE: weakref.WeakKeyDictionary[nn.Module, dict[int, float]] = weakref.WeakKeyDictionary()
-
-
 def fvcore_gmacs(model: nn.Module, resolution: int) -> float:
     """fvcore GMACs of one ``3 x resolution x resolution`` image (batch 1), as timm's ``infer_gmacs``.
 
-    The trace executes one forward pass, which is most of the cost, so results are cached per model
-    object and resolution: repeated calls (every batch size of a sweep) are free.
+    Counted afresh: the trace executes one forward pass; :func:`cached_gmacs` is the suite's one cache.
     """
-    cached = _GMACS_CACHE.get(model, {})
-    if resolution in cached:
-        return cached[resolution]
     x = _example_input(model, (1, 3, resolution, resolution))
     with quiet("fvcore"), _eval_mode(model), torch.no_grad():
-        gmacs = fvcore_analysis(model, x).total() / GIGA
-    _GMACS_CACHE.setdefault(model, {})[resolution] = gmacs
+        return fvcore_analysis(model, x).total() / GIGA
+
+
+GMACS_CACHE_FILE = "gmacs.json"
+
+
+def cached_gmacs(model: nn.Module, resolution: int, cache_dir: Path) -> float:
+    """:func:`fvcore_gmacs` rounded to 4 decimals, cached in ``cache_dir`` by architecture and size: the
+    one GMACs cache (``bench run``, ``bench complexity``), shared across runs and processes.
+
+    Each entry carries a checksum of its key and value, so an edited or foreign entry (or a file that
+    is not a JSON object) is recounted and rewritten rather than used. A cache that cannot be written
+    costs the caching, not the count (a warning says so).
+    """
+    cache = Path(cache_dir) / GMACS_CACHE_FILE
+    key = hashlib.sha1(f"{model!r}|{resolution}".encode()).hexdigest()[:16]
+    try:
+        known = json.loads(cache.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        known = {}
+    known = {k: v for k, v in known.items() if _valid_gmacs(k, v)} if isinstance(known, dict) else {}
+    if key in known:
+        return known[key]["gmacs"]
+    gmacs = float(round(fvcore_gmacs(model, resolution), 4))
+    known[key] = {"gmacs": gmacs, "check": _check(key, {"gmacs": gmacs})}
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(cache, json.dumps(known, indent=0, sort_keys=True))
+    except OSError as exc:
+        print(f"warning: cannot update the GMACs cache {cache} ({exc.strerror or exc}); not cached", file=sys.stderr)
     return gmacs
+
+
+def _valid_gmacs(key: str, entry: object) -> bool:
+    """A cache entry as :func:`cached_gmacs` writes it: a finite, non-negative float under its checksum."""
+    if not isinstance(entry, dict):
+        return False
+    value = entry.get("gmacs")
+    return type(value) is float and math.isfinite(value) and value >= 0 and entry.get("check") == _check(key, entry)
+
+
+def _check(key: str, entry: dict) -> str:
+    return hashlib.sha1(f"{key}:{entry.get('gmacs')!r}".encode()).hexdigest()[:12]
 
 
 def rule_gmacs(model: nn.Module, resolution: int, rule: CountingRule) -> float:
@@ -333,6 +369,8 @@ def module_totals(scoped: dict[str, float], names: list[str]) -> dict[str, float
 
 
 def count_parameters(model: nn.Module) -> int:
+    """Every parameter of the network, trainable or frozen (buffers such as BatchNorm statistics are not
+    parameters): the size of what is deployed, as papers report it. ``run`` and ``flops`` both use this."""
     return sum(p.numel() for p in model.parameters())
 
 

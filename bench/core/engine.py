@@ -9,7 +9,6 @@ of one runtime (:mod:`bench.core.worker`)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import sys
@@ -36,7 +35,6 @@ from bench.core.sessions import is_out_of_memory, open_session
 from bench.core.settings import Settings, build_model  # noqa: F401 - the sitting builds through engine.build_model (a seam tests patch)
 from bench.core.stats import headline_columns, summarize, throughput
 from bench.core.timing import LoopLimits, timed_loop
-from bench.core.util import atomic_write_text
 from models import external
 
 # ------------------------------------------------------------------------------------------- measuring
@@ -55,50 +53,12 @@ def external_cards(names) -> dict[str, dict[str, object]]:
 
 
 def model_facts(model: nn.Module, resolution: int, count_flops: bool, cache_dir: Path) -> dict[str, object]:
-    """Parameters (M) and fvcore GMACs per image; GMACs are cached on disk by architecture and size.
+    """Parameters (M, all of them: :func:`~bench.core.counting.count_parameters`, as ``bench flops``
+    counts) and fvcore GMACs per image (:func:`~bench.core.counting.cached_gmacs`, cached on disk)."""
+    from bench.core import counting
 
-    Each cache entry carries a checksum of its key and value, so an edited or foreign entry (or a
-    file that is not a JSON object) is recounted and rewritten rather than used. A cache that cannot
-    be written costs the caching, not the row (a warning says so).
-    """
-    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    gmacs = None
-    if count_flops:
-        cache = Path(cache_dir) / "gmacs.json"
-        key = hashlib.sha1(f"{model!r}|{resolution}".encode()).hexdigest()[:16]
-        try:
-            known = json.loads(cache.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            known = {}
-        known = {k: v for k, v in known.items() if _valid_gmacs(k, v)} if isinstance(known, dict) else {}
-        if key in known:
-            gmacs = known[key]["gmacs"]
-        else:
-            from bench.core.counting import fvcore_gmacs
-
-            gmacs = float(round(fvcore_gmacs(model, resolution), 4))
-            known[key] = {"gmacs": gmacs, "check": _check(key, {"gmacs": gmacs})}
-            try:
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write_text(cache, json.dumps(known, indent=0, sort_keys=True))
-            except OSError as exc:
-                print(
-                    f"warning: cannot update the GMACs cache {cache} ({exc.strerror or exc}); not cached",
-                    file=sys.stderr,
-                )
-    return {"param_count": round(params / 1e6, 4), "infer_gmacs": gmacs}
-
-
-def _valid_gmacs(key: str, entry: object) -> bool:
-    """A cache entry as :func:`model_facts` writes it: a finite, non-negative float under its checksum."""
-    if not isinstance(entry, dict):
-        return False
-    value = entry.get("gmacs")
-    return type(value) is float and math.isfinite(value) and value >= 0 and entry.get("check") == _check(key, entry)
-
-
-def _check(key: str, entry: dict) -> str:
-    return hashlib.sha1(f"{key}:{entry.get('gmacs')!r}".encode()).hexdigest()[:12]
+    gmacs = counting.cached_gmacs(model, resolution, cache_dir) if count_flops else None
+    return {"param_count": round(counting.count_parameters(model) / 1e6, 4), "infer_gmacs": gmacs}
 
 
 def smaller_batch(batch: int) -> int:
@@ -143,7 +103,13 @@ class _NoProgress:
 
 
 class Measurer:
-    """Opens workloads on one backend (prepare, load, cold run, parity), times rounds, builds rows."""
+    """Opens workloads on one backend (prepare, load, cold run, parity), times rounds, builds rows.
+
+    ``cpu_window`` (what other processes did during a round) is the seam where tests put a CPU sample of
+    their own, so the validity logic is checked exactly, whatever else this machine is doing.
+    """
+
+    cpu_window = staticmethod(machine.CpuWindow)
 
     def __init__(self, settings: Settings, backend: Backend, cache_dir: Path, progress=None) -> None:
         self.settings = settings
@@ -179,7 +145,7 @@ class Measurer:
         warm = timed_loop(session.run, _share(self.settings.limits_warmup, rounds))
         if opened.iterations is None:
             opened.iterations = calibrate(warm.samples_ms, self.settings.limits_steady, rounds)
-        window = machine.CpuWindow()
+        window = self.cpu_window()
         steady = timed_loop(session.run, LoopLimits(opened.iterations, 0.0, math.inf), session.timed_run_ms)
         busy, steal = window.finish()
         opened.device_ms += steady.device_ms
@@ -378,13 +344,15 @@ def retry_unstable(
     record: Callable[[Any, SummaryRow], None],
     budget_s: float,
     progress: Any,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> None:
     """The ``--retry-unstable`` policy: re-time unstable rows (all rounds again, via ``retime(item,
     attempt_row_id)``, which says False when the cell died meanwhile) while the budget lasts, at most
     :data:`MAX_RETRY_ATTEMPTS` times each and only where :func:`retry_can_help`; ``record`` the steadier
     attempt. An interrupt records every row already measured (its best attempt so far) before it propagates.
+    ``clock`` measures the budget (tests give one of their own).
     """
-    deadline = time.perf_counter() + budget_s
+    deadline = clock() + budget_s
     pending = list(items)
     best: SummaryRow | None = None
     try:
@@ -401,7 +369,7 @@ def retry_unstable(
                 and why_not is None
                 and best.validity == UNSTABLE
                 and attempt <= MAX_RETRY_ATTEMPTS
-                and time.perf_counter() < deadline
+                and clock() < deadline
             ):
                 attempt += 1
                 alive = retime(item, f"{base_id}#{attempt}")  # the attempt's samples stay apart from the first's

@@ -98,14 +98,6 @@ def collect(extra: dict[str, object] | None = None) -> dict[str, object]:
     return env
 
 
-def machine_label(env: dict[str, object]) -> str:
-    """A short human label, e.g. ``'AMD EPYC 7B13 x2'`` or the GPU name."""
-    gpu = env.get("gpu_name")
-    if gpu and env.get("device") == "cuda":
-        return str(gpu)
-    return f"{env.get('cpu_model', 'cpu')} x{env.get('cpu_count', '?')}"
-
-
 def device_name(env: dict[str, object]) -> str:
     """What a sitting ran on: the device ``bench import`` was told of, else the machine's hostname
     (an import of this machine's own tool output is named by its hostname too)."""

@@ -26,7 +26,7 @@ from matplotlib.ticker import NullLocator
 
 from bench.core import label_layout
 from bench.core.errors import BenchError
-from bench.core.plots import _SPARE_STYLES, _pareto, _plain_log_axis, _step_segments
+from bench.core.plots import _pareto, _plain_log_axis, _step_segments
 from bench.core.schema import UNSTABLE
 from bench.core.tables import latency_interval
 
@@ -80,19 +80,20 @@ class PrintPanel:
 
 
 def family_styles(families: list[str]) -> dict[str, FamilyStyle]:
-    """Colour, marker and line style each family declares; families without a declaration take spare ones."""
+    """Colour, marker and line style each family declares; families without a declaration take spare ones
+    (colour and marker from :func:`models.registry.spare_style`, the pool every plot and external family shares)."""
     import models
+    from models.registry import spare_style
 
     known = set(models.list_families())
     spare_lines = iter([(0, (1, 1)), (0, (3, 1, 1, 1)), (0, (5, 2)), "-"] * (1 + len(families)))
-    spare = iter(_SPARE_STYLES * (1 + len(families) // len(_SPARE_STYLES)))
     styles = {}
     for family in families:
         if family in known:
             declared = models.get_family(family)
             styles[family] = FamilyStyle(declared.color, declared.marker, declared.linestyle)
         else:
-            color, marker = next(spare)
+            color, marker = spare_style(family)
             styles[family] = FamilyStyle(color, marker, next(spare_lines))
     return styles
 

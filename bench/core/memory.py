@@ -2,7 +2,9 @@
 
 On Linux the kernel's high-water mark (VmHWM) can be reset by writing ``5`` to
 ``/proc/self/clear_refs``, which gives a true per-workload peak at zero cost while timing.
-Elsewhere the lifetime peak from ``getrusage`` is reported (an upper bound), and labelled so.
+Elsewhere the counter cannot be reset: :func:`peak_rss_mb` then gives the lifetime peak from
+``getrusage`` (an upper bound), so the session service leaves ``peak_rss_mb`` empty there rather
+than report a number that is not the session's.
 """
 
 from __future__ import annotations

@@ -34,9 +34,6 @@ from bench.core import label_layout
 from bench.core.errors import BenchError
 from bench.core.schema import UNSTABLE
 
-# Styles for families that declare none the plots can use (e.g. external networks), in order.
-_SPARE_STYLES = (("#56B4E9", "v"), ("#000000", "P"), ("#999999", "X"), ("#882255", "h"))
-
 STYLE = {
     "font.size": 12,
     "axes.titlesize": 13,
@@ -81,18 +78,19 @@ class Panel:
 
 
 def family_styles(families: list[str]) -> dict[str, tuple[str, str]]:
-    """Colour and marker of each family, as declared beside its models; others take spare styles in order."""
+    """Colour and marker of each family, as declared beside its models; others take the zoo's spare styles
+    (:func:`models.registry.spare_style`, the pool external families take theirs from)."""
     import models
+    from models.registry import spare_style
 
     known = set(models.list_families())
-    spare = iter(_SPARE_STYLES * (1 + len(families) // len(_SPARE_STYLES)))
     styles = {}
     for family in families:
         if family in known:
             declared = models.get_family(family)
             styles[family] = (declared.color, declared.marker)
         else:
-            styles[family] = next(spare)
+            styles[family] = spare_style(family)
     return styles
 
 

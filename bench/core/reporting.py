@@ -8,7 +8,7 @@ run gets a column of its own, labelled with its run; nothing is averaged or mixe
 
 Outputs (in ``--out``): ``table.{csv,md,tex}`` (the main table), ``columns.csv`` (what each column
 is), ``measurements.csv`` (the tidy data behind the tables and plots), ``report.md`` (tables and
-plots together) and the plots of :mod:`bench.plots` as PNG and SVG.
+plots together) and the plots of :mod:`bench.core.plots` as PNG and SVG.
 """
 
 from __future__ import annotations
@@ -34,8 +34,6 @@ STATUS_CELLS = {"failed": "fail", "parity_failed": "parity", "not_timed": "n/t"}
 # environment); never merged across them. Within a column, one measurement per cell.
 SETTING = ("env_id", *SETTING_FIELDS)
 CELL = CELL_FIELDS
-
-TABLE_FILES = ("table.csv", "table.md", "table.tex", "columns.csv", "measurements.csv", "report.md")
 
 
 # ------------------------------------------------------------------------------------ data model

@@ -46,7 +46,10 @@ class SummaryRow:
     infer_batch_size: int = col("batch size actually measured (CUDA out-of-memory may lower it)", "int")
     infer_samples_per_sec: float = col("images per second at the mean step time (timm's definition)", unit="img/s")
     infer_step_time: float = col("mean latency of one batch (timm's definition)", unit="ms")
-    param_count: float = col("trainable parameters of the benchmarked network", unit="M")
+    param_count: float = col(
+        "all parameters of the benchmarked network, trainable or not (buffers excluded); as bench flops counts",
+        unit="M",
+    )
     infer_gmacs: float = col("fvcore multiply-accumulates per image", unit="GMAC")
     family: str = col("model family id", "str")
     backend: str = col("runtime backend", "str")

@@ -90,7 +90,7 @@ def open_session(
     row: dict[str, object] = {}
     x = example_input(workload, seed)
     with torch.inference_mode():  # on a few images: a huge batch must not exhaust host memory here
-        reference = model(torch.from_numpy(x[:PARITY_IMAGES])).float().numpy()
+        eager = model(torch.from_numpy(x[:PARITY_IMAGES])).float().numpy()  # the parity baseline
 
     say("prepare")
     t0 = time.perf_counter()
@@ -107,7 +107,7 @@ def open_session(
     # never trusted again; a fresh build that fails too is reported, naming the file.
     evicted = None
     try:
-        session, parity, detail = _load_and_check(backend, model, prepared, workload, x, reference, row, say)
+        session, parity, detail = _load_and_check(backend, model, prepared, workload, x, eager, row, say)
     except Exception as exc:
         if not prepared.cache_hit or is_out_of_memory(exc) or not backend.evict(prepared):
             raise
@@ -119,7 +119,7 @@ def open_session(
     if evicted is not None:
         say("rebuild")
         prepared = backend.prepare(model, workload, cache_dir)
-        session, parity, detail = _load_and_check(backend, model, prepared, workload, x, reference, row, say)
+        session, parity, detail = _load_and_check(backend, model, prepared, workload, x, eager, row, say)
         detail["evicted"] = evicted
     row.update(parity.as_row())
     row["runtime_detail"] = json.dumps(detail, sort_keys=True)
@@ -133,7 +133,7 @@ def open_session(
     return Opened(prepared, session, parity, detail, row)
 
 
-def _load_and_check(backend, model, prepared: Prepared, workload: Workload, x, reference, row, say):
+def _load_and_check(backend, model, prepared: Prepared, workload: Workload, x, eager, row, say):
     """Load, first inference and parity; the memory this session added is measured meanwhile."""
     say("load")
     baseline = memory.current_rss_mb()
@@ -149,7 +149,7 @@ def _load_and_check(backend, model, prepared: Prepared, workload: Workload, x, r
         t0 = time.perf_counter()
         session.run()
         row["first_inference_ms"] = (time.perf_counter() - t0) * 1e3
-        parity = check_parity(reference, session.predict(x)[:PARITY_IMAGES], workload.precision)
+        parity = check_parity(eager, session.predict(x)[:PARITY_IMAGES], workload.precision)
     except BaseException:
         session.close()
         raise

@@ -86,19 +86,8 @@ class RunWriter:
 
     @classmethod
     def create(cls, out: Path, label: str, environment: Mapping[str, object]) -> RunWriter:
-        stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{label}-{os.getpid()}"
-        for attempt in range(100):  # two runs of one process within a second get -2, -3, ...
-            run_id = stem if attempt == 0 else f"{stem}-{attempt + 1}"
-            directory = Path(out) / run_id
-            try:
-                directory.mkdir(parents=True, exist_ok=False)
-                break
-            except FileExistsError:
-                continue
-            except OSError as exc:
-                raise BenchError(f"cannot write results to {out}: {exc.strerror or exc}") from None
-        else:
-            raise BenchError(f"cannot write results to {out}: 100 runs named {stem} already exist")
+        directory = new_run_dir(out, label)
+        run_id = directory.name
         try:
             atomic_write_text(directory / ENVIRONMENT_FILE, json.dumps(dict(environment), indent=2, default=str))
             headers = ((SUMMARY_FILE, SUMMARY_COLUMNS), (SAMPLES_FILE, SAMPLE_COLUMNS), (ROUNDS_FILE, ROUND_COLUMNS))
@@ -161,6 +150,22 @@ class RunWriter:
                 "(free space, then run the same command with --resume to continue)"
             )
             raise BenchError(self.broken) from None
+
+
+def new_run_dir(out: Path, label: str) -> Path:
+    """A new, empty results folder ``<out>/<time>-<label>-<pid>``: every command that writes a run names
+    it this way; two runs of one process within a second get ``-2``, ``-3``, ..."""
+    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{label}-{os.getpid()}"
+    for attempt in range(100):
+        directory = Path(out) / (stem if attempt == 0 else f"{stem}-{attempt + 1}")
+        try:
+            directory.mkdir(parents=True, exist_ok=False)
+            return directory
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise BenchError(f"cannot write results to {out}: {exc.strerror or exc}") from None
+    raise BenchError(f"cannot write results to {out}: 100 runs named {stem} already exist")
 
 
 def append_durably(path: Path, text: str) -> None:

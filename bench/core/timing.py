@@ -28,15 +28,16 @@ def timed_loop(
     run: Callable[[], None],
     limits: LoopLimits,
     device_time_ms: Callable[[], float | None] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> LoopResult:
-    """Time each call of ``run`` with ``perf_counter``; the garbage collector is paused meanwhile.
+    """Time each call of ``run`` with ``clock`` (``perf_counter``); the garbage collector is paused meanwhile.
 
     ``run`` must block until the inference is complete (CUDA sessions synchronize inside it).
     ``device_time_ms`` (CUDA events) is read after each call and kept alongside the wall time.
+    ``clock`` is there for tests, which give a clock of their own to check the loop's limits exactly.
     """
     samples: list[float] = []
     device: list[float] = []
-    clock = time.perf_counter
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:

@@ -7,7 +7,6 @@ import hashlib
 import io
 import logging
 import os
-import re
 import sys
 import tempfile
 import warnings
@@ -15,21 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench.core.errors import BenchError
-
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
-
-
-def one_line(exc: BaseException, limit: int = 300) -> str:
-    """``Type: first line of the message``, for a results column or a terminal line.
-
-    Terminal colour codes are dropped (torch.export colours its errors), and the first line that says
-    something is used, not a blank or a rule.
-    """
-    lines = [line.strip() for line in _ANSI.sub("", str(exc)).splitlines() if line.strip("-=*_ ")]
-    text = lines[0] if lines else ""
-    if text.endswith(":") and len(lines) > 1:  # an introduction ("... failed. Next steps:"): add what it introduces
-        text = f"{text} {lines[1]}"
-    return f"{type(exc).__name__}: {text}"[:limit]
+from models.errors import one_line as one_line  # the one exception-to-line helper (models cannot import bench)
 
 
 def feed_file(digest: hashlib._Hash, path: Path | str) -> None:

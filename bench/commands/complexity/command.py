@@ -12,7 +12,7 @@ import shlex
 import time
 from pathlib import Path
 
-from bench.backends import BACKENDS, REFERENCE_BACKENDS
+from bench.backends import BACKENDS, REFERENCE_BACKENDS, backend_list
 from bench.commands.complexity.counting import Grid
 from bench.commands.complexity.fits import (
     STATED_MODEL,
@@ -24,7 +24,6 @@ from bench.commands.complexity.progress import progress_bar
 from bench.commands.complexity.report import _print, save
 from bench.core import arguments
 from bench.core.arguments import select_models
-from bench.core.errors import BenchError
 from bench.core.util import check_writable_dir
 
 DEFAULT_LATENCY_MODELS = "casvit_xs,casvit_s,swiftformer_xs,efficientformerv2_s0,mobilevitv2_050"
@@ -122,13 +121,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _parse_backends(text: str) -> tuple[str, ...]:
-    chosen = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
-    if not chosen or any(b not in BACKENDS for b in chosen):
-        raise BenchError(f"--backends: choose from {', '.join(BACKENDS)} (got {text!r})")
-    return chosen
-
-
 def _text(value: object) -> str:
     """An option's value as it is typed: lists comma-separated."""
     return ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
@@ -160,7 +152,7 @@ def main(args: argparse.Namespace) -> int:
         check_writable_dir(Path(args.out), "--out")  # before minutes of work, not after
     if not args.no_latency:  # validate every option before the long work starts
         settings = LatencySettings(
-            backends=_parse_backends(args.backends),
+            backends=tuple(backend_list(args.backends, "--backends")),
             threads=None if args.threads == 0 else args.threads,
             min_iters=args.repeats,
             min_time_s=0.1,

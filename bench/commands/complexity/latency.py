@@ -89,14 +89,11 @@ def model_latency(names: list[str], resolutions: list[int], settings: LatencySet
     so that two runtimes' thread pools never compete for the cores."""
     from bench.core.runtime import Workload
 
-    gmacs: dict[tuple[str, int], float] = {}
     rows = []
     for backend_name, name, res in itertools.product(settings.backends, names, resolutions):
         with step(progress, f"time {name} {backend_name} {res}px"):
             torch.manual_seed(0)
             model = models.create_model(name, img_size=res)
-            if (name, res) not in gmacs:
-                gmacs[(name, res)] = counting.fvcore_gmacs(model, res)
             session = _checked_session(backend_name, model, Workload(name, 1, res, threads=settings.threads), settings)
             rows.append(
                 {
@@ -105,7 +102,7 @@ def model_latency(names: list[str], resolutions: list[int], settings: LatencySet
                     "backend": backend_name,
                     "resolution": res,
                     "tokens": (res // 4) ** 2,
-                    "gmacs": gmacs[(name, res)],
+                    "gmacs": counting.cached_gmacs(model, res, settings.cache_dir),
                     "latency_ms": _timed_and_closed(session, settings),
                 }
             )
