@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.core.schema import SCHEMA_VERSION, STATUS_FAILED, STATUS_OK, SUITE_ID, SummaryRow
+from bench.core.schema import SCHEMA_VERSION, STATUS_FAILED, STATUS_OK, SUITE_ID, RoundRecord, SummaryRow
 from bench.core.stats import summarize, throughput
 from bench.core.store import RunWriter
 
@@ -193,7 +193,7 @@ def write_run(
             row.reference_ms = json.dumps(references)
             row.round_medians_ms = json.dumps([float(np.median(r)) for r in rounds])
             for i, (r, ref) in enumerate(zip(rounds, references, strict=True)):
-                record = {"round": i, "iterations": len(r), "median_ms": float(np.median(r)), "reference_ms": ref}
+                record = RoundRecord(round=i, iterations=len(r), median_ms=float(np.median(r)), reference_ms=ref)
                 writer.add_round(row, record, r)
             writer.add(row)
     return writer.directory

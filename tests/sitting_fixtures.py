@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.core.schema import RoundRecord
 from bench.core.stats import headline_columns
 from bench.core.store import RunWriter
 from tests.result_fixtures import environment, summary_row
@@ -44,14 +45,9 @@ def write_sitting(
             **headline_columns(round_medians),
         )
         for i, r in enumerate(rounds):
-            record = {
-                "round": i,
-                "iterations": len(r),
-                "median_ms": float(np.median(r)),
-                "reference_ms": 0.2,
-                "busy_cpu": busy,
-                "steal": 0.0,
-            }
+            record = RoundRecord(
+                round=i, iterations=len(r), median_ms=float(np.median(r)), reference_ms=0.2, busy_cpu=busy, steal=0.0
+            )
             writer.add_round(row, record, r)
         writer.add(row)
     return writer.directory

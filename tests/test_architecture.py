@@ -13,8 +13,10 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import models
@@ -125,14 +127,84 @@ def test_every_family_declares_its_presentation() -> None:
         models.get_family("a_family_nobody_declared")
 
 
-def test_summary_columns_are_defined_once_in_the_schema(tmp_path: Path) -> None:
-    """The writer's header is the schema's, and a column the schema lacks cannot be set on a row."""
-    from bench.core.store import SUMMARY_FILE, RunWriter
+def _valid(spec) -> object:
+    """A value every constraint of ``spec`` accepts."""
+    kind = spec.metadata["kind"]
+    if kind == "json":
+        return "[1.5, 2.5]" if spec.metadata["json"] == "list" else '{"k": "v"}'
+    return {"int": 3, "float": 2.5, "bool": True}.get(kind, f"text-{spec.name}")
 
-    assert len(set(schema.SUMMARY_COLUMNS)) == len(schema.SUMMARY_COLUMNS)
-    assert all(schema.COLUMN_DOCS[c] for c in schema.SUMMARY_COLUMNS)
-    writer = RunWriter.create(tmp_path, "t", {"suite": schema.SUITE_ID, "env_id": "x"})
-    header = (writer.directory / SUMMARY_FILE).read_text().splitlines()[0]
-    assert tuple(header.split(",")) == schema.SUMMARY_COLUMNS
+
+def test_a_summary_row_survives_the_writer_and_the_loader_column_for_column(tmp_path: Path) -> None:
+    """The writer and the loader both take every column, its type and its constraints from the schema."""
+    from dataclasses import fields
+
+    from bench.core.store import RunWriter, load_summary
+
+    row = schema.SummaryRow(**{f.name: _valid(f) for f in fields(schema.SummaryRow)})
+    row.set(status=schema.STATUS_OK, env_id="env", backend="onnx", backend_options="{}")
+    writer = RunWriter.create(tmp_path, "t", {"suite": schema.SUITE_ID, "env_id": "env", "schema_version": 2})
+    writer.add(row)
+    (loaded,) = load_summary(writer.directory).to_dict("records")
+    expected = {**row.as_dict(), "run_id": writer.run_id}
+    assert {k: loaded[k] for k in schema.SUMMARY_COLUMNS} == expected
     with pytest.raises(AttributeError, match="not a summary column"):
         schema.SummaryRow().set(latency_median=1.0)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [f.name for f in dataclasses.fields(schema.SummaryRow) if f.metadata["kind"] in ("int", "float")],
+)
+def test_the_loader_enforces_the_constraints_declared_beside_each_column(name: str, tmp_path: Path) -> None:
+    from bench.core.store import Problems, RunWriter, load_summary
+
+    spec = next(f for f in dataclasses.fields(schema.SummaryRow) if f.name == name)
+    low, positive = spec.metadata["low"], spec.metadata["positive"]
+    bad = "-1" if (low is not None and low >= 0) or positive else "not-a-number"
+    row = schema.SummaryRow(model="m", backend="onnx", status=schema.STATUS_OK, env_id="env", row_id="r")
+    row.set(settings_key="k")
+    row.set(latency_median_ms=1.0, infer_batch_size=1, infer_img_size=32)
+    row.set(**{name: bad})
+    writer = RunWriter.create(tmp_path, "t", {"suite": schema.SUITE_ID, "env_id": "env"})
+    writer.add(row)
+    problems = Problems(writer.directory)
+    loaded = load_summary(writer.directory, problems)
+    if spec.metadata["identity"] or name == "latency_median_ms":
+        assert loaded.empty and any(name in d for d in problems.dropped)  # left out, not guessed
+    elif name == "latency_ms":  # a blanked headline is recomputed from the row's own medians, never kept bad
+        assert len(loaded) == 1 and loaded.iloc[0][name] == 1.0 and any(name in b for b in problems.blanked)
+    else:
+        assert len(loaded) == 1 and pd.isna(loaded.iloc[0][name]) and any(name in b for b in problems.blanked)
+
+
+def test_every_setting_field_splits_report_columns_and_is_in_every_table() -> None:
+    """The setting identity comes from the schema (``role="setting"``); the report's columns, the column
+    table and the measurements table all carry every field of it."""
+    from dataclasses import fields
+
+    from bench.core.reporting import SETTING, Column
+    from bench.core.tables import MEASUREMENT_COLUMNS
+
+    declared = tuple(f.name for f in fields(schema.SummaryRow) if f.metadata["role"] == "setting")
+    assert declared == schema.SETTING_FIELDS and {"weights", "single_head", "backend_options"} <= set(declared)
+    assert set(SETTING) == {"env_id", *declared}
+    assert set(declared) <= {f.name for f in fields(Column)}
+    assert set(declared) <= set(MEASUREMENT_COLUMNS)
+
+
+def test_every_environment_field_is_declared() -> None:
+    from bench.core import environment
+
+    env = environment.collect({"backend": "onnx", "device": "cpu", "threads": 1, "backend_versions": {}})
+    assert set(env) <= set(schema.ENVIRONMENT_FIELDS), set(env) - set(schema.ENVIRONMENT_FIELDS)
+    assert all(name in env for name, (_, required) in schema.ENVIRONMENT_FIELDS.items() if required)
+
+
+def test_round_records_load_by_their_declaration() -> None:
+    good = {"round": "1", "iterations": "5", "median_ms": "2.5", "reference_ms": "1.0", "timestamp": "t"}
+    record = schema.RoundRecord.load(good)
+    assert record is not None and record.round == 1 and record.median_ms == 2.5 and record.busy_cpu is None
+    for broken in ({"round": "-1"}, {"median_ms": "0"}, {"reference_ms": "x"}, {"warmup_s": "-2"}, {"round": None}):
+        assert schema.RoundRecord.load({**good, **broken}) is None, broken
+    assert schema.ROUND_COLUMNS[2:] == tuple(schema.RoundRecord().as_dict())

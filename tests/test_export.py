@@ -8,6 +8,8 @@ from pathlib import Path
 
 import onnx
 
+from bench.core.schema import MANIFEST_VERSION
+from bench.core.store import load_manifest
 from tests.conftest import assert_one_line_error, run_cli
 
 
@@ -17,6 +19,9 @@ def test_onnx_export_writes_the_artifact_and_its_manifest(tmp_path: Path) -> Non
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert [a["input_shape"] for a in manifest["artifacts"]] == [[1, 3, 64, 64], [2, 3, 64, 64]]
+    assert manifest["format"] == MANIFEST_VERSION
+    loaded = load_manifest(tmp_path / "out" / "manifest.json")  # the one loader, by the schema's declaration
+    assert [e.as_dict() for e in loaded] == manifest["artifacts"]
     for entry in manifest["artifacts"]:
         path = tmp_path / "out" / entry["file"]
         assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"]

@@ -17,7 +17,7 @@ import pytest
 from bench.backends import REGISTRY
 from bench.commands import run as run_command
 from bench.core import engine, machine
-from bench.core.schema import STABLE, UNSTABLE
+from bench.core.schema import ENVIRONMENT_FIELDS, STABLE, UNSTABLE
 from bench.core.store import ROUNDS_FILE, SUMMARY_FILE, load_results
 from tests.conftest import REPO, run_cli
 
@@ -101,12 +101,14 @@ def test_a_busy_process_marks_rows_unstable_with_the_reason(tmp_path: Path, monk
     not depend on how loaded this machine is)."""
     monkeypatch.setattr(engine.Measurer, "cpu_window", _windows(1.0))
     _run_in_process(tmp_path, "--iters", "3", "--min-time", "0", "--rounds", "2", "--threads", "1")
-    summary, _, _ = load_results([tmp_path])
+    summary, _, envs = load_results([tmp_path])
     row = summary.iloc[0]
     assert row["validity"] == UNSTABLE and "other processes used" in row["validity_reason"]
     assert row["busy_cpu"] == pytest.approx(1.0)
     assert "casvit_xs batch 1 is unstable" in capsys.readouterr().err
     assert len(json.loads(row["reference_ms"])) == 2 and len(json.loads(row["round_medians_ms"])) == 2
+    (env,) = envs.values()  # a sitting's environment.json holds only fields the schema declares
+    assert set(env) <= set(ENVIRONMENT_FIELDS), set(env) - set(ENVIRONMENT_FIELDS)
 
 
 def test_validity_rules() -> None:

@@ -29,9 +29,10 @@ from bench.backends import (
 from bench.core import arguments, settings
 from bench.core.artifacts import tree_digest
 from bench.core.errors import BenchError
-from bench.core.schema import SUITE_ID
+from bench.core.schema import MANIFEST_VERSION, SUITE_ID, ManifestEntry
 from bench.core.sessions import open_session
 from bench.core.settings import DEFAULT_CACHE, DEFAULT_STEADY, DEFAULT_WARMUP, build_model
+from bench.core.store import MANIFEST_FILE, load_manifest
 from bench.core.util import atomic_write_text, check_writable_dir, one_line
 from models.errors import CheckpointError
 
@@ -98,39 +99,44 @@ def main(args: argparse.Namespace) -> int:
         target = target.with_name(target.name + _suffixes(prepared.artifact))
         _copy(prepared.artifact, target)
         entries.append(
-            {
-                "file": target.name,
-                "model": workload.model_name,
-                "input_shape": list(workload.input_shape),
-                "precision": workload.precision,
-                "backend": backend.name,
-                "backend_options": dict(workload.options),
-                "weights": chosen.weights,
-                "single_head": chosen.single_head,
-                "versions": backend.versions(),
-                "sha256": tree_digest(target),
-                "detail": prepared.detail,
-                "native": backend.native_commands(
+            ManifestEntry(
+                file=target.name,
+                model=workload.model_name,
+                input_shape=list(workload.input_shape),
+                precision=workload.precision,
+                backend=backend.name,
+                backend_options=dict(workload.options),
+                weights=chosen.weights,
+                single_head=chosen.single_head,
+                versions=backend.versions(),
+                sha256=tree_digest(target),
+                detail=prepared.detail,
+                native=backend.native_commands(
                     target.name,
                     workload.threads or arguments.default_threads(),
                     workload.precision,
                     chosen.limits_warmup.min_iters,
                     chosen.limits_steady.min_iters,
                 ),
-            }
+            )
         )
-        print(f"{target}  ({entries[-1]['sha256'][:12]})")
+        print(f"{target}  ({entries[-1].sha256[:12]})")
     if not entries:  # nothing exported: no manifest that lists nothing
         return 1
-    manifest = {"suite": SUITE_ID, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "artifacts": entries}
-    path = out / "manifest.json"
+    path = out / MANIFEST_FILE
+    earlier: list[ManifestEntry] = []
     if path.exists():  # keep what an earlier export into the same folder listed
         try:
-            earlier = json.loads(path.read_text())["artifacts"]
-        except (OSError, ValueError, KeyError, TypeError):
+            earlier = load_manifest(path)
+        except BenchError:
             earlier = []
-        written = {e["file"] for e in entries}
-        manifest["artifacts"] = [e for e in earlier if isinstance(e, dict) and e.get("file") not in written] + entries
+    written = {e.file for e in entries}
+    manifest = {
+        "suite": SUITE_ID,
+        "format": MANIFEST_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "artifacts": [e.as_dict() for e in earlier if e.file not in written] + [e.as_dict() for e in entries],
+    }
     atomic_write_text(path, json.dumps(manifest, indent=2, sort_keys=True, default=str))
     print(f"manifest: {path}")
     return 1 if failures else 0

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.backends import BACKENDS, PRECISIONS
+from bench.core import store
 from bench.core.artifacts import tree_digest
 from bench.core.environment import cpu_model, package_versions
 from bench.core.errors import BenchError
@@ -35,6 +36,7 @@ from bench.core.schema import (
     STATUS_FAILED,
     STATUS_OK,
     SUITE_ID,
+    RoundRecord,
     SummaryRow,
     settings_key,
 )
@@ -152,15 +154,8 @@ class Target:
 
 
 def load_manifest(path: Path) -> list[dict[str, object]]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise BenchError(f"{path}: unreadable ({exc.strerror or exc})") from None
-    except json.JSONDecodeError as exc:
-        raise BenchError(f"{path}:{exc.lineno}: not a JSON manifest ({exc.msg})") from None
-    if not isinstance(data, dict) or data.get("suite") != SUITE_ID or not isinstance(data.get("artifacts"), list):
-        raise BenchError(f"{path}: not a manifest written by bench export")
-    entries = [e for e in data["artifacts"] if isinstance(e, dict) and e.get("file") and e.get("input_shape")]
+    """The manifest's entries (read by :func:`bench.core.store.load_manifest`), as the matching uses them."""
+    entries = [e.as_dict() for e in store.load_manifest(path)]
     if not entries:
         raise BenchError(f"{path}: lists no artifacts")
     return entries
@@ -362,7 +357,7 @@ def main(args: argparse.Namespace) -> int:
             written.append((tool, writer))
             for m, row in items:
                 if m.samples_ms is not None:
-                    record = {"round": 0, "iterations": len(m.samples_ms), "median_ms": row.latency_median_ms}
+                    record = RoundRecord(round=0, iterations=len(m.samples_ms), median_ms=row.latency_median_ms)
                     writer.add_round(row, record, m.samples_ms)
                 writer.add(row)
     except BaseException:

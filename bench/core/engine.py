@@ -28,6 +28,7 @@ from bench.core.runtime import Backend, Session, Workload
 from bench.core.schema import (
     STATUS_OK,
     UNSTABLE,
+    RoundRecord,
     SummaryRow,
     settings_key,
 )
@@ -71,7 +72,7 @@ def smaller_batch(batch: int) -> int:
 @dataclass
 class RoundResult:
     samples_ms: list[float]
-    record: dict[str, object]
+    record: RoundRecord
 
 
 @dataclass
@@ -149,18 +150,18 @@ class Measurer:
         steady = timed_loop(session.run, LoopLimits(opened.iterations, 0.0, math.inf), session.timed_run_ms)
         busy, steal = window.finish()
         opened.device_ms += steady.device_ms
-        record = {
-            "round": len(opened.rounds),
-            "iterations": len(steady.samples_ms),
-            "median_ms": float(np.median(steady.samples_ms)),
-            "reference_ms": reference_ms,
-            "busy_cpu": busy,
-            "steal": steal,
-            "warmup_iterations": len(warm.samples_ms),
-            "warmup_s": warm.elapsed_s,
-            "measure_s": steady.elapsed_s,
-            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        }
+        record = RoundRecord(
+            round=len(opened.rounds),
+            iterations=len(steady.samples_ms),
+            median_ms=float(np.median(steady.samples_ms)),
+            reference_ms=reference_ms,
+            busy_cpu=busy,
+            steal=steal,
+            warmup_iterations=len(warm.samples_ms),
+            warmup_s=warm.elapsed_s,
+            measure_s=steady.elapsed_s,
+            timestamp=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        )
         result = RoundResult(steady.samples_ms, record)
         opened.rounds.append(result)
         return result
@@ -172,22 +173,22 @@ class Measurer:
         samples = opened.samples_ms
         stats = summarize(samples)
         records = [r.record for r in opened.rounds]
-        round_medians = [float(r["median_ms"]) for r in records]
-        references = [float(r["reference_ms"]) for r in records]
+        round_medians = [r.median_ms for r in records]
+        references = [r.reference_ms for r in records]
         validity = machine.judge(
             round_medians,
             references,
-            [_number(r.get("busy_cpu")) for r in records],
-            [_number(r.get("steal")) for r in records],
+            [_number(r.busy_cpu) for r in records],
+            [_number(r.steal) for r in records],
             len(samples),
         )
         row.set(**stats, **headline_columns(round_medians), **validity.as_columns())
         row.set(
             status=STATUS_OK,
             iterations=len(samples),
-            warmup_iterations=int(sum(float(r["warmup_iterations"]) for r in records)),
-            warmup_s=sum(float(r["warmup_s"]) for r in records),
-            measure_s=sum(float(r["measure_s"]) for r in records),
+            warmup_iterations=sum(r.warmup_iterations or 0 for r in records),
+            warmup_s=sum(r.warmup_s or 0.0 for r in records),
+            measure_s=sum(r.measure_s or 0.0 for r in records),
             rounds=len(records),
             round_medians_ms=machine.json_list(round_medians),
             reference_ms=machine.json_list(references),

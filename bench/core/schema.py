@@ -1,8 +1,18 @@
-"""The result schema: every column of ``summary.csv`` and ``samples.csv``, defined, typed and documented once.
+"""The result schema: every record the suite writes and reads back, declared, typed and documented once.
 
-:class:`SummaryRow` is the one place a summary column exists; the writer, the loaders, ``report``,
-``compare`` and ``--resume`` all take names, order and types from it. :func:`setting_identity` is the
-one definition of "these rows measure the same thing".
+- :class:`SummaryRow`: one line of ``summary.csv`` (the one place a summary column exists);
+- :class:`RoundRecord`: one line of ``rounds.csv`` (a finished timing round, what ``--resume`` continues from);
+- :class:`Sample`: one line of ``samples.csv`` (one timed iteration);
+- :data:`ENVIRONMENT_FIELDS`: ``environment.json`` (the machine and software of a run);
+- :class:`ManifestEntry`: one artifact in ``bench export``'s ``manifest.json``.
+
+Each field carries its documentation, its kind, its unit and its constraints (``low``: the smallest
+value; ``identity``: a row whose value does not parse is left out, not guessed; ``json``: the shape
+of a JSON value) beside it, and :func:`field_problem` is the one check of a value against them.
+:data:`SCHEMA_VERSION` versions the run files, :data:`MANIFEST_VERSION` the manifest. The writer, the
+loaders, ``report``, ``compare`` and ``--resume`` take names, order, types and constraints from here.
+:func:`setting_identity` is the one definition of "these rows measure the same thing": its fields
+are the summary columns declared with ``role="setting"``, so no table can leave one out.
 """
 
 from __future__ import annotations
@@ -10,6 +20,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import json as _json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,56 +44,143 @@ STABLE = "stable"
 UNSTABLE = "unstable"
 
 
-def col(doc: str, kind: str = "float", unit: str = "") -> Any:
-    """A column: ``kind`` is str, int, float, bool or json (a JSON object stored as text)."""
-    return field(default=None, metadata={"doc": doc, "kind": kind, "unit": unit})
+def col(
+    doc: str,
+    kind: str = "float",
+    unit: str = "",
+    *,
+    low: float | None = None,
+    positive: bool = False,
+    identity: bool = False,
+    checked: bool = False,
+    json: str | None = None,
+    role: str | None = None,
+) -> Any:
+    """A field: ``kind`` is str, int, float, bool or json (JSON stored as text, ``json`` saying its shape:
+    ``object`` or ``list`` of positive numbers). ``low`` is the smallest allowed value (ints default to
+    0); ``positive``: above zero; ``identity``: the field says *what* was measured, so a record whose
+    value is missing or does not parse is left out; ``checked``: a value that is there must be valid,
+    or the record is left out; ``role``: ``setting`` or ``cell`` for the fields of :func:`setting_identity` /
+    :func:`cell_identity`."""
+    if kind == "int" and low is None:
+        low = 0
+    meta = {
+        "doc": doc,
+        "kind": kind,
+        "unit": unit,
+        "low": low,
+        "positive": positive,
+        "identity": identity,
+        "checked": checked,
+        "json": json,
+        "role": role,
+    }
+    return field(default=None, metadata=meta)
+
+
+def field_problem(spec: dataclasses.Field, text: object) -> str | None:
+    """Why ``text`` (as read from a CSV file, or a value from a JSON document) is not a value of the field
+    ``spec`` (None when it is)."""
+    kind, low = spec.metadata["kind"], spec.metadata["low"]
+    if kind == "json" and not isinstance(text, str):  # already parsed (a JSON document's value)
+        return _json_problem(spec, text)
+    text = str(text)
+    if kind in ("int", "float"):
+        value = _finite(text)
+        if value is None:
+            return "not a finite number" if kind == "float" else "not a whole number"
+        if kind == "int" and (not value.is_integer() or abs(value) >= 2**53):
+            return "not a whole number"
+        if (low is not None and value < low) or (spec.metadata["positive"] and value <= 0):
+            return "not positive" if spec.metadata["positive"] or (low or 0) > 0 else "negative"
+    elif kind == "bool":
+        if text.strip().lower() not in _BOOL_TEXT:
+            return "not true or false"
+    elif kind == "json":
+        try:
+            value = _json.loads(text)
+        except ValueError:
+            return "not JSON"
+        return _json_problem(spec, value)
+    return None
+
+
+def _json_problem(spec: dataclasses.Field, value: object) -> str | None:
+    if spec.metadata["json"] == "object" and not isinstance(value, dict):
+        return "not a JSON object"
+    if spec.metadata["json"] == "list" and not (
+        isinstance(value, list) and all(isinstance(v, int | float) and math.isfinite(v) and v > 0 for v in value)
+    ):
+        return "not a list of positive numbers"
+    return None
+
+
+def _finite(text: str) -> float | None:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+_BOOL_TEXT = ("true", "false", "1", "0", "1.0", "0.0", "yes", "no")
 
 
 @dataclass
 class SummaryRow:
     """One measured setting of one model. timm's benchmark columns come first, so the files join timm's CSVs."""
 
-    model: str = col("model name in the zoo", "str")
-    infer_img_size: int = col("input height = width", "int", "px")
-    infer_batch_size: int = col("batch size actually measured (CUDA out-of-memory may lower it)", "int")
-    infer_samples_per_sec: float = col("images per second at the mean step time (timm's definition)", unit="img/s")
-    infer_step_time: float = col("mean latency of one batch (timm's definition)", unit="ms")
+    model: str = col("model name in the zoo", "str", role="cell")
+    infer_img_size: int = col("input height = width", "int", "px", low=1, identity=True, role="cell")
+    infer_batch_size: int = col(
+        "batch size actually measured (CUDA out-of-memory may lower it)", "int", low=1, identity=True, role="cell"
+    )
+    infer_samples_per_sec: float = col(
+        "images per second at the mean step time (timm's definition)", unit="img/s", low=0
+    )
+    infer_step_time: float = col("mean latency of one batch (timm's definition)", unit="ms", low=0)
     param_count: float = col(
         "all parameters of the benchmarked network, trainable or not (buffers excluded); as bench flops counts",
         unit="M",
+        low=0,
     )
-    infer_gmacs: float = col("fvcore multiply-accumulates per image", unit="GMAC")
+    infer_gmacs: float = col("fvcore multiply-accumulates per image", unit="GMAC", low=0)
     family: str = col("model family id", "str")
-    backend: str = col("runtime backend", "str")
-    device: str = col("cpu or cuda", "str")
-    precision: str = col("fp32, fp16 or bf16", "str")
-    threads: int = col("intra-op threads the runtime was given", "int")
-    channels_last: bool = col("NHWC memory format (torch)", "bool")
-    compile: bool = col("torch.compile (torch)", "bool")
-    backend_options: str = col("the backend's own options, as JSON", "json")
-    weights: str = col("seed=N for seeded random weights, or the checkpoint's name@sha256 prefix", "str")
-    single_head: bool = col("distillation head dropped (deployable network)", "bool")
+    backend: str = col("runtime backend", "str", role="setting")
+    device: str = col("cpu or cuda", "str", role="setting")
+    precision: str = col("fp32, fp16 or bf16", "str", role="setting")
+    threads: int = col("intra-op threads the runtime was given", "int", low=1, identity=True, role="setting")
+    channels_last: bool = col("NHWC memory format (torch)", "bool", identity=True, role="setting")
+    compile: bool = col("torch.compile (torch)", "bool", identity=True, role="setting")
+    backend_options: str = col(
+        "the backend's own options, as JSON", "json", json="object", identity=True, role="setting"
+    )
+    weights: str = col(
+        "seed=N for seeded random weights, or the checkpoint's name@sha256 prefix", "str", role="setting"
+    )
+    single_head: bool = col("distillation head dropped (deployable network)", "bool", identity=True, role="setting")
     status: str = col(f"one of {', '.join(STATUSES)}", "str")
     error: str = col("why the row has no measurement, or a note (e.g. batch reduced)", "str")
     latency_ms: float = col(
         "the headline: mean of the fastest third of the round medians (bench.core.stats.headline)",
         unit="ms",
+        low=0,
     )
     latency_ci_low_ms: float = col(
-        "low end of the headline's interval (bootstrap over the round medians, nominal 95%)", unit="ms"
+        "low end of the headline's interval (bootstrap over the round medians, nominal 95%)", unit="ms", low=0
     )
-    latency_ci_high_ms: float = col("high end of the headline's interval (see latency_ci_low_ms)", unit="ms")
-    latency_mean_ms: float = col("mean of all timed iterations", unit="ms")
-    latency_median_ms: float = col("median of all timed iterations pooled over rounds (descriptive)", unit="ms")
-    latency_p90_ms: float = col("90th percentile (linear interpolation)", unit="ms")
-    latency_p95_ms: float = col("95th percentile", unit="ms")
-    latency_p99_ms: float = col("99th percentile", unit="ms")
-    latency_min_ms: float = col("fastest iteration", unit="ms")
-    latency_max_ms: float = col("slowest iteration", unit="ms")
-    latency_std_ms: float = col("sample standard deviation (ddof=1)", unit="ms")
-    latency_iqr_ms: float = col("interquartile range", unit="ms")
-    latency_cv: float = col("std / mean")
-    throughput_median_ips: float = col("images per second at the median step time", unit="img/s")
+    latency_ci_high_ms: float = col("high end of the headline's interval (see latency_ci_low_ms)", unit="ms", low=0)
+    latency_mean_ms: float = col("mean of all timed iterations", unit="ms", low=0)
+    latency_median_ms: float = col("median of all timed iterations pooled over rounds (descriptive)", unit="ms", low=0)
+    latency_p90_ms: float = col("90th percentile (linear interpolation)", unit="ms", low=0)
+    latency_p95_ms: float = col("95th percentile", unit="ms", low=0)
+    latency_p99_ms: float = col("99th percentile", unit="ms", low=0)
+    latency_min_ms: float = col("fastest iteration", unit="ms", low=0)
+    latency_max_ms: float = col("slowest iteration", unit="ms", low=0)
+    latency_std_ms: float = col("sample standard deviation (ddof=1)", unit="ms", low=0)
+    latency_iqr_ms: float = col("interquartile range", unit="ms", low=0)
+    latency_cv: float = col("std / mean", low=0)
+    throughput_median_ips: float = col("images per second at the median step time", unit="img/s", low=0)
     iterations: int = col("timed iterations over all rounds", "int")
     warmup_iterations: int = col("warmup iterations over all rounds", "int")
     warmup_s: float = col("time spent warming up", unit="s")
@@ -100,15 +199,19 @@ class SummaryRow:
     parity_top1_agreement: float = col("share of samples whose top-1 class equals the reference's")
     parity_tolerance: str = col("the tolerance the row was checked against", "str")
     rounds: int = col("timing rounds completed", "int")
-    round_medians_ms: str = col("median latency of each round, as a JSON list", "json", "ms")
+    round_medians_ms: str = col("median latency of each round, as a JSON list", "json", "ms", json="list")
     round_spread: float = col("(max - min) / median of the round medians")
-    reference_ms: str = col("median of the machine-speed reference in each round, as a JSON list", "json", "ms")
+    reference_ms: str = col(
+        "median of the machine-speed reference in each round, as a JSON list", "json", "ms", json="list"
+    )
     reference_drift: float = col("(max - min) / median of the reference over the row's rounds")
     busy_cpu: float = col("CPU time used by other processes during timing, in cores (Linux /proc)")
     steal: float = col("share of CPU time the hypervisor stole during timing (Linux /proc)")
     validity: str = col(f"{STABLE} or {UNSTABLE}", "str")
     validity_reason: str = col("why the row is unstable (empty when stable)", "str")
-    runtime_detail: str = col("facts the backend reported (providers, cache, delegation, ...), as JSON", "json")
+    runtime_detail: str = col(
+        "facts the backend reported (providers, cache, delegation, ...), as JSON", "json", json="object"
+    )
     source_tool: str = col("vendor tool whose output `bench import` read (empty: measured by this suite)", "str")
     aggregate_only: bool = col(
         "the tool printed only summary statistics, no per-iteration samples: the statistics it did not print "
@@ -144,42 +247,163 @@ COLUMN_DOCS = {f.name: f.metadata["doc"] for f in dataclasses.fields(SummaryRow)
 REQUIRED_COLUMNS = ("model", "backend", "status", "settings_key", "env_id")
 """A summary without these is not ours; every other column may be missing (older runs) and is filled."""
 
-SAMPLE_COLUMNS = ("run_id", "row_id", "model", "backend", "infer_batch_size", "round", "iteration", "latency_ms")
-"""samples.csv: one line per timed iteration; ``round`` is the timing round (the unit of noise)."""
 
-ROUND_COLUMNS = (
-    "run_id",
-    "row_id",
-    "round",
-    "iterations",
-    "median_ms",
-    "reference_ms",
-    "busy_cpu",
-    "steal",
-    "idle_cpu",
-    "warmup_iterations",
-    "warmup_s",
-    "measure_s",
-    "timestamp",
-)
-"""rounds.csv: one line per finished timing round of a workload, written as the round ends (``--resume``).
-``idle_cpu`` is the CPU (in cores) the sitting's other, idle runtime workers used while the round ran."""
+@dataclass
+class Sample:
+    """One line of ``samples.csv``: one timed iteration; ``round`` is the timing round (the unit of noise)."""
+
+    run_id: str = col("the run directory's name", "str", identity=True)
+    row_id: str = col("the summary row the sample belongs to", "str", identity=True)
+    model: str = col("model name", "str")
+    backend: str = col("runtime backend", "str")
+    infer_batch_size: int = col("batch size", "int", low=1)
+    round: int = col("timing round, from 0", "int", identity=True)
+    iteration: int = col("iteration within the row, counting on across rounds, from 0", "int", identity=True)
+    latency_ms: float = col("wall time of one batch", unit="ms", low=0, identity=True)
+
+
+@dataclass
+class RoundRecord:
+    """One line of ``rounds.csv``: a finished timing round of one workload, on disk as the round ends, so
+    ``--resume`` continues an interrupted row from its last finished round (:meth:`load` checks one)."""
+
+    round: int = col("timing round, from 0", "int", identity=True)
+    iterations: int = col("timed iterations in the round", "int")
+    median_ms: float = col("median latency of the round", unit="ms", positive=True, identity=True)
+    reference_ms: float = col(
+        "median of the machine-speed reference before the round", unit="ms", positive=True, identity=True
+    )
+    busy_cpu: float = col("CPU time other processes used during the round, in cores (Linux /proc)")
+    steal: float = col("share of CPU time the hypervisor stole during the round (Linux /proc)")
+    idle_cpu: float = col("CPU (in cores) the sitting's other, idle runtime workers used while the round ran", low=0)
+    warmup_iterations: int = col("warmup iterations before the round", "int", checked=True)
+    warmup_s: float = col("time spent warming up", unit="s", low=0, checked=True)
+    measure_s: float = col("time spent in the timed loop", unit="s", low=0, checked=True)
+    timestamp: str = col("when the round ended", "str")
+
+    def as_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def load(cls, values: Mapping[str, object]) -> RoundRecord | None:
+        """The record in ``values`` (a line of ``rounds.csv``), typed; None when an identity field is
+        missing or does not parse, or the times are not positive (such a round is not resumed)."""
+        return load_record(cls, values)
+
+
+def load_record(cls: type, values: Mapping[str, object]):
+    """The one loader of a declared record from text values: typed by the declaration; None when a
+    field marked ``identity`` is missing or breaks its constraints, or a ``checked`` one breaks them;
+    other bad values become None."""
+    typed_values: dict[str, object] = {}
+    for spec in dataclasses.fields(cls):
+        text = values.get(spec.name)
+        missing = text is None or (isinstance(text, float) and text != text) or text == ""
+        problem = None if missing else field_problem(spec, text)
+        if missing or problem:
+            if spec.metadata["identity"] or (problem and spec.metadata["checked"]):
+                return None
+            typed_values[spec.name] = None
+            continue
+        kind = spec.metadata["kind"]
+        if kind == "int":
+            typed_values[spec.name] = int(float(str(text)))
+        elif kind == "float":
+            typed_values[spec.name] = float(str(text))
+        elif kind == "bool":
+            typed_values[spec.name] = text if isinstance(text, bool) else str(text).strip().lower() in _BOOL_TRUE
+        elif kind == "json":
+            typed_values[spec.name] = text if not isinstance(text, str) else _json.loads(text)
+        else:
+            typed_values[spec.name] = str(text)
+    return cls(**typed_values)
+
+
+SAMPLE_COLUMNS = tuple(f.name for f in dataclasses.fields(Sample))
+ROUND_COLUMNS = ("run_id", "row_id", *(f.name for f in dataclasses.fields(RoundRecord)))
+"""rounds.csv: the run and row a round belongs to, then the :class:`RoundRecord`."""
+
+# ---------------------------------------------------------------------------------------- environment
+
+ENVIRONMENT_FIELDS: dict[str, tuple[str, bool]] = {
+    "suite": ("this suite's marker, so foreign folders are never read as results", True),
+    "schema_version": ("SCHEMA_VERSION of the files the run wrote", False),
+    "env_id": ("hash of the machine and software: rows are only compared within one", True),
+    "hostname": ("the machine's name (an imported run: the device's)", False),
+    "cpu_model": ("the CPU's model name (an imported run: the device's SoC)", False),
+    "cpu_count": ("logical CPUs", False),
+    "gpu_name": ("the GPU, where CUDA is available", False),
+    "gpu_driver": ("the NVIDIA driver version", False),
+    "cuda": ("torch's CUDA version", False),
+    "cudnn": ("torch's cuDNN version", False),
+    "os": ("operating system and kernel", False),
+    "python": ("the Python version", False),
+    "versions": ("package -> version of the framework and every registered runtime", False),
+    "git_commit": ("the suite's commit, where known", False),
+    "started_at": ("when the run started", False),
+    "argv": ("the command line", False),
+    "system": ("the machine checks of bench doctor at the start of the run", False),
+    "backend": ("the runtimes a sitting measured, joined by '+'", False),
+    "backends": ("the runtimes a sitting measured, in --backend order", False),
+    "device": ("the device it ran on (an imported run: the device file's facts)", False),
+    "threads": ("intra-op threads", False),
+    "backend_versions": ("versions of the measured runtimes' packages, one flat map", False),
+    "order_seed": ("the seed the sitting's round order was shuffled from", False),
+    "round_order": ("per round, the cells in the order they were timed", False),
+    "open_s": ("seconds from the sitting's start until every cell was open", False),
+    "external_models": ("published facts of the external networks measured (a spec's top-1, family, ...)", False),
+    "imported": ("true for a run bench import wrote from a vendor tool's output", False),
+    "source_tool": ("the vendor tool an imported run was read from", False),
+    "device_name": ("the device an imported run was measured on", False),
+}
+"""``environment.json``: field -> (what it says, required). ``env_id`` hashes hostname, CPU, CPU count,
+OS, Python, versions and GPU (an imported run's: the device and the tool)."""
+
+# ---------------------------------------------------------------------------------------- export manifest
+
+MANIFEST_VERSION = 1
+"""1: per artifact the model, input shape, precision, backend and options, versions, weights, SHA-256 and
+the vendor tools' command lines (manifests without ``format`` are read as 1)."""
+
+
+@dataclass
+class ManifestEntry:
+    """One artifact ``bench export`` wrote, in ``manifest.json`` (``{"suite", "format", "created", "artifacts"}``)."""
+
+    file: str = col("the artifact's name in the export folder", "str", identity=True)
+    model: str = col("model name", "str", identity=True)
+    input_shape: Any = col("static input shape [batch, channels, height, width]", "json", identity=True)
+    precision: str = col("fp32, fp16 or bf16", "str")
+    backend: str = col("the runtime it was prepared for", "str", identity=True)
+    backend_options: Any = col("the backend's own options", "json", json="object")
+    weights: str = col("seed=N or the checkpoint's name@sha256 prefix", "str")
+    single_head: bool = col("distillation head dropped", "bool")
+    versions: Any = col("versions of the runtime's packages", "json", json="object")
+    sha256: str = col("SHA-256 of the artifact (of every file, for a directory artifact)", "str", identity=True)
+    detail: Any = col("facts the backend reported while preparing it", "json", json="object")
+    native: Any = col(
+        "the vendor tools' command lines that time this artifact with the suite's settings "
+        "(a list of {tool, command, output[, note]}; bench import reads their outputs)",
+        "json",
+    )
+
+    def as_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def load(cls, values: object) -> ManifestEntry | None:
+        """The entry in ``values`` (one item of ``artifacts``); None when it is not one."""
+        return load_record(cls, values) if isinstance(values, Mapping) else None
+
 
 # ---------------------------------------------------------------------------------------- identity
 
-SETTING_FIELDS = (
-    "backend",
-    "device",
-    "precision",
-    "threads",
-    "channels_last",
-    "compile",
-    "backend_options",
-    "weights",
-    "single_head",
-)
-"""What makes two rows measure different things (besides the model cell and the machine)."""
-CELL_FIELDS = ("model", "infer_img_size", "infer_batch_size")
+SETTING_FIELDS = tuple(f.name for f in dataclasses.fields(SummaryRow) if f.metadata["role"] == "setting")
+"""What makes two rows measure different things (besides the model cell and the machine): the summary
+columns declared with ``role="setting"``."""
+CELL_FIELDS = tuple(f.name for f in dataclasses.fields(SummaryRow) if f.metadata["role"] == "cell")
+IDENTITY_FIELDS = tuple(f.name for f in dataclasses.fields(SummaryRow) if f.metadata["identity"])
+"""Summary columns that say *what* a row measured: a row whose value does not parse is left out."""
 
 
 def setting_identity(row: Mapping[str, object], *, with_env: bool) -> tuple[str, ...]:

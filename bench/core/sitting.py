@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -234,9 +234,8 @@ class Sitting:
             self.fail(cell, str(reply.value))
             return
         answer = reply.value
-        record = dict(answer["record"])
         used = [b - a for a, b in zip(before, after, strict=True) if a is not None and b is not None]
-        record["idle_cpu"] = sum(used) / wall if used and wall > 0 else None
+        record = replace(answer["record"], idle_cpu=sum(used) / wall if used and wall > 0 else None)
         item.iterations = answer["iterations"]
         item.device_ms += answer["device_ms"]
         result = RoundResult(list(answer["samples"]), record)
@@ -400,13 +399,12 @@ def _carry_over(writer: RunWriter, item: OpenWorkload, carried: PartialRow, roun
     """Rounds finished by an interrupted sitting: copied into this one (so it is self-contained) and kept;
     the cell's iteration count stays the one its first round used."""
     for record in carried.records[:rounds]:
-        index = int(record["round"])
-        samples = [float(s) for s in carried.samples.get(index, [])]
-        result = RoundResult(samples, {**record, "round": index})
+        samples = [float(s) for s in carried.samples.get(record.round, [])]
+        result = RoundResult(samples, record)
         writer.add_round(item.row, result.record, samples)
         item.rounds.append(result)
     if item.rounds:
-        item.iterations = int(float(item.rounds[0].record.get("iterations") or 0)) or None
+        item.iterations = item.rounds[0].record.iterations or None
 
 
 def _warn_unstable(progress: Any, row: SummaryRow) -> None:

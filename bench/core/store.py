@@ -35,6 +35,7 @@ from bench.core.errors import BenchError
 from bench.core.runtime import registry
 from bench.core.schema import (
     COLUMN_KINDS,
+    IDENTITY_FIELDS,
     REQUIRED_COLUMNS,
     ROUND_COLUMNS,
     SAMPLE_COLUMNS,
@@ -43,7 +44,10 @@ from bench.core.schema import (
     STATUSES,
     SUITE_ID,
     SUMMARY_COLUMNS,
+    ManifestEntry,
+    RoundRecord,
     SummaryRow,
+    field_problem,
     headline_statistic,
     typed,
 )
@@ -54,6 +58,7 @@ SUMMARY_FILE = "summary.csv"
 SAMPLES_FILE = "samples.csv"
 ROUNDS_FILE = "rounds.csv"
 ENVIRONMENT_FILE = "environment.json"
+MANIFEST_FILE = "manifest.json"
 
 
 def _csv_line(columns: Iterable[str], row: Mapping[str, object]) -> str:
@@ -98,9 +103,9 @@ class RunWriter:
             raise BenchError(f"cannot write results to {out}: {exc.strerror or exc}") from None
         return cls(directory, run_id)
 
-    def add_round(self, row: SummaryRow, record: Mapping[str, object], samples_ms: Iterable[float]) -> None:
+    def add_round(self, row: SummaryRow, record: RoundRecord, samples_ms: Iterable[float]) -> None:
         """One finished timing round of one workload (samples, then its record), on disk before the next."""
-        round_index = int(record["round"])  # type: ignore[call-overload]
+        round_index = record.round
         ids = {
             "run_id": self.run_id,
             "row_id": row.row_id,
@@ -119,7 +124,9 @@ class RunWriter:
         if lines:
             self._append(SAMPLES_FILE, lines, what)
         self._append(
-            ROUNDS_FILE, _csv_line(ROUND_COLUMNS, {**record, "run_id": self.run_id, "row_id": row.row_id}), what
+            ROUNDS_FILE,
+            _csv_line(ROUND_COLUMNS, {**record.as_dict(), "run_id": self.run_id, "row_id": row.row_id}),
+            what,
         )
         self.rounds_written[str(row.row_id)] = start + len(samples)
         self.open_rounds[str(row.row_id)] = self.open_rounds.get(str(row.row_id), 0) + 1
@@ -232,6 +239,27 @@ def load_environment(run_dir: Path) -> dict[str, object]:
     return env
 
 
+def load_manifest(path: Path) -> list[ManifestEntry]:
+    """The artifacts ``bench export`` listed in ``path`` (:class:`ManifestEntry`, the one loader of a
+    manifest); entries that do not parse are left out. A one-line :class:`BenchError` when the file is
+    unreadable, not JSON or not this suite's manifest."""
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise BenchError(f"{path}: unreadable ({exc.strerror or exc})") from None
+    except json.JSONDecodeError as exc:
+        raise BenchError(f"{path}:{exc.lineno}: not a JSON manifest ({exc.msg})") from None
+    except (UnicodeDecodeError, ValueError):
+        raise BenchError(f"{path}: not a JSON manifest (not UTF-8 text)") from None
+    if (
+        not isinstance(document, dict)
+        or document.get("suite") != SUITE_ID
+        or not isinstance(document.get("artifacts"), list)
+    ):
+        raise BenchError(f"{path}: not a manifest written by bench export")
+    return [e for e in map(ManifestEntry.load, document["artifacts"]) if e is not None]
+
+
 class Problems:
     """What a loader had to leave out of one file, said in one warning line per file."""
 
@@ -306,14 +334,7 @@ def _read_csv(path: Path, problems: Problems | None = None) -> pd.DataFrame:
 
 # ------------------------------------------------------------------------------------ checking values
 
-IDENTITY_COLUMNS = ("infer_img_size", "infer_batch_size", "threads", "channels_last", "compile", "single_head")
-"""Columns that say *what* a row measured: a row whose value does not parse is left out, not guessed."""
-POSITIVE_INTS = ("infer_img_size", "infer_batch_size", "threads")
-NON_NEGATIVE = ("infer_samples_per_sec", "infer_step_time", "throughput_median_ips", "param_count", "infer_gmacs")
-JSON_LISTS = ("round_medians_ms", "reference_ms")
-JSON_OBJECTS = ("backend_options", "runtime_detail")
-_BOOL_TEXT = ("true", "false", "1", "0", "1.0", "0.0", "yes", "no")
-_MAX_WHOLE = 2**53
+_SUMMARY_SPECS = {f.name: f for f in dataclasses.fields(SummaryRow)}
 
 
 def _number(text: str) -> float | None:
@@ -324,35 +345,9 @@ def _number(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _cell_problem(name: str, kind: str, text: str) -> str | None:
-    """Why ``text`` is not a value of column ``name`` (None when it is)."""
-    if kind == "int":
-        value = _number(text)
-        if value is None or not value.is_integer() or abs(value) >= _MAX_WHOLE:
-            return "not a whole number"
-        if value < (1 if name in POSITIVE_INTS else 0):
-            return "not positive" if name in POSITIVE_INTS else "negative"
-    elif kind == "float":
-        value = _number(text)
-        if value is None:
-            return "not a finite number"
-        if value < 0 and (name.startswith("latency_") or name in NON_NEGATIVE):
-            return "negative"
-    elif kind == "bool":
-        if text.strip().lower() not in _BOOL_TEXT:
-            return "not true or false"
-    elif name in JSON_LISTS or name in JSON_OBJECTS:
-        try:
-            value = json.loads(text)
-        except ValueError:
-            return "not JSON"
-        if name in JSON_OBJECTS and not isinstance(value, dict):
-            return "not a JSON object"
-        if name in JSON_LISTS and not (
-            isinstance(value, list) and all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in value)
-        ):
-            return "not a list of positive numbers"
-    return None
+def _cell_problem(name: str, text: str) -> str | None:
+    """Why ``text`` is not a value of summary column ``name`` (its constraints are in the schema)."""
+    return field_problem(_SUMMARY_SPECS[name], text)
 
 
 def _short(text: object) -> str:
@@ -385,15 +380,11 @@ def _checked(raw: pd.DataFrame, problems: Problems, env_id: str) -> pd.DataFrame
         for line, text in raw[name].items():
             if text is None or not keep[line]:
                 continue
-            why = _cell_problem(name, kind, text)
+            why = _cell_problem(name, text)
             if why is None:
                 continue
             where = f"line {line}: {name} {_short(text)} is {why}"
-            if (
-                name in IDENTITY_COLUMNS
-                or name == "backend_options"
-                or (name == "latency_median_ms" and raw.at[line, "status"] == STATUS_OK)
-            ):
+            if name in IDENTITY_FIELDS or (name == "latency_median_ms" and raw.at[line, "status"] == STATUS_OK):
                 keep[line] = False
                 problems.dropped.append(where)
             else:
@@ -531,7 +522,7 @@ def load_results(paths: Iterable[Path]) -> tuple[pd.DataFrame, pd.DataFrame, dic
 class PartialRow:
     """Finished rounds of a workload whose run stopped before its last round (for ``--resume``)."""
 
-    records: list[dict[str, object]]
+    records: list[RoundRecord]
     samples: dict[int, list[float]]
 
 
@@ -577,33 +568,18 @@ def _collect_partial(run_dir: Path, finished: set[str], found: dict[str, Partial
     samples = load_samples(run_dir)
     unusable = 0
     for row_id, group in rounds.groupby("row_id", sort=False):
-        records = []
+        records: list[RoundRecord] = []
         for r in group.to_dict("records"):
-            record = {k: v for k, v in r.items() if k not in ("run_id", "row_id")}
-            if _round_usable(record):
+            record = RoundRecord.load(r)
+            if record is not None:
                 records.append(record)
             else:
                 unusable += 1
-        records.sort(key=lambda r: int(float(r["round"])))
-        records = [{**r, "round": i} for i, r in enumerate(records) if int(float(r["round"])) == i]  # a prefix
+        records.sort(key=lambda r: r.round)
+        records = [r for i, r in enumerate(records) if r.round == i]  # a prefix
         mine = samples[samples["row_id"] == row_id]
         by_round = {i: mine.loc[mine["round"] == i, "latency_ms"].tolist() for i in range(len(records))}
         if len(records) > len(found.get(str(row_id), PartialRow([], {})).records):
             found[str(row_id)] = PartialRow(records, by_round)
     if unusable:
         warn(f"{rounds_path}: {unusable} round record(s) do not parse and are not resumed")
-
-
-def _round_usable(record: Mapping[str, object]) -> bool:
-    """A round record the engine can build a row from: whole round number, positive finite times."""
-    round_index = _number(str(record.get("round")))
-    if round_index is None or round_index < 0 or not round_index.is_integer():
-        return False
-    for name in ("median_ms", "reference_ms"):
-        value = _number(str(record.get(name)))
-        if value is None or value <= 0:
-            return False
-    for name in ("warmup_iterations", "warmup_s", "measure_s"):
-        if record.get(name) is not None and (_number(str(record.get(name))) or 0) < 0:
-            return False
-    return True

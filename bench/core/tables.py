@@ -12,7 +12,7 @@ from bench.core.environment import FRAMEWORK_PACKAGE
 from bench.core.errors import BenchError
 from bench.core.formatting import Cell, PaperTable
 from bench.core.reporting import STATUS_CELLS, Column, Report, _value
-from bench.core.schema import UNSTABLE
+from bench.core.schema import SETTING_FIELDS, UNSTABLE
 from bench.core.stats import headline_note, headline_text
 
 UNSTABLE_MARK = "†"
@@ -250,13 +250,8 @@ def columns_frame(report: Report) -> pd.DataFrame:
             {
                 "column": c.key,
                 "label": c.label,
-                "backend": c.backend,
+                **{name: getattr(c, name) for name in SETTING_FIELDS},  # every field that splits a column
                 "runtime_version": c.runtime_version,
-                "device": c.device,
-                "precision": c.precision,
-                "threads": c.threads,
-                "channels_last": c.channels_last,
-                "compile": c.compile,
                 "batch_sizes": " ".join(map(str, c.batches)),
                 "machine": c.machine,
                 "env_id": c.env_id,
@@ -288,12 +283,7 @@ MEASUREMENT_COLUMNS = (
     "name",
     "resolution",
     "batch",
-    "backend",
-    "device",
-    "precision",
-    "threads",
-    "channels_last",
-    "compile",
+    *SETTING_FIELDS,  # every field that splits a column (the schema's setting identity)
     "params_m",
     "gmacs",
     "published_params_m",

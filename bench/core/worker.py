@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import multiprocessing
 import multiprocessing.connection
 import signal
@@ -67,7 +68,7 @@ class CellHost:
             cell.iterations = iterations
         cell.rounds, cell.device_ms = [], []
         result = self.measurer.time_round(cell)
-        record = {**result.record, "round": round_index}
+        record = dataclasses.replace(result.record, round=round_index)
         return {
             "record": record,
             "samples": result.samples_ms,
