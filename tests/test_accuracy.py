@@ -10,6 +10,7 @@ expected top-1/top-5 (and every per-class count) are exact.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from pathlib import Path
 
@@ -142,7 +143,7 @@ def test_exact_top1_top5_on_torch_and_onnx(evaluated: dict[str, object], setup: 
         assert r["classes"] == 6 and r["resolution"] == 32
         assert r["preprocessing"]["mean"] is None and r["preprocessing"]["resize"] == 36  # int(32 / 0.875)
         assert r["checkpoint"]["name"] == "grey.pth"
-        assert r["checkpoint"]["sha256"] == accuracy._sha256(setup["checkpoint"])
+        assert r["checkpoint"]["sha256"] == hashlib.sha256(setup["checkpoint"].read_bytes()).hexdigest()
         assert r["weights"].startswith("grey.pth@")
         assert r["reference_backend"] == "torch" and r["top1_drop"] == 0.0
     assert results["onnx"]["backend_detail"]["runtime"].startswith("ONNX Runtime")
