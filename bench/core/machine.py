@@ -270,7 +270,10 @@ def judge(
         if own is not None:
             reasons.append(own)
     if busy_cpu is not None and busy_cpu > MAX_BUSY_CPU:
-        reasons.append(f"other processes used {busy_cpu:.1f} CPUs")
+        reasons.append(
+            f"other processes used {busy_cpu:.1f} CPUs (a thread pool with a thread per core waits for the core "
+            "they hold, which can make a row many times slower: stop them, or use fewer --threads; bench doctor)"
+        )
     if stolen is not None and stolen > MAX_STEAL:
         reasons.append(f"hypervisor stole {stolen:.0%} of CPU time")
     if iterations < MIN_ITERATIONS:
