@@ -315,7 +315,7 @@ def spread_labels(ax: Axes, ends: list[tuple[float, float, str, str]], fontsize:
     placed: list[float] = []
     for py, *_ in pts:
         placed.append(max(py, placed[-1] + gap) if placed else py)
-    top = ax.get_window_extent().y1
+    top = ax.get_window_extent().y1 - gap / 2  # a label is centred on its height: keep its upper half inside too
     shift = max(placed[-1] - top, 0) if placed else 0  # keep the column inside the axes if it can
     placed = [p - shift for p in placed]
     for i in range(len(placed) - 2, -1, -1):

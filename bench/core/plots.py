@@ -317,7 +317,7 @@ def plot_latency_vs_top1(measurements, samples, panels, styles, size=None) -> Fi
         bars = []
         for r in rows.itertuples(index=False):
             ax.plot(
-                [r.latency_median_ms, r.latency_p90_ms],
+                [r.latency_ms, r.latency_p90_ms],
                 [r.top1, r.top1],
                 color=styles[r.family][0],
                 lw=2,
@@ -325,7 +325,7 @@ def plot_latency_vs_top1(measurements, samples, panels, styles, size=None) -> Fi
                 zorder=2,
                 solid_capstyle="butt",
             )
-            bars.append(((r.latency_median_ms, r.top1), (r.latency_p90_ms, r.top1)))
+            bars.append(((r.latency_ms, r.top1), (r.latency_p90_ms, r.top1)))
         return bars
 
     return _plot_vs_top1(
@@ -333,11 +333,11 @@ def plot_latency_vs_top1(measurements, samples, panels, styles, size=None) -> Fi
         panels,
         styles,
         pick=lambda d: d[d["latency_batch"] & d["top1"].notna()],
-        metric="latency_median_ms",
-        xlabel="Latency, median at {batch} (ms)",
+        metric="latency_ms",
+        xlabel="Latency at {batch} (ms; p90 bar)",
         title="Latency vs top-1 (upper left is better)",
         smaller_is_better=True,
-        extra_handles=[Line2D([], [], color="0.35", lw=2, alpha=0.45, solid_capstyle="butt", label="median to p90")],
+        extra_handles=[Line2D([], [], color="0.35", lw=2, alpha=0.45, solid_capstyle="butt", label="latency to p90")],
         decorate=median_to_p90,
         size=size,
     )
@@ -480,14 +480,14 @@ def plot_latency_vs_gmacs(measurements, samples, panels, styles, size=None) -> F
         *_unstable_handle(pd.concat([rows for _, rows in data])),
     ]
     for ax, (_, rows) in zip(axes, data, strict=True):
-        _scatter_families(ax, rows, "gmacs", "latency_median_ms", styles)
+        _scatter_families(ax, rows, "gmacs", "latency_ms", styles)
         ax.set_xscale("log")
         ax.set_yscale("log")
         _plain_log_axis(ax.xaxis)
         _plain_log_axis(ax.yaxis)
         ax.margins(x=0.3, y=0.15)  # room for the labels of the smallest models
         ax.set_xlabel("GMACs per image (1 MAC = 2 FLOPs)")
-        ax.set_ylabel(f"Latency, median at {_batch_label(rows)} (ms)")
+        ax.set_ylabel(f"Latency at {_batch_label(rows)} (ms)")
     _family_legend(fig, measurements, styles, "Latency vs GMACs (achieved GFLOP/s in brackets)")
     label_layout.freeze_layout(fig)
     for ax, (_, rows) in zip(axes, data, strict=True):
@@ -502,11 +502,11 @@ def plot_latency_vs_gmacs(measurements, samples, panels, styles, size=None) -> F
             lines.append((xs, ys, f"{level:g} GFLOP/s"))
         ax.set_xlim(x0, x1)
         ax.set_ylim(y0, y1)
-        markers = label_layout.marker_boxes(ax, rows["gmacs"], rows["latency_median_ms"])
+        markers = label_layout.marker_boxes(ax, rows["gmacs"], rows["latency_ms"])
         labels = [f"{n} ({v:.0f})" for n, v in zip(rows["name"], g, strict=True)]
         colors = [styles[f][0] for f in rows["family"]]
         boxes = label_layout.label_points(
-            ax, rows["gmacs"].tolist(), rows["latency_median_ms"].tolist(), labels, colors, make_room=True
+            ax, rows["gmacs"].tolist(), rows["latency_ms"].tolist(), labels, colors, make_room=True
         )
         label_layout.label_lines(ax, lines, markers + boxes)
     return fig

@@ -502,9 +502,9 @@ def paper_table(
 def paper_notes(any_interval: bool, unstable: bool, citations: dict[str, str]) -> str:
     """The slim table's one paragraph of notes: what the marks mean, where the details are, the top-1 sources."""
     digits = "±: interval over rounds (larger side)" if any_interval else "digits: as the rounds' spread allows"
-    flag = f"; {UNSTABLE_MARK} unstable, re-measure before citing" if unstable else ""
+    flag = f"; {UNSTABLE_MARK} unstable" if unstable else ""
     sources = " ".join(f"[{mark}] {source}" for source, mark in citations.items())
-    return f"{digits}{flag}; details: full table. KD ✓: hard distillation. Top-1: {sources}."
+    return f"{digits}{flag}; details in the full table. KD ✓: hard distillation. Top-1: {sources}."
 
 
 def _top1_source(report: Report, model: str) -> str:
