@@ -52,20 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     native.add_argument(
         "--threads", type=arguments.threads, default=None, metavar="N", help="(default: physical cores)"
     )
-    native.add_argument(
-        "--warmup",
-        type=arguments.count("--warmup"),
-        default=DEFAULT_WARMUP.min_iters,
-        metavar="N",
-        help="(default: %(default)s)",
-    )
-    native.add_argument(
-        "--iters",
-        type=arguments.count("--iters"),
-        default=DEFAULT_STEADY.min_iters,
-        metavar="N",
-        help="(default: %(default)s)",
-    )
+    arguments.add_iteration_arguments(native, DEFAULT_WARMUP.min_iters, DEFAULT_STEADY.min_iters)
     add_option_arguments(p)
     p.epilog = "exit status: 0 every artifact written, 1 some model could not be exported, 2 bad input"
 

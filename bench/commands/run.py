@@ -52,22 +52,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="input size; default: each model's published resolution",
     )
     w, m = DEFAULT_WARMUP, DEFAULT_STEADY
-    p.add_argument(
-        "--warmup",
-        type=arguments.count("--warmup"),
-        default=w.min_iters,
-        metavar="N",
-        help=f"minimum warmup iterations (default: {w.min_iters})",
-    )
+    arguments.add_iteration_arguments(p, w.min_iters, m.min_iters)
     p.add_argument(
         "--warmup-time", type=arguments.seconds, default=w.min_time_s, metavar="S", help=f"(default: {w.min_time_s})"
-    )
-    p.add_argument(
-        "--iters",
-        type=arguments.count("--iters"),
-        default=m.min_iters,
-        metavar="N",
-        help=f"minimum timed iterations (default: {m.min_iters})",
     )
     p.add_argument(
         "--min-time", type=arguments.seconds, default=m.min_time_s, metavar="S", help=f"(default: {m.min_time_s})"

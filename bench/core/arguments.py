@@ -97,6 +97,20 @@ def seconds(text: str) -> float:
     return value
 
 
+def add_iteration_arguments(p: argparse.ArgumentParser | argparse._ArgumentGroup, warmup: int, iters: int) -> None:
+    """``--warmup N`` and ``--iters N``, defined once for every command that takes them (``run`` times
+    with them; ``export`` writes them into the vendor tools' command lines). ``warmup``/``iters`` are the
+    defaults (:data:`bench.core.settings.DEFAULT_WARMUP` / ``DEFAULT_STEADY``)."""
+    for flag, default, kind in (("--warmup", warmup, "warmup"), ("--iters", iters, "timed")):
+        p.add_argument(
+            flag,
+            type=count(flag),
+            default=default,
+            metavar="N",
+            help=f"minimum {kind} iterations (default: {default})",
+        )
+
+
 def default_threads() -> int:
     """Physical cores: what ONNX Runtime picks by default, and what latency papers usually pin."""
     import psutil
