@@ -54,6 +54,25 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], *fragments: st
         assert fragment in lines[0], (fragment, lines[0])
 
 
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]):
+    """``python -m bench ARGS`` in this process (the same parser, handlers and error handling, without
+    paying for a fresh interpreter and torch import on every probe); the shared fixture of the hardening
+    tests."""
+    from bench.cli import main as bench_main
+
+    def call(*argv: str) -> subprocess.CompletedProcess[str]:
+        capsys.readouterr()
+        try:
+            code = bench_main(list(argv))
+        except SystemExit as exc:  # argparse
+            code = exc.code if isinstance(exc.code, int) else 2
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(["bench", *argv], code, out.out, out.err)
+
+    return call
+
+
 class QuietProgress:
     """Stands in for the engine's progress bar in tests."""
 

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bench.cli import main as bench_main
 from bench.core.accuracy_results import PARTIAL_FILE, PER_CLASS_FILE, RESULT_FILE
 from tests.conftest import REPO, assert_one_line_error
 from tests.test_accuracy import GREY_NET, _image_folder
@@ -80,22 +79,6 @@ def nets(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("nets") / "nets.py"
     path.write_text(NETS)
     return path
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]):
-    """``bench ARGS`` in this process (same parser and error handling; no interpreter start per probe)."""
-
-    def call(*argv: str) -> subprocess.CompletedProcess[str]:
-        capsys.readouterr()
-        try:
-            code = bench_main(list(argv))
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 2
-        out = capsys.readouterr()
-        return subprocess.CompletedProcess(["bench", *argv], code, out.out, out.err)
-
-    return call
 
 
 def _args(nets: Path, data: Path, out: Path, *extra: str, model: str = "grey_net") -> list[str]:

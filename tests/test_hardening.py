@@ -23,7 +23,6 @@ import pytest
 
 from bench.backends import REGISTRY
 from bench.backends.onnx import OnnxBackend, export_onnx
-from bench.cli import main as bench_main
 from bench.commands import run as run_command
 from bench.core import artifacts, engine, sessions
 from bench.core import settings as settings_module
@@ -43,23 +42,6 @@ def engine_args(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     run_command.add_arguments(parser)
     return parser.parse_args(list(argv))
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]):
-    """``python -m bench ARGS`` in this process (the same parser, handlers and error handling, without
-    paying for a fresh interpreter and torch import on every probe)."""
-
-    def call(*argv: str) -> subprocess.CompletedProcess[str]:
-        capsys.readouterr()
-        try:
-            code = bench_main(list(argv))
-        except SystemExit as exc:  # argparse
-            code = exc.code if isinstance(exc.code, int) else 2
-        out = capsys.readouterr()
-        return subprocess.CompletedProcess(["bench", *argv], code, out.out, out.err)
-
-    return call
 
 
 def _stderr_lines(proc: subprocess.CompletedProcess[str]) -> list[str]:

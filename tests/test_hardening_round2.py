@@ -17,7 +17,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.cli import main as bench_main
 from bench.core.formatting import markdown_cell, spreadsheet_safe
 from bench.core.store import ENVIRONMENT_FILE, SUMMARY_FILE, load_results
 from tests.conftest import REPO, assert_one_line_error, run_cli
@@ -27,20 +26,6 @@ from tests.test_external import SPEC, TINY
 FAST = ("--resolution", "64", "--warmup", "1", "--warmup-time", "0", "--iters", "3", "--min-time", "0",
         "--rounds", "1", "--no-flops", "--no-progress")  # fmt: skip
 FORMULA_LEAD = ("=", "+", "-", "@")
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]):
-    def call(*argv: str) -> subprocess.CompletedProcess[str]:
-        capsys.readouterr()
-        try:
-            code = bench_main(list(argv))
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 2
-        out = capsys.readouterr()
-        return subprocess.CompletedProcess(["bench", *argv], code, out.out, out.err)
-
-    return call
 
 
 @pytest.fixture
