@@ -208,3 +208,25 @@ def test_round_records_load_by_their_declaration() -> None:
     for broken in ({"round": "-1"}, {"median_ms": "0"}, {"reference_ms": "x"}, {"warmup_s": "-2"}, {"round": None}):
         assert schema.RoundRecord.load({**good, **broken}) is None, broken
     assert schema.ROUND_COLUMNS[2:] == tuple(schema.RoundRecord().as_dict())
+
+
+def test_accuracy_documents_load_by_their_declaration(tmp_path: Path) -> None:
+    """``accuracy.json`` is declared in the schema like every other record: what the writer writes the
+    one loader reads back unchanged, and a result that breaks a declared constraint loses that value
+    (or, without its identity, the whole result)."""
+    import json
+
+    from bench.core.accuracy_results import load_document
+
+    result = schema.AccuracyResult(model="m", backend="onnx", status="ok", threads=2, images=4, correct_top1=3)
+    result.top1, result.checkpoint, result.skipped_examples = 75.0, {"name": "w.pth"}, ["a.png"]
+    document = schema.AccuracyDocument(run_id="r", environment={"env_id": "e"}, data={"images": 4}, results=[result])
+    path = tmp_path / "accuracy.json"
+    path.write_text(document.to_json())
+    assert load_document(path) == document and json.loads(path.read_text())["format"] == schema.ACCURACY_FORMAT
+    raw = json.loads(document.to_json())
+    raw["results"] += [{"model": "m", "backend": "onnx"}, {**raw["results"][0], "top1": -5, "threads": 0}]
+    path.write_text(json.dumps(raw))
+    loaded = load_document(path)
+    assert loaded is not None and len(loaded.results) == 2  # the result without a status is left out
+    assert loaded.results[1].top1 is None and loaded.results[1].threads is None and loaded.results[1].images == 4

@@ -1,8 +1,10 @@
-"""The accuracy result document (``accuracy.json``, written by ``bench accuracy``) and its one loader.
+"""The accuracy result document (``accuracy.json``, written by ``bench accuracy``): its one loader and
+what the reports take from it.
 
 One document per accuracy run: the machine, the data set (what it is, its listing's fingerprint), and one
-:class:`AccuracyResult` per model and runtime. ``format`` is the document's version: readers accept this
-version and the ones listed in :data:`READABLE_FORMATS`.
+:class:`~bench.core.schema.AccuracyResult` per model and runtime, both declared in :mod:`bench.core.schema`
+with every other record. ``format`` is the document's version: readers accept this version and the ones
+listed in :data:`READABLE_FORMATS`.
 
 A measured top-1 replaces a model's published ImageNet top-1 in the reports only when it is an ImageNet
 top-1: the full ILSVRC2012 validation set (1000 standard classes, 50,000 images, none skipped, no
@@ -12,92 +14,28 @@ look at a few images, random weights) is shown apart, marked as such.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.core.schema import SUITE_ID
+from bench.core.schema import (
+    ACCURACY_FORMAT,
+    ACCURACY_KIND,
+    PER_CLASS_COLUMNS,
+    READABLE_ACCURACY_FORMATS,
+    SUITE_ID,
+    AccuracyDocument,
+    AccuracyResult,
+)
 
 RESULT_FILE = "accuracy.json"
 PER_CLASS_FILE = "per_class.csv"
 PARTIAL_FILE = "accuracy.partial.json"
 """Tallies of the model in progress, saved after each batch: what ``--resume`` continues from."""
-FORMAT = 2
-READABLE_FORMATS = (1, 2)
-KIND = "accuracy"
-PER_CLASS_COLUMNS = ("model", "backend", "class_index", "class_name", "images", "correct_top1", "correct_top5")
-
-
-@dataclass
-class AccuracyResult:
-    """One model on one runtime."""
-
-    model: str
-    family: str | None
-    backend: str
-    status: str
-    """``ok``, or ``failed`` (``error`` says why: the model could not be built or run, or the runtime failed)."""
-    error: str | None = None
-    device: str = "cpu"
-    precision: str = "fp32"
-    threads: int | None = None
-    batch_size: int | None = None
-    resolution: int | None = None
-    backend_detail: dict[str, str] = field(default_factory=dict)
-    preprocessing: dict[str, object] | None = None
-    weights: str | None = None
-    """``checkpoint``, ``random`` (seeded, scores at chance) or ``external`` (the network's own)."""
-    checkpoint: dict[str, object] | None = None
-    images: int = 0
-    """Images scored (skipped ones excluded)."""
-    skipped_unreadable: int = 0
-    skipped_examples: list[str] = field(default_factory=list)
-    classes: int | None = None
-    correct_top1: int = 0
-    correct_top5: int = 0
-    top1: float | None = None
-    """Percent of ``images``; None when failed or nothing was scored."""
-    top5: float | None = None
-    reference_backend: str | None = None
-    top1_drop: float | None = None
-    """Top-1 of the reference (first) runtime minus this runtime's, in percentage points."""
-    published_top1: float | None = None
-    published_top1_source: str | None = None
-    imagenet_top1: bool = False
-    """True when ``top1`` is an ImageNet-1k val top-1 (full set, real weights): it may replace the published one."""
-    data_content_sha256: str | None = None
-    seconds: float | None = None
-    """Wall time of the whole evaluation of this model (decoding and every runtime)."""
-    predict_seconds: float | None = None
-    images_per_s: float | None = None
-    """This runtime's rate: ``images`` over ``predict_seconds`` (its own inference time, not decoding)."""
-    timestamp: str | None = None
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, object]) -> AccuracyResult:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in raw.items() if k in names})  # type: ignore[arg-type]
-
-
-@dataclass
-class AccuracyDocument:
-    """``accuracy.json``: one accuracy run."""
-
-    run_id: str
-    environment: dict[str, object]
-    data: dict[str, object]
-    """The data set: ``name`` (what it is, never the path), ``path``, layout, counts, fingerprints, ``limit``."""
-    results: list[AccuracyResult] = field(default_factory=list)
-    resume_key: str | None = None
-    """Hash of everything that decides the scores (data listing, models, runtimes, settings): ``--resume``."""
-    suite: str = SUITE_ID
-    kind: str = KIND
-    format: int = FORMAT
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=1, default=str, ensure_ascii=True) + "\n"
+FORMAT = ACCURACY_FORMAT
+READABLE_FORMATS = READABLE_ACCURACY_FORMATS
+KIND = ACCURACY_KIND
+__all__ = ["PER_CLASS_COLUMNS", "AccuracyDocument", "AccuracyResult", "load_document", "measured_top1"]
 
 
 def load_document(path: Path) -> AccuracyDocument | None:
@@ -110,7 +48,7 @@ def load_document(path: Path) -> AccuracyDocument | None:
         return None
     if raw.get("format") not in READABLE_FORMATS:
         return None
-    results = [AccuracyResult.from_dict(r) for r in raw.get("results") or [] if isinstance(r, dict) and "model" in r]
+    results = [r for r in map(AccuracyResult.from_dict, raw.get("results") or []) if r is not None]
     data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
     env = raw.get("environment") if isinstance(raw.get("environment"), dict) else {}
     return AccuracyDocument(str(raw.get("run_id")), env, data, results, raw.get("resume_key"))  # type: ignore

@@ -4,12 +4,15 @@
 - :class:`RoundRecord`: one line of ``rounds.csv`` (a finished timing round, what ``--resume`` continues from);
 - :class:`Sample`: one line of ``samples.csv`` (one timed iteration);
 - :data:`ENVIRONMENT_FIELDS`: ``environment.json`` (the machine and software of a run);
-- :class:`ManifestEntry`: one artifact in ``bench export``'s ``manifest.json``.
+- :class:`ManifestEntry`: one artifact in ``bench export``'s ``manifest.json``;
+- :class:`AccuracyDocument` / :class:`AccuracyResult`: ``bench accuracy``'s ``accuracy.json`` (and
+  :data:`PER_CLASS_COLUMNS`, its ``per_class.csv``).
 
 Each field carries its documentation, its kind, its unit and its constraints (``low``: the smallest
 value; ``identity``: a row whose value does not parse is left out, not guessed; ``json``: the shape
 of a JSON value) beside it, and :func:`field_problem` is the one check of a value against them.
-:data:`SCHEMA_VERSION` versions the run files, :data:`MANIFEST_VERSION` the manifest. The writer, the
+:data:`SCHEMA_VERSION` versions the run files, :data:`MANIFEST_VERSION` the manifest,
+:data:`ACCURACY_FORMAT` the accuracy document. The writer, the
 loaders, ``report``, ``compare`` and ``--resume`` take names, order, types and constraints from here.
 :func:`setting_identity` is the one definition of "these rows measure the same thing": its fields
 are the summary columns declared with ``role="setting"``, so no table can leave one out.
@@ -55,13 +58,15 @@ def col(
     checked: bool = False,
     json: str | None = None,
     role: str | None = None,
+    default: Any = None,
+    factory: Any = None,
 ) -> Any:
     """A field: ``kind`` is str, int, float, bool or json (JSON stored as text, ``json`` saying its shape:
     ``object`` or ``list`` of positive numbers). ``low`` is the smallest allowed value (ints default to
     0); ``positive``: above zero; ``identity``: the field says *what* was measured, so a record whose
     value is missing or does not parse is left out; ``checked``: a value that is there must be valid,
     or the record is left out; ``role``: ``setting`` or ``cell`` for the fields of :func:`setting_identity` /
-    :func:`cell_identity`."""
+    :func:`cell_identity`; ``default`` (or a ``factory`` of it) what a record lacking the field holds."""
     if kind == "int" and low is None:
         low = 0
     meta = {
@@ -75,7 +80,9 @@ def col(
         "json": json,
         "role": role,
     }
-    return field(default=None, metadata=meta)
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 def field_problem(spec: dataclasses.Field, text: object) -> str | None:
@@ -294,7 +301,7 @@ class RoundRecord:
 def load_record(cls: type, values: Mapping[str, object]):
     """The one loader of a declared record from text values: typed by the declaration; None when a
     field marked ``identity`` is missing or breaks its constraints, or a ``checked`` one breaks them;
-    other bad values become None."""
+    other bad values become None, and a missing one the field's declared default."""
     typed_values: dict[str, object] = {}
     for spec in dataclasses.fields(cls):
         text = values.get(spec.name)
@@ -303,7 +310,12 @@ def load_record(cls: type, values: Mapping[str, object]):
         if missing or problem:
             if spec.metadata["identity"] or (problem and spec.metadata["checked"]):
                 return None
-            typed_values[spec.name] = None
+            if missing and spec.default_factory is not dataclasses.MISSING:
+                typed_values[spec.name] = spec.default_factory()
+            elif missing and spec.default is not dataclasses.MISSING:
+                typed_values[spec.name] = spec.default
+            else:
+                typed_values[spec.name] = None
             continue
         kind = spec.metadata["kind"]
         if kind == "int":
@@ -394,6 +406,97 @@ class ManifestEntry:
     def load(cls, values: object) -> ManifestEntry | None:
         """The entry in ``values`` (one item of ``artifacts``); None when it is not one."""
         return load_record(cls, values) if isinstance(values, Mapping) else None
+
+
+# ---------------------------------------------------------------------------------------- accuracy
+
+ACCURACY_FORMAT = 2
+"""Version of ``accuracy.json`` (``bench accuracy``'s document). 2: per result ``imagenet_top1`` (may it
+replace the published top-1), per-runtime ``images_per_s``; the document keeps its ``resume_key``."""
+READABLE_ACCURACY_FORMATS = (1, 2)
+ACCURACY_KIND = "accuracy"
+
+
+@dataclass
+class AccuracyResult:
+    """One model on one runtime, in ``accuracy.json`` (:class:`AccuracyDocument`)."""
+
+    model: str = col("model name", "str", identity=True)
+    family: str = col("model family id", "str")
+    backend: str = col("the runtime that scored the images", "str", identity=True)
+    status: str = col(
+        "ok, or failed (error says why: the model could not be built or run, or the runtime failed)",
+        "str",
+        identity=True,
+    )
+    error: str = col("why the result failed", "str")
+    device: str = col("cpu or cuda", "str", default="cpu")
+    precision: str = col("fp32, fp16 or bf16", "str", default="fp32")
+    threads: int = col("intra-op threads the runtime was given", "int", low=1)
+    batch_size: int = col("images per inference", "int", low=1)
+    resolution: int = col("input height = width (the preprocessing's crop)", "int", "px", low=1)
+    backend_detail: dict = col("facts the runtime reported (its version, providers, ...)", "json", json="object",
+                               factory=dict)  # fmt: skip
+    preprocessing: dict = col("the preprocessing applied, with a one-line summary", "json", json="object")
+    weights: str = col("checkpoint, random (seeded, scores at chance) or external (the network's own)", "str")
+    checkpoint: dict = col("the checkpoint's path, name and SHA-256", "json", json="object")
+    images: int = col("images scored (skipped ones excluded)", "int", default=0)
+    skipped_unreadable: int = col("images that could not be read", "int", default=0)
+    skipped_examples: list = col("up to 20 of the skipped images", "json", factory=list)
+    classes: int = col("outputs of the network's head", "int", low=1)
+    correct_top1: int = col("images whose top-1 class is right", "int", default=0)
+    correct_top5: int = col("images whose right class is among the top 5", "int", default=0)
+    top1: float = col("percent of images right at top-1; empty when failed or nothing was scored", unit="%", low=0)
+    top5: float = col("percent of images right at top-5", unit="%", low=0)
+    reference_backend: str = col("the first runtime, the others' top-1 is compared with", "str")
+    top1_drop: float = col("top-1 of the reference runtime minus this runtime's", unit="pp")
+    published_top1: float = col("the top-1 the model's paper reports", unit="%", low=0)
+    published_top1_source: str = col("where the published top-1 comes from", "str")
+    imagenet_top1: bool = col(
+        "top1 is an ImageNet-1k val top-1 (the full set, none skipped, real weights): it may replace the published one",
+        "bool",
+        default=False,
+    )
+    data_content_sha256: str = col("SHA-256 over the bytes of every image scored", "str")
+    seconds: float = col("wall time of the whole evaluation of this model (decoding and every runtime)", unit="s",
+                         low=0)  # fmt: skip
+    predict_seconds: float = col("this runtime's own inference time", unit="s", low=0)
+    images_per_s: float = col("images over predict_seconds (the runtime's rate, not decoding's)", unit="img/s",
+                              low=0)  # fmt: skip
+    timestamp: str = col("when the result was finished", "str")
+
+    @classmethod
+    def from_dict(cls, raw: object) -> AccuracyResult | None:
+        """The result in ``raw`` (one item of ``results``), by this declaration; None when it is not one."""
+        return load_record(cls, raw) if isinstance(raw, Mapping) else None
+
+
+PER_CLASS_COLUMNS = ("model", "backend", "class_index", "class_name", "images", "correct_top1", "correct_top5")
+"""``per_class.csv`` beside ``accuracy.json``: one line per model, runtime and class that had images."""
+
+
+@dataclass
+class AccuracyDocument:
+    """``accuracy.json``: one accuracy run (the machine, the data set, one :class:`AccuracyResult` per
+    model and runtime), versioned by :data:`ACCURACY_FORMAT`."""
+
+    run_id: str = col("the run directory's name", "str", identity=True)
+    environment: dict = col("the machine and software (a subset of environment.json)", "json", json="object",
+                            factory=dict)  # fmt: skip
+    data: dict = col(
+        "the data set: name (what it is, never the path), path, layout, counts, fingerprints, limit",
+        "json",
+        json="object",
+        factory=dict,
+    )
+    results: list = col("one AccuracyResult per model and runtime", "json", factory=list)
+    resume_key: str = col("hash of what decides the scores (data, models, runtimes, settings): --resume", "str")
+    suite: str = col("this suite's marker", "str", default=SUITE_ID)
+    kind: str = col("always accuracy", "str", default=ACCURACY_KIND)
+    format: int = col("ACCURACY_FORMAT of the writer", "int", default=ACCURACY_FORMAT)
+
+    def to_json(self) -> str:
+        return _json.dumps(dataclasses.asdict(self), indent=1, default=str, ensure_ascii=True) + "\n"
 
 
 # ---------------------------------------------------------------------------------------- identity
