@@ -17,7 +17,7 @@ import models
 from bench.backends import BACKENDS, Session, Workload, backend_class, get_backend
 from bench.core.arguments import default_threads
 from bench.core.counting import count_parameters
-from bench.core.sessions import example_input, open_session
+from bench.core.sessions import example_input, open_session, workload_facts
 from bench.core.settings import Settings
 from bench.core.timing import LoopLimits, timed_loop
 from tests.conftest import cpu_burner
@@ -91,11 +91,7 @@ def test_latency(benchmark, model_name: str, backend_name: str, session_cache: S
         facts,
         model=model_name,
         backend=backend_name,
-        device=workload.device,
-        precision=workload.precision,
-        threads=workload.threads,
-        batch_size=workload.batch_size,
-        resolution=workload.resolution,
+        **workload_facts(workload),
         runtime=session.detail,
     )
     benchmark.pedantic(session.run, warmup_rounds=10, rounds=50, iterations=1)

@@ -68,7 +68,7 @@ from bench.core.accuracy_results import (
 )
 from bench.core.datasets import Dataset, scan, shown, subset
 from bench.core.errors import BenchError
-from bench.core.sessions import SessionRefused, open_session
+from bench.core.sessions import SessionRefused, open_session, workload_facts
 from bench.core.store import new_run_dir
 from bench.core.util import atomic_write_text, check_writable_dir, one_line, sha256_file
 from models.errors import CheckpointError
@@ -232,11 +232,7 @@ def _result(name, card, tally: Tally, reference: Tally | None, progress: Progres
         backend=tally.backend,
         status="ok" if tally.error is None else "failed",
         error=tally.error,
-        device=args.device,
-        precision=args.precision,
-        threads=settings.threads,
-        batch_size=args.batch_size,
-        resolution=pre.crop,
+        **workload_facts(settings.workload(name, args.batch_size, pre.crop)),
         backend_detail=tally.detail,
         preprocessing=pre.as_dict(),
         weights=settings.weights,
@@ -277,10 +273,7 @@ def _failed(name: str, backends: list[str], error: str, args, settings) -> list[
             backend=b,
             status="failed",
             error=error,
-            device=args.device,
-            precision=args.precision,
-            threads=settings.threads,
-            batch_size=args.batch_size,
+            **workload_facts(settings.workload(name, args.batch_size, settings.resolution)),
             weights=settings.weights,
             published_top1=published,
             reference_backend=backends[0],

@@ -34,6 +34,18 @@ def example_input(workload: Workload, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(workload.input_shape, dtype=np.float32)
 
 
+def workload_facts(workload: Workload) -> dict[str, object]:
+    """What a session of ``workload`` runs, under the names results outside ``summary.csv`` record it by
+    (the accuracy document, the pytest-benchmark suite's ``extra_info``): the one place they are spelled."""
+    return {
+        "device": workload.device,
+        "precision": workload.precision,
+        "threads": workload.threads,
+        "batch_size": workload.batch_size,
+        "resolution": workload.resolution,
+    }
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
