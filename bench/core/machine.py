@@ -23,7 +23,6 @@ import torch
 from bench.core.schema import STABLE, UNSTABLE
 from bench.core.stats import fast_count, fastest_spread, headline
 
-REFERENCE_NAME = "conv3x3-32x28x28+gemm192 (torch, fp32)"
 REFERENCE_BLOCK_S = 0.05
 """Timed seconds of the reference per workload round (after a 20 ms pause and two warm calls).
 
