@@ -61,6 +61,24 @@ def test_bad_expressions_are_one_line_errors(text: str, fragment: str) -> None:
     assert fragment in message and "\n" not in message
 
 
+# fmt: off
+TINY_GRID = (
+    "--no-latency", "--no-progress", "--batches", "1,2", "--sizes", "7,14", "--channels", "16,32,48",
+    "--block-batches", "1", "--token-width", "16", "--token-sizes", "7,14,28",
+)
+# fmt: on
+"""A grid small enough to count in seconds."""
+
+
+@pytest.mark.parametrize("blocked", ["grid_catm.csv", "summary.md", "measured_vs_predicted.png", "cost_vs_tokens.svg"])
+def test_a_file_it_cannot_write_is_one_line_naming_it(cli, tmp_path, blocked: str) -> None:
+    """A table, the summary or a figure that cannot be written (here: a folder stands in its place, as a
+    full disk or a read-only file would refuse it) ends the command with one line naming that file."""
+    (tmp_path / blocked).mkdir()
+    proc = cli("complexity", *TINY_GRID, "--out", str(tmp_path))
+    assert_one_line_error(proc, f"cannot write {tmp_path / blocked}: ")
+
+
 def test_bad_expressions_through_the_real_cli() -> None:
     proc = run_cli("complexity", "--model", "(47 + 10b", "--no-latency", "--no-save")
     assert_one_line_error(proc, "--model", "syntax error")

@@ -26,7 +26,7 @@ from matplotlib.ticker import NullLocator
 
 from bench.core import label_layout
 from bench.core.errors import BenchError
-from bench.core.plots import _pareto, _plain_log_axis, _step_segments
+from bench.core.plots import _pareto, _plain_log_axis, _step_segments, save_figure
 from bench.core.schema import UNSTABLE
 from bench.core.tables import latency_interval
 
@@ -427,13 +427,8 @@ def write_figures(
     paths = []
     for stem, fig in print_figures(measurements, panels, pareto):
         for suffix, extra in ((".pdf", {"metadata": {"CreationDate": None}}), (".png", {"dpi": DPI})):
-            path = out_dir / f"{stem}{suffix}"
-            try:
-                with matplotlib.rc_context(STYLE):
-                    fig.savefig(path, **extra)
-            except OSError as exc:
-                raise BenchError(f"cannot write {path}: {exc.strerror or exc}") from None
-            paths.append(path)
+            with matplotlib.rc_context(STYLE):
+                paths.append(save_figure(fig, out_dir / f"{stem}{suffix}", **extra))
     return paths
 
 

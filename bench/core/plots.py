@@ -53,6 +53,16 @@ DPI = 150
 PANEL_W, PANEL_H = 6.2, 4.8
 
 
+def save_figure(fig: Figure, path: Path, **options: object) -> Path:
+    """``fig.savefig(path, **options)`` for every report and command that writes a figure, so a folder it
+    cannot write or a full disk is the suite's one-line error naming the file, never a traceback."""
+    try:
+        fig.savefig(path, **options)
+    except OSError as exc:
+        raise BenchError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
+
+
 @dataclass(frozen=True)
 class Aspect:
     """How a plot's figure is sized: per panel (papers, the default) or one fixed slide for all panels."""
@@ -545,10 +555,5 @@ def write_plots(
                     (Path(out_dir) / f"{stem}{suffix}").unlink(missing_ok=True)
                 continue
             for suffix, extra in ((".png", {"dpi": layout.dpi}), (".svg", {"metadata": {"Date": None}})):
-                path = Path(out_dir) / f"{stem}{suffix}"
-                try:
-                    fig.savefig(path, **extra)
-                except OSError as exc:
-                    raise BenchError(f"cannot write {path}: {exc.strerror or exc}") from None
-                paths.append(path)
+                paths.append(save_figure(fig, Path(out_dir) / f"{stem}{suffix}", **extra))
     return paths, notes

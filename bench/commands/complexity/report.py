@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import matplotlib
@@ -39,10 +39,10 @@ def _figure(ncols: int, nrows: int = 1, width: float = 6.0, height: float = 4.8)
 
 
 def _save_figure(fig: Figure, out: Path, stem: str) -> list[Path]:
-    paths = [out / f"{stem}.png", out / f"{stem}.svg"]
-    fig.savefig(paths[0], dpi=plots.DPI)
-    fig.savefig(paths[1], metadata={"Date": None})
-    return paths
+    return [
+        plots.save_figure(fig, out / f"{stem}.png", dpi=plots.DPI),
+        plots.save_figure(fig, out / f"{stem}.svg", metadata={"Date": None}),
+    ]
 
 
 def _log_axes(ax) -> None:
@@ -282,17 +282,25 @@ def save(
         tables["latency_exponents.csv"] = stable(latency.exponents)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        written = []
-        for name, frame in tables.items():
-            write_csv(out / name, frame)
-            written.append(out / name)
-        (out / "summary.md").write_text(_summary_markdown(model, c, latency, notes, command))
-        written.append(out / "summary.md")
-        written += plot_measured_vs_predicted(model, c.frames, c.fits, out)
-        written += plot_cost_vs_tokens(c.tokens, c.token_exponents, out)
-        written += plot_operator_terms(c.frames["CATM"], out)
-        if latency is not None:
-            written += plot_latency_vs_tokens(latency.mixers, latency.networks, latency.exponents, out)
     except OSError as exc:
         raise BenchError(f"cannot write to {out}: {exc.strerror or exc}") from None
+    written = []
+    for name, frame in tables.items():
+        written.append(_write(out / name, lambda path, frame=frame: write_csv(path, frame)))
+    summary = _summary_markdown(model, c, latency, notes, command)
+    written.append(_write(out / "summary.md", lambda path: path.write_text(summary)))
+    written += plot_measured_vs_predicted(model, c.frames, c.fits, out)
+    written += plot_cost_vs_tokens(c.tokens, c.token_exponents, out)
+    written += plot_operator_terms(c.frames["CATM"], out)
+    if latency is not None:
+        written += plot_latency_vs_tokens(latency.mixers, latency.networks, latency.exponents, out)
     return written
+
+
+def _write(path: Path, write: Callable[[Path], object]) -> Path:
+    """``write(path)``, with an OSError as the one-line error naming the file (figures: :func:`plots.save_figure`)."""
+    try:
+        write(path)
+    except OSError as exc:
+        raise BenchError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
