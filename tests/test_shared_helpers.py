@@ -1,6 +1,6 @@
 """Concepts that used to exist twice and drifted apart, now with one home each: the backend-list parser,
-the exception-to-one-line rule, the file hash, the spare plot styles, the results-folder name, and
-model families found on disk (a new family is one file)."""
+the exception-to-one-line rule, the file hash, the spare plot styles, the results-folder name, the latest
+ok row per setting, and model families found on disk (a new family is one file)."""
 
 from __future__ import annotations
 
@@ -102,3 +102,34 @@ def test_a_family_module_dropped_into_models_appears_in_bench_list(tmp_path: Pat
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "tiny_a,tiny,A,32" in proc.stdout
+
+
+def test_latest_ok_row_per_setting_is_one_rule_for_report_and_compare(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Report and compare show a setting measured again by its latest ok row (never a failed or latency-less
+    one); compare keeps its rows in the order the settings first appear."""
+    import pandas as pd
+
+    from bench.core import verdicts
+    from bench.core.schema import latest_ok
+
+    rows = pd.DataFrame(
+        {
+            "model": ["a", "b", "a", "a", "c"],
+            "backend": "onnx",
+            "device": "cpu",
+            "run_id": ["r1", "r1", "r2", "r3", "r3"],
+            "row_id": ["1", "2", "1", "1", "2"],
+            "status": ["ok", "ok", "ok", "failed", "ok"],
+            "latency_median_ms": [1.0, 2.0, 3.0, float("nan"), float("nan")],
+            "env_id": "e",
+        }
+    )
+    chosen = latest_ok(rows, ["model", "backend"])
+    assert list(zip(chosen["model"], chosen["run_id"], strict=True)) == [("b", "r1"), ("a", "r2")]
+
+    samples = pd.DataFrame(columns=["run_id", "row_id", "round", "latency_ms"])
+    monkeypatch.setattr(verdicts, "load_results", lambda paths: (rows, samples, {}))
+    side = verdicts.Side(Path("results"), "OLD", None)
+    assert [(r["model"], r["run_id"]) for r in side.ok.values()] == [("a", "r2"), ("b", "r1")]
+    assert [(r["model"], r["run_id"]) for r in side.failed.values()] == [("a", "r3"), ("c", "r3")]
+    assert "_match" not in next(iter(side.ok.values())).index

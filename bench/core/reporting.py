@@ -25,7 +25,16 @@ from bench.core.accuracy_results import measured_top1
 from bench.core.environment import FRAMEWORK_PACKAGE
 from bench.core.errors import BenchError
 from bench.core.runtime import Backend, registry
-from bench.core.schema import CELL_FIELDS, DEFAULTS, SETTING_FIELDS, headline_statistic, setting_identity, typed
+from bench.core.schema import (
+    CELL_FIELDS,
+    DEFAULTS,
+    SETTING_FIELDS,
+    headline_statistic,
+    latest_ok,
+    measured,
+    setting_identity,
+    typed,
+)
 from bench.core.store import STATUS_OK, load_results
 
 STATUS_CELLS = {"failed": "fail", "parity_failed": "parity", "not_timed": "n/t"}
@@ -248,8 +257,8 @@ def build_report(
     notes: list[str] = []
     sittings = _split_sittings(df)
     key = ["_setting", *CELL]
-    ok = df[(df["status"] == STATUS_OK) & df["latency_median_ms"].notna()]
-    chosen = ok.groupby(key, dropna=False, sort=False).tail(1)
+    ok = df[measured(df)]
+    chosen = latest_ok(df, key)
 
     repeated = ok.groupby(key, dropna=False, sort=False)["run_id"].agg(list)
     repeated = repeated[repeated.map(len) > 1]

@@ -25,7 +25,7 @@ import hashlib
 import json
 import json as _json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -522,6 +522,21 @@ def setting_identity(row: Mapping[str, object], *, with_env: bool) -> tuple[str,
 
 def cell_identity(row: Mapping[str, object]) -> tuple[str, ...]:
     return tuple(_text(row.get(name)) for name in CELL_FIELDS)
+
+
+def measured(summary: pd.DataFrame) -> pd.Series:
+    """Rows that measured: status ok and a median latency (only these are shown or compared)."""
+    return (summary["status"] == STATUS_OK) & summary["latency_median_ms"].notna()
+
+
+def latest_ok(summary: pd.DataFrame, key: Sequence[str]) -> pd.DataFrame:
+    """The latest ok row per setting: of the :func:`measured` rows, the last of each ``key`` group, in file order.
+
+    Rows come oldest first, so a setting measured again is shown by its latest run, never by an average.
+    ``key`` names the columns that hold a setting's identity with its cell (``report`` adds the machine
+    and the sitting, ``compare`` matches without the machine).
+    """
+    return summary[measured(summary)].groupby(list(key), dropna=False, sort=False).tail(1)
 
 
 def settings_key(row: Mapping[str, object], protocol: Mapping[str, object]) -> str:

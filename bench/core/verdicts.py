@@ -20,7 +20,7 @@ import pandas as pd
 
 from bench.core.environment import device_name
 from bench.core.errors import BenchError
-from bench.core.schema import STATUS_OK, UNSTABLE, cell_identity, setting_identity
+from bench.core.schema import UNSTABLE, cell_identity, latest_ok, measured, setting_identity
 from bench.core.stats import Rounds, round_ratio
 from bench.core.store import load_results
 
@@ -88,6 +88,10 @@ def verdict(ratio: float, lo: float, hi: float, raw_ratio: float, *, threshold: 
 # ------------------------------------------------------------------------------------ matching
 
 
+_MATCH = "_match"
+"""Column of a side's rows holding :func:`_key` while its latest rows are chosen."""
+
+
 def _key(row: pd.Series) -> tuple[str, ...]:
     return (*cell_identity(row), *setting_identity(row, with_env=False))
 
@@ -109,16 +113,16 @@ class Side:
         self.path = path
         self.role = role
         self.notes: list[str] = []
-        self.ok: dict[tuple[str, ...], pd.Series] = {}
-        self.failed: dict[tuple[str, ...], pd.Series] = {}
+        df = df.assign(**{_MATCH: [_key(row) for _, row in df.iterrows()]})
+        ok = measured(df).to_numpy()
+        latest = {row[_MATCH]: row.drop(_MATCH) for _, row in latest_ok(df, [_MATCH]).iterrows()}
+        self.ok: dict[tuple[str, ...], pd.Series] = {key: latest[key] for key in dict.fromkeys(df.loc[ok, _MATCH])}
+        """The latest ok row per setting, in the order the settings first appear."""
+        self.failed: dict[tuple[str, ...], pd.Series] = {row[_MATCH]: row.drop(_MATCH) for _, row in df[~ok].iterrows()}
+        """The latest row that did not measure, per setting."""
         envs: dict[tuple[str, ...], set[str]] = {}
-        for _, row in df.iterrows():
-            key = _key(row)
-            if row["status"] == STATUS_OK and not pd.isna(row["latency_median_ms"]):
-                self.ok[key] = row
-                envs.setdefault(key, set()).add(str(row["env_id"]))
-            else:
-                self.failed[key] = row
+        for key, env_id in zip(df.loc[ok, _MATCH], df.loc[ok, "env_id"], strict=True):
+            envs.setdefault(key, set()).add(str(env_id))
         several = sum(len(e) > 1 for e in envs.values())
         if several:
             self.notes.append(
