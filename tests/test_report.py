@@ -288,3 +288,11 @@ def test_every_label_is_nearest_its_own_point_on_the_reference_results(aspect: s
             assert len(owners) == len(frame)
             wrong = [(text, nearest) for text, nearest, _ in owners if nearest != text]
             assert not wrong, f"{plot.__name__}: labels nearer another point than their own: {wrong}"
+
+
+def test_every_status_but_ok_has_a_table_cell_word() -> None:
+    """A setting with no ok row shows a word for its status; a new status without one would show raw."""
+    from bench.core.reporting import STATUS_CELLS
+    from bench.core.schema import STATUS_OK, STATUSES
+
+    assert set(STATUS_CELLS) == set(STATUSES) - {STATUS_OK}

@@ -29,15 +29,20 @@ from bench.core.schema import (
     CELL_FIELDS,
     DEFAULTS,
     SETTING_FIELDS,
+    STATUS_FAILED,
+    STATUS_NOT_TIMED,
+    STATUS_OK,
+    STATUS_PARITY_FAILED,
     headline_statistic,
     latest_ok,
     measured,
     setting_identity,
     typed,
 )
-from bench.core.store import STATUS_OK, load_results
+from bench.core.store import load_results
 
-STATUS_CELLS = {"failed": "fail", "parity_failed": "parity", "not_timed": "n/t"}
+STATUS_CELLS = {STATUS_FAILED: "fail", STATUS_PARITY_FAILED: "parity", STATUS_NOT_TIMED: "n/t"}
+"""What a table cell says for a setting that has no ok row, by the row's status."""
 
 # One table column (and one plot panel) per setting on one machine (the schema's identity with the
 # environment); never merged across them. Within a column, one measurement per cell.
