@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from bench.cli import main as cli_main
+from bench.core.schema import COMPARE_COLUMNS
 from bench.core.stats import Rounds
 from bench.core.verdicts import DRIFT, IMPROVED, NOT_SIGNIFICANT, REGRESSION, UNTESTED, compare_rounds
 from tests.conftest import assert_one_line_error, run_cli
@@ -95,6 +96,16 @@ def test_setting_that_now_fails_is_a_regression(runs: dict[str, Path], capsys: p
     assert cli_main(["compare", str(runs["old"]), str(runs["failing"])]) == 1
     out = capsys.readouterr().out
     assert "REGRESSION (now fails)" in out and "boom" in out
+
+
+def test_output_columns_are_the_schema_declaration(runs: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """compare writes the columns :class:`CompareResult` declares, in order; ``error`` only when a setting fails."""
+    assert cli_main(["compare", str(runs["old"]), str(runs["fast"]), "--format", "csv"]) == 0
+    header = capsys.readouterr().out.splitlines()[0].split(",")
+    assert tuple(header) == tuple(c for c in COMPARE_COLUMNS if c != "error")
+    assert cli_main(["compare", str(runs["old"]), str(runs["failing"]), "--format", "csv"]) == 1
+    header = capsys.readouterr().out.splitlines()[0].split(",")
+    assert tuple(header) == COMPARE_COLUMNS
 
 
 def test_different_environments_warn_on_one_line(runs: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:

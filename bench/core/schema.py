@@ -5,6 +5,7 @@
 - :class:`Sample`: one line of ``samples.csv`` (one timed iteration);
 - :data:`ENVIRONMENT_FIELDS`: ``environment.json`` (the machine and software of a run);
 - :class:`ManifestEntry`: one artifact in ``bench export``'s ``manifest.json``;
+- :class:`CompareResult`: one row of ``bench compare``'s output (:data:`COMPARE_COLUMNS`);
 - :class:`AccuracyDocument` / :class:`AccuracyResult`: ``bench accuracy``'s ``accuracy.json`` (and
   :data:`PER_CLASS_COLUMNS`, its ``per_class.csv``).
 
@@ -407,6 +408,45 @@ class ManifestEntry:
         """The entry in ``values`` (one item of ``artifacts``); None when it is not one."""
         return load_record(cls, values) if isinstance(values, Mapping) else None
 
+
+# ---------------------------------------------------------------------------------------- compare
+
+
+@dataclass
+class CompareResult:
+    """One setting measured on both sides of ``bench compare OLD NEW`` (or measured in OLD and failing in
+    NEW), as its table, ``--csv`` and ``--json`` output show it (:func:`bench.core.verdicts.compare`)."""
+
+    model: str = col("model name", "str", identity=True)
+    backend: str = col("runtime backend", "str", identity=True)
+    device: str = col("cpu or cuda", "str")
+    precision: str = col("fp32, fp16 or bf16", "str")
+    batch: int = col("batch size (the summary's infer_batch_size)", "int", low=1)
+    resolution: int = col("input height = width (the summary's infer_img_size)", "int", "px", low=1)
+    threads: int = col("intra-op threads; empty: the runtime's own choice", "int", low=1)
+    old_ms: float = col("OLD's median over all its samples (no samples: its summary median)", unit="ms", positive=True)
+    new_ms: float = col("NEW's median, as old_ms; empty when the setting now fails", unit="ms", positive=True)
+    raw_ratio: float = col("new_ms / old_ms: the change before the machine's speed is divided out")
+    ratio: float = col("NEW / OLD of the geometric mean of per-round medians, each divided by the machine-speed "
+                       "reference before its round (raw rounds where none was recorded; raw_ratio when a side has "
+                       "no samples): the change the verdict judges")  # fmt: skip
+    raw_change_pct: float = col("(raw_ratio - 1) x 100", unit="%")
+    change_pct: float = col("(ratio - 1) x 100", unit="%")
+    ci_low: float = col("low end of ratio's bootstrap interval (level 1 - alpha); empty when untested")
+    ci_high: float = col("high end of ratio's bootstrap interval")
+    p_value: float = col("two-sided bootstrap p of no change; empty when untested", low=0)
+    rounds_old: int = col("OLD's timing rounds with samples", "int")
+    rounds_new: int = col("NEW's timing rounds with samples", "int")
+    basis: str = col("drift-corrected, raw rounds (no reference recorded), or - (untested)", "str")
+    old_validity: str = col("OLD row's validity (stable or unstable; - when not judged)", "str")
+    new_validity: str = col("NEW row's validity", "str")
+    verdict: str = col("the outcome (bench.core.verdicts: REGRESSION, improved, machine drift, ...)", "str",
+                       identity=True)  # fmt: skip
+    error: str = col("why NEW failed (status: error); a column only when some setting now fails", "str")
+
+
+COMPARE_COLUMNS = tuple(f.name for f in dataclasses.fields(CompareResult))
+"""``bench compare``'s output columns, in order (``error`` only when some setting now fails)."""
 
 # ---------------------------------------------------------------------------------------- accuracy
 

@@ -20,7 +20,7 @@ import pandas as pd
 
 from bench.core.environment import device_name
 from bench.core.errors import BenchError
-from bench.core.schema import UNSTABLE, cell_identity, latest_ok, measured, setting_identity
+from bench.core.schema import COMPARE_COLUMNS, UNSTABLE, cell_identity, latest_ok, measured, setting_identity
 from bench.core.stats import Rounds, round_ratio
 from bench.core.store import load_results
 
@@ -34,12 +34,6 @@ DRIFT = "machine drift"
 BELOW_THRESHOLD = "below threshold"
 NOT_SIGNIFICANT = "not significant"
 UNTESTED = "untested (no samples)"
-
-RESULT_COLUMNS = (
-    "model", "backend", "device", "precision", "batch", "resolution", "threads", "old_ms", "new_ms",
-    "raw_ratio", "ratio", "raw_change_pct", "change_pct", "ci_low", "ci_high", "p_value", "rounds_old", "rounds_new",
-    "basis", "old_validity", "new_validity", "verdict",
-)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------ statistics
@@ -248,7 +242,7 @@ def compare(
     df = pd.DataFrame(rows)
     df["change_pct"] = (df["ratio"] - 1.0) * 100.0
     df["raw_change_pct"] = (df["raw_ratio"] - 1.0) * 100.0 if "raw_ratio" in df else float("nan")
-    df = df.reindex(columns=[*RESULT_COLUMNS, *(["error"] if "error" in df else [])])
+    df = df.reindex(columns=[c for c in COMPARE_COLUMNS if c != "error" or "error" in df])
     return df, notes
 
 
