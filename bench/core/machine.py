@@ -46,9 +46,9 @@ MIN_OWN_SLOW_SHARE = 0.25
 """Unexplained slow rounds flag a row only when they are at least this share of its rounds: one odd
 round in nine is noise, a runtime slowing a quarter of its rounds is a property worth a flag."""
 MAX_REFERENCE_DRIFT = 0.10
-"""(max - min) / median of the reference over the row's rounds beyond which a wide interval is put down
-to the machine's speed in the reason. Never a flag on its own: a row whose rounds agree is evidence
-enough."""
+"""(max - min) / median of the reference over the row's rounds beyond which a fastest third that
+disagrees is put down to the machine's speed in the reason. Never a flag on its own: a row whose
+rounds agree is evidence enough."""
 MAX_BUSY_CPU = 0.5
 """Cores' worth of CPU time other processes used while the row was timed."""
 MAX_STEAL = 0.05
