@@ -423,6 +423,8 @@ def _with_headline(df: pd.DataFrame) -> pd.DataFrame:
     for name in ("latency_mean_ms", "latency_min_ms"):
         use = df["_headline"] == name
         df.loc[use, "latency_median_ms"] = df.loc[use, name]
+    if "latency_ms" in df:  # rows without rounds (imported aggregates) are shown and plotted by that statistic
+        df["latency_ms"] = df["latency_ms"].fillna(df["latency_median_ms"])
     return df
 
 
