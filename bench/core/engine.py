@@ -30,6 +30,7 @@ from bench.core.schema import (
     UNSTABLE,
     RoundRecord,
     SummaryRow,
+    finite_number,
     settings_key,
 )
 from bench.core.sessions import is_out_of_memory, open_session
@@ -178,8 +179,8 @@ class Measurer:
         validity = machine.judge(
             round_medians,
             references,
-            [_number(r.busy_cpu) for r in records],
-            [_number(r.steal) for r in records],
+            [finite_number(r.busy_cpu) for r in records],
+            [finite_number(r.steal) for r in records],
             len(samples),
         )
         row.set(**stats, **headline_columns(round_medians), **validity.as_columns())
@@ -236,14 +237,6 @@ class Measurer:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
             workload = self.settings.workload(workload.model_name, smaller, workload.resolution)
-
-
-def _number(value: object) -> float | None:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def calibrate(warmup_ms: list[float], steady: LoopLimits, rounds: int) -> int:

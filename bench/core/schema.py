@@ -94,7 +94,7 @@ def field_problem(spec: dataclasses.Field, text: object) -> str | None:
         return _json_problem(spec, text)
     text = str(text)
     if kind in ("int", "float"):
-        value = _finite(text)
+        value = finite_number(text)
         if value is None:
             return "not a finite number" if kind == "float" else "not a whole number"
         if kind == "int" and (not value.is_integer() or abs(value) >= 2**53):
@@ -123,12 +123,13 @@ def _json_problem(spec: dataclasses.Field, value: object) -> str | None:
     return None
 
 
-def _finite(text: str) -> float | None:
+def finite_number(value: object) -> float | None:
+    """``value`` as a finite float, or None (text, NaN, infinity or anything else that is not a number)."""
     try:
-        value = float(text)
+        number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
-    return value if math.isfinite(value) else None
+    return number if math.isfinite(number) else None
 
 
 _BOOL_TEXT = ("true", "false", "1", "0", "1.0", "0.0", "yes", "no")

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from bench.core.schema import finite_number
+
 
 def summarize(samples_ms: Sequence[float]) -> dict[str, float]:
     """Mean, median, tail percentiles (linear interpolation), spread, IQR and coefficient of variation.
@@ -232,19 +234,11 @@ def headline_text(row: Mapping[str, object], fmt: Callable[[object], str]) -> st
 
     Rows without ``latency_ms`` (written before it existed and never reloaded) show the pooled median.
     """
-    value = _finite(row.get("latency_ms"))
+    value = finite_number(row.get("latency_ms"))
     if value is None:
         return fmt(row.get("latency_median_ms"))
-    low, high = _finite(row.get("latency_ci_low_ms")), _finite(row.get("latency_ci_high_ms"))
+    low, high = finite_number(row.get("latency_ci_low_ms")), finite_number(row.get("latency_ci_high_ms"))
     return fmt(value) if low is None or high is None else f"{fmt(value)} [{fmt(low)}-{fmt(high)}]"
-
-
-def _finite(value: object) -> float | None:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def fill_headline(df: pd.DataFrame) -> pd.DataFrame:

@@ -337,14 +337,6 @@ def _read_csv(path: Path, problems: Problems | None = None) -> pd.DataFrame:
 _SUMMARY_SPECS = {f.name: f for f in dataclasses.fields(SummaryRow)}
 
 
-def _number(text: str) -> float | None:
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
 def _cell_problem(name: str, text: str) -> str | None:
     """Why ``text`` is not a value of summary column ``name`` (its constraints are in the schema)."""
     return field_problem(_SUMMARY_SPECS[name], text)
