@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.core import machine
 from bench.core.schema import SCHEMA_VERSION, STATUS_FAILED, STATUS_OK, SUITE_ID, RoundRecord, SummaryRow
-from bench.core.stats import summarize, throughput
+from bench.core.stats import headline_columns, summarize, throughput
 from bench.core.store import RunWriter
 
 # name -> (family, resolution, measured params (M), measured GMACs at batch 1, ORT CPU batch-1 median ms)
@@ -191,7 +192,13 @@ def write_run(
             )
             row.rounds = len(phases)
             row.reference_ms = json.dumps(references)
-            row.round_medians_ms = json.dumps([float(np.median(r)) for r in rounds])
+            round_medians = [float(np.median(r)) for r in rounds]
+            row.round_medians_ms = json.dumps(round_medians)
+            # judged as the sitting judges: against the machine's calm speed (phase 1.0)
+            quiet = [0.0] * len(phases)
+            validity = machine.judge(round_medians, references, quiet, quiet, len(samples), REFERENCE_MS)
+            clean = machine.clean_mask(references, REFERENCE_MS, len(phases))
+            row.set(**headline_columns(round_medians, clean), **validity.as_columns())
             for i, (r, ref) in enumerate(zip(rounds, references, strict=True)):
                 record = RoundRecord(round=i, iterations=len(r), median_ms=float(np.median(r)), reference_ms=ref)
                 writer.add_round(row, record, r)

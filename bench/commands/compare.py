@@ -1,25 +1,25 @@
-"""``bench compare OLD NEW``: did a model get slower, beyond what the machine itself did?
+"""``bench compare OLD NEW``: did a model get slower?
 
 Rows are matched by model, resolution, batch size and setting (:func:`bench.core.schema.setting_identity`
 without the machine: backend, device, precision, threads, channels-last, compile, backend options,
 weights, head); the latest successful run of each side is used, as in the report.
 
-For each pair the change is computed on per-round medians, each divided by the machine-speed
-reference measured just before that round (:mod:`bench.core.machine`), with a two-level bootstrap
-(rounds, then iterations) for its confidence interval (:func:`bench.core.stats.round_ratio`):
+For each pair the change is NEW's headline over OLD's (:func:`bench.core.stats.headline`), with an
+interval from both headlines' standard errors, which include the spread between sittings:
 
-- *REGRESSION*: the drift-corrected median is slower by more than ``--threshold`` (the noise
-  threshold, as in criterion.rs) and the interval lies entirely above 1. A setting that ran in OLD but
-  fails in NEW is a regression too. *improved* is the mirror image.
-- *machine drift*: the raw per-round change is beyond the threshold, the drift-corrected one is not:
-  the machine was slower or faster, not the model.
-- rows without a reference (older runs) are compared on raw per-round medians, and say so.
-- *untested (no samples)*: a side has no per-iteration samples (no ``samples.csv``) for the setting.
+- *REGRESSION*: slower by more than ``--threshold`` (the noise threshold, as in criterion.rs) and the
+  interval lies entirely above 1. A setting that ran in OLD but fails in NEW is a regression too.
+  *improved* is the mirror image.
+- *not judged (unstable)*: a side is unstable (too few rounds on a calm machine, or its own rounds
+  disagree): its number need not reproduce, so no verdict is given.
+- *untested (no interval)*: a side has no interval (one round, or an import without rounds).
 
-The statistics and verdicts live in :mod:`bench.core.verdicts`. Exit code 1 when there is a regression
-(for CI), 3 when nothing regressed but some setting could not be tested (``--allow-untested``: 0),
-0 otherwise, 2 on bad input. Comparing results
-from different environments (machine or software) is allowed but warned about on stderr.
+The machine's speed is not divided out (on committed sittings that turned small changes into false
+regressions); the change of its calm-speed reference is shown as a diagnostic. The statistics and
+verdicts live in :mod:`bench.core.verdicts`. Exit code 1 when there is a regression (for CI), 3 when
+nothing regressed but some setting could not be tested or judged (``--allow-untested``: 0), 0
+otherwise, 2 on bad input. Comparing results from different environments (machine or software) is
+allowed but warned about on stderr.
 """
 
 from __future__ import annotations
@@ -63,21 +63,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_percent,
         default=5.0,
         metavar="PCT",
-        help="noise threshold: smallest drift-corrected slowdown that counts as a regression (default: 5)",
+        help="noise threshold: smallest slowdown of the headline that counts as a regression (default: 5)",
     )
     parser.add_argument(
-        "--alpha", type=_alpha, default=0.01, help="the bootstrap interval has level 1-alpha (default: 0.01)"
+        "--alpha", type=_alpha, default=0.01, help="the change's interval has level 1-alpha (default: 0.01)"
     )
-    parser.add_argument(
-        "--bootstrap", type=arguments.count("--bootstrap", 10**6), default=2000, metavar="N", help="(default: 2000)"
-    )
-    parser.add_argument("--seed", type=arguments.seed, default=0, help="seed of the bootstrap (default: 0)")
     parser.add_argument("--models", default=None, help="only these models: names, family ids, 'paper' or 'all'")
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
     parser.add_argument(
         "--allow-untested",
         action="store_true",
-        help="exit 0 even when some setting could not be tested (no samples): by default that is exit 3",
+        help="exit 0 even when some setting could not be tested or judged (no interval, unstable): by default "
+        "that is exit 3",
     )
 
 
@@ -98,16 +95,16 @@ def display_frame(df: pd.DataFrame, alpha: float) -> pd.DataFrame:
             "res": df["resolution"].astype(str),
             "old ms": df["old_ms"].map(lambda v: "-" if pd.isna(v) else f"{v:.3f}"),
             "new ms": df["new_ms"].map(lambda v: "-" if pd.isna(v) else f"{v:.3f}"),
-            "raw %": df["raw_change_pct"].map(_signed),
-            "corrected %": df["change_pct"].map(_signed),
+            "change %": df["change_pct"].map(_signed),
             f"{level(alpha)} CI %": [
                 "-" if pd.isna(lo) else f"[{(lo - 1) * 100:+.1f}, {(hi - 1) * 100:+.1f}]"
                 for lo, hi in zip(df["ci_low"], df["ci_high"], strict=True)
             ],
-            "rounds": [
-                "-" if pd.isna(a) else f"{int(a)}/{int(b)}"
-                for a, b in zip(df["rounds_old"], df["rounds_new"], strict=True)
+            "clean rounds": [
+                "-" if pd.isna(a) or pd.isna(b) else f"{int(a)}/{int(b)}"
+                for a, b in zip(df["clean_rounds_old"], df["clean_rounds_new"], strict=True)
             ],
+            "machine %": df["floor_change_pct"].map(_signed),
             "verdict": df["verdict"],
         }
     )
@@ -117,7 +114,7 @@ def main(args: argparse.Namespace) -> int:
     names = arguments.select_models(args.models) if args.models else None
     old = Side(args.old, "OLD", names)
     new = Side(args.new, "NEW", names)
-    df, notes = compare(old, new, threshold=args.threshold, alpha=args.alpha, n_boot=args.bootstrap, seed=args.seed)
+    df, notes = compare(old, new, threshold=args.threshold, alpha=args.alpha)
     if notes and notes[0].startswith("warning:"):
         print(notes.pop(0), file=sys.stderr)
     if args.format in ("csv", "json"):
@@ -132,8 +129,8 @@ def main(args: argparse.Namespace) -> int:
     code = exit_code(counts, args.allow_untested)
     if code == 3:
         print(
-            f"error: {counts.untested} setting(s) could not be tested (no samples.csv rounds to compare); "
-            "pass --allow-untested to accept that",
+            f"error: {counts.untested} setting(s) could not be tested (no interval) and {counts.unjudged} not "
+            "judged (unstable); pass --allow-untested to accept that",
             file=sys.stderr,
         )
     return code

@@ -21,7 +21,15 @@ from bench.core.engine import retry_can_help
 from bench.core.errors import BenchError
 from bench.core.formatting import text_table
 from bench.core.schema import STATUS_NOT_TIMED, STATUS_OK, UNSTABLE, SummaryRow
-from bench.core.settings import DEFAULT_CACHE, DEFAULT_ROUNDS, DEFAULT_STEADY, DEFAULT_WARMUP, Settings
+from bench.core.settings import (
+    DEFAULT_BUDGET_S,
+    DEFAULT_CACHE,
+    DEFAULT_PROCESSES,
+    DEFAULT_ROUNDS,
+    DEFAULT_STEADY,
+    DEFAULT_WARMUP,
+    Settings,
+)
 from bench.core.sitting import Runtime, run_sitting
 from bench.core.util import check_writable_dir
 
@@ -69,6 +77,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="timing rounds over every cell in a shuffled order, each after a machine-speed reference "
         f"(default: {DEFAULT_ROUNDS})",
+    )
+    p.add_argument(
+        "--processes",
+        type=arguments.count("--processes", 8),
+        default=DEFAULT_PROCESSES,
+        metavar="N",
+        help="worker processes per runtime; a cell's rounds alternate between them, so a process that settles "
+        f"fast or slow shows as spread (default: {DEFAULT_PROCESSES})",
+    )
+    p.add_argument(
+        "--budget",
+        type=arguments.seconds,
+        default=DEFAULT_BUDGET_S,
+        metavar="S",
+        help="seconds of extra rounds for cells that ran fewer than 3 rounds on a calm machine; a cell still "
+        f"short of them when it is spent is flagged unstable (default: {DEFAULT_BUDGET_S:g}; 0: none)",
     )
     p.add_argument(
         "--order-seed",

@@ -168,22 +168,30 @@ class Measurer:
         return result
 
     @staticmethod
-    def finish(opened: OpenWorkload) -> tuple[SummaryRow, list[float]]:
-        """The row of a workload whose rounds are all done (the session stays open: the caller closes it)."""
+    def finish(opened: OpenWorkload, floor: float | None = None) -> tuple[SummaryRow, list[float]]:
+        """The row of a workload whose rounds are all done (the session stays open: the caller closes it).
+
+        ``floor`` is the machine-speed reference at the machine's calm speed (:class:`~bench.core.machine.
+        MachineFloor`): rounds whose reference lies near it are the clean ones the headline rests on.
+        """
         row, workload = opened.row, opened.workload
         samples = opened.samples_ms
         stats = summarize(samples)
         records = [r.record for r in opened.rounds]
         round_medians = [r.median_ms for r in records]
         references = [r.reference_ms for r in records]
+        processes = [int(r.process or 0) for r in records]
         validity = machine.judge(
             round_medians,
             references,
             [finite_number(r.busy_cpu) for r in records],
             [finite_number(r.steal) for r in records],
             len(samples),
+            floor,
         )
-        row.set(**stats, **headline_columns(round_medians), **validity.as_columns())
+        clean = machine.clean_mask(references, floor, len(records))
+        row.set(**stats, **headline_columns(round_medians, clean, processes), **validity.as_columns())
+        row.set(round_processes=json.dumps(processes))
         row.set(
             status=STATUS_OK,
             iterations=len(samples),

@@ -63,11 +63,12 @@ def col(
     factory: Any = None,
 ) -> Any:
     """A field: ``kind`` is str, int, float, bool or json (JSON stored as text, ``json`` saying its shape:
-    ``object`` or ``list`` of positive numbers). ``low`` is the smallest allowed value (ints default to
-    0); ``positive``: above zero; ``identity``: the field says *what* was measured, so a record whose
-    value is missing or does not parse is left out; ``checked``: a value that is there must be valid,
-    or the record is left out; ``role``: ``setting`` or ``cell`` for the fields of :func:`setting_identity` /
-    :func:`cell_identity`; ``default`` (or a ``factory`` of it) what a record lacking the field holds."""
+    ``object``, ``list`` of positive numbers or ``indices``: whole numbers from 0). ``low`` is the smallest
+    allowed value (ints default to 0); ``positive``: above zero; ``identity``: the field says *what* was
+    measured, so a record whose value is missing or does not parse is left out; ``checked``: a value that
+    is there must be valid, or the record is left out; ``role``: ``setting`` or ``cell`` for the fields
+    of :func:`setting_identity` / :func:`cell_identity`; ``default`` (or a ``factory`` of it) what a
+    record lacking the field holds."""
     if kind == "int" and low is None:
         low = 0
     meta = {
@@ -120,6 +121,10 @@ def _json_problem(spec: dataclasses.Field, value: object) -> str | None:
         isinstance(value, list) and all(isinstance(v, int | float) and math.isfinite(v) and v > 0 for v in value)
     ):
         return "not a list of positive numbers"
+    if spec.metadata["json"] == "indices" and not (
+        isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+    ):
+        return "not a list of indices (whole numbers from 0)"
     return None
 
 
@@ -171,12 +176,14 @@ class SummaryRow:
     status: str = col(f"one of {', '.join(STATUSES)}", "str")
     error: str = col("why the row has no measurement, or a note (e.g. batch reduced)", "str")
     latency_ms: float = col(
-        "the headline: mean of the fastest third of the round medians (bench.core.stats.headline)",
+        "the headline: mean of the fastest half of the clean round medians (bench.core.stats.headline)",
         unit="ms",
         low=0,
     )
     latency_ci_low_ms: float = col(
-        "low end of the headline's interval (bootstrap over the round medians, nominal 95%)", unit="ms", low=0
+        "low end of the headline's 95% prediction interval for another sitting (bench.core.stats.headline)",
+        unit="ms",
+        low=0,
     )
     latency_ci_high_ms: float = col("high end of the headline's interval (see latency_ci_low_ms)", unit="ms", low=0)
     latency_mean_ms: float = col("mean of all timed iterations", unit="ms", low=0)
@@ -214,6 +221,11 @@ class SummaryRow:
         "median of the machine-speed reference in each round, as a JSON list", "json", "ms", json="list"
     )
     reference_drift: float = col("(max - min) / median of the reference over the row's rounds")
+    round_processes: str = col(
+        "which of the runtime's worker processes timed each round (0, 1, ...), as a JSON list", "json", json="indices"
+    )
+    clean_rounds: int = col("rounds timed while the machine ran at its calm speed (bench.core.machine)", "int")
+    machine_floor_ms: float = col("the machine-speed reference at the machine's calm speed", unit="ms", low=0)
     busy_cpu: float = col("CPU time used by other processes during timing, in cores (Linux /proc)")
     steal: float = col("share of CPU time the hypervisor stole during timing (Linux /proc)")
     validity: str = col(f"{STABLE} or {UNSTABLE}", "str")
@@ -267,6 +279,7 @@ class Sample:
     backend: str = col("runtime backend", "str")
     infer_batch_size: int = col("batch size", "int", low=1)
     round: int = col("timing round, from 0", "int", identity=True)
+    process: int = col("which of the runtime's worker processes timed the round, from 0", "int", default=0)
     iteration: int = col("iteration within the row, counting on across rounds, from 0", "int", identity=True)
     latency_ms: float = col("wall time of one batch", unit="ms", low=0, identity=True)
 
@@ -277,6 +290,7 @@ class RoundRecord:
     ``--resume`` continues an interrupted row from its last finished round (:meth:`load` checks one)."""
 
     round: int = col("timing round, from 0", "int", identity=True)
+    process: int = col("which of the runtime's worker processes timed the round, from 0", "int", default=0)
     iterations: int = col("timed iterations in the round", "int")
     median_ms: float = col("median latency of the round", unit="ms", positive=True, identity=True)
     reference_ms: float = col(
@@ -425,23 +439,22 @@ class CompareResult:
     batch: int = col("batch size (the summary's infer_batch_size)", "int", low=1)
     resolution: int = col("input height = width (the summary's infer_img_size)", "int", "px", low=1)
     threads: int = col("intra-op threads; empty: the runtime's own choice", "int", low=1)
-    old_ms: float = col("OLD's median over all its samples (no samples: its summary median)", unit="ms", positive=True)
-    new_ms: float = col("NEW's median, as old_ms; empty when the setting now fails", unit="ms", positive=True)
-    raw_ratio: float = col("new_ms / old_ms: the change before the machine's speed is divided out")
-    ratio: float = col("NEW / OLD of the geometric mean of per-round medians, each divided by the machine-speed "
-                       "reference before its round (raw rounds where none was recorded; raw_ratio when a side has "
-                       "no samples): the change the verdict judges")  # fmt: skip
-    raw_change_pct: float = col("(raw_ratio - 1) x 100", unit="%")
+    old_ms: float = col("OLD's headline latency (rows older than the headline: their pooled median)", unit="ms",
+                        positive=True)  # fmt: skip
+    new_ms: float = col("NEW's headline, as old_ms; empty when the setting now fails", unit="ms", positive=True)
+    ratio: float = col("new_ms / old_ms: the change the verdict judges")
     change_pct: float = col("(ratio - 1) x 100", unit="%")
-    ci_low: float = col("low end of ratio's bootstrap interval (level 1 - alpha); empty when untested")
-    ci_high: float = col("high end of ratio's bootstrap interval")
-    p_value: float = col("two-sided bootstrap p of no change; empty when untested", low=0)
-    rounds_old: int = col("OLD's timing rounds with samples", "int")
-    rounds_new: int = col("NEW's timing rounds with samples", "int")
-    basis: str = col("drift-corrected, raw rounds (no reference recorded), or - (untested)", "str")
+    ci_low: float = col("low end of ratio's interval (level 1 - alpha, from both headlines' standard errors); "
+                        "empty when untested")  # fmt: skip
+    ci_high: float = col("high end of ratio's interval")
+    p_value: float = col("two-sided p of no change (normal on the log ratio); empty when untested", low=0)
+    floor_change_pct: float = col("change of the machine's calm-speed reference between the two sittings (a "
+                                  "diagnostic: never divided out)", unit="%")  # fmt: skip
+    clean_rounds_old: int = col("OLD's clean rounds (timed on a calm machine)", "int")
+    clean_rounds_new: int = col("NEW's clean rounds", "int")
     old_validity: str = col("OLD row's validity (stable or unstable; - when not judged)", "str")
     new_validity: str = col("NEW row's validity", "str")
-    verdict: str = col("the outcome (bench.core.verdicts: REGRESSION, improved, machine drift, ...)", "str",
+    verdict: str = col("the outcome (bench.core.verdicts: REGRESSION, improved, not judged (unstable), ...)", "str",
                        identity=True)  # fmt: skip
     error: str = col("why NEW failed (status: error); a column only when some setting now fails", "str")
 

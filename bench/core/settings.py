@@ -30,10 +30,14 @@ DEFAULT_CACHE = Path(os.environ.get("BENCH_CACHE_DIR", ".cache/bench"))
 DEFAULT_WARMUP = LoopLimits(min_iters=10, min_time_s=1.0, max_time_s=60.0)
 DEFAULT_STEADY = LoopLimits(min_iters=50, min_time_s=2.0, max_time_s=60.0)
 DEFAULT_ROUNDS = 9
-"""Rounds of a ``bench run`` (the timing budget is split over them). The headline is the mean of the
-fastest third of a cell's rounds (:mod:`bench.core.stats`), so more rounds give more chances to
-escape the machine's slow phases: on the 2-core CI VM three of nine rounds did so for 90-100% of
-cells, for about 10% more wall time than five rounds (the per-round reference)."""
+"""Rounds of a ``bench run`` (the timing budget is split over them). The headline rests on a cell's
+clean rounds (:mod:`bench.core.stats`), so more rounds give more chances to meet the machine calm."""
+DEFAULT_PROCESSES = 2
+"""Worker processes per runtime in a ``bench run``: a process can settle into a fast or slow state that
+repeats within it (pyperf spawns many for this reason), so a cell's rounds alternate between two."""
+DEFAULT_BUDGET_S = 90.0
+"""Seconds of extra rounds a ``bench run`` may spend on cells that lack clean rounds (a calm machine
+needs few or none; a slow one spends it, then the cells are flagged with the reason)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,10 @@ class Settings:
     rounds: int = 1
     retry_unstable_s: float = 0.0
     """Seconds to spend re-timing unstable rows after the main rounds (0: never)."""
+    processes: int = 1
+    """Worker processes per runtime; a cell's rounds alternate between them (the process level varies too)."""
+    budget_s: float = 0.0
+    """Seconds of extra rounds for cells that lack clean rounds after the main rounds (0: none)."""
 
     def workloads(self) -> Iterator[Workload]:
         for name in self.model_names:
@@ -99,6 +107,7 @@ class Settings:
             "warmup": asdict(self.limits_warmup),
             "steady": asdict(self.limits_steady),
             "rounds": self.rounds,
+            "processes": self.processes,
             "seed": self.seed,
         }
 
@@ -203,6 +212,8 @@ def from_args(
         oom_retry=not getattr(args, "no_oom_retry", False),
         rounds=int(_arg(args, "rounds", 1)),  # type: ignore[arg-type]
         retry_unstable_s=float(_arg(args, "retry_unstable", 0.0)),  # type: ignore[arg-type]
+        processes=int(_arg(args, "processes", 1)),  # type: ignore[arg-type]
+        budget_s=float(_arg(args, "budget", 0.0)),  # type: ignore[arg-type]
     )
     check_backend(settings, backend)
     if checkpoint is not None:

@@ -34,13 +34,14 @@ from typing import Any
 
 import numpy as np
 
-from bench.core import engine, environment
+from bench.core import engine, environment, machine
 from bench.core.engine import OpenWorkload, RoundResult
 from bench.core.errors import BenchError
 from bench.core.runtime import Backend
 from bench.core.runtime import registry as runtime_registry
 from bench.core.schema import STATUS_FAILED, UNSTABLE, SummaryRow
 from bench.core.settings import Settings
+from bench.core.stats import MIN_CLEAN_ROUNDS
 from bench.core.store import ENVIRONMENT_FILE, PartialRow, ResumeState, RunWriter, resume_state
 from bench.core.util import atomic_write_text, one_line
 from bench.core.worker import InlineWorker, ProcessWorker, Reply, WorkerDied, wait_any
@@ -68,10 +69,22 @@ class Cell:
 
     key: str
     """``backend/model/bN/rRES``: names the cell in the recorded round order and in requests."""
-    worker: Any
+    workers: dict[int, Any]
+    """The runtime's worker processes that hold this cell open, by process index (the first opens it)."""
     item: OpenWorkload
     opened: bool = False
     done: bool = False
+
+    @property
+    def worker(self) -> Any:
+        """The process that opens the cell (and reports its facts)."""
+        return self.workers[min(self.workers)]
+
+    def next_process(self) -> tuple[int, Any]:
+        """The process that times the cell's next round: they take turns, in index order."""
+        alive = sorted(self.workers)
+        index = alive[len(self.item.rounds) % len(alive)]
+        return index, self.workers[index]
 
 
 def cell_key(backend: str, workload: Any) -> str:
@@ -90,8 +103,11 @@ def plan_rounds(keys: list[str], first_round: dict[str, int], rounds: int, seed:
 
 
 class Sitting:
-    def __init__(self, runtimes: list[Runtime], writer: RunWriter, env_id: str, progress: Any) -> None:
+    def __init__(
+        self, runtimes: list[Runtime], writer: RunWriter, env_id: str, progress: Any, floor: machine.MachineFloor
+    ) -> None:
         self.runtimes = runtimes
+        self.machine_floor = floor
         self.settings = runtimes[0].settings  # the protocol (rounds, budgets, seed) is shared
         self.writer = writer
         self.env_id = env_id
@@ -120,14 +136,31 @@ class Sitting:
         self.record(row, (0 if cell.opened else 1) + max(self.settings.rounds - len(cell.item.rounds), 0))
 
     def fail_runtime(self, worker: Any, reason: str, where: str) -> None:
-        """A dead worker: every unfinished cell of its runtime fails with the reason."""
+        """A dead worker: its runtime's unfinished cells go on in the runtime's other processes; a cell
+        left with none fails with the reason."""
         for cell in self.cells.values():
-            if cell.worker is worker and not cell.done:
+            if cell.done:
+                continue
+            for index, other in list(cell.workers.items()):
+                if other is worker:
+                    del cell.workers[index]
+            if not cell.workers:
                 self.fail(cell, f"{reason} {where}")
+
+    def floor(self) -> float | None:
+        """The machine's calm-speed reference as known now: this sitting's references and earlier sittings'."""
+        return self.machine_floor.of(self.references())
+
+    def references(self) -> list[float]:
+        return [r.record.reference_ms for c in self.cells.values() for r in c.item.rounds]
+
+    def clean_rounds(self, cell: Cell, floor: float | None) -> int:
+        references = [r.record.reference_ms for r in cell.item.rounds]
+        return sum(machine.clean_mask(references, floor, len(references)))
 
     def complete(self, cell: Cell) -> None:
         """All rounds done: write the row (an unstable one waits for its retry when one is asked for)."""
-        row, _ = engine.Measurer.finish(cell.item)
+        row, _ = engine.Measurer.finish(cell.item, self.floor())
         if row.validity == UNSTABLE and self.settings.retry_unstable_s > 0 and cell not in self.unstable:
             self.unstable.append(cell)
             return
@@ -137,11 +170,12 @@ class Sitting:
 
     # ------------------------------------------------------------------------------------- opening
 
-    def open_all(self, workers: dict[str, Any], resume: ResumeState, count_flops: bool, cache_dir: Path) -> None:
-        """Ask every worker to open its cells (they work at once), counting each model's facts here
-        meanwhile; then collect the answers as they come."""
+    def open_all(self, workers: dict[str, list[Any]], resume: ResumeState, count_flops: bool, cache_dir: Path) -> None:
+        """Ask every runtime's first worker to open its cells (they work at once), counting each model's
+        facts here meanwhile; then the runtime's other workers open the cells that opened (their exports
+        are cached by then)."""
         done, partial = resume.done, resume.partial
-        pending: dict[Any, list[Cell]] = {w: [] for w in workers.values()}
+        pending: dict[Any, list[Cell]] = {w[0]: [] for w in workers.values()}
         for name, resolution, batches in _models(self.settings):
             cells = []
             for batch in batches:
@@ -153,7 +187,8 @@ class Sitting:
                         self.progress.write(f"{key}: already measured (--resume)", file=sys.stderr)
                         self.progress.update(1 + self.settings.rounds)
                         continue
-                    cells.append(Cell(key, workers[runtime.name], OpenWorkload(workload, row, None)))  # type: ignore[arg-type]
+                    first = workers[runtime.name][0]
+                    cells.append(Cell(key, {0: first}, OpenWorkload(workload, row, None)))  # type: ignore[arg-type]
             if not cells:
                 continue
             self.progress.set_postfix_str(f"{name} facts")
@@ -175,6 +210,50 @@ class Sitting:
                 except WorkerDied as exc:
                     self.fail(cell, f"{exc} before it opened this cell")
         self.progress.set_postfix_str("opening")
+        self._collect(pending, partial)
+        self.open_siblings(workers)
+
+    def open_siblings(self, workers: dict[str, list[Any]]) -> None:
+        """The runtime's further worker processes open every cell the first one opened; a process that
+        cannot leaves the cell to the others (the reason is printed)."""
+        pending: dict[Any, list[tuple[Cell, int]]] = {}
+        for cell in self.cells.values():
+            if cell.done or not cell.opened:
+                continue
+            for index, worker in enumerate(workers[cell.item.row.backend][1:], start=1):
+                try:
+                    worker.ask(cell.key, "open", cell.key, cell.item.workload)
+                except WorkerDied:
+                    continue
+                pending.setdefault(worker, []).append((cell, index))
+        if not pending:
+            return
+        self.progress.set_postfix_str("opening in further processes")
+
+        def opened(entry: tuple[Cell, int], reply: Reply, worker: Any) -> None:
+            cell, index = entry
+            if reply.ok and reply.value["timed"]:
+                cell.workers[index] = worker
+            else:
+                why = reply.value if not reply.ok else "it could not time"
+                self.progress.write(f"{cell.key}: process {index} did not open it ({why})", file=sys.stderr)
+
+        waiting = [w for w, entries in pending.items() if entries]
+        while waiting:
+            for worker in wait_any(waiting):
+                entry = pending[worker].pop(0)
+                try:
+                    reply = worker.answer()
+                except WorkerDied as exc:
+                    self.progress.write(f"{entry[0].key}: {exc} while opening it in a further process", file=sys.stderr)
+                    pending[worker] = []
+                else:
+                    opened(entry, reply, worker)
+                if not pending[worker]:
+                    waiting.remove(worker)
+
+    def _collect(self, pending: dict[Any, list[Cell]], partial: dict[str, PartialRow]) -> None:
+        """The first workers' answers to ``open`` as they come, in each worker's order."""
         waiting = [w for w, cells in pending.items() if cells]
         while waiting:
             for worker in wait_any(waiting):
@@ -210,23 +289,23 @@ class Sitting:
             _carry_over(self.writer, item, carried, self.settings.rounds)
             self.progress.write(f"{cell.key}: {len(item.rounds)} round(s) resumed", file=sys.stderr)
             self.progress.update(len(item.rounds))
-            if len(item.rounds) >= self.settings.rounds:  # every round was on disk: only the row is missing
-                self.complete(cell)
 
     # ------------------------------------------------------------------------------------- timing
 
-    def time_cell(self, cell: Cell, round_index: int, workers: list[Any], complete: bool = True) -> None:
-        """One round of one cell, while every other worker waits; the round is on disk when this returns."""
+    def time_cell(self, cell: Cell, round_index: int, workers: list[Any]) -> None:
+        """One round of one cell in the process whose turn it is, while every other worker waits; the round
+        is on disk when this returns."""
         item = cell.item
-        self.progress.set_postfix_str(f"{cell.key} round {round_index + 1}/{self.settings.rounds}")
-        others = [w for w in workers if w is not cell.worker]
+        process, worker = cell.next_process()
+        self.progress.set_postfix_str(f"{cell.key} round {round_index + 1}/{self.settings.rounds} p{process}")
+        others = [w for w in workers if w is not worker]
         before = [w.cpu_seconds() for w in others]
         start = time.perf_counter()
         try:
-            cell.worker.ask(cell.key, "time", cell.key, round_index, item.iterations)
-            reply = cell.worker.answer()
+            worker.ask(cell.key, "time", cell.key, round_index, item.iterations)
+            reply = worker.answer()
         except WorkerDied as exc:
-            self.fail_runtime(cell.worker, str(exc), f"while timing {cell.key}")
+            self.fail_runtime(worker, str(exc), f"while timing {cell.key}")
             return
         wall = time.perf_counter() - start
         after = [w.cpu_seconds() for w in others]
@@ -235,7 +314,7 @@ class Sitting:
             return
         answer = reply.value
         used = [b - a for a, b in zip(before, after, strict=True) if a is not None and b is not None]
-        record = replace(answer["record"], idle_cpu=sum(used) / wall if used and wall > 0 else None)
+        record = replace(answer["record"], idle_cpu=sum(used) / wall if used and wall > 0 else None, process=process)
         item.iterations = answer["iterations"]
         item.device_ms += answer["device_ms"]
         result = RoundResult(list(answer["samples"]), record)
@@ -243,15 +322,53 @@ class Sitting:
             self.writer.add_round(item.row, result.record, result.samples_ms)  # a full disk stops the sitting here
             item.rounds.append(result)
         self.progress.update(1)
-        if complete and len(item.rounds) >= self.settings.rounds:
-            self.complete(cell)
 
     def time_all(self, plan: list[list[str]], workers: list[Any]) -> None:
         for index, order in enumerate(plan):
             for key in order:
                 cell = self.cells[key]
-                if not cell.done and cell not in self.unstable and len(cell.item.rounds) == index:
+                if not cell.done and len(cell.item.rounds) == index:
                     self.time_cell(cell, index, workers)
+
+    def lacking(self) -> list[Cell]:
+        """Open cells with fewer clean rounds than a stable headline needs (as the floor is known now)."""
+        floor = self.floor()
+        need = min(MIN_CLEAN_ROUNDS, self.settings.rounds)
+        return [c for c in self.cells.values() if not c.done and c.item.rounds and self.clean_rounds(c, floor) < need]
+
+    def extend(self, workers: list[Any], seed: int, clock: Any = time.perf_counter) -> list[list[str]]:
+        """Extra passes over the cells that lack clean rounds, in a shuffled order per pass, while the
+        budget lasts; returns the passes (recorded in environment.json). A pass is one round of each
+        such cell, so every cell meets the same machine; the progress bar says why the sitting runs on."""
+        budget = self.settings.budget_s
+        deadline = clock() + budget
+        passes: list[list[str]] = []
+        rng = np.random.default_rng([seed, 1])
+        while budget > 0 and clock() < deadline:
+            short = self.lacking()
+            if not short:
+                break
+            order = [short[i].key for i in rng.permutation(len(short))]
+            passes.append(order)
+            self.progress.total += len(order)
+            for key in order:
+                if clock() >= deadline:
+                    break
+                cell = self.cells[key]
+                left = max(deadline - clock(), 0.0)
+                self.progress.set_postfix_str(
+                    f"extra pass {len(passes)}: {len(order)} cells lack {MIN_CLEAN_ROUNDS} calm-machine rounds "
+                    f"({left:.0f} s of --budget left)"
+                )
+                if not cell.done:
+                    self.time_cell(cell, len(cell.item.rounds), workers)
+        return passes
+
+    def complete_all(self) -> None:
+        """Write the row of every open cell, judged against the floor as the whole sitting knows it."""
+        for cell in self.cells.values():
+            if not cell.done and cell.item.rounds:
+                self.complete(cell)
 
     def retry_unstable(self, workers: list[Any]) -> None:
         """Re-time unstable rows under :func:`bench.core.engine.retry_unstable`'s policy (what a retry can
@@ -261,7 +378,7 @@ class Sitting:
             cell.item.rounds, cell.item.device_ms = [], []
             cell.item.row.row_id = row_id
             for index in range(self.settings.rounds):
-                self.time_cell(cell, index, workers, complete=False)
+                self.time_cell(cell, index, workers)
                 if cell.done:
                     return False
             return True
@@ -277,7 +394,7 @@ class Sitting:
         self.unstable = []
         engine.retry_unstable(
             pending,
-            lambda cell: SummaryRow(**engine.Measurer.finish(cell.item)[0].as_dict()),
+            lambda cell: SummaryRow(**engine.Measurer.finish(cell.item, self.floor())[0].as_dict()),
             retime,
             record,
             self.settings.retry_unstable_s,
@@ -331,32 +448,59 @@ def run_sitting(
     )
     env_id = str(env["env_id"])
     previous = resume_state(out, env_id) if resume else ResumeState(set(), {})
-    workers: dict[str, Any] = {}
+    floor = machine.MachineFloor.load(
+        cache_dir,
+        machine.floor_key(str(env.get("cpu_model")), env.get("cpu_count"), settings.threads),  # type: ignore[arg-type]
+    )
+    processes = 1 if inline else settings.processes
+    workers: dict[str, list[Any]] = {}
+    every_worker: list[Any] = []
     started = time.perf_counter()
     try:
         for runtime in runtimes:  # started at once: each imports its runtime while the others do
+            group: list[Any] = workers.setdefault(runtime.name, [])
             if inline:
                 backend = runtime.backend or runtime_registry().get(runtime.name)
-                workers[runtime.name] = InlineWorker(runtime.name, runtime.settings, backend, cache_dir)
+                group.append(InlineWorker(runtime.name, runtime.settings, backend, cache_dir))
             else:
-                workers[runtime.name] = ProcessWorker(
-                    runtime.name, runtime.settings, runtime.spec, cache_dir, models_spec
-                )
+                group += [
+                    ProcessWorker(runtime.name, runtime.settings, runtime.spec, cache_dir, models_spec)
+                    for _ in range(processes)
+                ]
+            every_worker += group
         external_models = engine.external_cards(settings.model_names)  # report shows a spec's facts without it
         name = f"{'+'.join(names)}-{settings.device}"
-        writer = RunWriter.create(out, name, {**env, "external_models": external_models})
+        protocol = {
+            "processes": processes,
+            "budget_s": settings.budget_s,
+            "recorded_floor_ms": floor.recorded_ms,
+            "allocator": None if inline else machine.allocator_note(),
+        }
+        writer = RunWriter.create(out, name, {**env, **protocol, "external_models": external_models})
         total = sum(len(settings.batch_sizes) for _ in settings.model_names) * len(runtimes) * (1 + settings.rounds)
         progress = tqdm(total=total, disable=not show_progress, unit="step", file=sys.stderr)
-        sitting = Sitting(runtimes, writer, env_id, progress)
+        if settings.budget_s > 0:
+            progress.write(
+                f"{settings.rounds} rounds per cell over {processes} process(es) per runtime, then up to "
+                f"{settings.budget_s:g} s of extra rounds for cells that lack {MIN_CLEAN_ROUNDS} calm-machine rounds",
+                file=sys.stderr,
+            )
+        sitting = Sitting(runtimes, writer, env_id, progress, floor)
         try:
             sitting.open_all(workers, previous, count_flops, cache_dir)
             open_keys = [k for k, c in sitting.cells.items() if not c.done]
             first = {k: len(sitting.cells[k].item.rounds) for k in open_keys}
             plan = plan_rounds(open_keys, first, settings.rounds, seed)
             opened = {"open_s": round(time.perf_counter() - started, 1), "round_order": plan}
-            atomic_write_text(writer.directory / ENVIRONMENT_FILE, _json({**env, **opened}))
-            sitting.time_all(plan, list(workers.values()))
-            sitting.retry_unstable(list(workers.values()))
+            atomic_write_text(writer.directory / ENVIRONMENT_FILE, _json({**env, **protocol, **opened}))
+            sitting.time_all(plan, every_worker)
+            extra = sitting.extend(every_worker, seed)
+            sitting.complete_all()
+            sitting.retry_unstable(every_worker)
+            timed = {"extra_rounds": extra, "machine_floor_ms": sitting.floor()}
+            with contextlib.suppress(OSError):  # the rows are on disk: a full disk now loses only this note
+                atomic_write_text(writer.directory / ENVIRONMENT_FILE, _json({**env, **protocol, **opened, **timed}))
+            floor.save(cache_dir, sitting.references())
         except KeyboardInterrupt:
             progress.write(sitting.interrupted(), file=sys.stderr)
             raise
@@ -364,7 +508,7 @@ def run_sitting(
             progress.close()
         return writer.directory, sitting.rows
     finally:
-        for worker in workers.values():
+        for worker in every_worker:
             worker.stop()
 
 

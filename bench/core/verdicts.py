@@ -1,79 +1,98 @@
-"""Did a model get slower, beyond what the machine itself did? The verdicts of ``bench compare``, as an API.
+"""Did a model get slower? The verdicts of ``bench compare``, as an API.
 
 Rows are matched by model, resolution, batch size and setting (:func:`bench.core.schema.setting_identity`
-without the machine); the latest successful run of each side is used, as in the report. For each pair the
-change is computed on per-round medians, each divided by the machine-speed reference measured just before
-that round (:mod:`bench.core.machine`), with a two-level bootstrap for its interval
-(:func:`bench.core.stats.round_ratio`). :func:`verdict` names the outcome; :func:`tally` counts the
-outcomes of a comparison and :func:`exit_code` turns them into a CI answer.
+without the machine); the latest successful run of each side is used, as in the report. What is judged
+is the headline itself (:func:`bench.core.stats.headline`: the mean of the fastest half of a cell's
+clean rounds), NEW over OLD, with an interval from both headlines' standard errors, which include the
+spread between sittings (a change smaller than what two sittings of the same code show is no change).
+The machine-speed reference is not divided out: on pairs of committed sittings that correction turned
+small raw changes into false regressions (one scalar speed cannot stand for every workload), so the
+change of the machine's floor is shown beside the verdict as a diagnostic. A cell unstable on either
+side is not judged: its number need not reproduce. :func:`verdict` names the outcome; :func:`tally`
+counts the outcomes and :func:`exit_code` turns them into a CI answer.
 """
 
 from __future__ import annotations
 
-import json
-import zlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import NormalDist
 
-import numpy as np
 import pandas as pd
 
 from bench.core.environment import device_name
 from bench.core.errors import BenchError
-from bench.core.schema import COMPARE_COLUMNS, UNSTABLE, cell_identity, latest_ok, measured, setting_identity
-from bench.core.stats import Rounds, round_ratio
+from bench.core.schema import (
+    COMPARE_COLUMNS,
+    UNSTABLE,
+    cell_identity,
+    finite_number,
+    latest_ok,
+    measured,
+    setting_identity,
+)
+from bench.core.stats import sd_from_interval
 from bench.core.store import load_results
 
-MIN_SAMPLES = 3
 ENV_FIELDS = ("hostname", "cpu_model", "cpu_count", "os", "python", "gpu_name")
 
 REGRESSION = "REGRESSION"
 NOW_FAILS = "REGRESSION (now fails)"
 IMPROVED = "improved"
-DRIFT = "machine drift"
 BELOW_THRESHOLD = "below threshold"
 NOT_SIGNIFICANT = "not significant"
-UNTESTED = "untested (no samples)"
+NOT_JUDGED = "not judged (unstable)"
+UNTESTED = "untested (no interval)"
 
 
 # ------------------------------------------------------------------------------------ statistics
 
 
-def compare_rounds(
-    old: Rounds, new: Rounds, *, threshold: float, alpha: float, n_boot: int, seed: tuple[int, ...]
-) -> dict[str, object]:
-    """Raw and drift-corrected change, the corrected change's interval, and the verdict for one pair."""
-    raw = float(np.median(new.all_samples) / np.median(old.all_samples))
-    result: dict[str, object] = {"raw_ratio": raw, "ratio": raw, "p_value": None, "ci_low": None, "ci_high": None}
-    if min(len(s) for s in [*old.samples, *new.samples]) < MIN_SAMPLES:
-        result.update(verdict=UNTESTED, basis="-")
-        return result
-    use_reference = old.normalised and new.normalised
-    rng = np.random.default_rng(list(seed))
-    ratio, lo, hi, p = round_ratio(old, new, use_reference=use_reference, level=1 - alpha, n_boot=n_boot, rng=rng)
-    result.update(ratio=ratio, ci_low=lo, ci_high=hi, p_value=p)
-    result["basis"] = "drift-corrected" if use_reference else "raw rounds (no reference recorded)"
-    raw_rounds = float(np.exp(np.log(new.values(False)).mean() - np.log(old.values(False)).mean()))
-    result["verdict"] = verdict(ratio, lo, hi, raw_rounds, threshold=threshold, drift_corrected=use_reference)
+def compare_headlines(old: pd.Series, new: pd.Series, *, threshold: float, alpha: float) -> dict[str, object]:
+    """NEW / OLD of the two headlines, its interval at level 1 - alpha, and the verdict for one pair."""
+    old_ms, new_ms = _headline(old), _headline(new)
+    ratio = new_ms / old_ms
+    result: dict[str, object] = {"old_ms": old_ms, "new_ms": new_ms, "ratio": ratio}
+    floors = finite_number(old.get("machine_floor_ms")), finite_number(new.get("machine_floor_ms"))
+    if floors[0] and floors[1]:
+        result["floor_change_pct"] = (floors[1] / floors[0] - 1.0) * 100.0
+    sds = [sd_from_interval(v, finite_number(r.get("latency_ci_low_ms")), finite_number(r.get("latency_ci_high_ms")))
+           for v, r in ((old_ms, old), (new_ms, new))]  # fmt: skip
+    if sds[0] is not None and sds[1] is not None:
+        sd = math.hypot(sds[0], sds[1])
+        z = NormalDist().inv_cdf(1.0 - alpha / 2.0)
+        lo, hi = ratio * math.exp(-z * sd), ratio * math.exp(z * sd)
+        p = 2.0 * (1.0 - NormalDist().cdf(abs(math.log(ratio)) / sd)) if sd > 0 else 0.0
+        result.update(ci_low=lo, ci_high=hi, p_value=p)
+    if UNSTABLE in (old.get("validity"), new.get("validity")):
+        result["verdict"] = NOT_JUDGED
+    elif "ci_low" not in result:
+        result["verdict"] = UNTESTED
+    else:
+        result["verdict"] = verdict(ratio, result["ci_low"], result["ci_high"], threshold=threshold)  # type: ignore[arg-type]
     return result
 
 
-def verdict(ratio: float, lo: float, hi: float, raw_ratio: float, *, threshold: float, drift_corrected: bool) -> str:
-    """The outcome of one pair from its corrected ratio NEW/OLD, that ratio's interval and the raw ratio.
+def _headline(row: pd.Series) -> float:
+    """The row's headline (rows written before it existed: the pooled median they cited)."""
+    value = finite_number(row.get("latency_ms"))
+    return value if value is not None and value > 0 else float(row["latency_median_ms"])
 
-    - :data:`REGRESSION`: corrected change slower by more than ``threshold`` percent, interval above 1;
-      :data:`IMPROVED` is the mirror image;
-    - :data:`DRIFT`: the raw change is beyond the threshold while the corrected one is within it (the
-      machine's speed explains the move); only when the change was drift-corrected;
-    - :data:`BELOW_THRESHOLD`: significant but within the threshold; :data:`NOT_SIGNIFICANT`: otherwise.
+
+def verdict(ratio: float, lo: float, hi: float, *, threshold: float) -> str:
+    """The outcome of one pair from the headline ratio NEW/OLD and that ratio's interval.
+
+    - :data:`REGRESSION`: slower by more than ``threshold`` percent (criterion.rs' noise threshold) and
+      the interval above 1; :data:`IMPROVED` is the mirror image;
+    - :data:`BELOW_THRESHOLD`: the interval excludes 1 but the change is within the threshold;
+    - :data:`NOT_SIGNIFICANT`: otherwise.
     """
     limit = threshold / 100.0
     if ratio - 1 > limit and lo > 1:
         return REGRESSION
     if 1 - ratio > limit and hi < 1:
         return IMPROVED
-    if drift_corrected and abs(raw_ratio - 1) > limit and abs(ratio - 1) <= limit:
-        return DRIFT
     if lo > 1 or hi < 1:
         return BELOW_THRESHOLD
     return NOT_SIGNIFICANT
@@ -90,19 +109,11 @@ def _key(row: pd.Series) -> tuple[str, ...]:
     return (*cell_identity(row), *setting_identity(row, with_env=False))
 
 
-def _references(row: pd.Series) -> list[float] | None:
-    try:
-        values = json.loads(row["reference_ms"]) if isinstance(row.get("reference_ms"), str) else None
-    except ValueError:
-        return None
-    return [float(v) for v in values] if isinstance(values, list) and values else None
-
-
 class Side:
-    """One result set: the latest ok (and failed) row per matched setting, samples and environments."""
+    """One result set: the latest ok (and failed) row per matched setting, and the environments."""
 
     def __init__(self, path: Path, role: str, model_names: list[str] | None) -> None:
-        summary, samples, self.environments = load_results([path])  # oldest first: later rows win below
+        summary, _, self.environments = load_results([path])  # oldest first: later rows win below
         df = summary if model_names is None else summary[summary["model"].isin(model_names)]
         self.path = path
         self.role = role
@@ -122,14 +133,6 @@ class Side:
             self.notes.append(
                 f"{role} has {several} setting(s) measured in several environments; the latest run is compared"
             )
-        self.samples = {k: g for k, g in samples.groupby(["run_id", "row_id"], sort=False)}
-
-    def rounds_of(self, row: pd.Series) -> Rounds:
-        s = self.samples.get((str(row["run_id"]), str(row["row_id"])))
-        if s is None or s.empty:
-            return Rounds([], None)
-        per_round = [g["latency_ms"].to_numpy() for _, g in s.groupby("round", sort=True)]
-        return Rounds(per_round, _references(row))
 
 
 def _same_device(old: Side, new: Side, a: pd.Series, b: pd.Series) -> None:
@@ -162,9 +165,7 @@ def environment_warning(old: Side, new: Side, old_envs: list[str], new_envs: lis
     )
 
 
-def compare(
-    old: Side, new: Side, *, threshold: float, alpha: float, n_boot: int, seed: int
-) -> tuple[pd.DataFrame, list[str]]:
+def compare(old: Side, new: Side, *, threshold: float, alpha: float) -> tuple[pd.DataFrame, list[str]]:
     """One row per setting present in both sides (plus settings that newly fail), and notes."""
     rows = []
     old_envs, new_envs = [], []
@@ -177,27 +178,18 @@ def compare(
             "batch": a["infer_batch_size"],
             "resolution": a["infer_img_size"],
             "threads": a["threads"],
+            "old_validity": a.get("validity") or "-",
         }
         b = new.ok.get(key)
         if b is not None:
             _same_device(old, new, a, b)
-            ra, rb = old.rounds_of(a), new.rounds_of(b)
-            if ra.samples and rb.samples:
-                tag = zlib.crc32("|".join(key).encode())  # per-setting stream: independent of row order
-                stats = compare_rounds(ra, rb, threshold=threshold, alpha=alpha, n_boot=n_boot, seed=(seed, tag))
-                old_ms, new_ms = float(np.median(ra.all_samples)), float(np.median(rb.all_samples))
-            else:  # no samples: the summaries' medians, untested
-                old_ms, new_ms = float(a["latency_median_ms"]), float(b["latency_median_ms"])
-                stats = {"raw_ratio": new_ms / old_ms, "ratio": new_ms / old_ms, "verdict": UNTESTED, "basis": "-"}
+            stats = compare_headlines(a, b, threshold=threshold, alpha=alpha)
             rows.append(
                 {
                     **base,
-                    "old_ms": old_ms,
-                    "new_ms": new_ms,
                     **stats,
-                    "rounds_old": len(ra.samples),
-                    "rounds_new": len(rb.samples),
-                    "old_validity": a.get("validity") or "-",
+                    "clean_rounds_old": finite_number(a.get("clean_rounds")),
+                    "clean_rounds_new": finite_number(b.get("clean_rounds")),
                     "new_validity": b.get("validity") or "-",
                 }
             )
@@ -208,7 +200,7 @@ def compare(
             rows.append(
                 {
                     **base,
-                    "old_ms": float(a["latency_median_ms"]),
+                    "old_ms": _headline(a),
                     "verdict": NOW_FAILS,
                     "error": f"{f['status']}: {f['error']}" if isinstance(f.get("error"), str) else f["status"],
                 }
@@ -225,10 +217,11 @@ def compare(
             notes.append(
                 f"{r['model']} {r['backend']}/{r['device']} batch {r['batch']} ran in OLD but not in NEW ({r['error']})"
             )
-    unstable = [r["model"] for r in rows if UNSTABLE in (r.get("old_validity"), r.get("new_validity"))]
-    if unstable:
+    unjudged = [f"{r['model']} {r['backend']}" for r in rows if r["verdict"] == NOT_JUDGED]
+    if unjudged:
         notes.append(
-            f"unstable rows (see their validity_reason): {', '.join(unstable)}; treat their verdicts with care"
+            f"not judged, unstable on a side (see its validity_reason; measure again on a calm machine): "
+            f"{', '.join(unjudged)}"
         )
     only_old = len(set(old.ok) - set(new.ok) - set(new.failed))
     only_new = len(set(new.ok) - set(old.ok))
@@ -239,10 +232,10 @@ def compare(
     warning = environment_warning(old, new, list(dict.fromkeys(old_envs)), list(dict.fromkeys(new_envs)))
     if warning:
         notes.insert(0, warning)
-    df = pd.DataFrame(rows)
-    df["change_pct"] = (df["ratio"] - 1.0) * 100.0
-    df["raw_change_pct"] = (df["raw_ratio"] - 1.0) * 100.0 if "raw_ratio" in df else float("nan")
-    df = df.reindex(columns=[c for c in COMPARE_COLUMNS if c != "error" or "error" in df])
+    df = pd.DataFrame(rows).reindex(
+        columns=[c for c in COMPARE_COLUMNS if c != "error" or any("error" in r for r in rows)]
+    )
+    df["change_pct"] = (pd.to_numeric(df["ratio"], errors="coerce") - 1.0) * 100.0
     return df, notes
 
 
@@ -253,7 +246,8 @@ class Tally:
     compared: int
     regressions: int
     improvements: int
-    drift: int
+    unjudged: int
+    """Unstable on a side: the number need not reproduce, so no verdict."""
     untested: int
     unchanged: int
     """Not significant or within the threshold."""
@@ -261,9 +255,9 @@ class Tally:
     def line(self, threshold: float, alpha: float) -> str:
         return (
             f"{self.compared} setting(s) compared: {self.regressions} regression(s), {self.improvements} "
-            f"improvement(s), {self.drift} change(s) explained by machine drift, {self.untested} untested (no "
-            f"samples to test), {self.unchanged} unchanged or within {threshold:g}% (per-round medians over the "
-            f"machine-speed reference, {level(alpha)} two-level bootstrap interval)"
+            f"improvement(s), {self.unjudged} not judged (unstable), {self.untested} untested (no interval), "
+            f"{self.unchanged} unchanged or within {threshold:g}% (headline NEW/OLD, {level(alpha)} interval "
+            "from both headlines' standard errors, between-sitting spread included)"
         )
 
 
@@ -273,18 +267,18 @@ def tally(df: pd.DataFrame) -> Tally:
     counts = {
         "regressions": int(v.isin([REGRESSION, NOW_FAILS]).sum()),
         "improvements": int((v == IMPROVED).sum()),
-        "drift": int((v == DRIFT).sum()),
+        "unjudged": int((v == NOT_JUDGED).sum()),
         "untested": int((v == UNTESTED).sum()),
     }
     return Tally(compared=len(df), unchanged=len(df) - sum(counts.values()), **counts)
 
 
 def exit_code(counts: Tally, allow_untested: bool = False) -> int:
-    """1 when something regressed, 3 when nothing did but some setting could not be tested (unless
-    ``allow_untested``), else 0: a CI gate never passes a result set it did not test."""
+    """1 when something regressed, 3 when nothing did but some setting could not be tested or judged
+    (unless ``allow_untested``), else 0: a CI gate never passes a result set it did not test."""
     if counts.regressions:
         return 1
-    if counts.untested and not allow_untested:
+    if (counts.untested or counts.unjudged) and not allow_untested:
         return 3
     return 0
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.core import engine
+from bench.core import engine, machine
 from bench.core.runtime import Backend, load_class
 from bench.core.schema import SummaryRow
 from bench.core.settings import Settings
@@ -114,6 +114,7 @@ def serve(
     """The worker process: answer requests until ``exit`` or until the sitting goes away."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the sitting's to handle (it keeps what finished)
     _become_worker(name)
+    machine.steady_allocator()  # before anything allocates: a cell's speed must not depend on the worker's past
     host, failure = None, None
     try:
         if models_spec is not None:  # external networks are registered in this process too

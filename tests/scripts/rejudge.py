@@ -22,7 +22,16 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-DERIVED = ("latency_ms", "latency_ci_low_ms", "latency_ci_high_ms", "round_spread", "reference_drift")
+DERIVED = (
+    "latency_ms",
+    "latency_ci_low_ms",
+    "latency_ci_high_ms",
+    "round_spread",
+    "reference_drift",
+    "clean_rounds",
+    "machine_floor_ms",
+    "round_processes",
+)
 
 
 def _numbers(frame: pd.DataFrame, column: str) -> list[float | None]:
@@ -32,10 +41,16 @@ def _numbers(frame: pd.DataFrame, column: str) -> list[float | None]:
     return [None if pd.isna(v) else float(v) for v in values]
 
 
-def rejudge(run_dir: Path) -> tuple[int, int]:
-    """(rows recomputed, rows whose verdict changed) for one run folder."""
+def rejudge(run_dir: Path, recorded_floor: float | None = None) -> tuple[int, int]:
+    """(rows recomputed, rows whose verdict changed) for one run folder.
+
+    The machine's floor is the run's own (a low quantile of every reference block it timed), or
+    ``recorded_floor`` where that is lower (the floor earlier sittings recorded on this machine).
+    """
+    import json
+
     from bench.core import machine
-    from bench.core.schema import STATUS_OK
+    from bench.core.schema import STATUS_OK, SUMMARY_COLUMNS
     from bench.core.stats import headline_columns
     from bench.core.store import ROUNDS_FILE, SUMMARY_FILE
 
@@ -43,39 +58,55 @@ def rejudge(run_dir: Path) -> tuple[int, int]:
     rounds = pd.read_csv(run_dir / ROUNDS_FILE, dtype=str, keep_default_na=False)
     rounds = rounds.drop_duplicates(["row_id", "round"], keep="last")
     rounds = rounds.assign(order=pd.to_numeric(rounds["round"], errors="coerce")).sort_values("order")
+    floor = machine.MachineFloor("rejudge", recorded_floor).of(
+        [r for r in _numbers(rounds[~rounds["row_id"].str.contains("#")], "reference_ms") if r is not None]
+    )
+    for column in DERIVED:
+        if column not in summary:
+            summary[column] = ""
     done = changed = 0
     for index, row in summary.iterrows():
         mine = rounds[rounds["row_id"] == row["row_id"]]
         if row["status"] != STATUS_OK or mine.empty:
             continue
         medians = [m for m in _numbers(mine, "median_ms") if m is not None]
+        references = [r if r is not None else float("nan") for r in _numbers(mine, "reference_ms")]
+        processes = [int(p) if p is not None else 0 for p in _numbers(mine, "process")]
         verdict = machine.judge(
             medians,
-            [r if r is not None else float("nan") for r in _numbers(mine, "reference_ms")],
+            references,
             _numbers(mine, "busy_cpu"),
             _numbers(mine, "steal"),
             int(float(row["iterations"] or 0)),
+            floor,
         )
-        values = {**headline_columns(medians), **verdict.as_columns()}
+        clean = machine.clean_mask(references, floor, len(medians))
+        values = {
+            **headline_columns(medians, clean, processes),
+            **verdict.as_columns(),
+            "round_processes": json.dumps(processes),
+        }
         changed += values["validity"] != row.get("validity")
         for column in (*DERIVED, "validity", "validity_reason"):
             if column in summary:
                 value = values.get(column)
                 summary.at[index, column] = "" if value is None else str(value)
         done += 1
-    summary.to_csv(run_dir / SUMMARY_FILE, index=False, lineterminator="\n")
+    ordered = [c for c in SUMMARY_COLUMNS if c in summary] + [c for c in summary if c not in SUMMARY_COLUMNS]
+    summary[ordered].to_csv(run_dir / SUMMARY_FILE, index=False, lineterminator="\n")
     return done, changed
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run folders (each with summary.csv and rounds.csv)")
+    parser.add_argument("--floor-ms", type=float, default=None, help="the machine's recorded calm-speed reference")
     args = parser.parse_args(argv)
     for run_dir in args.runs:
         if not (run_dir / "summary.csv").is_file() or not (run_dir / "rounds.csv").is_file():
             print(f"error: {run_dir}: not a run folder with summary.csv and rounds.csv", file=sys.stderr)
             return 2
-        done, changed = rejudge(run_dir)
+        done, changed = rejudge(run_dir, args.floor_ms)
         print(f"{run_dir}: recomputed {done} row(s); {changed} changed verdict")
     return 0
 

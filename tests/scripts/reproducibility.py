@@ -1,0 +1,296 @@
+"""Does a number reproduce in another sitting? The issue-27 targets, over every pair of the sittings given.
+
+    python tests/scripts/reproducibility.py SITTING SITTING [SITTING ...]   [--rejudge] [--batch 1]
+
+A sitting is a run folder of ``bench run`` (summary.csv, rounds.csv). Over every pair of sittings, on
+the cells both measured (runtime, model, batch, resolution, precision, threads), it prints:
+
+* **cells**: headline (``latency_ms``) within 5% -- of all cells, and of the cells stable in both
+  (target: at least 95% of those);
+* **ratios**: each runtime over ``--ratio-to`` (default onnx), per model, within 3%, where both cells
+  are stable in both sittings (target: at least 90%);
+* **flagged**: cells unstable in each sitting (target on a calm machine: at most 20%);
+* **coverage**: how often a sitting's headline falls inside the other sitting's interval, leave one
+  sitting out: the between-sitting term of the interval (``SITTING_SD``) is re-estimated from the
+  pairs that do not involve the sitting whose interval is tested (target: at least 90% at 95%);
+* **compare, null**: cells ``bench compare`` calls changed between the two sittings (no code changed;
+  target: at most 1 of 50);
+* **compare, injected**: each runtime's cells in the second sitting made 10% slower (headline and
+  interval scaled), and the share of its stable cells compare calls a regression (target: 9 in 10);
+* **variance**: where the spread lives (log scale, median over cells): rounds within a process,
+  processes within a sitting, sittings.
+
+``--rejudge`` first re-derives every row's headline, interval and validity from its rounds.csv under
+the current rules (in a temporary copy; for folders written by an older version); ``--machine-floor``
+then judges them all against the lowest floor among them, as the machine's cache would have recorded
+it. Exit status 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+KEY = ["backend", "model", "infer_batch_size", "infer_img_size", "precision", "threads"]
+LATENCY_TOLERANCE = 0.05
+RATIO_TOLERANCE = 0.03
+INJECTED = 1.10
+
+
+def load(run_dir: Path, batch: int | None) -> pd.DataFrame:
+    """The sitting's measured cells (first attempts only), keyed by :data:`KEY`."""
+    from bench.core.schema import measured
+
+    df = pd.read_csv(run_dir / "summary.csv")
+    df = df[measured(df) & ~df["row_id"].astype(str).str.contains("#", regex=False)]
+    if batch is not None:
+        df = df[df["infer_batch_size"] == batch]
+    df = df.assign(stable=df["validity"] == "stable", sitting=run_dir.name)
+    return df.set_index(KEY)
+
+
+def within(a: pd.Series, b: pd.Series, tolerance: float) -> pd.Series:
+    return (np.maximum(a, b) / np.minimum(a, b) - 1.0) <= tolerance + 1e-12
+
+
+def ratios(df: pd.DataFrame, ratio_to: str) -> pd.Series:
+    """Each runtime's headline over ``ratio_to``'s for the same model and shape (stable cells only)."""
+    flat = df.reset_index()
+    base = flat[flat["backend"] == ratio_to].set_index(KEY[1:])
+    out = {}
+    for _, row in flat[flat["backend"] != ratio_to].iterrows():
+        key = tuple(row[k] for k in KEY[1:])
+        if key in base.index and row["stable"] and bool(base.loc[key, "stable"]):
+            out[(row["backend"], *key)] = row["latency_ms"] / float(base.loc[key, "latency_ms"])
+    return pd.Series(out, dtype=float)
+
+
+def boot_sd(df: pd.DataFrame) -> pd.Series:
+    """Each cell's standard error without the between-sitting term (what its own rounds show)."""
+    from bench.core.stats import SITTING_SD, sd_from_interval
+
+    sds = [sd_from_interval(v, lo, hi) for v, lo, hi in zip(df["latency_ms"], df["latency_ci_low_ms"],
+                                                             df["latency_ci_high_ms"], strict=True)]  # fmt: skip
+    return pd.Series([math.sqrt(max(s * s - SITTING_SD**2, 0.0)) if s is not None else np.nan for s in sds], df.index)
+
+
+def sitting_sd(pairs: list[tuple[pd.DataFrame, pd.DataFrame]]) -> float:
+    """The between-sitting standard deviation of one headline beyond its own rounds' standard error,
+    from the cells stable in both sittings of each pair (method of moments on log differences)."""
+    excess = []
+    for a, b in pairs:
+        common = a.index.intersection(b.index)
+        both = common[(a.loc[common, "stable"] & b.loc[common, "stable"]).to_numpy()]
+        if len(both) == 0:
+            continue
+        d = np.log(b.loc[both, "latency_ms"].to_numpy() / a.loc[both, "latency_ms"].to_numpy())
+        own = boot_sd(a.loc[both]).to_numpy() ** 2 + boot_sd(b.loc[both]).to_numpy() ** 2
+        excess += list((d**2 - np.nan_to_num(own)) / 2.0)
+    return math.sqrt(max(float(np.mean(excess)), 0.0)) if excess else float("nan")
+
+
+def coverage(a: pd.DataFrame, b: pd.DataFrame, sd_sitting: float) -> tuple[int, int]:
+    """(covered, tested): B's headline inside A's prediction interval rebuilt with ``sd_sitting``."""
+    from bench.core.stats import HEADLINE_Z
+
+    common = a.index.intersection(b.index)
+    both = common[(a.loc[common, "stable"] & b.loc[common, "stable"]).to_numpy()]
+    if len(both) == 0 or not math.isfinite(sd_sitting):
+        return 0, 0
+    sd = np.sqrt(boot_sd(a.loc[both]).to_numpy() ** 2 + sd_sitting**2)
+    half = HEADLINE_Z * math.sqrt(2.0) * sd
+    d = np.abs(np.log(b.loc[both, "latency_ms"].to_numpy() / a.loc[both, "latency_ms"].to_numpy()))
+    ok = np.isfinite(half)
+    return int((d[ok] <= half[ok]).sum()), int(ok.sum())
+
+
+def called_changed(a: pd.DataFrame, b: pd.DataFrame) -> tuple[int, int, int]:
+    """(changed, judged, compared) by ``bench compare``'s statistics at its defaults."""
+    from bench.core import verdicts
+
+    common = a.index.intersection(b.index)
+    changed = judged = 0
+    for key in common:
+        v = verdicts.compare_headlines(a.loc[key], b.loc[key], threshold=5.0, alpha=0.01)["verdict"]
+        changed += v in (verdicts.REGRESSION, verdicts.IMPROVED)
+        judged += v not in (verdicts.NOT_JUDGED, verdicts.UNTESTED)
+    return changed, judged, len(common)
+
+
+def injected(a: pd.DataFrame, b: pd.DataFrame) -> tuple[int, int]:
+    """(caught, tested): per runtime, B's cells slowed by 10%, and compare's REGRESSION calls on them."""
+    from bench.core import verdicts
+
+    common = a.index.intersection(b.index)
+    caught = tested = 0
+    for key in common:
+        if not (a.loc[key, "stable"] and b.loc[key, "stable"]):
+            continue
+        slow = b.loc[key].copy()
+        for column in ("latency_ms", "latency_ci_low_ms", "latency_ci_high_ms"):
+            slow[column] = slow[column] * INJECTED
+        v = verdicts.compare_headlines(a.loc[key], slow, threshold=5.0, alpha=0.01)["verdict"]
+        caught += v == verdicts.REGRESSION
+        tested += 1
+    return caught, tested
+
+
+def variance(dirs: Sequence[Path], tables: list[pd.DataFrame]) -> dict[str, float]:
+    """Median over cells of the log-scale variance at each level (clean rounds only)."""
+    from bench.core import machine
+    from bench.core.stats import fast_mean
+
+    within_process, between_process = [], []
+    for run_dir in dirs:
+        rounds = pd.read_csv(run_dir / "rounds.csv")
+        rounds = rounds[~rounds["row_id"].astype(str).str.contains("#", regex=False)]
+        floor = machine.MachineFloor("x", None).of(rounds["reference_ms"].astype(float).tolist())
+        if "process" not in rounds:
+            rounds["process"] = 0
+        for _, cell in rounds.groupby("row_id"):
+            clean = cell[machine.clean_mask(cell["reference_ms"].tolist(), floor, len(cell))]
+            per_process = [np.log(g["median_ms"].to_numpy()) for _, g in clean.groupby("process") if len(g) >= 2]
+            if per_process:
+                within_process.append(float(np.mean([np.var(p, ddof=1) for p in per_process])))
+            if len(per_process) >= 2:
+                means = [np.log(fast_mean(np.exp(p).tolist())) for p in per_process]
+                between_process.append(float(np.var(means, ddof=1)))
+    stable_everywhere = None
+    for t in tables:
+        idx = t.index[t["stable"].to_numpy()]
+        stable_everywhere = idx if stable_everywhere is None else stable_everywhere.intersection(idx)
+    between_sitting = []
+    if stable_everywhere is not None and len(tables) >= 2:
+        for key in stable_everywhere:
+            between_sitting.append(float(np.var([np.log(t.loc[key, "latency_ms"]) for t in tables], ddof=1)))
+    med = lambda xs: float(np.median(xs)) if xs else float("nan")  # noqa: E731
+    return {
+        "rounds within a process": med(within_process),
+        "processes within a sitting": med(between_process),
+        "sittings (headlines of cells stable in every sitting)": med(between_sitting),
+    }
+
+
+def rejudged_copies(dirs: Sequence[Path], scratch: Path, shared_floor: bool) -> list[Path]:
+    """Copies of ``dirs`` re-derived under the current rules; ``shared_floor``: every sitting judged
+    against the lowest floor among them, as a machine whose cache recorded it from earlier sittings."""
+    from bench.core import machine
+    from tests.scripts.rejudge import rejudge
+
+    floor = None
+    if shared_floor:
+        own = [machine.MachineFloor("x", None).of(pd.read_csv(d / "rounds.csv")["reference_ms"].tolist()) for d in dirs]
+        floor = min(f for f in own if f is not None)
+    out = []
+    for run_dir in dirs:
+        target = scratch / run_dir.name
+        shutil.copytree(run_dir, target)
+        rejudge(target, floor)
+        out.append(target)
+    return out
+
+
+def report(dirs: Sequence[Path], batch: int | None, ratio_to: str) -> str:
+    from bench.core.stats import HEADLINE_LEVEL, SITTING_SD
+
+    tables = [load(d, batch) for d in dirs]
+    lines = [f"sittings: {', '.join(d.name for d in dirs)}", ""]
+    for d, t in zip(dirs, tables, strict=True):
+        lines.append(f"{d.name}: {int((~t['stable']).sum())} of {len(t)} cells flagged unstable")
+    lines.append("")
+    totals = dict.fromkeys(["stable", "agree", "ratios", "ratios_ok", "changed", "compared", "caught", "tested"], 0)
+    cover = [0, 0]
+    for (i, a), (j, b) in itertools.combinations(enumerate(tables), 2):
+        common = a.index.intersection(b.index)
+        near = within(a.loc[common, "latency_ms"], b.loc[common, "latency_ms"], LATENCY_TOLERANCE)
+        both = (a.loc[common, "stable"] & b.loc[common, "stable"]).to_numpy()
+        ra, rb = ratios(a, ratio_to), ratios(b, ratio_to)
+        rc = ra.index.intersection(rb.index)
+        ratio_ok = within(ra[rc], rb[rc], RATIO_TOLERANCE)
+        changed, judged, compared = called_changed(a, b)
+        caught, tested = injected(a, b)
+        others = [(x, y) for (k, x), (m, y) in itertools.combinations(enumerate(tables), 2) if i not in (k, m)]
+        sd_i = sitting_sd(others) if others else SITTING_SD
+        others_j = [(x, y) for (k, x), (m, y) in itertools.combinations(enumerate(tables), 2) if j not in (k, m)]
+        sd_j = sitting_sd(others_j) if others_j else SITTING_SD
+        c1, n1 = coverage(a, b, sd_i)
+        c2, n2 = coverage(b, a, sd_j)
+        lines.append(
+            f"{dirs[i].name[:15]} vs {dirs[j].name[:15]}: cells within 5% {int(near.sum())}/{len(common)}; "
+            f"stable in both {int(both.sum())}, of them within 5% {int(near[both].sum())}; "
+            f"ratios of stable cells within 3% {int(ratio_ok.sum())}/{len(rc)}; "
+            f"interval covers the other sitting {c1 + c2}/{n1 + n2}; "
+            f"compare calls changed {changed}/{compared} ({judged} judged); "
+            f"injected +10% caught {caught}/{tested}"
+        )
+        totals["stable"] += int(both.sum())
+        totals["agree"] += int(near[both].sum())
+        totals["ratios"] += len(rc)
+        totals["ratios_ok"] += int(ratio_ok.sum())
+        totals["changed"] += changed
+        totals["compared"] += compared
+        totals["caught"] += caught
+        totals["tested"] += tested
+        cover[0] += c1 + c2
+        cover[1] += n1 + n2
+    pairs = [(a, b) for a, b in itertools.combinations(tables, 2)]
+    share = lambda k, n: f"{totals[k]}/{totals[n]} ({totals[k] / totals[n]:.0%})" if totals[n] else "-"  # noqa: E731
+    lines += [
+        "",
+        "over every pair:",
+        f"  stable in both and within 5%: {share('agree', 'stable')}   (target: at least 95%)",
+        f"  ratios of stable cells within 3%: {share('ratios_ok', 'ratios')}   (target: at least 90%)",
+        f"  interval ({HEADLINE_LEVEL:.0%}, leave one sitting out) covers the other sitting: "
+        + (f"{cover[0]}/{cover[1]} ({cover[0] / cover[1]:.0%})" if cover[1] else "-")
+        + "   (target: at least 90%)",
+        f"  compare calls a cell changed: {share('changed', 'compared')}   (target: at most 1 of 50)",
+        f"  injected +10% caught: {share('caught', 'tested')}   (target: at least 9 in 10)",
+        f"  between-sitting SD beyond a cell's own rounds, all pairs: {sitting_sd(pairs):.4f} "
+        f"(the interval uses SITTING_SD = {SITTING_SD})",
+        "",
+        "variance of log latency by level (median over cells):",
+    ]
+    for level, value in variance(dirs, tables).items():
+        lines.append(f"  {level}: {value:.2e}" + (f" (sd {math.sqrt(value):.2%})" if math.isfinite(value) else ""))
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sittings", nargs="+", type=Path, help="run folders (summary.csv and rounds.csv)")
+    parser.add_argument("--rejudge", action="store_true", help="re-derive headlines and validity under current rules")
+    parser.add_argument(
+        "--machine-floor",
+        action="store_true",
+        help="with --rejudge: judge every sitting against the lowest floor among them (the machine's recorded one)",
+    )
+    parser.add_argument("--batch", type=int, default=None, help="only this batch size (default: every batch)")
+    parser.add_argument("--ratio-to", default="onnx", help="the runtime ratios are over (default: onnx)")
+    args = parser.parse_args(argv)
+    for d in args.sittings:
+        if not (d / "summary.csv").is_file() or not (d / "rounds.csv").is_file():
+            print(f"error: {d}: not a run folder with summary.csv and rounds.csv", file=sys.stderr)
+            return 2
+    if len(args.sittings) < 2:
+        print("error: give at least two sittings", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory() as scratch:
+        dirs = rejudged_copies(args.sittings, Path(scratch), args.machine_floor) if args.rejudge else list(args.sittings)
+        print(report(dirs, args.batch, args.ratio_to))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
