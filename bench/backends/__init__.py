@@ -48,7 +48,7 @@ DEFAULT_BACKEND = "onnx"
 REFERENCE_BACKENDS = ("torch", "onnx")
 """The eager framework and the portable runtime: what ``bench complexity`` times by default."""
 
-REGISTRY = Registry(BACKENDS, default=DEFAULT_BACKEND, eager=REFERENCE_BACKENDS[0], reference=REFERENCE_BACKENDS)
+REGISTRY = Registry(BACKENDS)
 runtime.install(REGISTRY)
 
 backend_class = REGISTRY.backend_class

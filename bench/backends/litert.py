@@ -252,7 +252,6 @@ def io_problem(path: Path, input_shape: tuple[int, ...]) -> str | None:
     return None
 
 
-_TEARDOWN_NOISE = ("accelerator_registry.cc", "DestroyAccelerator")
 _FILTER = """
 import sys
 for line in sys.stdin.buffer:

@@ -41,14 +41,6 @@ def _values(text: str, what: str, low: int, high: int) -> list[int]:
     return values
 
 
-def positive_int_list(text: str, what: str = "value", high: int = MAX_BATCH) -> list[int]:
-    """``"1,8,32"`` -> ``[1, 8, 32]``: positive, distinct, at most ``high``; a one-line BenchError otherwise."""
-    try:
-        return _values(text, what, 1, high)
-    except argparse.ArgumentTypeError as exc:
-        raise BenchError(str(exc)) from None
-
-
 def _named(convert, name: str):
     """Give an argparse type a ``__name__`` (argparse names it in some messages)."""
     convert.__name__ = name
