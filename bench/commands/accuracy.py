@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
 import math
 import os
@@ -70,7 +69,7 @@ from bench.core.datasets import Dataset, scan, shown, subset
 from bench.core.errors import BenchError
 from bench.core.sessions import SessionRefused, open_session, workload_facts
 from bench.core.store import new_run_dir
-from bench.core.util import atomic_write_text, check_writable_dir, one_line, sha256_file
+from bench.core.util import atomic_write_text, check_writable_dir, json_digest, one_line, sha256_file, timestamp
 from models.errors import CheckpointError
 
 __all__ = ["PER_CLASS_FILE", "RESULT_FILE", "add_arguments", "main"]
@@ -193,7 +192,7 @@ def _resume_key(args, names: list[str], backends: list[str], fingerprint: dict[s
         "skip_unreadable": args.skip_unreadable,
         "options": options,
     }
-    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+    return json_digest(key)
 
 
 def _previous_run(out: Path, key: str) -> tuple[Path, AccuracyDocument] | None:
@@ -254,7 +253,7 @@ def _result(name, card, tally: Tally, reference: Tally | None, progress: Progres
         seconds=round(seconds, 3),
         predict_seconds=round(tally.seconds, 6),
         images_per_s=tally.images_per_s(),
-        timestamp=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        timestamp=timestamp(),
     )
 
 
@@ -277,7 +276,7 @@ def _failed(name: str, backends: list[str], error: str, args, settings) -> list[
             weights=settings.weights,
             published_top1=published,
             reference_backend=backends[0],
-            timestamp=time.strftime("%Y-%m-%dT%H:%M:%S"),
+            timestamp=timestamp(),
         )
         for b in backends
     ]

@@ -16,7 +16,6 @@ import argparse
 import json
 import shutil
 import sys
-import time
 from pathlib import Path
 
 from bench.backends import (
@@ -33,7 +32,7 @@ from bench.core.schema import MANIFEST_VERSION, SUITE_ID, ManifestEntry
 from bench.core.sessions import open_session
 from bench.core.settings import DEFAULT_CACHE, DEFAULT_STEADY, DEFAULT_WARMUP, build_model
 from bench.core.store import MANIFEST_FILE, load_manifest
-from bench.core.util import atomic_write_text, check_writable_dir, one_line
+from bench.core.util import atomic_write_text, check_writable_dir, one_line, timestamp
 from models.errors import CheckpointError
 
 
@@ -121,7 +120,7 @@ def main(args: argparse.Namespace) -> int:
     manifest = {
         "suite": SUITE_ID,
         "format": MANIFEST_VERSION,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "created": timestamp(),
         "artifacts": [e.as_dict() for e in earlier if e.file not in written] + [e.as_dict() for e in entries],
     }
     atomic_write_text(path, json.dumps(manifest, indent=2, sort_keys=True, default=str))

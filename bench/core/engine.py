@@ -37,6 +37,7 @@ from bench.core.sessions import is_out_of_memory, open_session
 from bench.core.settings import Settings, build_model  # noqa: F401 - the sitting builds through engine.build_model (a seam tests patch)
 from bench.core.stats import headline_columns, summarize, throughput
 from bench.core.timing import LoopLimits, timed_loop
+from bench.core.util import timestamp
 from models import external
 
 # ------------------------------------------------------------------------------------------- measuring
@@ -161,7 +162,7 @@ class Measurer:
             warmup_iterations=len(warm.samples_ms),
             warmup_s=warm.elapsed_s,
             measure_s=steady.elapsed_s,
-            timestamp=time.strftime("%Y-%m-%dT%H:%M:%S"),
+            timestamp=timestamp(),
         )
         result = RoundResult(steady.samples_ms, record)
         opened.rounds.append(result)

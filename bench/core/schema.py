@@ -22,8 +22,6 @@ are the summary columns declared with ``role="setting"``, so no table can leave 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import json as _json
 import math
 from collections.abc import Mapping, Sequence
@@ -31,6 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
+
+from bench.core.util import json_digest
 
 SUITE_ID = "mobile-backbone-bench"
 SCHEMA_VERSION = 3
@@ -231,7 +231,7 @@ class SummaryRow:
     env_id: str = col("hash of the machine and software (environment.json)", "str")
     run_id: str = col("the run directory's name", "str")
     row_id: str = col("model|batch|resolution|settings_key: joins samples.csv", "str")
-    timestamp: str = col("when the row was finished", "str")
+    timestamp: str = col("when the row was finished, local ISO 8601 with UTC offset", "str")
 
     def set(self, **values: object) -> SummaryRow:
         """Assign columns by name; a name that is not a column is a programming error, caught here."""
@@ -252,7 +252,6 @@ SUMMARY_COLUMNS = tuple(f.name for f in dataclasses.fields(SummaryRow))
 TIMM_COLUMNS = SUMMARY_COLUMNS[:7]
 """timm's benchmark.py columns, first in every summary so the files join timm's published CSVs."""
 COLUMN_KINDS = {f.name: f.metadata["kind"] for f in dataclasses.fields(SummaryRow)}
-COLUMN_DOCS = {f.name: f.metadata["doc"] for f in dataclasses.fields(SummaryRow)}
 REQUIRED_COLUMNS = ("model", "backend", "status", "settings_key", "env_id")
 """A summary without these is not ours; every other column may be missing (older runs) and is filled."""
 
@@ -288,7 +287,7 @@ class RoundRecord:
     warmup_iterations: int = col("warmup iterations before the round", "int", checked=True)
     warmup_s: float = col("time spent warming up", unit="s", low=0, checked=True)
     measure_s: float = col("time spent in the timed loop", unit="s", low=0, checked=True)
-    timestamp: str = col("when the round ended", "str")
+    timestamp: str = col("when the round ended, local ISO 8601 with UTC offset", "str")
 
     def as_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
@@ -504,7 +503,7 @@ class AccuracyResult:
     predict_seconds: float = col("this runtime's own inference time", unit="s", low=0)
     images_per_s: float = col("images over predict_seconds (the runtime's rate, not decoding's)", unit="img/s",
                               low=0)  # fmt: skip
-    timestamp: str = col("when the result was finished", "str")
+    timestamp: str = col("when the result was finished, local ISO 8601 with UTC offset", "str")
 
     @classmethod
     def from_dict(cls, raw: object) -> AccuracyResult | None:
@@ -583,7 +582,7 @@ def latest_ok(summary: pd.DataFrame, key: Sequence[str]) -> pd.DataFrame:
 def settings_key(row: Mapping[str, object], protocol: Mapping[str, object]) -> str:
     """Hash of setting, cell and measurement protocol (iterations, rounds): a row ``--resume`` may skip."""
     payload = [setting_identity(row, with_env=False), cell_identity(row), dict(protocol)]
-    return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return json_digest(payload, "sha1", 16)
 
 
 def _text(value: object) -> str:

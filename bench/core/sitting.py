@@ -42,7 +42,7 @@ from bench.core.runtime import registry as runtime_registry
 from bench.core.schema import STATUS_FAILED, UNSTABLE, SummaryRow
 from bench.core.settings import Settings
 from bench.core.store import ENVIRONMENT_FILE, PartialRow, ResumeState, RunWriter, resume_state
-from bench.core.util import atomic_write_text, one_line
+from bench.core.util import atomic_write_text, one_line, timestamp
 from bench.core.worker import InlineWorker, ProcessWorker, Reply, WorkerDied, wait_any
 
 
@@ -103,7 +103,7 @@ class Sitting:
     # ------------------------------------------------------------------------------------- recording
 
     def record(self, row: SummaryRow, steps: int) -> None:
-        row.timestamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+        row.timestamp = timestamp()
         with _whole_against_ctrl_c():
             self.writer.add(row)
             self.rows.append(row)
