@@ -230,3 +230,41 @@ def test_accuracy_documents_load_by_their_declaration(tmp_path: Path) -> None:
     loaded = load_document(path)
     assert loaded is not None and len(loaded.results) == 2  # the result without a status is left out
     assert loaded.results[1].top1 is None and loaded.results[1].threads is None and loaded.results[1].images == 4
+
+
+# ------------------------------------------------------------------------------------ shared flags
+
+SHARED_FLAGS = ("--models", "--resolution", "--device", "--threads", "--cache-dir", "--warmup", "--iters")
+"""Flags several commands take: each defined once, in ``bench/core/arguments.py`` (one type, one default)."""
+NOT_YET_SHARED = {
+    ("bench/commands/report.py", "--models"),  # a filter over result folders (default: every model)
+    ("bench/commands/compare.py", "--models"),  # the same filter
+    ("bench/commands/import_results.py", "--resolution"),  # what a vendor tool measured, without a manifest
+    ("bench/commands/import_results.py", "--device"),  # the deprecated, hidden spelling of --device-name
+}
+"""Declarations outside ``arguments.py`` that remain, each with why; a new one fails the test below."""
+
+
+def _declared_flags(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    return {
+        node.args[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "add_argument"
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+    }
+
+
+def test_shared_flags_are_declared_once_in_arguments() -> None:
+    home = ROOT / "bench" / "core" / "arguments.py"
+    assert set(SHARED_FLAGS) - {"--warmup", "--iters"} <= _declared_flags(home)  # those two: one loop there
+    found = {
+        (str(path.relative_to(ROOT)), flag)
+        for path in _modules("bench")
+        if path != home
+        for flag in _declared_flags(path) & set(SHARED_FLAGS)
+    }
+    assert found <= NOT_YET_SHARED, f"declare these with bench.core.arguments.add_*: {sorted(found - NOT_YET_SHARED)}"

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from bench.core import artifacts
+from bench.core.arguments import default_cache_dir
 from bench.core.errors import BenchError
 from bench.core.runtime import Backend, Prepared, Session, Workload, native_command
 from bench.core.util import quiet, quiet_native
@@ -417,5 +418,5 @@ class LiteRTBackend(Backend):
 if __name__ == "__main__":  # pragma: no cover - a setup entry point for CI and users
     if len(sys.argv) < 2 or sys.argv[1] != "--setup":
         sys.exit("usage: python -m bench.backends.litert --setup [CACHE_DIR]  (creates the converter environment)")
-    target = Path(sys.argv[2] if len(sys.argv) > 2 else os.environ.get("BENCH_CACHE_DIR", ".cache/bench"))
+    target = Path(sys.argv[2]) if len(sys.argv) > 2 else default_cache_dir()
     print(converter_python(target))

@@ -78,10 +78,8 @@ SAVE_EVERY_S = 2.0
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from bench.core.settings import DEFAULT_CACHE
-
     p.epilog = "exit status: 0 all evaluated, 1 a model or runtime failed, 2 bad input, 130 interrupted"
-    p.add_argument("--models", required=True, help="model names, family ids, or external networks (file.py:factory)")
+    arguments.add_models_argument(p, default=None)
     p.add_argument("--data", type=Path, required=True, metavar="DIR", help="ImageFolder, or flat folder with --labels")
     p.add_argument("--labels", type=Path, default=None, metavar="FILE", help="ILSVRC2012-style val labels (flat DIR)")
     p.add_argument("--checkpoint", type=Path, default=None, help="weights to evaluate (a single model only)")
@@ -92,22 +90,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help=f"runtimes to evaluate on, the first is the reference for the drop ({', '.join(BACKENDS)} or all; "
         f"default {REFERENCE_BACKENDS[0]}: the framework's own eager runtime)",
     )
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    arguments.add_device_argument(p)
     p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="fp32, or AMP fp16/bf16 (default: fp32)")
     p.add_argument("--batch-size", type=arguments.count("--batch-size", 4096), default=32, metavar="N")
-    p.add_argument(
-        "--resolution", type=arguments.count("--resolution", 4096), default=None, metavar="PX", help="crop size"
-    )
+    arguments.add_resolution_argument(p)
     p.add_argument(
         "--limit", type=arguments.count("--limit"), default=None, metavar="N", help="N images, spread evenly"
     )
     p.add_argument("--skip-unreadable", action="store_true", help="skip (and count) images that cannot be decoded")
     p.add_argument("--workers", type=arguments.count("--workers", 64), default=min(4, os.cpu_count() or 1))
-    p.add_argument("--threads", type=arguments.threads, default=None, metavar="N", help="intra-op threads")
+    arguments.add_threads_argument(p)
     p.add_argument("--single-head", action="store_true", help="drop the distillation head")
     p.add_argument("--seed", type=arguments.seed, default=0, metavar="N", help="seed for weights without checkpoint")
     p.add_argument("--out", type=Path, default=Path("results"), help="results directory (default: results/)")
-    p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help=f"export cache (default: {DEFAULT_CACHE})")
+    arguments.add_cache_dir_argument(p)
     p.add_argument(
         "--resume",
         action="store_true",

@@ -156,7 +156,11 @@ class SummaryRow:
     infer_gmacs: float = col("fvcore multiply-accumulates per image", unit="GMAC", low=0)
     family: str = col("model family id", "str")
     backend: str = col("runtime backend", "str", role="setting")
-    device: str = col("cpu or cuda", "str", role="setting")
+    device: str = col(
+        "the kind of processor: cpu or cuda (bench run); cpu, gpu or npu (imported: the unit the tool used)",
+        "str",
+        role="setting",
+    )
     precision: str = col("fp32, fp16 or bf16", "str", role="setting")
     threads: int = col("intra-op threads the runtime was given", "int", low=1, identity=True, role="setting")
     channels_last: bool = col("NHWC memory format (torch)", "bool", identity=True, role="setting")
