@@ -268,3 +268,23 @@ def test_shared_flags_are_declared_once_in_arguments() -> None:
         for flag in _declared_flags(path) & set(SHARED_FLAGS)
     }
     assert found <= NOT_YET_SHARED, f"declare these with bench.core.arguments.add_*: {sorted(found - NOT_YET_SHARED)}"
+
+
+def test_older_accuracy_documents_load_under_the_renamed_fields(tmp_path: Path) -> None:
+    """Format 2 called the baseline runtime ``reference_backend``; such a document still loads, under the
+    new name, and is written back in the current format."""
+    import json
+
+    from bench.core.accuracy_results import load_document, measured_top1
+
+    result = schema.AccuracyResult(model="casvit_xs", backend="onnx", status="ok", top1=70.0, precision="fp32")
+    raw = json.loads(schema.AccuracyDocument(run_id="r", results=[result]).to_json())
+    raw["format"] = 2
+    del raw["results"][0]["baseline_backend"]
+    raw["results"][0]["reference_backend"] = "onnx"
+    path = tmp_path / "accuracy.json"
+    path.write_text(json.dumps(raw))
+    loaded = load_document(path)
+    assert loaded is not None and loaded.results[0].baseline_backend == "onnx"
+    assert "reference_backend" not in loaded.to_json() and loaded.format == schema.ACCURACY_FORMAT == 3
+    assert measured_top1([tmp_path])["casvit_xs"]["top1"] == 70.0

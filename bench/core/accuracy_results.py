@@ -67,7 +67,7 @@ def measured_top1(paths: Iterable[Path | str]) -> dict[str, dict[str, object]]:
     """``model -> {top1, source, weights, replaces}`` from the ``accuracy.json`` files under ``paths``.
 
     Per model, an ImageNet top-1 (see the module docstring) wins over any other measurement; then the
-    reference runtime at fp32, then the latest. ``replaces`` says whether ``top1`` may stand in the
+    baseline runtime at fp32, then the latest. ``replaces`` says whether ``top1`` may stand in the
     ImageNet column; when False, ``source`` describes the measurement so a report can show it apart.
     """
     chosen: dict[str, tuple[tuple, dict[str, object]]] = {}
@@ -79,8 +79,8 @@ def measured_top1(paths: Iterable[Path | str]) -> dict[str, dict[str, object]]:
         for r in document.results:
             if r.status != "ok" or not isinstance(r.top1, int | float) or isinstance(r.top1, bool):
                 continue
-            reference = r.backend == r.reference_backend and r.precision == "fp32"
-            rank = (bool(r.imagenet_top1), reference, str(r.timestamp))
+            baseline = r.backend == r.baseline_backend and r.precision == "fp32"
+            rank = (bool(r.imagenet_top1), baseline, str(r.timestamp))
             previous = chosen.get(r.model)
             if previous is not None and previous[0] >= rank:
                 continue

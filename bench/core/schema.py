@@ -208,8 +208,8 @@ class SummaryRow:
     cuda_max_allocated_mb: float = col("peak CUDA memory allocated by torch", unit="MB")
     cuda_event_median_ms: float = col("median CUDA-event time of one batch (device side)", unit="ms")
     parity_max_abs_diff: float = col("max |logits - torch fp32 eager logits|")
-    parity_cosine: float = col("smallest per-sample cosine similarity to the reference logits")
-    parity_top1_agreement: float = col("share of samples whose top-1 class equals the reference's")
+    parity_cosine: float = col("smallest per-sample cosine similarity to the eager logits (PyTorch fp32)")
+    parity_top1_agreement: float = col("share of samples whose top-1 class is the eager logits' top-1")
     parity_tolerance: str = col("the tolerance the row was checked against", "str")
     rounds: int = col("timing rounds completed", "int")
     round_medians_ms: str = col("median latency of each round, as a JSON list", "json", "ms", json="list")
@@ -454,10 +454,13 @@ COMPARE_COLUMNS = tuple(f.name for f in dataclasses.fields(CompareResult))
 
 # ---------------------------------------------------------------------------------------- accuracy
 
-ACCURACY_FORMAT = 2
+ACCURACY_FORMAT = 3
 """Version of ``accuracy.json`` (``bench accuracy``'s document). 2: per result ``imagenet_top1`` (may it
-replace the published top-1), per-runtime ``images_per_s``; the document keeps its ``resume_key``."""
-READABLE_ACCURACY_FORMATS = (1, 2)
+replace the published top-1), per-runtime ``images_per_s``; the document keeps its ``resume_key``.
+3: ``reference_backend`` is named ``baseline_backend`` (older documents are read under the new name)."""
+READABLE_ACCURACY_FORMATS = (1, 2, 3)
+RENAMED_ACCURACY_FIELDS = {"reference_backend": "baseline_backend"}
+"""Old name -> new name of :class:`AccuracyResult` fields: how older documents are migrated on read."""
 ACCURACY_KIND = "accuracy"
 
 
@@ -492,8 +495,10 @@ class AccuracyResult:
     correct_top5: int = col("images whose right class is among the top 5", "int", default=0)
     top1: float = col("percent of images right at top-1; empty when failed or nothing was scored", unit="%", low=0)
     top5: float = col("percent of images right at top-5", unit="%", low=0)
-    reference_backend: str = col("the first runtime, the others' top-1 is compared with", "str")
-    top1_drop: float = col("top-1 of the reference runtime minus this runtime's", unit="pp")
+    baseline_backend: str = col(
+        "the baseline runtime: the first of --backend that evaluated the model (empty if none did)", "str"
+    )
+    top1_drop: float = col("top-1 of the baseline runtime minus this runtime's", unit="pp")
     published_top1: float = col("the top-1 the model's paper reports", unit="%", low=0)
     published_top1_source: str = col("where the published top-1 comes from", "str")
     imagenet_top1: bool = col(
@@ -511,8 +516,12 @@ class AccuracyResult:
 
     @classmethod
     def from_dict(cls, raw: object) -> AccuracyResult | None:
-        """The result in ``raw`` (one item of ``results``), by this declaration; None when it is not one."""
-        return load_record(cls, raw) if isinstance(raw, Mapping) else None
+        """The result in ``raw`` (one item of ``results``), by this declaration; None when it is not one.
+        Fields of older formats are read under their new names (:data:`RENAMED_ACCURACY_FIELDS`)."""
+        if not isinstance(raw, Mapping):
+            return None
+        renamed = {new: raw[old] for old, new in RENAMED_ACCURACY_FIELDS.items() if old in raw and new not in raw}
+        return load_record(cls, {**raw, **renamed})
 
 
 PER_CLASS_COLUMNS = ("model", "backend", "class_index", "class_name", "images", "correct_top1", "correct_top5")

@@ -11,7 +11,7 @@ import shlex
 import time
 from pathlib import Path
 
-from bench.backends import BACKENDS, REFERENCE_BACKENDS, backend_list
+from bench.backends import BACKENDS, DEFAULT_BACKEND, EAGER_BACKEND, backend_list
 from bench.commands.complexity.counting import Grid
 from bench.commands.complexity.fits import (
     STATED_MODEL,
@@ -91,7 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--backends",
-        default=",".join(REFERENCE_BACKENDS),
+        default=f"{EAGER_BACKEND},{DEFAULT_BACKEND}",
         help=f"latency backends, comma-separated: {', '.join(BACKENDS)} (default: %(default)s)",
     )
     arguments.add_threads_argument(parser, default=1)  # 1: the steadiest on a small shared machine
