@@ -14,7 +14,7 @@ import pytest
 
 from bench.backends import REGISTRY
 from bench.commands import run as run_command
-from bench.core import engine, machine
+from bench.core import engine, machine, sitting
 from bench.core.schema import ENVIRONMENT_FIELDS, STABLE, UNSTABLE
 from bench.core.store import ROUNDS_FILE, SUMMARY_FILE, load_results
 from tests.conftest import REPO, run_cli
@@ -98,7 +98,7 @@ def _run_in_process(tmp_path: Path, *argv: str):
     run_command.add_arguments(parser)
     args = parser.parse_args(["--backend", "torch", "--models", "casvit_xs", *SMALL, *argv, "--out", str(tmp_path)])
     settings = run_command.parse_settings(args)
-    return engine.run(settings, REGISTRY.get("torch"), tmp_path, tmp_path / "cache", False, False, False)
+    return sitting.run_inline(settings, REGISTRY.get("torch"), tmp_path, tmp_path / "cache", False, False, False)
 
 
 def test_a_busy_process_marks_rows_unstable_with_the_reason(tmp_path: Path, monkeypatch, capsys) -> None:

@@ -288,31 +288,6 @@ def base_row(settings: Settings, workload: Workload, env_id: str) -> SummaryRow:
     return row
 
 
-def run(
-    settings: Settings,
-    backend: Backend,
-    out: Path,
-    cache_dir: Path,
-    resume: bool,
-    count_flops: bool,
-    show_progress: bool,
-):
-    """Measure one runtime's workloads in this process; returns (run directory, list of summary rows).
-
-    The same sitting as ``bench run`` (:mod:`bench.core.sitting`), with ``backend`` (the command's pick
-    from the registry, named by ``settings.backend``) answering here instead of in a worker process:
-    for programmatic use and tests that patch this module.
-    """
-    from bench.core.sitting import Runtime, run_sitting
-
-    if backend.name != settings.backend:
-        raise ValueError(f"settings name backend {settings.backend!r}, but {backend.name!r} was passed")
-    runtime = Runtime(settings, "", backend.versions(), backend)
-    return run_sitting(
-        [runtime], out, cache_dir, resume=resume, count_flops=count_flops, show_progress=show_progress, inline=True
-    )
-
-
 MAX_RETRY_ATTEMPTS = 3
 """Re-timings of one unstable row at most: a row still unstable after three is reported as it is."""
 

@@ -368,6 +368,29 @@ def run_sitting(
             worker.stop()
 
 
+def run_inline(
+    settings: Settings,
+    backend: Backend,
+    out: Path,
+    cache_dir: Path,
+    resume: bool,
+    count_flops: bool,
+    show_progress: bool,
+) -> tuple[Path, list[SummaryRow]]:
+    """Measure one runtime's workloads in this process; returns (run directory, list of summary rows).
+
+    The same sitting as ``bench run``, with ``backend`` (the command's pick from the registry, named by
+    ``settings.backend``) answering here instead of in a worker process: for programmatic use and tests
+    that patch :mod:`bench.core.engine`.
+    """
+    if backend.name != settings.backend:
+        raise ValueError(f"settings name backend {settings.backend!r}, but {backend.name!r} was passed")
+    runtime = Runtime(settings, "", backend.versions(), backend)
+    return run_sitting(
+        [runtime], out, cache_dir, resume=resume, count_flops=count_flops, show_progress=show_progress, inline=True
+    )
+
+
 @contextlib.contextmanager
 def _whole_against_ctrl_c() -> Iterator[None]:
     """Ctrl-C waits until the block is done, so what the interrupt message counts is what is on disk."""
