@@ -51,7 +51,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m bench",
-        description="Reference latency benchmarking suite for efficient mobile vision backbones.",
+        description="Latency benchmarking suite for efficient mobile vision backbones.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True

@@ -145,7 +145,7 @@ def test_exact_top1_top5_on_torch_and_onnx(evaluated: dict[str, object], setup: 
         assert r["checkpoint"]["name"] == "grey.pth"
         assert r["checkpoint"]["sha256"] == hashlib.sha256(setup["checkpoint"].read_bytes()).hexdigest()
         assert r["weights"].startswith("grey.pth@")
-        assert r["reference_backend"] == "torch" and r["top1_drop"] == 0.0
+        assert r["baseline_backend"] == "torch" and r["top1_drop"] == 0.0
     assert results["onnx"]["backend_detail"]["runtime"].startswith("ONNX Runtime")
     assert results["torch"]["data_content_sha256"] == results["onnx"]["data_content_sha256"]
     data = document["data"]

@@ -7,7 +7,10 @@
   registry line);
 - commands import the core, the backends and the models, never each other;
 - every model family declares its presentation beside its models;
-- a summary column exists once, in the schema.
+- a summary column exists once, in the schema;
+- ``bench/core`` has no import cycle (function-level imports count);
+- a flag several commands take is defined once (``bench/core/arguments.py``), and a shared helper has
+  one home (:data:`ONE_HOME`): a second definition fails.
 """
 
 from __future__ import annotations
@@ -230,3 +233,141 @@ def test_accuracy_documents_load_by_their_declaration(tmp_path: Path) -> None:
     loaded = load_document(path)
     assert loaded is not None and len(loaded.results) == 2  # the result without a status is left out
     assert loaded.results[1].top1 is None and loaded.results[1].threads is None and loaded.results[1].images == 4
+
+
+# ------------------------------------------------------------------------------------ shared flags
+
+SHARED_FLAGS = ("--models", "--resolution", "--device", "--threads", "--cache-dir", "--warmup", "--iters")
+"""Flags several commands take: each defined once, in ``bench/core/arguments.py`` (one type, one default)."""
+NOT_YET_SHARED = {
+    ("bench/commands/report.py", "--models"),  # a filter over result folders (default: every model)
+    ("bench/commands/compare.py", "--models"),  # the same filter
+    ("bench/commands/import_results.py", "--resolution"),  # what a vendor tool measured, without a manifest
+    ("bench/commands/import_results.py", "--device"),  # the deprecated, hidden spelling of --device-name
+}
+"""Declarations outside ``arguments.py`` that remain, each with why; a new one fails the test below."""
+
+
+def _declared_flags(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    return {
+        node.args[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "add_argument"
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+    }
+
+
+def test_shared_flags_are_declared_once_in_arguments() -> None:
+    home = ROOT / "bench" / "core" / "arguments.py"
+    assert set(SHARED_FLAGS) - {"--warmup", "--iters"} <= _declared_flags(home)  # those two: one loop there
+    found = {
+        (str(path.relative_to(ROOT)), flag)
+        for path in _modules("bench")
+        if path != home
+        for flag in _declared_flags(path) & set(SHARED_FLAGS)
+    }
+    assert found <= NOT_YET_SHARED, f"declare these with bench.core.arguments.add_*: {sorted(found - NOT_YET_SHARED)}"
+
+
+def test_older_accuracy_documents_load_under_the_renamed_fields(tmp_path: Path) -> None:
+    """Format 2 called the baseline runtime ``reference_backend``; such a document still loads, under the
+    new name, and is written back in the current format."""
+    import json
+
+    from bench.core.accuracy_results import load_document, measured_top1
+
+    result = schema.AccuracyResult(model="casvit_xs", backend="onnx", status="ok", top1=70.0, precision="fp32")
+    raw = json.loads(schema.AccuracyDocument(run_id="r", results=[result]).to_json())
+    raw["format"] = 2
+    del raw["results"][0]["baseline_backend"]
+    raw["results"][0]["reference_backend"] = "onnx"
+    path = tmp_path / "accuracy.json"
+    path.write_text(json.dumps(raw))
+    loaded = load_document(path)
+    assert loaded is not None and loaded.results[0].baseline_backend == "onnx"
+    assert "reference_backend" not in loaded.to_json() and loaded.format == schema.ACCURACY_FORMAT == 3
+    assert measured_top1([tmp_path])["casvit_xs"]["top1"] == 70.0
+
+
+# ------------------------------------------------------------------------------------ no cycle in core
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_graph(folder: str) -> dict[str, set[str]]:
+    """module -> the modules of ``folder`` it imports, at any depth (function-level imports count too)."""
+    names = {_module_name(p): p for p in _modules(folder)}
+    return {name: {m for _, m in _imports(path) if m in names and m != name} for name, path in names.items()}
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of ``graph`` (its modules in order, the first repeated at the end), or None."""
+    state: dict[str, str] = {}
+    trail: list[str] = []
+
+    def visit(name: str) -> list[str] | None:
+        state[name] = "open"
+        trail.append(name)
+        for target in sorted(graph[name]):
+            if state.get(target) == "open":
+                return [*trail[trail.index(target) :], target]
+            if target not in state and (found := visit(target)):
+                return found
+        state[name] = "done"
+        trail.pop()
+        return None
+
+    return next((found for name in sorted(graph) if name not in state and (found := visit(name))), None)
+
+
+def test_no_import_cycle_inside_core() -> None:
+    """``bench/core`` is a tree of imports: each module can be read knowing only what it imports."""
+    cycle = _cycle(_import_graph("bench/core"))
+    assert cycle is None, f"import cycle in bench/core: {' -> '.join(cycle or [])}"
+
+
+def test_the_cycle_check_sees_a_function_level_cycle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}
+    assert _cycle(graph) == ["a", "b", "c", "a"] and _cycle({"a": {"b"}, "b": set()}) is None
+
+
+# ------------------------------------------------------------------------------------ one home each
+
+ONE_HOME = {
+    "bench/core/util.py": ("json_digest", "timestamp", "sha256_file", "atomic_write_text"),
+    "models/errors.py": ("one_line",),  # the models cannot import the suite; bench.core.util re-exports it
+    "bench/core/schema.py": ("finite_number", "settings_key", "setting_identity", "headline_statistic"),
+    "bench/core/arguments.py": ("select_models", "default_threads", "default_cache_dir"),
+    "bench/backends/__init__.py": ("backend_list",),
+    "bench/core/store.py": ("new_run_dir",),
+    "bench/core/artifact_backend.py": ("ArtifactBackend",),
+}
+"""Helpers shared across the suite, each with one home: a second definition elsewhere is a copy that
+will drift."""
+
+
+def _definitions(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    return {node.name for node in ast.walk(tree) if isinstance(node, kinds)}
+
+
+def test_shared_helpers_are_defined_in_their_home_only() -> None:
+    homes = {name: home for home, names in ONE_HOME.items() for name in names}
+    copies = [
+        f"{path.relative_to(ROOT)} defines {name} (its home: {homes[name]})"
+        for path in _modules("bench", "models", "tests")
+        for name in _definitions(path) & set(homes)
+        if str(path.relative_to(ROOT)) != homes[name]
+    ]
+    assert not copies, copies
+    for home, names in ONE_HOME.items():  # the list itself stays true: each helper is where it says
+        missing = set(names) - _definitions(ROOT / home)
+        assert not missing, f"{home} no longer defines {sorted(missing)}: update ONE_HOME"

@@ -21,7 +21,7 @@ from bench.backends import REGISTRY, Workload
 from bench.backends.onnx import OnnxBackend
 from bench.backends.torch_backend import TorchBackend
 from bench.commands import run as run_command
-from bench.core import engine
+from bench.core import engine, sitting
 from bench.core.errors import BenchError
 from bench.core.parity import check_parity
 from bench.core.schema import TIMM_COLUMNS
@@ -204,7 +204,7 @@ def test_failed_model_is_recorded_and_the_run_goes_on(tmp_path: Path, monkeypatc
 
     monkeypatch.setattr(engine, "build_model", build)
     args = engine_args("--backend", "torch", "--models", "casvit_xs,swiftformer_xs", *FAST, "--out", str(tmp_path))
-    _, rows = engine.run(
+    _, rows = sitting.run_inline(
         run_command.parse_settings(args), REGISTRY.get("torch"), tmp_path, tmp_path / "cache", False, False, False
     )
     assert [r["status"] for r in rows] == ["failed", "ok"]

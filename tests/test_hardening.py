@@ -24,7 +24,7 @@ import pytest
 from bench.backends import REGISTRY
 from bench.backends.onnx import OnnxBackend, export_onnx
 from bench.commands import run as run_command
-from bench.core import artifacts, engine, sessions
+from bench.core import artifacts, engine, sessions, sitting
 from bench.core import settings as settings_module
 from bench.core.errors import BenchError
 from bench.core.parity import check_parity
@@ -275,7 +275,7 @@ def test_full_disk_while_writing_samples_stops_with_one_line_and_keeps_every_ear
         assert (samples["row_id"] == row.row_id).sum() == row.iterations
     # what was kept is what --resume builds on: only the other batch is measured again
     settings = run_command.parse_settings(engine_args(*argv[1:]))
-    _, rows = engine.run(settings, REGISTRY.get(settings.backend), out, tmp_path / "cache", True, False, False)
+    _, rows = sitting.run_inline(settings, REGISTRY.get(settings.backend), out, tmp_path / "cache", True, False, False)
     assert [r.infer_batch_size for r in rows] == [second]
 
 
@@ -292,7 +292,7 @@ def test_full_disk_while_writing_a_row_keeps_the_earlier_rows_and_the_finished_r
     settings = run_command.parse_settings(engine_args(*TWO_ROWS[1:]))
     monkeypatch.setattr(os, "write", FullDisk(SUMMARY_FILE, 2))  # the second row
     with pytest.raises(BenchError) as caught:
-        engine.run(settings, REGISTRY.get(settings.backend), out, tmp_path / "cache", False, False, False)
+        sitting.run_inline(settings, REGISTRY.get(settings.backend), out, tmp_path / "cache", False, False, False)
     monkeypatch.undo()
     (run_dir,) = out.iterdir()
     first, second = _batches_in_timing_order(run_dir)
@@ -304,7 +304,7 @@ def test_full_disk_while_writing_a_row_keeps_the_earlier_rows_and_the_finished_r
     assert sorted(summary["infer_batch_size"].astype(int)) == [first]
 
     # --resume should finish the other batch from its round on disk, without timing it again
-    _, rows = engine.run(settings, REGISTRY.get(settings.backend), out, tmp_path / "cache", True, False, False)
+    _, rows = sitting.run_inline(settings, REGISTRY.get(settings.backend), out, tmp_path / "cache", True, False, False)
     assert [r.infer_batch_size for r in rows] == [second]
 
 
@@ -393,7 +393,7 @@ def test_cached_export_that_fails_parity_is_evicted_and_rebuilt_once(
     entry = artifacts.cached(path, key, lambda staged: export_onnx(other, _example(workload), staged, "torchscript"))
     assert entry.status == "miss" and path.exists()
 
-    _, rows = engine.run(settings, REGISTRY.get(settings.backend), tmp_path / "r1", cache, False, False, False)
+    _, rows = sitting.run_inline(settings, REGISTRY.get(settings.backend), tmp_path / "r1", cache, False, False, False)
     (row,) = rows
     assert row.status == "ok", row.error
     detail = json.loads(row.runtime_detail)
@@ -404,12 +404,12 @@ def test_cached_export_that_fails_parity_is_evicted_and_rebuilt_once(
     path.write_bytes(b"not an onnx model")
     meta = path.with_name(path.name + ".json")
     meta.write_text(json.dumps({**json.loads(meta.read_text()), "sha256": artifacts.tree_digest(path)}))
-    _, rows = engine.run(settings, REGISTRY.get(settings.backend), tmp_path / "r2", cache, False, False, False)
+    _, rows = sitting.run_inline(settings, REGISTRY.get(settings.backend), tmp_path / "r2", cache, False, False, False)
     assert rows[0].status == "ok" and "failed to load" in json.loads(rows[0].runtime_detail)["evicted"]
 
     # If the fresh build fails parity too, the row says so, naming the file; it is not rebuilt again.
     monkeypatch.setattr(sessions, "check_parity", lambda ref, out, precision: check_parity(ref, out + 1.0, precision))
-    _, rows = engine.run(settings, REGISTRY.get(settings.backend), tmp_path / "r3", cache, False, False, False)
+    _, rows = sitting.run_inline(settings, REGISTRY.get(settings.backend), tmp_path / "r3", cache, False, False, False)
     (row,) = rows
     assert row.status == "parity_failed"
     assert row.error.startswith("parity failed") and str(path) in row.error and "rebuilt" in row.error, row.error

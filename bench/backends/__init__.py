@@ -17,8 +17,8 @@ from bench.core.runtime import PRECISIONS, Backend, BackendOptions, Prepared, Re
 __all__ = [
     "BACKENDS",
     "DEFAULT_BACKEND",
+    "EAGER_BACKEND",
     "PRECISIONS",
-    "REFERENCE_BACKENDS",
     "REGISTRY",
     "Backend",
     "BackendOptions",
@@ -45,10 +45,11 @@ BACKENDS = {
 }
 DEFAULT_BACKEND = "onnx"
 """What ``bench run`` measures when no ``--backend`` is given: the portable CPU runtime."""
-REFERENCE_BACKENDS = ("torch", "onnx")
-"""The eager framework and the portable runtime: what ``bench complexity`` times by default."""
+EAGER_BACKEND = "torch"
+"""The framework's own eager runtime: ``bench accuracy``'s default baseline runtime, and with
+:data:`DEFAULT_BACKEND` what ``bench complexity`` times by default."""
 
-REGISTRY = Registry(BACKENDS, default=DEFAULT_BACKEND, eager=REFERENCE_BACKENDS[0], reference=REFERENCE_BACKENDS)
+REGISTRY = Registry(BACKENDS)
 runtime.install(REGISTRY)
 
 backend_class = REGISTRY.backend_class

@@ -28,8 +28,8 @@ import torch
 from torch import nn
 
 from bench.core import artifacts
-from bench.core.errors import BenchError
-from bench.core.runtime import Backend, BackendOptions, Prepared, Session, Workload, native_command, option
+from bench.core.artifact_backend import ArtifactBackend
+from bench.core.runtime import BackendOptions, Prepared, Session, Workload, native_command, option
 from bench.core.util import quiet, quiet_native
 
 DELEGATES = ("xnnpack", "none")
@@ -151,7 +151,7 @@ class ExecuTorchOptions(BackendOptions):
     )
 
 
-class ExecuTorchBackend(Backend):
+class ExecuTorchBackend(ArtifactBackend):
     name = "executorch"
     label = "ExecuTorch (XNNPACK)"
     packages = ("executorch",)
@@ -185,26 +185,26 @@ class ExecuTorchBackend(Backend):
             "weights": artifacts.weights_digest(model),
         }
 
-    def prepare(self, model: nn.Module, workload: Workload, cache_dir: Path) -> Prepared:
-        self.check(workload)
-        key = self.cache_key(model, workload)
-        b, _, r, _ = workload.input_shape
-        stem = f"{workload.model_name}-b{b}-r{r}-{workload.precision}-{key['delegate']}"
-        path = artifacts.entry_path(cache_dir, "executorch", stem, ".pte", key)
+    cache_folder = "executorch"
+    suffix = ".pte"
+    artifact_noun = "lowered program"
+
+    def stem(self, workload: Workload, key: dict[str, Any]) -> str:
+        return f"{super().stem(workload, key)}-{key['delegate']}"
+
+    def build(
+        self, model: nn.Module, workload: Workload, key: dict[str, Any], staged: Path, cache_dir: Path
+    ) -> dict[str, Any]:
         example = torch.zeros(workload.input_shape)
-        source = model
         if workload.precision == "fp16":
-            source, example = copy.deepcopy(model).half(), example.half()
+            model, example = copy.deepcopy(model).half(), example.half()
+        return lower(model, example, staged, key["delegate"])
 
-        def build(staged: Path) -> dict[str, Any]:
-            return lower(source, example, staged, key["delegate"])
+    def check_artifact(self, candidate: Path, meta: dict, workload: Workload) -> str | None:
+        load_program(candidate)  # raises on a damaged program: the cache rebuilds it
+        return None
 
-        def check(candidate: Path, meta: dict) -> str | None:
-            load_program(candidate)  # raises on a damaged program: the cache rebuilds it
-            return None
-
-        t0 = time.perf_counter()
-        entry = artifacts.cached(path, key, build, check)
+    def facts(self, entry: artifacts.Entry, key: dict[str, Any], workload: Workload) -> dict[str, str]:
         meta = entry.meta
         detail = {
             "executorch_cache": entry.status,
@@ -213,22 +213,20 @@ class ExecuTorchBackend(Backend):
             "non_delegated_nodes": str(meta.get("non_delegated_nodes", "")),
             "delegate_subgraphs": str(meta.get("delegate_subgraphs", "")),
             "non_delegated_ops": str(meta.get("non_delegated_ops", ""))[:300],
-            "pte_mb": f"{path.stat().st_size / 2**20:.1f}",
+            "pte_mb": f"{entry.path.stat().st_size / 2**20:.1f}",
         }
         if not entry.hit:
-            detail["convert_s"] = f"{time.perf_counter() - t0:.1f}"
             detail["lower_s"] = str(meta.get("lower_s", ""))
-        return Prepared(artifact=entry.path, cache_hit=entry.hit, detail=detail)
+        return detail
 
     def load(self, model: nn.Module, prepared: Prepared, workload: Workload, example: np.ndarray) -> Session:
-        if prepared.artifact is None:
-            raise BenchError("the executorch backend needs a lowered program; call prepare first")
+        artifact = self.artifact(prepared)
         threads = set_threads(workload.threads)
-        program = load_program(prepared.artifact)
+        program = load_program(artifact)
         with quiet_native():
             method = program.load_method("forward")
         if method is None:
-            raise RuntimeError(f"{prepared.artifact.name} has no forward method")
+            raise RuntimeError(f"{artifact.name} has no forward method")
         dtype = torch.float16 if workload.precision == "fp16" else torch.float32
         x = torch.from_numpy(np.ascontiguousarray(example)).to(dtype)
         runtime, _, default = _runtime()

@@ -39,8 +39,10 @@ import torch
 from torch import nn
 
 from bench.core import artifacts
+from bench.core.arguments import default_cache_dir
+from bench.core.artifact_backend import ArtifactBackend
 from bench.core.errors import BenchError
-from bench.core.runtime import Backend, Prepared, Session, Workload, native_command
+from bench.core.runtime import Prepared, Session, Workload, native_command
 from bench.core.util import quiet, quiet_native
 
 CONVERTER_REQUIREMENTS = ("litert-torch==0.10.0",)
@@ -252,7 +254,6 @@ def io_problem(path: Path, input_shape: tuple[int, ...]) -> str | None:
     return None
 
 
-_TEARDOWN_NOISE = ("accelerator_registry.cc", "DestroyAccelerator")
 _FILTER = """
 import sys
 for line in sys.stdin.buffer:
@@ -321,7 +322,7 @@ class LiteRTSession(Session):
             gc.collect()
 
 
-class LiteRTBackend(Backend):
+class LiteRTBackend(ArtifactBackend):
     name = "litert"
     label = "LiteRT (XNNPACK)"
     packages = ("ai-edge-litert",)
@@ -360,38 +361,31 @@ class LiteRTBackend(Backend):
             "weights": artifacts.weights_digest(model),
         }
 
-    def prepare(self, model: nn.Module, workload: Workload, cache_dir: Path) -> Prepared:
-        self.check(workload)
-        key = self.cache_key(model, workload)
-        b, _, r, _ = workload.input_shape
-        stem = f"{workload.model_name}-b{b}-r{r}-{workload.precision}"
-        path = artifacts.entry_path(cache_dir, "litert", stem, ".tflite", key)
+    cache_folder = "litert"
+    suffix = ".tflite"
 
-        def build(staged: Path) -> dict[str, Any]:
-            return convert(model, workload, staged, converter_python(cache_dir))
+    def build(
+        self, model: nn.Module, workload: Workload, key: dict[str, Any], staged: Path, cache_dir: Path
+    ) -> dict[str, Any]:
+        return convert(model, workload, staged, converter_python(cache_dir))
 
-        def check(candidate: Path, meta: dict) -> str | None:
-            return io_problem(candidate, workload.input_shape)
+    def check_artifact(self, candidate: Path, meta: dict, workload: Workload) -> str | None:
+        return io_problem(candidate, workload.input_shape)
 
-        t0 = time.perf_counter()
-        entry = artifacts.cached(path, key, build, check)
+    def facts(self, entry: artifacts.Entry, key: dict[str, Any], workload: Workload) -> dict[str, str]:
         meta = entry.meta
-        detail = {
+        return {
             "litert_cache": entry.status,
             "litert_torch": str(meta.get("litert_torch", "")),
             "model_ops": str(meta.get("model_ops", "")),
             "xnnpack_ops": str(meta.get("xnnpack_ops", "")),
             "ops_outside_xnnpack": str(meta.get("ops_outside_xnnpack", ""))[:300],
             "xnnpack_partitions": str(meta.get("xnnpack_partitions", "")),
-            "tflite_mb": f"{path.stat().st_size / 2**20:.1f}",
+            "tflite_mb": f"{entry.path.stat().st_size / 2**20:.1f}",
         }
-        if not entry.hit:
-            detail["convert_s"] = f"{time.perf_counter() - t0:.1f}"
-        return Prepared(artifact=entry.path, cache_hit=entry.hit, detail=detail)
 
     def load(self, model: nn.Module, prepared: Prepared, workload: Workload, example: np.ndarray) -> Session:
-        if prepared.artifact is None:
-            raise BenchError("the litert backend needs a converted model; call prepare first")
+        artifact = self.artifact(prepared)
         from ai_edge_litert.compiled_model import CompiledModel
         from ai_edge_litert.options import Options
 
@@ -401,7 +395,7 @@ class LiteRTBackend(Backend):
             options.cpu_options.xnnpack_flags = XNNPACK_FLAG_QS8 | XNNPACK_FLAG_QU8 | XNNPACK_FLAG_FORCE_FP16
         _filter_teardown_lines()
         with quiet_native():  # ~20 INFO lines: accelerator registry, vendor plugins looked for
-            compiled = CompiledModel.from_file(str(prepared.artifact), options=options)
+            compiled = CompiledModel.from_file(str(artifact), options=options)
             fully = compiled.is_fully_accelerated()
             session = LiteRTSession(compiled, example, {})
         session.detail = {
@@ -418,5 +412,5 @@ class LiteRTBackend(Backend):
 if __name__ == "__main__":  # pragma: no cover - a setup entry point for CI and users
     if len(sys.argv) < 2 or sys.argv[1] != "--setup":
         sys.exit("usage: python -m bench.backends.litert --setup [CACHE_DIR]  (creates the converter environment)")
-    target = Path(sys.argv[2] if len(sys.argv) > 2 else os.environ.get("BENCH_CACHE_DIR", ".cache/bench"))
+    target = Path(sys.argv[2]) if len(sys.argv) > 2 else default_cache_dir()
     print(converter_python(target))

@@ -30,8 +30,9 @@ import torch
 from torch import nn
 
 from bench.core import artifacts
+from bench.core.artifact_backend import ArtifactBackend
 from bench.core.errors import BenchError
-from bench.core.runtime import Backend, BackendOptions, Prepared, Session, Workload, native_command, option
+from bench.core.runtime import BackendOptions, Prepared, Session, Workload, native_command, option
 from bench.core.util import quiet
 
 FRONTENDS = ("export", "trace")
@@ -181,7 +182,7 @@ class OpenVINOOptions(BackendOptions):
     )
 
 
-class OpenVINOBackend(Backend):
+class OpenVINOBackend(ArtifactBackend):
     name = "openvino"
     label = "OpenVINO"
     packages = ("openvino",)
@@ -229,34 +230,31 @@ class OpenVINOBackend(Backend):
             "weights": artifacts.weights_digest(model),
         }
 
-    def prepare(self, model: nn.Module, workload: Workload, cache_dir: Path) -> Prepared:
-        self.check(workload)
-        key = self.cache_key(model, workload)
+    cache_folder = "openvino"
+    suffix = ".openvino"
+
+    def stem(self, workload: Workload, key: dict[str, Any]) -> str:
+        """The precision is not in the name: one IR serves every precision (chosen at compile time)."""
         b, _, r, _ = workload.input_shape
-        stem = f"{workload.model_name}-b{b}-r{r}-{key['frontend']}"
-        path = artifacts.entry_path(cache_dir, "openvino", stem, ".openvino", key)
-        example = torch.zeros(workload.input_shape)
+        return f"{workload.model_name}-b{b}-r{r}-{key['frontend']}"
 
-        def build(staged: Path) -> dict[str, Any]:
-            return convert(model, example, staged, key["frontend"])
+    def build(
+        self, model: nn.Module, workload: Workload, key: dict[str, Any], staged: Path, cache_dir: Path
+    ) -> dict[str, Any]:
+        return convert(model, torch.zeros(workload.input_shape), staged, key["frontend"])
 
-        def check(candidate: Path, meta: dict) -> str | None:
-            return io_problem(candidate, workload.input_shape)
+    def check_artifact(self, candidate: Path, meta: dict, workload: Workload) -> str | None:
+        return io_problem(candidate, workload.input_shape)
 
-        t0 = time.perf_counter()
-        entry = artifacts.cached(path, key, build, check)
-        detail = {
+    def facts(self, entry: artifacts.Entry, key: dict[str, Any], workload: Workload) -> dict[str, str]:
+        return {
             "openvino_cache": entry.status,
             "frontend": key["frontend"],
             "ir_ops": str(entry.meta.get("ir_ops", "")),
         }
-        if not entry.hit:
-            detail["convert_s"] = f"{time.perf_counter() - t0:.1f}"
-        return Prepared(artifact=entry.path, cache_hit=entry.hit, detail=detail)
 
     def load(self, model: nn.Module, prepared: Prepared, workload: Workload, example: np.ndarray) -> Session:
-        if prepared.artifact is None:
-            raise BenchError("the openvino backend needs a converted model; call prepare first")
+        artifact = self.artifact(prepared)
         core = _core()
         config: dict[str, Any] = {
             "PERFORMANCE_HINT": "LATENCY",
@@ -265,7 +263,7 @@ class OpenVINOBackend(Backend):
         }
         if workload.threads:
             config["INFERENCE_NUM_THREADS"] = workload.threads
-        compiled = core.compile_model(core.read_model(str(prepared.artifact / XML)), DEVICE, config)
+        compiled = core.compile_model(core.read_model(str(artifact / XML)), DEVICE, config)
         facts = runtime_facts(compiled)
         got = facts.get("inference_precision", "")
         if got and TYPE_NAMES.get(got, got) != HINTS[workload.precision]:

@@ -1,4 +1,6 @@
-"""PyTorch eager (CPU or CUDA), optionally ``torch.compile``d: the reference every other runtime is checked against."""
+"""PyTorch eager (CPU or CUDA), optionally ``torch.compile``d.
+
+Its fp32 eager logits are what every runtime's parity is checked against."""
 
 from __future__ import annotations
 
@@ -97,7 +99,7 @@ class TorchBackend(Backend):
             # cuDNN picks its algorithm per input shape during the (per-shape) warmup.
             torch.backends.cudnn.benchmark = True
         if workload.device != "cpu" or workload.channels_last or workload.compile:
-            model = copy.deepcopy(model)  # the engine keeps the CPU fp32 original as the parity reference
+            model = copy.deepcopy(model)  # the CPU fp32 original stays the source of the eager logits (parity)
         model = model.to(workload.device)
         if workload.channels_last:
             model = model.to(memory_format=torch.channels_last)

@@ -20,7 +20,8 @@ it, counts it and records it in the results; when nothing at all can be read, ex
 
 Runtimes: ``--backend torch,onnx`` evaluates the same images on each runtime (``prepare``/``load`` of the
 backend at ``--batch-size``, ``session.predict``; the last batch is zero-padded, padding ignored), so
-the top-1 drop per runtime is printed beside the first backend's. Torch runs on CPU or CUDA, fp32 or
+the top-1 drop per runtime is printed against the model's **baseline runtime**: the first runtime of
+``--backend`` that evaluated it (one that failed to open or run is skipped). Torch runs on CPU or CUDA, fp32 or
 AMP (``--precision``).
 
 Results: ``<out>/<stamp>-accuracy-<pid>/accuracy.json`` (:mod:`bench.core.accuracy_results`: top-1,
@@ -38,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
 import math
 import os
@@ -48,8 +48,8 @@ from pathlib import Path
 
 from bench.backends import (
     BACKENDS,
+    EAGER_BACKEND,
     PRECISIONS,
-    REFERENCE_BACKENDS,
     add_option_arguments,
     available_backend,
     backend_class,
@@ -70,7 +70,7 @@ from bench.core.datasets import Dataset, scan, shown, subset
 from bench.core.errors import BenchError
 from bench.core.sessions import SessionRefused, open_session, workload_facts
 from bench.core.store import new_run_dir
-from bench.core.util import atomic_write_text, check_writable_dir, one_line, sha256_file
+from bench.core.util import atomic_write_text, check_writable_dir, json_digest, one_line, sha256_file, timestamp
 from models.errors import CheckpointError
 
 __all__ = ["PER_CLASS_FILE", "RESULT_FILE", "add_arguments", "main"]
@@ -79,36 +79,33 @@ SAVE_EVERY_S = 2.0
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from bench.core.settings import DEFAULT_CACHE
-
     p.epilog = "exit status: 0 all evaluated, 1 a model or runtime failed, 2 bad input, 130 interrupted"
-    p.add_argument("--models", required=True, help="model names, family ids, or external networks (file.py:factory)")
+    arguments.add_models_argument(p, default=None)
     p.add_argument("--data", type=Path, required=True, metavar="DIR", help="ImageFolder, or flat folder with --labels")
     p.add_argument("--labels", type=Path, default=None, metavar="FILE", help="ILSVRC2012-style val labels (flat DIR)")
     p.add_argument("--checkpoint", type=Path, default=None, help="weights to evaluate (a single model only)")
     p.add_argument(
         "--backend",
-        default=REFERENCE_BACKENDS[0],
+        default=EAGER_BACKEND,
         metavar="NAME[,NAME...]",
-        help=f"runtimes to evaluate on, the first is the reference for the drop ({', '.join(BACKENDS)} or all; "
-        f"default {REFERENCE_BACKENDS[0]}: the framework's own eager runtime)",
+        help=f"runtimes to evaluate on ({', '.join(BACKENDS)} or all); per model, the first that evaluates it is "
+        f"the baseline runtime the others' top-1 drop is measured against (default {EAGER_BACKEND}: the "
+        "framework's own eager runtime)",
     )
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    arguments.add_device_argument(p)
     p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="fp32, or AMP fp16/bf16 (default: fp32)")
     p.add_argument("--batch-size", type=arguments.count("--batch-size", 4096), default=32, metavar="N")
-    p.add_argument(
-        "--resolution", type=arguments.count("--resolution", 4096), default=None, metavar="PX", help="crop size"
-    )
+    arguments.add_resolution_argument(p)
     p.add_argument(
         "--limit", type=arguments.count("--limit"), default=None, metavar="N", help="N images, spread evenly"
     )
     p.add_argument("--skip-unreadable", action="store_true", help="skip (and count) images that cannot be decoded")
     p.add_argument("--workers", type=arguments.count("--workers", 64), default=min(4, os.cpu_count() or 1))
-    p.add_argument("--threads", type=arguments.threads, default=None, metavar="N", help="intra-op threads")
+    arguments.add_threads_argument(p)
     p.add_argument("--single-head", action="store_true", help="drop the distillation head")
     p.add_argument("--seed", type=arguments.seed, default=0, metavar="N", help="seed for weights without checkpoint")
     p.add_argument("--out", type=Path, default=Path("results"), help="results directory (default: results/)")
-    p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help=f"export cache (default: {DEFAULT_CACHE})")
+    arguments.add_cache_dir_argument(p)
     p.add_argument(
         "--resume",
         action="store_true",
@@ -193,7 +190,7 @@ def _resume_key(args, names: list[str], backends: list[str], fingerprint: dict[s
         "skip_unreadable": args.skip_unreadable,
         "options": options,
     }
-    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+    return json_digest(key)
 
 
 def _previous_run(out: Path, key: str) -> tuple[Path, AccuracyDocument] | None:
@@ -221,11 +218,11 @@ def _partial(run_dir: Path, name: str, backends: list[str]) -> dict[str, object]
     return state
 
 
-def _result(name, card, tally: Tally, reference: Tally | None, progress: Progress, seconds, args, settings, pre,
+def _result(name, card, tally: Tally, baseline: Tally | None, progress: Progress, seconds, args, settings, pre,
             checkpoint, imagenet: bool) -> AccuracyResult:  # fmt: skip
     top1 = tally.percent(tally.top1) if tally.error is None else None
     top5 = tally.percent(tally.top5) if tally.error is None and tally.num_classes >= 5 else None
-    ref_top1 = reference.percent(reference.top1) if reference is not None else None
+    baseline_top1 = baseline.percent(baseline.top1) if baseline is not None else None
     return AccuracyResult(
         model=name,
         family=card.family,
@@ -245,8 +242,8 @@ def _result(name, card, tally: Tally, reference: Tally | None, progress: Progres
         correct_top5=int(tally.top5.sum()),
         top1=top1,
         top5=top5,
-        reference_backend=reference.backend if reference is not None else None,
-        top1_drop=None if top1 is None or ref_top1 is None else round(ref_top1 - top1, 4),
+        baseline_backend=baseline.backend if baseline is not None else None,
+        top1_drop=None if top1 is None or baseline_top1 is None else round(baseline_top1 - top1, 4),
         published_top1=card.top1,
         published_top1_source=card.top1_source or None,
         imagenet_top1=imagenet and top1 is not None,
@@ -254,7 +251,7 @@ def _result(name, card, tally: Tally, reference: Tally | None, progress: Progres
         seconds=round(seconds, 3),
         predict_seconds=round(tally.seconds, 6),
         images_per_s=tally.images_per_s(),
-        timestamp=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        timestamp=timestamp(),
     )
 
 
@@ -276,14 +273,15 @@ def _failed(name: str, backends: list[str], error: str, args, settings) -> list[
             **workload_facts(settings.workload(name, args.batch_size, settings.resolution)),
             weights=settings.weights,
             published_top1=published,
-            reference_backend=backends[0],
-            timestamp=time.strftime("%Y-%m-%dT%H:%M:%S"),
+            baseline_backend=None,  # no runtime evaluated the model, so none is its baseline
+            timestamp=timestamp(),
         )
         for b in backends
     ]
 
 
-def main(args: argparse.Namespace) -> int:
+def _checked_inputs(args: argparse.Namespace):
+    """(runtimes, data set, the images to score, settings), every value checked before any model loads."""
     backends = backend_list(args.backend)
     data = scan(args.data, args.labels)  # bad data is reported before torch and the models load
     if data.unreadable and not args.skip_unreadable:
@@ -296,146 +294,194 @@ def main(args: argparse.Namespace) -> int:
     settings = setting.from_args(
         args, available_backend(backends[0]), batch_sizes=(args.batch_size,), also=tuple(backends[1:])
     )
-    names = list(settings.model_names)
     for backend_name in backends[1:]:
         options = backend_class(backend_name).Options.from_args(args, backend_name).items()
         setting.check_backend(settings, available_backend(backend_name), options)
     check_writable_dir(args.out, "--out")
     check_writable_dir(args.cache_dir, "--cache-dir")
+    return backends, data, items, settings
 
-    import torch
 
-    from bench.core import environment
-    from models.registry import is_external
+def _checkpoint_facts(path: Path | None) -> dict[str, str] | None:
+    if path is None:
+        return None
+    return {"path": shown(path.resolve()), "name": path.name, "sha256": sha256_file(path)}
 
-    torch.set_num_threads(settings.threads)
-    checkpoint = None
-    if args.checkpoint is not None:
-        checkpoint = {
-            "path": shown(args.checkpoint.resolve()),
-            "name": args.checkpoint.name,
-            "sha256": sha256_file(args.checkpoint),
-        }
-    fingerprint = data.fingerprint()
-    key = _resume_key(args, names, backends, fingerprint, checkpoint)
-    previous = _previous_run(args.out, key) if args.resume else None
-    if args.resume and previous is None:
-        print(f"note: --resume: no earlier run of this command in {shown(args.out)}; starting afresh", file=sys.stderr)
-    if previous is not None:
-        run_dir, document = previous
-        print(f"resuming {shown(run_dir)}", file=sys.stderr)
-    else:
+
+class _Run:
+    """One accuracy run: its folder, its document, its per-class lines, and how ``--resume`` continues it.
+
+    The resume protocol:
+
+    1. a run is known by its resume key (:func:`_resume_key`: data, models, runtimes, settings, weights);
+    2. ``--resume`` continues the latest run in ``--out`` with the same key (:func:`_previous_run`);
+       without one it starts afresh, saying so;
+    3. a model that has results in the document is finished and skipped;
+    4. the model in progress continues from its saved tallies (:data:`PARTIAL_FILE`, saved by
+       :class:`_Saver` every few seconds and at Ctrl-C) when they are of the same model and runtimes;
+    5. each finished model is written (``accuracy.json``, ``per_class.csv``) before the next starts;
+       the partial file goes when every model is done.
+    """
+
+    def __init__(self, directory: Path, document: AccuracyDocument, resumed: bool) -> None:
+        self.directory, self.document, self.resumed = directory, document, resumed
+        self.per_class = _read_per_class(directory) if resumed else []
+        self.in_progress: _Saver | None = None
+
+    @classmethod
+    def open(cls, args: argparse.Namespace, key: str, data: Dataset, fingerprint: dict, items, settings) -> _Run:
+        previous = _previous_run(args.out, key) if args.resume else None
+        if args.resume and previous is None:
+            note = f"note: --resume: no earlier run of this command in {shown(args.out)}; starting afresh"
+            print(note, file=sys.stderr)
+        if previous is not None:
+            print(f"resuming {shown(previous[0])}", file=sys.stderr)
+            return cls(*previous, resumed=True)
+        from bench.core import environment
+
         env = environment.collect({"device": args.device, "threads": settings.threads})
         run_dir = new_run_dir(Path(args.out), "accuracy")  # two runs of one process in a second get two folders
-        run_id = run_dir.name
-        skipped_at_scan = [shown(p) for p, _ in data.unreadable]
+        shared = ("env_id", "hostname", "cpu_model", "gpu_name", "os", "python", "versions", "git_commit")
         document = AccuracyDocument(
-            run_id=run_id,
-            environment={
-                k: env.get(k)
-                for k in ("env_id", "hostname", "cpu_model", "gpu_name", "os", "python", "versions", "git_commit")
+            run_id=run_dir.name,
+            environment={k: env.get(k) for k in shared},
+            data={
+                **fingerprint,
+                "limit": args.limit,
+                "evaluated": len(items),
+                "not_files": [shown(p) for p, _ in data.unreadable],
             },
-            data={**fingerprint, "limit": args.limit, "evaluated": len(items), "not_files": skipped_at_scan},
             resume_key=key,
         )
         _write(run_dir, document)
-    per_class = _read_per_class(run_dir) if previous is not None else []
-    done = {r.model for r in document.results}
-    failed = sum(r.status != "ok" for r in document.results)
-    saver: _Saver | None = None
-    try:
-        for name in names:
-            if name in done:
-                print(f"{name}: already evaluated (--resume)", file=sys.stderr)
-                continue
-            try:
-                model, resolution, pre, card, classes = _build(name, args, settings, data)
-            except ModelFailed as exc:
-                print(f"{name}: failed: {exc}", file=sys.stderr)
-                document.results.extend(_failed(name, backends, str(exc), args, settings))
-                failed += len(backends)
-                _write(run_dir, document)
-                continue
-            if settings.checkpoint is None and not is_external(name):
-                print(
-                    f"warning: {name} has no --checkpoint: random weights score at chance (seed {settings.seed})",
-                    file=sys.stderr,
-                )
-            tallies = _open_all(name, model, resolution, classes, args, settings, backends)
-            progress = Progress()
-            saved = _partial(run_dir, name, backends) if previous is not None else None
-            if saved is not None:
-                progress = Progress.restore(saved["progress"])  # type: ignore[arg-type]
-                for tally, tally_state in zip(tallies, saved["tallies"], strict=True):  # type: ignore[arg-type]
-                    tally.restore(tally_state)
-                print(f"{name}: {progress.position} image(s) resumed", file=sys.stderr)
-            from tqdm import tqdm
+        return cls(run_dir, document, resumed=False)
 
-            bar = tqdm(total=len(items), initial=progress.position, unit="img", desc=name,
-                       disable=args.no_progress, file=sys.stderr, dynamic_ncols=True)  # fmt: skip
-            saver = _Saver(run_dir, name, tallies, progress, bar)
-            started = time.perf_counter()
-            try:
-                evaluate(
-                    items,
-                    pre,
-                    tallies,
-                    progress,
-                    batch_size=args.batch_size,
-                    workers=args.workers,
-                    skip_unreadable=args.skip_unreadable,
-                    on_batch=saver,
-                    warn=saver.warn,
-                )
-            finally:
-                bar.close()
-                for tally in tallies:
-                    if tally.session is not None:
-                        tally.session.close()
-            seconds = time.perf_counter() - started
-            scored = max((int(t.images.sum()) for t in tallies), default=0)
-            if scored == 0 and progress.skipped:
-                raise BenchError(
-                    f"no image of --data {shown(data.root)} could be read ({len(progress.skipped)} skipped, "
-                    f"e.g. {progress.skipped[0]}): nothing was scored"
-                )
-            progress.skipped = [*(shown(p) for p, _ in data.unreadable), *progress.skipped]
-            imagenet = (
-                data.is_imagenet_val(len(items))
-                and not progress.skipped
-                and (settings.checkpoint is not None or is_external(name))
-            )
-            reference = next((t for t in tallies if t.error is None), None)
-            for tally in tallies:
-                document.results.append(
-                    _result(name, card, tally, reference, progress, seconds, args, settings, pre, checkpoint, imagenet)
-                )
-                failed += tally.error is not None
-            per_class.extend(_per_class_rows(name, tallies, data))
-            _write(run_dir, document, per_class)  # each finished model is on disk before the next starts
-            saver = None
-            if progress.skipped:
-                print(
-                    f"{name}: skipped {len(progress.skipped)} unreadable image(s), e.g. {progress.skipped[0]}",
-                    file=sys.stderr,
-                )
-    except KeyboardInterrupt:
+    def finished(self, name: str) -> bool:
+        return any(r.model == name for r in self.document.results)
+
+    def restore(self, name: str, backends: list[str], tallies: list[Tally]) -> Progress:
+        """The progress of ``name`` so far (its saved tallies restored into ``tallies``), or a fresh one."""
+        saved = _partial(self.directory, name, backends) if self.resumed else None
+        if saved is None:
+            return Progress()
+        for tally, tally_state in zip(tallies, saved["tallies"], strict=True):  # type: ignore[arg-type]
+            tally.restore(tally_state)
+        progress = Progress.restore(saved["progress"])  # type: ignore[arg-type]
+        print(f"{name}: {progress.position} image(s) resumed", file=sys.stderr)
+        return progress
+
+    def add(self, results: list[AccuracyResult], per_class: list[dict[str, object]] | None = None) -> None:
+        """Record a finished model and write it out before the next model starts."""
+        self.document.results.extend(results)
+        self.per_class.extend(per_class or [])
+        _write(self.directory, self.document, self.per_class if per_class is not None else None)
+
+    def interrupted(self) -> int:
+        """Ctrl-C: save the model in progress, say what is kept; exit status 130."""
         kept = ""
-        if saver is not None:
-            saver.save()
-            kept = f"{saver.state['progress']['position']} image(s) of {saver.name} scored so far and "  # type: ignore[index]
+        if self.in_progress is not None:
+            self.in_progress.save()
+            position = self.in_progress.state["progress"]["position"]  # type: ignore[index]
+            kept = f"{position} image(s) of {self.in_progress.name} scored so far and "
         print(
-            f"interrupted: {kept}{len({r.model for r in document.results})} finished model(s) are saved in "
-            f"{shown(run_dir)}; run the same command with --resume to continue from there",
+            f"interrupted: {kept}{len({r.model for r in self.document.results})} finished model(s) are saved in "
+            f"{shown(self.directory)}; run the same command with --resume to continue from there",
             file=sys.stderr,
         )
         return 130
-    with_partial = run_dir / PARTIAL_FILE
-    if with_partial.exists():
-        with_partial.unlink()
-    print(_table(document.results))
-    print(f"results: {shown(run_dir)}")
-    return 1 if failed else 0
+
+    def done(self) -> int:
+        """Every model finished: drop the partial file, print the table; 1 if any result failed."""
+        (self.directory / PARTIAL_FILE).unlink(missing_ok=True)
+        print(_table(self.document.results))
+        print(f"results: {shown(self.directory)}")
+        return 1 if any(r.status != "ok" for r in self.document.results) else 0
+
+
+def main(args: argparse.Namespace) -> int:
+    backends, data, items, settings = _checked_inputs(args)
+    import torch
+
+    torch.set_num_threads(settings.threads)
+    checkpoint = _checkpoint_facts(args.checkpoint)
+    fingerprint = data.fingerprint()
+    key = _resume_key(args, list(settings.model_names), backends, fingerprint, checkpoint)
+    run = _Run.open(args, key, data, fingerprint, items, settings)
+    try:
+        for name in settings.model_names:
+            if run.finished(name):
+                print(f"{name}: already evaluated (--resume)", file=sys.stderr)
+                continue
+            _evaluate_model(name, run, args, settings, backends, data, items, checkpoint)
+    except KeyboardInterrupt:
+        return run.interrupted()
+    return run.done()
+
+
+def _evaluate_model(name: str, run: _Run, args, settings, backends: list[str], data: Dataset, items,
+                    checkpoint) -> None:  # fmt: skip
+    """Score ``name`` on every runtime over the same batches and add its results to ``run``."""
+    from models.registry import is_external
+
+    try:
+        model, resolution, pre, card, classes = _build(name, args, settings, data)
+    except ModelFailed as exc:
+        print(f"{name}: failed: {exc}", file=sys.stderr)
+        run.add(_failed(name, backends, str(exc), args, settings))
+        return
+    if settings.checkpoint is None and not is_external(name):
+        print(f"warning: {name} has no --checkpoint: random weights score at chance (seed {settings.seed})",
+              file=sys.stderr)  # fmt: skip
+    tallies = _open_all(name, model, resolution, classes, args, settings, backends)
+    progress = run.restore(name, backends, tallies)
+    seconds = _score(name, run, tallies, progress, pre, args, items)
+    scored = max((int(t.images.sum()) for t in tallies), default=0)
+    if scored == 0 and progress.skipped:
+        raise BenchError(
+            f"no image of --data {shown(data.root)} could be read ({len(progress.skipped)} skipped, "
+            f"e.g. {progress.skipped[0]}): nothing was scored"
+        )
+    progress.skipped = [*(shown(p) for p, _ in data.unreadable), *progress.skipped]
+    real_weights = settings.checkpoint is not None or is_external(name)
+    imagenet = data.is_imagenet_val(len(items)) and not progress.skipped and real_weights
+    baseline = next((t for t in tallies if t.error is None), None)  # the first runtime that evaluated it
+    results = [
+        _result(name, card, tally, baseline, progress, seconds, args, settings, pre, checkpoint, imagenet)
+        for tally in tallies
+    ]
+    run.add(results, _per_class_rows(name, tallies, data))  # on disk before the next model starts
+    run.in_progress = None
+    if progress.skipped:
+        print(f"{name}: skipped {len(progress.skipped)} unreadable image(s), e.g. {progress.skipped[0]}",
+              file=sys.stderr)  # fmt: skip
+
+
+def _score(name: str, run: _Run, tallies: list[Tally], progress: Progress, pre, args, items) -> float:
+    """Run the images through every open runtime (saving as it goes); the seconds it took."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(items), initial=progress.position, unit="img", desc=name,
+               disable=args.no_progress, file=sys.stderr, dynamic_ncols=True)  # fmt: skip
+    run.in_progress = saver = _Saver(run.directory, name, tallies, progress, bar)
+    started = time.perf_counter()
+    try:
+        evaluate(
+            items,
+            pre,
+            tallies,
+            progress,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            skip_unreadable=args.skip_unreadable,
+            on_batch=saver,
+            warn=saver.warn,
+        )
+    finally:
+        bar.close()
+        for tally in tallies:
+            if tally.session is not None:
+                tally.session.close()
+    return time.perf_counter() - started
 
 
 class _Saver:
@@ -533,7 +579,7 @@ def _table(results: list[AccuracyResult]) -> str:
             "images": r.images,
             "top1 %": _fmt(r.top1),
             "top5 %": _fmt(r.top5),
-            "drop": "-" if r.top1_drop is None or r.backend == r.reference_backend else _fmt(r.top1_drop),
+            "drop": "-" if r.top1_drop is None or r.backend == r.baseline_backend else _fmt(r.top1_drop),
             "published": _fmt(r.published_top1),
             "img/s": _fmt(r.images_per_s, 1),
         }

@@ -16,7 +16,6 @@ import argparse
 import json
 import shutil
 import sys
-import time
 from pathlib import Path
 
 from bench.backends import (
@@ -31,27 +30,25 @@ from bench.core.artifacts import tree_digest
 from bench.core.errors import BenchError
 from bench.core.schema import MANIFEST_VERSION, SUITE_ID, ManifestEntry
 from bench.core.sessions import open_session
-from bench.core.settings import DEFAULT_CACHE, DEFAULT_STEADY, DEFAULT_WARMUP, build_model
+from bench.core.settings import DEFAULT_STEADY, DEFAULT_WARMUP, build_model
 from bench.core.store import MANIFEST_FILE, load_manifest
-from bench.core.util import atomic_write_text, check_writable_dir, one_line
+from bench.core.util import atomic_write_text, check_writable_dir, one_line, timestamp
 from models.errors import CheckpointError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default=DEFAULT_BACKEND, choices=list(BACKENDS), help="(default: %(default)s)")
-    p.add_argument("--models", default="paper", help="names, family ids, 'paper' (default), 'all' or external")
+    arguments.add_models_argument(p)
     p.add_argument("--batch-sizes", type=arguments.int_list("--batch-sizes"), default=[1], metavar="N[,N...]")
-    p.add_argument("--resolution", type=arguments.count("--resolution", 4096), default=None, metavar="PX")
+    arguments.add_resolution_argument(p)
     p.add_argument("--precision", default="fp32", choices=PRECISIONS)
     p.add_argument("--checkpoint", type=Path, default=None, help="weights to load (a single model only)")
     p.add_argument("--single-head", action="store_true", help="drop the distillation head (deployable network)")
     p.add_argument("--seed", type=arguments.seed, default=0, metavar="N")
     p.add_argument("--out", type=Path, default=Path("exports"), help="output folder (default: exports/)")
-    p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help=f"export cache (default: {DEFAULT_CACHE})")
+    arguments.add_cache_dir_argument(p)
     native = p.add_argument_group("the native tools' command lines in the manifest")
-    native.add_argument(
-        "--threads", type=arguments.threads, default=None, metavar="N", help="(default: physical cores)"
-    )
+    arguments.add_threads_argument(native)
     arguments.add_iteration_arguments(native, DEFAULT_WARMUP.min_iters, DEFAULT_STEADY.min_iters)
     add_option_arguments(p)
     p.epilog = "exit status: 0 every artifact written, 1 some model could not be exported, 2 bad input"
@@ -121,7 +118,7 @@ def main(args: argparse.Namespace) -> int:
     manifest = {
         "suite": SUITE_ID,
         "format": MANIFEST_VERSION,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "created": timestamp(),
         "artifacts": [e.as_dict() for e in earlier if e.file not in written] + [e.as_dict() for e in entries],
     }
     atomic_write_text(path, json.dumps(manifest, indent=2, sort_keys=True, default=str))

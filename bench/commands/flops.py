@@ -132,14 +132,8 @@ def category_frame(reports: list[FlopReport]) -> pd.DataFrame:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--models", default="paper", help="names, family ids, 'paper' or 'all' (default: paper)")
-    parser.add_argument(
-        "--resolution",
-        type=arguments.int_list("--resolution", 4096),
-        default=None,
-        metavar="PX[,PX...]",
-        help="input size(s), comma-separated (default: each model's published one)",
-    )
+    arguments.add_models_argument(parser)
+    arguments.add_resolution_argument(parser, several=True)
     parser.add_argument(
         "--batch-size",
         type=arguments.count("--batch-size", 4096),

@@ -5,7 +5,7 @@ manifest lists the exact command per artifact), copies the outputs back and impo
 output is read by :mod:`bench.core.importers`, tied to its artifact through the export manifest
 (SHA-256 of the named file when it is at hand, else its file name, else the output's own file name)
 and written as one run directory per tool: ``environment.json`` describes the *device* (from
-``--device`` / ``--device-file``), so ``report`` gives the sitting a column of its own labelled with
+``--device-name`` / ``--device-file``), so ``report`` gives the sitting a column of its own labelled with
 device and tool, and ``compare`` never matches it against another device.
 
 Everything is read and checked before anything is written: one bad file means no run directory.
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.backends import BACKENDS, PRECISIONS
-from bench.core import store
+from bench.core import arguments, store
 from bench.core.artifacts import tree_digest
 from bench.core.environment import cpu_model, package_versions
 from bench.core.errors import BenchError
@@ -55,7 +55,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", default=None, choices=[f.name for f in formats()], help="skip detection")
     device = p.add_mutually_exclusive_group()
     device.add_argument(
-        "--device", default=None, help='what ran it, e.g. "Pixel 8 (Tensor G3)" (default: this machine)'
+        "--device-name", default=None, help='what ran it, e.g. "Pixel 8 (Tensor G3)" (default: this machine)'
+    )
+    device.add_argument(
+        "--device", dest="device_name", action=arguments.renamed("--device-name"), help=argparse.SUPPRESS
     )
     device.add_argument("--device-file", type=Path, default=None, help=f"TOML or JSON with {', '.join(DEVICE_KEYS)}")
     p.add_argument("--out", type=Path, default=Path("results"), help="results directory (default: results/)")
@@ -73,10 +76,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def device_description(args: argparse.Namespace, found: Sequence[Measurement]) -> dict[str, object]:
     """The device the outputs came from: the flag, the file, what the output says, or this machine."""
-    if args.device is not None:
-        if not args.device.strip():
-            raise BenchError("--device is empty")
-        return {"device": args.device.strip()}
+    if args.device_name is not None:
+        if not args.device_name.strip():
+            raise BenchError("--device-name is empty")
+        return {"device": args.device_name.strip()}
     if args.device_file is not None:
         return _device_file(args.device_file)
     told = next((m.device_info for m in found if m.device_info), None)

@@ -7,12 +7,13 @@ import argparse
 import pandas as pd
 
 import models
+from bench.core import arguments
 from bench.core.arguments import select_models
 from bench.core.formatting import FORMATS, render
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--models", default="all", help="names, family ids, 'paper' or 'all' (default: all)")
+    arguments.add_models_argument(parser, default="all")
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
     parser.add_argument("--full", action="store_true", help="also show top-1 source and citation columns")
 

@@ -23,7 +23,6 @@ from bench.core.formatting import text_table
 from bench.core.schema import STATUS_NOT_TIMED, STATUS_OK, UNSTABLE, SummaryRow
 from bench.core.settings import (
     DEFAULT_BUDGET_S,
-    DEFAULT_CACHE,
     DEFAULT_PROCESSES,
     DEFAULT_ROUNDS,
     DEFAULT_STEADY,
@@ -43,8 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help=f"runtimes measured together in one sitting, each in its own worker process ({', '.join(BACKENDS)}; "
         f"'all': every runtime that can time here; default: {DEFAULT_BACKEND})",
     )
-    p.add_argument("--models", default="paper", help="names, family ids (e.g. casvit), 'paper' (default) or 'all'")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (torch; onnx with onnxruntime-gpu)")
+    arguments.add_models_argument(p)
+    arguments.add_device_argument(p)
     p.add_argument(
         "--batch-sizes",
         type=arguments.int_list("--batch-sizes"),
@@ -52,13 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N[,N...]",
         help="distinct batch sizes (default: 1)",
     )
-    p.add_argument(
-        "--resolution",
-        type=arguments.count("--resolution", 4096),
-        default=None,
-        metavar="PX",
-        help="input size; default: each model's published resolution",
-    )
+    arguments.add_resolution_argument(p)
     w, m = DEFAULT_WARMUP, DEFAULT_STEADY
     arguments.add_iteration_arguments(p, w.min_iters, m.min_iters)
     p.add_argument(
@@ -108,21 +101,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="S",
         help="spend up to S seconds re-timing rows marked unstable (default: 0, off)",
     )
-    p.add_argument(
-        "--threads",
-        type=arguments.threads,
-        default=None,
-        metavar="N",
-        help=f"intra-op threads, 1-{arguments.MAX_THREADS} (default: physical cores, "
-        f"here {arguments.default_threads()})",
-    )
+    arguments.add_threads_argument(p)
     p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="(default: fp32)")
     p.add_argument("--channels-last", action="store_true", help="torch: NHWC model and input")
     p.add_argument("--compile", action="store_true", help="torch: run torch.compile(model) (compiled in warmup)")
     p.add_argument("--checkpoint", type=Path, default=None, help="weights to load (a single model only)")
     p.add_argument("--single-head", action="store_true", help="drop the distillation head (deployable network)")
     p.add_argument("--out", type=Path, default=Path("results"), help="results directory (default: results/)")
-    p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help=f"export cache (default: {DEFAULT_CACHE})")
+    arguments.add_cache_dir_argument(p)
     p.add_argument("--resume", action="store_true", help="skip finished rows; continue unfinished ones by round")
     p.add_argument(
         "--seed", type=arguments.seed, default=0, metavar="N", help="seed for weights and inputs (default: 0)"

@@ -4,7 +4,7 @@ what the reports take from it.
 One document per accuracy run: the machine, the data set (what it is, its listing's fingerprint), and one
 :class:`~bench.core.schema.AccuracyResult` per model and runtime, both declared in :mod:`bench.core.schema`
 with every other record. ``format`` is the document's version: readers accept this version and the ones
-listed in :data:`READABLE_FORMATS`.
+listed in :data:`~bench.core.schema.READABLE_ACCURACY_FORMATS`.
 
 A measured top-1 replaces a model's published ImageNet top-1 in the reports only when it is an ImageNet
 top-1: the full ILSVRC2012 validation set (1000 standard classes, 50,000 images, none skipped, no
@@ -19,7 +19,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from bench.core.schema import (
-    ACCURACY_FORMAT,
     ACCURACY_KIND,
     PER_CLASS_COLUMNS,
     READABLE_ACCURACY_FORMATS,
@@ -32,9 +31,6 @@ RESULT_FILE = "accuracy.json"
 PER_CLASS_FILE = "per_class.csv"
 PARTIAL_FILE = "accuracy.partial.json"
 """Tallies of the model in progress, saved after each batch: what ``--resume`` continues from."""
-FORMAT = ACCURACY_FORMAT
-READABLE_FORMATS = READABLE_ACCURACY_FORMATS
-KIND = ACCURACY_KIND
 __all__ = ["PER_CLASS_COLUMNS", "AccuracyDocument", "AccuracyResult", "load_document", "measured_top1"]
 
 
@@ -44,9 +40,9 @@ def load_document(path: Path) -> AccuracyDocument | None:
         raw = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
         return None
-    if not isinstance(raw, dict) or raw.get("suite") != SUITE_ID or raw.get("kind") != KIND:
+    if not isinstance(raw, dict) or raw.get("suite") != SUITE_ID or raw.get("kind") != ACCURACY_KIND:
         return None
-    if raw.get("format") not in READABLE_FORMATS:
+    if raw.get("format") not in READABLE_ACCURACY_FORMATS:
         return None
     results = [r for r in map(AccuracyResult.from_dict, raw.get("results") or []) if r is not None]
     data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
@@ -71,7 +67,7 @@ def measured_top1(paths: Iterable[Path | str]) -> dict[str, dict[str, object]]:
     """``model -> {top1, source, weights, replaces}`` from the ``accuracy.json`` files under ``paths``.
 
     Per model, an ImageNet top-1 (see the module docstring) wins over any other measurement; then the
-    reference runtime at fp32, then the latest. ``replaces`` says whether ``top1`` may stand in the
+    baseline runtime at fp32, then the latest. ``replaces`` says whether ``top1`` may stand in the
     ImageNet column; when False, ``source`` describes the measurement so a report can show it apart.
     """
     chosen: dict[str, tuple[tuple, dict[str, object]]] = {}
@@ -83,8 +79,8 @@ def measured_top1(paths: Iterable[Path | str]) -> dict[str, dict[str, object]]:
         for r in document.results:
             if r.status != "ok" or not isinstance(r.top1, int | float) or isinstance(r.top1, bool):
                 continue
-            reference = r.backend == r.reference_backend and r.precision == "fp32"
-            rank = (bool(r.imagenet_top1), reference, str(r.timestamp))
+            baseline = r.backend == r.baseline_backend and r.precision == "fp32"
+            rank = (bool(r.imagenet_top1), baseline, str(r.timestamp))
             previous = chosen.get(r.model)
             if previous is not None and previous[0] >= rank:
                 continue

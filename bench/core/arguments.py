@@ -1,8 +1,12 @@
-"""Command-line value types every sub-command shares, in one place (``type=`` functions for argparse).
+"""Command-line arguments every sub-command shares, in one place: value types and the shared flags.
 
 Each type turns text into a checked value or raises :class:`argparse.ArgumentTypeError`, which the
 parser prints as one line with exit code 2; the accepted form shows in ``--help`` via ``metavar``.
 Only ASCII digits count as digits (``'²'.isdigit()`` is true in Python, ``int('²')`` fails).
+
+A flag that several commands take (``--models``, ``--resolution``, ``--device``, ``--threads``,
+``--cache-dir``, ``--warmup``/``--iters``) is defined once here, by an ``add_*`` function, with one type,
+one meaning and one default; a command only says whether it takes it.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
+from pathlib import Path
 
 import models
 from bench.core.errors import BenchError
@@ -19,6 +25,13 @@ MAX_THREADS = 1024
 MAX_SEED = 2**32 - 1
 """NumPy's and every runtime's seed range."""
 MAX_BATCH = 1 << 20
+MAX_RESOLUTION = 4096
+"""Largest input height = width a command accepts."""
+CACHE_ENV = "BENCH_CACHE_DIR"
+"""Environment variable naming the export cache (default :data:`DEFAULT_CACHE_DIR`)."""
+DEFAULT_CACHE_DIR = ".cache/bench"
+
+Parser = argparse.ArgumentParser | argparse._ArgumentGroup
 
 
 def _whole(token: str, what: str, low: int, high: int) -> int:
@@ -39,14 +52,6 @@ def _values(text: str, what: str, low: int, high: int) -> list[int]:
     if repeated:
         raise argparse.ArgumentTypeError(f"{what} lists {', '.join(map(str, repeated))} more than once")
     return values
-
-
-def positive_int_list(text: str, what: str = "value", high: int = MAX_BATCH) -> list[int]:
-    """``"1,8,32"`` -> ``[1, 8, 32]``: positive, distinct, at most ``high``; a one-line BenchError otherwise."""
-    try:
-        return _values(text, what, 1, high)
-    except argparse.ArgumentTypeError as exc:
-        raise BenchError(str(exc)) from None
 
 
 def _named(convert, name: str):
@@ -76,11 +81,6 @@ def threads(text: str) -> int:
     return _whole(text, "--threads", 1, MAX_THREADS)
 
 
-def threads_or_default(text: str) -> int:
-    """argparse type: intra-op threads, 1 to :data:`MAX_THREADS`, or 0 for the runtime's own choice."""
-    return _whole(text, "--threads", 0, MAX_THREADS)
-
-
 def seed(text: str) -> int:
     """argparse type: a seed from 0 to 2**32-1 (what NumPy and every runtime accept)."""
     return _whole(text, "--seed", 0, MAX_SEED)
@@ -97,7 +97,83 @@ def seconds(text: str) -> float:
     return value
 
 
-def add_iteration_arguments(p: argparse.ArgumentParser | argparse._ArgumentGroup, warmup: int, iters: int) -> None:
+def add_models_argument(p: Parser, default: str | None = "paper") -> None:
+    """``--models``: what :func:`select_models` expands; ``default=None`` makes it required."""
+    p.add_argument(
+        "--models",
+        default=default,
+        required=default is None,
+        metavar="SPEC[,SPEC...]",
+        help="model names, family ids (e.g. casvit), 'paper' (each family's paper variants), 'sized', 'all', "
+        "or external networks (file.py:factory, timm:NAME)" + (f" (default: {default})" if default else ""),
+    )
+
+
+def add_resolution_argument(p: Parser, several: bool = False) -> None:
+    """``--resolution``: input height = width, 1 to :data:`MAX_RESOLUTION`; ``several`` for a command that
+    evaluates a list of them (``flops``). Default: each model's published resolution (None)."""
+    p.add_argument(
+        "--resolution",
+        type=(int_list if several else count)("--resolution", MAX_RESOLUTION),
+        default=None,
+        metavar="PX[,PX...]" if several else "PX",
+        help=f"input size{'s, comma-separated' if several else ''} (default: each model's published resolution)",
+    )
+
+
+def add_device_argument(p: Parser) -> None:
+    """``--device``: the kind of processor a session runs on here (each backend lists the ones it supports;
+    :func:`bench.core.settings.from_args` checks). A phone or board is ``bench import --device-name``."""
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="the processor to run on: cpu or cuda (torch; onnx with onnxruntime-gpu) (default: cpu)",
+    )
+
+
+def add_threads_argument(p: Parser, default: int | None = None) -> None:
+    """``--threads``: intra-op threads, 1 to :data:`MAX_THREADS`; ``None`` (the usual default) means the
+    physical cores (:func:`default_threads`)."""
+    shown = f"physical cores, here {default_threads()}" if default is None else default
+    p.add_argument(
+        "--threads",
+        type=threads,
+        default=default,
+        metavar="N",
+        help=f"intra-op threads, 1-{MAX_THREADS} (default: {shown})",
+    )
+
+
+def default_cache_dir() -> Path:
+    """The export cache: ``$BENCH_CACHE_DIR``, else ``.cache/bench`` (read when asked, not at import)."""
+    return Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE_DIR)
+
+
+def add_cache_dir_argument(p: Parser) -> None:
+    """``--cache-dir``: where exports (and converter environments) are cached (:func:`default_cache_dir`)."""
+    cache = default_cache_dir()
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=cache,
+        metavar="DIR",
+        help=f"export cache (default: ${CACHE_ENV}, else {DEFAULT_CACHE_DIR}; here {cache})",
+    )
+
+
+def renamed(new: str) -> type[argparse.Action]:
+    """argparse action of a flag's old spelling: still read (into the new flag's ``dest``), with a warning
+    on stderr naming ``new``. Its ``help`` is usually ``argparse.SUPPRESS``."""
+
+    class Renamed(argparse.Action):
+        def __call__(self, parser, namespace, values, option_string=None) -> None:
+            print(f"warning: {option_string} is deprecated here; use {new}", file=sys.stderr)
+            setattr(namespace, self.dest, values)
+
+    return Renamed
+
+
+def add_iteration_arguments(p: Parser, warmup: int, iters: int) -> None:
     """``--warmup N`` and ``--iters N``, defined once for every command that takes them (``run`` times
     with them; ``export`` writes them into the vendor tools' command lines). ``warmup``/``iters`` are the
     defaults (:data:`bench.core.settings.DEFAULT_WARMUP` / ``DEFAULT_STEADY``)."""

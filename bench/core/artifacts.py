@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench.core.util import atomic_write_text, feed_file, one_line
+from bench.core.util import atomic_write_text, feed_file, json_digest, one_line
 
 
 def weights_digest(model: nn.Module) -> str:
@@ -70,7 +70,7 @@ class Entry:
 
 
 def entry_path(cache_dir: Path, kind: str, stem: str, suffix: str, key: Mapping[str, Any]) -> Path:
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    digest = json_digest(key, "sha256", 16)
     return Path(cache_dir) / kind / f"{stem}-{digest}{suffix}"
 
 

@@ -37,6 +37,7 @@ from bench.core.sessions import is_out_of_memory, open_session
 from bench.core.settings import Settings, build_model  # noqa: F401 - the sitting builds through engine.build_model (a seam tests patch)
 from bench.core.stats import headline_columns, summarize, throughput
 from bench.core.timing import LoopLimits, timed_loop
+from bench.core.util import timestamp
 from models import external
 
 # ------------------------------------------------------------------------------------------- measuring
@@ -161,7 +162,7 @@ class Measurer:
             warmup_iterations=len(warm.samples_ms),
             warmup_s=warm.elapsed_s,
             measure_s=steady.elapsed_s,
-            timestamp=time.strftime("%Y-%m-%dT%H:%M:%S"),
+            timestamp=timestamp(),
         )
         result = RoundResult(steady.samples_ms, record)
         opened.rounds.append(result)
@@ -293,31 +294,6 @@ def base_row(settings: Settings, workload: Workload, env_id: str) -> SummaryRow:
     row.settings_key = settings_key(row.as_dict(), protocol)
     row.row_id = f"{workload.model_name}|b{workload.batch_size}|r{workload.resolution}|{row.settings_key}"
     return row
-
-
-def run(
-    settings: Settings,
-    backend: Backend,
-    out: Path,
-    cache_dir: Path,
-    resume: bool,
-    count_flops: bool,
-    show_progress: bool,
-):
-    """Measure one runtime's workloads in this process; returns (run directory, list of summary rows).
-
-    The same sitting as ``bench run`` (:mod:`bench.core.sitting`), with ``backend`` (the command's pick
-    from the registry, named by ``settings.backend``) answering here instead of in a worker process:
-    for programmatic use and tests that patch this module.
-    """
-    from bench.core.sitting import Runtime, run_sitting
-
-    if backend.name != settings.backend:
-        raise ValueError(f"settings name backend {settings.backend!r}, but {backend.name!r} was passed")
-    runtime = Runtime(settings, "", backend.versions(), backend)
-    return run_sitting(
-        [runtime], out, cache_dir, resume=resume, count_flops=count_flops, show_progress=show_progress, inline=True
-    )
 
 
 MAX_RETRY_ATTEMPTS = 3

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.metadata
-import json
 import os
 import platform
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from bench.core import system
 from bench.core.runtime import registry
 from bench.core.schema import SCHEMA_VERSION, SUITE_ID
+from bench.core.util import json_digest, timestamp
 
 FRAMEWORK_PACKAGE = "torch"
 """The framework every model is written in: its eager output is the parity reference of every runtime."""
@@ -88,12 +86,12 @@ def collect(extra: dict[str, object] | None = None) -> dict[str, object]:
         "versions": package_versions(),
         **gpu_info(),
         "git_commit": git_commit(),
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "started_at": timestamp(),
         "argv": sys.argv,
         "system": system.as_dict(system.quick_checks()),
     }
     identity = {k: env[k] for k in ("hostname", "cpu_model", "cpu_count", "os", "python", "versions", "gpu_name")}
-    env["env_id"] = hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+    env["env_id"] = json_digest(identity, "sha1", 12)
     env.update(extra or {})
     return env
 

@@ -1,4 +1,4 @@
-"""Numerical parity of a backend's logits against PyTorch fp32 eager on the same seeded input.
+"""Numerical parity of a backend's logits against the eager logits: PyTorch fp32 eager on the same seeded input.
 
 A row whose parity fails is recorded as failed and never timed: a fast wrong answer is not a result.
 """
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# (max |diff| relative to max |reference|, minimum cosine similarity) per precision
+# (max |diff| relative to max |eager|, minimum cosine similarity) per precision
 TOLERANCES = {"fp32": (1e-3, 0.9999), "fp16": (2e-2, 0.999), "bf16": (6e-2, 0.99)}
 
 
@@ -33,8 +33,9 @@ class Parity:
         return f"parity failed: max|diff|={self.max_abs_diff:.3g}, cosine={self.cosine:.6f} ({self.tolerance})"
 
 
-def check_parity(reference: np.ndarray, candidate: np.ndarray, precision: str) -> Parity:
-    ref = np.asarray(reference, dtype=np.float64).reshape(reference.shape[0], -1)
+def check_parity(eager: np.ndarray, candidate: np.ndarray, precision: str) -> Parity:
+    """How close ``candidate`` (a runtime's logits) is to ``eager`` (PyTorch fp32 eager's), per precision."""
+    ref = np.asarray(eager, dtype=np.float64).reshape(eager.shape[0], -1)
     out = np.asarray(candidate, dtype=np.float64).reshape(ref.shape[0], -1) if candidate.size == ref.size else None
     rel_tol, min_cos = TOLERANCES[precision]
     tolerance = f"rel<={rel_tol:g},cos>={min_cos:g}"

@@ -266,12 +266,6 @@ class Registry:
 
     specs: Mapping[str, str]
     """name -> ``"module:class"``, in the order reports show them."""
-    default: str
-    """What ``bench run`` measures when no ``--backend`` is given."""
-    eager: str
-    """The framework's own eager runtime: the reference for accuracy drops and parity."""
-    reference: tuple[str, ...]
-    """The eager framework and the portable runtime: what ``bench complexity`` times by default."""
 
     @property
     def names(self) -> tuple[str, ...]:

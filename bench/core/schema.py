@@ -22,8 +22,6 @@ are the summary columns declared with ``role="setting"``, so no table can leave 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import json as _json
 import math
 from collections.abc import Mapping, Sequence
@@ -31,6 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
+
+from bench.core.util import json_digest
 
 SUITE_ID = "mobile-backbone-bench"
 SCHEMA_VERSION = 3
@@ -161,7 +161,11 @@ class SummaryRow:
     infer_gmacs: float = col("fvcore multiply-accumulates per image", unit="GMAC", low=0)
     family: str = col("model family id", "str")
     backend: str = col("runtime backend", "str", role="setting")
-    device: str = col("cpu or cuda", "str", role="setting")
+    device: str = col(
+        "the kind of processor: cpu or cuda (bench run); cpu, gpu or npu (imported: the unit the tool used)",
+        "str",
+        role="setting",
+    )
     precision: str = col("fp32, fp16 or bf16", "str", role="setting")
     threads: int = col("intra-op threads the runtime was given", "int", low=1, identity=True, role="setting")
     channels_last: bool = col("NHWC memory format (torch)", "bool", identity=True, role="setting")
@@ -211,8 +215,8 @@ class SummaryRow:
     cuda_max_allocated_mb: float = col("peak CUDA memory allocated by torch", unit="MB")
     cuda_event_median_ms: float = col("median CUDA-event time of one batch (device side)", unit="ms")
     parity_max_abs_diff: float = col("max |logits - torch fp32 eager logits|")
-    parity_cosine: float = col("smallest per-sample cosine similarity to the reference logits")
-    parity_top1_agreement: float = col("share of samples whose top-1 class equals the reference's")
+    parity_cosine: float = col("smallest per-sample cosine similarity to the eager logits (PyTorch fp32)")
+    parity_top1_agreement: float = col("share of samples whose top-1 class is the eager logits' top-1")
     parity_tolerance: str = col("the tolerance the row was checked against", "str")
     rounds: int = col("timing rounds completed", "int")
     round_medians_ms: str = col("median latency of each round, as a JSON list", "json", "ms", json="list")
@@ -243,7 +247,7 @@ class SummaryRow:
     env_id: str = col("hash of the machine and software (environment.json)", "str")
     run_id: str = col("the run directory's name", "str")
     row_id: str = col("model|batch|resolution|settings_key: joins samples.csv", "str")
-    timestamp: str = col("when the row was finished", "str")
+    timestamp: str = col("when the row was finished, local ISO 8601 with UTC offset", "str")
 
     def set(self, **values: object) -> SummaryRow:
         """Assign columns by name; a name that is not a column is a programming error, caught here."""
@@ -264,7 +268,6 @@ SUMMARY_COLUMNS = tuple(f.name for f in dataclasses.fields(SummaryRow))
 TIMM_COLUMNS = SUMMARY_COLUMNS[:7]
 """timm's benchmark.py columns, first in every summary so the files join timm's published CSVs."""
 COLUMN_KINDS = {f.name: f.metadata["kind"] for f in dataclasses.fields(SummaryRow)}
-COLUMN_DOCS = {f.name: f.metadata["doc"] for f in dataclasses.fields(SummaryRow)}
 REQUIRED_COLUMNS = ("model", "backend", "status", "settings_key", "env_id")
 """A summary without these is not ours; every other column may be missing (older runs) and is filled."""
 
@@ -302,7 +305,7 @@ class RoundRecord:
     warmup_iterations: int = col("warmup iterations before the round", "int", checked=True)
     warmup_s: float = col("time spent warming up", unit="s", low=0, checked=True)
     measure_s: float = col("time spent in the timed loop", unit="s", low=0, checked=True)
-    timestamp: str = col("when the round ended", "str")
+    timestamp: str = col("when the round ended, local ISO 8601 with UTC offset", "str")
 
     def as_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
@@ -464,10 +467,13 @@ COMPARE_COLUMNS = tuple(f.name for f in dataclasses.fields(CompareResult))
 
 # ---------------------------------------------------------------------------------------- accuracy
 
-ACCURACY_FORMAT = 2
+ACCURACY_FORMAT = 3
 """Version of ``accuracy.json`` (``bench accuracy``'s document). 2: per result ``imagenet_top1`` (may it
-replace the published top-1), per-runtime ``images_per_s``; the document keeps its ``resume_key``."""
-READABLE_ACCURACY_FORMATS = (1, 2)
+replace the published top-1), per-runtime ``images_per_s``; the document keeps its ``resume_key``.
+3: ``reference_backend`` is named ``baseline_backend`` (older documents are read under the new name)."""
+READABLE_ACCURACY_FORMATS = (1, 2, 3)
+RENAMED_ACCURACY_FIELDS = {"reference_backend": "baseline_backend"}
+"""Old name -> new name of :class:`AccuracyResult` fields: how older documents are migrated on read."""
 ACCURACY_KIND = "accuracy"
 
 
@@ -502,8 +508,10 @@ class AccuracyResult:
     correct_top5: int = col("images whose right class is among the top 5", "int", default=0)
     top1: float = col("percent of images right at top-1; empty when failed or nothing was scored", unit="%", low=0)
     top5: float = col("percent of images right at top-5", unit="%", low=0)
-    reference_backend: str = col("the first runtime, the others' top-1 is compared with", "str")
-    top1_drop: float = col("top-1 of the reference runtime minus this runtime's", unit="pp")
+    baseline_backend: str = col(
+        "the baseline runtime: the first of --backend that evaluated the model (empty if none did)", "str"
+    )
+    top1_drop: float = col("top-1 of the baseline runtime minus this runtime's", unit="pp")
     published_top1: float = col("the top-1 the model's paper reports", unit="%", low=0)
     published_top1_source: str = col("where the published top-1 comes from", "str")
     imagenet_top1: bool = col(
@@ -517,12 +525,16 @@ class AccuracyResult:
     predict_seconds: float = col("this runtime's own inference time", unit="s", low=0)
     images_per_s: float = col("images over predict_seconds (the runtime's rate, not decoding's)", unit="img/s",
                               low=0)  # fmt: skip
-    timestamp: str = col("when the result was finished", "str")
+    timestamp: str = col("when the result was finished, local ISO 8601 with UTC offset", "str")
 
     @classmethod
     def from_dict(cls, raw: object) -> AccuracyResult | None:
-        """The result in ``raw`` (one item of ``results``), by this declaration; None when it is not one."""
-        return load_record(cls, raw) if isinstance(raw, Mapping) else None
+        """The result in ``raw`` (one item of ``results``), by this declaration; None when it is not one.
+        Fields of older formats are read under their new names (:data:`RENAMED_ACCURACY_FIELDS`)."""
+        if not isinstance(raw, Mapping):
+            return None
+        renamed = {new: raw[old] for old, new in RENAMED_ACCURACY_FIELDS.items() if old in raw and new not in raw}
+        return load_record(cls, {**raw, **renamed})
 
 
 PER_CLASS_COLUMNS = ("model", "backend", "class_index", "class_name", "images", "correct_top1", "correct_top5")
@@ -596,7 +608,7 @@ def latest_ok(summary: pd.DataFrame, key: Sequence[str]) -> pd.DataFrame:
 def settings_key(row: Mapping[str, object], protocol: Mapping[str, object]) -> str:
     """Hash of setting, cell and measurement protocol (iterations, rounds): a row ``--resume`` may skip."""
     payload = [setting_identity(row, with_env=False), cell_identity(row), dict(protocol)]
-    return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return json_digest(payload, "sha1", 16)
 
 
 def _text(value: object) -> str:

@@ -26,7 +26,7 @@ from bench.core.schema import STATUS_NOT_TIMED, STATUS_PARITY_FAILED
 from bench.core.util import one_line
 
 PARITY_IMAGES = 4
-"""Images of the batch whose logits are checked against the eager fp32 reference (samples are independent)."""
+"""Images of the batch whose logits are checked against the eager logits (samples are independent)."""
 
 
 def example_input(workload: Workload, seed: int) -> np.ndarray:

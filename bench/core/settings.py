@@ -10,7 +10,6 @@ names.
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,7 +25,6 @@ from bench.core.util import sha256_file
 if TYPE_CHECKING:
     from torch import nn
 
-DEFAULT_CACHE = Path(os.environ.get("BENCH_CACHE_DIR", ".cache/bench"))
 DEFAULT_WARMUP = LoopLimits(min_iters=10, min_time_s=1.0, max_time_s=60.0)
 DEFAULT_STEADY = LoopLimits(min_iters=50, min_time_s=2.0, max_time_s=60.0)
 DEFAULT_ROUNDS = 9
@@ -62,7 +60,7 @@ class Settings:
     options: tuple[tuple[str, str], ...] = ()
     """The chosen backend's own options only."""
     oom_retry: bool = True
-    rounds: int = 1
+    rounds: int = DEFAULT_ROUNDS
     retry_unstable_s: float = 0.0
     """Seconds to spend re-timing unstable rows after the main rounds (0: never)."""
     processes: int = 1
@@ -210,7 +208,7 @@ def from_args(
         seed=int(_arg(args, "seed", 0)),  # type: ignore[arg-type]
         options=backend.Options.from_args(args, backend.name).items(),
         oom_retry=not getattr(args, "no_oom_retry", False),
-        rounds=int(_arg(args, "rounds", 1)),  # type: ignore[arg-type]
+        rounds=int(_arg(args, "rounds", DEFAULT_ROUNDS)),  # type: ignore[arg-type]
         retry_unstable_s=float(_arg(args, "retry_unstable", 0.0)),  # type: ignore[arg-type]
         processes=int(_arg(args, "processes", 1)),  # type: ignore[arg-type]
         budget_s=float(_arg(args, "budget", 0.0)),  # type: ignore[arg-type]

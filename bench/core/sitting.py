@@ -43,7 +43,7 @@ from bench.core.schema import STATUS_FAILED, UNSTABLE, SummaryRow
 from bench.core.settings import Settings
 from bench.core.stats import MIN_CLEAN_ROUNDS
 from bench.core.store import ENVIRONMENT_FILE, PartialRow, ResumeState, RunWriter, resume_state
-from bench.core.util import atomic_write_text, one_line
+from bench.core.util import atomic_write_text, one_line, timestamp
 from bench.core.worker import InlineWorker, ProcessWorker, Reply, WorkerDied, wait_any
 
 
@@ -119,7 +119,7 @@ class Sitting:
     # ------------------------------------------------------------------------------------- recording
 
     def record(self, row: SummaryRow, steps: int) -> None:
-        row.timestamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+        row.timestamp = timestamp()
         with _whole_against_ctrl_c():
             self.writer.add(row)
             self.rows.append(row)
@@ -510,6 +510,29 @@ def run_sitting(
     finally:
         for worker in every_worker:
             worker.stop()
+
+
+def run_inline(
+    settings: Settings,
+    backend: Backend,
+    out: Path,
+    cache_dir: Path,
+    resume: bool,
+    count_flops: bool,
+    show_progress: bool,
+) -> tuple[Path, list[SummaryRow]]:
+    """Measure one runtime's workloads in this process; returns (run directory, list of summary rows).
+
+    The same sitting as ``bench run``, with ``backend`` (the command's pick from the registry, named by
+    ``settings.backend``) answering here instead of in a worker process: for programmatic use and tests
+    that patch :mod:`bench.core.engine`.
+    """
+    if backend.name != settings.backend:
+        raise ValueError(f"settings name backend {settings.backend!r}, but {backend.name!r} was passed")
+    runtime = Runtime(settings, "", backend.versions(), backend)
+    return run_sitting(
+        [runtime], out, cache_dir, resume=resume, count_flops=count_flops, show_progress=show_progress, inline=True
+    )
 
 
 @contextlib.contextmanager

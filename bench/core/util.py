@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import logging
 import os
 import sys
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +31,20 @@ def sha256_file(path: Path | str) -> str:
     digest = hashlib.sha256()
     feed_file(digest, path)
     return digest.hexdigest()
+
+
+def timestamp() -> str:
+    """Now, as every record writes it: ISO 8601 local time with its UTC offset (``2026-11-25T02:10:00+0100``).
+    Files written before this helper existed may lack the offset."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def json_digest(value: object, algorithm: str = "sha256", length: int | None = None) -> str:
+    """Hex digest of ``value`` as canonical JSON (keys sorted, anything else as ``str``): the one hash of a
+    key, whether it names a cached export, a row ``--resume`` may skip, an accuracy run or an environment.
+    ``length`` cuts the hex digits (the stored keys keep their historical algorithm and length)."""
+    text = json.dumps(value, sort_keys=True, default=str)
+    return hashlib.new(algorithm, text.encode()).hexdigest()[:length]
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -152,11 +152,10 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, default=None, help="export cache (default: bench run's)")
     args = parser.parse_args()
 
-    from bench.core.arguments import select_models
+    from bench.core.arguments import default_cache_dir, select_models
     from bench.core.errors import BenchError
-    from bench.core.settings import DEFAULT_CACHE
 
-    args.cache = args.cache or DEFAULT_CACHE
+    args.cache = args.cache or default_cache_dir()
     runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
     unknown = [r for r in runtimes if r not in TOOLS]
     if unknown or not runtimes:

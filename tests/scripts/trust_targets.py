@@ -68,7 +68,7 @@ def power(trials: int, slowdown: float, out: Path) -> int:
     import torch
 
     from bench.backends import REGISTRY
-    from bench.core import engine
+    from bench.core import engine, sitting
     from bench.core.arguments import default_threads
     from bench.core.settings import Settings
 
@@ -101,7 +101,9 @@ def power(trials: int, slowdown: float, out: Path) -> int:
     for trial in range(trials):
         base_dir, slow_dir = out / f"trial{trial}-base", out / f"trial{trial}-slow"
         engine.build_model = real_build
-        _, rows = engine.run(settings, REGISTRY.get(settings.backend), base_dir, out / "cache", False, False, False)
+        _, rows = sitting.run_inline(
+            settings, REGISTRY.get(settings.backend), base_dir, out / "cache", False, False, False
+        )
         median = next(r.latency_median_ms for r in rows if r.model == "casvit_xs")
         reps = max(1, round(slowdown * median / mm_ms()))
 
@@ -110,7 +112,7 @@ def power(trials: int, slowdown: float, out: Path) -> int:
             return Slowed(net, reps).eval() if name == "casvit_xs" else net
 
         engine.build_model = slowed_build
-        _, slow_rows = engine.run(
+        _, slow_rows = sitting.run_inline(
             settings, REGISTRY.get(settings.backend), slow_dir, out / "cache", False, False, False
         )
         engine.build_model = real_build

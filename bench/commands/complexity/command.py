@@ -7,12 +7,11 @@ comparison.
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import time
 from pathlib import Path
 
-from bench.backends import BACKENDS, REFERENCE_BACKENDS, backend_list
+from bench.backends import BACKENDS, DEFAULT_BACKEND, EAGER_BACKEND, backend_list
 from bench.commands.complexity.counting import Grid
 from bench.commands.complexity.fits import (
     STATED_MODEL,
@@ -92,16 +91,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--backends",
-        default=",".join(REFERENCE_BACKENDS),
+        default=f"{EAGER_BACKEND},{DEFAULT_BACKEND}",
         help=f"latency backends, comma-separated: {', '.join(BACKENDS)} (default: %(default)s)",
     )
-    parser.add_argument(
-        "--threads",
-        type=arguments.threads_or_default,
-        default="1",
-        metavar="N",
-        help="intra-op threads of both runtimes (default: 1, the steadiest on a small shared machine; 0 = their own)",
-    )
+    arguments.add_threads_argument(parser, default=1)  # 1: the steadiest on a small shared machine
     parser.add_argument(
         "--repeats",
         type=arguments.count("--repeats", 10**6),
@@ -110,7 +103,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="minimum timed iterations per latency point (default: %(default)s)",
     )
     parser.add_argument("--no-latency", action="store_true", help="counts, fits and verdict only")
-    parser.add_argument("--cache-dir", default=os.environ.get("BENCH_CACHE_DIR", ".cache/bench"), help="ONNX cache")
+    arguments.add_cache_dir_argument(parser)
     parser.add_argument(
         "--out",
         default="reports/complexity",
@@ -153,7 +146,7 @@ def main(args: argparse.Namespace) -> int:
     if not args.no_latency:  # validate every option before the long work starts
         settings = LatencySettings(
             backends=tuple(backend_list(args.backends, "--backends")),
-            threads=None if args.threads == 0 else args.threads,
+            threads=args.threads,
             min_iters=args.repeats,
             min_time_s=0.1,
             max_time_s=2.0,
