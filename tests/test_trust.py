@@ -7,7 +7,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,14 +18,14 @@ from bench.commands import run as run_command
 from bench.core import engine, machine
 from bench.core.schema import ENVIRONMENT_FIELDS, STABLE, UNSTABLE
 from bench.core.store import ROUNDS_FILE, SUMMARY_FILE, load_results
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, pause_env, run_cli, wait_paused
 
 MODELS = "casvit_xs,swiftformer_xs,efficientformerv2_s0"
 SMALL = ["--resolution", "64", "--warmup", "1", "--warmup-time", "0", "--no-flops", "--no-progress"]
 
 
 def test_sigint_after_two_of_three_rounds_keeps_them_and_resume_times_only_the_last(tmp_path: Path) -> None:
-    argv = ["run", "--backend", "torch", "--models", MODELS, *SMALL, "--iters", "3", "--min-time", "3"]
+    argv = ["run", "--backend", "torch", "--models", MODELS, *SMALL, "--iters", "3", "--min-time", "0.2"]
     argv += ["--rounds", "3", "--out", str(tmp_path)]
     # A shell that starts jobs in the background makes them ignore SIGINT, and the child inherits that:
     # restore Python's Ctrl-C handler so the test sends what a user's Ctrl-C sends.
@@ -34,15 +33,18 @@ def test_sigint_after_two_of_three_rounds_keeps_them_and_resume_times_only_the_l
         "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
         "sys.argv = ['bench', *sys.argv[1:]]; runpy.run_module('bench', run_name='__main__')"
     )
-    proc = subprocess.Popen([sys.executable, "-c", launcher, *argv], cwd=REPO, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:
-        files = list(tmp_path.glob(f"*/{ROUNDS_FILE}"))
-        if files and len(files[0].read_text().splitlines()) - 1 >= 6:  # 2 rounds x 3 models
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    marker = tmp_path.parent / f"{tmp_path.name}-paused"  # outside --out: the resume reads every folder there
+    env = pause_env("round:6", marker)  # held once 2 rounds x 3 models are on disk (bench.core.pause)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", launcher, *argv], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_paused(proc, marker)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
     assert proc.returncode == 130, err
     assert "6 finished round(s)" in err and "--resume" in err and "Traceback" not in err
     (first,) = tmp_path.iterdir()

@@ -55,7 +55,7 @@ from bench.backends import (
     backend_class,
     backend_list,
 )
-from bench.core import arguments
+from bench.core import arguments, pause
 from bench.core.accuracy import Progress, Tally, check_classes, evaluate, head_size
 from bench.core.accuracy_results import (
     PARTIAL_FILE,
@@ -67,7 +67,7 @@ from bench.core.accuracy_results import (
     load_document,
 )
 from bench.core.datasets import Dataset, scan, shown, subset
-from bench.core.errors import BenchError
+from bench.core.errors import BenchError, stop_status, stop_word
 from bench.core.sessions import SessionRefused, open_session, workload_facts
 from bench.core.store import new_run_dir
 from bench.core.util import atomic_write_text, check_writable_dir, one_line, sha256_file
@@ -419,17 +419,17 @@ def main(args: argparse.Namespace) -> int:
                     f"{name}: skipped {len(progress.skipped)} unreadable image(s), e.g. {progress.skipped[0]}",
                     file=sys.stderr,
                 )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM
         kept = ""
         if saver is not None:
             saver.save()
             kept = f"{saver.state['progress']['position']} image(s) of {saver.name} scored so far and "  # type: ignore[index]
         print(
-            f"interrupted: {kept}{len({r.model for r in document.results})} finished model(s) are saved in "
+            f"{stop_word(exc)}: {kept}{len({r.model for r in document.results})} finished model(s) are saved in "
             f"{shown(run_dir)}; run the same command with --resume to continue from there",
             file=sys.stderr,
         )
-        return 130
+        return stop_status(exc)
     with_partial = run_dir / PARTIAL_FILE
     if with_partial.exists():
         with_partial.unlink()
@@ -452,6 +452,7 @@ class _Saver:
 
     def __call__(self, images: int) -> None:
         self.state = self._snapshot()
+        pause.point("batch")
         self.bar.update(images)
         top1 = [(t.backend, t.percent(t.top1)) for t in self.tallies]
         self.bar.set_postfix_str(" ".join(f"{b} top1 {p:.2f}%" for b, p in top1 if p is not None))

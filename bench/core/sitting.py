@@ -34,15 +34,15 @@ from typing import Any
 
 import numpy as np
 
-from bench.core import engine, environment
+from bench.core import engine, environment, pause
 from bench.core.engine import OpenWorkload, RoundResult
-from bench.core.errors import BenchError
+from bench.core.errors import BenchError, stop_word
 from bench.core.runtime import Backend
 from bench.core.runtime import registry as runtime_registry
 from bench.core.schema import STATUS_FAILED, UNSTABLE, SummaryRow
 from bench.core.settings import Settings
-from bench.core.store import ENVIRONMENT_FILE, PartialRow, ResumeState, RunWriter, resume_state
-from bench.core.util import atomic_write_text, one_line
+from bench.core.store import PartialRow, ResumeState, RunWriter, resume_state
+from bench.core.util import one_line
 from bench.core.worker import InlineWorker, ProcessWorker, Reply, WorkerDied, wait_any
 
 
@@ -108,6 +108,7 @@ class Sitting:
             self.writer.add(row)
             self.rows.append(row)
         self.progress.update(steps)
+        pause.point("row")
 
     def fail(self, cell: Cell, reason: str) -> None:
         """The cell ends as a failed row with ``reason`` (its finished rounds stay in rounds.csv)."""
@@ -243,6 +244,7 @@ class Sitting:
             self.writer.add_round(item.row, result.record, result.samples_ms)  # a full disk stops the sitting here
             item.rounds.append(result)
         self.progress.update(1)
+        pause.point("round")
         if complete and len(item.rounds) >= self.settings.rounds:
             self.complete(cell)
 
@@ -284,10 +286,10 @@ class Sitting:
             self.progress,
         )
 
-    def interrupted(self) -> str:
+    def interrupted(self, word: str = "interrupted") -> str:
         rounds = sum(len(c.item.rounds) for c in self.cells.values() if not c.done)
         return (
-            f"interrupted: {len(self.rows)} finished row(s) and {rounds} finished round(s) of unfinished rows are "
+            f"{word}: {len(self.rows)} finished row(s) and {rounds} finished round(s) of unfinished rows are "
             f"saved in {self.writer.directory}; run the same command with --resume to continue from there"
         )
 
@@ -354,11 +356,12 @@ def run_sitting(
             first = {k: len(sitting.cells[k].item.rounds) for k in open_keys}
             plan = plan_rounds(open_keys, first, settings.rounds, seed)
             opened = {"open_s": round(time.perf_counter() - started, 1), "round_order": plan}
-            atomic_write_text(writer.directory / ENVIRONMENT_FILE, _json({**env, **opened}))
+            writer.rewrite_environment({**env, **opened})
             sitting.time_all(plan, list(workers.values()))
             sitting.retry_unstable(list(workers.values()))
-        except KeyboardInterrupt:
-            progress.write(sitting.interrupted(), file=sys.stderr)
+        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (bench.core.errors.Terminated)
+            progress.write(sitting.interrupted(stop_word(exc)), file=sys.stderr)
+            exc.reported = True  # type: ignore[attr-defined]
             raise
         finally:
             progress.close()
@@ -370,21 +373,15 @@ def run_sitting(
 
 @contextlib.contextmanager
 def _whole_against_ctrl_c() -> Iterator[None]:
-    """Ctrl-C waits until the block is done, so what the interrupt message counts is what is on disk."""
+    """Ctrl-C (and SIGTERM) waits until the block is done, so what the interrupt message counts is on disk."""
     if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-def _json(value: object) -> str:
-    import json
-
-    return json.dumps(value, indent=2, default=str)
 
 
 def _models(settings: Settings):
