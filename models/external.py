@@ -60,6 +60,7 @@ import json
 import math
 import os
 import re
+import stat
 import sys
 import tomllib
 from collections.abc import Callable, Iterator
@@ -240,6 +241,8 @@ def parse(token: str, base: Path | None = None) -> Source:
 
 def _read_spec(path: Path, token: str) -> Source:
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a named pipe would block, a device never end
+            raise ModelError(f"model spec {path} is not a regular file")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ModelError(f"model spec not found: {path}") from None
@@ -247,6 +250,8 @@ def _read_spec(path: Path, token: str) -> Source:
         raise ModelError(f"cannot read model spec {path}: {getattr(exc, 'strerror', None) or exc}") from None
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+    except RecursionError:
+        raise ModelError(f"model spec {path} is not valid {path.suffix[1:].upper()}: nested too deeply") from None
     except (ValueError, tomllib.TOMLDecodeError) as exc:
         raise ModelError(
             f"model spec {path} is not valid {path.suffix[1:].upper()}: {one_line(exc, with_type=False)}"

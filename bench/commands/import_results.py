@@ -16,11 +16,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import platform
 import shutil
 import socket
 import time
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +42,7 @@ from bench.core.schema import (
 )
 from bench.core.stats import summarize, throughput
 from bench.core.store import RunWriter
-from bench.core.util import check_writable_dir
+from bench.core.util import check_writable_dir, one_line, parse_document, read_input_file, special_file_kind
 
 DEVICE_KEYS = ("device", "soc", "os", "runtime_version", "threads", "delegate", "power_state", "notes")
 """What ``--device-file`` may say (``device`` is required); anything else is a typo and an error."""
@@ -87,14 +87,13 @@ def device_description(args: argparse.Namespace, found: Sequence[Measurement]) -
 
 
 def _device_file(path: Path) -> dict[str, object]:
+    kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise BenchError(f"{path}: unreadable ({exc.strerror or exc})") from None
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise BenchError(f"{path}: not {'JSON' if path.suffix.lower() == '.json' else 'TOML'} ({exc})") from None
+        data = parse_document(read_input_file(path).decode("utf-8"), kind.lower())
+    except UnicodeDecodeError:
+        raise BenchError(f"{path}: not {kind} (not UTF-8 text)") from None
+    except ValueError as exc:  # the parsers' errors, and nesting too deep
+        raise BenchError(f"{path}: not {kind} ({one_line(exc, with_type=False)})") from None
     if not isinstance(data, dict):
         raise BenchError(f"{path}: not a table of device facts")
     unknown = sorted(set(data) - set(DEVICE_KEYS))
@@ -185,11 +184,10 @@ def match_entry(
     if m.artifact:
         local = Path(m.artifact)
         for here in (local, m.source.parent / local):
-            if here.exists():
-                digest = tree_digest(here.parent if here.name == "model.xml" else here)
-                by_sha = [e for e in entries if e.get("sha256") == digest]
-                if by_sha:
-                    return _one(m, by_sha, f"the SHA-256 of {here}", "sha256")
+            digest = artifact_digest(here)
+            by_sha = [e for e in entries if digest is not None and e.get("sha256") == digest]
+            if by_sha:
+                return _one(m, by_sha, f"the SHA-256 of {here}", "sha256")
         parts = _names(m.artifact)
         by_name = [e for e in usable if e["file"] in parts or (parts and _stem(parts[-1]) == _stem(str(e["file"])))]
         if by_name:
@@ -200,6 +198,31 @@ def match_entry(
         return _one(m, by_output, f"the output's own path {m.source}", "output file name")
     named = m.artifact or m.source.name
     raise ImportFailure(m.source, m.line, f"artifact {named} is not in the manifest (use --artifact to name its entry)")
+
+
+MAX_IR_FOLDER_ENTRIES = 16
+"""An OpenVINO IR folder holds model.xml, model.bin and a few more; a folder with more is not one."""
+
+
+def artifact_digest(path: Path) -> str | None:
+    """The SHA-256 an export manifest would list for the artifact an output names, or None when ``path``
+    cannot be one: only a non-empty regular file is hashed (an output naming ``/``, ``/usr``, a FIFO or
+    ``/proc/self/mem`` is matched by name instead), and a ``model.xml``'s folder only when it is a small
+    flat folder of regular files (an IR), never a tree walk."""
+    try:
+        info = os.stat(path)
+        if special_file_kind(info.st_mode) is not None or info.st_size == 0:  # /proc files say size 0
+            return None
+        if path.name != "model.xml":
+            return tree_digest(path)
+        folder = path.parent
+        with os.scandir(folder) as scan:
+            entries = [e for _, e in zip(range(MAX_IR_FOLDER_ENTRIES + 1), scan, strict=False)]
+        if len(entries) > MAX_IR_FOLDER_ENTRIES or not all(e.is_file() for e in entries):
+            return None
+        return tree_digest(folder)
+    except (OSError, ValueError):
+        return None
 
 
 def _one(m: Measurement, chosen: list[dict[str, object]], how: str, matched_by: str) -> tuple[dict[str, object], str]:
@@ -262,7 +285,7 @@ def build_row(m: Measurement, target: Target, device: Mapping[str, object], env_
     """The summary row of one measurement: the tool's numbers, nothing it did not print."""
     if m.batch is not None and m.batch != target.batch:
         raise ImportFailure(m.source, m.line, f"{m.tool} ran batch {m.batch}, the artifact has batch {target.batch}")
-    digest = hashlib.sha256(m.source.read_bytes()).hexdigest()
+    digest = hashlib.sha256(read_input_file(m.source)).hexdigest()
     row = SummaryRow().set(
         model=target.model,
         infer_img_size=target.resolution,

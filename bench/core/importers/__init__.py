@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.core.errors import BenchError
+from bench.core.util import read_input_file
 
 FORMAT_MODULES = (
     "benchmark_app",
@@ -95,12 +96,7 @@ def formats() -> list[Format]:
 
 
 def read_text(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise BenchError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise BenchError(f"{path}: unreadable ({exc.strerror or exc})") from None
+    data = read_input_file(path)  # a regular file only: a named pipe or /dev/zero is refused, not read
     if b"\0" in data:
         line = data[: data.index(b"\0")].count(b"\n") + 1
         raise ImportFailure(path, line, "holds NUL bytes: a binary file, or one damaged on disk")
@@ -118,6 +114,8 @@ def parse_file(path: Path, format_name: str | None = None) -> list[Measurement]:
     known = formats()
     if format_name is not None:
         chosen = [f for f in known if f.name == format_name]
+        if chosen and not chosen[0].sniff(text, path):
+            return _parse_as_told(path, text, chosen[0], known)
     else:
         chosen = [f for f in known if f.sniff(text, path)]
     if not chosen:
@@ -128,6 +126,21 @@ def parse_file(path: Path, format_name: str | None = None) -> list[Measurement]:
     found = chosen[0].parse(path, text)
     if not found:
         raise ImportFailure(path, 1, f"{chosen[0].tool} output without a single timed model")
+    return found
+
+
+def _parse_as_told(path: Path, text: str, told: Format, known: list[Format]) -> list[Measurement]:
+    """``--format`` names a format the text does not look like: another tool's output is refused as such;
+    otherwise the parse is tried, and its failure is said to be about the format, not a damaged file."""
+    others = [f.name for f in known if f is not told and f.sniff(text, path)]
+    if others:
+        raise ImportFailure(path, 1, f"not {told.name} output: it looks like {' or '.join(others)} output")
+    try:
+        found = told.parse(path, text)
+    except ImportFailure:  # its parser's complaint ("truncated", ...) would blame a file that is not one
+        raise ImportFailure(path, 1, f"not {told.name} output (it does not read as {told.tool}'s output)") from None
+    if not found:
+        raise ImportFailure(path, 1, f"not {told.name} output: no timed model in it")
     return found
 
 
@@ -161,6 +174,8 @@ def load_json(path: Path, text: str) -> object:
     except json.JSONDecodeError as exc:
         why = "truncated" if exc.lineno >= text.rstrip().count("\n") + 1 else "garbled"  # an error on the last line
         raise ImportFailure(path, exc.lineno, f"{why} JSON ({exc.msg})") from None
+    except RecursionError:
+        raise ImportFailure(path, 1, "JSON nested too deeply to be a tool's output") from None
 
 
 def json_line(text: str, key: str, start: int = 0) -> int:

@@ -1,0 +1,188 @@
+"""Hostile input, round three (issue 31): multi-runtime sittings, ``bench import`` and reports over mixed
+runs. Each probe builds its own bad input (or stops the suite at a known point through
+:mod:`bench.core.pause`, never by racing it) and goes through the command line.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.core.store import ROUNDS_FILE, SUMMARY_FILE, load_results
+from tests.conftest import REPO, assert_one_line_error, pause_env, run_cli, wait_paused
+
+FAST = ("--resolution", "64", "--warmup", "1", "--warmup-time", "0", "--iters", "3", "--min-time", "0",
+        "--no-flops", "--no-progress")  # fmt: skip
+
+
+# ------------------------------------------------------------------- class 6: SIGTERM says what it kept
+
+
+def test_sigterm_stops_a_sitting_saying_what_was_kept_and_resume_finishes_it(tmp_path: Path) -> None:
+    out, marker = tmp_path / "out", tmp_path / "paused"
+    argv = ["run", "--backend", "torch", "--models", "casvit_xs", *FAST, "--rounds", "3", "--out", str(out)]
+    proc = subprocess.Popen(  # held once two rounds are on disk
+        [sys.executable, "-m", "bench", *argv], cwd=REPO, env=pause_env("round:2", marker),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_paused(proc, marker)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("stopped by SIGTERM: 0 finished row(s) and 2 finished round(s)")
+    assert "--resume" in lines[0]
+    (first,) = out.iterdir()
+    assert len(pd.read_csv(first / ROUNDS_FILE)) == 2
+    resumed = run_cli(*argv, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "2 round(s) resumed" in resumed.stderr
+    summary, _, _ = load_results([out])
+    assert len(summary) == 1 and summary["rounds"].tolist() == [3]
+
+
+# ------------------------------------------------ class 1: the environment rewrite meets a full disk
+
+ENV_REWRITE_FAILS = """\
+import errno, os, sys
+from pathlib import Path
+import bench.core.store as store
+real = store.atomic_write_text
+def failing(path, text):
+    if Path(path).name == "environment.json" and Path(path).exists():  # the rewrite after opening
+        raise OSError(errno.{code}, os.strerror(errno.{code}))
+    return real(path, text)
+store.atomic_write_text = failing
+from bench.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize(("code", "advice"), [("ENOSPC", "free space"), ("EROFS", "make the results folder writable")])
+def test_a_failed_environment_rewrite_is_one_line_with_the_right_advice(tmp_path: Path, code: str, advice: str) -> None:
+    out = tmp_path / "out"
+    argv = ["run", "--backend", "torch", "--models", "casvit_xs", *FAST, "--rounds", "1", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    script = ENV_REWRITE_FAILS.format(code=code)
+    proc = subprocess.run([sys.executable, "-c", script, *argv], cwd=REPO, env=env, capture_output=True, text=True)
+    assert_one_line_error(proc, "cannot write", "environment.json", os.strerror(getattr(__import__("errno"), code)))
+    assert f"({advice}, then run the same command with --resume" in proc.stderr
+    if code == "EROFS":
+        assert "free space" not in proc.stderr
+    (run_dir,) = out.iterdir()
+    assert (run_dir / SUMMARY_FILE).exists()  # the folder the message names is there, headers intact
+
+
+# --------------------------------------------------------------- class 2 and 1: what import reads and hashes
+
+DATA = REPO / "tests" / "data" / "import"
+MANIFEST = DATA / "manifest.json"
+RUNNER_LOG = DATA / "executor_runner_one_process.log"
+
+
+def _runner_log(tmp_path: Path, model_path: str) -> Path:
+    """An executor_runner log whose ``Model file`` line names ``model_path``."""
+    text = RUNNER_LOG.read_text().replace("/data/local/tmp/casvit_xs-b1-r224-fp32.pte", model_path)
+    log = tmp_path / "named.log"
+    log.write_text(text)
+    return log
+
+
+def _special_paths(tmp_path: Path) -> dict[str, Path]:
+    (tmp_path / "empty").mkdir()
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "zero").symlink_to("/dev/zero")
+    return {"root": Path("/"), "usr": Path("/usr"), "empty folder": tmp_path / "empty", "fifo": tmp_path / "pipe",
+            "proc mem": Path("/proc/self/mem"), "dev zero link": tmp_path / "zero"}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["root", "usr", "empty folder", "fifo", "proc mem", "dev zero link"])
+def test_an_output_naming_a_folder_or_special_file_as_its_model_is_never_hashed(
+    tmp_path: Path, kind: str, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bench.commands import import_results
+
+    hashed: list[Path] = []
+    real = import_results.tree_digest
+
+    def recording(path: Path) -> str:
+        hashed.append(Path(path))
+        return real(path)
+
+    monkeypatch.setattr(import_results, "tree_digest", recording)
+    named = _special_paths(tmp_path)[kind]
+    proc = cli("import", str(_runner_log(tmp_path, str(named))), "--manifest", str(MANIFEST), "--out",
+               str(tmp_path / "out"))  # fmt: skip
+    assert "Traceback" not in proc.stderr
+    assert hashed == []  # no tree walked, no pipe opened, no device read
+    if proc.returncode == 2:
+        assert_one_line_error(proc, "named.log")
+    else:  # matched by the output's own name: a normal import
+        assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("kind", ["fifo", "empty folder", "dev zero link", "proc mem"])
+@pytest.mark.parametrize("role", ["output", "manifest", "device file"])
+def test_import_reads_only_regular_files(tmp_path: Path, kind: str, role: str) -> None:
+    """A named pipe blocked forever, a link to /dev/zero ran out of memory: each is one line now (run_cli's
+    timeout only turns a regression's hang into a failure)."""
+    bad = str(_special_paths(tmp_path)[kind])
+    args = {"output": [bad, "--manifest", str(MANIFEST)],
+            "manifest": [str(RUNNER_LOG), "--manifest", bad],
+            "device file": [str(RUNNER_LOG), "--manifest", str(MANIFEST), "--device-file", bad]}[role]  # fmt: skip
+    proc = run_cli("import", *args, "--out", str(tmp_path / "out"), timeout=120)
+    kind_words = {"fifo": "named pipe", "empty folder": "folder", "dev zero link": "character device"}
+    if kind in kind_words:
+        assert_one_line_error(proc, bad, kind_words[kind])
+    else:
+        assert_one_line_error(proc, bad)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize(("role", "suffix", "text"), [
+    ("output", ".json", "[" * 100_000),
+    ("manifest", ".json", '{"a":' * 100_000),
+    ("device file", ".json", "[" * 100_000),
+    ("device file", ".toml", "a = " + "[" * 100_000),
+    ("models spec", ".toml", "factory = " + "[" * 100_000),
+])  # fmt: skip
+def test_documents_nested_100000_deep_are_one_line(tmp_path: Path, role: str, suffix: str, text: str, cli) -> None:
+    deep = tmp_path / f"deep{suffix}"
+    deep.write_text(text)
+    args = {"output": ["import", str(deep), "--manifest", str(MANIFEST), "--format", "litert-benchmark"],
+            "manifest": ["import", str(RUNNER_LOG), "--manifest", str(deep)],
+            "device file": ["import", str(RUNNER_LOG), "--manifest", str(MANIFEST), "--device-file", str(deep)],
+            "models spec": ["list", "--models", str(deep)]}[role]  # fmt: skip
+    proc = cli(*args, "--out", str(tmp_path / "out")) if role != "models spec" else cli(*args)
+    assert_one_line_error(proc, str(deep), "nested too deeply")
+
+
+def test_format_detection_is_linear_on_a_crafted_line(tmp_path: Path) -> None:
+    """One 2 MB line of repeated ``Model file `` took hours to detect (a lazy regex searched from each); now it
+    is refused at once (the timeout only catches a regression, it times nothing)."""
+    crafted = tmp_path / "crafted.log"
+    crafted.write_text("Model file " * 200_000 + "\n")
+    proc = run_cli("import", str(crafted), "--manifest", str(MANIFEST), "--out", str(tmp_path / "out"), timeout=120)
+    assert_one_line_error(proc, str(crafted), "not the output of a benchmark tool")
+
+
+def test_format_named_on_another_tools_output_says_so(tmp_path: Path, cli) -> None:
+    proc = cli("import", str(RUNNER_LOG), "--manifest", str(MANIFEST), "--format", "litert-benchmark",
+               "--out", str(tmp_path / "out"))  # fmt: skip
+    assert_one_line_error(proc, "not litert-benchmark output", "executor-runner")
+    other = tmp_path / "notes.txt"
+    other.write_text("just some notes\nnothing timed here\n")
+    proc = cli("import", str(other), "--model", "casvit_xs", "--format", "executor-runner", "--out", str(tmp_path))
+    assert_one_line_error(proc, "not executor-runner output")
+    assert "truncated" not in proc.stderr
