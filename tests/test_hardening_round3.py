@@ -5,6 +5,7 @@ runs. Each probe builds its own bad input (or stops the suite at a known point t
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -186,3 +187,104 @@ def test_format_named_on_another_tools_output_says_so(tmp_path: Path, cli) -> No
     proc = cli("import", str(other), "--model", "casvit_xs", "--format", "executor-runner", "--out", str(tmp_path))
     assert_one_line_error(proc, "not executor-runner output")
     assert "truncated" not in proc.stderr
+
+
+# ----------------------------------------------------------------- class 4: absurd values at import
+
+LITERT_JSON = DATA / "litert-benchmark.json"
+OV_REPORT = DATA / "openvino_no_counters" / "benchmark_report.csv"
+ORT_RESULT = DATA / "casvit_xs-b1-r224-fp32.onnxruntime_perf_test.txt"
+ORT_CONSOLE = DATA / "onnxruntime_perf_test.stdout.txt"
+
+
+def _edited(tmp_path: Path, source: Path, old: str, new: str, name: str | None = None) -> Path:
+    text = source.read_text()
+    assert old in text, old
+    path = tmp_path / (name or source.name)
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+ABSURD = [
+    (LITERT_JSON, '"median_ms": 13.42', '"median_ms": 0', "latency_median_ms 0"),
+    (LITERT_JSON, '"median_ms": 13.42', '"median_ms": 1e-300', "latency_median_ms 1e-300"),
+    (LITERT_JSON, '"median_ms": 13.42', '"median_ms": 1e308', "latency_median_ms 1e+308"),
+    (LITERT_JSON, '"avg_ms": 13.51', '"avg_ms": 0.0', "latency_mean_ms 0.0"),
+    (ORT_CONSOLE, "Average inference time cost: 13.0945 ms", "Average inference time cost: 1e308 s", "inf"),
+    (OV_REPORT, "latency (ms);8.41", "latency (ms);0.00", "latency_median_ms 0.0"),
+    (OV_REPORT, "batch size;1", "batch size;0", "batch 0"),
+    (OV_REPORT, "-nthreads;1", "-nthreads;1e20", "threads 100000000000000000000"),
+    (OV_REPORT, "total number of iterations;8", "total number of iterations;0", "iterations 0"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("source", "old", "new", "fragment"), ABSURD, ids=[a[2][:28] for a in ABSURD])
+def test_absurd_imported_values_are_refused_and_nothing_is_written(
+    tmp_path: Path, source: Path, old: str, new: str, fragment: str, cli
+) -> None:
+    bad = _edited(tmp_path, source, old, new)
+    out = tmp_path / "out"
+    proc = cli("import", str(bad), "--manifest", str(MANIFEST), "--out", str(out), "--model", "casvit_xs")
+    assert_one_line_error(proc, str(bad), fragment)
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_all_zero_samples_are_refused(tmp_path: Path, cli) -> None:
+    lines = ORT_RESULT.read_text().splitlines()
+    zeroed = tmp_path / ORT_RESULT.name
+    runs = [line.split(",") for line in lines if line.count(",") == 4]
+    zeroed.write_text("".join(",".join([p[0], "0", *p[2:]]) + "\n" for p in runs))
+    proc = cli("import", str(zeroed), "--manifest", str(MANIFEST), "--out", str(tmp_path / "out"))
+    assert_one_line_error(proc, str(zeroed), "iteration 1: latency 0.0")
+
+
+@pytest.mark.parametrize(("source", "old", "new"), [
+    (OV_REPORT, "latency (ms);8.41", "latncy (ms);8.41"),
+    (OV_REPORT, "latency (ms);8.41", "Latency median;8.41"),
+    (ORT_CONSOLE, "P50 Latency: 0.01319261 s", "P5O Latency: 0.01319261 s"),
+    (ORT_CONSOLE, "P50 Latency: 0.01319261 s", "P50 Latncy: 0.01319261 s"),
+    (ORT_CONSOLE, "P50 Latency: 0.01319261 s", ""),
+])  # fmt: skip
+def test_a_garbled_or_missing_median_line_is_an_error_not_a_row_led_by_the_mean(
+    tmp_path: Path, source: Path, old: str, new: str, cli
+) -> None:
+    bad = _edited(tmp_path, source, old, new)
+    out = tmp_path / "out"
+    proc = cli("import", str(bad), "--manifest", str(MANIFEST), "--out", str(out), "--model", "casvit_xs")
+    assert_one_line_error(proc, str(bad), "garbled")
+    assert not out.exists()
+
+
+def test_a_single_runtime_version_is_not_stamped_onto_several_runtimes(tmp_path: Path, cli) -> None:
+    device = tmp_path / "device.toml"
+    device.write_text('device = "Pixel 8"\nruntime_version = "2.16.1"\n')
+    both = [str(LITERT_JSON), str(ORT_RESULT), "--manifest", str(MANIFEST), "--out", str(tmp_path / "out")]
+    assert_one_line_error(cli("import", *both, "--device-file", str(device)), "runtime_version", "2 runtimes")
+    device.write_text('device = "Pixel 8"\n[runtime_version]\nlitert = "1.4.0"\nonnx = "1.20.1"\n')
+    proc = cli("import", *both, "--device-file", str(device))
+    assert proc.returncode == 0, proc.stderr
+    versions = {}
+    for run in (tmp_path / "out").iterdir():
+        env = json.loads((run / "environment.json").read_text())
+        versions[env["source_tool"]] = env["versions"]
+    assert sorted(v for vs in versions.values() for v in vs.values()) == ["1.20.1", "1.4.0"]
+    assert all(len(vs) == 1 for vs in versions.values())  # each runtime gets its own version only
+
+
+def test_the_same_output_imported_twice_is_refused(tmp_path: Path, cli) -> None:
+    out = tmp_path / "out"
+    copy = tmp_path / "copy.json"
+    copy.write_bytes(LITERT_JSON.read_bytes())
+    args = ["--manifest", str(MANIFEST), "--out", str(out)]
+    assert_one_line_error(cli("import", str(LITERT_JSON), str(LITERT_JSON), *args), "listed twice")
+    assert_one_line_error(cli("import", str(LITERT_JSON), str(copy), *args), "same output", "SHA-256")
+    assert cli("import", str(LITERT_JSON), *args).returncode == 0
+    (first,) = out.iterdir()
+    assert_one_line_error(cli("import", str(copy), *args), "imported before", str(first))
+    assert list(out.iterdir()) == [first]
+
+
+def test_two_outputs_of_one_setting_in_one_import_are_refused(tmp_path: Path, cli) -> None:
+    other = _edited(tmp_path, LITERT_JSON, '"median_ms": 13.42', '"median_ms": 13.5', name="again.json")
+    proc = cli("import", str(LITERT_JSON), str(other), "--manifest", str(MANIFEST), "--out", str(tmp_path / "out"))
+    assert_one_line_error(proc, "both measured", "two calls")
