@@ -288,3 +288,46 @@ def test_two_outputs_of_one_setting_in_one_import_are_refused(tmp_path: Path, cl
     other = _edited(tmp_path, LITERT_JSON, '"median_ms": 13.42', '"median_ms": 13.5', name="again.json")
     proc = cli("import", str(LITERT_JSON), str(other), "--manifest", str(MANIFEST), "--out", str(tmp_path / "out"))
     assert_one_line_error(proc, "both measured", "two calls")
+
+
+# ------------------------------------------------- class 3: no telemetry store, no write through a link
+
+
+def test_an_onnx_runtime_run_leaves_nothing_in_the_users_home(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("ORT_DISABLE_TELEMETRY", "XDG_CACHE_HOME")}
+    env.update(HOME=str(home), PYTHONPATH=str(REPO), BENCH_CACHE_DIR=str(tmp_path / "cache"))
+    argv = ["run", "--backend", "onnx", "--models", "casvit_xs", *FAST, "--rounds", "1", "--out", str(tmp_path / "o")]
+    argv += ["--onnx-exporter", "torchscript"]
+    proc = subprocess.run([sys.executable, "-m", "bench", *argv], cwd=REPO, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert len(load_results([tmp_path / "o"])[0]) == 1
+    assert [p for p in home.rglob("*") if "onnxruntime" in str(p).lower()] == []
+
+
+def test_report_removes_only_its_own_figures_and_replaces_a_planted_link(tmp_path: Path, cli) -> None:
+    from tests.result_fixtures import environment, write_run
+
+    run = write_run(tmp_path / "results", label="onnx", env=environment(), backend="onnx",
+                    models=("casvit_xs", "swiftformer_xs"))  # fmt: skip
+    paper = tmp_path / "paper"
+    mine = paper / "figures"
+    mine.mkdir(parents=True)
+    (mine / "my_diagram.pdf").write_bytes(b"%PDF-1.4 the user's own")
+    (mine / "photo.png").write_bytes(b"\x89PNG the user's own")
+    argv = ["report", "--results", str(run), "--out", str(paper)]
+    assert cli(*argv).returncode == 0
+    written = sorted(p.name for p in mine.glob("*.p[dn][fg]") if p.name not in ("my_diagram.pdf", "photo.png"))
+    assert written and (mine / "my_diagram.pdf").read_bytes() == b"%PDF-1.4 the user's own"
+    assert (mine / "photo.png").read_bytes() == b"\x89PNG the user's own"
+    # a link planted where a figure goes: the figure replaces the link, its target is untouched
+    target = tmp_path / "precious.pdf"
+    target.write_bytes(b"keep me")
+    (mine / written[0]).unlink()
+    (mine / written[0]).symlink_to(target)
+    assert cli(*argv).returncode == 0
+    assert target.read_bytes() == b"keep me"
+    assert not (mine / written[0]).is_symlink() and (mine / written[0]).stat().st_size > 100
+    assert (mine / "my_diagram.pdf").exists() and (mine / "photo.png").exists()
+    assert not list(mine.glob(".*.tmp*"))  # no temporary file left behind
