@@ -106,7 +106,8 @@ SPEC_KEYS = {"factory": str, "kwargs": dict, **CARD_KEYS}
 PREPROCESSING_KEYS = ("resize", "crop", "crop_pct", "interpolation", "mean", "std", "normalize", "source")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+()/ -]*")
-RESERVED_NAMES = frozenset({"all", "paper"})
+RESERVED_NAMES = frozenset({"all", "paper", "sized"})
+"""The --models keywords (``select_models`` in bench.core.arguments expands them before any name)."""
 """``--models`` keywords: a network named so could never be selected by its name."""
 _DIGESTS: dict[str, str] = {}
 _ATTR = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bench.core.errors import BenchError
 from bench.core.store import ROUNDS_FILE, SUMMARY_FILE, load_results
 from tests.conftest import REPO, assert_one_line_error, pause_env, run_cli, wait_paused
 
@@ -331,3 +332,40 @@ def test_report_removes_only_its_own_figures_and_replaces_a_planted_link(tmp_pat
     assert not (mine / written[0]).is_symlink() and (mine / written[0]).stat().st_size > 100
     assert (mine / "my_diagram.pdf").exists() and (mine / "photo.png").exists()
     assert not list(mine.glob(".*.tmp*"))  # no temporary file left behind
+
+
+# ---------------------------------------------------------------------- class 5: options and names
+
+
+def test_an_option_of_any_listed_runtime_applies_to_its_cells(tmp_path: Path) -> None:
+    from bench.commands import run as run_command
+    from tests.test_engine import engine_args
+
+    args = engine_args("--backend", "torch,onnx", "--models", "casvit_xs", "--onnx-graph-opt", "basic")
+    runtimes = {r.name: dict(r.settings.options) for r in run_command.parse_runtimes(args)}
+    assert runtimes["onnx"]["graph_opt"] == "basic" and runtimes["torch"] == {}
+    lone = engine_args("--backend", "torch", "--models", "casvit_xs", "--onnx-graph-opt", "basic")
+    with pytest.raises(BenchError, match="--onnx-graph-opt"):
+        run_command.parse_runtimes(lone)
+
+
+@pytest.mark.parametrize(("flag", "value", "fragment"), [
+    ("--order-seed", "-1", "--order-seed"),
+    ("--max-time", "1e308", "at most"),
+    ("--min-time", "1e308", "at most"),
+    ("--warmup-time", "1e300", "at most"),
+])  # fmt: skip
+def test_out_of_range_run_flags_are_one_line_under_their_own_name(flag: str, value: str, fragment: str, cli) -> None:
+    proc = cli("run", "--backend", "torch", "--models", "casvit_xs", flag, value)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert flag in proc.stderr and fragment in proc.stderr
+    if flag == "--order-seed":
+        assert "--seed " not in proc.stderr.replace("--order-seed", "")
+
+
+def test_an_external_network_named_sized_is_refused(tmp_path: Path, cli) -> None:
+    from tests.test_external import TINY
+
+    (tmp_path / "tiny.py").write_text(TINY)
+    proc = cli("list", "--models", f"sized={tmp_path / 'tiny.py'}:tiny_net")
+    assert_one_line_error(proc, "'sized'", "--models keyword")
