@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 import bench.backends  # noqa: F401 - installs the backend registry the core consults (bench.core.runtime)
-from bench.core.errors import BenchError
+from bench.core.errors import BenchError, Terminated, stop_status
 from models.errors import ModelError
 
 # sub-command -> module implementing it (kept lazy: importing torch/onnx for `--help` is slow)
@@ -69,14 +71,32 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(argv).parse_args(argv)
+    previous = _sigterm_like_ctrl_c()
     try:
         return int(args.handler(args) or 0)
     except (BenchError, ModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Terminated): each command has said what it kept
+        if not getattr(exc, "reported", False):
+            print("stopped by SIGTERM" if isinstance(exc, Terminated) else "interrupted", file=sys.stderr)
+        return stop_status(exc)
     except BrokenPipeError:  # e.g. `python -m bench list | head`
         sys.stderr.close()
         return 0
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def _sigterm_like_ctrl_c() -> object | None:
+    """SIGTERM raises :class:`Terminated` (a KeyboardInterrupt), so every place that keeps what finished at a
+    Ctrl-C does so at a ``kill`` too and says how to resume; returns the handler to restore."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    return previous if previous is not None else signal.SIG_DFL

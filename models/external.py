@@ -60,6 +60,7 @@ import json
 import math
 import os
 import re
+import stat
 import sys
 import tomllib
 from collections.abc import Callable, Iterator
@@ -105,7 +106,8 @@ SPEC_KEYS = {"factory": str, "kwargs": dict, **CARD_KEYS}
 PREPROCESSING_KEYS = ("resize", "crop", "crop_pct", "interpolation", "mean", "std", "normalize", "source")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+()/ -]*")
-RESERVED_NAMES = frozenset({"all", "paper"})
+RESERVED_NAMES = frozenset({"all", "paper", "sized"})
+"""The --models keywords (``select_models`` in bench.core.arguments expands them before any name)."""
 """``--models`` keywords: a network named so could never be selected by its name."""
 _DIGESTS: dict[str, str] = {}
 _ATTR = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
@@ -240,6 +242,8 @@ def parse(token: str, base: Path | None = None) -> Source:
 
 def _read_spec(path: Path, token: str) -> Source:
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a named pipe would block, a device never end
+            raise ModelError(f"model spec {path} is not a regular file")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ModelError(f"model spec not found: {path}") from None
@@ -247,6 +251,8 @@ def _read_spec(path: Path, token: str) -> Source:
         raise ModelError(f"cannot read model spec {path}: {getattr(exc, 'strerror', None) or exc}") from None
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+    except RecursionError:
+        raise ModelError(f"model spec {path} is not valid {path.suffix[1:].upper()}: nested too deeply") from None
     except (ValueError, tomllib.TOMLDecodeError) as exc:
         raise ModelError(
             f"model spec {path} is not valid {path.suffix[1:].upper()}: {one_line(exc, with_type=False)}"

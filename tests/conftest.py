@@ -85,3 +85,28 @@ def cpu_burner(seconds: float) -> subprocess.Popen:
     """One other CPU-bound process (bounded in time, so a failed test cannot leave it running)."""
     code = f"import time\nend = time.time() + {seconds}\nwhile time.time() < end:\n    pass\n"
     return subprocess.Popen([sys.executable, "-c", code])
+
+
+def pause_env(point: str, marker: Path) -> dict[str, str]:
+    """The environment of a command that pauses at ``point`` (``name:pass``; :mod:`bench.core.pause`) and
+    waits there until ``marker`` is removed: a test interrupts it at a known moment instead of racing it."""
+    return {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg", "BENCH_PAUSE_AT": point,
+            "BENCH_PAUSE_FILE": str(marker)}  # fmt: skip
+
+
+def wait_paused(proc: subprocess.Popen, marker: Path, limit_s: float = 600) -> int:
+    """Wait until ``proc`` (or a process it started) holds at its pause point; returns that process's pid.
+    No race: the process cannot move on until the test removes ``marker``. ``limit_s`` only keeps a broken
+    command from hanging the suite."""
+    import time
+
+    deadline = time.monotonic() + limit_s
+    while not marker.exists():
+        if proc.poll() is not None:
+            _, err = proc.communicate()
+            raise AssertionError(f"the command ended (status {proc.returncode}) before its pause point: {err}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("the command never reached its pause point")
+        time.sleep(0.02)
+    return int(marker.read_text())

@@ -11,14 +11,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from bench.core.accuracy_results import PARTIAL_FILE, PER_CLASS_FILE, RESULT_FILE
-from tests.conftest import REPO, assert_one_line_error
+from tests.conftest import REPO, assert_one_line_error, pause_env, wait_paused
 from tests.test_accuracy import GREY_NET, _image_folder
 
 NETS = (
@@ -40,21 +39,6 @@ def not_a_network():
 
 def raising_factory():
     raise RuntimeError("factory exploded")
-
-
-class Slow(GreyNet):
-    def forward(self, x):
-        import time
-
-        time.sleep(0.25)
-        return super().forward(x)
-
-
-def slow_grey():
-    return Slow()
-
-
-slow_grey.bench_card = grey_net.bench_card
 
 
 class Wide(nn.Module):
@@ -230,23 +214,27 @@ def test_kaggle_solution_with_a_byte_order_mark(nets: Path, tmp_path: Path, cli)
 
 def test_ctrl_c_keeps_the_images_scored_and_resume_finishes_them(nets: Path, tmp_path: Path) -> None:
     data = _image_folder(tmp_path / "data")
-    out = tmp_path / "out"
-    argv = [sys.executable, "-m", "bench", *_args(nets, data, out, "--batch-size", "1", model="slow_grey")]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out, marker = tmp_path / "out", tmp_path / "paused"
+    argv = [sys.executable, "-m", "bench", *_args(nets, data, out, "--batch-size", "1")]
+    # the command holds after its third image is scored (bench.core.pause): Ctrl-C arrives at a known point
+    env = pause_env("batch:3", marker)
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not list(out.glob(f"*/{PARTIAL_FILE}")) and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    try:
+        wait_paused(proc, marker)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
     assert proc.returncode == 130, err
-    assert "image(s) of" in err and "--resume" in err
+    assert "3 image(s) of" in err and "--resume" in err and "Traceback" not in err
     (partial,) = out.glob(f"*/{PARTIAL_FILE}")
-    position = json.loads(partial.read_text())["progress"]["position"]
-    assert 0 < position < 10
-    done = subprocess.run([*argv, "--resume"], env=env, capture_output=True, text=True, timeout=300)
+    assert json.loads(partial.read_text())["progress"]["position"] == 3
+    assert not list(out.glob(f"*/{RESULT_FILE}")) or not _document(out)["results"]
+    plain = {k: v for k, v in env.items() if not k.startswith("BENCH_PAUSE")}
+    done = subprocess.run([*argv, "--resume"], env=plain, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "image(s) resumed" in done.stderr
+    assert "3 image(s) resumed" in done.stderr
     (result,) = _document(out)["results"]
     assert (result["images"], result["correct_top1"], result["correct_top5"]) == (10, 6, 8)
     assert not list(out.glob(f"*/{PARTIAL_FILE}"))

@@ -29,7 +29,7 @@ from bench.core.settings import Settings
 from bench.core.stats import summarize
 from bench.core.store import SUMMARY_FILE, load_results, resume_state
 from bench.core.timing import LoopLimits, timed_loop
-from tests.conftest import REPO, QuietProgress, assert_one_line_error, run_cli
+from tests.conftest import REPO, QuietProgress, assert_one_line_error, pause_env, run_cli, wait_paused
 
 FAST = ("--resolution", "64", "--warmup", "1", "--warmup-time", "0", "--iters", "3", "--min-time", "0", "--no-progress")
 
@@ -235,7 +235,7 @@ def test_resume_after_a_killed_run(tmp_path: Path) -> None:
         "--iters",
         "3",
         "--min-time",
-        "1.0",
+        "0.1",
         "--rounds",
         "1",
         "--no-progress",
@@ -243,19 +243,18 @@ def test_resume_after_a_killed_run(tmp_path: Path) -> None:
         "--out",
         str(tmp_path),
     ]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench", *argv], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.time() + 300
-    rows_before = 0
-    while time.time() < deadline and proc.poll() is None:
-        files = list(tmp_path.glob(f"*/{SUMMARY_FILE}"))
-        if files and (rows_before := len(pd.read_csv(files[0]))) >= 1:
-            break
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert 1 <= rows_before < 6, "the run should have been killed mid-way"
+    marker = tmp_path.parent / f"{tmp_path.name}-paused"  # outside --out: the resume reads every folder there
+    proc = subprocess.Popen(  # held just after its first row is on disk (bench.core.pause), then killed there
+        [sys.executable, "-m", "bench", *argv], cwd=REPO, env=pause_env("row:1", marker),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_paused(proc, marker)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    rows_before = len(pd.read_csv(next(tmp_path.glob(f"*/{SUMMARY_FILE}"))))
+    assert rows_before == 1, "the run is killed with exactly one row written"
     killed = pd.read_csv(next(tmp_path.glob(f"*/{SUMMARY_FILE}")))  # still parseable
     done_before = len(resume_state(tmp_path, env_id="").done)
     assert done_before == len(killed) >= 1

@@ -4,11 +4,12 @@ and idle workers that do not use the CPU while another times."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +20,7 @@ from bench.core.engine import calibrate
 from bench.core.sitting import plan_rounds
 from bench.core.store import ENVIRONMENT_FILE, ROUNDS_FILE, SUMMARY_FILE, load_results
 from bench.core.timing import LoopLimits
-from tests.conftest import REPO, assert_one_line_error, run_cli
+from tests.conftest import REPO, assert_one_line_error, pause_env, run_cli, wait_paused
 
 SMALL = ["--resolution", "64", "--warmup", "2", "--warmup-time", "0", "--no-flops", "--no-progress", "--threads", "1"]
 LAUNCHER = (  # what a user's Ctrl-C sends, even when the test runner started us with SIGINT ignored
@@ -28,20 +29,15 @@ LAUNCHER = (  # what a user's Ctrl-C sends, even when the test runner started us
 )
 
 
-def _start(argv: list[str]) -> subprocess.Popen:
+def _start(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-c", LAUNCHER, *argv], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", LAUNCHER, *argv],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-
-
-def _wait_for_rounds(out: Path, count: int, proc: subprocess.Popen, timeout: float = 300) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline and proc.poll() is None:
-        files = list(out.glob(f"*/{ROUNDS_FILE}"))
-        if files and len(files[0].read_text().splitlines()) - 1 >= count:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"the sitting did not reach {count} round(s): {proc.poll()}")
 
 
 @pytest.fixture(scope="module")
@@ -166,12 +162,13 @@ def test_an_idle_onnx_runtime_session_is_told_not_to_spin(tmp_path: Path) -> Non
 
 def test_a_killed_worker_fails_only_its_own_runtime(tmp_path: Path) -> None:
     argv = ["run", "--backend", "onnx,torch", "--models", "casvit_xs,swiftformer_xs", *SMALL, "--iters", "4"]
-    argv += ["--min-time", "1.5", "--rounds", "3", "--out", str(tmp_path)]
-    proc = _start(argv)
+    argv += ["--min-time", "0.2", "--rounds", "3", "--out", str(tmp_path)]
+    marker = tmp_path.parent / f"{tmp_path.name}-paused"
+    proc = _start(argv, pause_env("onnx-worker-round:1", marker))  # the onnx worker holds after its first round
     try:
-        _wait_for_rounds(tmp_path, 1, proc)
-        (victim,) = [p for p in psutil.Process(proc.pid).children() if p.name() == "bench-onnx"]
-        victim.kill()
+        victim = wait_paused(proc, marker)
+        assert psutil.Process(victim).name() == "bench-onnx"
+        os.kill(victim, signal.SIGKILL)
         _, err = proc.communicate(timeout=300)
     finally:
         if proc.poll() is None:
@@ -185,22 +182,70 @@ def test_a_killed_worker_fails_only_its_own_runtime(tmp_path: Path) -> None:
     assert all("the onnx worker process was killed by SIGKILL" in e for e in onnx_rows["error"])
 
 
+def test_a_stopped_worker_fails_only_its_own_runtime_instead_of_hanging(tmp_path: Path) -> None:
+    """A worker stopped with SIGSTOP never answers and never dies: the sitting must not wait for it forever."""
+    argv = ["run", "--backend", "onnx,torch", "--models", "casvit_xs", *SMALL, "--iters", "2"]
+    argv += ["--min-time", "0", "--rounds", "3", "--out", str(tmp_path)]
+    marker = tmp_path.parent / f"{tmp_path.name}-paused"
+    proc = _start(argv, pause_env("onnx-worker-round:1", marker))
+    try:
+        victim = wait_paused(proc, marker)
+        os.kill(victim, signal.SIGSTOP)  # stopped at a known point: after answering its first round
+        marker.unlink()
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGKILL)
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err
+    summary, _, _ = load_results([tmp_path])
+    by_backend = dict(zip(summary["backend"], summary["status"], strict=True))
+    assert by_backend == {"onnx": "failed", "torch": "ok"}
+    (error,) = summary.loc[summary["backend"] == "onnx", "error"]
+    assert "the onnx worker process stopped answering" in error and "SIGSTOP" in error
+    assert not psutil.pid_exists(victim) or psutil.Process(victim).status() == psutil.STATUS_ZOMBIE
+
+
+def test_ctrl_c_to_the_process_group_while_a_worker_starts_is_one_message(tmp_path: Path) -> None:
+    """Ctrl-C reaches every process of the terminal's group: a worker still starting must not print a traceback."""
+    argv = ["run", "--backend", "torch", "--models", "casvit_xs", *SMALL, "--rounds", "1", "--out", str(tmp_path)]
+    marker = tmp_path.parent / f"{tmp_path.name}-paused"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LAUNCHER, *argv], cwd=REPO, env=pause_env("torch-worker-start:1", marker),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        worker = wait_paused(proc, marker)  # the worker holds before importing its runtime
+        assert worker != proc.pid
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert err.strip().startswith("interrupted"), err
+
+
 def test_sigint_keeps_every_finished_round_and_resume_times_only_what_is_missing(tmp_path: Path) -> None:
     argv = ["run", "--backend", "torch,onnx", "--models", "casvit_xs,swiftformer_xs", *SMALL, "--iters", "4"]
-    argv += ["--min-time", "1.5", "--rounds", "3", "--out", str(tmp_path)]
-    proc = _start(argv)
+    argv += ["--min-time", "0.2", "--rounds", "3", "--out", str(tmp_path)]
+    marker = tmp_path.parent / f"{tmp_path.name}-paused"  # outside --out: the resume reads every folder there
+    proc = _start(argv, pause_env("round:8", marker))  # held once 2 rounds x 4 cells are on disk
     try:
-        _wait_for_rounds(tmp_path, 8, proc)  # 2 rounds x 4 cells
+        wait_paused(proc, marker)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, err
-    assert "finished round(s)" in err and "--resume" in err and "Traceback" not in err
+    assert "0 finished row(s) and 8 finished round(s)" in err and "--resume" in err and "Traceback" not in err
     (first,) = tmp_path.iterdir()
     kept, finished = pd.read_csv(first / ROUNDS_FILE), pd.read_csv(first / SUMMARY_FILE)
-    assert len(kept) >= 8 and len(finished) < 4
+    assert len(kept) == 8 and len(finished) == 0
     unfinished = kept[~kept["row_id"].isin(finished["row_id"])]
 
     resumed = run_cli(*argv, "--resume")

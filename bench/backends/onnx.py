@@ -1,10 +1,16 @@
 """ONNX Runtime: export once per (model, shape, exporter, versions, weights), cache, validate, run.
 
 Threads: ``intra_op_num_threads`` = ``--threads``, one inter-op thread, sequential execution.
+
+Telemetry: ONNX Runtime (1.2x and later on Linux) records an event per session in a store under the
+user's home (``~/.cache/Microsoft/DeveloperTools/.onnxruntime``) unless ``ORT_DISABLE_TELEMETRY`` is
+set; the suite sets it before ONNX Runtime is first imported (a user's own setting is kept), as it
+silences OpenVINO's.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +37,19 @@ class OnnxOptions(BackendOptions):
     graph_opt: str = option("all", "ONNX Runtime graph optimization level", GRAPH_OPT_LEVELS)
 
 
+TELEMETRY_SWITCH = "ORT_DISABLE_TELEMETRY"
+
+
+def silence_telemetry() -> None:
+    """Turn ONNX Runtime's telemetry off for this process and the workers it starts (inherited)."""
+    os.environ.setdefault(TELEMETRY_SWITCH, "1")
+
+
+silence_telemetry()  # on import of this module, before anything can import onnxruntime
+
+
 def _ort():
+    silence_telemetry()
     import onnxruntime
 
     return onnxruntime

@@ -55,7 +55,7 @@ from bench.backends import (
     backend_class,
     backend_list,
 )
-from bench.core import arguments
+from bench.core import arguments, pause
 from bench.core.accuracy import Progress, Tally, check_classes, evaluate, head_size
 from bench.core.accuracy_results import (
     PARTIAL_FILE,
@@ -67,7 +67,7 @@ from bench.core.accuracy_results import (
     load_document,
 )
 from bench.core.datasets import Dataset, scan, shown, subset
-from bench.core.errors import BenchError
+from bench.core.errors import BenchError, stop_status, stop_word
 from bench.core.sessions import SessionRefused, open_session, workload_facts
 from bench.core.store import new_run_dir
 from bench.core.util import atomic_write_text, check_writable_dir, json_digest, one_line, sha256_file, timestamp
@@ -376,19 +376,19 @@ class _Run:
         self.per_class.extend(per_class or [])
         _write(self.directory, self.document, self.per_class if per_class is not None else None)
 
-    def interrupted(self) -> int:
-        """Ctrl-C: save the model in progress, say what is kept; exit status 130."""
+    def interrupted(self, exc: KeyboardInterrupt) -> int:
+        """Ctrl-C or SIGTERM: save the model in progress, say what is kept; exit status 130 (143)."""
         kept = ""
         if self.in_progress is not None:
             self.in_progress.save()
             position = self.in_progress.state["progress"]["position"]  # type: ignore[index]
             kept = f"{position} image(s) of {self.in_progress.name} scored so far and "
         print(
-            f"interrupted: {kept}{len({r.model for r in self.document.results})} finished model(s) are saved in "
-            f"{shown(self.directory)}; run the same command with --resume to continue from there",
+            f"{stop_word(exc)}: {kept}{len({r.model for r in self.document.results})} finished model(s) are saved "
+            f"in {shown(self.directory)}; run the same command with --resume to continue from there",
             file=sys.stderr,
         )
-        return 130
+        return stop_status(exc)
 
     def done(self) -> int:
         """Every model finished: drop the partial file, print the table; 1 if any result failed."""
@@ -413,8 +413,8 @@ def main(args: argparse.Namespace) -> int:
                 print(f"{name}: already evaluated (--resume)", file=sys.stderr)
                 continue
             _evaluate_model(name, run, args, settings, backends, data, items, checkpoint)
-    except KeyboardInterrupt:
-        return run.interrupted()
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM
+        return run.interrupted(exc)
     return run.done()
 
 
@@ -498,6 +498,7 @@ class _Saver:
 
     def __call__(self, images: int) -> None:
         self.state = self._snapshot()
+        pause.point("batch")
         self.bar.update(images)
         top1 = [(t.backend, t.percent(t.top1)) for t in self.tallies]
         self.bar.set_postfix_str(" ".join(f"{b} top1 {p:.2f}%" for b, p in top1 if p is not None))

@@ -14,13 +14,14 @@ Everything is read and checked before anything is written: one bad file means no
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import json
+import os
 import platform
 import shutil
 import socket
 import time
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,7 @@ from bench.core.schema import (
 )
 from bench.core.stats import summarize, throughput
 from bench.core.store import RunWriter
-from bench.core.util import check_writable_dir
+from bench.core.util import check_writable_dir, one_line, parse_document, read_input_file, special_file_kind
 
 DEVICE_KEYS = ("device", "soc", "os", "runtime_version", "threads", "delegate", "power_state", "notes")
 """What ``--device-file`` may say (``device`` is required); anything else is a typo and an error."""
@@ -90,14 +91,13 @@ def device_description(args: argparse.Namespace, found: Sequence[Measurement]) -
 
 
 def _device_file(path: Path) -> dict[str, object]:
+    kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise BenchError(f"{path}: unreadable ({exc.strerror or exc})") from None
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise BenchError(f"{path}: not {'JSON' if path.suffix.lower() == '.json' else 'TOML'} ({exc})") from None
+        data = parse_document(read_input_file(path).decode("utf-8"), kind.lower())
+    except UnicodeDecodeError:
+        raise BenchError(f"{path}: not {kind} (not UTF-8 text)") from None
+    except ValueError as exc:  # the parsers' errors, and nesting too deep
+        raise BenchError(f"{path}: not {kind} ({one_line(exc, with_type=False)})") from None
     if not isinstance(data, dict):
         raise BenchError(f"{path}: not a table of device facts")
     unknown = sorted(set(data) - set(DEVICE_KEYS))
@@ -108,17 +108,46 @@ def _device_file(path: Path) -> dict[str, object]:
     threads = data.get("threads")
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise BenchError(f"{path}: threads {threads!r} is not a positive whole number")
-    return {k: (v if k == "threads" else str(v)) for k, v in data.items()}
+    version = data.get("runtime_version")
+    if isinstance(version, dict):  # one version per runtime: {onnx = "1.17.3", openvino = "2024.4"}
+        unknown = sorted(str(k) for k in version if k not in BACKENDS)
+        if unknown:
+            raise BenchError(f"{path}: runtime_version names unknown runtime(s) {', '.join(unknown)}")
+        data["runtime_version"] = {str(k): str(v) for k, v in version.items()}
+    elif isinstance(version, list):
+        raise BenchError(f"{path}: runtime_version is a version or a table of one version per runtime")
+    return {k: v if k == "threads" or isinstance(v, dict) else str(v) for k, v in data.items()}
 
 
-def device_environment(device: Mapping[str, object], tool: str, backend_packages: Sequence[str]) -> dict[str, object]:
+def runtime_version_of(device: Mapping[str, object], backend: str) -> str | None:
+    """The version ``--device-file`` gives for ``backend``'s runtime: a table's entry, or the one version."""
+    version = device.get("runtime_version")
+    if isinstance(version, dict):
+        return version.get(backend)
+    return str(version) if version else None
+
+
+def check_runtime_version(device: Mapping[str, object], backends: set[str], where: object) -> None:
+    """One ``runtime_version`` string stamps one runtime: outputs of several runtimes need a table."""
+    if isinstance(device.get("runtime_version"), str) and len(backends) > 1:
+        raise BenchError(
+            f"{where}: runtime_version {device['runtime_version']!r} is one version, but the outputs ran "
+            f"{len(backends)} runtimes ({', '.join(sorted(backends))}): give one per runtime, e.g. "
+            f'runtime_version = {{ {sorted(backends)[0]} = "..." }}'
+        )
+
+
+def device_environment(
+    device: Mapping[str, object], tool: str, backend_packages: Sequence[str], backend: str = ""
+) -> dict[str, object]:
     """``environment.json`` of an imported sitting: the device stands where a run has its machine."""
     identity = {"device": dict(device), "tool": tool}
     env_id = "imp-" + hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
     local = bool(device.get("this_machine"))
     versions = package_versions() if local else {}
-    if not local and device.get("runtime_version"):
-        versions = {p: str(device["runtime_version"]) for p in backend_packages[:1]}
+    version = runtime_version_of(device, backend)
+    if not local and version:  # the tool's own runtime only: never stamped onto another runtime's package
+        versions = {p: version for p in backend_packages[:1]}
     return {
         "suite": SUITE_ID,
         "schema_version": SCHEMA_VERSION,
@@ -188,11 +217,10 @@ def match_entry(
     if m.artifact:
         local = Path(m.artifact)
         for here in (local, m.source.parent / local):
-            if here.exists():
-                digest = tree_digest(here.parent if here.name == "model.xml" else here)
-                by_sha = [e for e in entries if e.get("sha256") == digest]
-                if by_sha:
-                    return _one(m, by_sha, f"the SHA-256 of {here}", "sha256")
+            digest = artifact_digest(here)
+            by_sha = [e for e in entries if digest is not None and e.get("sha256") == digest]
+            if by_sha:
+                return _one(m, by_sha, f"the SHA-256 of {here}", "sha256")
         parts = _names(m.artifact)
         by_name = [e for e in usable if e["file"] in parts or (parts and _stem(parts[-1]) == _stem(str(e["file"])))]
         if by_name:
@@ -203,6 +231,31 @@ def match_entry(
         return _one(m, by_output, f"the output's own path {m.source}", "output file name")
     named = m.artifact or m.source.name
     raise ImportFailure(m.source, m.line, f"artifact {named} is not in the manifest (use --artifact to name its entry)")
+
+
+MAX_IR_FOLDER_ENTRIES = 16
+"""An OpenVINO IR folder holds model.xml, model.bin and a few more; a folder with more is not one."""
+
+
+def artifact_digest(path: Path) -> str | None:
+    """The SHA-256 an export manifest would list for the artifact an output names, or None when ``path``
+    cannot be one: only a non-empty regular file is hashed (an output naming ``/``, ``/usr``, a FIFO or
+    ``/proc/self/mem`` is matched by name instead), and a ``model.xml``'s folder only when it is a small
+    flat folder of regular files (an IR), never a tree walk."""
+    try:
+        info = os.stat(path)
+        if special_file_kind(info.st_mode) is not None or info.st_size == 0:  # /proc files say size 0
+            return None
+        if path.name != "model.xml":
+            return tree_digest(path)
+        folder = path.parent
+        with os.scandir(folder) as scan:
+            entries = [e for _, e in zip(range(MAX_IR_FOLDER_ENTRIES + 1), scan, strict=False)]
+        if len(entries) > MAX_IR_FOLDER_ENTRIES or not all(e.is_file() for e in entries):
+            return None
+        return tree_digest(folder)
+    except (OSError, ValueError):
+        return None
 
 
 def _one(m: Measurement, chosen: list[dict[str, object]], how: str, matched_by: str) -> tuple[dict[str, object], str]:
@@ -265,7 +318,7 @@ def build_row(m: Measurement, target: Target, device: Mapping[str, object], env_
     """The summary row of one measurement: the tool's numbers, nothing it did not print."""
     if m.batch is not None and m.batch != target.batch:
         raise ImportFailure(m.source, m.line, f"{m.tool} ran batch {m.batch}, the artifact has batch {target.batch}")
-    digest = hashlib.sha256(m.source.read_bytes()).hexdigest()
+    digest = hashlib.sha256(read_input_file(m.source)).hexdigest()
     row = SummaryRow().set(
         model=target.model,
         infer_img_size=target.resolution,
@@ -324,6 +377,59 @@ def build_row(m: Measurement, target: Target, device: Mapping[str, object], env_
     return row
 
 
+def _source_sha256(row: SummaryRow) -> str:
+    return str(json.loads(str(row.runtime_detail)).get("source_sha256", ""))
+
+
+def _refuse_repeats(by_tool: Mapping[str, list[tuple[Measurement, SummaryRow]]]) -> None:
+    """Within one import: the same output twice (same bytes, under any name), or two outputs of one setting
+    from one tool (one sitting cannot hold one cell twice: import them one at a time, as two sittings)."""
+    seen: dict[str, Path] = {}
+    cells: dict[tuple[object, ...], Measurement] = {}
+    for items in by_tool.values():
+        sources = {}
+        for m, row in items:
+            sources.setdefault(m.source, row)
+        for source, row in sources.items():
+            digest = _source_sha256(row)
+            if digest in seen and seen[digest] != source:
+                raise BenchError(f"{source} is the same output as {seen[digest]} (same SHA-256): import it once")
+            seen[digest] = source
+        for m, row in items:
+            cell = (row.model, row.infer_batch_size, row.infer_img_size, row.backend, row.device, row.precision,
+                    row.threads, row.backend_options, row.weights, m.tool)  # fmt: skip
+            if cell in cells and row.status == STATUS_OK and cells[cell] is not m:
+                first = cells[cell]
+                raise BenchError(
+                    f"{first.source}:{first.line} and {m.source}:{m.line} both measured {row.model} batch "
+                    f"{row.infer_batch_size} on {row.backend} with {m.tool}: one sitting holds a setting once, "
+                    "so import them in two calls (two sittings, two report columns)"
+                )
+            if row.status == STATUS_OK:
+                cells[cell] = m
+
+
+def _refuse_imported_before(out: Path, by_tool: Mapping[str, list[tuple[Measurement, SummaryRow]]]) -> None:
+    """An output whose bytes an earlier import into ``out`` recorded (its SHA-256 is in every row it gave)
+    would give the report a duplicate column: refused, nothing written."""
+    mine = {_source_sha256(row): m.source for items in by_tool.values() for m, row in items}
+    if not Path(out).is_dir():
+        return
+    for summary in sorted(Path(out).glob(f"*/{store.SUMMARY_FILE}")):
+        try:
+            with open(summary, encoding="utf-8", newline="") as f:
+                details = [r.get("runtime_detail") or "" for r in csv.DictReader(f) if r.get("source_tool")]
+        except (OSError, UnicodeDecodeError, csv.Error):
+            continue
+        for detail in details:
+            try:
+                digest = json.loads(detail).get("source_sha256")
+            except (ValueError, AttributeError):
+                continue
+            if digest in mine:
+                raise BenchError(f"{mine[digest]} was imported before, into {summary.parent}: nothing written")
+
+
 def _unit_of_device(device: Mapping[str, object]) -> str:
     from bench.core.importers import unit_of
 
@@ -339,6 +445,12 @@ def main(args: argparse.Namespace) -> int:
     entries = load_manifest(args.manifest) if args.manifest is not None else None
     if args.batch < 1 or (args.resolution is not None and args.resolution < 1):
         raise BenchError("--batch and --resolution must be positive")
+    named: dict[Path, Path] = {}
+    for path in args.files:
+        key = path.resolve() if path.exists() else path
+        if key in named:
+            raise BenchError(f"{path} is listed twice ({named[key]}): import it once")
+        named[key] = path
     found: list[Measurement] = []
     for path in args.files:
         found.extend(parse_file(path, args.format))
@@ -347,11 +459,14 @@ def main(args: argparse.Namespace) -> int:
     device = device_description(args, found)
     by_tool: dict[str, list[tuple[Measurement, SummaryRow]]] = {}
     envs: dict[str, dict[str, object]] = {}
-    for m in found:
-        target = target_of(m, args, entries)
+    targets = [target_of(m, args, entries) for m in found]
+    check_runtime_version(device, {t.backend for t in targets}, args.device_file)
+    for m, target in zip(found, targets, strict=True):
         if m.tool not in envs:
-            envs[m.tool] = device_environment(device, m.tool, backend_class(target.backend).packages)
+            envs[m.tool] = device_environment(device, m.tool, backend_class(target.backend).packages, target.backend)
         by_tool.setdefault(m.tool, []).append((m, build_row(m, target, device, str(envs[m.tool]["env_id"]))))
+    _refuse_repeats(by_tool)
+    _refuse_imported_before(args.out, by_tool)
     out = check_writable_dir(args.out, "--out")
     written: list[tuple[str, RunWriter]] = []
     try:

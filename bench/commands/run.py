@@ -89,7 +89,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--order-seed",
-        type=arguments.seed,
+        type=arguments.order_seed,
         default=None,
         metavar="N",
         help="seed of the per-round cell order (default: a fresh one, recorded in environment.json)",
@@ -129,7 +129,8 @@ def parse_runtimes(args: argparse.Namespace) -> list[Runtime]:
         names = timing_backends(args.device)
         if not names:
             raise BenchError(f"--backend all: no installed runtime can time on {args.device} here")
-    first = settings.from_args(args, available_backend(names[0]))
+    # an option of any listed runtime applies to that runtime's cells (checked against all of them)
+    first = settings.from_args(args, available_backend(names[0]), also=tuple(names[1:]))
     runtimes = []
     for name in names:
         backend = available_backend(name)

@@ -86,6 +86,15 @@ def seed(text: str) -> int:
     return _whole(text, "--seed", 0, MAX_SEED)
 
 
+def order_seed(text: str) -> int:
+    """argparse type: ``--order-seed``, a seed named as itself in its error."""
+    return _whole(text, "--order-seed", 0, MAX_SEED)
+
+
+MAX_SECONDS = 7 * 24 * 3600.0
+"""A week: the longest time budget a flag accepts (1e308 s overflowed every row's iteration count)."""
+
+
 def seconds(text: str) -> float:
     """argparse type: a finite, non-negative number of seconds."""
     try:
@@ -94,6 +103,8 @@ def seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"must be a non-negative number of seconds, got {text!r}")
+    if value > MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_SECONDS:.0f} s (a week), got {text!r}")
     return value
 
 

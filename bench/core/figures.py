@@ -29,6 +29,7 @@ from bench.core.errors import BenchError
 from bench.core.plots import _pareto, _plain_log_axis, _step_segments, save_figure
 from bench.core.schema import UNSTABLE
 from bench.core.tables import latency_interval
+from bench.core.util import write_output
 
 SIZES = {"3.3in": (3.3, 2.9), "7in": (7.0, 3.6)}
 """Printed size (width, height in inches) of a panel for one column and for the page width of a two-column paper."""
@@ -416,20 +417,34 @@ def print_figures(
 def write_figures(
     measurements: pd.DataFrame, panels: list[PrintPanel], out_dir: Path, pareto: str = "global"
 ) -> list[Path]:
-    """Write every print figure as PDF and PNG into ``out_dir`` (created); older ones there are removed first."""
+    """Write every print figure as PDF and PNG into ``out_dir`` (created). Figures an earlier report wrote
+    there and this one does not are removed: only those, as listed in :data:`WRITTEN_LIST` (a user's own
+    files in the folder are never touched)."""
     out_dir = Path(out_dir)
+    listed = out_dir / WRITTEN_LIST
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        for old in [*out_dir.glob("*.pdf"), *out_dir.glob("*.png")]:
-            old.unlink()
-    except OSError as exc:
-        raise BenchError(f"cannot write {out_dir}: {exc.strerror or exc}") from None
+        before = listed.read_text(encoding="utf-8").splitlines() if listed.is_file() else []
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BenchError(f"cannot write {out_dir}: {getattr(exc, 'strerror', None) or exc}") from None
     paths = []
     for stem, fig in print_figures(measurements, panels, pareto):
         for suffix, extra in ((".pdf", {"metadata": {"CreationDate": None}}), (".png", {"dpi": DPI})):
             with matplotlib.rc_context(STYLE):
                 paths.append(save_figure(fig, out_dir / f"{stem}{suffix}", **extra))
+    names = {p.name for p in paths}
+    try:
+        for name in before:
+            if name and name not in names and Path(name).name == name and name.endswith((".pdf", ".png")):
+                (out_dir / name).unlink(missing_ok=True)
+    except OSError as exc:
+        raise BenchError(f"cannot remove an older figure in {out_dir}: {exc.strerror or exc}") from None
+    write_output(listed, "\n".join(sorted(names)))
     return paths
+
+
+WRITTEN_LIST = ".bench-figures"
+"""The figures folder's list of the files ``report`` wrote there (so a later report removes only those)."""
 
 
 def smallest_text_pt(fig: Figure) -> float:

@@ -15,7 +15,9 @@ and the per-iteration ``samples`` of the rows at each column's latency batch.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,10 +58,19 @@ PANEL_W, PANEL_H = 6.2, 4.8
 def save_figure(fig: Figure, path: Path, **options: object) -> Path:
     """``fig.savefig(path, **options)`` for every report and command that writes a figure, so a folder it
     cannot write or a full disk is the suite's one-line error naming the file, never a traceback."""
+    path = Path(path)
+    # drawn to a temporary file beside it, then renamed over it: a symbolic link planted where the figure
+    # goes is replaced, never written through to its target (as report tables are), and a reader never
+    # sees half a figure
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
     try:
-        fig.savefig(path, **options)
+        fig.savefig(tmp, format=path.suffix.lstrip(".") or None, **options)
+        os.replace(tmp, path)
     except OSError as exc:
         raise BenchError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
     return path
 
 

@@ -34,16 +34,16 @@ from typing import Any
 
 import numpy as np
 
-from bench.core import engine, environment, machine
+from bench.core import engine, environment, machine, pause
 from bench.core.engine import OpenWorkload, RoundResult
-from bench.core.errors import BenchError
+from bench.core.errors import BenchError, stop_word
 from bench.core.runtime import Backend
 from bench.core.runtime import registry as runtime_registry
 from bench.core.schema import STATUS_FAILED, UNSTABLE, SummaryRow
 from bench.core.settings import Settings
 from bench.core.stats import MIN_CLEAN_ROUNDS
-from bench.core.store import ENVIRONMENT_FILE, PartialRow, ResumeState, RunWriter, resume_state
-from bench.core.util import atomic_write_text, one_line, timestamp
+from bench.core.store import PartialRow, ResumeState, RunWriter, resume_state
+from bench.core.util import one_line, timestamp
 from bench.core.worker import InlineWorker, ProcessWorker, Reply, WorkerDied, wait_any
 
 
@@ -124,6 +124,7 @@ class Sitting:
             self.writer.add(row)
             self.rows.append(row)
         self.progress.update(steps)
+        pause.point("row")
 
     def fail(self, cell: Cell, reason: str) -> None:
         """The cell ends as a failed row with ``reason`` (its finished rounds stay in rounds.csv)."""
@@ -322,6 +323,7 @@ class Sitting:
             self.writer.add_round(item.row, result.record, result.samples_ms)  # a full disk stops the sitting here
             item.rounds.append(result)
         self.progress.update(1)
+        pause.point("round")
 
     def time_all(self, plan: list[list[str]], workers: list[Any]) -> None:
         for index, order in enumerate(plan):
@@ -401,10 +403,10 @@ class Sitting:
             self.progress,
         )
 
-    def interrupted(self) -> str:
+    def interrupted(self, word: str = "interrupted") -> str:
         rounds = sum(len(c.item.rounds) for c in self.cells.values() if not c.done)
         return (
-            f"interrupted: {len(self.rows)} finished row(s) and {rounds} finished round(s) of unfinished rows are "
+            f"{word}: {len(self.rows)} finished row(s) and {rounds} finished round(s) of unfinished rows are "
             f"saved in {self.writer.directory}; run the same command with --resume to continue from there"
         )
 
@@ -492,17 +494,18 @@ def run_sitting(
             first = {k: len(sitting.cells[k].item.rounds) for k in open_keys}
             plan = plan_rounds(open_keys, first, settings.rounds, seed)
             opened = {"open_s": round(time.perf_counter() - started, 1), "round_order": plan}
-            atomic_write_text(writer.directory / ENVIRONMENT_FILE, _json({**env, **protocol, **opened}))
+            writer.rewrite_environment({**env, **protocol, **opened})
             sitting.time_all(plan, every_worker)
             extra = sitting.extend(every_worker, seed)
             sitting.complete_all()
             sitting.retry_unstable(every_worker)
             timed = {"extra_rounds": extra, "machine_floor_ms": sitting.floor()}
-            with contextlib.suppress(OSError):  # the rows are on disk: a full disk now loses only this note
-                atomic_write_text(writer.directory / ENVIRONMENT_FILE, _json({**env, **protocol, **opened, **timed}))
+            with contextlib.suppress(BenchError, OSError):  # the rows are on disk: a full disk loses only this note
+                writer.rewrite_environment({**env, **protocol, **opened, **timed})
             floor.save(cache_dir, sitting.references())
-        except KeyboardInterrupt:
-            progress.write(sitting.interrupted(), file=sys.stderr)
+        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (bench.core.errors.Terminated)
+            progress.write(sitting.interrupted(stop_word(exc)), file=sys.stderr)
+            exc.reported = True  # type: ignore[attr-defined]
             raise
         finally:
             progress.close()
@@ -537,21 +540,15 @@ def run_inline(
 
 @contextlib.contextmanager
 def _whole_against_ctrl_c() -> Iterator[None]:
-    """Ctrl-C waits until the block is done, so what the interrupt message counts is what is on disk."""
+    """Ctrl-C (and SIGTERM) waits until the block is done, so what the interrupt message counts is on disk."""
     if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-def _json(value: object) -> str:
-    import json
-
-    return json.dumps(value, indent=2, default=str)
 
 
 def _models(settings: Settings):

@@ -52,7 +52,7 @@ from bench.core.schema import (
     typed,
 )
 from bench.core.stats import fill_headline
-from bench.core.util import atomic_write_text
+from bench.core.util import atomic_write_text, parse_document, read_input_file
 
 SUMMARY_FILE = "summary.csv"
 SAMPLES_FILE = "samples.csv"
@@ -152,11 +152,29 @@ class RunWriter:
         try:
             append_durably(path, text)
         except OSError as exc:
-            self.broken = (
-                f"cannot write {what} to {path}: {exc.strerror or exc}; {self.kept()} "
-                "(free space, then run the same command with --resume to continue)"
-            )
+            self.broken = f"cannot write {what} to {path}: {exc.strerror or exc}; {self.kept()} ({resume_advice(exc)})"
             raise BenchError(self.broken) from None
+
+    def rewrite_environment(self, env: dict[str, object]) -> None:
+        """Replace ``environment.json`` (the sitting adds what it learnt while opening); a failure is one
+        line saying what is kept, like a failed append."""
+        path = self.directory / ENVIRONMENT_FILE
+        try:
+            atomic_write_text(path, json.dumps(env, indent=2, default=str))
+        except OSError as exc:
+            self.broken = f"cannot write {path}: {exc.strerror or exc}; {self.kept()} ({resume_advice(exc)})"
+            raise BenchError(self.broken) from None
+
+
+def resume_advice(exc: OSError) -> str:
+    """What to do after a results file could not be written: free space only when space ran out."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = "free space"
+    elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        fix = "make the results folder writable"
+    else:
+        fix = "fix the cause"
+    return f"{fix}, then run the same command with --resume to continue"
 
 
 def new_run_dir(out: Path, label: str) -> Path:
@@ -244,13 +262,13 @@ def load_manifest(path: Path) -> list[ManifestEntry]:
     manifest); entries that do not parse are left out. A one-line :class:`BenchError` when the file is
     unreadable, not JSON or not this suite's manifest."""
     try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise BenchError(f"{path}: unreadable ({exc.strerror or exc})") from None
+        document = parse_document(read_input_file(path).decode("utf-8"), "json")  # a regular file only
     except json.JSONDecodeError as exc:
         raise BenchError(f"{path}:{exc.lineno}: not a JSON manifest ({exc.msg})") from None
-    except (UnicodeDecodeError, ValueError):
+    except UnicodeDecodeError:
         raise BenchError(f"{path}: not a JSON manifest (not UTF-8 text)") from None
+    except ValueError as exc:
+        raise BenchError(f"{path}: not a JSON manifest ({exc})") from None
     if (
         not isinstance(document, dict)
         or document.get("suite") != SUITE_ID

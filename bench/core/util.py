@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import os
+import stat
 import sys
 import tempfile
 import time
@@ -45,6 +46,70 @@ def json_digest(value: object, algorithm: str = "sha256", length: int | None = N
     ``length`` cuts the hex digits (the stored keys keep their historical algorithm and length)."""
     text = json.dumps(value, sort_keys=True, default=str)
     return hashlib.new(algorithm, text.encode()).hexdigest()[:length]
+
+
+MAX_INPUT_BYTES = 512 << 20
+"""The most a file the user names is read (tool outputs, manifests, device files): far above any real one."""
+
+_NOT_REGULAR = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a named pipe"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def special_file_kind(mode: int) -> str | None:
+    """What a non-regular file is ("a named pipe", "a folder", ...), or None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((kind for test, kind in _NOT_REGULAR if test(mode)), "not a regular file")
+
+
+def read_input_file(path: Path | str, limit: int = MAX_INPUT_BYTES) -> bytes:
+    """The bytes of a file the user named, read only if it is a regular file of at most ``limit`` bytes.
+
+    A named pipe would block forever, a device such as ``/dev/zero`` (or a link to one) never ends, a
+    folder has no bytes: each is a one-line :class:`BenchError` without reading a byte. The file is
+    opened without blocking and checked through its open descriptor, so it cannot be swapped meanwhile.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except FileNotFoundError:
+        raise BenchError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise BenchError(f"{path}: unreadable ({exc.strerror or exc})") from None
+    try:
+        info = os.fstat(fd)
+        kind = special_file_kind(info.st_mode)
+        if kind is not None:
+            raise BenchError(f"{path}: {kind}, not a regular file: nothing was read from it")
+        if info.st_size > limit:
+            raise BenchError(f"{path}: {info.st_size / 2**20:.0f} MiB, more than the {limit >> 20} MiB this reads")
+        chunks, size = [], 0
+        while chunk := os.read(fd, 1 << 20):
+            size += len(chunk)
+            if size > limit:  # grew while being read, or a file whose size the kernel does not know
+                raise BenchError(f"{path}: more than the {limit >> 20} MiB this reads")
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise BenchError(f"{path}: unreadable ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
+
+
+def parse_document(text: str, kind: str) -> object:
+    """``text`` parsed as ``kind`` ("json" or "toml"); nesting too deep for the parser (a crafted file of
+    100,000 brackets) raises ``ValueError`` like any other malformed document, never ``RecursionError``."""
+    import json
+    import tomllib
+
+    try:
+        return json.loads(text) if kind == "json" else tomllib.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 def atomic_write_text(path: Path, text: str) -> None:

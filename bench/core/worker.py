@@ -28,16 +28,26 @@ import multiprocessing
 import multiprocessing.connection
 import signal
 import sys
+import threading
+import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.core import engine, machine
+from bench.core import engine, machine, pause
 from bench.core.runtime import Backend, load_class
 from bench.core.schema import SummaryRow
 from bench.core.settings import Settings
 from bench.core.util import one_line
+
+POLL_S = 0.5
+"""How often a waiting sitting looks at a silent worker (the pipe wakes it at once when an answer comes)."""
+STOPPED_GRACE_S = 5.0
+"""A worker stopped this long (SIGSTOP, a debugger) while the sitting runs has stopped answering."""
+ROUND_BOUND_FLOOR_S = 300.0
+"""The least time a timing round is allowed before its worker counts as hung (see :func:`round_bound_s`)."""
 
 
 class CellHost:
@@ -112,7 +122,12 @@ def serve(
     models_spec: str | None,
 ) -> None:
     """The worker process: answer requests until ``exit`` or until the sitting goes away."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the sitting's to handle (it keeps what finished)
+    # Ctrl-C is the sitting's to handle (it keeps what finished). The worker started with SIGINT ignored
+    # already (see ProcessWorker), so a Ctrl-C to the process group while it starts prints no traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    pause.point(f"{name}-worker-start")
     _become_worker(name)
     machine.steady_allocator()  # before anything allocates: a cell's speed must not depend on the worker's past
     host, failure = None, None
@@ -137,6 +152,8 @@ def serve(
                 conn.send((tag, *answer))
             except OSError:
                 break
+            if request[0] == "time":
+                pause.point(f"{name}-worker-round")
     finally:
         if host is not None:
             host.close_all()
@@ -177,6 +194,9 @@ class InlineWorker:
     def answer(self) -> Reply:
         return self._replies.popleft()
 
+    def unresponsive(self) -> str | None:
+        return None
+
     def connection(self) -> None:
         return None
 
@@ -198,10 +218,14 @@ class ProcessWorker:
         self.process = context.Process(
             target=serve, args=(name, child, settings, spec, cache_dir, models_spec), name=f"bench-{name}", daemon=True
         )
-        self.process.start()
+        with _started_ignoring_ctrl_c():
+            self.process.start()
         child.close()  # so that the worker's death reads as end-of-file here
         self.pid = self.process.pid
         self._dead: str | None = None
+        self._round_bound_s = round_bound_s(settings)
+        self._deadline: float | None = None
+        self._stopped_since: float | None = None
 
     def ask(self, tag: str, *request: object) -> None:
         if self._dead is not None:
@@ -210,19 +234,56 @@ class ProcessWorker:
             self._conn.send((tag, request))
         except OSError:
             raise WorkerDied(self._death()) from None
+        # A round has a bound (its budgets); opening has none (a cold conversion can take many minutes)
+        self._deadline = time.monotonic() + self._round_bound_s if request and request[0] == "time" else None
 
     def ready(self) -> bool:
         return False
 
     def answer(self) -> Reply:
-        """The next answer (blocks; the pipe wakes this process, nothing polls)."""
+        """The next answer. Blocks until it comes, the worker dies, the worker stays stopped (SIGSTOP,
+        a debugger) for :data:`STOPPED_GRACE_S`, or a timing round outlasts its bound: each of the last
+        two ends the worker and raises :class:`WorkerDied`, so a runtime that stops answering fails only
+        its own rows, like one that dies."""
         if self._dead is not None:
             raise WorkerDied(self._dead)
+        while True:
+            try:
+                if self._conn.poll(POLL_S):
+                    break
+            except (EOFError, OSError):
+                break  # recv says what happened
+            why = self.unresponsive()
+            if why is None and self._deadline is not None and time.monotonic() > self._deadline:
+                why = f"did not answer a timing round within {self._round_bound_s:.0f} s"
+            if why is not None:
+                self._dead = f"the {self.name} worker process {why}"
+                with contextlib.suppress(Exception):
+                    self.process.kill()  # SIGKILL ends a stopped process too
+                    self.process.join(timeout=5)
+                raise WorkerDied(self._dead)
         try:
             tag, status, value = self._conn.recv()
         except (EOFError, OSError):
             raise WorkerDied(self._death()) from None
+        self._deadline = None
         return Reply(tag, status == "ok", value)
+
+    def unresponsive(self) -> str | None:
+        """Why the (living) worker cannot answer: stopped for at least :data:`STOPPED_GRACE_S` (a whole
+        process group stopped by Ctrl-Z and continued by ``fg`` resumes together and is not counted)."""
+        if self._dead is not None:
+            return None
+        state = process_state(self.pid)
+        if state not in ("T", "t"):
+            self._stopped_since = None
+            return None
+        now = time.monotonic()
+        if self._stopped_since is None:
+            self._stopped_since = now
+        if now - self._stopped_since < STOPPED_GRACE_S:
+            return None
+        return f"stopped answering (it was stopped, e.g. by SIGSTOP, for {STOPPED_GRACE_S:.0f} s)"
 
     def connection(self) -> multiprocessing.connection.Connection:
         return self._conn
@@ -263,6 +324,25 @@ class ProcessWorker:
         self._conn.close()
 
 
+@contextlib.contextmanager
+def _started_ignoring_ctrl_c() -> Iterator[None]:
+    """A process started inside this block begins with SIGINT ignored (an ignored signal stays ignored
+    across exec, and Python then installs no KeyboardInterrupt handler): a Ctrl-C to the process group
+    while a worker is still importing its runtime is the sitting's alone, never a worker's traceback.
+    SIGINT is blocked meanwhile, so one that arrives now waits for this process's own handler."""
+    main = threading.current_thread() is threading.main_thread()
+    if not main or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
 def wait_any(workers: list, timeout: float | None = None) -> list:
     """The workers with an answer waiting (inline ones first; process ones as their pipes wake us)."""
     ready = [w for w in workers if w.ready()]
@@ -271,5 +351,39 @@ def wait_any(workers: list, timeout: float | None = None) -> list:
     connections = {w.connection(): w for w in workers if w.connection() is not None}
     if not connections:
         return []
-    woken = multiprocessing.connection.wait(list(connections), timeout)
-    return [connections[c] for c in woken]
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        wait_s = POLL_S if deadline is None else max(0.0, min(POLL_S, deadline - time.monotonic()))
+        woken = multiprocessing.connection.wait(list(connections), wait_s)
+        if woken:
+            return [connections[c] for c in woken]
+        # a stopped worker never wakes us: hand it back, its answer() says why and ends it
+        stuck = [w for w in connections.values() if w.unresponsive() is not None]
+        if stuck or (deadline is not None and time.monotonic() >= deadline):
+            return stuck
+
+
+def round_bound_s(settings: Settings) -> float:
+    """How long one timing round may take before its worker counts as hung: far above what the round's
+    budgets allow (reference, warmup share, timed share, each capped by ``--max-time``)."""
+    budgets = settings.limits_warmup.max_time_s + settings.limits_steady.max_time_s
+    return ROUND_BOUND_FLOOR_S + 3 * budgets
+
+
+def process_state(pid: int | None) -> str | None:
+    """The one-letter state of a process (``R``, ``S``, ``T`` stopped, ``Z``, ...), or None if unknown."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        return stat[stat.rindex(b")") + 2 :][:1].decode()
+    except (OSError, ValueError):
+        pass
+    try:
+        import psutil
+
+        status = psutil.Process(pid).status()
+    except Exception:
+        return None
+    return "T" if status == "stopped" else status[:1].upper()

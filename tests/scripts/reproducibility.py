@@ -287,7 +287,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: give at least two sittings", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory() as scratch:
-        dirs = rejudged_copies(args.sittings, Path(scratch), args.machine_floor) if args.rejudge else list(args.sittings)
+        dirs = (
+            rejudged_copies(args.sittings, Path(scratch), args.machine_floor) if args.rejudge else list(args.sittings)
+        )
         print(report(dirs, args.batch, args.ratio_to))
     return 0
 

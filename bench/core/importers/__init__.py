@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.core.errors import BenchError
+from bench.core.util import read_input_file
 
 FORMAT_MODULES = (
     "benchmark_app",
@@ -95,12 +96,7 @@ def formats() -> list[Format]:
 
 
 def read_text(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise BenchError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise BenchError(f"{path}: unreadable ({exc.strerror or exc})") from None
+    data = read_input_file(path)  # a regular file only: a named pipe or /dev/zero is refused, not read
     if b"\0" in data:
         line = data[: data.index(b"\0")].count(b"\n") + 1
         raise ImportFailure(path, line, "holds NUL bytes: a binary file, or one damaged on disk")
@@ -118,6 +114,8 @@ def parse_file(path: Path, format_name: str | None = None) -> list[Measurement]:
     known = formats()
     if format_name is not None:
         chosen = [f for f in known if f.name == format_name]
+        if chosen and not chosen[0].sniff(text, path):
+            return _parse_as_told(path, text, chosen[0], known)
     else:
         chosen = [f for f in known if f.sniff(text, path)]
     if not chosen:
@@ -128,6 +126,73 @@ def parse_file(path: Path, format_name: str | None = None) -> list[Measurement]:
     found = chosen[0].parse(path, text)
     if not found:
         raise ImportFailure(path, 1, f"{chosen[0].tool} output without a single timed model")
+    for m in found:
+        check_measurement(m)
+    return found
+
+
+MIN_LATENCY_MS = 1e-6
+"""A nanosecond: no tool times a network faster, so a smaller latency (0 included) is a broken value."""
+MAX_LATENCY_MS = 1e7
+"""About 2.8 hours per inference: anything longer is a unit or typing error (1e308 s, ...)."""
+MAX_COUNT = 10**12
+"""Iterations or warmup runs beyond this are not a run that happened."""
+MAX_BATCH = 1 << 20
+MAX_THREADS = 1024
+MAX_LOAD_S = 1e6
+MAX_MEMORY_MB = 1e8
+
+
+def check_measurement(m: Measurement) -> None:
+    """Every number a tool's output gave is one the suite can store, rank and plot: latencies between
+    :data:`MIN_LATENCY_MS` and :data:`MAX_LATENCY_MS` (after unit conversion), counts, batch and threads
+    in range. Anything else is a one-line :class:`ImportFailure` before a file is written, never a row
+    that crashes or vanishes later."""
+
+    def fail(what: str, value: object, why: str) -> None:
+        raise ImportFailure(m.source, m.line, f"{what} {value!r} {why}")
+
+    def latency(what: str, value: float, *, spread: bool = False) -> None:
+        low = 0.0 if spread else MIN_LATENCY_MS
+        if not math.isfinite(value) or value > MAX_LATENCY_MS or value < low:
+            fail(what, value, f"ms is not a plausible latency ({'0' if spread else MIN_LATENCY_MS:g} to "
+                 f"{MAX_LATENCY_MS:g} ms)")  # fmt: skip
+
+    def count(what: str, value: int | None, low: int, high: float) -> None:
+        if value is not None and not low <= value <= high:
+            fail(what, value, f"is out of range ({low} to {high:g})")
+
+    if m.samples_ms is not None:
+        if not m.samples_ms:
+            raise ImportFailure(m.source, m.line, "no timed iteration")
+        for index, value in enumerate(m.samples_ms):
+            latency(f"iteration {index + 1}: latency", value)
+    for column, value in m.stats.items():
+        latency(column, value, spread=column.endswith(("std_ms", "mad_ms", "iqr_ms")))
+    if m.first_inference_ms is not None:
+        latency("first inference", m.first_inference_ms)
+    count("batch", m.batch, 1, MAX_BATCH)
+    count("threads", m.threads, 0, MAX_THREADS)
+    count("iterations", m.iterations, 1, MAX_COUNT)
+    count("warmup iterations", m.warmup_iterations, 0, MAX_COUNT)
+    for what, value, high in (("load time (s)", m.load_s, MAX_LOAD_S), ("peak memory (MB)", m.peak_rss_mb,
+                                                                        MAX_MEMORY_MB)):  # fmt: skip
+        if value is not None and not (math.isfinite(value) and 0 <= value <= high):
+            fail(what, value, f"is out of range (0 to {high:g})")
+
+
+def _parse_as_told(path: Path, text: str, told: Format, known: list[Format]) -> list[Measurement]:
+    """``--format`` names a format the text does not look like: another tool's output is refused as such;
+    otherwise the parse is tried, and its failure is said to be about the format, not a damaged file."""
+    others = [f.name for f in known if f is not told and f.sniff(text, path)]
+    if others:
+        raise ImportFailure(path, 1, f"not {told.name} output: it looks like {' or '.join(others)} output")
+    try:
+        found = told.parse(path, text)
+    except ImportFailure:  # its parser's complaint ("truncated", ...) would blame a file that is not one
+        raise ImportFailure(path, 1, f"not {told.name} output (it does not read as {told.tool}'s output)") from None
+    if not found:
+        raise ImportFailure(path, 1, f"not {told.name} output: no timed model in it")
     return found
 
 
@@ -161,6 +226,8 @@ def load_json(path: Path, text: str) -> object:
     except json.JSONDecodeError as exc:
         why = "truncated" if exc.lineno >= text.rstrip().count("\n") + 1 else "garbled"  # an error on the last line
         raise ImportFailure(path, exc.lineno, f"{why} JSON ({exc.msg})") from None
+    except RecursionError:
+        raise ImportFailure(path, 1, "JSON nested too deeply to be a tool's output") from None
 
 
 def json_line(text: str, key: str, start: int = 0) -> int:

@@ -19,6 +19,7 @@ TOOL = "benchmark_app"
 SECTIONS = ("Command line parameters", "Configuration setup", "Execution results")
 _COUNTERS_HEADER = "layerName;execStatus;layerType;execType"
 _LATENCY = re.compile(r"^latency(?: \((\d+) percentile\))? \((\w+)\)$")
+_AGGREGATES = ("avg latency", "min latency", "max latency")
 _PERCENTILE_COLUMNS = {50: "latency_median_ms", 90: "latency_p90_ms", 95: "latency_p95_ms", 99: "latency_p99_ms"}
 
 
@@ -62,6 +63,8 @@ def parse(path: Path, text: str) -> list[Measurement]:
     m.headline = "median"
     for key, (value, line) in results.items():
         match = _LATENCY.match(key)
+        if match is None and "lat" in key.lower() and key not in _AGGREGATES:
+            raise ImportFailure(path, line, f"garbled benchmark_app latency line {key[:60]!r}")
         if match:
             percentile = int(match.group(1) or 50)
             ms = to_ms(number(value, path, line, key), match.group(2), path, line, key)
@@ -72,16 +75,14 @@ def parse(path: Path, text: str) -> list[Measurement]:
                 m.stats[column] = ms
             if percentile != 50:
                 m.headline = "mean"
-    for key, column in (
-        ("avg latency", "latency_mean_ms"),
-        ("min latency", "latency_min_ms"),
-        ("max latency", "latency_max_ms"),
-    ):
+    for key, column in zip(_AGGREGATES, ("latency_mean_ms", "latency_min_ms", "latency_max_ms"), strict=True):
         if key in results:
             value, line = results[key]
             m.stats[column] = number(value, path, line, f"{key} (ms)")
     if "latency_median_ms" not in m.stats and "latency_mean_ms" not in m.stats:
         raise ImportFailure(path, last, "truncated: the 'Execution results' section has no latency")
+    if not any(_LATENCY.match(key) for key in results):  # benchmark_app always leads with it
+        raise ImportFailure(path, m.line, "no 'latency (ms)' line (the median benchmark_app leads with): garbled")
     if "total number of iterations" in results:
         value, line = results["total number of iterations"]
         m.iterations = int(number(value, path, line, "total number of iterations", whole=True))
@@ -107,7 +108,7 @@ def parse(path: Path, text: str) -> list[Measurement]:
         m.threads = int(number(threads[0], path, threads[1], "-nthreads", whole=True))
     if "batch size" in config:
         value, line = config["batch size"]
-        m.batch = int(number(value, path, line, "batch size", whole=True)) or None
+        m.batch = int(number(value, path, line, "batch size", whole=True))  # 0 is refused, not ignored
     device = config.get("target device") or command.get("-d")
     if device:
         m.unit = unit_of(device[0])

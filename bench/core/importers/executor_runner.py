@@ -14,12 +14,26 @@ from pathlib import Path
 from bench.core.importers import Format, ImportFailure, Measurement, number, to_ms
 
 RUNNER_TOOL = "executor_runner"
-_LOADED = re.compile(r"Model file (.+?) is loaded\.?\s*$")
+_LOADED_AT, _LOADED_END = "Model file ", " is loaded"
 _EXECUTED = re.compile(r"Model executed successfully (\S+) time\(s\) in (\S+) (\w+)\.?\s*$")
 
 
+def _loaded(line: str) -> str | None:
+    """The path of a ``Model file <path> is loaded.`` line, found in time linear in the line (a regex with a
+    lazy group searched from every ``Model file`` of a crafted line took quadratic time)."""
+    end = line.rstrip()
+    end = end[:-1] if end.endswith(".") else end
+    if not end.endswith(_LOADED_END):
+        return None
+    at = end.find(_LOADED_AT)
+    if at < 0:
+        return None
+    name = end[at + len(_LOADED_AT) : len(end) - len(_LOADED_END)]
+    return name or None
+
+
 def sniff_runner(text: str, path: Path) -> bool:
-    return any(_EXECUTED.search(line) or _LOADED.search(line) for line in text.splitlines()[:5000])
+    return any(_EXECUTED.search(line) or _loaded(line) for line in text.splitlines()[:5000])
 
 
 def parse_runner(path: Path, text: str) -> list[Measurement]:
@@ -33,11 +47,11 @@ def parse_runner(path: Path, text: str) -> list[Measurement]:
             runs.append(current)
 
     for line_no, raw in enumerate(text.splitlines(), start=1):
-        if match := _LOADED.search(raw):
-            if current is None or counts or current.artifact != match.group(1).strip():
+        if (loaded := _loaded(raw)) is not None:
+            if current is None or counts or current.artifact != loaded.strip():
                 finish()
                 current, counts = Measurement(tool=RUNNER_TOOL, source=path, line=line_no), []
-                current.artifact = match.group(1).strip()
+                current.artifact = loaded.strip()
         elif match := _EXECUTED.search(raw):
             if current is None:
                 current = Measurement(tool=RUNNER_TOOL, source=path, line=line_no)

@@ -28,6 +28,8 @@ _STAT_COLUMNS = {
     "P95": "latency_p95_ms",
     "P99": "latency_p99_ms",
 }
+_LOOKS_LIKE_A_STAT = re.compile(r"^(?:min|max|p\S{0,4})\s+la\w*\b|^\S{0,6}\s+latency\b", re.IGNORECASE)
+"""A percentile line with a typo ("P5O Latency", "P50 Latncy"): an error, never silently skipped."""
 _LINE = re.compile(r"^([^:]+?): (\S+)(?: (\w+))?\s*$")
 _SAMPLE = re.compile(r"^([^,]*),([^,]+),([^,]+),([^,]+),([^,]+)$")
 
@@ -60,7 +62,7 @@ def parse_text(path: Path, text: str) -> list[Measurement]:
         if match := _STAT.match(line):
             _percentiles(m, path, line_no, match)
             continue
-        if re.match(r"^(Min|Max|P\d+) Latency\b", line):
+        if re.match(r"^(Min|Max|P\d+) Latency\b", line) or _LOOKS_LIKE_A_STAT.match(line):
             raise ImportFailure(path, line_no, f"garbled percentile line {line[:60]!r}")
         match = _LINE.match(line)
         if match is None:
@@ -85,6 +87,8 @@ def parse_text(path: Path, text: str) -> list[Measurement]:
     if not seen_average:
         raise ImportFailure(path, len(text.splitlines()), "truncated: no 'Average inference time cost' line")
     if "latency_median_ms" not in m.stats:
+        if m.stats.keys() - {"latency_mean_ms"}:  # the percentiles are printed together: P50 went missing
+            raise ImportFailure(path, len(text.splitlines()), "the percentile lines lack 'P50 Latency': garbled")
         m.headline = "mean"
     return [m]
 

@@ -1,0 +1,371 @@
+"""Hostile input, round three (issue 31): multi-runtime sittings, ``bench import`` and reports over mixed
+runs. Each probe builds its own bad input (or stops the suite at a known point through
+:mod:`bench.core.pause`, never by racing it) and goes through the command line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.core.errors import BenchError
+from bench.core.store import ROUNDS_FILE, SUMMARY_FILE, load_results
+from tests.conftest import REPO, assert_one_line_error, pause_env, run_cli, wait_paused
+
+FAST = ("--resolution", "64", "--warmup", "1", "--warmup-time", "0", "--iters", "3", "--min-time", "0",
+        "--no-flops", "--no-progress")  # fmt: skip
+
+
+# ------------------------------------------------------------------- class 6: SIGTERM says what it kept
+
+
+def test_sigterm_stops_a_sitting_saying_what_was_kept_and_resume_finishes_it(tmp_path: Path) -> None:
+    out, marker = tmp_path / "out", tmp_path / "paused"
+    argv = ["run", "--backend", "torch", "--models", "casvit_xs", *FAST, "--rounds", "3", "--out", str(out)]
+    proc = subprocess.Popen(  # held once two rounds are on disk
+        [sys.executable, "-m", "bench", *argv], cwd=REPO, env=pause_env("round:2", marker),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_paused(proc, marker)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("stopped by SIGTERM: 0 finished row(s) and 2 finished round(s)")
+    assert "--resume" in lines[0]
+    (first,) = out.iterdir()
+    assert len(pd.read_csv(first / ROUNDS_FILE)) == 2
+    resumed = run_cli(*argv, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "2 round(s) resumed" in resumed.stderr
+    summary, _, _ = load_results([out])
+    assert len(summary) == 1 and summary["rounds"].tolist() == [3]
+
+
+# ------------------------------------------------ class 1: the environment rewrite meets a full disk
+
+ENV_REWRITE_FAILS = """\
+import errno, os, sys
+from pathlib import Path
+import bench.core.store as store
+real = store.atomic_write_text
+def failing(path, text):
+    if Path(path).name == "environment.json" and Path(path).exists():  # the rewrite after opening
+        raise OSError(errno.{code}, os.strerror(errno.{code}))
+    return real(path, text)
+store.atomic_write_text = failing
+from bench.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize(("code", "advice"), [("ENOSPC", "free space"), ("EROFS", "make the results folder writable")])
+def test_a_failed_environment_rewrite_is_one_line_with_the_right_advice(tmp_path: Path, code: str, advice: str) -> None:
+    out = tmp_path / "out"
+    argv = ["run", "--backend", "torch", "--models", "casvit_xs", *FAST, "--rounds", "1", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    script = ENV_REWRITE_FAILS.format(code=code)
+    proc = subprocess.run([sys.executable, "-c", script, *argv], cwd=REPO, env=env, capture_output=True, text=True)
+    assert_one_line_error(proc, "cannot write", "environment.json", os.strerror(getattr(__import__("errno"), code)))
+    assert f"({advice}, then run the same command with --resume" in proc.stderr
+    if code == "EROFS":
+        assert "free space" not in proc.stderr
+    (run_dir,) = out.iterdir()
+    assert (run_dir / SUMMARY_FILE).exists()  # the folder the message names is there, headers intact
+
+
+# --------------------------------------------------------------- class 2 and 1: what import reads and hashes
+
+DATA = REPO / "tests" / "data" / "import"
+MANIFEST = DATA / "manifest.json"
+RUNNER_LOG = DATA / "executor_runner_one_process.log"
+
+
+def _runner_log(tmp_path: Path, model_path: str) -> Path:
+    """An executor_runner log whose ``Model file`` line names ``model_path``."""
+    text = RUNNER_LOG.read_text().replace("/data/local/tmp/casvit_xs-b1-r224-fp32.pte", model_path)
+    log = tmp_path / "named.log"
+    log.write_text(text)
+    return log
+
+
+def _special_paths(tmp_path: Path) -> dict[str, Path]:
+    (tmp_path / "empty").mkdir()
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "zero").symlink_to("/dev/zero")
+    return {"root": Path("/"), "usr": Path("/usr"), "empty folder": tmp_path / "empty", "fifo": tmp_path / "pipe",
+            "proc mem": Path("/proc/self/mem"), "dev zero link": tmp_path / "zero"}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["root", "usr", "empty folder", "fifo", "proc mem", "dev zero link"])
+def test_an_output_naming_a_folder_or_special_file_as_its_model_is_never_hashed(
+    tmp_path: Path, kind: str, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bench.commands import import_results
+
+    hashed: list[Path] = []
+    real = import_results.tree_digest
+
+    def recording(path: Path) -> str:
+        hashed.append(Path(path))
+        return real(path)
+
+    monkeypatch.setattr(import_results, "tree_digest", recording)
+    named = _special_paths(tmp_path)[kind]
+    proc = cli("import", str(_runner_log(tmp_path, str(named))), "--manifest", str(MANIFEST), "--out",
+               str(tmp_path / "out"))  # fmt: skip
+    assert "Traceback" not in proc.stderr
+    assert hashed == []  # no tree walked, no pipe opened, no device read
+    if proc.returncode == 2:
+        assert_one_line_error(proc, "named.log")
+    else:  # matched by the output's own name: a normal import
+        assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("kind", ["fifo", "empty folder", "dev zero link", "proc mem"])
+@pytest.mark.parametrize("role", ["output", "manifest", "device file"])
+def test_import_reads_only_regular_files(tmp_path: Path, kind: str, role: str) -> None:
+    """A named pipe blocked forever, a link to /dev/zero ran out of memory: each is one line now (run_cli's
+    timeout only turns a regression's hang into a failure)."""
+    bad = str(_special_paths(tmp_path)[kind])
+    args = {"output": [bad, "--manifest", str(MANIFEST)],
+            "manifest": [str(RUNNER_LOG), "--manifest", bad],
+            "device file": [str(RUNNER_LOG), "--manifest", str(MANIFEST), "--device-file", bad]}[role]  # fmt: skip
+    proc = run_cli("import", *args, "--out", str(tmp_path / "out"), timeout=120)
+    kind_words = {"fifo": "named pipe", "empty folder": "folder", "dev zero link": "character device"}
+    if kind in kind_words:
+        assert_one_line_error(proc, bad, kind_words[kind])
+    else:
+        assert_one_line_error(proc, bad)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize(("role", "suffix", "text"), [
+    ("output", ".json", "[" * 100_000),
+    ("manifest", ".json", '{"a":' * 100_000),
+    ("device file", ".json", "[" * 100_000),
+    ("device file", ".toml", "a = " + "[" * 100_000),
+    ("models spec", ".toml", "factory = " + "[" * 100_000),
+])  # fmt: skip
+def test_documents_nested_100000_deep_are_one_line(tmp_path: Path, role: str, suffix: str, text: str, cli) -> None:
+    deep = tmp_path / f"deep{suffix}"
+    deep.write_text(text)
+    args = {"output": ["import", str(deep), "--manifest", str(MANIFEST), "--format", "litert-benchmark"],
+            "manifest": ["import", str(RUNNER_LOG), "--manifest", str(deep)],
+            "device file": ["import", str(RUNNER_LOG), "--manifest", str(MANIFEST), "--device-file", str(deep)],
+            "models spec": ["list", "--models", str(deep)]}[role]  # fmt: skip
+    proc = cli(*args, "--out", str(tmp_path / "out")) if role != "models spec" else cli(*args)
+    assert_one_line_error(proc, str(deep), "nested too deeply")
+
+
+def test_format_detection_is_linear_on_a_crafted_line(tmp_path: Path) -> None:
+    """One 2 MB line of repeated ``Model file `` took hours to detect (a lazy regex searched from each); now it
+    is refused at once (the timeout only catches a regression, it times nothing)."""
+    crafted = tmp_path / "crafted.log"
+    crafted.write_text("Model file " * 200_000 + "\n")
+    proc = run_cli("import", str(crafted), "--manifest", str(MANIFEST), "--out", str(tmp_path / "out"), timeout=120)
+    assert_one_line_error(proc, str(crafted), "not the output of a benchmark tool")
+
+
+def test_format_named_on_another_tools_output_says_so(tmp_path: Path, cli) -> None:
+    proc = cli("import", str(RUNNER_LOG), "--manifest", str(MANIFEST), "--format", "litert-benchmark",
+               "--out", str(tmp_path / "out"))  # fmt: skip
+    assert_one_line_error(proc, "not litert-benchmark output", "executor-runner")
+    other = tmp_path / "notes.txt"
+    other.write_text("just some notes\nnothing timed here\n")
+    proc = cli("import", str(other), "--model", "casvit_xs", "--format", "executor-runner", "--out", str(tmp_path))
+    assert_one_line_error(proc, "not executor-runner output")
+    assert "truncated" not in proc.stderr
+
+
+# ----------------------------------------------------------------- class 4: absurd values at import
+
+LITERT_JSON = DATA / "litert-benchmark.json"
+OV_REPORT = DATA / "openvino_no_counters" / "benchmark_report.csv"
+ORT_RESULT = DATA / "casvit_xs-b1-r224-fp32.onnxruntime_perf_test.txt"
+ORT_CONSOLE = DATA / "onnxruntime_perf_test.stdout.txt"
+
+
+def _edited(tmp_path: Path, source: Path, old: str, new: str, name: str | None = None) -> Path:
+    text = source.read_text()
+    assert old in text, old
+    path = tmp_path / (name or source.name)
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+ABSURD = [
+    (LITERT_JSON, '"median_ms": 13.42', '"median_ms": 0', "latency_median_ms 0"),
+    (LITERT_JSON, '"median_ms": 13.42', '"median_ms": 1e-300', "latency_median_ms 1e-300"),
+    (LITERT_JSON, '"median_ms": 13.42', '"median_ms": 1e308', "latency_median_ms 1e+308"),
+    (LITERT_JSON, '"avg_ms": 13.51', '"avg_ms": 0.0', "latency_mean_ms 0.0"),
+    (ORT_CONSOLE, "Average inference time cost: 13.0945 ms", "Average inference time cost: 1e308 s", "inf"),
+    (OV_REPORT, "latency (ms);8.41", "latency (ms);0.00", "latency_median_ms 0.0"),
+    (OV_REPORT, "batch size;1", "batch size;0", "batch 0"),
+    (OV_REPORT, "-nthreads;1", "-nthreads;1e20", "threads 100000000000000000000"),
+    (OV_REPORT, "total number of iterations;8", "total number of iterations;0", "iterations 0"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("source", "old", "new", "fragment"), ABSURD, ids=[a[2][:28] for a in ABSURD])
+def test_absurd_imported_values_are_refused_and_nothing_is_written(
+    tmp_path: Path, source: Path, old: str, new: str, fragment: str, cli
+) -> None:
+    bad = _edited(tmp_path, source, old, new)
+    out = tmp_path / "out"
+    proc = cli("import", str(bad), "--manifest", str(MANIFEST), "--out", str(out), "--model", "casvit_xs")
+    assert_one_line_error(proc, str(bad), fragment)
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_all_zero_samples_are_refused(tmp_path: Path, cli) -> None:
+    lines = ORT_RESULT.read_text().splitlines()
+    zeroed = tmp_path / ORT_RESULT.name
+    runs = [line.split(",") for line in lines if line.count(",") == 4]
+    zeroed.write_text("".join(",".join([p[0], "0", *p[2:]]) + "\n" for p in runs))
+    proc = cli("import", str(zeroed), "--manifest", str(MANIFEST), "--out", str(tmp_path / "out"))
+    assert_one_line_error(proc, str(zeroed), "iteration 1: latency 0.0")
+
+
+@pytest.mark.parametrize(("source", "old", "new"), [
+    (OV_REPORT, "latency (ms);8.41", "latncy (ms);8.41"),
+    (OV_REPORT, "latency (ms);8.41", "Latency median;8.41"),
+    (ORT_CONSOLE, "P50 Latency: 0.01319261 s", "P5O Latency: 0.01319261 s"),
+    (ORT_CONSOLE, "P50 Latency: 0.01319261 s", "P50 Latncy: 0.01319261 s"),
+    (ORT_CONSOLE, "P50 Latency: 0.01319261 s", ""),
+])  # fmt: skip
+def test_a_garbled_or_missing_median_line_is_an_error_not_a_row_led_by_the_mean(
+    tmp_path: Path, source: Path, old: str, new: str, cli
+) -> None:
+    bad = _edited(tmp_path, source, old, new)
+    out = tmp_path / "out"
+    proc = cli("import", str(bad), "--manifest", str(MANIFEST), "--out", str(out), "--model", "casvit_xs")
+    assert_one_line_error(proc, str(bad), "garbled")
+    assert not out.exists()
+
+
+def test_a_single_runtime_version_is_not_stamped_onto_several_runtimes(tmp_path: Path, cli) -> None:
+    device = tmp_path / "device.toml"
+    device.write_text('device = "Pixel 8"\nruntime_version = "2.16.1"\n')
+    both = [str(LITERT_JSON), str(ORT_RESULT), "--manifest", str(MANIFEST), "--out", str(tmp_path / "out")]
+    assert_one_line_error(cli("import", *both, "--device-file", str(device)), "runtime_version", "2 runtimes")
+    device.write_text('device = "Pixel 8"\n[runtime_version]\nlitert = "1.4.0"\nonnx = "1.20.1"\n')
+    proc = cli("import", *both, "--device-file", str(device))
+    assert proc.returncode == 0, proc.stderr
+    versions = {}
+    for run in (tmp_path / "out").iterdir():
+        env = json.loads((run / "environment.json").read_text())
+        versions[env["source_tool"]] = env["versions"]
+    assert sorted(v for vs in versions.values() for v in vs.values()) == ["1.20.1", "1.4.0"]
+    assert all(len(vs) == 1 for vs in versions.values())  # each runtime gets its own version only
+
+
+def test_the_same_output_imported_twice_is_refused(tmp_path: Path, cli) -> None:
+    out = tmp_path / "out"
+    copy = tmp_path / "copy.json"
+    copy.write_bytes(LITERT_JSON.read_bytes())
+    args = ["--manifest", str(MANIFEST), "--out", str(out)]
+    assert_one_line_error(cli("import", str(LITERT_JSON), str(LITERT_JSON), *args), "listed twice")
+    assert_one_line_error(cli("import", str(LITERT_JSON), str(copy), *args), "same output", "SHA-256")
+    assert cli("import", str(LITERT_JSON), *args).returncode == 0
+    (first,) = out.iterdir()
+    assert_one_line_error(cli("import", str(copy), *args), "imported before", str(first))
+    assert list(out.iterdir()) == [first]
+
+
+def test_two_outputs_of_one_setting_in_one_import_are_refused(tmp_path: Path, cli) -> None:
+    other = _edited(tmp_path, LITERT_JSON, '"median_ms": 13.42', '"median_ms": 13.5', name="again.json")
+    proc = cli("import", str(LITERT_JSON), str(other), "--manifest", str(MANIFEST), "--out", str(tmp_path / "out"))
+    assert_one_line_error(proc, "both measured", "two calls")
+
+
+# ------------------------------------------------- class 3: no telemetry store, no write through a link
+
+
+def test_an_onnx_runtime_run_leaves_nothing_in_the_users_home(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("ORT_DISABLE_TELEMETRY", "XDG_CACHE_HOME")}
+    env.update(HOME=str(home), PYTHONPATH=str(REPO), BENCH_CACHE_DIR=str(tmp_path / "cache"))
+    argv = ["run", "--backend", "onnx", "--models", "casvit_xs", *FAST, "--rounds", "1", "--out", str(tmp_path / "o")]
+    argv += ["--onnx-exporter", "torchscript"]
+    proc = subprocess.run([sys.executable, "-m", "bench", *argv], cwd=REPO, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert len(load_results([tmp_path / "o"])[0]) == 1
+    assert [p for p in home.rglob("*") if "onnxruntime" in str(p).lower()] == []
+
+
+def test_report_removes_only_its_own_figures_and_replaces_a_planted_link(tmp_path: Path, cli) -> None:
+    from tests.result_fixtures import environment, write_run
+
+    run = write_run(tmp_path / "results", label="onnx", env=environment(), backend="onnx",
+                    models=("casvit_xs", "swiftformer_xs"))  # fmt: skip
+    paper = tmp_path / "paper"
+    mine = paper / "figures"
+    mine.mkdir(parents=True)
+    (mine / "my_diagram.pdf").write_bytes(b"%PDF-1.4 the user's own")
+    (mine / "photo.png").write_bytes(b"\x89PNG the user's own")
+    argv = ["report", "--results", str(run), "--out", str(paper)]
+    assert cli(*argv).returncode == 0
+    written = sorted(p.name for p in mine.glob("*.p[dn][fg]") if p.name not in ("my_diagram.pdf", "photo.png"))
+    assert written and (mine / "my_diagram.pdf").read_bytes() == b"%PDF-1.4 the user's own"
+    assert (mine / "photo.png").read_bytes() == b"\x89PNG the user's own"
+    # a link planted where a figure goes: the figure replaces the link, its target is untouched
+    target = tmp_path / "precious.pdf"
+    target.write_bytes(b"keep me")
+    (mine / written[0]).unlink()
+    (mine / written[0]).symlink_to(target)
+    assert cli(*argv).returncode == 0
+    assert target.read_bytes() == b"keep me"
+    assert not (mine / written[0]).is_symlink() and (mine / written[0]).stat().st_size > 100
+    assert (mine / "my_diagram.pdf").exists() and (mine / "photo.png").exists()
+    assert not list(mine.glob(".*.tmp*"))  # no temporary file left behind
+
+
+# ---------------------------------------------------------------------- class 5: options and names
+
+
+def test_an_option_of_any_listed_runtime_applies_to_its_cells(tmp_path: Path) -> None:
+    from bench.commands import run as run_command
+    from tests.test_engine import engine_args
+
+    args = engine_args("--backend", "torch,onnx", "--models", "casvit_xs", "--onnx-graph-opt", "basic")
+    runtimes = {r.name: dict(r.settings.options) for r in run_command.parse_runtimes(args)}
+    assert runtimes["onnx"]["graph_opt"] == "basic" and runtimes["torch"] == {}
+    lone = engine_args("--backend", "torch", "--models", "casvit_xs", "--onnx-graph-opt", "basic")
+    with pytest.raises(BenchError, match="--onnx-graph-opt"):
+        run_command.parse_runtimes(lone)
+
+
+@pytest.mark.parametrize(("flag", "value", "fragment"), [
+    ("--order-seed", "-1", "--order-seed"),
+    ("--max-time", "1e308", "at most"),
+    ("--min-time", "1e308", "at most"),
+    ("--warmup-time", "1e300", "at most"),
+])  # fmt: skip
+def test_out_of_range_run_flags_are_one_line_under_their_own_name(flag: str, value: str, fragment: str, cli) -> None:
+    proc = cli("run", "--backend", "torch", "--models", "casvit_xs", flag, value)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert flag in proc.stderr and fragment in proc.stderr
+    if flag == "--order-seed":
+        assert "--seed " not in proc.stderr.replace("--order-seed", "")
+
+
+def test_an_external_network_named_sized_is_refused(tmp_path: Path, cli) -> None:
+    from tests.test_external import TINY
+
+    (tmp_path / "tiny.py").write_text(TINY)
+    proc = cli("list", "--models", f"sized={tmp_path / 'tiny.py'}:tiny_net")
+    assert_one_line_error(proc, "'sized'", "--models keyword")
