@@ -356,8 +356,30 @@ def latex_table(df: pd.DataFrame, float_digits: int = 2) -> str:
 
 # ------------------------------------------------------------------------------------ paper tables
 
-Cell = str | tuple[str, str]
-"""A formatted cell: its text, or ``(text, mark)`` where ``mark`` refers to a note (e.g. a source)."""
+
+@dataclass(frozen=True)
+class Interval:
+    """A number with an asymmetric interval around it, already formatted: ``value``, ``+plus`` and ``-minus``.
+
+    Printed as ``21.45 (+4.56/-0.00)`` in text and markdown and as ``21.45`` with ``+4.56`` over ``-0.00`` beside
+    it in LaTeX (``$^{+4.56}_{-0.00}$``): the same numbers, in the width a paper's column allows.
+    """
+
+    value: str
+    plus: str
+    minus: str
+
+    def __str__(self) -> str:
+        return f"{self.value} (+{self.plus}/\u2212{self.minus})"
+
+    def latex(self) -> str:
+        return rf"{latex_escape(self.value)}$^{{+{latex_escape(self.plus)}}}_{{-{latex_escape(self.minus)}}}$"
+
+
+Text = str | Interval
+Cell = Text | tuple[Text, str]
+"""A formatted cell: its text (or an :class:`Interval`), or ``(text, mark)`` where ``mark`` refers to a note (e.g. a
+source)."""
 
 
 @dataclass
@@ -395,7 +417,7 @@ class PaperTable:
 
 
 def _plain(cell: Cell) -> str:
-    return f"{cell[0]} [{cell[1]}]" if isinstance(cell, tuple) else cell
+    return f"{cell[0]} [{cell[1]}]" if isinstance(cell, tuple) else str(cell)
 
 
 def _one_line(header: str) -> str:
@@ -459,10 +481,14 @@ def _paper_markdown(table: PaperTable) -> str:
     return "\n".join(lines)
 
 
+def _latex_text(text: Text) -> str:
+    return text.latex() if isinstance(text, Interval) else latex_escape(text)
+
+
 def _latex_cell(cell: Cell) -> str:
     if isinstance(cell, tuple):
-        return rf"{latex_escape(cell[0])}\textsuperscript{{{latex_escape(cell[1])}}}"
-    return latex_escape(cell)
+        return rf"{_latex_text(cell[0])}\textsuperscript{{{latex_escape(cell[1])}}}"
+    return _latex_text(cell)
 
 
 _NOTE_MARK = re.compile(r"\[([^\]\s]+)\] (.*)", re.DOTALL)
