@@ -95,8 +95,7 @@ def main(args: argparse.Namespace) -> int:
     for note in plot_notes:
         print(f"note: {note}")
     if not any(p.name == "ratios.csv" for p in paths):
-        print(
-            f"note: no ratio table: no sitting in the results timed {paper.reference(report).label} beside another runtime"
-        )
+        reference = paper.reference(report).label
+        print(f"note: no ratio table: no sitting in the results timed {reference} beside another runtime")
     print(f"wrote {len(paths)} files to {args.out}/: {', '.join(p.name for p in paths)}")
     return 0

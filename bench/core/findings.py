@@ -57,12 +57,12 @@ def _one_way(values: Sequence[float]) -> bool:
     return bool(v) and (all(x < 1 for x in v) or all(x > 1 for x in v))
 
 
-Runtime = tuple[str, str, str, str]
-"""A runtime setting across sittings: backend, device, precision, threads (a sitting's columns map onto these)."""
+Runtime = str
+"""A runtime setting across sittings, ``backend/device/precision/threads`` (a sitting's columns map onto these)."""
 
 
 def _runtime(c: Column) -> Runtime:
-    return (c.backend, c.device, c.precision, str(c.threads))
+    return f"{c.backend}/{c.device}/{c.precision}/{c.threads}"
 
 
 @dataclass
