@@ -18,7 +18,7 @@ from bench.core.ratios import ratio_frame
 from bench.core.reporting import Column, Report, load_report
 from bench.core.store import find_run_dirs
 from bench.core.tables import (
-    appendix_table,
+    appendix_tables,
     columns_frame,
     main_table,
     measurements_frame,
@@ -180,7 +180,9 @@ def write_files(
     paths = [
         write_output(out_dir / "table.csv", csv_text(table_frame(report))),
         write_output(out_dir / "table.md", table_md),
-        write_output(out_dir / "table.tex", render_paper_table(appendix_table(report), "latex")),
+        write_output(
+            out_dir / "table.tex", "\n\n".join(render_paper_table(t, "latex") for t in appendix_tables(report))
+        ),
         write_output(out_dir / "columns.csv", csv_text(columns_frame(report))),
         write_output(out_dir / "measurements.csv", csv_text(measurements_frame(report))),
         *_paper_tables(report, out_dir, paper),

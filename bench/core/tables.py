@@ -16,10 +16,7 @@ from bench.core.schema import SETTING_FIELDS, UNSTABLE
 from bench.core.stats import HEADLINE_LEVEL, headline_note
 
 UNSTABLE_MARK = "†"
-INTERVAL_NOTATION = (
-    "Latency +a/\u2212b (in LaTeX a over b beside it): the latency and its interval [latency \u2212 b, latency + a], "
-    "printed as it is (asymmetric)."
-)
+INTERVAL_NOTATION = "Latency +a/\u2212b: its interval [latency \u2212 b, latency + a], as it is (asymmetric)."
 
 # ------------------------------------------------------------------------------------ numbers
 
@@ -514,7 +511,7 @@ def paper_table(
     of notes say how the latency was measured and what its interval is.
 
     ``runtime`` (a backend name or column key) and ``model_names`` choose the columns and rows; ``one_column``
-    lays it out for ``\\columnwidth`` (a ``table`` float) instead of ``table*`` across the page, both in 8 pt type.
+    lays it out for ``\\columnwidth`` (a ``table`` float in 7 pt type) instead of ``table*`` across the page (8 pt).
     """
     columns = paper_columns(report, runtime)
     keys = [c.key for c in columns]
@@ -533,7 +530,8 @@ def paper_table(
             citations.setdefault(_top1_source(report, r.model), str(len(citations) + 1))
     header = ["Model", *(["Res"] if resolutions else []), "Params\n(M)", "GMACs\n(fvcore)", "Top-1\n(%)", "KD"]
     fixed = len(header)
-    header += ["\n".join(_short_runtime(c)) for c in columns]
+    # one column: the caption names the runtime, the header only what the numbers are
+    header += ["Latency\n(ms)"] if one_column else ["\n".join(_short_runtime(c)) for c in columns]
     params, gmacs = fmt_column(list(facts["params_m"]), 2), fmt_column(list(facts["gmacs"]), 2)  # 3.2, 0.55
     groups: dict[str, list[list[Cell]]] = {}
     any_interval = rows["lat_high"].notna().any()
@@ -577,7 +575,8 @@ def paper_table(
         label="tab:paper-column" if one_column else "tab:paper",
         float_env="table" if one_column else "table*",
         compact=True,
-        font="footnotesize",
+        font="scriptsize" if one_column else "footnotesize",  # 7 pt: the intervals need it in 241 pt
+        colsep_pt=1.5 if one_column else 3.0,
     )
 
 
@@ -601,27 +600,21 @@ def paper_notes(any_interval: bool, unstable: bool, citations: dict[str, str], p
     return " ".join(parts)
 
 
-def appendix_table(report: Report) -> PaperTable:
-    """The full timing table for an appendix (``table.tex``): one row group per runtime column, a row per model with
-    its latency and interval, p90 and img/s at every batch, in 8 pt type; the notes say what each runtime, the
-    machine and every mark are. Params, GMACs and top-1 are in the slim table (and ``table.csv``)."""
+def appendix_tables(report: Report) -> list[PaperTable]:
+    """The full timing tables for an appendix (``table.tex``): one one-column table per runtime column, a row per
+    model with its latency and interval, p90 and img/s at every batch, in 8 pt type. The first carries the notes
+    (runtimes and machine said once, the estimator, every mark); params, GMACs and top-1 are in the slim table."""
     facts = _row_keys(report)
     batches = sorted({b for c in report.columns for b in c.batches})
-    lat_batches = sorted({c.latency_batch for c in report.columns})
-    at = f"b={lat_batches[0]}" if len(lat_batches) == 1 else "lowest b"
-    header = ["Model", "Res", f"Latency\n{at} (ms)", f"P90\n{at} (ms)", *[f"img/s\nb={b}" for b in batches]]
-    groups: list[tuple[str, list[list[Cell]]]] = []
     leaves = _leaf_cells(report, facts)
-    p90 = {}
-    for c in report.columns:  # one number of decimals for every p90 cell, as for the latency
-        p90[c.key] = leaves[(c.key, "latency_p90_ms", c.latency_batch)]
     measured = report.measurements
-    ips_digits = {
-        b: column_decimals(measured.loc[measured["batch"] == b, "throughput_ips"]) for b in batches
-    }  # fmt: skip
+    ips_digits = {b: column_decimals(measured.loc[measured["batch"] == b, "throughput_ips"]) for b in batches}
     p90_digits = column_decimals(measured.loc[measured["latency_batch"], "latency_p90_ms"])
     values, states = _lookup(report)
-    for c in report.columns:
+    tables = []
+    for n, c in enumerate(report.columns):
+        at = f"b={c.latency_batch}"
+        header = ["Model", "Res", f"Latency\n{at} (ms)", f"P90\n{at} (ms)", *[f"img/s\nb={b}" for b in batches]]
         body: list[list[Cell]] = []
         for i, r in enumerate(facts.itertuples(index=False)):
             latency = leaves[(c.key, "latency_ms", c.latency_batch)][i]
@@ -632,21 +625,25 @@ def appendix_table(report: Report) -> PaperTable:
             cells.append("-" if row is None else _fmt(row["latency_p90_ms"], p90_digits))
             for b in batches:
                 hit = values.get((c.key, r.model, r.resolution, b))
-                cells.append(_fmt(hit["throughput_ips"], ips_digits[b]) if hit is not None else
-                             states.get((c.key, r.model, r.resolution, b), "-"))  # fmt: skip
+                key = (c.key, r.model, r.resolution, b)
+                cells.append(_fmt(hit["throughput_ips"], ips_digits[b]) if hit is not None else states.get(key, "-"))
             body.append(cells)
-        groups.append((f"({c.key}) {c.label}", body))
-    return PaperTable(
-        header=header,
-        groups=groups,
-        align="lrrr" + "r" * len(batches),
-        title="Latency, 90th percentile and throughput of every model on every runtime",
-        notes=appendix_notes(report),
-        label="tab:latency-full",
-        float_env="table*",
-        compact=True,
-        font="footnotesize",
-    )
+        first = report.columns[0].title
+        tables.append(
+            PaperTable(
+                header=header,
+                groups=[("", body)],
+                align="lrrr" + "r" * len(batches),
+                title=f"Latency, 90th percentile and throughput on {c.title}",
+                notes=appendix_notes(report) if n == 0 else [f"Columns, marks and machine as in the table of {first}."],
+                label=f"tab:latency-{c.key}",
+                float_env="table",
+                compact=True,
+                font="footnotesize",
+                colsep_pt=2.0,
+            )
+        )
+    return tables
 
 
 def appendix_notes(report: Report) -> list[str]:
@@ -674,7 +671,14 @@ def appendix_notes(report: Report) -> list[str]:
         "from the step latency (b x 1000 / latency). '-': not measured; fail / parity / n/t: failed / failed the "
         "parity check / not timed."
     )
-    notes.extend(unstable_notes(report))
+    m = report.measurements
+    shaky = m[m["validity"] == UNSTABLE] if "validity" in m else m.iloc[0:0]
+    if len(shaky):
+        cells = ", ".join(f"{r.name} ({r.column}, b={r.batch})" for r in shaky.itertuples(index=False))
+        notes.append(
+            f"{UNSTABLE_MARK} Unstable (re-measure before citing; each reason is in measurements.csv, "
+            f"validity_reason): {cells}."
+        )
     notes.extend(report.notes)
     return notes
 
