@@ -488,8 +488,9 @@ def _latex_text(text: Text) -> str:
 
 
 def _latex_cell(cell: Cell) -> str:
-    if isinstance(cell, tuple):
-        return rf"{_latex_text(cell[0])}\textsuperscript{{{latex_escape(cell[1])}}}"
+    if isinstance(cell, tuple):  # a thin space keeps a mark apart from an interval's superscript
+        gap = r"\," if isinstance(cell[0], Interval) else ""
+        return rf"{_latex_text(cell[0])}{gap}\textsuperscript{{{latex_escape(cell[1])}}}"
     return _latex_text(cell)
 
 
