@@ -106,6 +106,12 @@ def test_every_reference_figure_is_sized_for_print_and_nothing_overlaps(referenc
     # one file per panel and size: 5 runtimes x 2 sizes for the per-runtime plots, batch plots where batches vary
     assert sum(n.startswith("latency_vs_top1_") for n in names) == 10
     assert sum(n.startswith("throughput_vs_batch_") for n in names) == 10  # every runtime ran b=1, 8
+    # the throughput-accuracy plot for print: at the largest batch, with the latency's interval as throughput
+    tops = {n: fig for n, fig in reference_figures if n.startswith("throughput_vs_top1_")}
+    assert len(tops) == 10
+    bars = [c for c in tops["throughput_vs_top1_D_litert_7in"].axes[0].collections if not isinstance(c, PathCollection)]
+    assert len(bars) == 10  # one interval bar per model
+    assert "batch 8" in tops["throughput_vs_top1_D_litert_7in"].axes[0].get_xlabel()
     problems = {}
     for name, fig in reference_figures:
         width, _ = fig.get_size_inches()

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import models
@@ -33,11 +35,24 @@ def test_readme_quotes_findings_md_exactly() -> None:
 
 def test_findings_md_is_what_report_computes_from_the_committed_runs() -> None:
     """The committed findings.md equals a fresh computation with the command reports/reference/report.md states."""
+    from bench.core.report_files import PaperChoice, sitting_reports
+
     report_md = (REPO / "reports" / "reference" / "report.md").read_text()
     command = shlex.split(re.search(r"Made by `([^`]+)`", report_md)[1])
-    models_spec = command[command.index("--models") + 1] if "--models" in command else None
-    fresh = findings_markdown(load_report([REPO / "results" / "reference"], models_spec))
+
+    def option(name: str) -> list[str]:
+        if name not in command:
+            return []
+        rest = command[command.index(name) + 1 :]
+        return rest[: next((i for i, word in enumerate(rest) if word.startswith("--")), len(rest))]
+
+    models_spec = (option("--models") or [None])[0]
+    report = load_report([REPO / p for p in option("--results")], models_spec)
+    paper = PaperChoice(runtime=(option("--paper-runtime") or [None])[0], sittings=tuple(str(REPO / p) for p in
+                        option("--sittings")))  # fmt: skip
+    fresh = findings_markdown(report, sitting_reports(report, paper, models_spec), paper.reference(report))
     assert fresh == FINDINGS.read_text(), "regenerate reports/reference with the command its report.md states"
+    assert len(option("--sittings")) >= 2, "the findings are computed over every committed sitting"
 
 
 def test_readme_results_section_states_no_number_outside_the_findings() -> None:
@@ -52,18 +67,31 @@ def test_readme_results_section_states_no_number_outside_the_findings() -> None:
     assert not numbers, f"numbers in the README's results section that findings.md does not state: {numbers}"
 
 
+def one_sitting(root: Path, *runs: Path) -> Path:
+    """The runs merged into the first one's folder: one sitting timing every runtime of them."""
+    first = runs[0]
+    for name in ("summary.csv", "samples.csv", "rounds.csv"):
+        frames = [pd.read_csv(run / name, dtype=str, keep_default_na=False) for run in runs]
+        merged = pd.concat([f.assign(run_id=first.name) if "run_id" in f else f for f in frames], ignore_index=True)
+        merged.to_csv(first / name, index=False)
+    for run in runs[1:]:
+        shutil.rmtree(run)
+    return first
+
+
 def test_findings_numbers_follow_the_rows(tmp_path: Path) -> None:
-    """Two runtimes, one twice as slow for one model: the ratios, the fastest runtime and the neighbours follow."""
+    """Two runtimes in one sitting, one twice as slow: the ratios, the fastest runtime and the neighbours follow."""
     chosen = ("casvit_xs", "casvit_s", "swiftformer_xs", "swiftformer_s", "efficientformer_l1")
-    write_run(tmp_path, label="a", env=environment(), backend="onnx", models=chosen, seed=1)
-    write_run(tmp_path, label="b", env=environment(), backend="torch", models=chosen, seed=2, slowdown=2.0)
+    a = write_run(tmp_path, label="a", env=environment(), backend="onnx", models=chosen, seed=1)
+    b = write_run(tmp_path, label="b", env=environment(), backend="torch", models=chosen, seed=2, slowdown=2.0)
+    one_sitting(tmp_path, a, b)
     report = load_report([tmp_path])
     text = findings_markdown(report)
     m = report.measurements
     lat = m.pivot_table(index="model", columns="column", values="latency_ms")
     ratio = lat["B"] / lat["A"]
-    assert "ONNX Runtime CPU (A) is the fastest runtime for 5 of 5 models" in text
-    assert f"| PyTorch CPU (B) | {ratio.min():.2f}x | {ratio.median():.2f}x | {ratio.max():.2f}x" in text
+    assert "ONNX Runtime CPU (A) has the lowest latency for 5 of 5 models" in text
+    assert f"| PyTorch CPU (B) | {ratio.median():.2f}x | {ratio.min():.2f}x" in text
     # size-matched neighbours: within the declared ratio, never across it
     rows = [line for line in text.splitlines() if line.startswith("| CAS-ViT-")]
     pairs = {tuple(cell.strip() for cell in line.split("|")[1:3]) for line in rows}
@@ -74,6 +102,28 @@ def test_findings_numbers_follow_the_rows(tmp_path: Path) -> None:
     xs = lat.loc["casvit_xs"] / lat.loc["swiftformer_xs"]
     line = next(r for r in rows if "| CAS-ViT-XS | SwiftFormer-XS |" in r)
     assert f"{xs['A']:.2f}x" in line and f"{xs['B']:.2f}x" in line
+
+
+def test_findings_hold_across_sittings_or_are_dropped(tmp_path: Path) -> None:
+    """Three sittings: a claim is stated with its spread over them, and one whose direction flips is not made."""
+    chosen = ("casvit_xs", "swiftformer_xs", "efficientformer_l1")
+    folders = []
+    for i, torch_speed in enumerate((2.0, 2.2, 0.5)):  # PyTorch slower in two sittings, faster in the third
+        root = tmp_path / f"s{i}"
+        a = write_run(root, label=f"a{i}", env=environment(), backend="onnx", models=chosen, seed=10 * i)
+        b = write_run(root, label=f"b{i}", env=environment(), backend="torch", models=chosen, seed=10 * i + 1,
+                      slowdown=torch_speed)  # fmt: skip
+        folders.append(one_sitting(root, a, b))
+    sittings = [load_report([f]) for f in folders]
+    both = findings_markdown(sittings[0], sittings[:2])
+    ratios = [s.measurements.pivot_table(index="model", columns="column", values="latency_ms") for s in sittings[:2]]
+    medians = sorted(float((r["B"] / r["A"]).median()) for r in ratios)
+    assert f"| PyTorch CPU (B) | {np.median(medians):.2f}x ({medians[0]:.2f}-{medians[1]:.2f}x) |" in both
+    assert "within each of 2 sitting(s)" in both and "3 of 3 models" in both
+    flipped = findings_markdown(sittings[0], sittings)
+    assert "differs between sittings" in flipped and "lowest latency" not in flipped
+    assert "| 0 of 3 |" in flipped  # slower in every sitting: none
+    assert "faster in some sittings and slower in others for" in flipped
 
 
 def test_sized_set_gives_every_casvit_size_neighbours_from_the_other_families() -> None:
@@ -105,24 +155,39 @@ def test_sized_set_gives_every_casvit_size_neighbours_from_the_other_families() 
     }
 
 
-def test_paper_table_decimals_are_consistent_and_params_have_one() -> None:
-    from bench.core.tables import column_decimals, fmt_interval, paper_table
+def test_paper_table_prints_intervals_as_they_are_with_consistent_decimals() -> None:
+    from bench.core.formatting import Interval
+    from bench.core.tables import interval_cell, interval_decimals, paper_table
 
     report = load_report([REPO / "results" / "reference"])
     table = paper_table(report)
     body = [row for _, rows in table.groups for row in rows]
-    text = [[c[0] if isinstance(c, tuple) else c for c in row] for row in body]
+    text = [[str(c[0] if isinstance(c, tuple) else c) for c in row] for row in body]
     for col in range(len(table.header)):
-        cells = [row[col] for row in text if re.fullmatch(r"[\d.]+(±[\d.]+)?", row[col])]
-        decimals = {len(c.split("±")[0].split(".")[1]) if "." in c.split("±")[0] else 0 for c in cells}
-        assert len(decimals) <= 1, f"column {table.header[col]!r} mixes decimals: {cells}"
-    assert all(re.fullmatch(r"\d+\.\d", row[1]) for row in text)  # params: one decimal
-    assert all(re.fullmatch(r"\d+\.\d", row[3]) for row in text)  # top-1: one decimal
-    # digits follow the interval: a ±0.4 interval keeps one decimal, ±4 none; the ± is never rounded down
-    assert column_decimals([(10.3, 0.4), (6.0, 0.3), (8.1, 0.2)]) == 1
-    assert column_decimals([(35.0, 4.0), (20.0, 3.0), (9.0, 0.05)]) == 0
-    assert fmt_interval(3.8612, 0.041, 2) == "3.86±0.05" and fmt_interval(3.8612, None, 1) == "3.9"
-    assert np.isclose(float(fmt_interval(10.0, 0.0001, 1).split("±")[1]), 0.1)  # at least one unit of the last digit
+        numbers = [re.findall(r"\d+(?:\.\d+)?", row[col]) for row in text if re.match(r"\d", row[col])]
+        decimals = {len(n.split(".")[1]) if "." in n else 0 for found in numbers for n in found}
+        assert len(decimals) <= 1, f"column {table.header[col]!r} mixes decimals: {numbers}"
+    names = [row[0] for row in text]
+    assert all(re.fullmatch(r"\d+\.\d", row[2]) for row in text)  # params: one decimal (3.2, 12.4)
+    assert all(re.fullmatch(r"\d+\.\d", row[4]) for row in text)  # top-1: one decimal (78.1, not 78.09)
+    assert text[names.index("MobileViTv2-1.0")][1] == "256"  # the resolution, where models differ in it
+    # every latency cell is the interval as it is: value +(high - value) / -(value - low), from the rows
+    m = report.measurements
+    rows = m[m["latency_batch"]].set_index(["name", "column"])
+    for row, cells in zip(text, body, strict=True):
+        for key, cell in zip([c.key for c in report.columns], cells[-len(report.columns) :], strict=True):
+            interval = cell[0] if isinstance(cell, tuple) else cell
+            assert isinstance(interval, Interval)
+            r = rows.loc[(row[0], key)]
+            assert float(interval.value) == pytest.approx(r["latency_ms"], abs=0.005)
+            assert float(interval.value) + float(interval.plus) == pytest.approx(r["latency_ci_high_ms"], abs=0.011)
+            assert float(interval.value) - float(interval.minus) == pytest.approx(r["latency_ci_low_ms"], abs=0.011)
+    # the issue's cases: disjoint intervals never print the same number; an asymmetric one keeps its shape
+    digits = interval_decimals([(6.97, 6.91, 7.09), (7.46, 7.25, 7.86), (21.45, 21.45, 26.01)])
+    assert digits == 2 and interval_cell(21.45, 21.45, 26.01, digits) == Interval("21.45", "4.56", "0.00")
+    assert interval_decimals([(7.04, 7.0, 7.04), (7.043, 7.042, 7.06)]) == 3  # 7.04 twice, yet disjoint: one more
+    assert interval_cell(3.8612, None, None, 1) == "3.9"
+    assert str(Interval("21.45", "4.56", "0.00")) == "21.45 (+4.56/\u22120.00)"
 
 
 @pytest.mark.parametrize("bad", ["nonesuch", "Z"])

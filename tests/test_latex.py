@@ -22,9 +22,11 @@ import pytest
 import models
 from bench.cli import main as cli_main
 from bench.core.formatting import PaperTable, latex_escape, latex_table, render_paper_table
+from bench.core.ratios import ratio_frame
 from bench.core.report_files import write_report
 from bench.core.reporting import load_report
-from bench.core.tables import main_table, paper_table
+from bench.core.store import find_run_dirs
+from bench.core.tables import appendix_tables, main_table, paper_table, ratio_table
 from tests.conftest import REPO
 from tests.result_fixtures import environment, write_run
 
@@ -191,7 +193,10 @@ def test_report_tables_compile(pdflatex: str, tmp_path: Path) -> None:
     write_report([tmp_path / "runs"], out, plots=False)
     pieces = tex_files(out)
     assert "table.tex" in pieces
-    tex = pieces["table.tex"]
+    # the appendix: one one-column table per runtime column (two machines, two backends: three)
+    assert pieces["table.tex"].count(r"\begin{table}[t]") == 3 and r"\begin{table*}" not in pieces["table.tex"]
+    tex = render_paper_table(main_table(load_report([tmp_path / "runs"])), "latex")  # the full table (table.md)
+    pieces["full.tex"] = tex
     assert r"\begin{table*}" in tex and "graphicx" in tex.splitlines()[0]
     # the four CAS-ViT sources differ only in their last clause: one footnote, referenced by each row
     casvit_rows = [line for line in tex.splitlines() if line.startswith("CAS-ViT-")]
@@ -270,6 +275,8 @@ def test_plain_latex_table_with_hostile_frame_compiles(pdflatex: str, tmp_path: 
 # (text width, column width) in pt of two-column venues: IEEEtran conference and ACM sigconf
 LAYOUTS = {"ieee": (516.0, 252.0), "acm": (506.0, 241.0)}
 MIN_TYPE_PT = 7.0
+NOTE_LINES = {"paper.tex": 8, "column.tex": 16}
+"""Lines of notes at most: they define the headline and its interval, the marks, params and the sources."""
 
 # Logs the natural width of every table box the suite sizes to \linewidth, with the line width and type size
 # there (the table is scaled by min(1, line / width)).
@@ -343,15 +350,25 @@ def test_paper_tables_read_at_print_size_in_two_columns(
     wide = render_paper_table(paper_table(report), "latex")
     narrow = render_paper_table(paper_table(report, "litert", one_column=True), "latex")
     assert r"\begin{table*}" in wide and r"\begin{table}[t]" in narrow
-    assert ("±" in render_paper_table(paper_table(report), "markdown")) == intervals
-    pieces = {"paper.tex": wide, "column.tex": narrow, "full.tex": render_paper_table(main_table(report), "latex")}
+    assert ("$^{+" in wide) == intervals  # the interval as it is, upper and lower side
+    frame = ratio_frame(find_run_dirs([REPO / "results" / "reference"]), "litert")
+    pieces = {
+        "paper.tex": wide,
+        "column.tex": narrow,
+        "full.tex": "\n\n".join(render_paper_table(t, "latex") for t in appendix_tables(report)),
+        "ratios.tex": render_paper_table(ratio_table(report, frame), "latex"),
+    }
     boxes, notes = measure_in_layout(pdflatex, tmp_path, pieces, layout)
     text, column = LAYOUTS[layout]
-    (wide_w, wide_line, _), (narrow_w, narrow_line, _), (full_w, full_line, full_size) = boxes
-    assert (wide_line, narrow_line, full_line) == (text, column, text)
-    for width, line, size in boxes[:2]:
+    names = ["paper.tex", "column.tex", *["full.tex"] * len(report.columns), "ratios.tex"]
+    assert [line for _, line, _ in boxes] == [text, column, *[column] * len(report.columns), text]
+    for (width, line, size), name in zip(boxes, names, strict=True):
         printed = size * min(1.0, line / width)
-        assert printed >= MIN_TYPE_PT, f"type printed at {printed:.1f} pt (natural width {width:.0f} pt > {line} pt)"
-    assert wide_w <= text and narrow_w <= column  # not scaled at all
-    assert full_size * full_line / full_w < MIN_TYPE_PT  # the full table is the appendix one: far too wide to print
-    assert notes[:2] and max(notes[:2]) <= 3, f"paper table notes take {notes[:2]} lines"
+        assert printed >= MIN_TYPE_PT, (
+            f"{name}: type printed at {printed:.1f} pt (natural width {width:.0f} > {line} pt)"
+        )
+        assert width <= line, f"{name} is scaled: natural width {width:.0f} pt in a {line} pt line"
+        assert size >= (7.0 if name == "column.tex" else 8.0), f"{name} is set in {size} pt type"
+    assert "Float too large" not in (tmp_path / "doc-two-ot1.log").read_text(), "a table is taller than the page"
+    # the notes say how the number was measured (the headline's definition), yet stay a short paragraph
+    assert notes[0] <= NOTE_LINES["paper.tex"] and notes[1] <= NOTE_LINES["column.tex"], f"notes take {notes[:2]} lines"

@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.backends import DEFAULT_BACKEND
 from bench.core.formatting import PAPER_FORMATS, csv_text, render_paper_table
-from bench.core.ratios import write_ratio_tables
 from bench.core.report_files import PaperChoice, write_files
 from bench.core.reporting import load_report
 from bench.core.tables import main_table, table_frame
@@ -59,10 +57,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-plots", action="store_true", help="write the tables only")
     parser.add_argument(
         "--ratio-to",
-        default=DEFAULT_BACKEND,
+        default=None,
         metavar="BACKEND",
-        help="the runtime every other runtime's latency is divided by in ratios.csv/.md/.tex, within each "
-        f"multi-runtime sitting (default: {DEFAULT_BACKEND})",
+        help="the runtime every other runtime's latency is divided by in ratios.csv/.md/.tex and findings.md, within "
+        "each multi-runtime sitting (default: --paper-runtime, else the first column)",
+    )
+    parser.add_argument(
+        "--sittings",
+        nargs="+",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="results folders whose every sitting findings.md is computed in, each claim stated with its spread "
+        "across them and dropped where its direction flips (default: the sittings of --results)",
     )
     parser.add_argument(
         "--aspect",
@@ -75,11 +82,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     report = load_report(args.results, args.models)
-    paper = PaperChoice(args.paper_runtime, args.paper_models, args.pareto)
+    sittings = tuple(str(p) for p in args.sittings or ())
+    paper = PaperChoice(args.paper_runtime, args.paper_models, args.pareto, args.ratio_to, sittings)
     paths, plot_notes = write_files(
         report, args.out, plots=not args.no_plots, aspect=args.aspect, models=args.models, paper=paper
     )
-    ratio_paths = write_ratio_tables(args.results, args.out, args.ratio_to)
     if args.format == "csv":
         print(csv_text(table_frame(report)), end="")
     else:
@@ -87,8 +94,8 @@ def main(args: argparse.Namespace) -> int:
     print()
     for note in plot_notes:
         print(f"note: {note}")
-    if not ratio_paths:
-        print(f"note: no ratio table: no sitting in the results timed {args.ratio_to} beside another runtime")
-    paths += ratio_paths
+    if not any(p.name == "ratios.csv" for p in paths):
+        reference = paper.reference(report).label
+        print(f"note: no ratio table: no sitting in the results timed {reference} beside another runtime")
     print(f"wrote {len(paths)} files to {args.out}/: {', '.join(p.name for p in paths)}")
     return 0

@@ -150,11 +150,14 @@ def _points(ax: Axes, rows: pd.DataFrame, x: str, y: str, styles: dict[str, Fami
         )
 
 
-def _error_bars(ax: Axes, rows: pd.DataFrame, x: str, y: str, styles, axis: str) -> list:
-    """Interval bars (x or y) of the rows that have an interval; returns their segments for the labels to avoid."""
+def _error_bars(
+    ax: Axes, rows: pd.DataFrame, x: str, y: str, styles, axis: str, bounds: tuple[str, str] = ("lat_low", "lat_high")
+) -> list:
+    """Interval bars (x or y) of the rows that have an interval (``bounds``: its columns); returns their segments for
+    the labels to avoid."""
     segments = []
     for r in rows.itertuples(index=False):
-        lo, hi = r.lat_low, r.lat_high
+        lo, hi = getattr(r, bounds[0]), getattr(r, bounds[1])
         if pd.isna(lo) or pd.isna(hi):
             continue
         px, py = getattr(r, x), getattr(r, y)
@@ -332,6 +335,49 @@ def draw_latency_vs_gmacs(
     return fig
 
 
+def _pick_throughput_top1(d: pd.DataFrame) -> pd.DataFrame:
+    """Each panel's largest batch, with the throughput's interval from the latency's (b x 1000 / latency)."""
+    d = d[d["top1"].notna()]
+    if d.empty:
+        return d
+    rows = _interval_rows(d[d["batch"] == d["batch"].max()])
+    return rows.assign(
+        ips_low=rows["batch"] * 1000.0 / rows["lat_high"], ips_high=rows["batch"] * 1000.0 / rows["lat_low"]
+    )
+
+
+def _shared_throughput_top1(frames: list[pd.DataFrame]) -> dict:
+    xs = [f["throughput_ips"] for f in frames] + [f["ips_low"] for f in frames] + [f["ips_high"] for f in frames]
+    top1 = pd.concat([f["top1"] for f in frames])
+    return {"xlim": _log_limits(xs, 1.6), "ylim": (float(top1.min()) - 1.0, float(top1.max()) + 0.7)}
+
+
+def draw_throughput_vs_top1(
+    rows: pd.DataFrame, panel: PrintPanel, size: str, styles, shared: dict, pareto: str
+) -> Figure:
+    fig, ax = _figure(size, f"{panel.title} ({panel.key})")
+    segments = _error_bars(ax, rows, "throughput_ips", "top1", styles, "x", ("ips_low", "ips_high"))
+    segments += _fronts(ax, rows, "throughput_ips", "top1", styles, pareto, smaller_x_better=False)
+    _points(ax, rows, "throughput_ips", "top1", styles)
+    ax.set_xscale("log")
+    _plain_log_axis(ax.xaxis)
+    ax.set_xlim(*shared["xlim"])
+    ax.set_ylim(*shared["ylim"])
+    ax.set_xlabel(f"Throughput at batch {int(rows['batch'].iloc[0])} (images/s, log scale)")
+    measured = "top1_measured" in rows and bool(rows["top1_measured"].fillna(False).astype(bool).any())
+    ax.set_ylabel("ImageNet-1k top-1 (%, measured)" if measured else "ImageNet-1k top-1 (%, published)")
+    front = [Line2D([], [], color="0.35", linestyle=(0, (4, 2)), lw=0.9, label="Pareto front")]
+    _legend(
+        fig,
+        shared["all"],
+        styles,
+        lines=pareto == "family",
+        extra=(front if pareto == "global" else []) + _interval_handle(shared["all"]),
+    )
+    _place(fig, ax, rows, "throughput_ips", "top1", styles, size, segments)
+    return fig
+
+
 def _pick_batches(d: pd.DataFrame) -> pd.DataFrame:
     return d if d["batch"].nunique() > 1 else d.iloc[0:0]
 
@@ -389,6 +435,7 @@ PRINT_PLOTS = (
     PrintPlot("latency_vs_top1", _pick_latency_top1, draw_latency_vs_top1, _shared_latency_top1),
     PrintPlot("latency_vs_gmacs", _pick_latency_gmacs, draw_latency_vs_gmacs, _shared_latency_gmacs),
     PrintPlot("throughput_vs_batch", _pick_batches, draw_throughput_vs_batch, _shared_batches),
+    PrintPlot("throughput_vs_top1", _pick_throughput_top1, draw_throughput_vs_top1, _shared_throughput_top1),
 )
 
 

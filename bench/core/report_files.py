@@ -14,9 +14,20 @@ from pathlib import Path
 from bench.core.errors import BenchError
 from bench.core.findings import findings_markdown
 from bench.core.formatting import csv_text, render_paper_table
-from bench.core.ratios import write_ratio_tables
-from bench.core.reporting import Report, load_report
-from bench.core.tables import columns_frame, main_table, measurements_frame, paper_columns, paper_table, table_frame
+from bench.core.ratios import ratio_frame
+from bench.core.reporting import Column, Report, load_report
+from bench.core.store import find_run_dirs
+from bench.core.tables import (
+    appendix_tables,
+    columns_frame,
+    main_table,
+    measurements_frame,
+    paper_columns,
+    paper_frame,
+    paper_table,
+    ratio_table,
+    table_frame,
+)
 from bench.core.util import write_output
 
 
@@ -28,6 +39,14 @@ class PaperChoice:
     runtime: str | None = None
     models: str | None = None
     pareto: str = "global"
+    ratio_to: str | None = None
+    """The runtime the ratio tables and the findings divide by (None: ``runtime``, else the first column)."""
+    sittings: tuple[str, ...] = ()
+    """Results folders whose every sitting the findings are computed in (empty: the report's own)."""
+
+    def reference(self, report: Report) -> Column:
+        """The report column of the runtime every other is compared with (ratios, findings)."""
+        return paper_columns(report, self.ratio_to or self.runtime or report.columns[0].key)[0]
 
 
 def report_command(
@@ -49,6 +68,10 @@ def report_command(
         parts += ["--paper-models", shlex.quote(paper.models)]
     if paper.pareto != "global":
         parts += ["--pareto", paper.pareto]
+    if paper.ratio_to:
+        parts += ["--ratio-to", shlex.quote(paper.ratio_to)]
+    if paper.sittings:
+        parts += ["--sittings", *(shlex.quote(str(p)) for p in paper.sittings)]
     if not plots:
         parts.append("--no-plots")
     if aspect != "default":
@@ -107,7 +130,30 @@ def _paper_tables(report: Report, out_dir: Path, paper: PaperChoice) -> list[Pat
     return [
         write_output(out_dir / "paper_table.tex", render_paper_table(wide, "latex")),
         write_output(out_dir / "paper_table.md", render_paper_table(wide, "markdown")),
+        write_output(out_dir / "paper_table.csv", csv_text(paper_frame(report))),
         write_output(out_dir / "paper_table_column.tex", render_paper_table(narrow, "latex")),
+    ]
+
+
+def sitting_reports(report: Report, paper: PaperChoice, models: str | None) -> list[Report]:
+    """One report per sitting (results folder) of ``paper.sittings``, or of the report's inputs: what the findings
+    are computed in."""
+    folders = find_run_dirs([Path(p) for p in (paper.sittings or report.inputs)])
+    return [load_report([folder], models) for folder in folders]
+
+
+def write_ratio_files(report: Report, out_dir: Path, ratio_to: str) -> list[Path]:
+    """``ratios.csv`` (every ratio at full precision) and ``ratios.md``/``.tex`` (the paper table) for the sittings of
+    the report that timed ``ratio_to`` beside another runtime; nothing when none did."""
+    frame = ratio_frame(find_run_dirs([Path(p) for p in report.inputs]), ratio_to)
+    frame = frame[frame["model"].isin(set(report.measurements["model"]))]
+    if frame.empty:
+        return []
+    table = ratio_table(report, frame)
+    return [
+        write_output(out_dir / "ratios.csv", csv_text(frame)),
+        write_output(out_dir / "ratios.md", render_paper_table(table, "markdown")),
+        write_output(out_dir / "ratios.tex", render_paper_table(table, "latex")),
     ]
 
 
@@ -134,11 +180,17 @@ def write_files(
     paths = [
         write_output(out_dir / "table.csv", csv_text(table_frame(report))),
         write_output(out_dir / "table.md", table_md),
-        write_output(out_dir / "table.tex", render_paper_table(table, "latex")),
+        write_output(
+            out_dir / "table.tex", "\n\n".join(render_paper_table(t, "latex") for t in appendix_tables(report))
+        ),
         write_output(out_dir / "columns.csv", csv_text(columns_frame(report))),
         write_output(out_dir / "measurements.csv", csv_text(measurements_frame(report))),
         *_paper_tables(report, out_dir, paper),
-        write_output(out_dir / "findings.md", findings_markdown(report)),
+        write_output(
+            out_dir / "findings.md",
+            findings_markdown(report, sitting_reports(report, paper, models), paper.reference(report)),
+        ),
+        *write_ratio_files(report, out_dir, paper.reference(report).backend),
     ]
     plot_paths: list[Path] = []
     plot_notes: list[str] = []
@@ -166,7 +218,9 @@ def write_report(
     ratio_to: str | None = None,
 ) -> list[Path]:
     """Tables and plots for the runs in ``result_paths``, written to ``out_dir`` (for ``bench run --report``);
-    with ``ratio_to``, the runtime-ratio tables too."""
+    ratios and findings relative to ``ratio_to`` (default: the first column)."""
     report = load_report(result_paths, models)
-    paths, _ = write_files(report, Path(out_dir), plots=plots, models=models)
-    return paths + write_ratio_tables(result_paths, out_dir, ratio_to)
+    present = {c.backend for c in report.columns}
+    paper = PaperChoice(ratio_to=ratio_to if ratio_to in present else None)
+    paths, _ = write_files(report, Path(out_dir), plots=plots, models=models, paper=paper)
+    return paths

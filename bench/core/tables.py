@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 
-import numpy as np
 import pandas as pd
 
 from bench.core.environment import FRAMEWORK_PACKAGE
 from bench.core.errors import BenchError
-from bench.core.formatting import Cell, PaperTable
+from bench.core.formatting import Cell, Interval, PaperTable, Text
 from bench.core.reporting import STATUS_CELLS, Column, Report, _value
 from bench.core.schema import SETTING_FIELDS, UNSTABLE
-from bench.core.stats import headline_note, headline_text
+from bench.core.stats import HEADLINE_LEVEL, headline_note
 
 UNSTABLE_MARK = "†"
+INTERVAL_NOTATION = "Latency +a/\u2212b: its interval [latency \u2212 b, latency + a], as it is (asymmetric)."
 
-# ------------------------------------------------------------------------------------ tables
+# ------------------------------------------------------------------------------------ numbers
+
+FIGURES = 3
+"""Significant figures of a column's smallest number; every number of the column gets that many decimals."""
+MAX_DECIMALS = 3
 
 
 def _fmt(value: object, digits: int) -> str:
@@ -25,25 +30,55 @@ def _fmt(value: object, digits: int) -> str:
     return "-" if value is None else f"{float(value):.{digits}f}"
 
 
-def fmt_ms(value: object) -> str:
-    """Latency with three significant figures or so: 1.23, 12.3, 123."""
-    value = _value(value)
-    if value is None:
-        return "-"
-    return _fmt(value, 2 if value < 10 else 1 if value < 100 else 0)
+def fmt_top1(value: object) -> str:
+    """Top-1 with one decimal, as every paper table prints it (78.09 -> 78.1)."""
+    return _fmt(value, 1)
 
 
-def fmt_ips(value: object) -> str:
-    value = _value(value)
-    if value is None:
-        return "-"
-    return _fmt(value, 1 if value < 100 else 0)
+def column_decimals(values: object, figures: int = FIGURES) -> int:
+    """Decimals that give the column's smallest positive value :data:`FIGURES` significant figures (0 to 3), so
+    the whole column shows the same number of decimals: 6.97, 12.60, 143.00 -- never 7.85 beside 12.6."""
+    found = [float(v) for v in values if _value(v) is not None and float(v) > 0 and math.isfinite(float(v))]
+    if not found:
+        return 1
+    return min(MAX_DECIMALS, max(0, figures - 1 - math.floor(math.log10(min(found)))))
 
 
-def fmt_top1(value: float) -> str:
-    """As published: 77.5, 78.09, 79.0 (at least one decimal, at most two)."""
-    text = f"{value:.2f}".rstrip("0")
-    return text + "0" if text.endswith(".") else text
+def fmt_column(values: list[object], figures: int = FIGURES) -> list[str]:
+    """Every value of a column with the same decimals (:func:`column_decimals`); ``-`` where there is none."""
+    digits = column_decimals(values, figures)
+    return [_fmt(v, digits) for v in values]
+
+
+def interval_decimals(cells: list[tuple[float, float | None, float | None]], figures: int = FIGURES) -> int:
+    """Decimals for ``(value, low, high)`` cells: :func:`column_decimals`, then more while two cells whose
+    intervals do not overlap would print the same value (distinguishable numbers stay distinct)."""
+    digits = column_decimals([v for v, _, _ in cells], figures)
+    spans = [(v, lo, hi) for v, lo, hi in cells if _value(lo) is not None and _value(hi) is not None]
+
+    def clash(d: int) -> bool:
+        shown: dict[str, list[tuple[float, float]]] = {}
+        for v, lo, hi in spans:
+            shown.setdefault(f"{v:.{d}f}", []).append((float(lo), float(hi)))
+        return any(a_hi < b_lo or b_hi < a_lo for same in shown.values() for a_lo, a_hi in same for b_lo, b_hi in same)
+
+    while digits < MAX_DECIMALS and clash(digits):
+        digits += 1
+    return digits
+
+
+def interval_cell(value: float, low: object, high: object, digits: int) -> Text:
+    """``value`` and its interval as printed: ``Interval("21.45", "4.56", "0.00")`` (value +4.56/-0.00, the
+    interval as it is, asymmetric), ``[low, high]`` beside the value where it lies outside them, or the value."""
+    low, high = _value(low), _value(high)
+    text = f"{value:.{digits}f}"
+    if low is None or high is None:
+        return text
+    plus = round(float(high), digits) - round(value, digits)
+    minus = round(value, digits) - round(float(low), digits)
+    if plus < 0 or minus < 0:
+        return f"{text} [{float(low):.{digits}f}, {float(high):.{digits}f}]"
+    return Interval(text, f"{abs(plus):.{digits}f}", f"{abs(minus):.{digits}f}")
 
 
 def _row_keys(report: Report) -> pd.DataFrame:
@@ -142,6 +177,7 @@ def table_notes(report: Report) -> list[str]:
         else "Top-1: published ImageNet-1k accuracy, not measured here."
     )
     notes.append(headline_note())
+    notes.append(INTERVAL_NOTATION)
     notes.append(
         f"P90: 90th percentile of the per-iteration latency at {at}, in ms. img/s: images per second at "
         "batch b from the step latency (b x 1000 / latency). Params (M) and GMACs (multiply-accumulates "
@@ -170,40 +206,78 @@ def unstable_notes(report: Report) -> list[str]:
     ]
 
 
+def _leaf_cells(report: Report, facts: pd.DataFrame) -> dict[tuple[str, str, int], list[Cell]]:
+    """Every measured cell of the main table, formatted: ``(column key, measure, batch) -> cells`` in row order.
+
+    Latency cells carry their interval (one number of decimals for every latency cell of the table, so values
+    compare across runtimes); p90 and img/s share decimals down each table column.
+    """
+    values, states = _lookup(report)
+    keys = list(zip(facts["model"], facts["resolution"], strict=True))
+    leaves = [(c.key, measure, batch) for c in report.columns for _, measure, batch in _leaves(c)]
+    found = {leaf: [values.get((leaf[0], m, res, leaf[2])) for m, res in keys] for leaf in leaves}
+    spans = [
+        (float(r["_value"]), r["_low"], r["_high"])
+        for (_, measure, _), rows in found.items()
+        if measure == "latency_ms"
+        for r in (_with_interval(r) for r in rows if r is not None)
+    ]
+    latency_digits = interval_decimals(spans)
+    out: dict[tuple[str, str, int], list[Cell]] = {}
+    for leaf, rows in found.items():
+        key, measure, batch = leaf
+        digits = column_decimals([r[measure] for r in rows if r is not None]) if measure != "latency_ms" else 0
+        cells: list[Cell] = []
+        for (model, res), r in zip(keys, rows, strict=True):
+            if r is None:
+                cells.append(states.get((key, model, res, batch), "-"))
+                continue
+            if measure == "latency_ms":
+                r = _with_interval(r)
+                text: Text = interval_cell(float(r["_value"]), r["_low"], r["_high"], latency_digits)
+            else:
+                text = _fmt(r[measure], digits)
+            cells.append((text, UNSTABLE_MARK) if r.get("validity") == UNSTABLE else text)
+        out[leaf] = cells
+    return out
+
+
+def _with_interval(row: pd.Series) -> pd.Series:
+    """The row with ``_value``, ``_low``, ``_high``: its headline and interval (the pooled median alone without)."""
+    headline = _value(pd.to_numeric(row.get(HEADLINE), errors="coerce"))
+    if headline is None:
+        extra = {"_value": row["latency_median_ms"], "_low": None, "_high": None}
+    else:
+        low, high = (_value(pd.to_numeric(row.get(k), errors="coerce")) for k in (CI_LOW, CI_HIGH))
+        extra = {"_value": headline, "_low": low, "_high": high}
+    return pd.concat([row, pd.Series(extra, dtype=object)])
+
+
 def main_table(report: Report) -> PaperTable:
-    """Models by family x (params, GMACs, top-1, then median/p90 latency and img/s per column)."""
+    """Models by family x (params, GMACs, top-1, then latency with its interval, p90 and img/s per column)."""
     facts = _row_keys(report)
     marks = source_marks(report)
-    values, states = _lookup(report)
+    leaves = _leaf_cells(report, facts)
     header = ["Model", "Res", "Params (M)", "GMACs", "Top-1 (%)"]
     spans: list[tuple[str, int]] = [("", len(header))]
     for column in report.columns:
-        leaves = _leaves(column)
-        header += [h for h, _, _ in leaves]
-        spans.append((column.title, len(leaves)))
-    groups: list[tuple[str, list[list[Cell]]]] = []
-    for (_, family_label), fam in facts.groupby(["family_order", "family_label"], sort=True):
-        rows: list[list[Cell]] = []
-        for r in fam.itertuples(index=False):
-            top1: Cell = "-"
-            if _value(r.top1) is not None:
-                text = fmt_top1(r.top1)
-                top1 = (text, marks[r.top1_source]) if isinstance(r.top1_source, str) else text
-            cells: list[Cell] = [r.name, str(r.resolution), _fmt(r.params_m, 2), _fmt(r.gmacs, 2), top1]
-            for column in report.columns:
-                for _, measure, batch in _leaves(column):
-                    found = values.get((column.key, r.model, r.resolution, batch))
-                    if found is None:
-                        cells.append(states.get((column.key, r.model, r.resolution, batch), "-"))
-                    else:
-                        fmt = fmt_ips if measure == "throughput_ips" else fmt_ms
-                        text = headline_text(found, fmt_ms) if measure == "latency_ms" else fmt(found[measure])
-                        cells.append((text, UNSTABLE_MARK) if found.get("validity") == UNSTABLE else text)
-            rows.append(cells)
-        groups.append((family_label, rows))
+        own = _leaves(column)
+        header += [h for h, _, _ in own]
+        spans.append((column.title, len(own)))
+    params, gmacs = fmt_column(list(facts["params_m"])), fmt_column(list(facts["gmacs"]))
+    rows_of: dict[str, list[list[Cell]]] = {}
+    for i, r in enumerate(facts.itertuples(index=False)):
+        top1: Cell = "-"
+        if _value(r.top1) is not None:
+            text = fmt_top1(r.top1)
+            top1 = (text, marks[r.top1_source]) if isinstance(r.top1_source, str) else text
+        cells: list[Cell] = [r.name, str(r.resolution), params[i], gmacs[i], top1]
+        for column in report.columns:
+            cells += [leaves[(column.key, measure, batch)][i] for _, measure, batch in _leaves(column)]
+        rows_of.setdefault(r.family_label, []).append(cells)
     return PaperTable(
         header=header,
-        groups=groups,
+        groups=list(rows_of.items()),
         align="lr" + "r" * (len(header) - 2),
         spans=spans,
         title="Latency and throughput per runtime (one column group per backend, device and machine)",
@@ -232,12 +306,16 @@ def table_frame(report: Report) -> pd.DataFrame:
     ].copy()
     for column in report.columns:
         for _, measure, batch in _leaves(column):
-            unit = {"latency_ms": "latency_ms", "latency_p90_ms": "p90_ms"}.get(measure, "img_per_s")
-            name = f"{column.title} {unit} b={batch}"
-            out[name] = [
-                _value(values[(column.key, m, res, batch)][measure]) if (column.key, m, res, batch) in values else None
-                for m, res in zip(facts["model"], facts["resolution"], strict=True)
-            ]
+            found = [values.get((column.key, m, res, batch)) for m, res in zip(facts["model"], facts["resolution"],
+                                                                              strict=True)]  # fmt: skip
+            if measure == "latency_ms":  # the headline and its interval, as the tables print them
+                for unit, part in (("latency_ms", "_value"), ("ci_low_ms", "_low"), ("ci_high_ms", "_high")):
+                    out[f"{column.title} {unit} b={batch}"] = [
+                        None if r is None else _value(_with_interval(r)[part]) for r in found
+                    ]
+                continue
+            unit = {"latency_p90_ms": "p90_ms"}.get(measure, "img_per_s")
+            out[f"{column.title} {unit} b={batch}"] = [None if r is None else _value(r[measure]) for r in found]
     return out
 
 
@@ -336,41 +414,6 @@ def latency_interval(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"value": headline.fillna(rows["latency_median_ms"]), "low": low, "high": high})
 
 
-def half_width(value: float, low: object, high: object) -> float | None:
-    """The larger side of the interval around ``value`` (None without one)."""
-    low, high = _value(low), _value(high)
-    if low is None or high is None:
-        return None
-    return max(float(high) - value, value - float(low), 0.0)
-
-
-def supported_decimals(value: float, uncertainty: float | None) -> int:
-    """Decimals the uncertainty supports: its first significant digit is the last one shown (0 to 2).
-
-    Without an uncertainty, three significant figures (1.23, 12.3, 123).
-    """
-    if uncertainty is None or not math.isfinite(uncertainty) or uncertainty <= 0:
-        return 2 if value < 10 else 1 if value < 100 else 0
-    return min(2, max(0, -math.floor(math.log10(uncertainty))))
-
-
-def column_decimals(cells: list[tuple[float, float | None]]) -> int:
-    """One number of decimals for a whole column (the median cell's, rounded to fewer): consistent decimals."""
-    if not cells:
-        return 1
-    return math.floor(float(np.median([supported_decimals(v, u) for v, u in cells])))
-
-
-def fmt_interval(value: float, half: float | None, decimals: int) -> str:
-    """``3.86±0.05``: the half-width rounded up (never shown smaller than it is), or the value alone."""
-    text = f"{value:.{decimals}f}"
-    if half is None:
-        return text
-    unit = 10.0**-decimals
-    shown = max(unit, math.ceil(half / unit - 1e-9) * unit)
-    return f"{text}±{shown:.{decimals}f}"
-
-
 def _short_runtime(column: Column) -> tuple[str, str]:
     """Two header lines for a runtime column: the runtime's name, then device and key (``CPU (A)``)."""
     device = column.device.upper()
@@ -417,94 +460,227 @@ def paper_columns(report: Report, runtime: str | None) -> list[Column]:
     return found
 
 
+def _measured_on(columns: list[Column], rows: pd.DataFrame) -> str:
+    """How the latencies were measured, said once where every column shares it: machine, threads, precision, rounds."""
+    said = []
+    machines = {c.machine_detail.split(": ", 1)[-1] for c in columns}
+    if len(machines) == 1:
+        said.append(machines.pop())
+    threads = {c.threads for c in columns}
+    if len(threads) == 1:
+        (n,) = threads
+        said.append("default threads" if n is None else f"{n} thread{'s' if n != 1 else ''}")
+    precisions = {c.precision for c in columns}
+    if len(precisions) == 1:
+        said.append(precisions.pop())
+    rounds = pd.to_numeric(rows["rounds"], errors="coerce").dropna() if "rounds" in rows else pd.Series(dtype=float)
+    if len(rounds):
+        lo, hi = int(rounds.min()), int(rounds.max())
+        said.append(f"{lo} rounds per cell" if lo == hi else f"{lo}-{hi} rounds per cell")
+    return ", ".join(said)
+
+
+def _params_note(facts: pd.DataFrame) -> str:
+    """What the parameter counts include: the distillation head each official constructor builds, trained or not."""
+    import models
+
+    trained, untrained, none = [], [], []
+    for family, label in dict(zip(facts["family"], facts["family_label"], strict=True)).items():
+        names = facts.loc[facts["family"] == family, "model"]
+        try:
+            head = any(models.get_card(n).default_distillation for n in names)
+        except models.ModelError:
+            continue  # an external network: nothing declared
+        (trained if head and _distilled(family) else untrained if head else none).append(label)
+    if not trained and not untrained:
+        return ""
+    parts = []
+    if trained:
+        parts.append(f"trained ({', '.join(trained)})")
+    if untrained:
+        parts.append(f"built but never trained ({', '.join(untrained)})")
+    text = "Params: as the official code builds each network, with its distillation head " + " or ".join(parts)
+    return text + (f"; {', '.join(none)} ha{'s' if len(none) == 1 else 've'} none." if none else ".")
+
+
 def paper_table(
     report: Report, runtime: str | None = None, model_names: list[str] | None = None, one_column: bool = False
 ) -> PaperTable:
-    """The slim table a paper prints: model, params, GMACs, top-1 and its source, distillation, one latency per
-    runtime (with its interval); at most three lines of notes, the rest in the full (appendix) table.
+    """The slim table a paper prints: model, (resolution where it varies,) params, GMACs, top-1 and its source,
+    distillation, one latency per runtime with its interval as it is (asymmetric); the caption and one paragraph
+    of notes say how the latency was measured and what its interval is.
 
     ``runtime`` (a backend name or column key) and ``model_names`` choose the columns and rows; ``one_column``
-    lays it out for ``\\columnwidth`` (a ``table`` float in 7 pt type) instead of ``table*`` across the page.
+    lays it out for ``\\columnwidth`` (a ``table`` float in 7 pt type) instead of ``table*`` across the page (8 pt).
     """
     columns = paper_columns(report, runtime)
     keys = [c.key for c in columns]
     rows = _paper_rows(report, keys, model_names)
     facts = _row_keys(report)
-    facts = facts[facts["model"].isin(set(rows["model"]))]
+    facts = facts[facts["model"].isin(set(rows["model"]))].reset_index(drop=True)
     interval = latency_interval(rows)
     rows = rows.assign(lat_value=interval["value"], lat_low=interval["low"], lat_high=interval["high"])
-    spreads = rows["round_spread"] if "round_spread" in rows else pd.Series(float("nan"), index=rows.index)
-
-    def uncertainty(r, spread) -> float | None:
-        half = half_width(r.lat_value, r.lat_low, r.lat_high)
-        if half is None and _value(spread) is not None:  # no interval: the round medians' spread sets the digits
-            half = r.lat_value * float(spread) / 2
-        return half
-
-    decimals = {}
-    for key in keys:
-        mine = rows[rows["column"] == key]
-        cells = [(r.lat_value, uncertainty(r, s)) for r, s in zip(mine.itertuples(), spreads[mine.index], strict=True)]
-        decimals[key] = column_decimals(cells)
+    digits = interval_decimals(list(zip(rows["lat_value"], rows["lat_low"], rows["lat_high"], strict=True)))
     found = {(r.column, r.model, r.resolution): r for r in rows.itertuples()}
+    resolutions = facts["resolution"].nunique() > 1
 
     citations = {}
     for r in facts.itertuples(index=False):
-        if _value(r.top1) is None:
-            continue
-        citations.setdefault(_top1_source(report, r.model), str(len(citations) + 1))
-    header = ["Model", "Params\n(M)", "GMACs\n(fvcore)", "Top-1\n(%)", "KD"]
-    header += ["\n".join(_short_runtime(c)) for c in columns]
-    groups: list[tuple[str, list[list[Cell]]]] = []
-    any_interval = any(_value(h) is not None for h in rows["lat_high"])
+        if _value(r.top1) is not None:
+            citations.setdefault(_top1_source(report, r.model), str(len(citations) + 1))
+    header = ["Model", *(["Res"] if resolutions else []), "Params\n(M)", "GMACs\n(fvcore)", "Top-1\n(%)", "KD"]
+    fixed = len(header)
+    # one column: the caption names the runtime, the header only what the numbers are
+    header += ["Latency\n(ms)"] if one_column else ["\n".join(_short_runtime(c)) for c in columns]
+    params, gmacs = fmt_column(list(facts["params_m"]), 2), fmt_column(list(facts["gmacs"]), 2)  # 3.2, 0.55
+    groups: dict[str, list[list[Cell]]] = {}
+    any_interval = rows["lat_high"].notna().any()
     unstable = False
-    for (_, family_label), fam in facts.groupby(["family_order", "family_label"], sort=True):
-        body: list[list[Cell]] = []
-        for r in fam.itertuples(index=False):
-            top1: Cell = "-"
-            if _value(r.top1) is not None:
-                top1 = (f"{float(r.top1):.1f}", citations[_top1_source(report, r.model)])
-            kd = {True: "✓", False: "", None: "?"}[_distilled(r.family)]
-            cells: list[Cell] = [r.name, _fmt(r.params_m, 1), _fmt(r.gmacs, 2), top1, kd]
-            for c in columns:
-                hit = found.get((c.key, r.model, r.resolution))
-                if hit is None:
-                    cells.append("-")
-                    continue
-                half = half_width(hit.lat_value, hit.lat_low, hit.lat_high)
-                text = fmt_interval(hit.lat_value, half, decimals[c.key])
-                if getattr(hit, "validity", None) == UNSTABLE:
-                    unstable = True
-                    cells.append((text, UNSTABLE_MARK))
-                else:
-                    cells.append(text)
-            body.append(cells)
-        groups.append((family_label, body))
+    for i, r in enumerate(facts.itertuples(index=False)):
+        top1: Cell = "-"
+        if _value(r.top1) is not None:
+            top1 = (fmt_top1(r.top1), citations[_top1_source(report, r.model)])
+        kd = {True: "✓", False: "", None: "?"}[_distilled(r.family)]
+        cells: list[Cell] = [r.name, *([str(r.resolution)] if resolutions else []), params[i], gmacs[i], top1, kd]
+        for c in columns:
+            hit = found.get((c.key, r.model, r.resolution))
+            if hit is None:
+                cells.append("-")
+                continue
+            text = interval_cell(hit.lat_value, hit.lat_low, hit.lat_high, digits)
+            if getattr(hit, "validity", None) == UNSTABLE:
+                unstable = True
+                cells.append((text, UNSTABLE_MARK))
+            else:
+                cells.append(text)
+        groups.setdefault(r.family_label, []).append(cells)
     batch = sorted({c.latency_batch for c in columns})
     at = f"batch {batch[0]}" if len(batch) == 1 else "batch " + "/".join(map(str, batch))
-    spans = [("", 5), (f"Latency at {at} (ms)", len(columns))] if not one_column else []
-    where = "" if not one_column else f" on {columns[0].label}"
-    title = f"Latency{where} at {at} (ms), parameters (with distillation head), fvcore GMACs and ImageNet-1k top-1"
+    spans = [("", fixed), (f"Latency at {at} (ms)", len(columns))] if not one_column else []
+    where = f" on {columns[0].label}" if one_column else ""
+    how = _measured_on(columns, rows)
+    title = (
+        f"Latency{where} at {at} (ms; {how}) with parameters, fvcore GMACs and ImageNet-1k top-1"
+        if how
+        else f"Latency{where} at {at} (ms) with parameters, fvcore GMACs and ImageNet-1k top-1"
+    )
+    notes = paper_notes(bool(any_interval), unstable, citations, _params_note(facts), resolutions)
     return PaperTable(
         header=header,
-        groups=groups,
-        align="lrrrc" + "r" * len(columns),
+        groups=list(groups.items()),
+        align="l" + "r" * (fixed - 2) + "c" + "r" * len(columns),
         spans=spans,
         title=title,
-        notes=[paper_notes(any_interval, unstable, citations)],
+        notes=[notes],
         label="tab:paper-column" if one_column else "tab:paper",
         float_env="table" if one_column else "table*",
         compact=True,
-        font="scriptsize" if one_column else "footnotesize",
+        font="scriptsize" if one_column else "footnotesize",  # 7 pt: the intervals need it in 241 pt
+        colsep_pt=1.5 if one_column else 3.0,
     )
 
 
-def paper_notes(any_interval: bool, unstable: bool, citations: dict[str, str]) -> str:
-    """The slim table's one paragraph of notes: what the marks mean, where the details are, the top-1 sources."""
-    digits = "±: interval over rounds (larger side)" if any_interval else "digits: as the rounds' spread allows"
-    flag = f"; {UNSTABLE_MARK} unstable" if unstable else ""
+def paper_notes(any_interval: bool, unstable: bool, citations: dict[str, str], params: str = "",
+                resolutions: bool = False) -> str:  # fmt: skip
+    """The slim table's paragraph of notes: what the latency and its interval are (:func:`headline_note`), the marks,
+    what the parameter counts include, the top-1 sources."""
+    parts = [headline_note() if any_interval else "Latency: the median of the timed iterations (no interval)."]
+    if any_interval:
+        parts.append(INTERVAL_NOTATION)
+    if unstable:
+        parts.append(f"{UNSTABLE_MARK}: unstable, re-measure before citing (reasons in the full table).")
+    if resolutions:
+        parts.append("Res: input side in pixels; GMACs and latency are at that resolution.")
+    parts.append("KD ✓: trained with hard distillation.")
+    if params:
+        parts.append(params)
     sources = " ".join(f"[{mark}] {source}" for source, mark in citations.items())
-    return f"{digits}{flag}; details in the full table. KD ✓: hard distillation. Top-1: {sources}."
+    if sources:
+        parts.append(f"Top-1: {sources}.")
+    return " ".join(parts)
+
+
+def appendix_tables(report: Report) -> list[PaperTable]:
+    """The full timing tables for an appendix (``table.tex``): one one-column table per runtime column, a row per
+    model with its latency and interval, p90 and img/s at every batch, in 8 pt type. The first carries the notes
+    (runtimes and machine said once, the estimator, every mark); params, GMACs and top-1 are in the slim table."""
+    facts = _row_keys(report)
+    batches = sorted({b for c in report.columns for b in c.batches})
+    leaves = _leaf_cells(report, facts)
+    measured = report.measurements
+    ips_digits = {b: column_decimals(measured.loc[measured["batch"] == b, "throughput_ips"]) for b in batches}
+    p90_digits = column_decimals(measured.loc[measured["latency_batch"], "latency_p90_ms"])
+    values, states = _lookup(report)
+    tables = []
+    for n, c in enumerate(report.columns):
+        at = f"b={c.latency_batch}"
+        header = ["Model", "Res", f"Latency\n{at} (ms)", f"P90\n{at} (ms)", *[f"img/s\nb={b}" for b in batches]]
+        body: list[list[Cell]] = []
+        for i, r in enumerate(facts.itertuples(index=False)):
+            latency = leaves[(c.key, "latency_ms", c.latency_batch)][i]
+            if latency == "-":
+                continue  # not measured on this runtime
+            row = values.get((c.key, r.model, r.resolution, c.latency_batch))
+            cells: list[Cell] = [r.name, str(r.resolution), latency]
+            cells.append("-" if row is None else _fmt(row["latency_p90_ms"], p90_digits))
+            for b in batches:
+                hit = values.get((c.key, r.model, r.resolution, b))
+                key = (c.key, r.model, r.resolution, b)
+                cells.append(_fmt(hit["throughput_ips"], ips_digits[b]) if hit is not None else states.get(key, "-"))
+            body.append(cells)
+        first = report.columns[0].title
+        tables.append(
+            PaperTable(
+                header=header,
+                groups=[("", body)],
+                align="lrrr" + "r" * len(batches),
+                title=f"Latency, 90th percentile and throughput on {c.title}",
+                notes=appendix_notes(report) if n == 0 else [f"Columns, marks and machine as in the table of {first}."],
+                label=f"tab:latency-{c.key}",
+                float_env="table",
+                compact=True,
+                font="footnotesize",
+                colsep_pt=2.0,
+            )
+        )
+    return tables
+
+
+def appendix_notes(report: Report) -> list[str]:
+    """The appendix table's notes: runtimes and machine said once, the estimator, the columns, the marks."""
+    columns = report.columns
+    runtimes = []
+    for c in columns:
+        runtime = f"({c.key}) {c.label.split(' (')[0]}"
+        if c.runtime_version:
+            runtime += f" {c.runtime_version}"
+        options = [f"{k} {v}" for k, v in json.loads(c.backend_options or "{}").items()]
+        runtimes.append(runtime + (f" ({', '.join(options)})" if options else ""))
+    how = _measured_on(columns, report.measurements)
+    machines = {c.machine_detail for c in columns}
+    software = {c.footnote.split("; ")[-2] for c in columns if c.footnote.count("; ") >= 3}
+    runs = sorted({r for c in columns for r in c.run_ids})
+    setting = f"Runtimes: {'; '.join(runtimes)}; {how}" + (
+        f"; machine {machines.pop()}" if len(machines) == 1 else "; machines: see columns.csv"
+    )
+    setting += f"; {software.pop()}" if len(software) == 1 else ""
+    setting += f"; run{'s' if len(runs) > 1 else ''} {', '.join(runs)}."
+    notes = [setting, headline_note(), INTERVAL_NOTATION]
+    notes.append(
+        "P90: 90th percentile of the per-iteration latency at the same batch. img/s: images per second at batch b "
+        "from the step latency (b x 1000 / latency). '-': not measured; fail / parity / n/t: failed / failed the "
+        "parity check / not timed."
+    )
+    m = report.measurements
+    shaky = m[m["validity"] == UNSTABLE] if "validity" in m else m.iloc[0:0]
+    if len(shaky):
+        cells = ", ".join(f"{r.name} ({r.column}, b={r.batch})" for r in shaky.itertuples(index=False))
+        notes.append(
+            f"{UNSTABLE_MARK} Unstable (re-measure before citing; each reason is in measurements.csv, "
+            f"validity_reason): {cells}."
+        )
+    notes.extend(report.notes)
+    return notes
 
 
 def _top1_source(report: Report, model: str) -> str:
@@ -524,3 +700,99 @@ def _measured(report: Report, model: str) -> bool:
     if "top1_measured" not in m:
         return False
     return bool(m.loc[m["model"] == model, "top1_measured"].fillna(False).astype(bool).any())
+
+
+def paper_frame(report: Report) -> pd.DataFrame:
+    """The slim table's numbers at full precision (``paper_table.csv``): a row per model and runtime at the latency
+    batch, with the headline, its interval and validity."""
+    m = report.measurements
+    rows = m[m["latency_batch"]]
+    interval = latency_interval(rows)
+    keys = {c.key: c for c in report.columns}
+    return pd.DataFrame(
+        {
+            "model": rows["model"],
+            "name": rows["name"],
+            "family": rows["family"],
+            "resolution": rows["resolution"],
+            "params_m": rows["params_m"],
+            "gmacs": rows["gmacs"],
+            "top1": rows["top1"],
+            "column": rows["column"],
+            "runtime": rows["column"].map(lambda k: keys[k].label),
+            "batch": rows["batch"],
+            "latency_ms": interval["value"],
+            "latency_ci_low_ms": interval["low"],
+            "latency_ci_high_ms": interval["high"],
+            "validity": rows.get("validity"),
+        }
+    ).reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------------------ runtime ratios
+
+
+def ratio_table(report: Report, frame: pd.DataFrame) -> PaperTable:
+    """Runtime ratios for a paper (``ratios.md``/``.tex``): models by family, one column per runtime in the report's
+    column order (and per batch), each ``ratio +a/-b`` (its interval as it is); runtimes and models by their names.
+
+    ``frame`` is :func:`bench.core.ratios.ratio_frame`'s: the ratios are formed within one sitting only.
+    """
+    columns = {(run, c.backend): c for c in report.columns for run in c.run_ids}
+    base = str(frame["ratio_to"].iloc[0])
+    frame = frame[frame["model"].isin(set(report.measurements["model"]))]
+    frame = frame.assign(column=[columns.get((r, b)) for r, b in zip(frame["run_id"], frame["backend"], strict=True)])
+    frame = frame[frame["column"].notna()]
+    if frame.empty:
+        raise BenchError("no runtime ratio of the report's models and columns")
+    keys = [c.key for c in report.columns if c.key in {col.key for col in frame["column"]}]
+    by_key = {c.key: c for c in report.columns}
+    frame = frame.assign(key=[c.key for c in frame["column"]])
+    batches = sorted(int(b) for b in frame["batch"].unique())
+    sittings = list(dict.fromkeys(frame["run_id"]))
+    reference = next((c for c in report.columns if c.backend == base and c.run_ids[0] in sittings), None)
+    base_name = reference.title if reference else base
+    ratios = list(zip(frame["ratio"], frame["ratio_ci_low"], frame["ratio_ci_high"], strict=True))
+    digits = interval_decimals(ratios, figures=2)  # 0.91, 1.07, 3.78
+    facts = _row_keys(report)
+    found = {(r.run_id, r.model, int(r.resolution), int(r.batch), r.key): r for r in frame.itertuples()}
+    header = ["Model"] + ["\n".join(_short_runtime(by_key[k])) for _ in batches for k in keys]
+    spans = [("", 1)] + [(f"batch {b}" if len(batches) > 1 else "", len(keys)) for b in batches]
+    groups: list[tuple[str, list[list[Cell]]]] = []
+    for run in sittings:
+        for family_label, fam in facts.groupby("family_label", sort=False):
+            body = []
+            for r in fam.itertuples(index=False):
+                cells: list[Cell] = [r.name]
+                for b in batches:
+                    for k in keys:
+                        hit = found.get((run, r.model, int(r.resolution), b, k))
+                        cells.append(
+                            "-"
+                            if hit is None
+                            else interval_cell(hit.ratio, hit.ratio_ci_low, hit.ratio_ci_high, digits)
+                        )
+                if any(c != "-" for c in cells[1:]):
+                    body.append(cells)
+            if body:
+                title = f"{family_label}, run {run}" if len(sittings) > 1 else family_label
+                groups.append((title, body))
+    runs = ", ".join(sittings)
+    note = (
+        f"Each runtime's latency divided by that of {base_name} for the same model, batch, threads and precision, "
+        f"both cells from one sitting (run{'s' if len(sittings) > 1 else ''} {runs}); below 1: faster than "
+        f"{base_name}. +a/\u2212b: the ratio's interval [ratio \u2212 b, ratio + a], each cell's rounds resampled, "
+        f"nominal {HEADLINE_LEVEL:.0%}, printed as it is (asymmetric). {headline_note()}"
+    )
+    return PaperTable(
+        header=header,
+        groups=groups,
+        align="l" + "r" * (len(header) - 1),
+        spans=spans if len(batches) > 1 else [],
+        title=f"Latency of each runtime relative to {base_name}",
+        notes=[note],
+        label="tab:ratios",
+        float_env="table*",
+        compact=True,
+        font="footnotesize",
+    )
