@@ -31,7 +31,8 @@ from bench.core.store import SUMMARY_FILE, load_results, resume_state
 from bench.core.timing import LoopLimits, timed_loop
 from tests.conftest import REPO, QuietProgress, assert_one_line_error, pause_env, run_cli, wait_paused
 
-FAST = ("--resolution", "64", "--warmup", "1", "--warmup-time", "0", "--iters", "3", "--min-time", "0", "--no-progress")
+FAST = ("--resolution", "64", "--warmup", "1", "--warmup-time", "0", "--iters", "3", "--min-time", "0", "--no-progress",
+        "--processes", "1", "--budget", "0")  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------ statistics
@@ -240,6 +241,10 @@ def test_resume_after_a_killed_run(tmp_path: Path) -> None:
         "1",
         "--no-progress",
         "--no-flops",
+        "--processes",
+        "1",
+        "--budget",
+        "0",
         "--out",
         str(tmp_path),
     ]

@@ -34,7 +34,7 @@ from tests.result_fixtures import environment, write_run
 
 FAST = (
     "--resolution", "64", "--warmup", "1", "--warmup-time", "0", "--iters", "3", "--min-time", "0",
-    "--rounds", "1", "--no-flops", "--no-progress",
+    "--rounds", "1", "--no-flops", "--no-progress", "--processes", "1", "--budget", "0",
 )  # fmt: skip
 
 

@@ -24,7 +24,7 @@ from tests.result_fixtures import environment, write_run
 from tests.test_external import SPEC, TINY
 
 FAST = ("--resolution", "64", "--warmup", "1", "--warmup-time", "0", "--iters", "3", "--min-time", "0",
-        "--rounds", "1", "--no-flops", "--no-progress")  # fmt: skip
+        "--rounds", "1", "--no-flops", "--no-progress", "--processes", "1", "--budget", "0")  # fmt: skip
 FORMULA_LEAD = ("=", "+", "-", "@")
 
 

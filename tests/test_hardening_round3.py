@@ -20,7 +20,7 @@ from bench.core.store import ROUNDS_FILE, SUMMARY_FILE, load_results
 from tests.conftest import REPO, assert_one_line_error, pause_env, run_cli, wait_paused
 
 FAST = ("--resolution", "64", "--warmup", "1", "--warmup-time", "0", "--iters", "3", "--min-time", "0",
-        "--no-flops", "--no-progress")  # fmt: skip
+        "--no-flops", "--no-progress", "--processes", "1", "--budget", "0")  # fmt: skip
 
 
 # ------------------------------------------------------------------- class 6: SIGTERM says what it kept

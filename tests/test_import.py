@@ -389,7 +389,18 @@ def test_round_trip_export_native_tool_import_report(tmp_path: Path) -> None:
     summary, _, _ = load_results([imported])
     assert dict(zip(summary["backend"], summary["latency_median_ms"], strict=True)) == printed
     for backend in tools:  # the suite's own rows for the same runtimes, same settings
-        suite = ("--warmup-time", "0", "--min-time", "0", "--rounds", "1", "--no-flops", "--no-progress")
+        suite = (
+            "--warmup-time",
+            "0",
+            "--min-time",
+            "0",
+            "--rounds",
+            "1",
+            "--no-flops",
+            "--no-progress",
+            "--budget",
+            "0",
+        )
         proc = run_cli("run", "--backend", backend, *settings, *suite, "--out", str(tmp_path / "suite"), timeout=900)
         assert proc.returncode == 0, proc.stderr
     report = tmp_path / "report"

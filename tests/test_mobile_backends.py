@@ -17,7 +17,7 @@ from bench.core.store import load_results
 from tests.conftest import REPO, run_cli
 
 QUICK = ["--resolution", "64", "--warmup", "1", "--warmup-time", "0", "--iters", "3", "--min-time", "0"]
-QUICK += ["--rounds", "1", "--no-flops", "--no-progress"]
+QUICK += ["--rounds", "1", "--no-flops", "--no-progress", "--processes", "1", "--budget", "0"]
 
 
 def _needs(backend: str) -> None:

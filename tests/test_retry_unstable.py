@@ -96,7 +96,8 @@ def test_an_interrupt_during_the_retries_keeps_every_row() -> None:
 def test_cli_does_not_re_time_or_advise_a_retry_for_too_few_iterations(tmp_path: Path) -> None:
     proc = run_cli("run", "--backend", "torch", "--models", "casvit_xs", "--resolution", "64", "--warmup", "1",
                    "--warmup-time", "0", "--iters", "3", "--min-time", "0", "--max-time", "0.001", "--rounds", "1",
-                   "--no-flops", "--no-progress", "--retry-unstable", "1e9", "--out", str(tmp_path))  # fmt: skip
+                   "--no-flops", "--no-progress", "--retry-unstable", "604800", "--budget", "0",
+                   "--out", str(tmp_path))  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert re.search(r"not re-timed: only \d iterations", proc.stderr), proc.stderr
     assert "re-timing cannot fix 1 of them" in proc.stderr and "consider --retry-unstable" not in proc.stderr

@@ -23,6 +23,7 @@ from bench.core.timing import LoopLimits
 from tests.conftest import REPO, assert_one_line_error, pause_env, run_cli, wait_paused
 
 SMALL = ["--resolution", "64", "--warmup", "2", "--warmup-time", "0", "--no-flops", "--no-progress", "--threads", "1"]
+SMALL += ["--processes", "1", "--budget", "0"]  # one worker per runtime, exactly the rounds asked for
 LAUNCHER = (  # what a user's Ctrl-C sends, even when the test runner started us with SIGINT ignored
     "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
     "sys.argv = ['bench', *sys.argv[1:]]; runpy.run_module('bench', run_name='__main__')"

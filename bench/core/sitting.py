@@ -87,6 +87,10 @@ class Cell:
         return index, self.workers[index]
 
 
+BUDGET_CLOCK = time.perf_counter
+"""What spends ``--budget`` (tests give a clock of their own)."""
+
+
 def cell_key(backend: str, workload: Any) -> str:
     return f"{backend}/{workload.model_name}/b{workload.batch_size}/r{workload.resolution}"
 
@@ -104,10 +108,15 @@ def plan_rounds(keys: list[str], first_round: dict[str, int], rounds: int, seed:
 
 class Sitting:
     def __init__(
-        self, runtimes: list[Runtime], writer: RunWriter, env_id: str, progress: Any, floor: machine.MachineFloor
+        self,
+        runtimes: list[Runtime],
+        writer: RunWriter,
+        env_id: str,
+        progress: Any,
+        floor: machine.MachineFloor | None = None,
     ) -> None:
         self.runtimes = runtimes
-        self.machine_floor = floor
+        self.machine_floor = floor or machine.MachineFloor("")
         self.settings = runtimes[0].settings  # the protocol (rounds, budgets, seed) is shared
         self.writer = writer
         self.env_id = env_id
@@ -338,11 +347,12 @@ class Sitting:
         need = min(MIN_CLEAN_ROUNDS, self.settings.rounds)
         return [c for c in self.cells.values() if not c.done and c.item.rounds and self.clean_rounds(c, floor) < need]
 
-    def extend(self, workers: list[Any], seed: int, clock: Any = time.perf_counter) -> list[list[str]]:
+    def extend(self, workers: list[Any], seed: int) -> list[list[str]]:
         """Extra passes over the cells that lack clean rounds, in a shuffled order per pass, while the
         budget lasts; returns the passes (recorded in environment.json). A pass is one round of each
         such cell, so every cell meets the same machine; the progress bar says why the sitting runs on."""
         budget = self.settings.budget_s
+        clock = BUDGET_CLOCK
         deadline = clock() + budget
         passes: list[list[str]] = []
         rng = np.random.default_rng([seed, 1])
@@ -481,7 +491,7 @@ def run_sitting(
         writer = RunWriter.create(out, name, {**env, **protocol, "external_models": external_models})
         total = sum(len(settings.batch_sizes) for _ in settings.model_names) * len(runtimes) * (1 + settings.rounds)
         progress = tqdm(total=total, disable=not show_progress, unit="step", file=sys.stderr)
-        if settings.budget_s > 0:
+        if settings.budget_s > 0 and show_progress:
             progress.write(
                 f"{settings.rounds} rounds per cell over {processes} process(es) per runtime, then up to "
                 f"{settings.budget_s:g} s of extra rounds for cells that lack {MIN_CLEAN_ROUNDS} calm-machine rounds",
