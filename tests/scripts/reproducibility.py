@@ -206,9 +206,9 @@ def report(dirs: Sequence[Path], batch: int | None, ratio_to: str) -> str:
     from bench.core.stats import HEADLINE_LEVEL, SITTING_SD
 
     tables = [load(d, batch) for d in dirs]
-    lines = [f"sittings: {', '.join(d.name for d in dirs)}", ""]
-    for d, t in zip(dirs, tables, strict=True):
-        lines.append(f"{d.name}: {int((~t['stable']).sum())} of {len(t)} cells flagged unstable")
+    lines = []
+    for n, (d, t) in enumerate(zip(dirs, tables, strict=True), start=1):
+        lines.append(f"S{n} = {d.name}: {int((~t['stable']).sum())} of {len(t)} cells flagged unstable")
     lines.append("")
     totals = dict.fromkeys(["stable", "agree", "ratios", "ratios_ok", "changed", "compared", "caught", "tested"], 0)
     cover = [0, 0]
@@ -228,7 +228,7 @@ def report(dirs: Sequence[Path], batch: int | None, ratio_to: str) -> str:
         c1, n1 = coverage(a, b, sd_i)
         c2, n2 = coverage(b, a, sd_j)
         lines.append(
-            f"{dirs[i].name[:15]} vs {dirs[j].name[:15]}: cells within 5% {int(near.sum())}/{len(common)}; "
+            f"S{i + 1} vs S{j + 1}: cells within 5% {int(near.sum())}/{len(common)}; "
             f"stable in both {int(both.sum())}, of them within 5% {int(near[both].sum())}; "
             f"ratios of stable cells within 3% {int(ratio_ok.sum())}/{len(rc)}; "
             f"interval covers the other sitting {c1 + c2}/{n1 + n2}; "

@@ -35,14 +35,14 @@ def _bench(*args: str) -> subprocess.CompletedProcess[str]:
 
 def _compare(old: Path, new: Path) -> list[dict]:
     proc = _bench("compare", str(old), str(new), "--format", "json")
-    if proc.returncode not in (0, 1):
+    if proc.returncode not in (0, 1, 3):  # 3: some cell untested or not judged (unstable)
         raise SystemExit(f"compare failed: {proc.stderr.strip()}")
     return json.loads(proc.stdout)
 
 
 def aa(pairs: int, out: Path) -> int:
-    flagged = raw_flagged = total = 0
-    print("pair  model           raw %   corrected %  verdict            validity (old/new)")
+    flagged = unjudged = total = 0
+    print("pair  model           change %  machine %  verdict                validity (old/new)")
     for pair in range(pairs):
         runs = []
         for side in ("a", "b"):
@@ -54,12 +54,14 @@ def aa(pairs: int, out: Path) -> int:
         for row in _compare(*runs):
             total += 1
             flagged += row["verdict"] in FLAGGED
-            raw_flagged += abs(row["raw_change_pct"]) > 5 and row["verdict"] != "not significant"
+            unjudged += row["verdict"] == "not judged (unstable)"
+            machine_pct = row.get("floor_change_pct")
             print(
-                f"{pair:>4}  {row['model']:<14} {row['raw_change_pct']:+7.1f}  {row['change_pct']:+11.1f}  "
-                f"{row['verdict']:<18} {row['old_validity']}/{row['new_validity']}"
+                f"{pair:>4}  {row['model']:<14} {row['change_pct']:+8.1f}  "
+                f"{'-' if machine_pct is None else format(machine_pct, '+9.1f')}  "
+                f"{row['verdict']:<22} {row['old_validity']}/{row['new_validity']}"
             )
-    print(f"A/A: {flagged} of {total} comparisons flagged (target: at most 1); raw changes beyond 5%: {raw_flagged}")
+    print(f"A/A: {flagged} of {total} comparisons flagged (target: at most 1); not judged (unstable): {unjudged}")
     return 0 if flagged <= 1 else 1
 
 
@@ -97,7 +99,7 @@ def power(trials: int, slowdown: float, out: Path) -> int:
     settings = Settings(backend="torch", model_names=tuple(MODELS.split(",")), threads=default_threads(), rounds=3)
     real_build = engine.build_model
     caught = false_alarms = 0
-    print("trial  injected %  casvit_xs corrected %  verdict        swiftformer_xs verdict")
+    print("trial  injected %  casvit_xs change %     verdict        swiftformer_xs verdict")
     for trial in range(trials):
         base_dir, slow_dir = out / f"trial{trial}-base", out / f"trial{trial}-slow"
         engine.build_model = real_build
