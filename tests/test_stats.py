@@ -131,6 +131,10 @@ def test_the_machine_floor_is_the_lower_of_the_sitting_and_the_machine_record(tm
     assert later.recorded_ms == pytest.approx(0.2)
     assert later.of(slow_sitting) == pytest.approx(0.2)  # a sitting slow throughout knows it is slow
     assert machine.MachineFloor.load(tmp_path, machine.floor_key("other", 2, 2)).recorded_ms is None
+    stale = json.loads((tmp_path / machine.FLOOR_FILE).read_text())
+    stale[key]["updated_s"] -= machine.FLOOR_MAX_AGE_S + 60
+    (tmp_path / machine.FLOOR_FILE).write_text(json.dumps(stale))
+    assert machine.MachineFloor.load(tmp_path, key).recorded_ms is None  # a week old: re-learnt
     (tmp_path / machine.FLOOR_FILE).write_text("[not json")
     assert machine.MachineFloor.load(tmp_path, key).recorded_ms is None  # a corrupt record is ignored
 

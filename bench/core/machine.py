@@ -91,7 +91,9 @@ def steady_allocator() -> bool:
 # ------------------------------------------------------------------------------------ the machine's floor
 
 FLOOR_FILE = "machine-floor.json"
-FLOOR_QUANTILE = 0.02
+FLOOR_MAX_AGE_S = 7 * 24 * 3600
+"""A recorded floor older than this is forgotten (the VM may have moved to another host): re-learnt."""
+FLOOR_QUANTILE = 0.10
 """The sitting's own floor is this low quantile of its reference blocks (the very fastest block can be a
 lucky outlier; at least one block of 50 sits below it)."""
 
@@ -114,11 +116,13 @@ class MachineFloor:
     @classmethod
     def load(cls, cache_dir: Path, key: str) -> MachineFloor:
         try:
-            value = json.loads((cache_dir / FLOOR_FILE).read_text()).get(key, {}).get("floor_ms")
-        except (OSError, ValueError, AttributeError):
-            value = None
+            entry = json.loads((cache_dir / FLOOR_FILE).read_text()).get(key, {})
+            value, stamp = entry.get("floor_ms"), float(entry.get("updated_s", 0))
+        except (OSError, ValueError, AttributeError, TypeError):
+            value, stamp = None, 0.0
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1e6
-        return cls(key, float(value) if ok else None)
+        fresh = 0 <= time.time() - stamp <= FLOOR_MAX_AGE_S
+        return cls(key, float(value) if ok and fresh else None)
 
     def of(self, reference_ms: list[float]) -> float | None:
         """The floor for a sitting whose reference blocks so far are ``reference_ms``."""
@@ -137,7 +141,7 @@ class MachineFloor:
             data = json.loads(path.read_text()) if path.is_file() else {}
             if not isinstance(data, dict):
                 data = {}
-            data[self.key] = {"floor_ms": round(floor, 5), "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            data[self.key] = {"floor_ms": round(floor, 5), "updated_s": round(time.time())}
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps(data, indent=2))
