@@ -224,3 +224,18 @@ def test_the_first_reference_block_and_one_after_a_long_gap_are_warmed(monkeypat
     reference.last_block -= machine.REWARM_AFTER_S + 1
     reference.median_ms()
     assert len(blocks) == 5
+
+
+def test_the_footnote_states_the_coverage_the_committed_sittings_measured() -> None:
+    """stats.MEASURED_COVERAGE is what tests/scripts/reproducibility.py wrote into the committed file."""
+    import re
+
+    from bench.core.stats import MEASURED_COVERAGE, headline_note
+    from tests.conftest import REPO
+
+    text = (REPO / "tests/data/sittings/reproducibility.txt").read_text()
+    covered, tested, share = re.search(
+        r"leave one sitting out\) covers the other sitting: (\d+)/(\d+) \((\d+)%\)", text
+    ).groups()
+    assert MEASURED_COVERAGE == f"{share}% ({covered} of {tested})"
+    assert MEASURED_COVERAGE in headline_note()

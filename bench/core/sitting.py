@@ -220,65 +220,56 @@ class Sitting:
                 except WorkerDied as exc:
                     self.fail(cell, f"{exc} before it opened this cell")
         self.progress.set_postfix_str("opening")
-        self._collect(pending, partial)
-        self.open_siblings(workers)
+        self._collect({w: [(c, 0) for c in cells] for w, cells in pending.items()}, workers, partial)
 
-    def open_siblings(self, workers: dict[str, list[Any]]) -> None:
-        """The runtime's further worker processes open every cell the first one opened; a process that
-        cannot leaves the cell to the others (the reason is printed)."""
-        pending: dict[Any, list[tuple[Cell, int]]] = {}
-        for cell in self.cells.values():
-            if cell.done or not cell.opened:
-                continue
-            for index, worker in enumerate(workers[cell.item.row.backend][1:], start=1):
-                try:
-                    worker.ask(cell.key, "open", cell.key, cell.item.workload)
-                except WorkerDied:
-                    continue
-                pending.setdefault(worker, []).append((cell, index))
-        if not pending:
-            return
-        self.progress.set_postfix_str("opening in further processes")
-
-        def opened(entry: tuple[Cell, int], reply: Reply, worker: Any) -> None:
-            cell, index = entry
-            if reply.ok and reply.value["timed"]:
-                cell.workers[index] = worker
-            else:
-                why = reply.value if not reply.ok else "it could not time"
-                self.progress.write(f"{cell.key}: process {index} did not open it ({why})", file=sys.stderr)
-
+    def _collect(
+        self, pending: dict[Any, list[tuple[Cell, int]]], workers: dict[str, list[Any]], partial: dict[str, PartialRow]
+    ) -> None:
+        """The answers to ``open`` as they come, in each worker's order. A cell the runtime's first process
+        opened is then opened by its further processes at once (its export is cached by then), overlapping
+        the other cells' opening; a further process that cannot open it leaves it to the others."""
         waiting = [w for w, entries in pending.items() if entries]
         while waiting:
             for worker in wait_any(waiting):
-                entry = pending[worker].pop(0)
+                cell, index = pending[worker].pop(0)
                 try:
                     reply = worker.answer()
                 except WorkerDied as exc:
-                    self.progress.write(f"{entry[0].key}: {exc} while opening it in a further process", file=sys.stderr)
+                    self._lost([(cell, index), *pending[worker]], str(exc))
                     pending[worker] = []
                 else:
-                    opened(entry, reply, worker)
-                if not pending[worker]:
+                    if index == 0:
+                        self._opened(cell, reply, partial)
+                        if cell.opened and not cell.done:
+                            self._ask_siblings(cell, workers[cell.item.row.backend][1:], pending, waiting)
+                    elif reply.ok and reply.value["timed"]:
+                        cell.workers[index] = worker
+                    else:
+                        why = reply.value if not reply.ok else "it could not time"
+                        self.progress.write(f"{cell.key}: process {index} did not open it ({why})", file=sys.stderr)
+                if not pending[worker] and worker in waiting:
                     waiting.remove(worker)
 
-    def _collect(self, pending: dict[Any, list[Cell]], partial: dict[str, PartialRow]) -> None:
-        """The first workers' answers to ``open`` as they come, in each worker's order."""
-        waiting = [w for w, cells in pending.items() if cells]
-        while waiting:
-            for worker in wait_any(waiting):
-                cell = pending[worker].pop(0)
-                try:
-                    reply = worker.answer()
-                except WorkerDied as exc:
-                    self.fail(cell, f"{exc} while opening this cell")
-                    for other in pending[worker]:
-                        self.fail(other, f"{exc} before it opened this cell")
-                    pending[worker] = []
-                else:
-                    self._opened(cell, reply, partial)
-                if not pending[worker]:
-                    waiting.remove(worker)
+    def _lost(self, entries: list[tuple[Cell, int]], reason: str) -> None:
+        """A worker died while opening: the cells it opened first fail; further processes' opens are noted."""
+        for n, (cell, index) in enumerate(entries):
+            if index > 0:
+                self.progress.write(f"{cell.key}: {reason} while opening it in process {index}", file=sys.stderr)
+            else:
+                self.fail(cell, f"{reason} {'while opening this cell' if n == 0 else 'before it opened this cell'}")
+
+    @staticmethod
+    def _ask_siblings(
+        cell: Cell, siblings: list[Any], pending: dict[Any, list[tuple[Cell, int]]], waiting: list
+    ) -> None:
+        for index, sibling in enumerate(siblings, start=1):
+            try:
+                sibling.ask(cell.key, "open", cell.key, cell.item.workload)
+            except WorkerDied:
+                continue
+            pending.setdefault(sibling, []).append((cell, index))
+            if sibling not in waiting:
+                waiting.append(sibling)
 
     def _opened(self, cell: Cell, reply: Reply, partial: dict[str, PartialRow]) -> None:
         if not reply.ok:
