@@ -134,7 +134,7 @@ def _valid(spec) -> object:
     """A value every constraint of ``spec`` accepts."""
     kind = spec.metadata["kind"]
     if kind == "json":
-        return "[1.5, 2.5]" if spec.metadata["json"] == "list" else '{"k": "v"}'
+        return {"list": "[1.5, 2.5]", "indices": "[0, 1, 0]"}.get(spec.metadata["json"], '{"k": "v"}')
     return {"int": 3, "float": 2.5, "bool": True}.get(kind, f"text-{spec.name}")
 
 

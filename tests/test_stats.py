@@ -237,5 +237,5 @@ def test_the_footnote_states_the_coverage_the_committed_sittings_measured() -> N
     covered, tested, share = re.search(
         r"leave one sitting out\) covers the other sitting: (\d+)/(\d+) \((\d+)%\)", text
     ).groups()
-    assert MEASURED_COVERAGE == f"{share}% ({covered} of {tested})"
+    assert f"{share}% ({covered} of {tested})" == MEASURED_COVERAGE
     assert MEASURED_COVERAGE in headline_note()

@@ -121,7 +121,7 @@ class MachineFloor:
         except (OSError, ValueError, AttributeError, TypeError):
             value, stamp = None, 0.0
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1e6
-        fresh = 0 <= time.time() - stamp <= FLOOR_MAX_AGE_S
+        fresh = -60 <= time.time() - stamp <= FLOOR_MAX_AGE_S  # a minute of clock skew is no age
         return cls(key, float(value) if ok and fresh else None)
 
     def of(self, reference_ms: list[float]) -> float | None:
@@ -141,7 +141,7 @@ class MachineFloor:
             data = json.loads(path.read_text()) if path.is_file() else {}
             if not isinstance(data, dict):
                 data = {}
-            data[self.key] = {"floor_ms": round(floor, 5), "updated_s": round(time.time())}
+            data[self.key] = {"floor_ms": round(floor, 5), "updated_s": int(time.time())}
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps(data, indent=2))

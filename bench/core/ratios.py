@@ -3,9 +3,10 @@
 The question researchers quote is "how much faster is runtime A than runtime B on this network".
 On a shared machine the speed of the whole machine moves between phases by tens of percent, and a
 phase does not hit every runtime alike (a small batch-1 workload suffers more than a large one), so
-one scalar correction cannot remove it. What survives it is each cell's headline
-(:func:`bench.core.stats.fast_mean`): the ratio is the quotient of the two cells' headlines, with
-an interval from resampling each cell's rounds (:func:`bench.core.stats.ratio_headline`).
+one scalar correction cannot remove it. What survives it is each cell's headline, as the summary
+stores it (:func:`bench.core.stats.headline`: its clean rounds): the ratio is the quotient of the two
+cells' headlines, with a prediction interval from both cells' standard errors
+(:func:`bench.core.stats.ratio_of`).
 Pairing the two cells round by round was tried and measured worse: a phase lasts a few seconds and
 one round over every cell of a sitting lasts tens of seconds, so the same round index is not the
 same phase. Ratios are formed only inside one sitting (one results folder), where both cells were
@@ -20,11 +21,10 @@ from pathlib import Path
 import pandas as pd
 
 import models
-from bench.core.errors import BenchError
 from bench.core.formatting import PaperTable, render_paper_table
-from bench.core.schema import STATUS_OK
-from bench.core.stats import HEADLINE_LEVEL, headline, ratio_headline
-from bench.core.store import ROUNDS_FILE, find_run_dirs, load_summary
+from bench.core.schema import STATUS_OK, finite_number
+from bench.core.stats import HEADLINE_LEVEL, Headline, fill_headline, ratio_of, stored_headline
+from bench.core.store import find_run_dirs, load_summary
 from bench.core.util import write_output
 
 PAIR_KEY = ("model", "infer_img_size", "infer_batch_size", "device", "precision", "threads", "weights", "single_head")
@@ -48,66 +48,51 @@ RATIO_COLUMNS = (
 )
 
 
-def load_round_medians(run_dir: Path) -> pd.DataFrame:
-    """The round medians of a run's ok rows (the row's cell and backend beside each round).
+def cell_headlines(run_dir: Path) -> pd.DataFrame:
+    """The ok rows of a run with their headlines; a cell measured twice on one backend keeps its latest row,
+    as ``report`` does (retried rows keep the attempt the summary chose)."""
+    summary = fill_headline(load_summary(run_dir))
+    ok = summary[(summary["status"] == STATUS_OK) & summary["latency_ms"].notna()]
+    return ok.groupby(["backend", *PAIR_KEY], dropna=False, sort=False).tail(1)
 
-    Retried rows keep only the attempt the summary chose (its ``row_id``); a cell measured twice on
-    one backend in the run keeps its latest row, as ``report`` does.
-    """
-    summary = load_summary(run_dir)
-    ok = summary[summary["status"] == STATUS_OK]
-    ok = ok.groupby(["backend", *PAIR_KEY], dropna=False, sort=False).tail(1)
-    path = run_dir / ROUNDS_FILE
-    if ok.empty or not path.exists():
-        return pd.DataFrame(columns=["run_id", "row_id", "backend", *PAIR_KEY, "round", "median_ms"])
-    try:
-        rounds = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, ValueError) as exc:
-        raise BenchError(f"{path}: cannot be read as CSV ({exc})") from None
-    if not {"row_id", "round", "median_ms"} <= set(rounds.columns):
-        raise BenchError(f"{path}: not a rounds file of this suite (needs row_id, round, median_ms)")
-    rounds = rounds.assign(
-        round=pd.to_numeric(rounds["round"], errors="coerce"),
-        median_ms=pd.to_numeric(rounds["median_ms"], errors="coerce"),
-    )
-    rounds = rounds[rounds["round"].notna() & (rounds["median_ms"] > 0)]
-    rounds = rounds.drop_duplicates(["row_id", "round"], keep="last")
-    facts = ok[["run_id", "row_id", "backend", *PAIR_KEY]]
-    merged = facts.merge(rounds[["row_id", "round", "median_ms"]], on="row_id", how="inner")
-    return merged.assign(round=merged["round"].astype(int))
+
+def _headline(row: pd.Series) -> Headline:
+    rounds = finite_number(row.get("clean_rounds")) or finite_number(row.get("rounds")) or 0
+    low, high = finite_number(row.get("latency_ci_low_ms")), finite_number(row.get("latency_ci_high_ms"))
+    return stored_headline(float(row["latency_ms"]), low, high, int(rounds))
 
 
 def ratio_frame(run_dirs: Sequence[Path], ratio_to: str) -> pd.DataFrame:
     """One line per (sitting, cell, runtime other than ``ratio_to``): the ratio and its interval."""
     lines: list[dict[str, object]] = []
     for run_dir in run_dirs:
-        table = load_round_medians(run_dir)
+        table = cell_headlines(run_dir)
         if table.empty or ratio_to not in set(table["backend"]) or table["backend"].nunique() < 2:
             continue
         for _, cell in table.groupby(list(PAIR_KEY), dropna=False, sort=False):
-            base = cell[cell["backend"] == ratio_to].set_index("round")["median_ms"]
-            if base.empty:
+            base_rows = cell[cell["backend"] == ratio_to]
+            if base_rows.empty:
                 continue
-            for backend, other in cell[cell["backend"] != ratio_to].groupby("backend", sort=False):
-                mine = other.set_index("round")["median_ms"]
-                h = ratio_headline(mine.tolist(), base.tolist())
-                first = other.iloc[0]
+            base = _headline(base_rows.iloc[0])
+            for _, other in cell[cell["backend"] != ratio_to].iterrows():
+                mine = _headline(other)
+                h = ratio_of(mine, base)
                 lines.append(
                     {
-                        "run_id": first["run_id"],
-                        "model": first["model"],
-                        "resolution": int(first["infer_img_size"]),
-                        "batch": int(first["infer_batch_size"]),
-                        "threads": first["threads"],
-                        "precision": first["precision"],
-                        "backend": backend,
+                        "run_id": other["run_id"],
+                        "model": other["model"],
+                        "resolution": int(other["infer_img_size"]),
+                        "batch": int(other["infer_batch_size"]),
+                        "threads": other["threads"],
+                        "precision": other["precision"],
+                        "backend": other["backend"],
                         "ratio_to": ratio_to,
                         "rounds": h.rounds,
                         "ratio": h.value,
                         "ratio_ci_low": h.low,
                         "ratio_ci_high": h.high,
-                        "latency_ms": headline(mine.tolist()).value,
-                        "ratio_to_latency_ms": headline(base.tolist()).value,
+                        "latency_ms": mine.value,
+                        "ratio_to_latency_ms": base.value,
                     }
                 )
     return pd.DataFrame(lines, columns=list(RATIO_COLUMNS))
@@ -142,9 +127,9 @@ def ratio_table(frame: pd.DataFrame) -> PaperTable:
         groups.append((f"sitting {run_id}", rows))
     note = (
         f"Each runtime's latency divided by {ratio_to}'s on the same model, batch and threads, in the same "
-        f"sitting: the quotient of the two cells' latencies (each the mean of its fastest third of rounds). "
-        f"[low-high]: {HEADLINE_LEVEL:.0%} bootstrap "
-        f"interval, each cell's rounds resampled. Below 1: faster than {ratio_to}."
+        f"sitting: the quotient of the two cells' headlines (each the mean of the fastest half of its clean rounds). "
+        f"[low-high]: {HEADLINE_LEVEL:.0%} prediction interval for another sitting's ratio (both cells' "
+        f"standard errors). Below 1: faster than {ratio_to}."
     )
     return PaperTable(
         header=header,

@@ -177,17 +177,26 @@ def ratio_headline(
     mine_clean: Sequence[bool] | None = None,
     base_clean: Sequence[bool] | None = None,
 ) -> Headline:
-    """``headline(mine) / headline(base)`` with a prediction interval from both cells' standard errors.
+    """``headline(mine) / headline(base)`` from their rounds (:func:`ratio_of`)."""
+    return ratio_of(headline(mine, mine_clean), headline(base, base_clean))
+
+
+def ratio_of(a: Headline, b: Headline) -> Headline:
+    """``a / b`` with a prediction interval from both cells' standard errors.
 
     The two cells' rounds are not paired (the same round index is not the same phase), and each side's
     between-sitting term enters on its own: a conservative choice where both move together.
     """
-    a, b = headline(mine, mine_clean), headline(base, base_clean)
     value = a.value / b.value
     rounds = min(a.rounds, b.rounds)
     if a.sd_log is None or b.sd_log is None:
         return Headline(value, None, None, rounds)
     return _from_sd(value, math.sqrt(a.sd_log**2 + b.sd_log**2), rounds)
+
+
+def stored_headline(value: float, low: float | None, high: float | None, rounds: int) -> Headline:
+    """The headline a summary row stores (its interval read back as a standard error)."""
+    return Headline(value, low, high, rounds, sd_from_interval(value, low, high))
 
 
 def sd_from_interval(value: float, low: float | None, high: float | None) -> float | None:
