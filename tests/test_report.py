@@ -24,13 +24,13 @@ PLOTS = ("latency_vs_top1", "throughput_vs_top1", "throughput_vs_batch", "latenc
 
 
 def _headline_of(run_dir: Path, model: str, batch: int) -> float:
-    """The headline as its definition says (the mean of the fastest third of the round medians, rounded
-    up), from samples.csv (the fixture's rows do not carry it)."""
+    """The headline as its definition says (the mean of the fastest half of the clean round medians, rounded
+    up; every round of these fixtures is clean), from samples.csv."""
     summary = pd.read_csv(run_dir / "summary.csv")
     row_id = summary.loc[(summary["model"] == model) & (summary["infer_batch_size"] == batch), "row_id"].item()
     samples = pd.read_csv(run_dir / "samples.csv")
     medians = np.sort(samples[samples["row_id"] == row_id].groupby("round")["latency_ms"].median().to_numpy())
-    return float(medians[: -(-len(medians) // 3)].mean())
+    return float(medians[: -(-len(medians) // 2)].mean())
 
 
 def _samples_of(run_dir: Path, model: str, batch: int) -> np.ndarray:

@@ -124,6 +124,8 @@ class Sitting:
         self.rows: list[SummaryRow] = []
         self.cells: dict[str, Cell] = {}
         self.unstable: list[Cell] = []
+        self.last_timed: dict[str, int] = {}
+        """Per cell, when its latest round ended (a sequence number): rows left for the end follow it."""
 
     # ------------------------------------------------------------------------------------- recording
 
@@ -293,9 +295,9 @@ class Sitting:
 
     # ------------------------------------------------------------------------------------- timing
 
-    def time_cell(self, cell: Cell, round_index: int, workers: list[Any]) -> None:
+    def time_cell(self, cell: Cell, round_index: int, workers: list[Any], complete: bool = True) -> None:
         """One round of one cell in the process whose turn it is, while every other worker waits; the round
-        is on disk when this returns."""
+        is on disk when this returns, and so is the row when the cell needs no more rounds."""
         item = cell.item
         process, worker = cell.next_process()
         self.progress.set_postfix_str(f"{cell.key} round {round_index + 1}/{self.settings.rounds} p{process}")
@@ -322,8 +324,21 @@ class Sitting:
         with _whole_against_ctrl_c():  # on disk and counted, or neither
             self.writer.add_round(item.row, result.record, result.samples_ms)  # a full disk stops the sitting here
             item.rounds.append(result)
+        self.last_timed[cell.key] = max(self.last_timed.values(), default=0) + 1
         self.progress.update(1)
         pause.point("round")
+        if complete:
+            self.complete_if_enough(cell)
+
+    def complete_if_enough(self, cell: Cell) -> None:
+        """Write the cell's row as soon as it has its rounds and (with a budget) enough clean ones, judged
+        against the floor as the sitting knows it then; the others wait for the extra passes."""
+        if cell.done or cell in self.unstable or len(cell.item.rounds) < self.settings.rounds:
+            return
+        need = min(MIN_CLEAN_ROUNDS, self.settings.rounds)
+        if self.settings.budget_s > 0 and self.clean_rounds(cell, self.floor()) < need:
+            return
+        self.complete(cell)
 
     def time_all(self, plan: list[list[str]], workers: list[Any]) -> None:
         for index, order in enumerate(plan):
@@ -336,7 +351,11 @@ class Sitting:
         """Open cells with fewer clean rounds than a stable headline needs (as the floor is known now)."""
         floor = self.floor()
         need = min(MIN_CLEAN_ROUNDS, self.settings.rounds)
-        return [c for c in self.cells.values() if not c.done and c.item.rounds and self.clean_rounds(c, floor) < need]
+        return [
+            c
+            for c in self.cells.values()
+            if not c.done and c not in self.unstable and c.item.rounds and self.clean_rounds(c, floor) < need
+        ]
 
     def extend(self, workers: list[Any], seed: int) -> list[list[str]]:
         """Extra passes over the cells that lack clean rounds, in a shuffled order per pass, while the
@@ -368,10 +387,10 @@ class Sitting:
         return passes
 
     def complete_all(self) -> None:
-        """Write the row of every open cell, judged against the floor as the whole sitting knows it."""
-        for cell in self.cells.values():
-            if not cell.done and cell.item.rounds:
-                self.complete(cell)
+        """Write the row of every cell still open (the budget is spent), in the order their last rounds ended."""
+        waiting = [c for c in self.cells.values() if not c.done and c not in self.unstable and c.item.rounds]
+        for cell in sorted(waiting, key=lambda c: self.last_timed.get(c.key, 0)):
+            self.complete(cell)
 
     def retry_unstable(self, workers: list[Any]) -> None:
         """Re-time unstable rows under :func:`bench.core.engine.retry_unstable`'s policy (what a retry can
@@ -381,7 +400,7 @@ class Sitting:
             cell.item.rounds, cell.item.device_ms = [], []
             cell.item.row.row_id = row_id
             for index in range(self.settings.rounds):
-                self.time_cell(cell, index, workers)
+                self.time_cell(cell, index, workers, complete=False)
                 if cell.done:
                     return False
             return True
