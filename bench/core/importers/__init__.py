@@ -42,6 +42,10 @@ class ImportFailure(BenchError):
         super().__init__(f"{path}:{line}: {why}")
 
 
+class NestedTooDeeply(ImportFailure):
+    """A document nested deeper than any parser should follow: refused as such, whatever format was named."""
+
+
 @dataclass
 class Measurement:
     """One timed model as a tool reported it; latency statistics in ms, keyed by summary column."""
@@ -189,6 +193,8 @@ def _parse_as_told(path: Path, text: str, told: Format, known: list[Format]) -> 
         raise ImportFailure(path, 1, f"not {told.name} output: it looks like {' or '.join(others)} output")
     try:
         found = told.parse(path, text)
+    except NestedTooDeeply:
+        raise
     except ImportFailure:  # its parser's complaint ("truncated", ...) would blame a file that is not one
         raise ImportFailure(path, 1, f"not {told.name} output (it does not read as {told.tool}'s output)") from None
     if not found:
@@ -227,7 +233,7 @@ def load_json(path: Path, text: str) -> object:
         why = "truncated" if exc.lineno >= text.rstrip().count("\n") + 1 else "garbled"  # an error on the last line
         raise ImportFailure(path, exc.lineno, f"{why} JSON ({exc.msg})") from None
     except RecursionError:
-        raise ImportFailure(path, 1, "JSON nested too deeply to be a tool's output") from None
+        raise NestedTooDeeply(path, 1, "JSON nested too deeply to be a tool's output") from None
 
 
 def json_line(text: str, key: str, start: int = 0) -> int:
