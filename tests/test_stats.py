@@ -113,7 +113,7 @@ def test_a_cell_with_too_few_calm_machine_rounds_is_flagged_with_the_reason() ->
     references = [0.2, 0.3, 0.3, 0.21, 0.3, 0.3, 0.3, 0.3, 0.3]
     v = machine.judge(NINE, references, quiet, quiet, 100, floor=0.2)
     assert v.verdict == UNSTABLE and v.clean_rounds == 2 and v.machine_floor_ms == 0.2
-    assert "only 2 of 9 rounds ran at the machine's calm speed" in v.reason
+    assert "only 2 of 9 rounds on a calm machine" in v.reason
     calm = machine.judge(NINE, [0.2 if c else 0.3 for c in CLEAN], quiet, quiet, 100, floor=0.2)
     assert calm.verdict == STABLE and calm.clean_rounds == 4
     # a cell that wobbles on a calm machine is its own problem, and says so
@@ -185,7 +185,7 @@ def test_a_slow_round_the_reference_explains_is_the_machine_not_the_cell() -> No
     medians = [11.3, 14.0, 13.9, 14.2, 13.8, 14.1, 14.0, 13.7, 14.3]
     references = [0.21, 0.27, 0.27, 0.27, 0.27, 0.27, 0.27, 0.27, 0.27]
     v = machine.judge(medians, references, [0.0] * 9, [0.0] * 9, 60, floor=0.21)
-    assert v.verdict == UNSTABLE and "only 1 of 9 rounds ran at the machine's calm speed" in v.reason
+    assert v.verdict == UNSTABLE and "only 1 of 9 rounds on a calm machine" in v.reason
 
 
 def test_busy_cpu_counts_only_the_cpus_this_process_may_use() -> None:

@@ -373,9 +373,8 @@ def judge(
         if floor is not None and n_clean < min(MIN_CLEAN_ROUNDS, len(round_medians)):
             typical = float(np.median(reference_ms)) if reference_ms else float("nan")
             reasons.append(
-                f"only {n_clean} of {len(round_medians)} rounds ran at the machine's calm speed (reference within "
-                f"{CLEAN_MARGIN:.0%} of {floor:.3f} ms; its median here {typical:.3f} ms): the machine was slow, "
-                "so the number need not reproduce (measure again when it is calm, or give --budget more time)"
+                f"only {n_clean} of {len(round_medians)} rounds on a calm machine (reference within {CLEAN_MARGIN:.0%} "
+                f"of {floor:.3f} ms; median here {typical:.3f} ms): need not reproduce"
             )
         h = headline(round_medians, clean)
         fast_spread = fastest_spread(round_medians, clean)
