@@ -188,13 +188,15 @@ def test_crowded_size_matched_panel_with_intervals_keeps_labels_clear() -> None:
     panel = [figures.PrintPanel("A", "ONNX Runtime CPU", "onnx")]
     drawn = list(figures.print_figures(m, panel, pareto="family"))
     assert [name for name, _ in drawn] == [
-        f"{plot}_A_onnx_{size}" for plot in ("latency_vs_top1", "latency_vs_gmacs") for size in figures.SIZES
+        f"{plot}_A_onnx_{size}"
+        for plot in ("latency_vs_top1", "latency_vs_gmacs", "throughput_vs_top1")
+        for size in figures.SIZES
     ]
     problems = {name: found for name, fig in drawn if (found := collisions(fig))}
     assert not problems, problems
     fig = dict(drawn)["latency_vs_top1_A_onnx_3.3in"]
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert "interval over rounds" in legend
+    assert "95% interval (another sitting)" in legend
     bars = [c for c in fig.axes[0].collections if not isinstance(c, PathCollection)]
     assert len(bars) == len(m)  # one interval bar per point
     # each family's own Pareto front, in the family's colour and line style: five families, five fronts at most

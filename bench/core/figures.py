@@ -256,7 +256,7 @@ def _interval_rows(rows: pd.DataFrame) -> pd.DataFrame:
 
 def _interval_handle(rows: pd.DataFrame) -> list[Line2D]:
     if rows["lat_high"].notna().any():
-        return [Line2D([], [], color="0.3", marker="|", markersize=4, lw=0.8, label="interval over rounds")]
+        return [Line2D([], [], color="0.3", marker="|", markersize=4, lw=0.8, label="95% interval (another sitting)")]
     return []
 
 

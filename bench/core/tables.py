@@ -400,7 +400,7 @@ def measurements_frame(report: Report) -> pd.DataFrame:
 # ------------------------------------------------------------------------------------ the paper table
 
 HEADLINE, CI_LOW, CI_HIGH = "latency_ms", "latency_ci_low_ms", "latency_ci_high_ms"
-"""The cited latency of a row and its 95% interval over rounds (summary columns); rows without them fall back to
+"""The cited latency of a row and its 95% prediction interval (summary columns); rows without them fall back to
 the pooled ``latency_median_ms``, with no interval."""
 
 
