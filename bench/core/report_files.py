@@ -109,7 +109,7 @@ def _report_markdown(report: Report, table_md: str, plot_paths: list[Path], plot
             "",
             f"One file per panel in `{FIGURES_DIR}/`, as PDF (text kept as text) and 300 dpi PNG, at 3.3 in (one "
             "column) and 7 in (page width), every text 7 pt or more; panels of one plot share their scales. "
-            "Hollow markers: unstable measurements; bars: the 95% prediction interval of the latency for another sitting.",
+            "Hollow markers: unstable measurements; bars: the 95% prediction interval for another sitting.",
             "",
         ]
         lines.extend(f"- `{FIGURES_DIR}/{p.stem}` (.pdf, .png)" for p in prints)
