@@ -64,12 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             out = subprocess.run([sys.executable, "-c", code, condition], capture_output=True, text=True, check=True)
             results[condition].append(json.loads(out.stdout.strip().splitlines()[-1]))
     print(f"PyTorch mobilevitv2_100 batch 1, 2 threads; {args.repeats} fresh process(es) per condition")
-    print("condition  phase                    min_ms  median_ms")
+    print("condition  phase                        min_ms  median_ms")
     for condition, runs in results.items():
         for phase, label in (("before", "fresh process"), ("after", "after 3 batch-8 inferences")):
             mins = statistics.median(r[phase][0] for r in runs)
             meds = statistics.median(r[phase][1] for r in runs)
-            print(f"{condition:9s}  {label:24s} {mins:7.1f}  {meds:9.1f}")
+            print(f"{condition:9s}  {label:27s} {mins:7.1f}  {meds:9.1f}")
     return 0
 
 
