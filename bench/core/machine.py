@@ -74,10 +74,11 @@ def steady_allocator() -> bool:
 
     By default glibc raises its mmap threshold each time a large mmapped block is freed, so whether a
     network's activations are served from the heap or mapped (and page-faulted) afresh on every
-    inference depends on what the process ran before. Measured here: PyTorch MobileViTv2-1.0 at batch
-    1 took 37-38 ms in a fresh process and 33 ms after three batch-8 inferences; with the thresholds
-    fixed, 34-35 ms either way (``tests/scripts/process_effect.py``). Every worker fixes them first,
-    so a cell's speed does not depend on its neighbours in the sitting.
+    inference depends on what the process ran before: PyTorch MobileViTv2-1.0 at batch 1 is much
+    slower in a fresh process than after a few batch-8 inferences, and the same either way with the
+    thresholds fixed (``tests/scripts/process_effect.py``, its output in
+    ``tests/data/sittings/process_effect.txt``). Every worker fixes them first, so a cell's speed does
+    not depend on its neighbours in the sitting.
     """
     if allocator_note() is None:
         return False
