@@ -65,6 +65,30 @@ def within(a: pd.Series, b: pd.Series, tolerance: float) -> pd.Series:
     return (np.maximum(a, b) / np.minimum(a, b) - 1.0) <= tolerance + 1e-12
 
 
+def sitting_facts(run_dir: Path) -> str:
+    """What the sitting was and how long it took, from its own files: the command's options, the time from
+    its start to its last row (``started_at`` to the latest summary ``timestamp``), opening, extra passes."""
+    import json
+
+    env = json.loads((run_dir / "environment.json").read_text())
+    args = list(env.get("argv", [])[1:])
+    for flag in ("--out", "--cache-dir"):  # where it wrote is not what it measured
+        if flag in args:
+            at = args.index(flag)
+            del args[at : at + 2]
+    argv = " ".join(args) or "?"
+    summary = pd.read_csv(run_dir / "summary.csv")
+    start = pd.to_datetime(env.get("started_at"), utc=True, errors="coerce")
+    end = pd.to_datetime(summary["timestamp"], utc=True, errors="coerce", format="mixed").max()
+    wall = (end - start).total_seconds() if pd.notna(start) and pd.notna(end) else float("nan")
+    extra = env.get("extra_rounds")
+    passes = "-" if extra is None else f"{len(extra)} extra pass(es)"
+    return (
+        f"`{argv}`, started {env.get('started_at', '?')}, {wall:.0f} s to its last row "
+        f"(opening {env.get('open_s', '?')} s, {passes}, {env.get('processes', 1)} process(es) per runtime)"
+    )
+
+
 def ratios(df: pd.DataFrame, ratio_to: str) -> pd.Series:
     """Each runtime's headline over ``ratio_to``'s for the same model and shape (stable cells only)."""
     flat = df.reset_index()
@@ -208,7 +232,9 @@ def report(dirs: Sequence[Path], batch: int | None, ratio_to: str) -> str:
     tables = [load(d, batch) for d in dirs]
     lines = []
     for n, (d, t) in enumerate(zip(dirs, tables, strict=True), start=1):
-        lines.append(f"S{n} = {d.name}: {int((~t['stable']).sum())} of {len(t)} cells flagged unstable")
+        lines.append(
+            f"S{n} = {d.name}: {int((~t['stable']).sum())} of {len(t)} cells flagged unstable; {sitting_facts(d)}"
+        )
     lines.append("")
     totals = dict.fromkeys(["stable", "agree", "ratios", "ratios_ok", "changed", "compared", "caught", "tested"], 0)
     cover = [0, 0]
