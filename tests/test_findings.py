@@ -177,8 +177,13 @@ def test_paper_table_prints_intervals_as_they_are_with_consistent_decimals() -> 
     for row, cells in zip(text, body, strict=True):
         for key, cell in zip([c.key for c in report.columns], cells[-len(report.columns) :], strict=True):
             interval = cell[0] if isinstance(cell, tuple) else cell
-            assert isinstance(interval, Interval)
             r = rows.loc[(row[0], key)]
+            if pd.isna(r["latency_ci_low_ms"]):  # one clean round: a value, and no interval is made up
+                assert not isinstance(interval, Interval) and float(interval) == pytest.approx(
+                    r["latency_ms"], abs=0.05
+                )
+                continue
+            assert isinstance(interval, Interval)
             assert float(interval.value) == pytest.approx(r["latency_ms"], abs=0.005)
             assert float(interval.value) + float(interval.plus) == pytest.approx(r["latency_ci_high_ms"], abs=0.011)
             assert float(interval.value) - float(interval.minus) == pytest.approx(r["latency_ci_low_ms"], abs=0.011)

@@ -640,10 +640,14 @@ def appendix_tables(report: Report) -> list[PaperTable]:
                 float_env="table",
                 compact=True,
                 font="footnotesize",
-                colsep_pt=2.0,
+                colsep_pt=1.8,
             )
         )
     return tables
+
+
+MAX_NAMED_UNSTABLE = 12
+"""Unstable cells the appendix notes name one by one; beyond this many they are counted."""
 
 
 def appendix_notes(report: Report) -> list[str]:
@@ -673,7 +677,12 @@ def appendix_notes(report: Report) -> list[str]:
     )
     m = report.measurements
     shaky = m[m["validity"] == UNSTABLE] if "validity" in m else m.iloc[0:0]
-    if len(shaky):
+    if len(shaky) > MAX_NAMED_UNSTABLE:  # a list longer than the table would not fit the page
+        notes.append(
+            f"{UNSTABLE_MARK} Unstable: {len(shaky)} of {len(m)} cells (re-measure before citing; each reason is in "
+            "measurements.csv, validity_reason)."
+        )
+    elif len(shaky):
         cells = ", ".join(f"{r.name} ({r.column}, b={r.batch})" for r in shaky.itertuples(index=False))
         notes.append(
             f"{UNSTABLE_MARK} Unstable (re-measure before citing; each reason is in measurements.csv, "
