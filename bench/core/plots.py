@@ -523,12 +523,12 @@ def plot_latency_vs_gmacs(measurements, samples, panels, styles, size=None) -> F
             lines.append((xs, ys, f"{level:g} GFLOP/s"))
         ax.set_xlim(x0, x1)
         ax.set_ylim(y0, y1)
-        markers = label_layout.marker_boxes(ax, rows["gmacs"], rows["latency_ms"])
         labels = [f"{n} ({v:.0f})" for n, v in zip(rows["name"], g, strict=True)]
         colors = [styles[f][0] for f in rows["family"]]
         boxes = label_layout.label_points(
             ax, rows["gmacs"].tolist(), rows["latency_ms"].tolist(), labels, colors, make_room=True
         )
+        markers = label_layout.marker_boxes(ax, rows["gmacs"], rows["latency_ms"])  # after make_room moved them
         label_layout.label_lines(ax, lines, markers + boxes)
     return fig
 
