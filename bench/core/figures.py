@@ -283,16 +283,20 @@ def _shared_latency_top1(frames: list[pd.DataFrame]) -> dict:
     return {"xlim": _log_limits(xs, 1.6), "ylim": (float(top1.min()) - 1.0, float(top1.max()) + 0.7)}
 
 
-def draw_latency_vs_top1(rows: pd.DataFrame, panel: PrintPanel, size: str, styles, shared: dict, pareto: str) -> Figure:
+def _draw_vs_top1(
+    rows: pd.DataFrame, panel: PrintPanel, size: str, styles, shared: dict, pareto: str, *, x: str,
+    bounds: tuple[str, str], smaller_x_better: bool, xlabel: str, unit: str,
+) -> Figure:  # fmt: skip
+    """Top-1 against a log-scale speed axis ``x`` (latency or throughput), with intervals and Pareto fronts."""
     fig, ax = _figure(size, f"{panel.title} ({panel.key})")
-    segments = _error_bars(ax, rows, "lat_value", "top1", styles, "x")
-    segments += _fronts(ax, rows, "lat_value", "top1", styles, pareto, smaller_x_better=True)
-    _points(ax, rows, "lat_value", "top1", styles)
+    segments = _error_bars(ax, rows, x, "top1", styles, "x", bounds)
+    segments += _fronts(ax, rows, x, "top1", styles, pareto, smaller_x_better=smaller_x_better)
+    _points(ax, rows, x, "top1", styles)
     ax.set_xscale("log")
     _plain_log_axis(ax.xaxis)
     ax.set_xlim(*shared["xlim"])
     ax.set_ylim(*shared["ylim"])
-    ax.set_xlabel(f"Latency at batch {int(rows['batch'].iloc[0])} (ms, log scale)")
+    ax.set_xlabel(f"{xlabel} at batch {int(rows['batch'].iloc[0])} ({unit}, log scale)")
     measured = "top1_measured" in rows and bool(rows["top1_measured"].fillna(False).astype(bool).any())
     ax.set_ylabel("ImageNet-1k top-1 (%, measured)" if measured else "ImageNet-1k top-1 (%, published)")
     front = [Line2D([], [], color="0.35", linestyle=(0, (4, 2)), lw=0.9, label="Pareto front")]
@@ -303,8 +307,13 @@ def draw_latency_vs_top1(rows: pd.DataFrame, panel: PrintPanel, size: str, style
         lines=pareto == "family",
         extra=(front if pareto == "global" else []) + _interval_handle(shared["all"]),
     )
-    _place(fig, ax, rows, "lat_value", "top1", styles, size, segments)
+    _place(fig, ax, rows, x, "top1", styles, size, segments)
     return fig
+
+
+def draw_latency_vs_top1(rows: pd.DataFrame, panel: PrintPanel, size: str, styles, shared: dict, pareto: str) -> Figure:
+    return _draw_vs_top1(rows, panel, size, styles, shared, pareto, x="lat_value", bounds=("lat_low", "lat_high"),
+                         smaller_x_better=True, xlabel="Latency", unit="ms")  # fmt: skip
 
 
 def _pick_latency_gmacs(d: pd.DataFrame) -> pd.DataFrame:
@@ -355,27 +364,8 @@ def _shared_throughput_top1(frames: list[pd.DataFrame]) -> dict:
 def draw_throughput_vs_top1(
     rows: pd.DataFrame, panel: PrintPanel, size: str, styles, shared: dict, pareto: str
 ) -> Figure:
-    fig, ax = _figure(size, f"{panel.title} ({panel.key})")
-    segments = _error_bars(ax, rows, "throughput_ips", "top1", styles, "x", ("ips_low", "ips_high"))
-    segments += _fronts(ax, rows, "throughput_ips", "top1", styles, pareto, smaller_x_better=False)
-    _points(ax, rows, "throughput_ips", "top1", styles)
-    ax.set_xscale("log")
-    _plain_log_axis(ax.xaxis)
-    ax.set_xlim(*shared["xlim"])
-    ax.set_ylim(*shared["ylim"])
-    ax.set_xlabel(f"Throughput at batch {int(rows['batch'].iloc[0])} (images/s, log scale)")
-    measured = "top1_measured" in rows and bool(rows["top1_measured"].fillna(False).astype(bool).any())
-    ax.set_ylabel("ImageNet-1k top-1 (%, measured)" if measured else "ImageNet-1k top-1 (%, published)")
-    front = [Line2D([], [], color="0.35", linestyle=(0, (4, 2)), lw=0.9, label="Pareto front")]
-    _legend(
-        fig,
-        shared["all"],
-        styles,
-        lines=pareto == "family",
-        extra=(front if pareto == "global" else []) + _interval_handle(shared["all"]),
-    )
-    _place(fig, ax, rows, "throughput_ips", "top1", styles, size, segments)
-    return fig
+    return _draw_vs_top1(rows, panel, size, styles, shared, pareto, x="throughput_ips", bounds=("ips_low", "ips_high"),
+                         smaller_x_better=False, xlabel="Throughput", unit="images/s")  # fmt: skip
 
 
 def _pick_batches(d: pd.DataFrame) -> pd.DataFrame:
