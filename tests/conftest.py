@@ -110,3 +110,16 @@ def wait_paused(proc: subprocess.Popen, marker: Path, limit_s: float = 600) -> i
             raise AssertionError("the command never reached its pause point")
         time.sleep(0.02)
     return int(marker.read_text())
+
+
+def signal_when_paused(proc: subprocess.Popen, marker: Path, sig: int) -> str:
+    """Send ``sig`` to ``proc`` once it holds at its pause point (:func:`wait_paused`); its stderr once it ended.
+    The process is killed if it does not end, so a failed test leaves nothing running."""
+    try:
+        wait_paused(proc, marker)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return err

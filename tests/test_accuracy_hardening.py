@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from bench.core.accuracy_results import PARTIAL_FILE, PER_CLASS_FILE, RESULT_FILE
-from tests.conftest import REPO, assert_one_line_error, pause_env, wait_paused
+from tests.conftest import REPO, assert_one_line_error, pause_env, signal_when_paused
 from tests.test_accuracy import GREY_NET, _image_folder
 
 NETS = (
@@ -219,13 +219,7 @@ def test_ctrl_c_keeps_the_images_scored_and_resume_finishes_them(nets: Path, tmp
     # the command holds after its third image is scored (bench.core.pause): Ctrl-C arrives at a known point
     env = pause_env("batch:3", marker)
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_paused(proc, marker)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    err = signal_when_paused(proc, marker, signal.SIGINT)
     assert proc.returncode == 130, err
     assert "3 image(s) of" in err and "--resume" in err and "Traceback" not in err
     (partial,) = out.glob(f"*/{PARTIAL_FILE}")

@@ -17,7 +17,7 @@ import pytest
 
 from bench.core.errors import BenchError
 from bench.core.store import ROUNDS_FILE, SUMMARY_FILE, load_results
-from tests.conftest import REPO, assert_one_line_error, pause_env, run_cli, wait_paused
+from tests.conftest import REPO, assert_one_line_error, pause_env, run_cli, signal_when_paused
 
 FAST = ("--resolution", "64", "--warmup", "1", "--warmup-time", "0", "--iters", "3", "--min-time", "0",
         "--no-flops", "--no-progress", "--processes", "1", "--budget", "0")  # fmt: skip
@@ -33,13 +33,7 @@ def test_sigterm_stops_a_sitting_saying_what_was_kept_and_resume_finishes_it(tmp
         [sys.executable, "-m", "bench", *argv], cwd=REPO, env=pause_env("round:2", marker),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    try:
-        wait_paused(proc, marker)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    err = signal_when_paused(proc, marker, signal.SIGTERM)
     assert proc.returncode == 143, err
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in err, err

@@ -20,7 +20,7 @@ from bench.core.engine import calibrate
 from bench.core.sitting import plan_rounds
 from bench.core.store import ENVIRONMENT_FILE, ROUNDS_FILE, SUMMARY_FILE, load_results
 from bench.core.timing import LoopLimits
-from tests.conftest import REPO, assert_one_line_error, pause_env, run_cli, wait_paused
+from tests.conftest import REPO, assert_one_line_error, pause_env, run_cli, signal_when_paused, wait_paused
 
 SMALL = ["--resolution", "64", "--warmup", "2", "--warmup-time", "0", "--no-flops", "--no-progress", "--threads", "1"]
 SMALL += ["--processes", "1", "--budget", "0"]  # one worker per runtime, exactly the rounds asked for
@@ -235,13 +235,7 @@ def test_sigint_keeps_every_finished_round_and_resume_times_only_what_is_missing
     argv += ["--min-time", "0.2", "--rounds", "3", "--out", str(tmp_path)]
     marker = tmp_path.parent / f"{tmp_path.name}-paused"  # outside --out: the resume reads every folder there
     proc = _start(argv, pause_env("round:8", marker))  # held once 2 rounds x 4 cells are on disk
-    try:
-        wait_paused(proc, marker)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    err = signal_when_paused(proc, marker, signal.SIGINT)
     assert proc.returncode == 130, err
     assert "0 finished row(s) and 8 finished round(s)" in err and "--resume" in err and "Traceback" not in err
     (first,) = tmp_path.iterdir()
