@@ -7,6 +7,7 @@ import argparse
 import itertools
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -14,7 +15,9 @@ import pytest
 from bench.backends import REGISTRY
 from bench.commands import run as run_command
 from bench.core import engine, machine, sitting
-from bench.core.schema import STABLE, UNSTABLE
+from bench.core.engine import RoundResult
+from bench.core.schema import UNSTABLE, RoundRecord
+from bench.core.sitting_history import SittingHistory, SittingSpread
 from bench.core.store import ROUNDS_FILE, load_results
 from tests.conftest import run_cli
 from tests.test_trust import _windows
@@ -32,9 +35,12 @@ def _inline(tmp_path: Path, *argv: str):
 
 @pytest.fixture
 def scripted_machine(monkeypatch: pytest.MonkeyPatch):
-    """The machine's recorded calm speed is 0.2 ms; the reference reads the values the test scripts."""
+    """The machine's recorded calm speed is 0.2 ms; the reference reads the values the test scripts. Its
+    sittings differ by 3% (learnt): no cell can be stable within 5%, so only clean rounds decide how long
+    a cell is timed, whatever this machine's real noise does to the tiny model's rounds."""
     monkeypatch.setattr(engine.Measurer, "cpu_window", _windows(0.0))
     monkeypatch.setattr(machine.MachineFloor, "load", classmethod(lambda cls, cache_dir, key: cls(key, 0.2)))
+    monkeypatch.setattr(SittingHistory, "spread", lambda self: SittingSpread(0.03, 100, 4))
 
     def script(values):
         it = iter(values)
@@ -48,10 +54,11 @@ def test_cells_that_lack_calm_rounds_get_extra_rounds_until_they_have_enough(tmp
     _inline(tmp_path, "--rounds", "3", "--budget", "600")
     summary, _, envs = load_results([tmp_path])
     row = summary.iloc[0]
-    assert row["rounds"] == 6 and row["clean_rounds"] == 3 and row["validity"] == STABLE, row["validity_reason"]
-    assert row["machine_floor_ms"] == pytest.approx(0.2)
+    assert row["rounds"] == 6 and row["clean_rounds"] == 3 and row["machine_floor_ms"] == pytest.approx(0.2)
+    assert row["validity"] == UNSTABLE and "this machine's sittings 3.0%" in row["validity_reason"]
     (env,) = envs.values()
     assert env["extra_rounds"] == [["torch/casvit_xs/b1/r64"]] * 3 and env["budget_s"] == 600
+    assert env["sitting_sd"] == 0.03 and "learnt from 100 cell pairs of 4 earlier sittings" in env["sitting_sd_source"]
     rounds = pd.read_csv(next(tmp_path.glob(f"*/{ROUNDS_FILE}")))
     assert rounds["round"].tolist() == list(range(6))
 
@@ -84,3 +91,27 @@ def test_rounds_take_turns_between_the_runtimes_worker_processes(tmp_path: Path)
     assert json.loads(summary.iloc[0]["round_processes"]) == [0, 1, 0, 1]
     (env,) = envs.values()
     assert env["processes"] == 2 and "mmap_threshold" in env["allocator"]
+
+
+def _cell(medians: list[float], references: list[float]) -> sitting.Cell:
+    rounds = [
+        RoundResult([], RoundRecord(round=i, median_ms=m, reference_ms=r, process=i % 2))
+        for i, (m, r) in enumerate(zip(medians, references, strict=True))
+    ]
+    return sitting.Cell("onnx/m/b1/r224", {}, SimpleNamespace(rounds=rounds))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("medians", "references", "sitting_sd", "settled"),
+    [
+        ([10.0, 10.01, 10.02, 10.0], [0.2] * 4, 0.01, True),  # calm and agreeing: stable, done
+        ([10.0, 10.01, 10.02, 10.0], [0.2, 0.3, 0.3, 0.3], 0.01, False),  # one calm round: more rounds may help
+        ([10.0, 11.0, 10.1, 11.2], [0.2] * 4, 0.01, False),  # processes disagree: more rounds may help
+        ([10.0, 11.0, 10.1, 11.2], [0.2] * 4, 0.03, True),  # no cell reaches 5% here: do not spend the budget
+    ],
+)
+def test_a_cell_is_timed_on_while_more_rounds_can_make_it_stable(medians, references, sitting_sd, settled) -> None:
+    here = sitting.Sitting.__new__(sitting.Sitting)
+    here.settings = SimpleNamespace(rounds=3)  # type: ignore[assignment]
+    here.spread = SittingSpread(sitting_sd, 100, 4)
+    assert here.settled(_cell(medians, references), floor=0.2) is settled

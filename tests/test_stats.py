@@ -174,8 +174,8 @@ def test_reference_drift_alone_does_not_flag_a_row_whose_rounds_agree() -> None:
 
 def test_a_slow_round_the_reference_explains_is_the_machine_not_the_cell() -> None:
     medians = [11.4, 14.0, 11.3, 14.1, 11.42]
-    machine_slowed = machine.judge(medians, [0.21, 0.27, 0.21, 0.27, 0.21], [0.0] * 5, [0.0] * 5, 60)
-    assert machine_slowed.verdict == STABLE
+    machine_slowed = machine.judge(medians, [0.21, 0.27, 0.21, 0.27, 0.21], [0.0] * 5, [0.0] * 5, 60, floor=0.21)
+    assert machine_slowed.verdict == STABLE and machine_slowed.clean_rounds == 3
     steady = machine.judge(medians, [0.21] * 5, [0.0] * 5, [0.0] * 5, 60)
     assert steady.verdict == UNSTABLE and "2 of 5 rounds 24% slower" in steady.reason
     # one odd round in nine is not a property of the runtime

@@ -35,7 +35,7 @@ from bench.core.schema import (
 )
 from bench.core.sessions import is_out_of_memory, open_session
 from bench.core.settings import Settings, build_model  # noqa: F401 - the sitting builds through engine.build_model (a seam tests patch)
-from bench.core.stats import headline_columns, summarize, throughput
+from bench.core.stats import SITTING_SD, headline_columns, summarize, throughput
 from bench.core.timing import LoopLimits, timed_loop
 from bench.core.util import timestamp
 from models import external
@@ -169,11 +169,14 @@ class Measurer:
         return result
 
     @staticmethod
-    def finish(opened: OpenWorkload, floor: float | None = None) -> tuple[SummaryRow, list[float]]:
+    def finish(
+        opened: OpenWorkload, floor: float | None = None, sitting_sd: float = SITTING_SD
+    ) -> tuple[SummaryRow, list[float]]:
         """The row of a workload whose rounds are all done (the session stays open: the caller closes it).
 
         ``floor`` is the machine-speed reference at the machine's calm speed (:class:`~bench.core.machine.
         MachineFloor`): rounds whose reference lies near it are the clean ones the headline rests on.
+        ``sitting_sd``: how far this machine's sittings differ (:mod:`bench.core.sitting_history`).
         """
         row, workload = opened.row, opened.workload
         samples = opened.samples_ms
@@ -189,9 +192,11 @@ class Measurer:
             [finite_number(r.steal) for r in records],
             len(samples),
             floor,
+            processes,
+            sitting_sd,
         )
         clean = machine.clean_mask(references, floor, len(records))
-        row.set(**stats, **headline_columns(round_medians, clean, processes), **validity.as_columns())
+        row.set(**stats, **headline_columns(round_medians, clean, processes, sitting_sd), **validity.as_columns())
         row.set(round_processes=json.dumps(processes))
         row.set(
             status=STATUS_OK,

@@ -24,7 +24,15 @@ import numpy as np
 import torch
 
 from bench.core.schema import STABLE, UNSTABLE
-from bench.core.stats import CLEAN_MARGIN, MIN_CLEAN_ROUNDS, fast_count, fastest_spread, headline
+from bench.core.stats import (
+    CLEAN_MARGIN,
+    MIN_CLEAN_ROUNDS,
+    SITTING_SD,
+    STABLE_WITHIN,
+    fast_count,
+    fastest_spread,
+    headline,
+)
 
 REFERENCE_BLOCK_S = 0.05
 """Timed seconds of the reference per workload round (after a 20 ms pause and two warm calls).
@@ -352,12 +360,16 @@ def judge(
     steal: list[float | None],
     iterations: int,
     floor: float | None = None,
+    process: list[int] | None = None,
+    sitting_sd: float = SITTING_SD,
 ) -> Validity:
     """Stable (the headline reproduces) or unstable, with every reason that applies (limits above).
 
     Stable needs evidence from a calm machine: at least :data:`MIN_CLEAN_ROUNDS` clean rounds (the
     reference within :data:`CLEAN_MARGIN` of the machine's ``floor``), whose fastest ones agree within
-    :data:`MAX_CLEAN_SPREAD`. Without a floor (no reference recorded) every round counts as clean. Slow
+    :data:`MAX_CLEAN_SPREAD`, and a prediction interval (its rounds and processes, and ``sitting_sd``: how
+    far this machine's sittings differ) within :data:`STABLE_WITHIN` of the headline: the promise that
+    another sitting agrees. Without a floor (no reference recorded) every round counts as clean. Slow
     rounds that the reference does not explain are the cell's own slowdown. What rounds cannot show
     is flagged on its own: other processes' CPU use and the hypervisor's steal.
     """
@@ -377,7 +389,12 @@ def judge(
                 f"only {n_clean} of {len(round_medians)} rounds on a calm machine (reference within {CLEAN_MARGIN:.0%} "
                 f"of {floor:.3f} ms; median here {typical:.3f} ms): need not reproduce"
             )
-        h = headline(round_medians, clean)
+        h = headline(round_medians, clean, process, sitting_sd)
+        if n_clean >= min(MIN_CLEAN_ROUNDS, len(round_medians)) and h.high is not None and not h.reproduces:
+            reasons.append(
+                f"another sitting may differ by up to {h.high / h.value - 1:.1%} (its rounds {h.own_sd or 0:.1%}, "
+                f"this machine's sittings {sitting_sd:.1%}; stable needs {STABLE_WITHIN:.0%})"
+            )
         fast_spread = fastest_spread(round_medians, clean)
         if n_clean >= 2 and fast_spread > MAX_CLEAN_SPREAD:
             k = min(h.rounds, max(2, fast_count(h.rounds)))

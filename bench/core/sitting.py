@@ -41,7 +41,8 @@ from bench.core.runtime import Backend
 from bench.core.runtime import registry as runtime_registry
 from bench.core.schema import STATUS_FAILED, UNSTABLE, SummaryRow
 from bench.core.settings import Settings
-from bench.core.stats import MIN_CLEAN_ROUNDS
+from bench.core.sitting_history import SittingHistory, SittingSpread, history_key
+from bench.core.stats import MIN_CLEAN_ROUNDS, SITTING_SD, STABLE_WITHIN, Headline, can_reproduce, headline
 from bench.core.store import PartialRow, ResumeState, RunWriter, resume_state
 from bench.core.util import one_line, timestamp
 from bench.core.worker import InlineWorker, ProcessWorker, Reply, WorkerDied, wait_any
@@ -114,9 +115,12 @@ class Sitting:
         env_id: str,
         progress: Any,
         floor: machine.MachineFloor | None = None,
+        spread: SittingSpread | None = None,
     ) -> None:
         self.runtimes = runtimes
         self.machine_floor = floor or machine.MachineFloor("")
+        self.spread = spread or SittingSpread(SITTING_SD)
+        """How far this machine's sittings differ (enters every interval and the stable verdict)."""
         self.settings = runtimes[0].settings  # the protocol (rounds, budgets, seed) is shared
         self.writer = writer
         self.env_id = env_id
@@ -170,9 +174,36 @@ class Sitting:
         references = [r.record.reference_ms for r in cell.item.rounds]
         return sum(machine.clean_mask(references, floor, len(references)))
 
+    def own_headline(self, cell: Cell, floor: float | None) -> Headline:
+        """The cell's headline as its rounds stand now."""
+        records = [r.record for r in cell.item.rounds]
+        clean = machine.clean_mask([r.reference_ms for r in records], floor, len(records))
+        medians, processes = [r.median_ms for r in records], [int(r.process or 0) for r in records]
+        return headline(medians, clean, processes, self.spread.sd)
+
+    def settled(self, cell: Cell, floor: float | None) -> bool:
+        """Whether more rounds cannot help: the cell has its clean rounds and an interval within the stable
+        width, or this machine's sittings differ too much for any cell to reach it (more rounds would only
+        spend the budget)."""
+        if self.clean_rounds(cell, floor) < min(MIN_CLEAN_ROUNDS, self.settings.rounds):
+            return False
+        return not can_reproduce(self.spread.sd) or self.own_headline(cell, floor).reproduces
+
+    def headlines(self) -> dict[str, tuple[float, float]]:
+        """What the machine's history keeps of this sitting: the headline and its own error of every
+        finished cell with enough clean rounds (judged against the final floor)."""
+        floor = self.floor()
+        out = {}
+        for cell in self.cells.values():
+            if cell.done and cell.item.row.status == "ok" and self.clean_rounds(cell, floor) >= MIN_CLEAN_ROUNDS:
+                h = self.own_headline(cell, floor)
+                if h.own_sd is not None:
+                    out[history_key(cell.item.row.as_dict())] = (h.value, h.own_sd)
+        return out
+
     def complete(self, cell: Cell) -> None:
         """All rounds done: write the row (an unstable one waits for its retry when one is asked for)."""
-        row, _ = engine.Measurer.finish(cell.item, self.floor())
+        row, _ = engine.Measurer.finish(cell.item, self.floor(), self.spread.sd)
         if row.validity == UNSTABLE and self.settings.retry_unstable_s > 0 and cell not in self.unstable:
             self.unstable.append(cell)
             return
@@ -331,12 +362,11 @@ class Sitting:
             self.complete_if_enough(cell)
 
     def complete_if_enough(self, cell: Cell) -> None:
-        """Write the cell's row as soon as it has its rounds and (with a budget) enough clean ones, judged
+        """Write the cell's row as soon as it has its rounds and (with a budget) is :meth:`settled`, judged
         against the floor as the sitting knows it then; the others wait for the extra passes."""
         if cell.done or cell in self.unstable or len(cell.item.rounds) < self.settings.rounds:
             return
-        need = min(MIN_CLEAN_ROUNDS, self.settings.rounds)
-        if self.settings.budget_s > 0 and self.clean_rounds(cell, self.floor()) < need:
+        if self.settings.budget_s > 0 and not self.settled(cell, self.floor()):
             return
         self.complete(cell)
 
@@ -348,13 +378,12 @@ class Sitting:
                     self.time_cell(cell, index, workers)
 
     def lacking(self) -> list[Cell]:
-        """Open cells with fewer clean rounds than a stable headline needs (as the floor is known now)."""
+        """Open cells that more rounds may still make stable (:meth:`settled`, as the floor is known now)."""
         floor = self.floor()
-        need = min(MIN_CLEAN_ROUNDS, self.settings.rounds)
         return [
             c
             for c in self.cells.values()
-            if not c.done and c not in self.unstable and c.item.rounds and self.clean_rounds(c, floor) < need
+            if not c.done and c not in self.unstable and c.item.rounds and not self.settled(c, floor)
         ]
 
     def extend(self, workers: list[Any], seed: int) -> list[list[str]]:
@@ -379,8 +408,8 @@ class Sitting:
                 cell = self.cells[key]
                 left = max(deadline - clock(), 0.0)
                 self.progress.set_postfix_str(
-                    f"extra pass {len(passes)}: {len(order)} cells lack {MIN_CLEAN_ROUNDS} calm-machine rounds "
-                    f"({left:.0f} s of --budget left)"
+                    f"extra pass {len(passes)}: {len(order)} cells lack {MIN_CLEAN_ROUNDS} calm-machine rounds or "
+                    f"an interval within {STABLE_WITHIN:.0%} ({left:.0f} s of --budget left)"
                 )
                 if not cell.done:
                     self.time_cell(cell, len(cell.item.rounds), workers)
@@ -416,7 +445,7 @@ class Sitting:
         self.unstable = []
         engine.retry_unstable(
             pending,
-            lambda cell: SummaryRow(**engine.Measurer.finish(cell.item, self.floor())[0].as_dict()),
+            lambda cell: SummaryRow(**engine.Measurer.finish(cell.item, self.floor(), self.spread.sd)[0].as_dict()),
             retime,
             record,
             self.settings.retry_unstable_s,
@@ -470,10 +499,10 @@ def run_sitting(
     )
     env_id = str(env["env_id"])
     previous = resume_state(out, env_id) if resume else ResumeState(set(), {})
-    floor = machine.MachineFloor.load(
-        cache_dir,
-        machine.floor_key(str(env.get("cpu_model")), env.get("cpu_count"), settings.threads),  # type: ignore[arg-type]
-    )
+    machine_key = machine.floor_key(str(env.get("cpu_model")), env.get("cpu_count"), settings.threads)  # type: ignore[arg-type]
+    floor = machine.MachineFloor.load(cache_dir, machine_key)
+    history = SittingHistory.load(cache_dir, machine_key)
+    spread = history.spread()
     processes = 1 if inline else settings.processes
     workers: dict[str, list[Any]] = {}
     every_worker: list[Any] = []
@@ -496,6 +525,8 @@ def run_sitting(
             "processes": processes,
             "budget_s": settings.budget_s,
             "recorded_floor_ms": floor.recorded_ms,
+            "sitting_sd": round(spread.sd, 5),
+            "sitting_sd_source": spread.note(),
             "allocator": None if inline else machine.allocator_note(),
         }
         writer = RunWriter.create(out, name, {**env, **protocol, "external_models": external_models})
@@ -504,10 +535,17 @@ def run_sitting(
         if settings.budget_s > 0 and show_progress:
             progress.write(
                 f"{settings.rounds} rounds per cell over {processes} process(es) per runtime, then up to "
-                f"{settings.budget_s:g} s of extra rounds for cells that lack {MIN_CLEAN_ROUNDS} calm-machine rounds",
+                f"{settings.budget_s:g} s of extra rounds for cells that lack {MIN_CLEAN_ROUNDS} calm-machine rounds "
+                f"or an interval within {STABLE_WITHIN:.0%} (this machine's sittings differ by {spread.note()})",
                 file=sys.stderr,
             )
-        sitting = Sitting(runtimes, writer, env_id, progress, floor)
+            if not can_reproduce(spread.sd):
+                progress.write(
+                    f"this machine's sittings differ too much for any cell to be stable within {STABLE_WITHIN:.0%}: "
+                    "every row will be flagged (bench doctor; a quieter hour or machine)",
+                    file=sys.stderr,
+                )
+        sitting = Sitting(runtimes, writer, env_id, progress, floor, spread)
         try:
             sitting.open_all(workers, previous, count_flops, cache_dir)
             open_keys = [k for k, c in sitting.cells.items() if not c.done]
@@ -523,6 +561,7 @@ def run_sitting(
             with contextlib.suppress(BenchError, OSError):  # the rows are on disk: a full disk loses only this note
                 writer.rewrite_environment({**env, **protocol, **opened, **timed})
             floor.save(cache_dir, sitting.references())
+            history.save(cache_dir, writer.directory.name, sitting.headlines())
         except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (bench.core.errors.Terminated)
             progress.write(sitting.interrupted(stop_word(exc)), file=sys.stderr)
             exc.reported = True  # type: ignore[attr-defined]

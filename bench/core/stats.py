@@ -61,8 +61,10 @@ def throughput(batch_size: int, step_ms: float) -> float:
 # The interval is a *prediction* interval: where another sitting's headline of the same cell falls. It
 # combines the spread of the estimator over this sitting's processes and rounds (a two-level
 # bootstrap: processes, then rounds within them; Kalibera & Jones, ISMM 2013) with the spread between
-# sittings that no sitting can see from inside (:data:`SITTING_SD`, measured on the committed
-# sittings). Its achieved coverage is measured leave-one-sitting-out by tests/scripts/coverage.py.
+# sittings that no sitting can see from inside: learnt from the machine's recent sittings
+# (:mod:`bench.core.sitting_history`; :data:`SITTING_SD` until enough are known). A cell is *stable* when
+# that interval lies within :data:`STABLE_WITHIN` of its headline: another sitting is expected to agree.
+# The achieved coverage is measured leave-one-sitting-out by tests/scripts/reproducibility.py.
 
 HEADLINE_LEVEL = 0.95
 HEADLINE_Z = 1.959963984540054
@@ -72,9 +74,12 @@ FAST_SHARE = 1 / 2
 LEGACY_FAST_SHARE = 1 / 3
 """What rows written before clean rounds existed averaged (the fastest third of all rounds)."""
 SITTING_SD = 0.015
-"""Standard deviation (log scale) of a cell's headline between sittings beyond what its own rounds show:
-the process and sitting levels. Measured on the committed sittings (tests/scripts/coverage.py prints
-the estimate beside the coverage it gives); a constant so that a table's interval means one thing."""
+"""Standard deviation (log scale) of a cell's headline between sittings beyond what its own rounds show,
+assumed on a machine with too few earlier sittings to learn its own (:mod:`bench.core.sitting_history`):
+the calm AMD sittings' level. Leaves room for a cell whose rounds agree to within 1% to be stable."""
+STABLE_WITHIN = 0.05
+"""A cell is stable when its prediction interval lies within this share of its headline: another sitting
+is expected (at :data:`HEADLINE_LEVEL`) to agree within it."""
 CLEAN_MARGIN = 0.06
 """A round is *clean* when the machine-speed reference before it was within this share of the machine's
 floor (:class:`bench.core.machine.MachineFloor`): the machine ran at its calm speed. On the 2-core CI VM
@@ -97,7 +102,14 @@ class Headline:
     rounds: int
     """Rounds the value rests on (the clean ones; all of them when none was clean)."""
     sd_log: float | None = None
-    """Standard error of one sitting's headline, log scale (bootstrap and :data:`SITTING_SD` together)."""
+    """Standard error of one sitting's headline, log scale (its own rounds and the sittings' spread together)."""
+    own_sd: float | None = None
+    """The part its own rounds and processes give (the bootstrap), log scale."""
+
+    @property
+    def reproduces(self) -> bool:
+        """Its interval lies within :data:`STABLE_WITHIN` of the value (False without an interval)."""
+        return self.high is not None and self.high <= self.value * (1.0 + STABLE_WITHIN) * (1.0 + 1e-12)
 
     @property
     def width(self) -> float | None:
@@ -135,40 +147,63 @@ def _pool(values: Sequence[float], clean: Sequence[bool] | None, process: Sequen
 
 
 def _bootstrap(a: np.ndarray, procs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """:func:`fast_mean` of resamples: processes with replacement, then rounds within each chosen process."""
+    """:func:`fast_mean` of resamples: processes with replacement, then rounds within each chosen process.
+
+    Vectorised (a sitting judges every open cell after each extra pass): groups are padded to one length,
+    and the rounds a resample does not hold sort last as +inf.
+    """
     groups = [a[procs == p] for p in np.unique(procs)]
-    draws = np.empty(BOOTSTRAP_RESAMPLES)
-    k = fast_count(a.size)
-    for b in range(BOOTSTRAP_RESAMPLES):
-        picked = rng.integers(0, len(groups), size=len(groups))
-        sample = np.concatenate([g[rng.integers(0, g.size, size=g.size)] for g in (groups[i] for i in picked)])
-        draws[b] = np.sort(sample)[: min(k, sample.size)].mean()
-    return draws
+    sizes = np.asarray([g.size for g in groups])
+    longest = int(sizes.max())
+    padded = np.full((len(groups), longest), np.inf)
+    for i, g in enumerate(groups):
+        padded[i, : g.size] = g
+    picked = rng.integers(0, len(groups), size=(BOOTSTRAP_RESAMPLES, len(groups)))
+    n = sizes[picked][..., None]
+    slots = np.arange(longest)
+    rounds = np.floor(rng.random((BOOTSTRAP_RESAMPLES, len(groups), longest)) * n).astype(np.int64)
+    drawn = np.where(slots < n, padded[picked[..., None], rounds], np.inf).reshape(BOOTSTRAP_RESAMPLES, -1)
+    drawn.sort(axis=1)
+    k = np.minimum(fast_count(a.size), n.reshape(BOOTSTRAP_RESAMPLES, -1).sum(axis=1))
+    totals = np.cumsum(np.where(np.isfinite(drawn), drawn, 0.0), axis=1)
+    return totals[np.arange(BOOTSTRAP_RESAMPLES), k - 1] / k
 
 
-def _from_sd(value: float, sd_log: float, rounds: int) -> Headline:
+def _from_sd(value: float, sd_log: float, rounds: int, own_sd: float | None = None) -> Headline:
     """The prediction interval for another sitting: both sittings' errors, so sqrt(2) standard errors."""
     half = HEADLINE_Z * math.sqrt(2.0) * sd_log
-    return Headline(value, value * math.exp(-half), value * math.exp(half), rounds, sd_log)
+    return Headline(value, value * math.exp(-half), value * math.exp(half), rounds, sd_log, own_sd)
+
+
+def can_reproduce(sitting_sd: float) -> bool:
+    """Whether a cell can be stable at all on a machine whose sittings spread this much (even a cell
+    whose rounds agree exactly gets an interval of ``z * sqrt(2) * sitting_sd``)."""
+    return HEADLINE_Z * math.sqrt(2.0) * sitting_sd < math.log1p(STABLE_WITHIN)
 
 
 def headline(
     values: Sequence[float],
     clean: Sequence[bool] | None = None,
     process: Sequence[int] | None = None,
+    sitting_sd: float = SITTING_SD,
 ) -> Headline:
     """The mean of the fastest half of the clean rounds, with its prediction interval (none from one round).
 
     ``clean`` (from :func:`bench.core.machine.clean_mask`) and ``process`` (which worker process timed each
-    round) are per round; without them every round counts and all come from one process.
+    round) are per round; without them every round counts and all come from one process. ``sitting_sd``:
+    how far this machine's sittings spread beyond their rounds (:mod:`bench.core.sitting_history`). A cell
+    with fewer than :data:`MIN_CLEAN_ROUNDS` clean rounds gets no interval: its rounds say how a slow
+    machine ran, not where another sitting will land (the noisy AMD evening's intervals missed the calm
+    sittings' values in most cells).
     """
     a, procs = _pool(values, clean, process)
     value = fast_mean(a)
-    if a.size < 2:
+    calm = clean is None or sum(bool(c) for c in clean[: len(values)]) >= min(MIN_CLEAN_ROUNDS, len(_valid(values)))
+    if a.size < 2 or not calm:  # resting on a slow machine, it predicts nothing about another sitting
         return Headline(value, None, None, int(a.size))
     draws = _bootstrap(a, procs, np.random.default_rng(BOOTSTRAP_SEED))
-    sd = math.sqrt(float(np.std(np.log(draws))) ** 2 + SITTING_SD**2)
-    return _from_sd(value, sd, int(a.size))
+    own = float(np.std(np.log(draws)))
+    return _from_sd(value, math.sqrt(own**2 + sitting_sd**2), int(a.size), own)
 
 
 def ratio_headline(
@@ -216,17 +251,20 @@ def fastest_spread(values: Sequence[float], clean: Sequence[bool] | None = None)
 
 
 def headline_columns(
-    round_medians_ms: Sequence[float], clean: Sequence[bool] | None = None, process: Sequence[int] | None = None
+    round_medians_ms: Sequence[float],
+    clean: Sequence[bool] | None = None,
+    process: Sequence[int] | None = None,
+    sitting_sd: float = SITTING_SD,
 ) -> dict[str, float | None]:
     """The summary row's ``latency_ms`` and its interval columns."""
-    h = headline(round_medians_ms, clean, process)
+    h = headline(round_medians_ms, clean, process, sitting_sd)
     return {"latency_ms": h.value, "latency_ci_low_ms": h.low, "latency_ci_high_ms": h.high}
 
 
 MEASURED_COVERAGE = "95% (18 of 19)"
 """How often the interval covered another sitting's headline, leave-one-sitting-out over the committed
-sittings: written by tests/scripts/coverage.py into tests/data/sittings/coverage.txt (a test keeps the
-two equal)."""
+sittings: written by tests/scripts/reproducibility.py into tests/data/sittings/reproducibility.txt (a test
+keeps the two equal)."""
 
 
 def headline_note() -> str:
@@ -235,7 +273,8 @@ def headline_note() -> str:
         "Latency: mean of the fastest half of a cell's clean rounds (round medians; clean: a reference kernel "
         f"timed just before showed the machine within {CLEAN_MARGIN:.0%} of its calm speed). [low, high]: "
         f"{HEADLINE_LEVEL:.0%} prediction interval for another sitting's value (covered it in {MEASURED_COVERAGE} "
-        f"of cells here). Unstable: under {MIN_CLEAN_ROUNDS} clean rounds, or its own rounds disagree."
+        f"of cells here; it includes how far this machine's sittings differ). Unstable: under {MIN_CLEAN_ROUNDS} "
+        f"clean rounds, or an interval reaching beyond {STABLE_WITHIN:.0%} of the value."
     )
 
 

@@ -1,6 +1,6 @@
 """Recompute a results folder's headline and validity columns under the current rules (rewrites summary.csv).
 
-    python tests/scripts/rejudge.py results/reference/<run> [more run folders]
+    python tests/scripts/rejudge.py results/reference/<run> [more run folders] [--floor-ms F] [--sitting-sd SD]
 
 The headline (``latency_ms`` and its interval) and the validity verdict are derived from the rounds
 a run recorded (``rounds.csv``: each round's median, the machine-speed reference before it, other
@@ -41,18 +41,30 @@ def _numbers(frame: pd.DataFrame, column: str) -> list[float | None]:
     return [None if pd.isna(v) else float(v) for v in values]
 
 
-def rejudge(run_dir: Path, recorded_floor: float | None = None) -> tuple[int, int]:
-    """(rows recomputed, rows whose verdict changed) for one run folder.
+def rejudge(
+    run_dir: Path, recorded_floor: float | None = None, sitting_sd: float | None = None
+) -> tuple[int, int, dict[str, tuple[float, float]]]:
+    """(rows recomputed, rows whose verdict changed, what the machine's history would keep) for one run.
 
     The machine's floor is the run's own (a low quantile of every reference block it timed), or
     ``recorded_floor`` where that is lower (the floor earlier sittings recorded on this machine).
+    ``sitting_sd``: how far the machine's sittings differ (default: what the run recorded it judged
+    with, else :data:`~bench.core.stats.SITTING_SD`).
     """
     import json
 
     from bench.core import machine
     from bench.core.schema import STATUS_OK, SUMMARY_COLUMNS
-    from bench.core.stats import headline_columns
+    from bench.core.sitting_history import history_key
+    from bench.core.stats import MIN_CLEAN_ROUNDS, SITTING_SD, headline, headline_columns
     from bench.core.store import ROUNDS_FILE, SUMMARY_FILE
+
+    if sitting_sd is None:
+        try:
+            sitting_sd = float(json.loads((run_dir / "environment.json").read_text()).get("sitting_sd"))
+        except (OSError, ValueError, TypeError):
+            sitting_sd = SITTING_SD
+    kept: dict[str, tuple[float, float]] = {}
 
     summary = pd.read_csv(run_dir / SUMMARY_FILE, dtype=str, keep_default_na=False)
     rounds = pd.read_csv(run_dir / ROUNDS_FILE, dtype=str, keep_default_na=False)
@@ -79,10 +91,15 @@ def rejudge(run_dir: Path, recorded_floor: float | None = None) -> tuple[int, in
             _numbers(mine, "steal"),
             int(float(row["iterations"] or 0)),
             floor,
+            processes,
+            sitting_sd,
         )
         clean = machine.clean_mask(references, floor, len(medians))
+        if sum(clean) >= MIN_CLEAN_ROUNDS:
+            h = headline(medians, clean, processes, sitting_sd)
+            kept[history_key(row.to_dict())] = (h.value, float(h.own_sd or 0.0))
         values = {
-            **headline_columns(medians, clean, processes),
+            **headline_columns(medians, clean, processes, sitting_sd),
             **verdict.as_columns(),
             "round_processes": json.dumps(processes),
         }
@@ -94,19 +111,22 @@ def rejudge(run_dir: Path, recorded_floor: float | None = None) -> tuple[int, in
         done += 1
     ordered = [c for c in SUMMARY_COLUMNS if c in summary] + [c for c in summary if c not in SUMMARY_COLUMNS]
     summary[ordered].to_csv(run_dir / SUMMARY_FILE, index=False, lineterminator="\n")
-    return done, changed
+    return done, changed, kept
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run folders (each with summary.csv and rounds.csv)")
     parser.add_argument("--floor-ms", type=float, default=None, help="the machine's recorded calm-speed reference")
+    parser.add_argument(
+        "--sitting-sd", type=float, default=None, help="how far the machine's sittings differ (log-scale sd)"
+    )
     args = parser.parse_args(argv)
     for run_dir in args.runs:
         if not (run_dir / "summary.csv").is_file() or not (run_dir / "rounds.csv").is_file():
             print(f"error: {run_dir}: not a run folder with summary.csv and rounds.csv", file=sys.stderr)
             return 2
-        done, changed = rejudge(run_dir, args.floor_ms)
+        done, changed, _ = rejudge(run_dir, args.floor_ms, args.sitting_sd)
         print(f"{run_dir}: recomputed {done} row(s); {changed} changed verdict")
     return 0
 
