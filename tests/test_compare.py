@@ -12,7 +12,7 @@ import pytest
 
 from bench.cli import main as cli_main
 from bench.core.schema import COMPARE_COLUMNS
-from bench.core.stats import SITTING_SD, headline
+from bench.core.stats import SITTING_SD, WIDE_INTERVAL, headline
 from bench.core.verdicts import IMPROVED, NOT_JUDGED, NOT_SIGNIFICANT, REGRESSION, UNTESTED, compare_headlines
 from tests.conftest import assert_one_line_error, run_cli
 from tests.result_fixtures import environment, write_run
@@ -219,3 +219,17 @@ def test_the_interval_level_is_printed_as_asked(tmp_path: Path) -> None:
     assert row["change_pct"] == pytest.approx(50, abs=5) and row["verdict"] == REGRESSION, row
     table = run_cli("compare", str(old), str(new), "--alpha", "0.0000001")
     assert "99.99999% CI" in table.stdout and "100% CI" not in table.stdout
+
+
+def test_a_cell_flagged_only_for_a_wide_interval_is_still_judged() -> None:
+    """Its interval is the evidence: a change beyond it is a change; any other fault leaves it unjudged."""
+    wide = f"{WIDE_INTERVAL} 7.4% (standard errors: its rounds 1.0%, this machine's sittings 2.5%, stable needs 5%)"
+    old = pd.Series({"latency_ms": 10.0, "latency_ci_low_ms": 9.3, "latency_ci_high_ms": 10.74,
+                     "validity": "unstable", "validity_reason": wide})  # fmt: skip
+    new = old.copy()
+    for column in ("latency_ms", "latency_ci_low_ms", "latency_ci_high_ms"):
+        new[column] = old[column] * 1.3
+    assert compare_headlines(old, new, threshold=5, alpha=0.01)["verdict"] == REGRESSION
+    busy = new.copy()
+    busy["validity_reason"] = wide + "; other processes used 1.2 CPUs"
+    assert compare_headlines(old, busy, threshold=5, alpha=0.01)["verdict"] == NOT_JUDGED

@@ -29,6 +29,7 @@ from bench.core.stats import (
     MIN_CLEAN_ROUNDS,
     SITTING_SD,
     STABLE_WITHIN,
+    WIDE_INTERVAL,
     fast_count,
     fastest_spread,
     headline,
@@ -392,8 +393,8 @@ def judge(
         h = headline(round_medians, clean, process, sitting_sd)
         if n_clean >= min(MIN_CLEAN_ROUNDS, len(round_medians)) and h.high is not None and not h.reproduces:
             reasons.append(
-                f"another sitting may differ by up to {h.high / h.value - 1:.1%} (its rounds {h.own_sd or 0:.1%}, "
-                f"this machine's sittings {sitting_sd:.1%}; stable needs {STABLE_WITHIN:.0%})"
+                f"{WIDE_INTERVAL} {h.high / h.value - 1:.1%} (standard errors: its rounds {h.own_sd or 0:.1%}, "
+                f"this machine's sittings {sitting_sd:.1%}, stable needs {STABLE_WITHIN:.0%})"
             )
         fast_spread = fastest_spread(round_medians, clean)
         if n_clean >= 2 and fast_spread > MAX_CLEAN_SPREAD:

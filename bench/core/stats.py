@@ -80,6 +80,17 @@ the calm AMD sittings' level. Leaves room for a cell whose rounds agree to withi
 STABLE_WITHIN = 0.05
 """A cell is stable when its prediction interval lies within this share of its headline: another sitting
 is expected (at :data:`HEADLINE_LEVEL`) to agree within it."""
+WIDE_INTERVAL = "another sitting may differ by up to"
+"""How the validity reason starts when a cell's interval is wider than :data:`STABLE_WITHIN`: its number
+is sound, just not precise enough to promise agreement (``compare`` still judges such a cell)."""
+
+
+def only_wide(reason: object) -> bool:
+    """Whether an unstable row's only reason is its interval's width (:data:`WIDE_INTERVAL`)."""
+    parts = [p for p in str(reason or "").split("; ") if p]
+    return bool(parts) and all(p.startswith(WIDE_INTERVAL) for p in parts)
+
+
 CLEAN_MARGIN = 0.06
 """A round is *clean* when the machine-speed reference before it was within this share of the machine's
 floor (:class:`bench.core.machine.MachineFloor`): the machine ran at its calm speed. On the 2-core CI VM

@@ -8,8 +8,9 @@ spread between sittings (a change smaller than what two sittings of the same cod
 The machine-speed reference is not divided out: on pairs of committed sittings that correction turned
 small raw changes into false regressions (one scalar speed cannot stand for every workload), so the
 change of the machine's floor is shown beside the verdict as a diagnostic. A cell unstable on either
-side is not judged: its number need not reproduce. :func:`verdict` names the outcome; :func:`tally`
-counts the outcomes and :func:`exit_code` turns them into a CI answer.
+side is not judged (its number need not reproduce), unless its only fault is an interval too wide to
+promise 5%: that interval is the evidence, and a change beyond it is still a change. :func:`verdict`
+names the outcome; :func:`tally` counts the outcomes and :func:`exit_code` turns them into a CI answer.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from bench.core.schema import (
     measured,
     setting_identity,
 )
-from bench.core.stats import sd_from_interval
+from bench.core.stats import only_wide, sd_from_interval
 from bench.core.store import load_results
 
 ENV_FIELDS = ("hostname", "cpu_model", "cpu_count", "os", "python", "gpu_name")
@@ -65,7 +66,7 @@ def compare_headlines(old: pd.Series, new: pd.Series, *, threshold: float, alpha
         lo, hi = ratio * math.exp(-z * sd), ratio * math.exp(z * sd)
         p = 2.0 * (1.0 - NormalDist().cdf(abs(math.log(ratio)) / sd)) if sd > 0 else 0.0
         result.update(ci_low=lo, ci_high=hi, p_value=p)
-    if UNSTABLE in (old.get("validity"), new.get("validity")):
+    if any(r.get("validity") == UNSTABLE and not only_wide(r.get("validity_reason")) for r in (old, new)):
         result["verdict"] = NOT_JUDGED
     elif "ci_low" not in result:
         result["verdict"] = UNTESTED
