@@ -124,9 +124,12 @@ class Measurer:
     def phase(self, workload: Workload, name: str) -> None:
         self.progress.set_postfix_str(f"{workload.model_name} b{workload.batch_size} {name}")
 
-    def open(self, model: nn.Module, workload: Workload) -> tuple[dict[str, object], Session | None]:
+    def open(
+        self, model: nn.Module, workload: Workload, check: bool = True
+    ) -> tuple[dict[str, object], Session | None]:
         """Everything before timing (:func:`~bench.core.sessions.open_session`); the session is None when
-        the row is already final (not timed, parity failed)."""
+        the row is already final (not timed, parity failed). ``check=False``: no parity (a further
+        process of a runtime, loading the artifact its first process checked)."""
         opened = open_session(
             self.backend,
             model,
@@ -134,6 +137,7 @@ class Measurer:
             self.cache_dir,
             seed=self.settings.seed,
             phase=lambda name: self.phase(workload, name),
+            check=check,
         )
         return opened.row, opened.session
 
@@ -230,12 +234,12 @@ class Measurer:
         finally:
             session.close()
 
-    def open_with_retry(self, model: nn.Module, workload: Workload, retry: bool):
+    def open_with_retry(self, model: nn.Module, workload: Workload, retry: bool, check: bool = True):
         """On CUDA out-of-memory, step the batch down (and say so) instead of losing the row."""
         requested = workload.batch_size
         while True:
             try:
-                row, session = self.open(model, workload)
+                row, session = self.open(model, workload, check)
                 if workload.batch_size != requested:
                     row["error"] = f"batch reduced from {requested} after CUDA out-of-memory"
                 return workload, row, session

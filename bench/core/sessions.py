@@ -92,17 +92,22 @@ def open_session(
     *,
     seed: int = 0,
     phase: Callable[[str], None] | None = None,
+    check: bool = True,
 ) -> Opened:
     """Prepare, load, run once (cold) and check parity; evict-and-rebuild a bad cached artifact once.
 
     A platform that can convert but not run (``cannot_time_reason``) stops after ``prepare``. Errors
     from a fresh build propagate (the caller records them); the caller closes the returned session.
+    ``check=False`` skips the eager logits and parity: for a runtime's further worker processes, which
+    load the artifact the first one has just checked (half a sitting's opening time went there).
     """
     say = phase or (lambda _: None)
     row: dict[str, object] = {}
     x = example_input(workload, seed)
-    with torch.inference_mode():  # on a few images: a huge batch must not exhaust host memory here
-        eager = model(torch.from_numpy(x[:PARITY_IMAGES])).float().numpy()  # the parity baseline
+    eager = None
+    if check:
+        with torch.inference_mode():  # on a few images: a huge batch must not exhaust host memory here
+            eager = model(torch.from_numpy(x[:PARITY_IMAGES])).float().numpy()  # the parity baseline
 
     say("prepare")
     t0 = time.perf_counter()
@@ -125,7 +130,7 @@ def open_session(
             raise
         evicted = f"cached {_name(prepared)} was rebuilt: it failed to load ({one_line(exc)})"
     else:
-        if not parity.ok and prepared.cache_hit and backend.evict(prepared):
+        if parity is not None and not parity.ok and prepared.cache_hit and backend.evict(prepared):
             session.close()
             evicted = f"cached {_name(prepared)} was rebuilt: {parity.describe()}"
     if evicted is not None:
@@ -133,6 +138,9 @@ def open_session(
         prepared = backend.prepare(model, workload, cache_dir)
         session, parity, detail = _load_and_check(backend, model, prepared, workload, x, eager, row, say)
         detail["evicted"] = evicted
+    if parity is None:
+        row["runtime_detail"] = json.dumps(detail, sort_keys=True)
+        return Opened(prepared, session, None, detail, row)
     row.update(parity.as_row())
     row["runtime_detail"] = json.dumps(detail, sort_keys=True)
     if not parity.ok:
@@ -161,7 +169,7 @@ def _load_and_check(backend, model, prepared: Prepared, workload: Workload, x, e
         t0 = time.perf_counter()
         session.run()
         row["first_inference_ms"] = (time.perf_counter() - t0) * 1e3
-        parity = check_parity(eager, session.predict(x)[:PARITY_IMAGES], workload.precision)
+        parity = None if eager is None else check_parity(eager, session.predict(x)[:PARITY_IMAGES], workload.precision)
     except BaseException:
         session.close()
         raise

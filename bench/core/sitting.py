@@ -39,10 +39,18 @@ from bench.core.engine import OpenWorkload, RoundResult
 from bench.core.errors import BenchError, stop_word
 from bench.core.runtime import Backend
 from bench.core.runtime import registry as runtime_registry
-from bench.core.schema import STATUS_FAILED, UNSTABLE, SummaryRow
+from bench.core.schema import STABLE, STATUS_FAILED, UNSTABLE, SummaryRow
 from bench.core.settings import Settings
 from bench.core.sitting_history import SittingHistory, SittingSpread, history_key
-from bench.core.stats import MIN_CLEAN_ROUNDS, SITTING_SD, STABLE_WITHIN, Headline, can_reproduce, headline
+from bench.core.stats import (
+    MIN_CLEAN_ROUNDS,
+    SITTING_SD,
+    STABLE_WITHIN,
+    Headline,
+    can_reproduce,
+    headline,
+    only_wide,
+)
 from bench.core.store import PartialRow, ResumeState, RunWriter, resume_state
 from bench.core.util import one_line, timestamp
 from bench.core.worker import InlineWorker, ProcessWorker, Reply, WorkerDied, wait_any
@@ -191,11 +199,14 @@ class Sitting:
 
     def headlines(self) -> dict[str, tuple[float, float]]:
         """What the machine's history keeps of this sitting: the headline and its own error of every
-        finished cell with enough clean rounds (judged against the final floor)."""
+        finished cell with enough clean rounds (judged against the final floor) and no fault but, at
+        most, its interval's width (a cell timed beside other work says nothing about the machine)."""
         floor = self.floor()
         out = {}
         for cell in self.cells.values():
-            if cell.done and cell.item.row.status == "ok" and self.clean_rounds(cell, floor) >= MIN_CLEAN_ROUNDS:
+            row = cell.item.row
+            sound = row.validity == STABLE or only_wide(row.validity_reason)
+            if cell.done and row.status == "ok" and sound and self.clean_rounds(cell, floor) >= MIN_CLEAN_ROUNDS:
                 h = self.own_headline(cell, floor)
                 if h.own_sd is not None:
                     out[history_key(cell.item.row.as_dict())] = (h.value, h.own_sd)
@@ -297,7 +308,7 @@ class Sitting:
     ) -> None:
         for index, sibling in enumerate(siblings, start=1):
             try:
-                sibling.ask(cell.key, "open", cell.key, cell.item.workload)
+                sibling.ask(cell.key, "open", cell.key, cell.item.workload, False)  # process 0 checked parity
             except WorkerDied:
                 continue
             pending.setdefault(sibling, []).append((cell, index))

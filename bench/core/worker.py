@@ -59,13 +59,16 @@ class CellHost:
         self.cells: dict[str, engine.OpenWorkload] = {}
         self._built: tuple[tuple[str, int], Any] | None = None
 
-    def open(self, key: str, workload: Any) -> dict[str, object]:
-        """Everything before timing; ``timed`` is False when the row is final already (not timed)."""
+    def open(self, key: str, workload: Any, check: bool = True) -> dict[str, object]:
+        """Everything before timing; ``timed`` is False when the row is final already (not timed).
+        ``check=False`` skips parity (the runtime's first process checked the same artifact)."""
         ident = (workload.model_name, workload.resolution)
         if self._built is None or self._built[0] != ident:
             self._built = None  # the previous model is freed before the next is built
             self._built = (ident, engine.build_model(self.settings, *ident))
-        actual, result, session = self.measurer.open_with_retry(self._built[1], workload, self.settings.oom_retry)
+        actual, result, session = self.measurer.open_with_retry(
+            self._built[1], workload, self.settings.oom_retry, check
+        )
         if session is not None:
             self.cells[key] = engine.OpenWorkload(actual, SummaryRow(), session)
         return {"workload": actual, "result": result, "timed": session is not None}

@@ -54,9 +54,9 @@ def rejudge(
     import json
 
     from bench.core import machine
-    from bench.core.schema import STATUS_OK, SUMMARY_COLUMNS
+    from bench.core.schema import STABLE, STATUS_OK, SUMMARY_COLUMNS
     from bench.core.sitting_history import history_key
-    from bench.core.stats import MIN_CLEAN_ROUNDS, SITTING_SD, headline, headline_columns
+    from bench.core.stats import MIN_CLEAN_ROUNDS, SITTING_SD, headline, headline_columns, only_wide
     from bench.core.store import ROUNDS_FILE, SUMMARY_FILE
 
     if sitting_sd is None:
@@ -95,7 +95,7 @@ def rejudge(
             sitting_sd,
         )
         clean = machine.clean_mask(references, floor, len(medians))
-        if sum(clean) >= MIN_CLEAN_ROUNDS:
+        if sum(clean) >= MIN_CLEAN_ROUNDS and (verdict.verdict == STABLE or only_wide(verdict.reason)):
             h = headline(medians, clean, processes, sitting_sd)
             kept[history_key(row.to_dict())] = (h.value, float(h.own_sd or 0.0))
         values = {
