@@ -53,7 +53,7 @@ from bench.core.stats import (
 )
 from bench.core.store import PartialRow, ResumeState, RunWriter, resume_state
 from bench.core.util import one_line, timestamp
-from bench.core.worker import InlineWorker, ProcessWorker, Reply, WorkerDied, wait_any
+from bench.core.worker import InlineWorker, OpenAnswer, ProcessWorker, Reply, RoundAnswer, WorkerDied, wait_any
 
 
 @dataclass(frozen=True)
@@ -286,7 +286,7 @@ class Sitting:
                         self._opened(cell, reply, partial)
                         if cell.opened and not cell.done:
                             self._ask_siblings(cell, workers[cell.item.row.backend][1:], pending, waiting)
-                    elif reply.ok and reply.value["timed"]:
+                    elif reply.ok and reply.value.timed:
                         cell.workers[index] = worker
                     else:
                         why = reply.value if not reply.ok else "it could not time"
@@ -319,11 +319,11 @@ class Sitting:
         if not reply.ok:
             self.fail(cell, str(reply.value))
             return
-        answer = reply.value
+        answer: OpenAnswer = reply.value
         item = cell.item
-        item.workload = answer["workload"]
-        item.row.set(**answer["result"], infer_batch_size=item.workload.batch_size)
-        if not answer["timed"]:  # parity failed, or this platform cannot time: the row is final
+        item.workload = answer.workload
+        item.row.set(**answer.result, infer_batch_size=item.workload.batch_size)
+        if not answer.timed:  # parity failed, or this platform cannot time: the row is final
             cell.done = True
             self.record(item.row, 1 + self.settings.rounds)
             return
@@ -357,12 +357,12 @@ class Sitting:
         if not reply.ok:
             self.fail(cell, str(reply.value))
             return
-        answer = reply.value
+        answer: RoundAnswer = reply.value
         used = [b - a for a, b in zip(before, after, strict=True) if a is not None and b is not None]
-        record = replace(answer["record"], idle_cpu=sum(used) / wall if used and wall > 0 else None, process=process)
-        item.iterations = answer["iterations"]
-        item.device_ms += answer["device_ms"]
-        result = RoundResult(list(answer["samples"]), record)
+        record = replace(answer.record, idle_cpu=sum(used) / wall if used and wall > 0 else None, process=process)
+        item.iterations = answer.iterations
+        item.device_ms += answer.device_ms
+        result = RoundResult(list(answer.samples), record)
         with _whole_against_ctrl_c():  # on disk and counted, or neither
             self.writer.add_round(item.row, result.record, result.samples_ms)  # a full disk stops the sitting here
             item.rounds.append(result)

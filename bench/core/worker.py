@@ -38,7 +38,7 @@ from typing import Any
 
 from bench.core import engine, machine, pause
 from bench.core.runtime import Backend, load_class
-from bench.core.schema import SummaryRow
+from bench.core.schema import RoundRecord, SummaryRow
 from bench.core.settings import Settings
 from bench.core.util import one_line
 
@@ -50,6 +50,27 @@ ROUND_BOUND_FLOOR_S = 300.0
 """The least time a timing round is allowed before its worker counts as hung (see :func:`round_bound_s`)."""
 
 
+@dataclass(frozen=True)
+class OpenAnswer:
+    """A worker's answer to ``open``: the workload as opened (a CUDA OOM may step the batch down), what was
+    learnt on the way (summary columns), and whether the cell is open for timing (False: its row is final,
+    parity failed or this platform cannot time)."""
+
+    workload: Any
+    result: dict[str, object]
+    timed: bool
+
+
+@dataclass(frozen=True)
+class RoundAnswer:
+    """A worker's answer to ``time``: one round of a cell."""
+
+    record: RoundRecord
+    samples: list[float]
+    device_ms: list[float]
+    iterations: int | None
+
+
 class CellHost:
     """Opens cells, times their rounds and keeps their sessions: the work of one worker."""
 
@@ -59,7 +80,7 @@ class CellHost:
         self.cells: dict[str, engine.OpenWorkload] = {}
         self._built: tuple[tuple[str, int], Any] | None = None
 
-    def open(self, key: str, workload: Any, check: bool = True) -> dict[str, object]:
+    def open(self, key: str, workload: Any, check: bool = True) -> OpenAnswer:
         """Everything before timing; ``timed`` is False when the row is final already (not timed).
         ``check=False`` skips parity (the runtime's first process checked the same artifact)."""
         ident = (workload.model_name, workload.resolution)
@@ -71,9 +92,9 @@ class CellHost:
         )
         if session is not None:
             self.cells[key] = engine.OpenWorkload(actual, SummaryRow(), session)
-        return {"workload": actual, "result": result, "timed": session is not None}
+        return OpenAnswer(actual, result, session is not None)
 
-    def time(self, key: str, round_index: int, iterations: int | None) -> dict[str, object]:
+    def time(self, key: str, round_index: int, iterations: int | None) -> RoundAnswer:
         """One timing round of an open cell; ``iterations`` fixes the count (None: calibrate now)."""
         self._built = None  # no model is kept while timing
         cell = self.cells[key]
@@ -82,12 +103,7 @@ class CellHost:
         cell.rounds, cell.device_ms = [], []
         result = self.measurer.time_round(cell)
         record = dataclasses.replace(result.record, round=round_index)
-        return {
-            "record": record,
-            "samples": result.samples_ms,
-            "device_ms": cell.device_ms,
-            "iterations": cell.iterations,
-        }
+        return RoundAnswer(record, result.samples_ms, cell.device_ms, cell.iterations)
 
     def close_all(self) -> None:
         for cell in self.cells.values():
