@@ -39,7 +39,7 @@ from bench.core.engine import OpenWorkload, RoundResult
 from bench.core.errors import BenchError, stop_word
 from bench.core.runtime import Backend
 from bench.core.runtime import registry as runtime_registry
-from bench.core.schema import STABLE, STATUS_FAILED, UNSTABLE, SummaryRow
+from bench.core.schema import STABLE, STATUS_FAILED, STATUS_OK, UNSTABLE, SummaryRow
 from bench.core.settings import Settings
 from bench.core.sitting_history import SittingHistory, SittingSpread, history_key
 from bench.core.stats import (
@@ -206,7 +206,7 @@ class Sitting:
         for cell in self.cells.values():
             row = cell.item.row
             sound = row.validity == STABLE or only_wide(row.validity_reason)
-            if cell.done and row.status == "ok" and sound and self.clean_rounds(cell, floor) >= MIN_CLEAN_ROUNDS:
+            if cell.done and row.status == STATUS_OK and sound and self.clean_rounds(cell, floor) >= MIN_CLEAN_ROUNDS:
                 h = self.own_headline(cell, floor)
                 if h.own_sd is not None:
                     out[history_key(cell.item.row.as_dict())] = (h.value, h.own_sd)

@@ -54,14 +54,14 @@ def aa(pairs: int, out: Path) -> int:
         for row in _compare(*runs):
             total += 1
             flagged += row["verdict"] in FLAGGED
-            unjudged += row["verdict"] == "not judged (unstable)"
+            unjudged += row["verdict"] in ("not judged (unstable)", "untested (no interval)")
             machine_pct = row.get("floor_change_pct")
             print(
                 f"{pair:>4}  {row['model']:<14} {row['change_pct']:+8.1f}  "
                 f"{'-' if machine_pct is None else format(machine_pct, '+9.1f')}  "
                 f"{row['verdict']:<22} {row['old_validity']}/{row['new_validity']}"
             )
-    print(f"A/A: {flagged} of {total} comparisons flagged (target: at most 1); not judged (unstable): {unjudged}")
+    print(f"A/A: {flagged} of {total} comparisons flagged (target: at most 1); not judged or untested: {unjudged}")
     return 0 if flagged <= 1 else 1
 
 
