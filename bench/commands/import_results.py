@@ -39,7 +39,7 @@ from bench.core.schema import (
     SUITE_ID,
     RoundRecord,
     SummaryRow,
-    settings_key,
+    identify,
 )
 from bench.core.stats import summarize, throughput
 from bench.core.store import RunWriter
@@ -372,8 +372,7 @@ def build_row(m: Measurement, target: Target, device: Mapping[str, object], env_
         peak_rss_mb=m.peak_rss_mb,
         runtime_detail=json.dumps(detail, sort_keys=True, default=str),
     )
-    row.settings_key = settings_key(row.as_dict(), {"import": m.tool, "source": digest})
-    row.row_id = f"{target.model}|b{target.batch}|r{target.resolution}|{row.settings_key}"
+    identify(row, {"import": m.tool, "source": digest})
     return row
 
 

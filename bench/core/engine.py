@@ -31,7 +31,7 @@ from bench.core.schema import (
     RoundRecord,
     SummaryRow,
     finite_number,
-    settings_key,
+    identify,
 )
 from bench.core.sessions import is_out_of_memory, open_session
 from bench.core.settings import Settings, build_model  # noqa: F401 - the sitting builds through engine.build_model (a seam tests patch)
@@ -300,8 +300,7 @@ def base_row(settings: Settings, workload: Workload, env_id: str) -> SummaryRow:
     )
     source = external.source_digest(workload.model_name)  # an edited external file is a new measurement
     protocol = settings.protocol if source is None else {**settings.protocol, "source": source}
-    row.settings_key = settings_key(row.as_dict(), protocol)
-    row.row_id = f"{workload.model_name}|b{workload.batch_size}|r{workload.resolution}|{row.settings_key}"
+    identify(row, protocol)
     return row
 
 

@@ -617,6 +617,12 @@ def settings_key(row: Mapping[str, object], protocol: Mapping[str, object]) -> s
     return json_digest(payload, "sha1", 16)
 
 
+def identify(row: SummaryRow, protocol: Mapping[str, object]) -> None:
+    """Give a row its ``settings_key`` and ``row_id`` (the one place they are made: ``run`` and ``import``)."""
+    row.settings_key = settings_key(row.as_dict(), protocol)
+    row.row_id = f"{row.model}|b{row.infer_batch_size}|r{row.infer_img_size}|{row.settings_key}"
+
+
 def _text(value: object) -> str:
     if value is None or value is pd.NA or (isinstance(value, float) and value != value):
         return ""
