@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -104,3 +105,17 @@ def test_a_cell_resting_on_a_slow_machine_gets_no_interval() -> None:
     h = headline(values, clean)
     assert h.value == pytest.approx(10.0) and h.low is None and h.high is None
     assert headline(values, [True, True, True, False, False, False]).low is not None
+
+
+@pytest.mark.parametrize(("spread", "verdict"), [(0.01, "ok"), (0.03, "bad")])
+def test_doctor_says_whether_a_cell_can_be_stable_on_this_machine(tmp_path: Path, spread: float, verdict: str) -> None:
+    from bench.core import system
+    from bench.core.environment import cpu_model
+
+    key = machine.floor_key(cpu_model(), os.cpu_count(), 2)
+    assert system.sitting_spread(tmp_path, 2).verdict == "unknown"
+    for n, sitting in enumerate(_sittings(4, spread)):
+        SittingHistory(key, []).save(tmp_path, f"run{n}", sitting)
+    check = system.sitting_spread(tmp_path, 2)
+    assert check.verdict == verdict and "learnt from 360 cell pairs of 4 earlier sittings" in check.value
+    assert ("no cell" in check.advice or "differ too much" in check.advice) == (verdict == "bad")

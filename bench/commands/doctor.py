@@ -18,6 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds to sample steal and CPU use (default: 1)",
     )
     parser.add_argument("--format", choices=(*FORMATS,), default="table", help="output format (default: table)")
+    arguments.add_cache_dir_argument(parser)  # where earlier sittings left how far they disagreed
     parser.epilog = "exit status: 0 fit (ok or unknown), 1 a check warns or fails"
 
 
@@ -25,6 +26,7 @@ def main(args: argparse.Namespace) -> int:
     import pandas as pd
 
     checks = system.quick_checks() + system.sampled_checks(max(args.sample, 0.1))
+    checks.append(system.sitting_spread(args.cache_dir, arguments.default_threads()))
     verdict = system.overall(checks)
     if args.format == "json":
         print(json.dumps(system.as_dict(checks), indent=2))

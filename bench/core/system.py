@@ -125,6 +125,27 @@ def memory() -> Check:
     return Check("free memory", verdict, f"{vm.available / 2**30:.1f} of {vm.total / 2**30:.1f} GiB available")
 
 
+def sitting_spread(cache_dir: Path, threads: int) -> Check:
+    """How far this machine's recent sittings disagreed (:mod:`bench.core.sitting_history`): whether a
+    cell can be stable here at all."""
+    from bench.core.environment import cpu_model
+    from bench.core.machine import floor_key
+    from bench.core.sitting_history import SittingHistory
+    from bench.core.stats import STABLE_WITHIN, can_reproduce
+
+    spread = SittingHistory.load(cache_dir, floor_key(cpu_model(), os.cpu_count(), threads)).spread()
+    value = f"{spread.note()} (at {threads} threads)"
+    if not spread.learnt:
+        return Check("sittings agree", UNKNOWN, value, "")
+    if not can_reproduce(spread.sd):
+        advice = (
+            f"sittings here differ too much for any cell to be stable within {STABLE_WITHIN:.0%}: every row "
+            "will be flagged; a quieter hour or another machine"
+        )
+        return Check("sittings agree", BAD, value, advice)
+    return Check("sittings agree", OK, value)
+
+
 def quick_checks() -> list[Check]:
     """Checks that read settings only (no sampling): stored with every run."""
     return [governor(), frequency_limits(), turbo(), smt(), load_average(), isolation(), thread_spinning(), memory()]
