@@ -363,3 +363,193 @@ def test_an_external_network_named_sized_is_refused(tmp_path: Path, cli) -> None
     (tmp_path / "tiny.py").write_text(TINY)
     proc = cli("list", "--models", f"sized={tmp_path / 'tiny.py'}:tiny_net")
     assert_one_line_error(proc, "'sized'", "--models keyword")
+
+
+# ------------------------------------- class 1: runs on disk holding a cell twice or absurd values
+
+
+def _summary_edited(run: Path, edit) -> None:
+    """Rewrite ``run``'s summary.csv through ``edit(header, rows) -> rows`` (as a hostile hand would)."""
+    import csv
+
+    with (run / SUMMARY_FILE).open(newline="") as f:
+        header, *rows = list(csv.reader(f))
+    with (run / SUMMARY_FILE).open("w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows([header, *edit(header, rows)])
+
+
+def _two_model_run(root: Path) -> Path:
+    from tests.result_fixtures import environment, write_run
+
+    return write_run(root, label="onnx", env=environment(), backend="onnx", models=("casvit_xs", "swiftformer_xs"))
+
+
+LATENCY_COLUMNS = ("latency_ms", "latency_ci_low_ms", "latency_ci_high_ms", "latency_mean_ms", "latency_median_ms",
+                   "latency_min_ms", "latency_max_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms",
+                   "infer_step_time")  # fmt: skip
+
+
+@pytest.mark.parametrize(("value", "columns"), [
+    ("0", ("latency_ms",)), ("1e-300", ("latency_ms",)), ("1e308", ("latency_ms",)), ("nan", ("latency_ms",)),
+    ("0", ("latency_ci_low_ms", "latency_ci_high_ms")), ("1e308", ("latency_ci_low_ms", "latency_ci_high_ms")),
+    ("5e-324", LATENCY_COLUMNS), ("1e308", LATENCY_COLUMNS),
+])  # fmt: skip
+def test_absurd_summary_values_are_left_out_when_loaded(tmp_path: Path, value: str, columns: tuple, cli) -> None:
+    """0, 1e-300 or 1e308 ms crashed matplotlib in ``report`` and 0 ms was an "improvement" in ``compare``:
+    the loader leaves every latency outside 1 ns to 1e7 ms out; the headline is recomputed from the round
+    medians where the row has them, and a row whose median is absurd too is left out."""
+    old = _two_model_run(tmp_path / "old")
+    new = _two_model_run(tmp_path / "new")
+    before = load_results([new])[0].set_index("model")["latency_ms"]
+
+    def absurd(header: list[str], rows: list[list[str]]) -> list[list[str]]:
+        for name in columns:
+            rows[0][header.index(name)] = value
+        return rows
+
+    _summary_edited(new, absurd)
+    summary = load_results([new])[0].set_index("model")
+    if "latency_median_ms" in columns:
+        assert list(summary.index) == ["swiftformer_xs"]
+    else:
+        assert summary.loc["casvit_xs", "latency_ms"] == pytest.approx(before["casvit_xs"])
+    proc = cli("report", "--results", str(new), "--out", str(tmp_path / "report"))
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"'{value}' is not a" in proc.stderr
+    proc = cli("compare", str(old), str(new), "--allow-untested")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "improved" not in proc.stdout
+
+
+def test_an_interval_that_does_not_hold_its_headline_is_left_out(tmp_path: Path, cli) -> None:
+    run = _two_model_run(tmp_path / "run")
+
+    def beside(header: list[str], rows: list[list[str]]) -> list[list[str]]:
+        headline = float(rows[0][header.index("latency_ms")])
+        rows[0][header.index("latency_ci_low_ms")] = str(headline * 2)  # plausible ends, no interval of it
+        rows[0][header.index("latency_ci_high_ms")] = str(headline * 3)
+        return rows
+
+    _summary_edited(run, beside)
+    summary = load_results([run])[0].set_index("model")
+    assert summary.loc[["casvit_xs"], ["latency_ci_low_ms", "latency_ci_high_ms"]].isna().all(axis=None)
+    assert summary.loc[["swiftformer_xs"], ["latency_ci_low_ms", "latency_ci_high_ms"]].notna().all(axis=None)
+    proc = cli("report", "--results", str(run), "--out", str(tmp_path / "report"))
+    assert proc.returncode == 0 and "does not hold the headline" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("row_id", ["same", "new"])
+def test_a_run_holding_a_cell_twice_is_read_as_one_row_per_cell(tmp_path: Path, row_id: str, cli) -> None:
+    """Two outputs of one artifact in one older import (or a summary appended to) gave KeyError: 'backend'."""
+    run = _two_model_run(tmp_path / "run")
+
+    def twice(header: list[str], rows: list[list[str]]) -> list[list[str]]:
+        again = list(rows[0])
+        if row_id == "new":
+            again[header.index("row_id")] = "0123456789ab"
+        again[header.index("latency_ms")] = str(float(again[header.index("latency_ms")]) * 1.5)
+        return [*rows, again]
+
+    _summary_edited(run, twice)
+    summary = load_results([run])[0]
+    assert sorted(summary["model"]) == ["casvit_xs", "swiftformer_xs"]  # once each, the later line kept
+    proc = cli("report", "--results", str(run), "--out", str(tmp_path / "report"))
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "line 2: the same cell and setting as line 4, which is used" in proc.stderr
+    proc = cli("compare", str(run), str(run))
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_a_run_copied_under_two_results_folders_counts_once(tmp_path: Path, cli) -> None:
+    import shutil
+
+    run = _two_model_run(tmp_path / "a")
+    shutil.copytree(run, tmp_path / "b" / run.name)
+    summary = load_results([tmp_path / "a", tmp_path / "b"])[0]
+    assert len(summary) == 2
+    proc = cli("report", "--results", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "report"))
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"holds run {run.name} again" in proc.stderr
+
+
+# ------------------------------------------ class 3: a sitting stopped and resumed is still one sitting
+
+
+def test_a_sitting_stopped_in_its_last_round_and_resumed_keeps_its_ratios(tmp_path: Path, cli) -> None:
+    """Stopped once the first row is on disk (the other runtime's cell in its last round), then ``--resume``:
+    the rows lie in two folders. They were one sitting, so the ratio table and the findings must still pair
+    them (they lost the model, or vanished)."""
+    out, marker = tmp_path / "out", tmp_path / "paused"
+    argv = ["run", "--backend", "torch,onnx", "--onnx-exporter", "torchscript", "--models", "casvit_xs", *FAST,
+            "--rounds", "2", "--order-seed", "1", "--out", str(out)]  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench", *argv], cwd=REPO, env=pause_env("row:1", marker),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    err = signal_when_paused(proc, marker, signal.SIGTERM)
+    assert proc.returncode == 143 and "1 finished row(s)" in err, err
+    (first,) = out.iterdir()
+    resumed = run_cli(*argv, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    (second,) = set(out.iterdir()) - {first}
+    assert json.loads((second / "environment.json").read_text())["resumes"] == [first.name]
+    summary = load_results([out])[0]
+    assert sorted(summary["backend"]) == ["onnx", "torch"]
+    assert set(summary["sitting"]) == {first.name}  # one sitting, in two folders
+    report = tmp_path / "report"
+    proc = cli("report", "--results", str(out), "--out", str(report), "--no-plots", "--ratio-to", "onnx")
+    assert proc.returncode == 0, proc.stderr
+    ratios = pd.read_csv(report / "ratios.csv")
+    assert ratios[["model", "backend"]].values.tolist() == [["casvit_xs", "torch"]]
+    assert "within each of 1 sitting(s)" in (report / "findings.md").read_text()
+
+
+# ------------------------------------------------------------- class 5: report --models and its ratios
+
+
+def test_report_models_filters_the_ratio_tables_and_takes_names_the_results_hold(tmp_path: Path, cli) -> None:
+    from tests.test_ratios import _sitting
+
+    run = _sitting(tmp_path / "runs")
+
+    def renamed(header: list[str], rows: list[list[str]]) -> list[list[str]]:
+        for row in rows:  # an imported or external network: a name the registry does not know
+            if row[header.index("model")] == "swiftformer_xs":
+                row[header.index("model")] = "my_net"
+        return rows
+
+    _summary_edited(run, renamed)
+    for chosen, other in (("casvit_xs", "my_net"), ("my_net", "CAS-ViT-XS")):
+        out = tmp_path / chosen
+        proc = cli("report", "--results", str(run), "--out", str(out), "--no-plots", "--models", chosen)
+        assert proc.returncode == 0, proc.stderr
+        assert set(pd.read_csv(out / "ratios.csv")["model"]) == {chosen}
+        for name in ("ratios.md", "ratios.tex", "findings.md", "table.md"):
+            assert other not in (out / name).read_text().replace("my\\_net", "my_net"), name
+    assert_one_line_error(cli("report", "--results", str(run), "--out", str(tmp_path / "x"), "--models", "my_nett"),
+                          "unknown model 'my_nett'")  # fmt: skip
+
+
+# ---------------------------------------------- class 6: a device name holding a newline and a pipe
+
+
+def test_a_device_name_with_a_newline_and_a_pipe_keeps_every_markdown_table_whole(tmp_path: Path, cli) -> None:
+    import re
+
+    results, out = tmp_path / "results", tmp_path / "report"
+    name = "Pixel 8\n| evil | row |\n# Heading\r\nend"
+    proc = cli("import", str(LITERT_JSON), "--manifest", str(MANIFEST), "--device-name", name, "--out", str(results))
+    assert proc.returncode == 0, proc.stderr
+    assert cli("report", "--results", str(results), "--out", str(out), "--no-plots").returncode == 0
+    pipes = re.compile(r"(?<!\\)\|")
+    for md in sorted(out.glob("*.md")):
+        lines = md.read_text().splitlines()
+        assert not [line for line in lines if line.startswith(("# Heading", "| evil", "end"))], md.name
+        width = None
+        for line in lines:  # every row of a table has as many cells as its header
+            if not line.startswith("|"):
+                width = None
+                continue
+            width = width or len(pipes.findall(line))
+            assert len(pipes.findall(line)) == width, (md.name, line)
+    assert "Pixel 8 \\| evil \\| row \\| # Heading end" in (out / "table.md").read_text()

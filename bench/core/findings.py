@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from bench.core.formatting import markdown_cell, markdown_line
 from bench.core.reporting import Column, Report
 from bench.core.schema import UNSTABLE
 from bench.core.stats import headline_note
@@ -112,12 +113,12 @@ def collect(report: Report, sittings: Sequence[Report]) -> Sittings:
     """The cells of every sitting (each a report of one results folder), runtimes named as ``report`` names them."""
     names: dict[Runtime, str] = {}
     for c in report.columns:
-        names.setdefault(_runtime(c), f"{c.label} ({c.key})")
+        names.setdefault(_runtime(c), markdown_line(f"{c.label} ({c.key})"))  # a device name may hold a newline
     frames, runs = [], []
     for s in sittings:
         run = ", ".join(sorted({r for c in s.columns for r in c.run_ids}))
         for c in s.columns:
-            names.setdefault(_runtime(c), c.label)
+            names.setdefault(_runtime(c), markdown_line(c.label))
         frames.append(_sitting_cells(s, run))
         runs.append(run)
     cells = pd.concat(frames, ignore_index=True)
@@ -239,8 +240,9 @@ def _relative(data: Sittings, best: Runtime) -> list[str]:
         lo, hi = per_model.idxmin(), per_model.idxmax()
         slower = int((ratios > 1).all(axis=1).sum())
         out.append(
-            f"| {data.names[r]} | {_spread(ratios.median().tolist())} | {_spread(ratios.loc[lo].tolist())} "
-            f"({label[lo]}) | {_spread(ratios.loc[hi].tolist())} ({label[hi]}) | {slower} of {len(ratios)} |"
+            f"| {markdown_cell(data.names[r])} | {_spread(ratios.median().tolist())} | "
+            f"{_spread(ratios.loc[lo].tolist())} ({label[lo]}) | {_spread(ratios.loc[hi].tolist())} ({label[hi]}) | "
+            f"{slower} of {len(ratios)} |"
         )
         if ratios.median().median() < runner_median:
             runner, runner_median = r, ratios.median().median()
