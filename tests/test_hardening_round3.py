@@ -553,3 +553,44 @@ def test_a_device_name_with_a_newline_and_a_pipe_keeps_every_markdown_table_whol
             width = width or len(pipes.findall(line))
             assert len(pipes.findall(line)) == width, (md.name, line)
     assert "Pixel 8 \\| evil \\| row \\| # Heading end" in (out / "table.md").read_text()
+
+
+# ----------------------------------------- round two, still open: a failed export says its cause, quietly
+
+BRANCHY = """\
+import torch
+from torch import nn
+
+
+class Branchy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.head = nn.Linear(8, 10)
+
+    def forward(self, x):
+        y = self.conv(x)
+        if y.mean() > 0:
+            y = y * 2
+        return self.head(y.mean((2, 3)))
+
+
+def build():
+    return Branchy()
+"""
+
+
+def test_a_dynamo_export_failing_on_a_data_dependent_branch_is_one_line_naming_the_cause(tmp_path: Path) -> None:
+    """torch.export poured ~37 lines of FX graph onto stderr and the row said torch's generic "Next steps"."""
+    (tmp_path / "branchy.py").write_text(BRANCHY)
+    out = tmp_path / "out"
+    proc = run_cli("run", "--backend", "onnx", "--onnx-exporter", "dynamo", "--models",
+                   f"{tmp_path / 'branchy.py'}:build", *FAST, "--rounds", "1", "--cache-dir", str(tmp_path / "cache"),
+                   "--out", str(out))  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 2 and "Traceback" not in proc.stderr, proc.stderr  # the row's failure and the count
+    (error,) = load_results([out])[0]["error"]
+    assert "Next steps" not in error and "data-dependent" in error, error
+    assert "branchy.py:13 `if y.mean() > 0:`" in error
+    assert error in lines[0]
