@@ -594,3 +594,34 @@ def test_a_dynamo_export_failing_on_a_data_dependent_branch_is_one_line_naming_t
     assert "Next steps" not in error and "data-dependent" in error, error
     assert "branchy.py:13 `if y.mean() > 0:`" in error
     assert error in lines[0]
+
+
+MLIR_MESSAGE = "Verification failed:\nerror: loc(\"conv\"): 'tfl.conv_2d' op operand #0 must be a tensor\n note: ..."
+STUB_CONVERTER = f"""\
+__version__ = "0-stub"
+
+
+class MLIRError(Exception):
+    pass
+
+
+def convert(*args, **kwargs):
+    raise MLIRError({MLIR_MESSAGE!r})
+"""
+
+
+def test_a_litert_conversion_failure_keeps_the_cause_after_verification_failed(tmp_path: Path) -> None:
+    """The row said only "MLIRError: Verification failed:". No network of the zoo fails LiteRT's verifier, so the
+    converter's Python is this one with a litert_torch that raises MLIR's multi-line error; the suite's side (the
+    converter script, its result line, the row's one-line error) is the real one."""
+    stub = tmp_path / "stub" / "litert_torch"
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text(STUB_CONVERTER)
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{stub.parent}", "BENCH_LITERT_PYTHON": sys.executable}
+    out = tmp_path / "out"
+    argv = ["run", "--backend", "litert", "--models", "casvit_xs", *FAST, "--rounds", "1",
+            "--cache-dir", str(tmp_path / "cache"), "--out", str(out)]  # fmt: skip
+    proc = subprocess.run([sys.executable, "-m", "bench", *argv], cwd=REPO, env=env, capture_output=True, text=True)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    (error,) = load_results([out])[0]["error"]
+    assert "MLIRError: Verification failed: error: loc(\"conv\"): 'tfl.conv_2d' op operand #0 must be a tensor" in error
