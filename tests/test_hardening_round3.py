@@ -625,3 +625,55 @@ def test_a_litert_conversion_failure_keeps_the_cause_after_verification_failed(t
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     (error,) = load_results([out])[0]["error"]
     assert "MLIRError: Verification failed: error: loc(\"conv\"): 'tfl.conv_2d' op operand #0 must be a tensor" in error
+
+
+# ------------------------------------------------- class 6: compare and a row without a median
+
+
+def test_compare_says_why_a_setting_without_a_median_is_not_compared(tmp_path: Path, cli) -> None:
+    """A mean-only import (benchmark_model prints no median) as NEW read as "REGRESSION (now fails)"; as both
+    sides it gave "no setting measured in both" without saying why."""
+    import shutil
+
+    old = _two_model_run(tmp_path / "old")
+    new = tmp_path / "new" / old.name
+    shutil.copytree(old, new)
+
+    def mean_only(header: list[str], rows: list[list[str]]) -> list[list[str]]:
+        blank = ("latency_median_ms", "latency_ms", "latency_ci_low_ms", "latency_ci_high_ms", "round_medians_ms")
+        for name in blank:  # casvit_xs, as an import of a mean-only tool would give it
+            rows[0][header.index(name)] = ""
+        rows[0][header.index("aggregate_only")] = "True"
+        rows[0][header.index("source_tool")] = "benchmark_model"
+        return rows
+
+    _summary_edited(new, mean_only)
+    proc = cli("compare", str(old), str(new.parent))
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
+    assert "now fails" not in proc.stdout and "REGRESSION" not in proc.stdout, proc.stdout
+    assert "NEW has 1 setting(s) without a median (benchmark_model printed only a mean" in proc.stdout
+    only = new.parent / "only"
+    shutil.copytree(new, only / new.name)
+    _summary_edited(only / new.name, lambda header, rows: rows[:1])
+    proc = cli("compare", str(only), str(only))
+    assert_one_line_error(proc, "no setting was measured in both", "OLD has 1 setting(s) without a median")
+
+
+def test_findings_stay_within_the_suites_own_sittings_and_name_imported_columns(tmp_path: Path, cli) -> None:
+    """Over a sitting and an import, the findings counted the import as a sitting (its cells "0% round spread")
+    and printed an empty ratio table."""
+    results = tmp_path / "results"
+    _two_model_run(results)
+    assert cli("import", str(LITERT_JSON), "--manifest", str(MANIFEST), "--device-name", "Pixel 8",
+               "--out", str(results)).returncode == 0  # fmt: skip
+    out = tmp_path / "report"
+    assert cli("report", "--results", str(results), "--out", str(out), "--no-plots").returncode == 0
+    findings = (out / "findings.md").read_text()
+    assert "within each of 1 sitting(s)" in findings and "(by sitting)" not in findings
+    assert "Imported columns (LiteRT" in findings and "no finding is computed from them" in findings
+    assert "0%" not in findings
+    assert not [line for line in findings.splitlines() if line.startswith("| runtime |")]  # no empty table
+    only_import = tmp_path / "import-only"
+    assert cli("import", str(LITERT_JSON), "--manifest", str(MANIFEST), "--out", str(only_import)).returncode == 0
+    assert cli("report", "--results", str(only_import), "--out", str(out), "--no-plots").returncode == 0
+    assert "no sitting of this suite in the results, no finding" in (out / "findings.md").read_text()
