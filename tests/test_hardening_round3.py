@@ -17,7 +17,7 @@ import pytest
 
 from bench.core.errors import BenchError
 from bench.core.store import ROUNDS_FILE, SUMMARY_FILE, load_results
-from tests.conftest import REPO, assert_one_line_error, pause_env, run_cli, signal_when_paused
+from tests.conftest import REPO, assert_one_line_error, pause_env, run_cli, signal_when_paused, wait_paused
 
 FAST = ("--resolution", "64", "--warmup", "1", "--warmup-time", "0", "--iters", "3", "--min-time", "0",
         "--no-flops", "--no-progress", "--processes", "1", "--budget", "0")  # fmt: skip
@@ -475,26 +475,37 @@ def test_a_run_copied_under_two_results_folders_counts_once(tmp_path: Path, cli)
 # ------------------------------------------ class 3: a sitting stopped and resumed is still one sitting
 
 
-def test_a_sitting_stopped_in_its_last_round_and_resumed_keeps_its_ratios(tmp_path: Path, cli) -> None:
-    """Stopped once the first row is on disk (the other runtime's cell in its last round), then ``--resume``:
-    the rows lie in two folders. They were one sitting, so the ratio table and the findings must still pair
-    them (they lost the model, or vanished)."""
+@pytest.mark.parametrize("stop", ["sigterm in the last round", "a killed worker"])
+def test_a_sitting_stopped_and_resumed_keeps_its_ratios(tmp_path: Path, stop: str, cli) -> None:
+    """Stopped once the first row is on disk (the other runtime's cell in its last round), or with the onnx
+    worker killed after its first round, then ``--resume``: the rows lie in two folders. They were one sitting,
+    so the ratio table and the findings must still pair them (they lost the model, or vanished)."""
     out, marker = tmp_path / "out", tmp_path / "paused"
     argv = ["run", "--backend", "torch,onnx", "--onnx-exporter", "torchscript", "--models", "casvit_xs", *FAST,
             "--rounds", "2", "--order-seed", "1", "--out", str(out)]  # fmt: skip
+    point = "row:1" if stop.startswith("sigterm") else "onnx-worker-round:1"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench", *argv], cwd=REPO, env=pause_env("row:1", marker),
+        [sys.executable, "-m", "bench", *argv], cwd=REPO, env=pause_env(point, marker),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    err = signal_when_paused(proc, marker, signal.SIGTERM)
-    assert proc.returncode == 143 and "1 finished row(s)" in err, err
+    if stop.startswith("sigterm"):
+        err = signal_when_paused(proc, marker, signal.SIGTERM)
+        assert proc.returncode == 143 and "1 finished row(s)" in err, err
+    else:
+        try:
+            os.kill(wait_paused(proc, marker), signal.SIGKILL)  # the onnx worker, held after its first round
+            _, err = proc.communicate(timeout=300)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 1 and "killed by SIGKILL" in err, err
     (first,) = out.iterdir()
     resumed = run_cli(*argv, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     (second,) = set(out.iterdir()) - {first}
     assert json.loads((second / "environment.json").read_text())["resumes"] == [first.name]
     summary = load_results([out])[0]
-    assert sorted(summary["backend"]) == ["onnx", "torch"]
+    assert sorted(summary.loc[summary["status"] == "ok", "backend"]) == ["onnx", "torch"]
     assert set(summary["sitting"]) == {first.name}  # one sitting, in two folders
     report = tmp_path / "report"
     proc = cli("report", "--results", str(out), "--out", str(report), "--no-plots", "--ratio-to", "onnx")
