@@ -447,12 +447,15 @@ def test_a_run_holding_a_cell_twice_is_read_as_one_row_per_cell(tmp_path: Path, 
         again = list(rows[0])
         if row_id == "new":
             again[header.index("row_id")] = "0123456789ab"
-        again[header.index("latency_ms")] = str(float(again[header.index("latency_ms")]) * 1.5)
+        for name in ("latency_ms", "latency_ci_low_ms", "latency_ci_high_ms"):  # a later, slower measurement
+            again[header.index(name)] = str(float(again[header.index(name)]) * 1.5)
         return [*rows, again]
 
+    before = load_results([run])[0].set_index("model")["latency_ms"]
     _summary_edited(run, twice)
     summary = load_results([run])[0]
     assert sorted(summary["model"]) == ["casvit_xs", "swiftformer_xs"]  # once each, the later line kept
+    assert summary.set_index("model").at["casvit_xs", "latency_ms"] == pytest.approx(before["casvit_xs"] * 1.5)
     proc = cli("report", "--results", str(run), "--out", str(tmp_path / "report"))
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     assert "line 2: the same cell and setting as line 4, which is used" in proc.stderr
