@@ -17,7 +17,7 @@ import pytest
 
 from bench.core.errors import BenchError
 from bench.core.store import ROUNDS_FILE, SUMMARY_FILE, load_results
-from tests.conftest import REPO, assert_one_line_error, pause_env, run_cli, signal_when_paused
+from tests.conftest import REPO, assert_one_line_error, pause_env, run_cli, signal_when_paused, wait_paused
 
 FAST = ("--resolution", "64", "--warmup", "1", "--warmup-time", "0", "--iters", "3", "--min-time", "0",
         "--no-flops", "--no-progress", "--processes", "1", "--budget", "0")  # fmt: skip
@@ -363,3 +363,331 @@ def test_an_external_network_named_sized_is_refused(tmp_path: Path, cli) -> None
     (tmp_path / "tiny.py").write_text(TINY)
     proc = cli("list", "--models", f"sized={tmp_path / 'tiny.py'}:tiny_net")
     assert_one_line_error(proc, "'sized'", "--models keyword")
+
+
+# ------------------------------------- class 1: runs on disk holding a cell twice or absurd values
+
+
+def _summary_edited(run: Path, edit) -> None:
+    """Rewrite ``run``'s summary.csv through ``edit(header, rows) -> rows`` (as a hostile hand would)."""
+    import csv
+
+    with (run / SUMMARY_FILE).open(newline="") as f:
+        header, *rows = list(csv.reader(f))
+    with (run / SUMMARY_FILE).open("w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows([header, *edit(header, rows)])
+
+
+def _two_model_run(root: Path) -> Path:
+    from tests.result_fixtures import environment, write_run
+
+    return write_run(root, label="onnx", env=environment(), backend="onnx", models=("casvit_xs", "swiftformer_xs"))
+
+
+LATENCY_COLUMNS = ("latency_ms", "latency_ci_low_ms", "latency_ci_high_ms", "latency_mean_ms", "latency_median_ms",
+                   "latency_min_ms", "latency_max_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms",
+                   "infer_step_time")  # fmt: skip
+
+
+@pytest.mark.parametrize(("value", "columns"), [
+    ("0", ("latency_ms",)), ("1e-300", ("latency_ms",)), ("1e308", ("latency_ms",)), ("nan", ("latency_ms",)),
+    ("0", ("latency_ci_low_ms", "latency_ci_high_ms")), ("1e308", ("latency_ci_low_ms", "latency_ci_high_ms")),
+    ("5e-324", LATENCY_COLUMNS), ("1e308", LATENCY_COLUMNS),
+])  # fmt: skip
+def test_absurd_summary_values_are_left_out_when_loaded(tmp_path: Path, value: str, columns: tuple, cli) -> None:
+    """0, 1e-300 or 1e308 ms crashed matplotlib in ``report`` and 0 ms was an "improvement" in ``compare``:
+    the loader leaves every latency outside 1 ns to 1e7 ms out; the headline is recomputed from the round
+    medians where the row has them, and a row whose median is absurd too is left out."""
+    old = _two_model_run(tmp_path / "old")
+    new = _two_model_run(tmp_path / "new")
+    before = load_results([new])[0].set_index("model")["latency_ms"]
+
+    def absurd(header: list[str], rows: list[list[str]]) -> list[list[str]]:
+        for name in columns:
+            rows[0][header.index(name)] = value
+        return rows
+
+    _summary_edited(new, absurd)
+    summary = load_results([new])[0].set_index("model")
+    if "latency_median_ms" in columns:
+        assert list(summary.index) == ["swiftformer_xs"]
+    else:
+        assert summary.loc["casvit_xs", "latency_ms"] == pytest.approx(before["casvit_xs"])
+    proc = cli("report", "--results", str(new), "--out", str(tmp_path / "report"))
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"'{value}' is not a" in proc.stderr
+    proc = cli("compare", str(old), str(new), "--allow-untested")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "improved" not in proc.stdout
+
+
+def test_an_interval_that_does_not_hold_its_headline_is_left_out(tmp_path: Path, cli) -> None:
+    run = _two_model_run(tmp_path / "run")
+
+    def beside(header: list[str], rows: list[list[str]]) -> list[list[str]]:
+        headline = float(rows[0][header.index("latency_ms")])
+        rows[0][header.index("latency_ci_low_ms")] = str(headline * 2)  # plausible ends, no interval of it
+        rows[0][header.index("latency_ci_high_ms")] = str(headline * 3)
+        return rows
+
+    _summary_edited(run, beside)
+    summary = load_results([run])[0].set_index("model")
+    assert summary.loc[["casvit_xs"], ["latency_ci_low_ms", "latency_ci_high_ms"]].isna().all(axis=None)
+    assert summary.loc[["swiftformer_xs"], ["latency_ci_low_ms", "latency_ci_high_ms"]].notna().all(axis=None)
+    proc = cli("report", "--results", str(run), "--out", str(tmp_path / "report"))
+    assert proc.returncode == 0 and "does not hold the headline" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("row_id", ["same", "new"])
+def test_a_run_holding_a_cell_twice_is_read_as_one_row_per_cell(tmp_path: Path, row_id: str, cli) -> None:
+    """Two outputs of one artifact in one older import (or a summary appended to) gave KeyError: 'backend'."""
+    run = _two_model_run(tmp_path / "run")
+
+    def twice(header: list[str], rows: list[list[str]]) -> list[list[str]]:
+        again = list(rows[0])
+        if row_id == "new":
+            again[header.index("row_id")] = "0123456789ab"
+        for name in ("latency_ms", "latency_ci_low_ms", "latency_ci_high_ms"):  # a later, slower measurement
+            again[header.index(name)] = str(float(again[header.index(name)]) * 1.5)
+        return [*rows, again]
+
+    before = load_results([run])[0].set_index("model")["latency_ms"]
+    _summary_edited(run, twice)
+    summary = load_results([run])[0]
+    assert sorted(summary["model"]) == ["casvit_xs", "swiftformer_xs"]  # once each, the later line kept
+    assert summary.set_index("model").at["casvit_xs", "latency_ms"] == pytest.approx(before["casvit_xs"] * 1.5)
+    proc = cli("report", "--results", str(run), "--out", str(tmp_path / "report"))
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "line 2: the same cell and setting as line 4, which is used" in proc.stderr
+    proc = cli("compare", str(run), str(run))
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_a_run_copied_under_two_results_folders_counts_once(tmp_path: Path, cli) -> None:
+    import shutil
+
+    run = _two_model_run(tmp_path / "a")
+    shutil.copytree(run, tmp_path / "b" / run.name)
+    summary = load_results([tmp_path / "a", tmp_path / "b"])[0]
+    assert len(summary) == 2
+    proc = cli("report", "--results", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "report"))
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"holds run {run.name} again" in proc.stderr
+
+
+# ------------------------------------------ class 3: a sitting stopped and resumed is still one sitting
+
+
+@pytest.mark.parametrize("stop", ["sigterm in the last round", "a killed worker"])
+def test_a_sitting_stopped_and_resumed_keeps_its_ratios(tmp_path: Path, stop: str, cli) -> None:
+    """Stopped once the first row is on disk (the other runtime's cell in its last round), or with the onnx
+    worker killed after its first round, then ``--resume``: the rows lie in two folders. They were one sitting,
+    so the ratio table and the findings must still pair them (they lost the model, or vanished)."""
+    out, marker = tmp_path / "out", tmp_path / "paused"
+    argv = ["run", "--backend", "torch,onnx", "--onnx-exporter", "torchscript", "--models", "casvit_xs", *FAST,
+            "--rounds", "2", "--order-seed", "1", "--out", str(out)]  # fmt: skip
+    point = "row:1" if stop.startswith("sigterm") else "onnx-worker-round:1"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench", *argv], cwd=REPO, env=pause_env(point, marker),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    if stop.startswith("sigterm"):
+        err = signal_when_paused(proc, marker, signal.SIGTERM)
+        assert proc.returncode == 143 and "1 finished row(s)" in err, err
+    else:
+        try:
+            os.kill(wait_paused(proc, marker), signal.SIGKILL)  # the onnx worker, held after its first round
+            _, err = proc.communicate(timeout=300)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 1 and "killed by SIGKILL" in err, err
+    (first,) = out.iterdir()
+    resumed = run_cli(*argv, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    (second,) = set(out.iterdir()) - {first}
+    assert json.loads((second / "environment.json").read_text())["resumes"] == [first.name]
+    summary = load_results([out])[0]
+    assert sorted(summary.loc[summary["status"] == "ok", "backend"]) == ["onnx", "torch"]
+    assert set(summary["sitting"]) == {first.name}  # one sitting, in two folders
+    report = tmp_path / "report"
+    proc = cli("report", "--results", str(out), "--out", str(report), "--no-plots", "--ratio-to", "onnx")
+    assert proc.returncode == 0, proc.stderr
+    ratios = pd.read_csv(report / "ratios.csv")
+    assert ratios[["model", "backend"]].values.tolist() == [["casvit_xs", "torch"]]
+    assert "within each of 1 sitting(s)" in (report / "findings.md").read_text()
+
+
+# ------------------------------------------------------------- class 5: report --models and its ratios
+
+
+def test_report_models_filters_the_ratio_tables_and_takes_names_the_results_hold(tmp_path: Path, cli) -> None:
+    from tests.test_ratios import _sitting
+
+    run = _sitting(tmp_path / "runs")
+
+    def renamed(header: list[str], rows: list[list[str]]) -> list[list[str]]:
+        for row in rows:  # an imported or external network: a name the registry does not know
+            if row[header.index("model")] == "swiftformer_xs":
+                row[header.index("model")] = "my_net"
+        return rows
+
+    _summary_edited(run, renamed)
+    for chosen, other in (("casvit_xs", "my_net"), ("my_net", "CAS-ViT-XS")):
+        out = tmp_path / chosen
+        proc = cli("report", "--results", str(run), "--out", str(out), "--no-plots", "--models", chosen)
+        assert proc.returncode == 0, proc.stderr
+        assert set(pd.read_csv(out / "ratios.csv")["model"]) == {chosen}
+        for name in ("ratios.md", "ratios.tex", "findings.md", "table.md"):
+            assert other not in (out / name).read_text().replace("my\\_net", "my_net"), name
+    assert_one_line_error(cli("report", "--results", str(run), "--out", str(tmp_path / "x"), "--models", "my_nett"),
+                          "unknown model 'my_nett'")  # fmt: skip
+
+
+# ---------------------------------------------- class 6: a device name holding a newline and a pipe
+
+
+def test_a_device_name_with_a_newline_and_a_pipe_keeps_every_markdown_table_whole(tmp_path: Path, cli) -> None:
+    import re
+
+    results, out = tmp_path / "results", tmp_path / "report"
+    name = "Pixel 8\n| evil | row |\n# Heading\r\nend"
+    proc = cli("import", str(LITERT_JSON), "--manifest", str(MANIFEST), "--device-name", name, "--out", str(results))
+    assert proc.returncode == 0, proc.stderr
+    assert cli("report", "--results", str(results), "--out", str(out), "--no-plots").returncode == 0
+    pipes = re.compile(r"(?<!\\)\|")
+    for md in sorted(out.glob("*.md")):
+        lines = md.read_text().splitlines()
+        assert not [line for line in lines if line.startswith(("# Heading", "| evil", "end"))], md.name
+        width = None
+        for line in lines:  # every row of a table has as many cells as its header
+            if not line.startswith("|"):
+                width = None
+                continue
+            width = width or len(pipes.findall(line))
+            assert len(pipes.findall(line)) == width, (md.name, line)
+    assert "Pixel 8 \\| evil \\| row \\| # Heading end" in (out / "table.md").read_text()
+
+
+# ----------------------------------------- round two, still open: a failed export says its cause, quietly
+
+BRANCHY = """\
+import torch
+from torch import nn
+
+
+class Branchy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.head = nn.Linear(8, 10)
+
+    def forward(self, x):
+        y = self.conv(x)
+        if y.mean() > 0:
+            y = y * 2
+        return self.head(y.mean((2, 3)))
+
+
+def build():
+    return Branchy()
+"""
+
+
+def test_a_dynamo_export_failing_on_a_data_dependent_branch_is_one_line_naming_the_cause(tmp_path: Path) -> None:
+    """torch.export poured ~37 lines of FX graph onto stderr and the row said torch's generic "Next steps"."""
+    (tmp_path / "branchy.py").write_text(BRANCHY)
+    out = tmp_path / "out"
+    proc = run_cli("run", "--backend", "onnx", "--onnx-exporter", "dynamo", "--models",
+                   f"{tmp_path / 'branchy.py'}:build", *FAST, "--rounds", "1", "--cache-dir", str(tmp_path / "cache"),
+                   "--out", str(out))  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 2 and "Traceback" not in proc.stderr, proc.stderr  # the row's failure and the count
+    (error,) = load_results([out])[0]["error"]
+    assert "Next steps" not in error and "data-dependent" in error, error
+    assert "branchy.py:13 `if y.mean() > 0:`" in error
+    assert error in lines[0]
+
+
+MLIR_MESSAGE = "Verification failed:\nerror: loc(\"conv\"): 'tfl.conv_2d' op operand #0 must be a tensor\n note: ..."
+STUB_CONVERTER = f"""\
+__version__ = "0-stub"
+
+
+class MLIRError(Exception):
+    pass
+
+
+def convert(*args, **kwargs):
+    raise MLIRError({MLIR_MESSAGE!r})
+"""
+
+
+def test_a_litert_conversion_failure_keeps_the_cause_after_verification_failed(tmp_path: Path) -> None:
+    """The row said only "MLIRError: Verification failed:". No network of the zoo fails LiteRT's verifier, so the
+    converter's Python is this one with a litert_torch that raises MLIR's multi-line error; the suite's side (the
+    converter script, its result line, the row's one-line error) is the real one."""
+    stub = tmp_path / "stub" / "litert_torch"
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text(STUB_CONVERTER)
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{stub.parent}", "BENCH_LITERT_PYTHON": sys.executable}
+    out = tmp_path / "out"
+    argv = ["run", "--backend", "litert", "--models", "casvit_xs", *FAST, "--rounds", "1",
+            "--cache-dir", str(tmp_path / "cache"), "--out", str(out)]  # fmt: skip
+    proc = subprocess.run([sys.executable, "-m", "bench", *argv], cwd=REPO, env=env, capture_output=True, text=True)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    (error,) = load_results([out])[0]["error"]
+    assert "MLIRError: Verification failed: error: loc(\"conv\"): 'tfl.conv_2d' op operand #0 must be a tensor" in error
+
+
+# ------------------------------------------------- class 6: compare and a row without a median
+
+
+def test_compare_says_why_a_setting_without_a_median_is_not_compared(tmp_path: Path, cli) -> None:
+    """A mean-only import (benchmark_model prints no median) as NEW read as "REGRESSION (now fails)"; as both
+    sides it gave "no setting measured in both" without saying why."""
+    import shutil
+
+    old = _two_model_run(tmp_path / "old")
+    new = tmp_path / "new" / old.name
+    shutil.copytree(old, new)
+
+    def mean_only(header: list[str], rows: list[list[str]]) -> list[list[str]]:
+        blank = ("latency_median_ms", "latency_ms", "latency_ci_low_ms", "latency_ci_high_ms", "round_medians_ms")
+        for name in blank:  # casvit_xs, as an import of a mean-only tool would give it
+            rows[0][header.index(name)] = ""
+        rows[0][header.index("aggregate_only")] = "True"
+        rows[0][header.index("source_tool")] = "benchmark_model"
+        return rows
+
+    _summary_edited(new, mean_only)
+    proc = cli("compare", str(old), str(new.parent))
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
+    assert "now fails" not in proc.stdout and "REGRESSION" not in proc.stdout, proc.stdout
+    assert "NEW has 1 setting(s) without a median (benchmark_model printed only a mean" in proc.stdout
+    only = new.parent / "only"
+    shutil.copytree(new, only / new.name)
+    _summary_edited(only / new.name, lambda header, rows: rows[:1])
+    proc = cli("compare", str(only), str(only))
+    assert_one_line_error(proc, "no setting was measured in both", "OLD has 1 setting(s) without a median")
+
+
+def test_findings_stay_within_the_suites_own_sittings_and_name_imported_columns(tmp_path: Path, cli) -> None:
+    """Over a sitting and an import, the findings counted the import as a sitting (its cells "0% round spread")
+    and printed an empty ratio table."""
+    results = tmp_path / "results"
+    _two_model_run(results)
+    assert cli("import", str(LITERT_JSON), "--manifest", str(MANIFEST), "--device-name", "Pixel 8",
+               "--out", str(results)).returncode == 0  # fmt: skip
+    out = tmp_path / "report"
+    assert cli("report", "--results", str(results), "--out", str(out), "--no-plots").returncode == 0
+    findings = (out / "findings.md").read_text()
+    assert "within each of 1 sitting(s)" in findings and "(by sitting)" not in findings
+    assert "Imported columns (LiteRT" in findings and "no finding is computed from them" in findings
+    assert "0%" not in findings
+    assert not [line for line in findings.splitlines() if line.startswith("| runtime |")]  # no empty table
+    only_import = tmp_path / "import-only"
+    assert cli("import", str(LITERT_JSON), "--manifest", str(MANIFEST), "--out", str(only_import)).returncode == 0
+    assert cli("report", "--results", str(only_import), "--out", str(out), "--no-plots").returncode == 0
+    assert "no sitting of this suite in the results, no finding" in (out / "findings.md").read_text()

@@ -25,7 +25,6 @@ from bench.core.formatting import PaperTable, latex_escape, latex_table, render_
 from bench.core.ratios import ratio_frame
 from bench.core.report_files import write_report
 from bench.core.reporting import load_report
-from bench.core.store import find_run_dirs
 from bench.core.tables import appendix_tables, main_table, paper_table, ratio_table
 from tests.conftest import REPO
 from tests.result_fixtures import environment, write_run
@@ -351,7 +350,7 @@ def test_paper_tables_read_at_print_size_in_two_columns(
     narrow = render_paper_table(paper_table(report, "litert", one_column=True), "latex")
     assert r"\begin{table*}" in wide and r"\begin{table}[t]" in narrow
     assert ("$^{+" in wide) == intervals  # the interval as it is, upper and lower side
-    frame = ratio_frame(find_run_dirs([REPO / "results" / "reference"]), "litert")
+    frame = ratio_frame(report, "litert")
     pieces = {
         "paper.tex": wide,
         "column.tex": narrow,

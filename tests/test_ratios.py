@@ -9,6 +9,7 @@ import pytest
 
 from bench.cli import main as cli_main
 from bench.core.ratios import ratio_frame
+from bench.core.reporting import load_report
 from bench.core.stats import headline
 from tests.conftest import assert_one_line_error, run_cli
 from tests.sitting_fixtures import write_sitting
@@ -32,7 +33,7 @@ def _sitting(root: Path, label: str = "s") -> Path:
 
 
 def test_slow_phases_do_not_enter_a_ratio(tmp_path: Path) -> None:
-    frame = ratio_frame([_sitting(tmp_path)], "onnx").set_index(["model", "backend"])
+    frame = ratio_frame(load_report([_sitting(tmp_path)]), "onnx").set_index(["model", "backend"])
     xs = frame.loc[("casvit_xs", "litert")]
     assert xs["ratio"] == pytest.approx(0.6, rel=1e-6)
     assert xs["ratio_ci_low"] <= 0.6 <= xs["ratio_ci_high"]
@@ -51,7 +52,7 @@ def test_a_runtime_slowed_in_some_rounds_is_compared_on_its_fast_phase(tmp_path:
         tmp_path,
         {("onnx", "casvit_xs"): [10.0, 15.0, 10.0, 15.0, 10.0], ("torch", "casvit_xs"): [15.0, 15.0, 15.0, 15.0, 15.0]},
     )
-    r = ratio_frame([run], "onnx").iloc[0]
+    r = ratio_frame(load_report([run]), "onnx").iloc[0]
     assert r["ratio"] == pytest.approx(1.5)  # onnx's fastest half: its three rounds at 10 ms
     assert r["ratio_ci_low"] < 1.5 < r["ratio_ci_high"]  # where another sitting's ratio falls
 
@@ -59,7 +60,7 @@ def test_a_runtime_slowed_in_some_rounds_is_compared_on_its_fast_phase(tmp_path:
 def test_ratios_stay_inside_one_sitting_and_report_writes_them(tmp_path: Path) -> None:
     a = _sitting(tmp_path / "a", "a")
     only_onnx = write_sitting(tmp_path / "b", {("onnx", "casvit_xs"): [9.0] * 5}, label="b")
-    frame = ratio_frame([a, only_onnx], "onnx")
+    frame = ratio_frame(load_report([a, only_onnx]), "onnx")
     assert set(frame["run_id"]) == {a.name}
     out = tmp_path / "report"
     argv = ["report", "--results", str(tmp_path), "--out", str(out), "--no-plots", "--ratio-to", "litert"]

@@ -122,6 +122,7 @@ def test_latest_ok_row_per_setting_is_one_rule_for_report_and_compare(monkeypatc
             "status": ["ok", "ok", "ok", "failed", "ok"],
             "latency_median_ms": [1.0, 2.0, 3.0, float("nan"), float("nan")],
             "env_id": "e",
+            "source_tool": ["", "", "", "", "benchmark_model"],
         }
     )
     chosen = latest_ok(rows, ["model", "backend"])
@@ -131,5 +132,6 @@ def test_latest_ok_row_per_setting_is_one_rule_for_report_and_compare(monkeypatc
     monkeypatch.setattr(verdicts, "load_results", lambda paths: (rows, samples, {}))
     side = verdicts.Side(Path("results"), "OLD", None)
     assert [(r["model"], r["run_id"]) for r in side.ok.values()] == [("a", "r2"), ("b", "r1")]
-    assert [(r["model"], r["run_id"]) for r in side.failed.values()] == [("a", "r3"), ("c", "r3")]
+    assert [(r["model"], r["run_id"]) for r in side.failed.values()] == [("a", "r3")]
+    assert list(side.medianless.values()) == ["benchmark_model"]  # ok without a median: not a failure
     assert "_match" not in next(iter(side.ok.values())).index

@@ -43,7 +43,7 @@ from bench.core.arguments import default_cache_dir
 from bench.core.artifact_backend import ArtifactBackend
 from bench.core.errors import BenchError
 from bench.core.runtime import Prepared, Session, Workload, native_command
-from bench.core.util import quiet, quiet_native
+from bench.core.util import one_line, quiet, quiet_native
 
 CONVERTER_REQUIREMENTS = ("litert-torch==0.10.0",)
 """Installed (with ``torch==<this torch>``) into the converter environment; part of the cache key."""
@@ -74,9 +74,8 @@ try:
     t0 = time.perf_counter()
     litert_torch.convert(module, (torch.zeros(shape),), **kwargs).export(out)
     result.update(status="ok", convert_s=round(time.perf_counter() - t0, 2))
-except BaseException as exc:  # the converter's Python cannot import the suite: one_line's rule, restated
-    lines = str(exc).strip().splitlines()
-    result.update(status="failed", error=f"{type(exc).__name__}: {lines[0] if lines else ''}")
+except BaseException as exc:  # the whole message: the suite makes it one line (an MLIR error's cause is below)
+    result.update(status="failed", error_type=type(exc).__name__, error=str(exc)[:20000])
 print("BENCH_LITERT_RESULT " + json.dumps(result), flush=True)
 """
 
@@ -203,7 +202,8 @@ def convert(model: nn.Module, workload: Workload, out: Path, python: Path) -> di
         raise RuntimeError(f"litert-torch converter exited with code {done.returncode}: {tail}")
     if result.get("status") != "ok":
         error = str(result.get("error", "unknown error")).replace(str(Path.cwd()) + os.sep, "")
-        raise RuntimeError(f"litert-torch cannot convert {workload.model_name}: {error}")
+        failure = type(str(result.get("error_type") or "Error"), (Exception,), {})(error)
+        raise RuntimeError(f"litert-torch cannot convert {workload.model_name}: {one_line(failure)}")
     return {
         "litert_torch": result.get("litert_torch", ""),
         "convert_s": round(time.perf_counter() - t0, 2),

@@ -10,7 +10,9 @@ silences OpenVINO's.
 
 from __future__ import annotations
 
+import io
 import os
+from contextlib import redirect_stderr
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,7 +61,10 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: Path, exporter: s
     """Export with a static input shape (the fixed-resolution families need it) to ``path``."""
     with quiet("torch.onnx"):  # e.g. "torchvision is not installed" notices on every export
         if exporter == "dynamo":
-            program = torch.onnx.export(model, (example,), dynamo=True, opset_version=DYNAMO_OPSET, verbose=False)
+            # a failed torch.export prints its FX graphs to stderr and logs where it gave up: the row's error
+            # says the cause in one line (models.errors.one_line), so the dumps are not shown
+            with quiet("torch.fx", "torch.export", "torch._export", "torch._dynamo"), redirect_stderr(io.StringIO()):
+                program = torch.onnx.export(model, (example,), dynamo=True, opset_version=DYNAMO_OPSET, verbose=False)
             program.save(str(path), external_data=False)
             return
         torch.onnx.export(

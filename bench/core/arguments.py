@@ -15,6 +15,7 @@ import argparse
 import math
 import os
 import sys
+from collections.abc import Collection
 from pathlib import Path
 
 import models
@@ -205,10 +206,11 @@ def default_threads() -> int:
     return psutil.cpu_count(logical=False) or os.cpu_count() or 1
 
 
-def select_models(spec: str) -> list[str]:
+def select_models(spec: str, known: Collection[str] = ()) -> list[str]:
     """Expand ``spec`` into model names: comma-separated names, family ids, ``paper``, ``sized``, ``all``, and external
     networks (``file.py:factory``, ``package.module:factory``, ``timm:NAME``, a ``.toml``/``.json`` spec;
-    see :mod:`models.external`), which are imported and registered here (a bad one: one line, exit 2)."""
+    see :mod:`models.external`), which are imported and registered here (a bad one: one line, exit 2). ``known``:
+    names taken as they are (``report``: the models its results hold, an imported or external one included)."""
     from models import external
 
     chosen: list[str] = []
@@ -229,7 +231,8 @@ def select_models(spec: str) -> list[str]:
                 raise BenchError(f"two --models entries are both named {name!r}; name one with NAME=... ({token})")
             chosen.append(name)
         else:
-            models.get_card(token)  # raises UnknownModelError with close matches
+            if token not in known:
+                models.get_card(token)  # raises UnknownModelError with close matches
             chosen.append(token)
     if not chosen:
         raise BenchError("no models selected")

@@ -45,9 +45,15 @@ def write_csv(path, df: pd.DataFrame) -> None:
     Path(path).write_text(csv_text(df), encoding="utf-8")
 
 
+def markdown_line(text: object) -> str:
+    """Text on one markdown line (a title, a note, a list item): line breaks folded, so a name holding one (an
+    imported device's) cannot start a table row or a heading of its own."""
+    return " ".join(str(text).splitlines())
+
+
 def markdown_cell(text: object) -> str:
     """Text for one markdown table cell: ``|`` escaped and line breaks folded, so the row keeps its cells."""
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+    return markdown_line(str(text).replace("\\", "\\\\").replace("|", "\\|"))
 
 
 def _cell(value: object, float_digits: int) -> str:
@@ -459,7 +465,7 @@ def _paper_text(table: PaperTable) -> str:
         lines.extend(line([_plain(c) for c in row]) for row in rows)
     if table.notes:
         lines.append("")
-        lines.extend(table.notes)
+        lines.extend(" ".join(note.splitlines()) for note in table.notes)
     return "\n".join(lines)
 
 
@@ -470,16 +476,16 @@ def _paper_markdown(table: PaperTable) -> str:
         if title:
             header[start] = f"{title}<br>{header[start]}"
         start += width
-    lines = [f"**{table.title}**", ""] if table.title else []
+    lines = [f"**{markdown_line(table.title)}**", ""] if table.title else []
     lines.append("| " + " | ".join(map(markdown_cell, header)) + " |")
     lines.append("|" + "|".join("---:" if a == "r" else ":---" for a in table.align) + "|")
     for name, rows in table.groups:
         if name:
-            lines.append("| " + " | ".join([f"*{name}*"] + [""] * (len(table.header) - 1)) + " |")
+            lines.append("| " + " | ".join([f"*{markdown_cell(name)}*"] + [""] * (len(table.header) - 1)) + " |")
         lines.extend("| " + " | ".join(markdown_cell(_plain(c)) for c in row) + " |" for row in rows)
     if table.notes:
         lines.append("")
-        lines.extend(f"- {note}" for note in table.notes)
+        lines.extend(f"- {markdown_line(note)}" for note in table.notes)
     return "\n".join(lines)
 
 

@@ -16,7 +16,7 @@ from bench.core.findings import findings_markdown
 from bench.core.formatting import csv_text, render_paper_table
 from bench.core.ratios import ratio_frame
 from bench.core.reporting import Column, Report, load_report
-from bench.core.store import find_run_dirs
+from bench.core.store import find_run_dirs, sittings
 from bench.core.tables import (
     appendix_tables,
     columns_frame,
@@ -136,17 +136,16 @@ def _paper_tables(report: Report, out_dir: Path, paper: PaperChoice) -> list[Pat
 
 
 def sitting_reports(report: Report, paper: PaperChoice, models: str | None) -> list[Report]:
-    """One report per sitting (results folder) of ``paper.sittings``, or of the report's inputs: what the findings
-    are computed in."""
+    """One report per sitting (results folder, with the one ``--resume`` continued it in) of ``paper.sittings``, or
+    of the report's inputs: what the findings are computed in."""
     folders = find_run_dirs([Path(p) for p in (paper.sittings or report.inputs)])
-    return [load_report([folder], models) for folder in folders]
+    return [load_report(sitting, models) for sitting in sittings(folders)]
 
 
 def write_ratio_files(report: Report, out_dir: Path, ratio_to: str) -> list[Path]:
     """``ratios.csv`` (every ratio at full precision) and ``ratios.md``/``.tex`` (the paper table) for the sittings of
     the report that timed ``ratio_to`` beside another runtime; nothing when none did."""
-    frame = ratio_frame(find_run_dirs([Path(p) for p in report.inputs]), ratio_to)
-    frame = frame[frame["model"].isin(set(report.measurements["model"]))]
+    frame = ratio_frame(report, ratio_to)
     if frame.empty:
         return []
     table = ratio_table(report, frame)

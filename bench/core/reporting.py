@@ -35,7 +35,6 @@ from bench.core.schema import (
     STATUS_PARITY_FAILED,
     headline_statistic,
     latest_ok,
-    measured,
     setting_identity,
     typed,
 )
@@ -262,32 +261,7 @@ def build_report(
     notes: list[str] = []
     sittings = _split_sittings(df)
     key = ["_setting", *CELL]
-    ok = df[measured(df)]
-    chosen = latest_ok(df, key)
-
-    repeated = ok.groupby(key, dropna=False, sort=False)["run_id"].agg(list)
-    repeated = repeated[repeated.map(len) > 1]
-    hidden = ok.groupby(key, dropna=False, sort=False)["settings_key"].nunique()
-    hidden = int((hidden > 1).sum())
-    if len(repeated):
-        examples = []
-        for idx, runs in list(repeated.items())[:4]:
-            parts = dict(zip(key, idx, strict=True))
-            examples.append(
-                f"{parts['model']} {parts['backend']}/{parts['device']} b={parts['infer_batch_size']}: "
-                f"{runs[-1]} (over {', '.join(runs[:-1])})"
-            )
-        more = f"; and {len(repeated) - 4} more" if len(repeated) > 4 else ""
-        notes.append(
-            f"{len(repeated)} cell(s) were measured more than once in one run; the latest row is "
-            f"used, never an average: {'; '.join(examples)}{more}."
-        )
-    if hidden:
-        notes.append(
-            f"{hidden} of them differ in settings that are not table columns (e.g. exporter, graph optimization, "
-            "compute units or iteration counts); report such runs with separate --results to see both."
-        )
-
+    chosen = latest_ok(df, key)  # one per cell: the loader keeps one row per cell and setting in a run
     failed = df[df["status"] != STATUS_OK]
     if len(chosen):
         done = pd.MultiIndex.from_frame(chosen[key].astype(str))
@@ -308,7 +282,7 @@ def build_report(
     varying = {a for a in SETTING if settings[a].nunique(dropna=False) > 1}
     columns: list[Column] = []
     column_of: dict[tuple[str, ...], str] = {}
-    stamps = {r: _run_stamp(r) for r in settings.loc[settings["_sitting"], "run_id"]}
+    stamps = {r: _run_stamp(r) for r in settings.loc[settings["_sitting"], "sitting"]}
     if len(set(stamps.values())) < len(stamps):  # two runs started in the same second: name them in full
         stamps = {r: str(r) for r in stamps}
     rows_of = zip(settings.itertuples(index=False), settings["_setting"], settings["_sitting"], strict=True)
@@ -333,7 +307,7 @@ def build_report(
         if "env_id" in varying:
             parts.append(f"@ {machines[s.env_id]}")
         if sitting:
-            parts.append(f"run {stamps[s.run_id]}")
+            parts.append(f"run {stamps[s.sitting]}")
         if s.source_tool:  # an imported sitting: always say on what and by which tool
             if "env_id" not in varying:
                 parts.append(f"@ {machines[s.env_id]}")
@@ -429,19 +403,21 @@ def _with_headline(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _split_sittings(df: pd.DataFrame) -> int:
-    """Give each run of a setting measured in several runs a setting of its own (in place); returns how many.
+    """Give each sitting of a setting measured in several sittings a setting of its own (in place); returns how
+    many were split.
 
-    A run is one sitting: its rounds are interleaved across its models, so its numbers are comparable with
-    each other, while another run of the same setting may have met a quieter or a busier machine.
-    ``_sitting`` marks the rows whose column is one run of a split setting.
+    A sitting (a run, with the run that ``--resume`` continued it in: the loader's ``sitting``) interleaved its
+    rounds across its models, so its numbers are comparable with each other, while another sitting of the same
+    setting may have met a quieter or a busier machine. ``_sitting`` marks the rows whose column is one sitting
+    of a split setting.
     """
     ok = df[df["status"] == STATUS_OK]
-    runs = ok.groupby("_setting", sort=False)["run_id"].nunique()
+    runs = ok.groupby("_setting", sort=False)["sitting"].nunique()
     split = set(runs[runs > 1].index)
     df["_sitting"] = df["_setting"].isin(split)
     df["_setting"] = [
         (*setting, str(run)) if sitting else setting
-        for setting, run, sitting in zip(df["_setting"], df["run_id"], df["_sitting"], strict=True)
+        for setting, run, sitting in zip(df["_setting"], df["sitting"], df["_sitting"], strict=True)
     ]
     return len(split)
 
@@ -482,5 +458,5 @@ def load_report(result_paths: Sequence[Path | str], model_spec: str | None = Non
     if model_spec:
         from bench.core.arguments import select_models
 
-        names = select_models(model_spec)
+        names = select_models(model_spec, known=set(summary["model"].astype(str)))
     return build_report(summary, samples, environments, names, inputs=[str(p) for p in paths])

@@ -44,6 +44,11 @@ STATUS_PARITY_FAILED = "parity_failed"
 STATUS_NOT_TIMED = "not_timed"
 STATUSES = (STATUS_OK, STATUS_FAILED, STATUS_PARITY_FAILED, STATUS_NOT_TIMED)
 
+MIN_LATENCY_MS = 1e-6
+"""A nanosecond: no runtime times a network faster, so a smaller latency (0 included) is a broken value."""
+MAX_LATENCY_MS = 1e7
+"""About 2.8 hours per inference: anything longer is a unit or typing error (1e308 s, ...)."""
+
 STABLE = "stable"
 UNSTABLE = "unstable"
 
@@ -54,6 +59,7 @@ def col(
     unit: str = "",
     *,
     low: float | None = None,
+    high: float | None = None,
     positive: bool = False,
     identity: bool = False,
     checked: bool = False,
@@ -63,10 +69,12 @@ def col(
     factory: Any = None,
 ) -> Any:
     """A field: ``kind`` is str, int, float, bool or json (JSON stored as text, ``json`` saying its shape:
-    ``object``, ``list`` of positive numbers or ``indices``: whole numbers from 0). ``low`` is the smallest
-    allowed value (ints default to 0); ``positive``: above zero; ``identity``: the field says *what* was
-    measured, so a record whose value is missing or does not parse is left out; ``checked``: a value that
-    is there must be valid, or the record is left out; ``role``: ``setting`` or ``cell`` for the fields
+    ``object``, ``list`` of positive numbers (of plausible latencies when ``unit`` is ms) or ``indices``:
+    whole numbers from 0). ``low`` is the smallest allowed value (ints default to 0), ``high`` the largest
+    (latencies: :data:`MIN_LATENCY_MS` to :data:`MAX_LATENCY_MS`, so no absurd value reaches a table or a
+    plot); ``positive``: above zero; ``identity``: the field says *what* was measured, so a record whose
+    value is missing or does not parse is left out; ``checked``: a value that is there must be valid, or
+    the record is left out; ``role``: ``setting`` or ``cell`` for the fields
     of :func:`setting_identity` / :func:`cell_identity`; ``default`` (or a ``factory`` of it) what a
     record lacking the field holds."""
     if kind == "int" and low is None:
@@ -76,6 +84,7 @@ def col(
         "kind": kind,
         "unit": unit,
         "low": low,
+        "high": high,
         "positive": positive,
         "identity": identity,
         "checked": checked,
@@ -100,6 +109,10 @@ def field_problem(spec: dataclasses.Field, text: object) -> str | None:
             return "not a finite number" if kind == "float" else "not a whole number"
         if kind == "int" and (not value.is_integer() or abs(value) >= 2**53):
             return "not a whole number"
+        high = spec.metadata["high"]
+        if high is not None and not (low or 0) <= value <= high:
+            unit = f" {spec.metadata['unit']}" if spec.metadata["unit"] else ""
+            return f"not a plausible value ({low or 0:g} to {high:g}{unit})"
         if (low is not None and value < low) or (spec.metadata["positive"] and value <= 0):
             return "not positive" if spec.metadata["positive"] or (low or 0) > 0 else "negative"
     elif kind == "bool":
@@ -117,10 +130,12 @@ def field_problem(spec: dataclasses.Field, text: object) -> str | None:
 def _json_problem(spec: dataclasses.Field, value: object) -> str | None:
     if spec.metadata["json"] == "object" and not isinstance(value, dict):
         return "not a JSON object"
-    if spec.metadata["json"] == "list" and not (
-        isinstance(value, list) and all(isinstance(v, int | float) and math.isfinite(v) and v > 0 for v in value)
-    ):
-        return "not a list of positive numbers"
+    if spec.metadata["json"] == "list":
+        numbers = isinstance(value, list) and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+        if not (numbers and all(math.isfinite(v) and v > 0 for v in value)):
+            return "not a list of positive numbers"
+        if spec.metadata["unit"] == "ms" and not all(MIN_LATENCY_MS <= v <= MAX_LATENCY_MS for v in value):
+            return f"not a list of plausible latencies ({MIN_LATENCY_MS:g} to {MAX_LATENCY_MS:g} ms)"
     if spec.metadata["json"] == "indices" and not (
         isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
     ):
@@ -152,7 +167,9 @@ class SummaryRow:
     infer_samples_per_sec: float = col(
         "images per second at the mean step time (timm's definition)", unit="img/s", low=0
     )
-    infer_step_time: float = col("mean latency of one batch (timm's definition)", unit="ms", low=0)
+    infer_step_time: float = col(
+        "mean latency of one batch (timm's definition)", unit="ms", low=MIN_LATENCY_MS, high=MAX_LATENCY_MS
+    )
     param_count: float = col(
         "all parameters of the benchmarked network, trainable or not (buffers excluded); as bench flops counts",
         unit="M",
@@ -182,23 +199,37 @@ class SummaryRow:
     latency_ms: float = col(
         "the headline: mean of the fastest half of the clean round medians (bench.core.stats.headline)",
         unit="ms",
-        low=0,
+        low=MIN_LATENCY_MS,
+        high=MAX_LATENCY_MS,
     )
     latency_ci_low_ms: float = col(
         "low end of the headline's 95% prediction interval for another sitting (bench.core.stats.headline)",
         unit="ms",
-        low=0,
+        low=MIN_LATENCY_MS,
+        high=MAX_LATENCY_MS,
     )
-    latency_ci_high_ms: float = col("high end of the headline's interval (see latency_ci_low_ms)", unit="ms", low=0)
-    latency_mean_ms: float = col("mean of all timed iterations", unit="ms", low=0)
-    latency_median_ms: float = col("median of all timed iterations pooled over rounds (descriptive)", unit="ms", low=0)
-    latency_p90_ms: float = col("90th percentile (linear interpolation)", unit="ms", low=0)
-    latency_p95_ms: float = col("95th percentile", unit="ms", low=0)
-    latency_p99_ms: float = col("99th percentile", unit="ms", low=0)
-    latency_min_ms: float = col("fastest iteration", unit="ms", low=0)
-    latency_max_ms: float = col("slowest iteration", unit="ms", low=0)
-    latency_std_ms: float = col("sample standard deviation (ddof=1)", unit="ms", low=0)
-    latency_iqr_ms: float = col("interquartile range", unit="ms", low=0)
+    latency_ci_high_ms: float = col(
+        "high end of the headline's interval (see latency_ci_low_ms)",
+        unit="ms",
+        low=MIN_LATENCY_MS,
+        high=MAX_LATENCY_MS,
+    )
+    latency_mean_ms: float = col("mean of all timed iterations", unit="ms", low=MIN_LATENCY_MS, high=MAX_LATENCY_MS)
+    latency_median_ms: float = col(
+        "median of all timed iterations pooled over rounds (descriptive)",
+        unit="ms",
+        low=MIN_LATENCY_MS,
+        high=MAX_LATENCY_MS,
+    )
+    latency_p90_ms: float = col(
+        "90th percentile (linear interpolation)", unit="ms", low=MIN_LATENCY_MS, high=MAX_LATENCY_MS
+    )
+    latency_p95_ms: float = col("95th percentile", unit="ms", low=MIN_LATENCY_MS, high=MAX_LATENCY_MS)
+    latency_p99_ms: float = col("99th percentile", unit="ms", low=MIN_LATENCY_MS, high=MAX_LATENCY_MS)
+    latency_min_ms: float = col("fastest iteration", unit="ms", low=MIN_LATENCY_MS, high=MAX_LATENCY_MS)
+    latency_max_ms: float = col("slowest iteration", unit="ms", low=MIN_LATENCY_MS, high=MAX_LATENCY_MS)
+    latency_std_ms: float = col("sample standard deviation (ddof=1)", unit="ms", low=0, high=MAX_LATENCY_MS)
+    latency_iqr_ms: float = col("interquartile range", unit="ms", low=0, high=MAX_LATENCY_MS)
     latency_cv: float = col("std / mean", low=0)
     throughput_median_ips: float = col("images per second at the median step time", unit="img/s", low=0)
     iterations: int = col("timed iterations over all rounds", "int")
@@ -213,7 +244,9 @@ class SummaryRow:
         unit="MB",
     )
     cuda_max_allocated_mb: float = col("peak CUDA memory allocated by torch", unit="MB")
-    cuda_event_median_ms: float = col("median CUDA-event time of one batch (device side)", unit="ms")
+    cuda_event_median_ms: float = col(
+        "median CUDA-event time of one batch (device side)", unit="ms", low=MIN_LATENCY_MS, high=MAX_LATENCY_MS
+    )
     parity_max_abs_diff: float = col("max |logits - torch fp32 eager logits|")
     parity_cosine: float = col("smallest per-sample cosine similarity to the eager logits (PyTorch fp32)")
     parity_top1_agreement: float = col("share of samples whose top-1 class is the eager logits' top-1")
@@ -284,7 +317,7 @@ class Sample:
     round: int = col("timing round, from 0", "int", identity=True)
     process: int = col("which of the runtime's worker processes timed the round, from 0", "int", default=0)
     iteration: int = col("iteration within the row, counting on across rounds, from 0", "int", identity=True)
-    latency_ms: float = col("wall time of one batch", unit="ms", low=0, identity=True)
+    latency_ms: float = col("wall time of one batch", unit="ms", low=MIN_LATENCY_MS, high=MAX_LATENCY_MS, identity=True)
 
 
 @dataclass
@@ -295,7 +328,9 @@ class RoundRecord:
     round: int = col("timing round, from 0", "int", identity=True)
     process: int = col("which of the runtime's worker processes timed the round, from 0", "int", default=0)
     iterations: int = col("timed iterations in the round", "int")
-    median_ms: float = col("median latency of the round", unit="ms", positive=True, identity=True)
+    median_ms: float = col(
+        "median latency of the round", unit="ms", low=MIN_LATENCY_MS, high=MAX_LATENCY_MS, identity=True
+    )
     reference_ms: float = col(
         "median of the machine-speed reference before the round", unit="ms", positive=True, identity=True
     )
@@ -382,6 +417,10 @@ ENVIRONMENT_FIELDS: dict[str, tuple[str, bool]] = {
     "order_seed": ("the seed the sitting's round order was shuffled from", False),
     "round_order": ("per round, the cells in the order they were timed", False),
     "open_s": ("seconds from the sitting's start until every cell was open", False),
+    "resumes": (
+        "the runs a --resume sitting continues: their finished rows and rounds are part of this sitting",
+        False,
+    ),
     "processes": ("worker processes per runtime; a cell's rounds take turns between them", False),
     "budget_s": ("seconds of extra rounds allowed for cells lacking clean rounds (--budget)", False),
     "recorded_floor_ms": ("the machine's calm-speed reference recorded by earlier sittings (cache), or null", False),

@@ -138,6 +138,8 @@ class Sitting:
         self.unstable: list[Cell] = []
         self.last_timed: dict[str, int] = {}
         """Per cell, when its latest round ended (a sequence number): rows left for the end follow it."""
+        self.resumes: set[str] = set()
+        """The runs this sitting continues (``--resume``): their finished rows and rounds are part of it."""
 
     # ------------------------------------------------------------------------------------- recording
 
@@ -238,6 +240,7 @@ class Sitting:
                     row = engine.base_row(runtime.settings, workload, self.env_id)
                     key = cell_key(runtime.name, workload)
                     if (row.settings_key, self.env_id) in done:
+                        self.resumes.add(done[row.settings_key, self.env_id])
                         self.progress.write(f"{key}: already measured (--resume)", file=sys.stderr)
                         self.progress.update(1 + self.settings.rounds)
                         continue
@@ -332,6 +335,7 @@ class Sitting:
         carried = partial.get(str(item.row.row_id))
         if carried is not None:
             _carry_over(self.writer, item, carried, self.settings.rounds)
+            self.resumes.add(carried.run_id)
             self.progress.write(f"{cell.key}: {len(item.rounds)} round(s) resumed", file=sys.stderr)
             self.progress.update(len(item.rounds))
 
@@ -509,7 +513,7 @@ def run_sitting(
         }
     )
     env_id = str(env["env_id"])
-    previous = resume_state(out, env_id) if resume else ResumeState(set(), {})
+    previous = resume_state(out, env_id) if resume else ResumeState({}, {})
     machine_key = machine.floor_key(str(env.get("cpu_model")), env.get("cpu_count"), settings.threads)  # type: ignore[arg-type]
     floor = machine.MachineFloor.load(cache_dir, machine_key)
     history = SittingHistory.load(cache_dir, machine_key)
@@ -563,6 +567,8 @@ def run_sitting(
             first = {k: len(sitting.cells[k].item.rounds) for k in open_keys}
             plan = plan_rounds(open_keys, first, settings.rounds, seed)
             opened = {"open_s": round(time.perf_counter() - started, 1), "round_order": plan}
+            if sitting.resumes:
+                opened["resumes"] = sorted(sitting.resumes)
             writer.rewrite_environment({**env, **protocol, **opened})
             sitting.time_all(plan, every_worker)
             extra = sitting.extend(every_worker, seed)

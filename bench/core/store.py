@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from bench.core.errors import BenchError
@@ -36,6 +37,8 @@ from bench.core.runtime import registry
 from bench.core.schema import (
     COLUMN_KINDS,
     IDENTITY_FIELDS,
+    MAX_LATENCY_MS,
+    MIN_LATENCY_MS,
     REQUIRED_COLUMNS,
     ROUND_COLUMNS,
     SAMPLE_COLUMNS,
@@ -47,8 +50,11 @@ from bench.core.schema import (
     ManifestEntry,
     RoundRecord,
     SummaryRow,
+    cell_identity,
     field_problem,
     headline_statistic,
+    measured,
+    setting_identity,
     typed,
 )
 from bench.core.stats import fill_headline
@@ -242,6 +248,35 @@ def find_run_dirs(paths: Iterable[Path]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
+def sitting_of(resumes: Mapping[str, object]) -> dict[str, str]:
+    """run_id -> its sitting, given each run's ``resumes`` (environment.json): a run that ``--resume``
+    continued and the run that continued it are one sitting (its rows were split between the two folders
+    when it was interrupted), named by its earliest run. Runs not in ``resumes`` are not followed."""
+    parent = {run: run for run in resumes}
+
+    def root(run: str) -> str:
+        while parent[run] != run:
+            run = parent[run]
+        return run
+
+    for run, earlier in resumes.items():
+        for other in earlier if isinstance(earlier, list) else []:
+            if isinstance(other, str) and other in parent:
+                a, b = sorted((root(run), root(other)))
+                parent[b] = a
+    return {run: root(run) for run in resumes}
+
+
+def sittings(run_dirs: Iterable[Path]) -> list[list[Path]]:
+    """``run_dirs`` grouped into sittings (:func:`sitting_of`), in the order each sitting is first met."""
+    run_dirs = list(run_dirs)
+    of = sitting_of({d.name: load_environment(d).get("resumes") for d in run_dirs})
+    groups: dict[str, list[Path]] = {}
+    for d in run_dirs:
+        groups.setdefault(of[d.name], []).append(d)
+    return list(groups.values())
+
+
 def load_environment(run_dir: Path) -> dict[str, object]:
     path = run_dir / ENVIRONMENT_FILE
     try:
@@ -293,7 +328,7 @@ class Problems:
         out = [f"{self.path}: {text}" for text in (*self.damaged, *self.other)]
         for items, verb in (
             (self.dropped, "ignored {} row(s)"),
-            (self.blanked, "left out {} value(s) that do not parse"),
+            (self.blanked, "left out {} value(s) that do not parse or are out of range"),
         ):
             if items:
                 shown = "; ".join(items[:3]) + (f"; and {len(items) - 3} more" if len(items) > 3 else "")
@@ -444,11 +479,44 @@ def load_summary(run_dir: Path, problems: Problems | None = None) -> pd.DataFram
     incomplete = ok & (headless | df["infer_batch_size"].isna() | df["infer_img_size"].isna())
     for line in df.index[incomplete]:
         mine.dropped.append(f"line {line}: an ok row without its latency, batch or size")
-    df = df[~incomplete]
+    df = _one_row_per_cell(_interval_holds_headline(df[~incomplete], mine), mine)
     if problems is None:
         for text in mine.lines():
             warn(text)
     return df
+
+
+def _interval_holds_headline(df: pd.DataFrame, problems: Problems) -> pd.DataFrame:
+    """Leave out an interval that does not hold its headline (low <= latency_ms <= high): each end may be a
+    plausible number, yet together they are no interval, and a plot would draw negative error bars."""
+    low, high, headline = df["latency_ci_low_ms"], df["latency_ci_high_ms"], df["latency_ms"]
+    ends = low.notna() | high.notna()
+    broken = ends & ~(low.notna() & high.notna() & (low <= headline) & (headline <= high))
+    for line in df.index[broken]:
+        problems.blanked.append(
+            f"line {line}: interval [{low[line]:g}, {high[line]:g}] does not hold the headline {headline[line]:g} ms"
+        )
+    df.loc[broken, ["latency_ci_low_ms", "latency_ci_high_ms"]] = np.nan
+    return df
+
+
+def _one_row_per_cell(df: pd.DataFrame, problems: Problems) -> pd.DataFrame:
+    """One row per cell and setting: a run measures each once, so a second row of one (a file appended to,
+    an older import of two outputs of one artifact) is left out and said. The last measured row is kept
+    (else the last row), as ``report`` keeps a setting's latest run."""
+    if df.empty:
+        return df
+    identity = {
+        line: (setting_identity(r, with_env=False), cell_identity(r)) for line, r in df.to_dict("index").items()
+    }
+    is_measured = measured(df)
+    kept: dict[tuple, int] = {}
+    for line in sorted(df.index, key=lambda line: (bool(is_measured[line]), line)):  # measured rows win, then later
+        kept[identity[line]] = line
+    repeated = [line for line in df.index if kept[identity[line]] != line]
+    for line in repeated:
+        problems.dropped.append(f"line {line}: the same cell and setting as line {kept[identity[line]]}, which is used")
+    return df.drop(index=repeated)
 
 
 def load_samples(run_dir: Path, problems: Problems | None = None) -> pd.DataFrame:
@@ -461,7 +529,7 @@ def load_samples(run_dir: Path, problems: Problems | None = None) -> pd.DataFram
         raise BenchError(f"{path}: not a samples file of this suite (missing columns: {', '.join(missing)})")
     s = raw.copy()
     latency = pd.to_numeric(s["latency_ms"], errors="coerce")
-    bad = ~(latency.map(math.isfinite) & (latency > 0)) | s["run_id"].isna() | s["row_id"].isna()
+    bad = ~latency.between(MIN_LATENCY_MS, MAX_LATENCY_MS) | s["run_id"].isna() | s["row_id"].isna()
     for name in ("round", "iteration"):
         if name in s:
             number = pd.to_numeric(s[name], errors="coerce")
@@ -488,7 +556,8 @@ def load_samples(run_dir: Path, problems: Problems | None = None) -> pd.DataFram
 
 
 def load_results(paths: Iterable[Path]) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, dict[str, object]]]:
-    """Merge summaries and samples of many runs; environments are returned keyed by ``env_id``.
+    """Merge summaries and samples of many runs; environments are returned keyed by ``env_id``. Each row's
+    ``sitting`` names the sitting it was timed in (:func:`sitting_of`: a run and its ``--resume`` are one).
 
     What had to be left out is warned about once per file, after everything loaded; when nothing
     usable is left at all, the error names the file and why instead.
@@ -498,12 +567,22 @@ def load_results(paths: Iterable[Path]) -> tuple[pd.DataFrame, pd.DataFrame, dic
     if not run_dirs:
         raise BenchError(f"no results found in {', '.join(map(str, paths))}")
     summaries, samples, environments, found = [], [], {}, []
+    seen: dict[str, Path] = {}  # run_id -> the folder it was read from
+    resumes: dict[str, object] = {}
     for run_dir in run_dirs:
         env = load_environment(run_dir)
         summary_problems, sample_problems = Problems(run_dir / SUMMARY_FILE), Problems(run_dir / SAMPLES_FILE)
-        summaries.append(load_summary(run_dir, summary_problems))
+        summary = load_summary(run_dir, summary_problems)
+        found.append(summary_problems)
+        again = sorted(set(summary["run_id"].astype(str)) & seen.keys())
+        if again:  # a copy of a run (the same folder under two --results): its cells would count twice
+            summary_problems.other.append(f"holds run {again[0]} again (read from {seen[again[0]]}): left out")
+            continue
+        seen.update(dict.fromkeys(summary["run_id"].astype(str), run_dir))
+        resumes.update(dict.fromkeys(summary["run_id"].astype(str), env.get("resumes")))
+        summaries.append(summary)
         samples.append(load_samples(run_dir, sample_problems))
-        found += [summary_problems, sample_problems]
+        found.append(sample_problems)
         environments[str(env["env_id"])] = env
     summary = pd.concat(summaries, ignore_index=True)
     if summary.empty:
@@ -523,6 +602,7 @@ def load_results(paths: Iterable[Path]) -> tuple[pd.DataFrame, pd.DataFrame, dic
     for problems in found:
         for text in problems.lines():
             warn(text)
+    summary["sitting"] = summary["run_id"].astype(str).map(sitting_of(resumes))
     summary["_order"] = range(len(summary))
     summary = summary.sort_values(["timestamp", "run_id", "_order"]).drop(columns="_order")  # oldest first
     return summary, pd.concat(samples, ignore_index=True), environments
@@ -534,28 +614,32 @@ class PartialRow:
 
     records: list[RoundRecord]
     samples: dict[int, list[float]]
+    run_id: str = ""
+    """The run whose rounds these are (the resumed run records it among the runs it continues)."""
 
 
 @dataclass
 class ResumeState:
     """What ``--resume`` finds in a results folder, read in one pass over its runs."""
 
-    done: set[tuple[str, str]]
-    """``(settings_key, env_id)`` of every successful row."""
+    done: dict[tuple[str, str], str]
+    """``(settings_key, env_id)`` of every successful row -> its run (the resumed run records the runs it
+    continues)."""
     partial: dict[str, PartialRow]
     """row_id -> finished rounds of rows of this environment that have rounds but no summary row."""
 
 
 def resume_state(out: Path, env_id: str) -> ResumeState:
     """Finished rows (any environment) and unfinished rows' rounds (this environment) under ``out``."""
-    state = ResumeState(set(), {})
+    state = ResumeState({}, {})
     out = Path(out)
     if not out.exists():
         return state
     for run_dir in find_run_dirs([out]):
         summary = load_summary(run_dir)
         ok = summary[summary["status"] == STATUS_OK]
-        state.done.update(zip(ok["settings_key"].astype(str), ok["env_id"].astype(str), strict=True))
+        keys = zip(ok["settings_key"].astype(str), ok["env_id"].astype(str), strict=True)
+        state.done.update(dict.fromkeys(keys, run_dir.name))
         if load_environment(run_dir).get("env_id") == env_id:
             _collect_partial(run_dir, set(summary["row_id"].astype(str)), state.partial)
     return state
@@ -590,6 +674,6 @@ def _collect_partial(run_dir: Path, finished: set[str], found: dict[str, Partial
         mine = samples[samples["row_id"] == row_id]
         by_round = {i: mine.loc[mine["round"] == i, "latency_ms"].tolist() for i in range(len(records))}
         if len(records) > len(found.get(str(row_id), PartialRow([], {})).records):
-            found[str(row_id)] = PartialRow(records, by_round)
+            found[str(row_id)] = PartialRow(records, by_round, run_dir.name)
     if unusable:
         warn(f"{rounds_path}: {unusable} round record(s) do not parse and are not resumed")

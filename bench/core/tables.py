@@ -747,7 +747,9 @@ def ratio_table(report: Report, frame: pd.DataFrame) -> PaperTable:
 
     ``frame`` is :func:`bench.core.ratios.ratio_frame`'s: the ratios are formed within one sitting only.
     """
-    columns = {(run, c.backend): c for c in report.columns for run in c.run_ids}
+    by_key = {c.key: c for c in report.columns}
+    m = report.measurements
+    columns = {(run, b): by_key[k] for run, b, k in zip(m["sitting"], m["backend"], m["column"], strict=True)}
     base = str(frame["ratio_to"].iloc[0])
     frame = frame[frame["model"].isin(set(report.measurements["model"]))]
     frame = frame.assign(column=[columns.get((r, b)) for r, b in zip(frame["run_id"], frame["backend"], strict=True)])
@@ -755,11 +757,10 @@ def ratio_table(report: Report, frame: pd.DataFrame) -> PaperTable:
     if frame.empty:
         raise BenchError("no runtime ratio of the report's models and columns")
     keys = [c.key for c in report.columns if c.key in {col.key for col in frame["column"]}]
-    by_key = {c.key: c for c in report.columns}
     frame = frame.assign(key=[c.key for c in frame["column"]])
     batches = sorted(int(b) for b in frame["batch"].unique())
     sittings = list(dict.fromkeys(frame["run_id"]))
-    reference = next((c for c in report.columns if c.backend == base and c.run_ids[0] in sittings), None)
+    reference = next((columns[run, base] for run in sittings if (run, base) in columns), None)
     base_name = reference.title if reference else base
     ratios = list(zip(frame["ratio"], frame["ratio_ci_low"], frame["ratio_ci_high"], strict=True))
     digits = interval_decimals(ratios, figures=2)  # 0.91, 1.07, 3.78

@@ -26,6 +26,7 @@ from bench.core.environment import device_name
 from bench.core.errors import BenchError
 from bench.core.schema import (
     COMPARE_COLUMNS,
+    STATUS_OK,
     UNSTABLE,
     cell_identity,
     finite_number,
@@ -124,8 +125,15 @@ class Side:
         latest = {row[_MATCH]: row.drop(_MATCH) for _, row in latest_ok(df, [_MATCH]).iterrows()}
         self.ok: dict[tuple[str, ...], pd.Series] = {key: latest[key] for key in dict.fromkeys(df.loc[ok, _MATCH])}
         """The latest ok row per setting, in the order the settings first appear."""
-        self.failed: dict[tuple[str, ...], pd.Series] = {row[_MATCH]: row.drop(_MATCH) for _, row in df[~ok].iterrows()}
+        failed = (df["status"] != STATUS_OK).to_numpy()
+        self.failed: dict[tuple[str, ...], pd.Series] = {
+            row[_MATCH]: row.drop(_MATCH) for _, row in df[failed].iterrows()
+        }
         """The latest row that did not measure, per setting."""
+        self.medianless = {key: str(tool or "its tool") for key, tool in zip(
+            df.loc[~ok & ~failed, _MATCH], df.loc[~ok & ~failed, "source_tool"], strict=True
+        )}  # fmt: skip
+        """Settings measured without a median (an import of a tool that printed only a mean or a minimum), by tool."""
         envs: dict[tuple[str, ...], set[str]] = {}
         for key, env_id in zip(df.loc[ok, _MATCH], df.loc[ok, "env_id"], strict=True):
             envs.setdefault(key, set()).add(str(env_id))
@@ -206,13 +214,20 @@ def compare(old: Side, new: Side, *, threshold: float, alpha: float) -> tuple[pd
                     "error": f"{f['status']}: {f['error']}" if isinstance(f.get("error"), str) else f["status"],
                 }
             )
+    medianless = [
+        f"{side.role} has {len(side.medianless)} setting(s) without a median ({', '.join(sorted(set(tools)))} "
+        "printed only a mean or a minimum), which compare cannot judge: a mean is no headline"
+        for side in (old, new)
+        if (tools := list(side.medianless.values()))
+    ]
     if not rows:
+        why = f"; {'; '.join(medianless)}" if medianless else ""
         raise BenchError(
             f"no setting was measured in both {old.path} and {new.path} (rows match by model, resolution, "
             "batch and setting: backend, device, precision, threads, channels-last, compile, backend options, "
-            "weights, head)"
+            f"weights, head){why}"
         )
-    notes = old.notes + new.notes
+    notes = old.notes + new.notes + medianless
     for r in rows:
         if r["verdict"] == NOW_FAILS:
             notes.append(

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.core.errors import BenchError
+from bench.core.schema import MAX_LATENCY_MS, MIN_LATENCY_MS
 from bench.core.util import read_input_file
 
 FORMAT_MODULES = (
@@ -135,10 +136,6 @@ def parse_file(path: Path, format_name: str | None = None) -> list[Measurement]:
     return found
 
 
-MIN_LATENCY_MS = 1e-6
-"""A nanosecond: no tool times a network faster, so a smaller latency (0 included) is a broken value."""
-MAX_LATENCY_MS = 1e7
-"""About 2.8 hours per inference: anything longer is a unit or typing error (1e308 s, ...)."""
 MAX_COUNT = 10**12
 """Iterations or warmup runs beyond this are not a run that happened."""
 MAX_BATCH = 1 << 20
