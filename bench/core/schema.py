@@ -424,6 +424,14 @@ ENVIRONMENT_FIELDS: dict[str, tuple[str, bool]] = {
     "processes": ("worker processes per runtime; a cell's rounds take turns between them", False),
     "budget_s": ("seconds of extra rounds allowed for cells lacking clean rounds (--budget)", False),
     "recorded_floor_ms": ("the machine's calm-speed reference recorded by earlier sittings (cache), or null", False),
+    "sitting_sd": (
+        "how far this machine's sittings differ beyond their rounds (log-scale sd) in every interval",
+        False,
+    ),
+    "sitting_sd_source": (
+        "where sitting_sd came from: learnt from N cell pairs of earlier sittings, or assumed",
+        False,
+    ),
     "allocator": ("the malloc settings every worker fixed before it ran anything", False),
     "extra_rounds": ("per extra pass, the cells timed again because they lacked clean rounds", False),
     "machine_floor_ms": ("the calm-speed reference the sitting judged clean rounds against", False),
