@@ -515,6 +515,7 @@ def test_a_sitting_stopped_and_resumed_keeps_its_ratios(tmp_path: Path, stop: st
     assert proc.returncode == 0, proc.stderr
     ratios = pd.read_csv(report / "ratios.csv")
     assert ratios[["model", "backend"]].values.tolist() == [["casvit_xs", "torch"]]
+    assert f"run {first.name} (continued by --resume in {second.name})" in (report / "ratios.md").read_text()
     assert "within each of 1 sitting(s)" in (report / "findings.md").read_text()
 
 
