@@ -693,3 +693,32 @@ def test_findings_stay_within_the_suites_own_sittings_and_name_imported_columns(
     assert cli("import", str(LITERT_JSON), "--manifest", str(MANIFEST), "--out", str(only_import)).returncode == 0
     assert cli("report", "--results", str(only_import), "--out", str(out), "--no-plots").returncode == 0
     assert "no sitting of this suite in the results, no finding" in (out / "findings.md").read_text()
+
+
+# ------------------------------------ class 1 and 2: a results folder holding a pipe, a device or a deep file
+
+
+@pytest.mark.parametrize(("name", "plant", "words"), [
+    ("environment.json", "deep", "unreadable"),
+    ("environment.json", "fifo", "named pipe"),
+    ("summary.csv", "fifo", "named pipe"),
+    ("samples.csv", "dev zero link", "character device"),
+])  # fmt: skip
+def test_a_results_folder_holding_a_pipe_a_device_or_a_deep_document_is_one_line(
+    tmp_path: Path, name: str, plant: str, words: str
+) -> None:
+    """environment.json nested 100,000 deep was a RecursionError, a pipe where a results file goes blocked
+    report and compare forever, a link to /dev/zero ran out of memory (run_cli's timeout only turns a
+    regression's hang into a failure)."""
+    run = _two_model_run(tmp_path / "results")
+    target = run / name
+    target.unlink()
+    if plant == "deep":
+        target.write_text("[" * 100_000)
+    elif plant == "fifo":
+        os.mkfifo(target)
+    else:
+        target.symlink_to("/dev/zero")
+    for argv in (["report", "--results", str(run.parent), "--out", str(tmp_path / "r"), "--no-plots"],
+                 ["compare", str(run.parent), str(run.parent)]):  # fmt: skip
+        assert_one_line_error(run_cli(*argv, timeout=120), str(target), words)
