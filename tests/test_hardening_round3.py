@@ -722,3 +722,19 @@ def test_a_results_folder_holding_a_pipe_a_device_or_a_deep_document_is_one_line
     for argv in (["report", "--results", str(run.parent), "--out", str(tmp_path / "r"), "--no-plots"],
                  ["compare", str(run.parent), str(run.parent)]):  # fmt: skip
         assert_one_line_error(run_cli(*argv, timeout=120), str(target), words)
+
+
+def test_deep_documents_the_suite_reads_back_are_ignored_not_a_recursion_error(tmp_path: Path, cli) -> None:
+    """An accuracy.json (a results folder) or a cache file nested 100,000 deep was a RecursionError traceback."""
+    from bench.core import machine
+    from bench.core.accuracy_results import load_document
+
+    run = _two_model_run(tmp_path / "results")
+    (run / "accuracy.json").write_text("[" * 100_000)
+    assert load_document(run / "accuracy.json") is None
+    proc = cli("report", "--results", str(run.parent), "--out", str(tmp_path / "r"), "--no-plots")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / machine.FLOOR_FILE).write_text('{"k": ' * 100_000)
+    assert machine.MachineFloor.load(cache, "k").recorded_ms is None
