@@ -30,7 +30,7 @@ from torch import nn
 from bench.core import artifacts
 from bench.core.artifact_backend import ArtifactBackend
 from bench.core.runtime import BackendOptions, Prepared, Session, Workload, native_command, option
-from bench.core.util import quiet, quiet_native
+from bench.core.util import quiet, quiet_export, quiet_native
 
 DELEGATES = ("xnnpack", "none")
 PRECISIONS = ("fp32", "fp16")
@@ -76,7 +76,7 @@ def set_threads(threads: int | None) -> int:
 
 def lower(model: nn.Module, example: torch.Tensor, path: Path, delegate: str) -> dict[str, Any]:
     """Export, lower (XNNPACK or none) and write the ``.pte`` to ``path``; returns the delegation facts."""
-    with quiet(*_LOGGERS), quiet_native(), torch.no_grad():
+    with quiet_export(*_LOGGERS), quiet_native(), torch.no_grad():
         from executorch.devtools.backend_debug import get_delegation_info
         from executorch.exir import to_edge_transform_and_lower
 

@@ -43,7 +43,7 @@ from bench.core.arguments import default_cache_dir
 from bench.core.artifact_backend import ArtifactBackend
 from bench.core.errors import BenchError
 from bench.core.runtime import Prepared, Session, Workload, native_command
-from bench.core.util import one_line, quiet, quiet_native
+from bench.core.util import one_line, quiet_export, quiet_native
 
 CONVERTER_REQUIREMENTS = ("litert-torch==0.10.0",)
 """Installed (with ``torch==<this torch>``) into the converter environment; part of the cache key."""
@@ -173,7 +173,7 @@ def convert(model: nn.Module, workload: Workload, out: Path, python: Path) -> di
     example = torch.zeros(workload.input_shape)
     pt2 = out.with_name(out.stem + ".pt2")
     t0 = time.perf_counter()
-    with quiet("torch.export", "torch._export"), quiet_native(), torch.no_grad():  # no FX graph dumps
+    with quiet_export(), quiet_native(), torch.no_grad():  # no FX graph dumps
         torch.export.save(torch.export.export(model, (example,)), str(pt2))
     env = {
         **os.environ,

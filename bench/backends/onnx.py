@@ -10,9 +10,7 @@ silences OpenVINO's.
 
 from __future__ import annotations
 
-import io
 import os
-from contextlib import redirect_stderr
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +21,7 @@ from torch import nn
 from bench.core import artifacts
 from bench.core.errors import BenchError
 from bench.core.runtime import Backend, BackendOptions, Prepared, Session, Workload, native_command, option
-from bench.core.util import quiet
+from bench.core.util import quiet_export
 
 OPSET = 17  # TorchScript exporter: first opset with a fused LayerNormalization op
 DYNAMO_OPSET = 18  # the torch.export-based exporter's lowest well-supported opset
@@ -59,12 +57,9 @@ def _ort():
 
 def export_onnx(model: nn.Module, example: torch.Tensor, path: Path, exporter: str) -> None:
     """Export with a static input shape (the fixed-resolution families need it) to ``path``."""
-    with quiet("torch.onnx"):  # e.g. "torchvision is not installed" notices on every export
+    with quiet_export("torch.onnx"):  # also "torchvision is not installed" notices on every export
         if exporter == "dynamo":
-            # a failed torch.export prints its FX graphs to stderr and logs where it gave up: the row's error
-            # says the cause in one line (models.errors.one_line), so the dumps are not shown
-            with quiet("torch.fx", "torch.export", "torch._export", "torch._dynamo"), redirect_stderr(io.StringIO()):
-                program = torch.onnx.export(model, (example,), dynamo=True, opset_version=DYNAMO_OPSET, verbose=False)
+            program = torch.onnx.export(model, (example,), dynamo=True, opset_version=DYNAMO_OPSET, verbose=False)
             program.save(str(path), external_data=False)
             return
         torch.onnx.export(

@@ -33,7 +33,7 @@ from bench.core import artifacts
 from bench.core.artifact_backend import ArtifactBackend
 from bench.core.errors import BenchError
 from bench.core.runtime import BackendOptions, Prepared, Session, Workload, native_command, option
-from bench.core.util import quiet
+from bench.core.util import quiet_export
 
 FRONTENDS = ("export", "trace")
 """How the model reaches OpenVINO: ``export`` (a torch.export ExportedProgram; faster to convert and
@@ -99,7 +99,7 @@ def convert(model: nn.Module, example: torch.Tensor, directory: Path, frontend: 
     """Convert ``model`` at the example's static shape and save the IR (fp32 weights) in ``directory``."""
     ov = _openvino()
     t0 = time.perf_counter()
-    with quiet("openvino", "torch.export", "torch._export"), torch.no_grad():
+    with quiet_export("openvino"), torch.no_grad():
         if frontend == "export":
             converted = ov.convert_model(torch.export.export(model, (example,)))
         else:

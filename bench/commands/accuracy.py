@@ -70,7 +70,15 @@ from bench.core.datasets import Dataset, scan, shown, subset
 from bench.core.errors import BenchError, stop_status, stop_word
 from bench.core.sessions import SessionRefused, open_session, workload_facts
 from bench.core.store import new_run_dir
-from bench.core.util import atomic_write_text, check_writable_dir, json_digest, one_line, sha256_file, timestamp
+from bench.core.util import (
+    atomic_write_text,
+    check_writable_dir,
+    json_digest,
+    one_line,
+    parse_document,
+    sha256_file,
+    timestamp,
+)
 from models.errors import CheckpointError
 
 __all__ = ["PER_CLASS_FILE", "RESULT_FILE", "add_arguments", "main"]
@@ -208,7 +216,7 @@ def _previous_run(out: Path, key: str) -> tuple[Path, AccuracyDocument] | None:
 
 def _partial(run_dir: Path, name: str, backends: list[str]) -> dict[str, object] | None:
     try:
-        state = json.loads((run_dir / PARTIAL_FILE).read_text(encoding="utf-8"))
+        state = parse_document((run_dir / PARTIAL_FILE).read_text(encoding="utf-8"), "json")
     except (OSError, ValueError):
         return None
     if not isinstance(state, dict) or state.get("model") != name:

@@ -14,7 +14,6 @@ look at a few images, random weights) is shown apart, marked as such.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from bench.core.schema import (
     AccuracyDocument,
     AccuracyResult,
 )
+from bench.core.util import parse_document
 
 RESULT_FILE = "accuracy.json"
 PER_CLASS_FILE = "per_class.csv"
@@ -37,7 +37,7 @@ __all__ = ["PER_CLASS_COLUMNS", "AccuracyDocument", "AccuracyResult", "load_docu
 def load_document(path: Path) -> AccuracyDocument | None:
     """The document at ``path``, or None when it is not a readable accuracy document of this suite."""
     try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        raw = parse_document(Path(path).read_text(encoding="utf-8"), "json")
     except (OSError, UnicodeDecodeError, ValueError):
         return None
     if not isinstance(raw, dict) or raw.get("suite") != SUITE_ID or raw.get("kind") != ACCURACY_KIND:

@@ -24,7 +24,7 @@ import numpy as np
 
 from bench.core.schema import cell_identity, setting_identity
 from bench.core.stats import SITTING_SD
-from bench.core.util import json_digest
+from bench.core.util import json_digest, parse_document
 
 HISTORY_FILE = "sitting-history.json"
 KEEP_SITTINGS = 8
@@ -101,8 +101,8 @@ class SittingHistory:
     @classmethod
     def load(cls, cache_dir: Path, key: str) -> SittingHistory:
         try:
-            entries = json.loads((cache_dir / HISTORY_FILE).read_text()).get(key, [])
-        except (OSError, ValueError, AttributeError, TypeError, RecursionError):
+            entries = parse_document((cache_dir / HISTORY_FILE).read_text(), "json").get(key, [])  # type: ignore[union-attr]
+        except (OSError, ValueError, AttributeError, TypeError):
             entries = []
         now = time.time()
         if not isinstance(entries, list):
@@ -125,8 +125,8 @@ class SittingHistory:
         }
         path = cache_dir / HISTORY_FILE
         try:
-            data = json.loads(path.read_text()) if path.is_file() else {}
-        except (OSError, ValueError, RecursionError):
+            data = parse_document(path.read_text(), "json") if path.is_file() else {}
+        except (OSError, ValueError):
             data = {}  # the suite's own cache file, unreadable: start it afresh
         if not isinstance(data, dict):
             data = {}
@@ -138,7 +138,7 @@ class SittingHistory:
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps(data))
             os.replace(tmp, path)
-        except (OSError, ValueError, TypeError, RecursionError):
+        except (OSError, ValueError, TypeError):
             pass
 
 

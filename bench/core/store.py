@@ -279,11 +279,11 @@ def sittings(run_dirs: Iterable[Path]) -> list[list[Path]]:
 
 def load_environment(run_dir: Path) -> dict[str, object]:
     path = run_dir / ENVIRONMENT_FILE
-    try:
-        env = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BenchError(f"{path}: missing, so {run_dir} is not a results directory of this suite") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    if not path.exists():
+        raise BenchError(f"{path}: missing, so {run_dir} is not a results directory of this suite")
+    try:  # a regular file only (a pipe planted here would block), parsed however deep it nests
+        env = parse_document(read_input_file(path).decode("utf-8"), "json")
+    except (UnicodeDecodeError, ValueError):
         raise BenchError(f"{path}: unreadable, so {run_dir} is not a results directory of this suite") from None
     if not isinstance(env, dict) or env.get("suite") != SUITE_ID:
         raise BenchError(f"{path}: lacks this suite's marker, so {run_dir} is not one of its results directories")
@@ -348,12 +348,12 @@ def _read_csv(path: Path, problems: Problems | None = None) -> pd.DataFrame:
         for text in problems.lines():
             warn(text)
         return df
-    try:
-        text = path.read_text(encoding="utf-8-sig")  # -sig: a file saved by a spreadsheet starts with a BOM
-    except FileNotFoundError:
-        raise BenchError(f"{path}: missing") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BenchError(f"{path}: unreadable ({getattr(exc, 'strerror', None) or type(exc).__name__})") from None
+    if not path.exists():
+        raise BenchError(f"{path}: missing")
+    try:  # a regular file only: a pipe planted here would block forever
+        text = read_input_file(path).decode("utf-8-sig")  # -sig: a file saved by a spreadsheet starts with a BOM
+    except UnicodeDecodeError as exc:
+        raise BenchError(f"{path}: unreadable ({type(exc).__name__})") from None
     if text and not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]
         problems.damaged.append("dropped a half-written last line")

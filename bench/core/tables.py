@@ -787,7 +787,12 @@ def ratio_table(report: Report, frame: pd.DataFrame) -> PaperTable:
             if body:
                 title = f"{family_label}, run {run}" if len(sittings) > 1 else family_label
                 groups.append((title, body))
-    runs = ", ".join(sittings)
+    parts = m.groupby("sitting", sort=False)["run_id"].unique()  # a sitting continued by --resume spans runs
+    runs = ", ".join(
+        run
+        + (f" (continued by --resume in {', '.join(r for r in parts[run] if r != run)})" if len(parts[run]) > 1 else "")
+        for run in sittings
+    )
     note = (
         f"Each runtime's latency divided by that of {base_name} for the same model, batch, threads and precision, "
         f"both cells from one sitting (run{'s' if len(sittings) > 1 else ''} {runs}); below 1: faster than "

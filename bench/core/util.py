@@ -166,6 +166,19 @@ def quiet(*loggers: str) -> Iterator[None]:
             logger.setLevel(level)
 
 
+EXPORT_LOGGERS = ("torch.export", "torch._export", "torch.fx", "torch._dynamo")
+"""Where torch.export logs why it gave up ("Unable to find user code corresponding to {u0}", guards)."""
+
+
+@contextlib.contextmanager
+def quiet_export(*loggers: str) -> Iterator[None]:
+    """:func:`quiet` for ``torch.export`` and the converters built on it (and ``loggers``): a failed export also
+    prints its FX graphs to stderr, dozens of lines; the row's error says the cause in one line (``one_line``:
+    the cause and the line of the network it came from), so none of it is shown."""
+    with quiet(*EXPORT_LOGGERS, *loggers), contextlib.redirect_stderr(io.StringIO()):
+        yield
+
+
 def _flush_c_stdio() -> None:
     with contextlib.suppress(Exception):
         import ctypes
