@@ -425,3 +425,26 @@ def test_overview_plots_mark_unstable_cells_and_draw_the_headline_interval() -> 
                       if pd.notna(hi))  # fmt: skip
     assert spans == expected
     assert "p90" not in top1.axes[0].get_xlabel() and "95% interval" in top1.axes[0].get_xlabel()
+
+
+def test_serif_figures_set_every_text_in_a_times_design_and_keep_the_layout_rules(tmp_path: Path) -> None:
+    """``--figure-font serif``: a figure beside a serif body sets its text in STIX (Times-like, shipped with
+    matplotlib), embedded in the PDF, with labels still clear; the report's stated command keeps the choice."""
+    from bench.core.report_files import PaperChoice, report_command
+
+    m = _sized_panel()
+    panel = [figures.PrintPanel("A", "ONNX Runtime CPU", "onnx")]
+    drawn = dict(figures.print_figures(m, panel, font="serif"))
+    fig = drawn["latency_vs_top1_A_onnx_3.3in"]
+    names = {t.get_fontname() for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()}
+    assert names == {"STIXGeneral"}
+    sans = dict(figures.print_figures(m, panel))["latency_vs_top1_A_onnx_3.3in"]
+    assert "STIXGeneral" not in {t.get_fontname() for t in sans.findobj(Text) if t.get_text().strip()}
+    assert not collisions(fig) and not reading_problems(fig)
+    paths = figures.write_figures(m, panel, tmp_path, font="serif")
+    pdf = next(p for p in paths if p.name == "latency_vs_top1_A_onnx_3.3in.pdf")
+    assert b"STIXGeneral" in pdf.read_bytes() and _pdf_text_is_text(pdf)
+    command = report_command(["results/x"], "reports/x", paper=PaperChoice(font="serif"))
+    assert "--figure-font serif" in command and "--figure-font" not in report_command(["results/x"], "reports/x")
+    with pytest.raises(Exception, match="--figure-font"):
+        next(figures.print_figures(m, panel, font="comic"))

@@ -58,6 +58,14 @@ STYLE = {
     "svg.fonttype": "none",
     "svg.hashsalt": "mobile-backbone-bench",
 }
+FONTS = {
+    "sans": {},
+    # STIX (shipped with matplotlib, so every machine draws the same figure) is a Times design: the figures then
+    # match a Times body text, as the 10 pt two-column classes set it
+    # named, not "serif": a text keeps the name, so it measures and draws the same outside this style's context
+    "serif": {"font.family": ["STIXGeneral", "DejaVu Serif"], "mathtext.fontset": "stix"},
+}
+"""Type of the print figures' text (``--figure-font``): matplotlib's sans-serif, or a serif beside a serif body."""
 MARKER_AREA = {"*": 60.0}
 """Marker areas in pt^2 (a star needs more area to look as big as the others)."""
 DEFAULT_AREA = 26.0
@@ -431,11 +439,14 @@ PRINT_PLOTS = (
 
 
 def print_figures(
-    measurements: pd.DataFrame, panels: list[PrintPanel], pareto: str = "global"
+    measurements: pd.DataFrame, panels: list[PrintPanel], pareto: str = "global", font: str = "sans"
 ) -> Iterator[tuple[str, Figure]]:
     """``(file stem, figure)`` of every print figure the data supports: each plot x panel x size."""
     if pareto not in PARETO_MODES:
         raise BenchError(f"--pareto {pareto!r}: choose {' or '.join(PARETO_MODES)}")
+    if font not in FONTS:
+        raise BenchError(f"--figure-font {font!r}: choose {' or '.join(FONTS)}")
+    style = STYLE | FONTS[font]
     families = measurements.drop_duplicates("family").sort_values("family_order")["family"].tolist()
     styles = family_styles(families)
     for plot in PRINT_PLOTS:
@@ -447,13 +458,13 @@ def print_figures(
         shared["all"] = pd.concat([rows for _, rows in data])  # one legend for every panel: panels equally tall
         for panel, rows in data:
             for size in SIZES:
-                with matplotlib.rc_context(STYLE):
+                with matplotlib.rc_context(style):
                     fig = plot.draw(rows, panel, size, styles, shared, pareto)
                 yield f"{plot.name}_{panel.key}_{panel.backend}_{size}", fig
 
 
 def write_figures(
-    measurements: pd.DataFrame, panels: list[PrintPanel], out_dir: Path, pareto: str = "global"
+    measurements: pd.DataFrame, panels: list[PrintPanel], out_dir: Path, pareto: str = "global", font: str = "sans"
 ) -> list[Path]:
     """Write every print figure as PDF and PNG into ``out_dir`` (created). Figures an earlier report wrote
     there and this one does not are removed: only those, as listed in :data:`WRITTEN_LIST` (a user's own
@@ -466,9 +477,9 @@ def write_figures(
     except (OSError, UnicodeDecodeError) as exc:
         raise BenchError(f"cannot write {out_dir}: {getattr(exc, 'strerror', None) or exc}") from None
     paths = []
-    for stem, fig in print_figures(measurements, panels, pareto):
+    for stem, fig in print_figures(measurements, panels, pareto, font):
         for suffix, extra in ((".pdf", {"metadata": {"CreationDate": None}}), (".png", {"dpi": DPI})):
-            with matplotlib.rc_context(STYLE):
+            with matplotlib.rc_context(STYLE | FONTS[font]):
                 paths.append(save_figure(fig, out_dir / f"{stem}{suffix}", **extra))
     names = {p.name for p in paths}
     try:

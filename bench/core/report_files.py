@@ -43,6 +43,8 @@ class PaperChoice:
     """The runtime the ratio tables and the findings divide by (None: ``runtime``, else the first column)."""
     sittings: tuple[str, ...] = ()
     """Results folders whose every sitting the findings are computed in (empty: the report's own)."""
+    font: str = "sans"
+    """The print figures' type: ``sans`` or ``serif`` (:data:`bench.core.figures.FONTS`)."""
 
     def reference(self, report: Report) -> Column:
         """The report column of the runtime every other is compared with (ratios, findings)."""
@@ -72,6 +74,8 @@ def report_command(
         parts += ["--ratio-to", shlex.quote(paper.ratio_to)]
     if paper.sittings:
         parts += ["--sittings", *(shlex.quote(str(p)) for p in paper.sittings)]
+    if paper.font != "sans":
+        parts += ["--figure-font", paper.font]
     if not plots:
         parts.append("--no-plots")
     if aspect != "default":
@@ -201,7 +205,9 @@ def write_files(
         panels = [plotting.Panel(c.key, c.title, c.machine_detail) for c in report.columns]
         plot_paths, plot_notes = plotting.write_plots(report.measurements, report.samples, panels, out_dir, aspect)
         print_panels = [figures.PrintPanel(c.key, c.label, c.backend) for c in report.columns]
-        plot_paths += figures.write_figures(report.measurements, print_panels, out_dir / FIGURES_DIR, paper.pareto)
+        plot_paths += figures.write_figures(
+            report.measurements, print_panels, out_dir / FIGURES_DIR, paper.pareto, paper.font
+        )
     paths += plot_paths
     command = report_command(report.inputs, out_dir, models, plots, aspect, paper)
     paths.append(
