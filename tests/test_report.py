@@ -230,6 +230,26 @@ def test_report_command(one_run: Path, tmp_path: Path, capsys: pytest.CaptureFix
     assert columns["env_id"].tolist() == [json.loads((one_run / "environment.json").read_text())["env_id"]]
 
 
+def test_report_ships_a_bib_of_the_top1_papers_and_the_suite(tmp_path: Path) -> None:
+    """Polish of issue 28: top-1 sources citable by ``\\cite`` key. ``references.bib`` holds one entry per paper of
+    the report's models (author, title, venue year, arXiv id split from the card's line) and one for this suite."""
+    from bench.core.bibliography import SUITE_KEY, bibtex
+    from bench.core.report_files import write_files
+
+    report = load_report([REFERENCE], "sized")
+    write_files(report, tmp_path, plots=False)
+    text = (tmp_path / "references.bib").read_text()
+    keys = re.findall(r"^@\w+\{([^,]+),", text, flags=re.M)
+    assert len(keys) == len(set(keys)) == report.measurements["family"].nunique() + 1  # a paper per family, and us
+    assert keys[0] == "zhang2024casvit" and keys[-1] == SUITE_KEY
+    assert "@software{" + SUITE_KEY in text and text.count("{") == text.count("}")
+    casvit = text.split("@misc{zhang2024casvit,")[1].split("\n}")[0]
+    assert "author = {Zhang and others}" in casvit and "eprint = {2408.03703}" in casvit and "year = {2024}" in casvit
+    assert "author = {Mehta and Rastegari}" in text  # "&" is an "and" between authors, never a bare TeX "&"
+    odd = bibtex(["Some Lab, 50% Faster & Smaller_Nets, Workshop 2021", "just a note"])
+    assert r"title = {50\% Faster \& Smaller\_Nets}" in odd and "note = {just a note}" in odd
+
+
 def test_report_bad_input(tmp_path: Path) -> None:
     assert_one_line_error(run_cli("report", "--results", str(tmp_path / "missing")), "no results at")
     foreign = tmp_path / "foreign"

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.core.bibliography import bibtex
 from bench.core.errors import BenchError
 from bench.core.findings import findings_markdown
 from bench.core.formatting import csv_text, render_paper_table
@@ -161,6 +162,14 @@ def write_ratio_files(report: Report, out_dir: Path, ratio_to: str) -> list[Path
     ]
 
 
+def _citations(report: Report) -> list[str]:
+    """The papers of the report's models, in the tables' order (families, then variants)."""
+    from bench.core.tables import _citation
+
+    rows = report.measurements.drop_duplicates("model").sort_values(["family_order", "model_order", "model"])
+    return [_citation(m) for m in rows["model"]]
+
+
 def write_files(
     report: Report,
     out_dir: Path,
@@ -195,6 +204,7 @@ def write_files(
             findings_markdown(report, sitting_reports(report, paper, models), paper.reference(report)),
         ),
         *write_ratio_files(report, out_dir, paper.reference(report).backend),
+        write_output(out_dir / "references.bib", bibtex(_citations(report))),
     ]
     plot_paths: list[Path] = []
     plot_notes: list[str] = []
