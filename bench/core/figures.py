@@ -357,10 +357,7 @@ def _pick_throughput_top1(d: pd.DataFrame) -> pd.DataFrame:
     d = d[d["top1"].notna()]
     if d.empty:
         return d
-    rows = _interval_rows(d[d["batch"] == d["batch"].max()])
-    return rows.assign(
-        ips_low=rows["batch"] * 1000.0 / rows["lat_high"], ips_high=rows["batch"] * 1000.0 / rows["lat_low"]
-    )
+    return _with_ips_interval(d[d["batch"] == d["batch"].max()])
 
 
 def _shared_throughput_top1(frames: list[pd.DataFrame]) -> dict:
@@ -376,12 +373,20 @@ def draw_throughput_vs_top1(
                          smaller_x_better=False, xlabel="Throughput", unit="images/s")  # fmt: skip
 
 
+def _with_ips_interval(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with the latency's interval, and the throughput's from it (b x 1000 / latency: the bounds swap)."""
+    rows = _interval_rows(rows)
+    return rows.assign(
+        ips_low=rows["batch"] * 1000.0 / rows["lat_high"], ips_high=rows["batch"] * 1000.0 / rows["lat_low"]
+    )
+
+
 def _pick_batches(d: pd.DataFrame) -> pd.DataFrame:
-    return d if d["batch"].nunique() > 1 else d.iloc[0:0]
+    return _with_ips_interval(d if d["batch"].nunique() > 1 else d.iloc[0:0])
 
 
 def _shared_batches(frames: list[pd.DataFrame]) -> dict:
-    top = max(float(f["throughput_ips"].max()) for f in frames)
+    top = max(float(pd.concat([f["throughput_ips"], f["ips_high"]]).max()) for f in frames)
     batches = sorted({int(b) for f in frames for b in f["batch"]})
     return {"ymax": top * 1.08, "batches": batches}
 
@@ -397,6 +402,7 @@ def draw_throughput_vs_batch(
     for _, grp in rows.sort_values("batch").groupby(["model", "resolution"], sort=False):
         st = styles[grp["family"].iloc[0]]
         ax.plot(grp["batch"], grp["throughput_ips"], color=st.color, linestyle=st.linestyle, lw=1.0, zorder=2)
+    _error_bars(ax, rows, "batch", "throughput_ips", styles, "y", ("ips_low", "ips_high"))
     _points(ax, rows, "batch", "throughput_ips", styles)
     left = math.log2(batches[0]) - 0.25
     right = left + (math.log2(batches[-1]) - left) / (0.5 if size == "3.3in" else 0.72)  # room for end labels
@@ -404,7 +410,7 @@ def draw_throughput_vs_batch(
     ax.set_ylim(0, shared["ymax"])
     ax.set_xlabel("Batch size")
     ax.set_ylabel("Throughput (images/s)")
-    _legend(fig, shared["all"], styles, lines=True, extra=[])
+    _legend(fig, shared["all"], styles, lines=True, extra=_interval_handle(shared["all"]))
     label_layout.freeze_layout(fig)
     last = rows.sort_values("batch").groupby(["model", "resolution"], sort=False).tail(1)
     # full names even in a column: ten lines of one colour end in a crowd, where "XS" beside "XS" names neither

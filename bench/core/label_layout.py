@@ -165,9 +165,9 @@ def box_distance(box, px: float, py: float) -> float:
 
 
 ROOM_ATTEMPTS = 5
+"""Placements tried while widening the axes to fit every label (each widening also moves the points)."""
 REPASSES = 3
 """Passes over the labels that still overlap something, each placed again knowing where all the others are."""
-"""Placements tried while widening the axes to fit every label (each widening also moves the points)."""
 
 
 def label_points(
@@ -182,15 +182,17 @@ def label_points(
     fontsize: float = LABEL_SIZE,
     marker_radius_pt: float = 7.0,
 ) -> list:
-    """Put each text next to its point, nearer to it than to any other point, overlapping nothing.
+    """Put each text next to its point, reading as that point's label, overlapping nothing.
 
-    Candidates ring each point, near then farther (with a leader line). A candidate costs its overlap
-    with points, other labels, ``obstacles`` (display-coordinate boxes), ``segments`` (data-coordinate
-    ``((x0, y0), (x1, y1))`` lines such as error bars) and the axes edge; one whose nearest point is not
-    its own (by less than :data:`OWN_MARGIN_PT`) costs more than any overlap, so a label is only ever
-    misattributed when every candidate would be. Greedy from left to right, then every label is placed
-    once more knowing where all the others went. With ``make_room``, axes limits widen (a few times, never
-    across zero) until no label sticks out of the axes. Returns the boxes of the labels, in the order of the points.
+    Candidates ring each point, near then farther (with a leader line). A candidate costs its overlap with
+    ``obstacles`` (display-coordinate boxes) and ``segments`` (data-coordinate ``((x0, y0), (x1, y1))`` lines
+    such as error bars), then how far it sticks out of the axes, then, above all, each rule it breaks: covering
+    a point or another label, another point reading nearer than its own (:func:`attribution_shortfall`), its
+    leader line through another label or another's through it. A label breaks a rule only where every
+    candidate does. The most crowded points are placed first, then every label once more knowing where all
+    the others went, and a label still breaking a rule trades places with a neighbour's. With ``make_room``,
+    axes limits widen (a few times, never across zero) until no label sticks out of the axes. Returns the
+    boxes of the labels, in the order of the points.
     """
     room = make_room  # the axes may still widen for a label sticking out
     for attempt in range(ROOM_ATTEMPTS):
