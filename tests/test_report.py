@@ -246,6 +246,10 @@ def test_report_ships_a_bib_of_the_top1_papers_and_the_suite(tmp_path: Path) -> 
     casvit = text.split("@misc{zhang2024casvit,")[1].split("\n}")[0]
     assert "author = {Zhang and others}" in casvit and "eprint = {2408.03703}" in casvit and "year = {2024}" in casvit
     assert "author = {Mehta and Rastegari}" in text  # "&" is an "and" between authors, never a bare TeX "&"
+    # issue 28 item 10: the slim tables say which CAS-ViT paper version the top-1 values are from, not only the
+    # full table's footnote (v1 and v2 list different values)
+    slim = (tmp_path / "paper_table.md").read_text()
+    assert "[1] Zhang et al. 2024 (paper v1)" in slim and "Shaker et al. 2023 (paper" not in slim
     odd = bibtex(["Some Lab, 50% Faster & Smaller_Nets, Workshop 2021", "just a note"])
     assert r"title = {50\% Faster \& Smaller\_Nets}" in odd and "note = {just a note}" in odd
 
