@@ -3,10 +3,13 @@
 Checked from what matplotlib's renderer actually drew: the window extents of the point labels and of every
 scatter marker. A label may not cover another label or any point's marker, a linear axis whose data are all
 positive may not reach below zero to make room for a label, and the PDFs keep their text as TrueType text.
+Every label reads as its own point's: that point is clearly the nearest to it, its leader line (if any) runs
+through no other label, and it stays inside its axes (never over the ticks or the axis title).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -14,10 +17,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.collections import PathCollection
+from matplotlib.text import Text
 from matplotlib.transforms import Bbox
 
 import models
-from bench.core import figures
+from bench.core import figures, label_layout
 from bench.core.reporting import load_report
 from bench.core.schema import UNSTABLE
 from bench.core.store import load_results
@@ -91,6 +95,69 @@ def collisions(fig, inside: bool = True) -> list[str]:
     return found
 
 
+def _points_px(ax) -> list[tuple[float, float]]:
+    """Centres (display pixels) of every marker drawn in ``ax``: scatter points and line markers (not bar caps)."""
+    out = []
+    for coll in ax.collections:
+        if isinstance(coll, PathCollection) and len(coll.get_offsets()):
+            out += [tuple(p) for p in coll.get_offset_transform().transform(coll.get_offsets())]
+    for line in ax.lines:
+        if line.get_visible() and line.get_marker() not in (None, "", "None", " ", "|", "_"):
+            out += [tuple(p) for p in line.get_transform().transform(line.get_xydata())]
+    return out
+
+
+def _reads(box: Bbox, px: float, py: float) -> float:
+    """The gap from a point to a label's text, in pixels, a vertical gap counted twice (text is wide and short: a
+    point level with a label's end reads as its point sooner than one as far above it)."""
+    dx = max(box.x0 - px, 0.0, px - box.x1)
+    dy = max(box.y0 - py, 0.0, py - box.y1)
+    return math.hypot(dx, 2 * dy)
+
+
+def reading_problems(fig) -> list[str]:
+    """Every label that does not read as its own point's, and every leader line through another label.
+
+    A point label's own point (the annotated one) must be the nearest marker to it by 1.5 pt and by 15% of its
+    distance (the layout asks for more). Within 10 pt of its own (a cluster of markers, which only the label's
+    side tells apart), or for a label joined to its point by a leader line, another point need only be
+    farther; one within 2 pt (drawn over it) is not asked about. Labels at line ends (gid ``line-end label``,
+    fanned out beside a crowd of line ends) are joined to their end by a leader instead.
+    """
+    renderer = fig.canvas.get_renderer()
+    fig.canvas.draw()
+    pt = fig.dpi / 72
+    found = []
+    for ax in fig.axes:
+        points = _points_px(ax)
+        labels = [t for t in ax.texts if t.get_visible() and t.get_text().strip() and hasattr(t, "xy")]
+        boxes = [Text.get_window_extent(t, renderer) for t in labels]
+        for text, box in zip(labels, boxes, strict=True):
+            name = text.get_text()
+            own = tuple(ax.transData.transform(text.xy))
+            if text.get_rotation() == 0 and text.get_gid() != "line-end label":
+                mine = _reads(box, *own)
+                led = getattr(text, "arrow_patch", None) is not None  # its leader line says which point it names
+                for p in points:
+                    apart = math.dist(p, own) / pt
+                    if apart < 2:
+                        continue
+                    need = mine + (0.0 if apart < 10 or led else max(1.5 * pt, 0.15 * mine))
+                    if _reads(box, *p) <= need:
+                        found.append(f"label {name!r} reads as the point at {tuple(round(c) for c in p)}")
+                        break
+            arrow = getattr(text, "arrow_patch", None)
+            if arrow is not None and arrow.get_visible():
+                v = arrow.get_path().vertices
+                line = np.concatenate([np.linspace(a, b, 50) for a, b in itertools.pairwise(v)])
+                for other, b in zip(labels, boxes, strict=True):
+                    inside = (line[:, 0] > b.x0 + 0.5) & (line[:, 0] < b.x1 - 0.5)
+                    inside &= (line[:, 1] > b.y0 + 0.5) & (line[:, 1] < b.y1 - 0.5)
+                    if other is not text and inside.any():
+                        found.append(f"leader of {name!r} runs through label {other.get_text()!r}")
+    return found
+
+
 def _pdf_text_is_text(path: Path) -> bool:
     data = path.read_bytes()
     return b"/FontFile2" in data and b"/Type3" not in data
@@ -98,7 +165,8 @@ def _pdf_text_is_text(path: Path) -> bool:
 
 @pytest.fixture(scope="module")
 def reference_figures() -> list[tuple[str, object]]:
-    report = load_report([REPO / "results" / "reference"])
+    """The print figures of the committed reference report, as ``bench report --models sized`` draws them."""
+    report = load_report([REPO / "results" / "reference"], "sized")
     return list(figures.print_figures(report.measurements, _panels(report)))
 
 
@@ -115,15 +183,94 @@ def test_every_reference_figure_is_sized_for_print_and_nothing_overlaps(referenc
     litert8 = summary[(summary["backend"] == "litert") & (summary["infer_batch_size"] == 8)]
     assert len(bars) == int(litert8["latency_ci_low_ms"].notna().sum()) > 0  # a bar per model with an interval
     assert "batch 8" in tops["throughput_vs_top1_D_litert_7in"].axes[0].get_xlabel()
+    # throughput against batch: an interval bar on every cell that has one, at both batches
+    batch_fig = dict(reference_figures)["throughput_vs_batch_D_litert_7in"]
+    bars = [c for c in batch_fig.axes[0].collections if not isinstance(c, PathCollection)]
+    litert = summary[summary["backend"] == "litert"]
+    assert len(bars) == int(litert["latency_ci_low_ms"].notna().sum()) > int(litert8["latency_ci_low_ms"].notna().sum())
     problems = {}
     for name, fig in reference_figures:
         width, _ = fig.get_size_inches()
         assert width == pytest.approx(3.3 if name.endswith("_3.3in") else 7.0)
         assert figures.smallest_text_pt(fig) >= figures.MIN_TEXT_PT, name
-        found = collisions(fig)
+        found = collisions(fig) + reading_problems(fig)
         if found:
             problems[name] = found
     assert not problems, problems
+
+
+def test_labels_read_as_their_own_points_and_line_ends_keep_their_order(reference_figures) -> None:
+    """Issue 28 item 7: "SwiftFormer-L1" beside the EfficientFormer-L1 triangle, leader lines through labels, ten
+    line-end labels fanned 50 img/s from their points as "XS, XS, S, S". Held on the committed report's figures."""
+    drawn = dict(reference_figures)
+    fig = drawn["latency_vs_gmacs_D_litert_7in"]
+    assert not reading_problems(fig)
+    ax = fig.axes[0]
+    labels = {t.get_text(): t for t in ax.texts}
+    assert {"SwiftFormer-L1", "EfficientFormer-L1", "MobileViTv2-1.0", "CAS-ViT-M"} <= set(labels)
+    # line ends: full names even in a column, in the order of their ends, each leader stopping at its label's edge
+    for name in ("throughput_vs_batch_B_torch_3.3in", "throughput_vs_batch_A_onnx_7in"):
+        fig = drawn[name]
+        ax = fig.axes[0]
+        fig.canvas.draw()  # annotations take their places in a draw
+        renderer = fig.canvas.get_renderer()
+        ends = sorted(
+            (t for t in ax.texts if t.get_gid() == "line-end label"), key=lambda t: ax.transData.transform(t.xy)[1]
+        )
+        assert len(ends) == 10 and all("-" in t.get_text() for t in ends), name  # "CAS-ViT-XS", never "XS"
+        boxes = [Text.get_window_extent(t, renderer) for t in ends]
+        centres = [(b.y0 + b.y1) / 2 for b in boxes]
+        assert centres == sorted(centres), name  # no two leaders cross
+        pt = fig.dpi / 72
+        offsets = [(c - ax.transData.transform(t.xy)[1]) / pt for t, c in zip(ends, centres, strict=True)]
+        gap = figures.LABEL_PT + 2  # a label's height and a little: the column's pitch
+        # a crowd spreads both ways from its middle (least squares: the offsets sum to nothing) unless the axes'
+        # bottom stops it, where pushing up from the lowest end fanned a crowd a column high above its points
+        floor = (boxes[0].y0 - ax.get_window_extent().y0) / pt
+        assert abs(np.mean(offsets)) < 1 or floor < gap / 2, (name, offsets, floor)
+        assert max(map(abs, offsets)) <= gap * len(ends), (name, offsets)
+        assert not reading_problems(fig), name
+
+
+def test_the_reading_check_catches_a_label_beside_another_point_and_a_leader_through_a_label() -> None:
+    """The check itself: a label moved level with a neighbour, and a leader drawn through another label, are
+    reported."""
+    m = _sized_panel()
+    panel = [figures.PrintPanel("A", "ONNX Runtime CPU", "onnx")]
+    _, fig = next(figures.print_figures(m, panel))
+    ax = fig.axes[0]
+    assert not reading_problems(fig)
+    first, second = ax.texts[0], ax.texts[1]
+    target = ax.transData.transform(second.xy)
+    own = ax.transData.transform(first.xy)
+    # "first" put 8 pt right of the second point, level with it: it reads as the second point's label
+    first.set_position(((target[0] - own[0]) * 72 / fig.dpi + 8, (target[1] - own[1]) * 72 / fig.dpi))
+    first.set_ha("left")
+    first.set_va("center")
+    first.arrow_patch = None
+    assert any(f"label {first.get_text()!r} reads as" in p for p in reading_problems(fig))
+    # a leader from a point across another label: the third label far off, its line through the second's text
+    third = ax.texts[2]
+    box = Text.get_window_extent(second, fig.canvas.get_renderer())
+    start = ax.transData.transform(third.xy)
+    far = (2 * ((box.x0 + box.x1) / 2) - start[0], 2 * ((box.y0 + box.y1) / 2) - start[1])
+    leader = ax.annotate(
+        third.get_text(), third.xy, xytext=far, textcoords="figure pixels", arrowprops={"arrowstyle": "-"}
+    )
+    third.set_visible(False)
+    assert any(f"leader of {leader.get_text()!r} runs through label {second.get_text()!r}" in p
+               for p in reading_problems(fig))  # fmt: skip
+
+
+def test_line_end_labels_keep_order_gap_and_move_least() -> None:
+    """A column of line-end labels: in the order of their ends, a gap apart, centred on a crowd (least squares),
+    inside the limits."""
+    ys = [10.0, 11.0, 12.0, 13.0, 60.0]
+    placed = label_layout.column_positions(ys, 5.0, 0.0, 100.0)
+    assert all(b - a >= 5.0 - 1e-9 for a, b in itertools.pairwise(placed))
+    assert placed[:4] == pytest.approx([4.0, 9.0, 14.0, 19.0])  # the crowd of four spread both ways around 11.5
+    assert placed[4] == 60.0  # a point clear of the crowd keeps its height
+    assert label_layout.column_positions([1.0, 2.0], 5.0, 0.0, 100.0) == pytest.approx([0.0, 5.0])  # not below 0
 
 
 def test_shared_scales_hollow_unstable_points_and_editable_pdf_text(reference_figures, tmp_path: Path) -> None:
@@ -225,12 +372,13 @@ def test_collision_check_catches_a_label_on_a_marker() -> None:
 
 
 def test_overview_plots_keep_labels_clear_on_the_reference() -> None:
-    """The screen overview (every runtime on one figure): the same rule, iso-GFLOP/s line labels included."""
+    """The screen overview (every runtime on one figure): the same rules, iso-GFLOP/s line labels included, and
+    every label inside its axes (the screen latency_vs_top1 once put "EfficientFormerV2-S1" over the axis title)."""
     import matplotlib
 
     from bench.core import plots
 
-    report = load_report([REPO / "results" / "reference"])
+    report = load_report([REPO / "results" / "reference"], "sized")
     m = report.measurements
     panels = [plots.Panel(c.key, c.title, c.machine_detail) for c in report.columns]
     styles = plots.family_styles(m.drop_duplicates("family").sort_values("family_order")["family"].tolist())
@@ -239,8 +387,75 @@ def test_overview_plots_keep_labels_clear_on_the_reference() -> None:
         for name, plot in plots.PLOTS.items():
             if name == "latency_distribution":
                 continue  # no point labels: models are the axis
-            # the overview's linear latency axes stop at zero, so a label may reach over the tick labels there
-            found = collisions(plot(m, report.samples, panels, styles), inside=False)
+            found = collisions(plot(m, report.samples, panels, styles))
+            found += reading_problems(plot(m, report.samples, panels, styles))
             if found:
                 problems[name] = found
     assert not problems, problems
+
+
+def test_overview_plots_mark_unstable_cells_and_draw_the_headline_interval() -> None:
+    """Issue 28 item 9: unstable cells hollow in the screen throughput-vs-batch and distribution plots too, and the
+    screen latency-vs-top-1 plot draws the headline's interval (as print does), not a bar to p90."""
+    import matplotlib
+    from matplotlib.collections import LineCollection
+
+    from bench.core import plots
+    from bench.core.tables import latency_interval
+
+    report = load_report([REPO / "results" / "reference"], "sized")
+    m = report.measurements.copy()
+    panels = [plots.Panel(c.key, c.title, c.machine_detail) for c in report.columns]
+    key = panels[0].key
+    m.loc[m["column"] == key, "validity"] = "stable"
+    mine = m.index[(m["column"] == key) & m["latency_batch"]]
+    m.loc[mine[:2], "validity"] = UNSTABLE  # two cells of the first runtime unstable, every other stable
+    styles = plots.family_styles(m.drop_duplicates("family").sort_values("family_order")["family"].tolist())
+    with matplotlib.rc_context(plots.STYLE):
+        batch = plots.plot_throughput_vs_batch(m, report.samples, panels[:1], styles)
+        spread = plots.plot_latency_distribution(m, report.samples, panels[:1], styles)
+        top1 = plots.plot_latency_vs_top1(m, report.samples, panels[:1], styles)
+
+    def hollow(fig) -> int:
+        colls = [c for c in fig.axes[0].collections if isinstance(c, PathCollection) and len(c.get_offsets())]
+        return sum(len(c.get_offsets()) for c in colls if not c.get_facecolor().size or c.get_facecolor()[0][3] == 0)
+
+    assert hollow(batch) == 2  # the two unstable cells; every other cell of the runtime is filled
+    assert "hollow: unstable (†)" in [t.get_text() for t in batch.legends[0].get_texts()]
+    empty = [p for p in spread.axes[0].patches if p.get_facecolor()[3] == 0]
+    assert len(empty) == 2
+    daggers = [t.get_text() for t in spread.axes[0].get_yticklabels() if t.get_text().endswith("†")]
+    assert sorted(daggers) == sorted(f"{n} †" for n in m.loc[mine[:2], "name"])
+    # the interval bars of the headline: one per row with an interval, spanning exactly its low..high
+    rows = m[(m["column"] == key) & m["latency_batch"] & m["top1"].notna()]
+    interval = latency_interval(rows)
+    bars = [c for c in top1.axes[0].collections if isinstance(c, LineCollection)]
+    assert len(bars) == int(interval["high"].notna().sum()) > 0
+    spans = sorted(tuple(np.round(seg[:, 0], 6)) for c in bars for seg in c.get_segments())
+    expected = sorted((round(lo, 6), round(hi, 6)) for lo, hi in zip(interval["low"], interval["high"], strict=True)
+                      if pd.notna(hi))  # fmt: skip
+    assert spans == expected
+    assert "p90" not in top1.axes[0].get_xlabel() and "95% interval" in top1.axes[0].get_xlabel()
+
+
+def test_serif_figures_set_every_text_in_a_times_design_and_keep_the_layout_rules(tmp_path: Path) -> None:
+    """``--figure-font serif``: a figure beside a serif body sets its text in STIX (Times-like, shipped with
+    matplotlib), embedded in the PDF, with labels still clear; the report's stated command keeps the choice."""
+    from bench.core.report_files import PaperChoice, report_command
+
+    m = _sized_panel()
+    panel = [figures.PrintPanel("A", "ONNX Runtime CPU", "onnx")]
+    drawn = dict(figures.print_figures(m, panel, font="serif"))
+    fig = drawn["latency_vs_top1_A_onnx_3.3in"]
+    names = {t.get_fontname() for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()}
+    assert names == {"STIXGeneral"}
+    sans = dict(figures.print_figures(m, panel))["latency_vs_top1_A_onnx_3.3in"]
+    assert "STIXGeneral" not in {t.get_fontname() for t in sans.findobj(Text) if t.get_text().strip()}
+    assert not collisions(fig) and not reading_problems(fig)
+    paths = figures.write_figures(m, panel, tmp_path, font="serif")
+    pdf = next(p for p in paths if p.name == "latency_vs_top1_A_onnx_3.3in.pdf")
+    assert b"STIXGeneral" in pdf.read_bytes() and _pdf_text_is_text(pdf)
+    command = report_command(["results/x"], "reports/x", paper=PaperChoice(font="serif"))
+    assert "--figure-font serif" in command and "--figure-font" not in report_command(["results/x"], "reports/x")
+    with pytest.raises(Exception, match="--figure-font"):
+        next(figures.print_figures(m, panel, font="comic"))

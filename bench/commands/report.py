@@ -54,6 +54,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="global",
         help="Pareto front of the print figures: one over all models (default) or each family's own",
     )
+    parser.add_argument(
+        "--figure-font",
+        choices=("sans", "serif"),
+        default="sans",
+        help="type of the print figures (figures/): sans-serif (default) or a Times-like serif, to sit beside a "
+        "serif body text",
+    )
     parser.add_argument("--no-plots", action="store_true", help="write the tables only")
     parser.add_argument(
         "--ratio-to",
@@ -83,7 +90,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     report = load_report(args.results, args.models)
     sittings = tuple(str(p) for p in args.sittings or ())
-    paper = PaperChoice(args.paper_runtime, args.paper_models, args.pareto, args.ratio_to, sittings)
+    paper = PaperChoice(args.paper_runtime, args.paper_models, args.pareto, args.ratio_to, sittings, args.figure_font)
     paths, plot_notes = write_files(
         report, args.out, plots=not args.no_plots, aspect=args.aspect, models=args.models, paper=paper
     )

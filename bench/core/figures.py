@@ -58,6 +58,14 @@ STYLE = {
     "svg.fonttype": "none",
     "svg.hashsalt": "mobile-backbone-bench",
 }
+FONTS = {
+    "sans": {},
+    # STIX (shipped with matplotlib, so every machine draws the same figure) is a Times design: the figures then
+    # match a Times body text, as the 10 pt two-column classes set it
+    # named, not "serif": a text keeps the name, so it measures and draws the same outside this style's context
+    "serif": {"font.family": ["STIXGeneral", "DejaVu Serif"], "mathtext.fontset": "stix"},
+}
+"""Type of the print figures' text (``--figure-font``): matplotlib's sans-serif, or a serif beside a serif body."""
 MARKER_AREA = {"*": 60.0}
 """Marker areas in pt^2 (a star needs more area to look as big as the others)."""
 DEFAULT_AREA = 26.0
@@ -146,7 +154,7 @@ def _points(ax: Axes, rows: pd.DataFrame, x: str, y: str, styles: dict[str, Fami
             facecolors="none",
             edgecolors=st.color,
             linewidths=1.1,
-            zorder=3,
+            zorder=3.2,  # over the filled markers: an unstable point beside a stable one stays in sight
         )
 
 
@@ -349,10 +357,7 @@ def _pick_throughput_top1(d: pd.DataFrame) -> pd.DataFrame:
     d = d[d["top1"].notna()]
     if d.empty:
         return d
-    rows = _interval_rows(d[d["batch"] == d["batch"].max()])
-    return rows.assign(
-        ips_low=rows["batch"] * 1000.0 / rows["lat_high"], ips_high=rows["batch"] * 1000.0 / rows["lat_low"]
-    )
+    return _with_ips_interval(d[d["batch"] == d["batch"].max()])
 
 
 def _shared_throughput_top1(frames: list[pd.DataFrame]) -> dict:
@@ -368,12 +373,20 @@ def draw_throughput_vs_top1(
                          smaller_x_better=False, xlabel="Throughput", unit="images/s")  # fmt: skip
 
 
+def _with_ips_interval(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with the latency's interval, and the throughput's from it (b x 1000 / latency: the bounds swap)."""
+    rows = _interval_rows(rows)
+    return rows.assign(
+        ips_low=rows["batch"] * 1000.0 / rows["lat_high"], ips_high=rows["batch"] * 1000.0 / rows["lat_low"]
+    )
+
+
 def _pick_batches(d: pd.DataFrame) -> pd.DataFrame:
-    return d if d["batch"].nunique() > 1 else d.iloc[0:0]
+    return _with_ips_interval(d if d["batch"].nunique() > 1 else d.iloc[0:0])
 
 
 def _shared_batches(frames: list[pd.DataFrame]) -> dict:
-    top = max(float(f["throughput_ips"].max()) for f in frames)
+    top = max(float(pd.concat([f["throughput_ips"], f["ips_high"]]).max()) for f in frames)
     batches = sorted({int(b) for f in frames for b in f["batch"]})
     return {"ymax": top * 1.08, "batches": batches}
 
@@ -389,6 +402,7 @@ def draw_throughput_vs_batch(
     for _, grp in rows.sort_values("batch").groupby(["model", "resolution"], sort=False):
         st = styles[grp["family"].iloc[0]]
         ax.plot(grp["batch"], grp["throughput_ips"], color=st.color, linestyle=st.linestyle, lw=1.0, zorder=2)
+    _error_bars(ax, rows, "batch", "throughput_ips", styles, "y", ("ips_low", "ips_high"))
     _points(ax, rows, "batch", "throughput_ips", styles)
     left = math.log2(batches[0]) - 0.25
     right = left + (math.log2(batches[-1]) - left) / (0.5 if size == "3.3in" else 0.72)  # room for end labels
@@ -396,10 +410,11 @@ def draw_throughput_vs_batch(
     ax.set_ylim(0, shared["ymax"])
     ax.set_xlabel("Batch size")
     ax.set_ylabel("Throughput (images/s)")
-    _legend(fig, shared["all"], styles, lines=True, extra=[])
+    _legend(fig, shared["all"], styles, lines=True, extra=_interval_handle(shared["all"]))
     label_layout.freeze_layout(fig)
     last = rows.sort_values("batch").groupby(["model", "resolution"], sort=False).tail(1)
-    ends = [(r["batch"], r["throughput_ips"], _label(r, size), "0.1") for _, r in last.iterrows()]
+    # full names even in a column: ten lines of one colour end in a crowd, where "XS" beside "XS" names neither
+    ends = [(r["batch"], r["throughput_ips"], str(r["name"]), "0.1") for _, r in last.iterrows()]
     label_layout.spread_labels(ax, ends, fontsize=LABEL_PT)
     return fig
 
@@ -430,11 +445,14 @@ PRINT_PLOTS = (
 
 
 def print_figures(
-    measurements: pd.DataFrame, panels: list[PrintPanel], pareto: str = "global"
+    measurements: pd.DataFrame, panels: list[PrintPanel], pareto: str = "global", font: str = "sans"
 ) -> Iterator[tuple[str, Figure]]:
     """``(file stem, figure)`` of every print figure the data supports: each plot x panel x size."""
     if pareto not in PARETO_MODES:
         raise BenchError(f"--pareto {pareto!r}: choose {' or '.join(PARETO_MODES)}")
+    if font not in FONTS:
+        raise BenchError(f"--figure-font {font!r}: choose {' or '.join(FONTS)}")
+    style = STYLE | FONTS[font]
     families = measurements.drop_duplicates("family").sort_values("family_order")["family"].tolist()
     styles = family_styles(families)
     for plot in PRINT_PLOTS:
@@ -446,13 +464,13 @@ def print_figures(
         shared["all"] = pd.concat([rows for _, rows in data])  # one legend for every panel: panels equally tall
         for panel, rows in data:
             for size in SIZES:
-                with matplotlib.rc_context(STYLE):
+                with matplotlib.rc_context(style):
                     fig = plot.draw(rows, panel, size, styles, shared, pareto)
                 yield f"{plot.name}_{panel.key}_{panel.backend}_{size}", fig
 
 
 def write_figures(
-    measurements: pd.DataFrame, panels: list[PrintPanel], out_dir: Path, pareto: str = "global"
+    measurements: pd.DataFrame, panels: list[PrintPanel], out_dir: Path, pareto: str = "global", font: str = "sans"
 ) -> list[Path]:
     """Write every print figure as PDF and PNG into ``out_dir`` (created). Figures an earlier report wrote
     there and this one does not are removed: only those, as listed in :data:`WRITTEN_LIST` (a user's own
@@ -465,9 +483,9 @@ def write_figures(
     except (OSError, UnicodeDecodeError) as exc:
         raise BenchError(f"cannot write {out_dir}: {getattr(exc, 'strerror', None) or exc}") from None
     paths = []
-    for stem, fig in print_figures(measurements, panels, pareto):
+    for stem, fig in print_figures(measurements, panels, pareto, font):
         for suffix, extra in ((".pdf", {"metadata": {"CreationDate": None}}), (".png", {"dpi": DPI})):
-            with matplotlib.rc_context(STYLE):
+            with matplotlib.rc_context(STYLE | FONTS[font]):
                 paths.append(save_figure(fig, out_dir / f"{stem}{suffix}", **extra))
     names = {p.name for p in paths}
     try:

@@ -206,7 +206,7 @@ def _scatter_families(ax: Axes, frame: pd.DataFrame, x: str, y: str, styles) -> 
             facecolors="none",
             edgecolors=color,
             linewidth=1.6,
-            zorder=3,
+            zorder=3.2,  # over the filled markers: an unstable point beside a stable one stays in sight
         )
 
 
@@ -303,7 +303,7 @@ def _plot_vs_top1(
             ax.step(x[front], y[front], where=where, color="0.35", linestyle="--", lw=1.3, zorder=1)
             drawn += _step_segments(x[front], y[front], where)
         segments.append(drawn)
-        _maybe_log(ax, rows[metric], "x")
+        _maybe_log(ax, rows[metric], "x", ratio=3)  # a log axis spreads the crowd of fast models, as in print
         ax.margins(x=0.14, y=0.1)
         ax.set_xlabel(xlabel.format(batch=_batch_label(rows)))
         measured = "top1_measured" in rows and bool(rows["top1_measured"].fillna(False).astype(bool).any())
@@ -333,33 +333,54 @@ def _step_segments(x: np.ndarray, y: np.ndarray, where: str) -> list:
     return out
 
 
+def with_interval(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with ``lat_value``, ``lat_low``, ``lat_high``: the headline latency and its interval (as the tables
+    print them), the pooled median where a row has no headline."""
+    from bench.core.tables import latency_interval
+
+    interval = latency_interval(rows)
+    return rows.assign(lat_value=interval["value"], lat_low=interval["low"], lat_high=interval["high"])
+
+
+INTERVAL_LABEL = "95% interval (another sitting)"
+
+
 def plot_latency_vs_top1(measurements, samples, panels, styles, size=None) -> Figure:
-    def median_to_p90(ax: Axes, rows: pd.DataFrame) -> list:
+    def interval_bars(ax: Axes, rows: pd.DataFrame) -> list:
+        """The headline's interval as a bar through each point that has one (the print figures draw the same)."""
         bars = []
         for r in rows.itertuples(index=False):
-            ax.plot(
-                [r.latency_ms, r.latency_p90_ms],
-                [r.top1, r.top1],
-                color=styles[r.family][0],
-                lw=2,
-                alpha=0.45,
+            if pd.isna(r.lat_low) or pd.isna(r.lat_high):
+                continue
+            ax.errorbar(
+                r.lat_value,
+                r.top1,
+                xerr=[[r.lat_value - r.lat_low], [r.lat_high - r.lat_value]],
+                fmt="none",
+                ecolor=styles[r.family][0],
+                elinewidth=1.4,
+                capsize=3,
+                alpha=0.8,
                 zorder=2,
-                solid_capstyle="butt",
             )
-            bars.append(((r.latency_ms, r.top1), (r.latency_p90_ms, r.top1)))
+            bars.append(((r.lat_low, r.top1), (r.lat_high, r.top1)))
         return bars
 
+    pick = lambda d: with_interval(d[d["latency_batch"] & d["top1"].notna()])  # noqa: E731
+    picked = [pick(measurements[measurements["column"] == p.key]) for p in panels]
+    any_interval = any(f["lat_high"].notna().any() for f in picked if len(f))
+    handle = [Line2D([], [], color="0.35", marker="|", markersize=8, lw=1.4, label=INTERVAL_LABEL)]
     return _plot_vs_top1(
         measurements,
         panels,
         styles,
-        pick=lambda d: d[d["latency_batch"] & d["top1"].notna()],
-        metric="latency_ms",
-        xlabel="Latency at {batch} (ms; p90 bar)",
+        pick=pick,
+        metric="lat_value",
+        xlabel="Latency at {batch} (ms; bar: 95% interval)" if any_interval else "Latency at {batch} (ms)",
         title="Latency vs top-1 (upper left is better)",
         smaller_is_better=True,
-        extra_handles=[Line2D([], [], color="0.35", lw=2, alpha=0.45, solid_capstyle="butt", label="latency to p90")],
-        decorate=median_to_p90,
+        extra_handles=handle if any_interval else [],
+        decorate=interval_bars,
         size=size,
     )
 
@@ -395,16 +416,9 @@ def plot_throughput_vs_batch(measurements, samples, panels, styles, size=None) -
         ax.set_xticks(batches, [str(b) for b in batches])
         ax.xaxis.set_minor_locator(NullLocator())
         for _, grp in rows.sort_values("batch").groupby(["model", "resolution"], sort=False):
-            color, marker = styles[grp["family"].iloc[0]]
-            ax.plot(
-                grp["batch"],
-                grp["throughput_ips"],
-                color=color,
-                marker=marker,
-                lw=1.8,
-                markersize=11 if marker == "*" else 6,
-                alpha=0.9,
-            )
+            color, _ = styles[grp["family"].iloc[0]]
+            ax.plot(grp["batch"], grp["throughput_ips"], color=color, lw=1.8, alpha=0.9, zorder=2)
+        _scatter_families(ax, rows, "batch", "throughput_ips", styles)  # hollow where a cell is unstable
         # the last batch at ~70% of the width leaves room for the labels at the line ends
         left = math.log2(batches[0]) - 0.3
         right = left + (math.log2(batches[-1]) - left) / 0.7
@@ -413,6 +427,7 @@ def plot_throughput_vs_batch(measurements, samples, panels, styles, size=None) -
         ax.margins(y=0.08)
         ax.set_xlabel("Batch size")
         ax.set_ylabel("Throughput (images/s)")
+    fig._extra_handles = _unstable_handle(pd.concat([rows for _, rows in data]))
     _family_legend(fig, measurements, styles, "Throughput vs batch size")
     label_layout.freeze_layout(fig)
     for ax, (_, rows) in zip(axes, data, strict=True):
@@ -436,9 +451,14 @@ def plot_latency_distribution(measurements, samples, panels, styles, size=None) 
     )
     rows_needed = len(models) + models["family"].nunique()
     fig, axes = _figure(present, height=max(3.2, 0.36 * rows_needed + 1.4), size=size)
+    any_unstable = False
     for ax, panel in zip(axes, present, strict=True):
         s = samples[samples["column"] == panel.key]
-        data, pos, colors, labels = [], [], [], []
+        in_panel = measurements[(measurements["column"] == panel.key) & measurements["latency_batch"]]
+        unstable_models = (
+            set(in_panel.loc[in_panel["validity"].eq(UNSTABLE), "model"]) if "validity" in in_panel else set()
+        )
+        data, pos, colors, labels, hollow = [], [], [], [], []
         y, prev_family = 0.0, None
         for m in models.itertuples(index=False):
             if prev_family is not None and m.family != prev_family:
@@ -449,7 +469,8 @@ def plot_latency_distribution(measurements, samples, panels, styles, size=None) 
                 data.append(values)
                 pos.append(y)
                 colors.append(styles[m.family][0])
-                labels.append(m.name)
+                hollow.append(m.model in unstable_models)
+                labels.append(f"{m.name} †" if hollow[-1] else m.name)
             y += 1.0
         bp = ax.boxplot(
             data,
@@ -462,11 +483,13 @@ def plot_latency_distribution(measurements, samples, panels, styles, size=None) 
             medianprops={"color": "black", "lw": 1.6},
             flierprops={"marker": ".", "markersize": 3, "alpha": 0.5, "markeredgecolor": "none"},
         )
-        for patch, flier, color in zip(bp["boxes"], bp["fliers"], colors, strict=True):
-            patch.set_facecolor(color)
-            patch.set_alpha(0.75)
+        for patch, flier, color, unstable in zip(bp["boxes"], bp["fliers"], colors, hollow, strict=True):
+            patch.set_facecolor("none" if unstable else color)  # hollow: unstable, as the points of the other plots
+            patch.set_alpha(None if unstable else 0.75)
             patch.set_edgecolor(color)
+            patch.set_linewidth(1.6 if unstable else 1.0)
             flier.set_markerfacecolor(color)
+        any_unstable |= any(hollow)
         for i, color in enumerate(colors):
             for line in (*bp["whiskers"][2 * i : 2 * i + 2], *bp["caps"][2 * i : 2 * i + 2]):
                 line.set_color(color)
@@ -476,9 +499,10 @@ def plot_latency_distribution(measurements, samples, panels, styles, size=None) 
         ax.invert_yaxis()
         ax.grid(axis="y", visible=False)
         _maybe_log(ax, pd.Series(np.concatenate(data)), "x", ratio=3)
-        in_panel = measurements[(measurements["column"] == panel.key) & measurements["latency_batch"]]
         ax.set_xlabel(f"Latency per iteration at {_batch_label(in_panel)} (ms)\nbox: quartiles, whiskers: 5th-95th pct")
     fig._extra_handles = [Line2D([], [], color="black", lw=1.6, label="median")]
+    if any_unstable:
+        fig._extra_handles.append(Patch(facecolor="none", edgecolor="0.3", lw=1.6, label="hollow: unstable (†)"))
     _family_legend(fig, models, styles, "Per-iteration latency distribution", boxes=True)
     return fig
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.core.bibliography import bibtex
 from bench.core.errors import BenchError
 from bench.core.findings import findings_markdown
 from bench.core.formatting import csv_text, render_paper_table
@@ -43,6 +44,8 @@ class PaperChoice:
     """The runtime the ratio tables and the findings divide by (None: ``runtime``, else the first column)."""
     sittings: tuple[str, ...] = ()
     """Results folders whose every sitting the findings are computed in (empty: the report's own)."""
+    font: str = "sans"
+    """The print figures' type: ``sans`` or ``serif`` (:data:`bench.core.figures.FONTS`)."""
 
     def reference(self, report: Report) -> Column:
         """The report column of the runtime every other is compared with (ratios, findings)."""
@@ -72,6 +75,8 @@ def report_command(
         parts += ["--ratio-to", shlex.quote(paper.ratio_to)]
     if paper.sittings:
         parts += ["--sittings", *(shlex.quote(str(p)) for p in paper.sittings)]
+    if paper.font != "sans":
+        parts += ["--figure-font", paper.font]
     if not plots:
         parts.append("--no-plots")
     if aspect != "default":
@@ -156,6 +161,14 @@ def write_ratio_files(report: Report, out_dir: Path, ratio_to: str) -> list[Path
     ]
 
 
+def _citations(report: Report) -> list[str]:
+    """The papers of the report's models, in the tables' order (families, then variants)."""
+    from bench.core.tables import _citation
+
+    rows = report.measurements.drop_duplicates("model").sort_values(["family_order", "model_order", "model"])
+    return [_citation(m) for m in rows["model"]]
+
+
 def write_files(
     report: Report,
     out_dir: Path,
@@ -190,6 +203,7 @@ def write_files(
             findings_markdown(report, sitting_reports(report, paper, models), paper.reference(report)),
         ),
         *write_ratio_files(report, out_dir, paper.reference(report).backend),
+        write_output(out_dir / "references.bib", bibtex(_citations(report))),
     ]
     plot_paths: list[Path] = []
     plot_notes: list[str] = []
@@ -200,7 +214,9 @@ def write_files(
         panels = [plotting.Panel(c.key, c.title, c.machine_detail) for c in report.columns]
         plot_paths, plot_notes = plotting.write_plots(report.measurements, report.samples, panels, out_dir, aspect)
         print_panels = [figures.PrintPanel(c.key, c.label, c.backend) for c in report.columns]
-        plot_paths += figures.write_figures(report.measurements, print_panels, out_dir / FIGURES_DIR, paper.pareto)
+        plot_paths += figures.write_figures(
+            report.measurements, print_panels, out_dir / FIGURES_DIR, paper.pareto, paper.font
+        )
     paths += plot_paths
     command = report_command(report.inputs, out_dir, models, plots, aspect, paper)
     paths.append(

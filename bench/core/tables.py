@@ -693,8 +693,20 @@ def appendix_notes(report: Report) -> list[str]:
 
 
 def _top1_source(report: Report, model: str) -> str:
-    """Where a row's top-1 comes from, short: measured here, or the first author and year of its paper."""
-    return "measured here (bench accuracy)" if _measured(report, model) else _short_citation(_citation(model))
+    """Where a row's top-1 comes from, short: measured here, or the first author and year of its paper, with the
+    paper's version where its card names one (CAS-ViT's v1 and v2 list different top-1 values)."""
+    if _measured(report, model):
+        return "measured here (bench accuracy)"
+    return _short_citation(_citation(model)) + _paper_version(model)
+
+
+def _paper_version(model: str) -> str:
+    """`` (paper v1)`` where the card's top-1 source names the version of the paper it was read from, else ``""``."""
+    from bench.core.reporting import _card
+
+    card = _card(model)
+    found = re.search(r"\bpaper (v\d+)\b", str(getattr(card, "top1_source", "") or ""))
+    return f" (paper {found.group(1)})" if found else ""
 
 
 def _citation(model: str) -> str:
