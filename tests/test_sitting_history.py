@@ -113,9 +113,9 @@ def test_doctor_says_whether_a_cell_can_be_stable_on_this_machine(tmp_path: Path
     from bench.core.environment import cpu_model
 
     key = machine.floor_key(cpu_model(), os.cpu_count(), 2)
-    assert system.sitting_spread(tmp_path, 2).verdict == "unknown"
+    assert system.sitting_spread(tmp_path, key).verdict == "unknown"
     for n, sitting in enumerate(_sittings(4, spread)):
         SittingHistory(key, []).save(tmp_path, f"run{n}", sitting)
-    check = system.sitting_spread(tmp_path, 2)
+    check = system.sitting_spread(tmp_path, key)
     assert check.verdict == verdict and "learnt from 360 cell pairs of 4 earlier sittings" in check.value
     assert ("no cell" in check.advice or "differ too much" in check.advice) == (verdict == "bad")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 from bench.core import arguments, system
+from bench.core.environment import cpu_model
 from bench.core.formatting import FORMATS, render
+from bench.core.machine import floor_key
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +29,8 @@ def main(args: argparse.Namespace) -> int:
     import pandas as pd
 
     checks = system.quick_checks() + system.sampled_checks(max(args.sample, 0.1))
-    checks.append(system.sitting_spread(args.cache_dir, arguments.default_threads()))
+    key = floor_key(cpu_model(), os.cpu_count(), arguments.default_threads())
+    checks.append(system.sitting_spread(args.cache_dir, key))
     verdict = system.overall(checks)
     if args.format == "json":
         print(json.dumps(system.as_dict(checks), indent=2))

@@ -125,16 +125,14 @@ def memory() -> Check:
     return Check("free memory", verdict, f"{vm.available / 2**30:.1f} of {vm.total / 2**30:.1f} GiB available")
 
 
-def sitting_spread(cache_dir: Path, threads: int) -> Check:
-    """How far this machine's recent sittings disagreed (:mod:`bench.core.sitting_history`): whether a
-    cell can be stable here at all."""
-    from bench.core.environment import cpu_model
-    from bench.core.machine import floor_key
+def sitting_spread(cache_dir: Path, machine_key: str) -> Check:
+    """How far this machine's recent sittings disagreed (:mod:`bench.core.sitting_history`; ``machine_key``:
+    :func:`bench.core.machine.floor_key`): whether a cell can be stable here at all."""
     from bench.core.sitting_history import SittingHistory
     from bench.core.stats import STABLE_WITHIN, can_reproduce
 
-    spread = SittingHistory.load(cache_dir, floor_key(cpu_model(), os.cpu_count(), threads)).spread()
-    value = f"{spread.note()} (at {threads} threads)"
+    spread = SittingHistory.load(cache_dir, machine_key).spread()
+    value = f"{spread.note()} ({machine_key})"
     if not spread.learnt:
         return Check("sittings agree", UNKNOWN, value, "")
     if not can_reproduce(spread.sd):
