@@ -12,9 +12,19 @@ import argparse
 
 from bench.core import runtime
 from bench.core.errors import BenchError
-from bench.core.runtime import PRECISIONS, Backend, BackendOptions, Prepared, Registry, Session, Workload
+from bench.core.runtime import (
+    ALL_PRECISIONS,
+    PRECISIONS,
+    Backend,
+    BackendOptions,
+    Prepared,
+    Registry,
+    Session,
+    Workload,
+)
 
 __all__ = [
+    "ALL_PRECISIONS",
     "BACKENDS",
     "DEFAULT_BACKEND",
     "EAGER_BACKEND",

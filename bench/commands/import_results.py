@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.backends import BACKENDS, PRECISIONS
+from bench.backends import ALL_PRECISIONS, BACKENDS
 from bench.core import arguments, store
 from bench.core.artifacts import tree_digest
 from bench.core.environment import cpu_model, package_versions
@@ -68,7 +68,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     alone.add_argument("--backend", default=None, choices=list(BACKENDS), help="the suite backend of the artifact")
     alone.add_argument("--batch", type=int, default=1, metavar="N", help="(default: 1)")
     alone.add_argument("--resolution", type=int, default=None, metavar="PX", help="(default: the model's own)")
-    alone.add_argument("--precision", default="fp32", choices=PRECISIONS, help="(default: fp32)")
+    alone.add_argument("--precision", default="fp32", choices=ALL_PRECISIONS, help="(default: fp32)")
     p.epilog = "exit status: 0 imported, 2 bad input (nothing written)"
 
 

@@ -8,9 +8,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench.backends import (
+    ALL_PRECISIONS,
     BACKENDS,
     DEFAULT_BACKEND,
-    PRECISIONS,
     add_option_arguments,
     available_backend,
     backend_list,
@@ -102,7 +102,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="spend up to S seconds re-timing rows marked unstable (default: 0, off)",
     )
     arguments.add_threads_argument(p)
-    p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="(default: fp32)")
+    p.add_argument("--precision", default="fp32", choices=ALL_PRECISIONS, help="(default: fp32)")
     p.add_argument("--channels-last", action="store_true", help="torch: NHWC model and input")
     p.add_argument("--compile", action="store_true", help="torch: run torch.compile(model) (compiled in warmup)")
     p.add_argument("--checkpoint", type=Path, default=None, help="weights to load (a single model only)")
