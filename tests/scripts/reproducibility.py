@@ -189,7 +189,9 @@ def variance(dirs: Sequence[Path], tables: list[pd.DataFrame]) -> dict[str, floa
     }
 
 
-def rejudged_copies(dirs: Sequence[Path], scratch: Path, shared_floor: bool) -> tuple[list[Path], list[str]]:
+def rejudged_copies(
+    dirs: Sequence[Path], scratch: Path, shared_floor: bool
+) -> tuple[list[Path], list[str], list[dict[str, tuple[float, float]]]]:
     """Copies of ``dirs`` re-derived under the current rules, each judged with the spread between sittings
     learnt from the others (leave one sitting out), and a line per sitting saying what that spread was;
     ``shared_floor``: every sitting judged against the lowest floor among them, as a machine whose cache
@@ -214,25 +216,33 @@ def rejudged_copies(dirs: Sequence[Path], scratch: Path, shared_floor: bool) -> 
         rejudge(target, floor, spread.sd)
         source = f"learnt from {spread.cells} cell pairs of the other sittings" if spread.learnt else "assumed"
         notes.append(f"S{n + 1} judged with sittings differing by {spread.sd:.2%} ({source})")
-    return copies, notes
+    return copies, notes, kept
 
 
-def spread_line(dirs: Sequence[Path]) -> str:
-    """The spread between sittings that every sitting given, together, teaches (the history's estimate)."""
+def spread_line(dirs: Sequence[Path], kept: list[dict[str, tuple[float, float]]] | None = None) -> str:
+    """The spread between sittings that every sitting given, together, teaches (the history's estimate);
+    ``kept``: what each leaves in the history, as judged already (else judged here against its own floor)."""
     from bench.core.sitting_history import estimate
     from tests.scripts.rejudge import rejudge
 
-    with tempfile.TemporaryDirectory() as scratch:
-        kept = []
-        for run_dir in dirs:
-            target = Path(scratch) / run_dir.name
-            shutil.copytree(run_dir, target)
-            kept.append(rejudge(target)[2])
+    if kept is None:
+        with tempfile.TemporaryDirectory() as scratch:
+            kept = []
+            for run_dir in dirs:
+                target = Path(scratch) / run_dir.name
+                shutil.copytree(run_dir, target)
+                kept.append(rejudge(target)[2])
     spread = estimate(kept)
     return f"{spread.sd:.2%} over {spread.cells} cell pairs" if spread.learnt else "- (too few cells)"
 
 
-def report(dirs: Sequence[Path], batch: int | None, ratio_to: str, notes: Sequence[str] = ()) -> str:
+def report(
+    dirs: Sequence[Path],
+    batch: int | None,
+    ratio_to: str,
+    notes: Sequence[str] = (),
+    kept: list[dict[str, tuple[float, float]]] | None = None,
+) -> str:
     from bench.core.stats import HEADLINE_LEVEL
 
     tables = [load(d, batch) for d in dirs]
@@ -292,7 +302,7 @@ def report(dirs: Sequence[Path], batch: int | None, ratio_to: str, notes: Sequen
         f"  cells flagged unstable: {of(flagged)}   (target on a calm machine: at most 20%)",
         f"  compare calls a cell changed: {share('changed', 'compared')}   (target: at most 1 of 50)",
         f"  injected +10% caught: {share('caught', 'tested')}   (target: at least 9 in 10)",
-        f"  spread between sittings beyond a cell's own rounds, learnt from all of them: {spread_line(dirs)}",
+        f"  spread between sittings beyond a cell's own rounds, learnt from all of them: {spread_line(dirs, kept)}",
         "",
         "variance of log latency by level (median over cells):",
     ]
@@ -321,12 +331,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: give at least two sittings", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory() as scratch:
-        dirs, notes = (
+        dirs, notes, kept = (
             rejudged_copies(args.sittings, Path(scratch), args.machine_floor)
             if args.rejudge
-            else (list(args.sittings), [])
+            else (list(args.sittings), [], None)
         )
-        print(report(dirs, args.batch, args.ratio_to, notes))
+        print(report(dirs, args.batch, args.ratio_to, notes, kept))
     return 0
 
 
