@@ -118,7 +118,7 @@ def signal_when_paused(proc: subprocess.Popen, marker: Path, sig: int) -> str:
     try:
         wait_paused(proc, marker)
         proc.send_signal(sig)
-        _, err = proc.communicate(timeout=120)
+        _, err = proc.communicate(timeout=600)  # a guard only: a loaded machine may take minutes to wind down
     finally:
         if proc.poll() is None:
             proc.kill()
