@@ -123,11 +123,11 @@ def test_idle_cpu_is_the_other_workers_cpu_seconds_over_the_round(
     from bench.core.engine import OpenWorkload
     from bench.core.settings import Settings
     from bench.core.store import RunWriter
-    from bench.core.worker import Reply
+    from bench.core.worker import Reply, RoundAnswer
 
     settings = Settings(backend="onnx", model_names=("casvit_xs",), resolution=64, rounds=3)
     record = schema.RoundRecord(round=0, iterations=2, median_ms=1.0, reference_ms=1.0)
-    reply = Reply("k", True, {"record": record, "iterations": 2, "device_ms": [], "samples": [1.0, 1.0]})
+    reply = Reply("k", True, RoundAnswer(record, [1.0, 1.0], [], 2))
     timing = _Worker([], reply)
     idle = [_Worker(cpu) for cpu in others]
     writer = RunWriter.create(tmp_path, "t", {"suite": schema.SUITE_ID, "env_id": "e"})
