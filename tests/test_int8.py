@@ -1,4 +1,4 @@
-"""int8 on ONNX Runtime: quantized by ONNX Runtime's own tool, gated by agreement with fp32 (not max |diff|),
+"""int8 on ONNX Runtime: quantized by ONNX Runtime's own tool, gated by its logits' cosine with fp32 (not max |diff|),
 timed like any cell; a runtime without a quantization path says so in one line."""
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from bench.core.parity import check_parity
 from bench.core.store import load_results
 from tests.conftest import assert_one_line_error, run_cli
 
-TINY = ["--models", "casvit_xs", "--resolution", "64", "--rounds", "2", "--processes", "1", "--budget", "0",
+TINY = ["--models", "casvit_xs", "--resolution", "64", "--batch-sizes", "4", "--rounds", "2", "--processes", "1",
+        "--budget", "0",
         "--iters", "5", "--min-time", "0", "--warmup", "1", "--warmup-time", "0", "--no-flops", "--no-progress",
         "--threads", "1"]  # fmt: skip
 
@@ -26,7 +27,8 @@ def test_int8_on_onnx_runtime_is_quantized_checked_by_agreement_and_timed(tmp_pa
     summary, _, _ = load_results([tmp_path / "r"])
     row = summary.iloc[0]
     assert row["status"] == "ok" and row["precision"] == "int8", row["error"]
-    assert row["parity_tolerance"] == "cos>=0.98,top1>=0.75" and row["parity_cosine"] >= 0.98
+    assert row["parity_tolerance"] == "cos>=0.98" and row["parity_cosine"] >= 0.98
+    assert 0 <= row["parity_top1_agreement"] <= 1  # recorded beside the gate
     assert "quantize_static" in json.loads(row["runtime_detail"])["quantization"]
     (artifact,) = cache.rglob("*-int8-*.onnx")
     ops = {node.op_type for node in onnx.load(str(artifact)).graph.node}
