@@ -218,7 +218,16 @@ def test_ctrl_c_keeps_the_images_scored_and_resume_finishes_them(nets: Path, tmp
     argv = [sys.executable, "-m", "bench", *_args(nets, data, out, "--batch-size", "1")]
     # the command holds after its third image is scored (bench.core.pause): Ctrl-C arrives at a known point
     env = pause_env("batch:3", marker)
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a test runner started in the background ignores SIGINT, and the child would inherit that (the command
+    # then never hears the Ctrl-C): the child gets the default disposition, as from a terminal
+    proc = subprocess.Popen(
+        argv,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     err = signal_when_paused(proc, marker, signal.SIGINT)
     assert proc.returncode == 130, err
     assert "3 image(s) of" in err and "--resume" in err and "Traceback" not in err
