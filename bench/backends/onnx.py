@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from bench.core import artifacts
+from bench.core.calibration import DEFAULT_CALIBRATION
 from bench.core.errors import BenchError
 from bench.core.runtime import Backend, BackendOptions, Prepared, Session, Workload, native_command, option
 from bench.core.util import quiet_export
@@ -214,24 +215,20 @@ INT8_RECIPE = {
     "format": "QDQ",
     "weights": "int8 per channel",
     "activations": "uint8 per tensor, MinMax",
-    "calibration": "16 seeded synthetic images (standard normal, seed 0): not for accuracy",
+    "calibration": DEFAULT_CALIBRATION.describe(),
 }
 """How an int8 ONNX artifact is made: part of its cache key and of the row's runtime detail."""
-CALIBRATION_IMAGES = 16
-CALIBRATION_SEED = 0
 
 
 def quantize_int8(fp32: Path, out: Path, shape: tuple[int, int, int, int]) -> None:
     """Static post-training quantization with ONNX Runtime's own tool (:data:`INT8_RECIPE`): QDQ nodes
-    around every quantizable operator, activations calibrated on seeded synthetic images."""
+    around every quantizable operator, activations calibrated on the shared calibration set."""
     import logging
 
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     name = _ort().InferenceSession(str(fp32), providers=["CPUExecutionProvider"]).get_inputs()[0].name
-    rng = np.random.default_rng(CALIBRATION_SEED)
-    count = max(CALIBRATION_IMAGES // shape[0], 1)
-    batches = [{name: rng.standard_normal(shape).astype(np.float32)} for _ in range(count)]
+    batches = [{name: batch} for batch in DEFAULT_CALIBRATION.batches(shape)]
 
     class Images(CalibrationDataReader):
         def __init__(self) -> None:
