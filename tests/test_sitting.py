@@ -59,7 +59,7 @@ def test_two_runtimes_in_one_folder_with_the_order_recorded_and_followed(sitting
     env = json.loads((sitting / ENVIRONMENT_FILE).read_text())
     assert env["backends"] == ["torch", "onnx"] and env["order_seed"] == 7
     assert env["backend_versions"]["torch"] and env["backend_versions"]["onnxruntime"]  # each runtime's packages
-    cells = ["onnx/casvit_xs/b1/r64", "torch/casvit_xs/b1/r64"]
+    cells = ["onnx/casvit_xs/b1/r64/fp32", "torch/casvit_xs/b1/r64/fp32"]
     assert env["round_order"] == plan_rounds(cells, {}, 3, 7)
     assert all(sorted(order) == cells for order in env["round_order"])
     # rounds.csv is appended in the order the rounds ran: it follows the recorded plan

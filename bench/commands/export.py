@@ -41,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     arguments.add_models_argument(p)
     p.add_argument("--batch-sizes", type=arguments.int_list("--batch-sizes"), default=[1], metavar="N[,N...]")
     arguments.add_resolution_argument(p)
-    p.add_argument("--precision", default="fp32", choices=ALL_PRECISIONS)
+    arguments.add_precision_argument(p, ALL_PRECISIONS, "precisions, an artifact each")
     p.add_argument("--checkpoint", type=Path, default=None, help="weights to load (a single model only)")
     p.add_argument("--single-head", action="store_true", help="drop the distillation head (deployable network)")
     p.add_argument("--seed", type=arguments.seed, default=0, metavar="N")

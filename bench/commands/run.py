@@ -102,7 +102,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="spend up to S seconds re-timing rows marked unstable (default: 0, off)",
     )
     arguments.add_threads_argument(p)
-    p.add_argument("--precision", default="fp32", choices=ALL_PRECISIONS, help="(default: fp32)")
+    arguments.add_precision_argument(p, ALL_PRECISIONS, "precisions, each a cell of the sitting like a runtime")
     p.add_argument("--channels-last", action="store_true", help="torch: NHWC model and input")
     p.add_argument("--compile", action="store_true", help="torch: run torch.compile(model) (compiled in warmup)")
     p.add_argument("--checkpoint", type=Path, default=None, help="weights to load (a single model only)")
@@ -123,20 +123,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def parse_runtimes(args: argparse.Namespace) -> list[Runtime]:
     """Check every value and what this machine can do before any model is built: one runtime per
-    ``--backend`` entry, each with its own options, all sharing the models and the protocol."""
+    ``--backend`` entry, each with its own options and the precisions it runs here, all sharing the models
+    and the protocol. A precision one runtime of several cannot run is left out of that runtime's cells
+    (said on stderr); a runtime that runs none of them, or a precision no runtime runs, is bad input."""
     names = backend_list(args.backend, allow_all=True)
-    if args.backend.strip() == "all":
+    every = args.backend.strip() == "all"
+    if every:
         names = timing_backends(args.device)
         if not names:
             raise BenchError(f"--backend all: no installed runtime can time on {args.device} here")
     # an option of any listed runtime applies to that runtime's cells (checked against all of them)
-    first = settings.from_args(args, available_backend(names[0]), also=tuple(names[1:]))
+    first = settings.from_args(args, available_backend(names[0]), also=tuple(names[1:]), check=False)
     runtimes = []
     for name in names:
         backend = available_backend(name)
         mine = replace(first, backend=name, options=backend.Options.from_args(args, name).items())
-        settings.check_backend(mine, backend)
-        runtimes.append(Runtime(mine, BACKENDS[name], backend.versions()))
+        runs, refused = settings.runnable_precisions(mine, backend)
+        if not runs and not every:
+            raise BenchError(next(iter(refused.values())))
+        for precision, reason in refused.items():
+            if runs or len(first.precisions) > 1:
+                print(f"note: {reason}; its {precision} cells are left out", file=sys.stderr)
+        if runs:
+            runtimes.append(Runtime(replace(mine, precisions=runs), BACKENDS[name], backend.versions()))
+    unrun = [p for p in first.precisions if not any(p in rt.settings.precisions for rt in runtimes)]
+    if unrun:
+        raise BenchError(f"--precision {','.join(unrun)}: no runtime of --backend {args.backend} runs it here")
     return runtimes
 
 
@@ -147,6 +159,7 @@ def parse_settings(args: argparse.Namespace) -> Settings:
 
 SUMMARY_VIEW = {
     "backend": "backend",
+    "precision": "precision",
     "model": "model",
     "infer_batch_size": "batch",
     "infer_img_size": "res",

@@ -133,6 +133,30 @@ def add_resolution_argument(p: Parser, several: bool = False) -> None:
     )
 
 
+def add_precision_argument(p: Parser, choices: tuple[str, ...], help: str = "") -> None:
+    """``--precision``: one or more of ``choices``, comma-separated and distinct (a list is measured in one
+    sitting: precision is part of a cell, like the runtime)."""
+
+    def convert(text: str) -> tuple[str, ...]:
+        values = [token.strip() for token in str(text).split(",")]
+        for value in values:
+            if value not in choices:
+                shown = repr(value) if value else "an empty entry"
+                raise argparse.ArgumentTypeError(f"unknown precision {shown}; choose from {', '.join(choices)}")
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        if repeated:
+            raise argparse.ArgumentTypeError(f"lists {', '.join(repeated)} more than once")
+        return tuple(values)
+
+    p.add_argument(
+        "--precision",
+        type=_named(convert, "list of precisions"),
+        default=("fp32",),
+        metavar="P[,P...]",
+        help=f"{help or 'precisions, each measured as its own cell'} ({', '.join(choices)}; default: fp32)",
+    )
+
+
 def add_device_argument(p: Parser) -> None:
     """``--device``: the kind of processor a session runs on here (each backend lists the ones it supports;
     :func:`bench.core.settings.from_args` checks). A phone or board is ``bench import --device-name``."""

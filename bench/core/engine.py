@@ -254,7 +254,9 @@ class Measurer:
             # outside the except block, so the failed attempt's tensors (held by the traceback) are freed
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
-            workload = self.settings.workload(workload.model_name, smaller, workload.resolution)
+            workload = self.settings.workload(
+                workload.model_name, smaller, workload.resolution, precision=workload.precision
+            )
 
 
 def calibrate(warmup_ms: list[float], steady: LoopLimits, rounds: int) -> int:

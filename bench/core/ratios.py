@@ -15,6 +15,8 @@ continued it in), where both cells were interleaved over the same stretch of tim
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pandas as pd
 
 from bench.core.reporting import Report
@@ -49,37 +51,91 @@ def _headline(row: pd.Series) -> Headline:
     return stored_headline(float(row["latency_ms"]), low, high, int(rounds))
 
 
+def _paired(report: Report, axis: str, base: str) -> Iterator[tuple[object, pd.Series, Headline, pd.Series, Headline]]:
+    """Within each sitting, every row of the report's measurements whose ``axis`` (``backend`` or
+    ``precision``) is not ``base``, with the row that differs from it only there: (sitting, row, its
+    headline, base row, its headline)."""
+    key = [k for k in (*PAIR_KEY, "backend") if k != axis]
+    for sitting, table in report.measurements.groupby("sitting", sort=False):
+        if base not in set(table[axis]) or table[axis].nunique() < 2:
+            continue
+        for _, cell in table.groupby(key, dropna=False, sort=False):
+            base_rows = cell[cell[axis] == base]
+            if base_rows.empty:
+                continue
+            for _, other in cell[cell[axis] != base].iterrows():
+                yield sitting, other, _headline(other), base_rows.iloc[0], _headline(base_rows.iloc[0])
+
+
+def _line(sitting: object, row: pd.Series) -> dict[str, object]:
+    return {
+        "run_id": sitting,
+        "model": row["model"],
+        "resolution": int(row["infer_img_size"]),
+        "batch": int(row["infer_batch_size"]),
+        "threads": row["threads"],
+        "precision": row["precision"],
+        "backend": row["backend"],
+    }
+
+
 def ratio_frame(report: Report, ratio_to: str) -> pd.DataFrame:
     """One line per (sitting, cell, runtime other than ``ratio_to``) of the report's measurements (its models,
     one row per cell as it shows them): the ratio and its interval."""
     lines: list[dict[str, object]] = []
-    for sitting, table in report.measurements.groupby("sitting", sort=False):
-        if ratio_to not in set(table["backend"]) or table["backend"].nunique() < 2:
-            continue
-        for _, cell in table.groupby(list(PAIR_KEY), dropna=False, sort=False):
-            base_rows = cell[cell["backend"] == ratio_to]
-            if base_rows.empty:
-                continue
-            base = _headline(base_rows.iloc[0])
-            for _, other in cell[cell["backend"] != ratio_to].iterrows():
-                mine = _headline(other)
-                h = ratio_of(mine, base)
-                lines.append(
-                    {
-                        "run_id": sitting,
-                        "model": other["model"],
-                        "resolution": int(other["infer_img_size"]),
-                        "batch": int(other["infer_batch_size"]),
-                        "threads": other["threads"],
-                        "precision": other["precision"],
-                        "backend": other["backend"],
-                        "ratio_to": ratio_to,
-                        "rounds": h.rounds,
-                        "ratio": h.value,
-                        "ratio_ci_low": h.low,
-                        "ratio_ci_high": h.high,
-                        "latency_ms": mine.value,
-                        "ratio_to_latency_ms": base.value,
-                    }
-                )
+    for sitting, other, mine, _, base in _paired(report, "backend", ratio_to):
+        h = ratio_of(mine, base)
+        lines.append(
+            {
+                **_line(sitting, other),
+                "ratio_to": ratio_to,
+                "rounds": h.rounds,
+                "ratio": h.value,
+                "ratio_ci_low": h.low,
+                "ratio_ci_high": h.high,
+                "latency_ms": mine.value,
+                "ratio_to_latency_ms": base.value,
+            }
+        )
     return pd.DataFrame(lines, columns=list(RATIO_COLUMNS))
+
+
+SPEEDUP_COLUMNS = (
+    "run_id",
+    "model",
+    "resolution",
+    "batch",
+    "threads",
+    "precision",
+    "backend",
+    "speedup_over",
+    "rounds",
+    "speedup",
+    "speedup_ci_low",
+    "speedup_ci_high",
+    "latency_ms",
+    "speedup_over_latency_ms",
+)
+"""``speedup`` is the ``speedup_over`` precision's latency divided by this precision's (above 1: faster)."""
+
+
+def speedup_frame(report: Report, over: str = "fp32") -> pd.DataFrame:
+    """One line per (sitting, cell, precision other than ``over``) of the report's measurements: how many
+    times faster the same runtime runs the same model in that precision, with the interval; both cells
+    from one sitting, as for runtime ratios."""
+    lines: list[dict[str, object]] = []
+    for sitting, other, mine, _, base in _paired(report, "precision", over):
+        h = ratio_of(base, mine)
+        lines.append(
+            {
+                **_line(sitting, other),
+                "speedup_over": over,
+                "rounds": h.rounds,
+                "speedup": h.value,
+                "speedup_ci_low": h.low,
+                "speedup_ci_high": h.high,
+                "latency_ms": mine.value,
+                "speedup_over_latency_ms": base.value,
+            }
+        )
+    return pd.DataFrame(lines, columns=list(SPEEDUP_COLUMNS))

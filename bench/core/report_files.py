@@ -15,7 +15,7 @@ from bench.core.bibliography import bibtex
 from bench.core.errors import BenchError
 from bench.core.findings import findings_markdown
 from bench.core.formatting import csv_text, render_paper_table
-from bench.core.ratios import ratio_frame
+from bench.core.ratios import ratio_frame, speedup_frame
 from bench.core.reporting import Column, Report, load_report
 from bench.core.store import find_run_dirs, sittings
 from bench.core.tables import (
@@ -27,6 +27,7 @@ from bench.core.tables import (
     paper_frame,
     paper_table,
     ratio_table,
+    speedup_table,
     table_frame,
 )
 from bench.core.util import write_output
@@ -161,6 +162,20 @@ def write_ratio_files(report: Report, out_dir: Path, ratio_to: str) -> list[Path
     ]
 
 
+def write_speedup_files(report: Report, out_dir: Path, over: str = "fp32") -> list[Path]:
+    """``speedup.csv`` (every precision's speedup over ``over``, full precision) and ``speedup.md``/``.tex`` (the
+    paper table) for the sittings that timed a runtime in ``over`` and another precision; nothing when none did."""
+    frame = speedup_frame(report, over)
+    if frame.empty:
+        return []
+    table = speedup_table(report, frame)
+    return [
+        write_output(out_dir / "speedup.csv", csv_text(frame)),
+        write_output(out_dir / "speedup.md", render_paper_table(table, "markdown")),
+        write_output(out_dir / "speedup.tex", render_paper_table(table, "latex")),
+    ]
+
+
 def _citations(report: Report) -> list[str]:
     """The papers of the report's models, in the tables' order (families, then variants)."""
     from bench.core.tables import _citation
@@ -203,6 +218,7 @@ def write_files(
             findings_markdown(report, sitting_reports(report, paper, models), paper.reference(report)),
         ),
         *write_ratio_files(report, out_dir, paper.reference(report).backend),
+        *write_speedup_files(report, out_dir),
         write_output(out_dir / "references.bib", bibtex(_citations(report))),
     ]
     plot_paths: list[Path] = []

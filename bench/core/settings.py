@@ -51,7 +51,8 @@ class Settings:
     limits_warmup: LoopLimits = DEFAULT_WARMUP
     limits_steady: LoopLimits = DEFAULT_STEADY
     threads: int = 1
-    precision: str = "fp32"
+    precisions: tuple[str, ...] = ("fp32",)
+    """Each is a cell of its own (a list is measured in one sitting, like several runtimes)."""
     channels_last: bool = False
     compile: bool = False
     checkpoint: str | None = None
@@ -72,19 +73,33 @@ class Settings:
         for name in self.model_names:
             resolution = self.resolution or models.get_card(name).default_resolution
             for batch in self.batch_sizes:
-                yield self.workload(name, batch, resolution)
+                for precision in self.precisions:
+                    yield self.workload(name, batch, resolution, precision=precision)
+
+    @property
+    def precision(self) -> str:
+        """The one precision of a setting that has one (``accuracy``, ``import``); a list has none."""
+        if len(self.precisions) != 1:
+            raise ValueError(f"this setting measures {len(self.precisions)} precisions; name one")
+        return self.precisions[0]
 
     def workload(
-        self, name: str, batch: int, resolution: int, options: tuple[tuple[str, str], ...] | None = None
+        self,
+        name: str,
+        batch: int,
+        resolution: int,
+        options: tuple[tuple[str, str], ...] | None = None,
+        *,
+        precision: str | None = None,
     ) -> Workload:
-        """The workload of one model at one shape (``options``: another backend's, where one setting is
-        evaluated on several runtimes)."""
+        """The workload of one model at one shape and precision (``options``: another backend's, where one
+        setting is evaluated on several runtimes; ``precision`` may be left out where there is one)."""
         return Workload(
             model_name=name,
             batch_size=batch,
             resolution=resolution,
             device=self.device,
-            precision=self.precision,
+            precision=precision or self.precision,
             threads=self.threads,
             channels_last=self.channels_last,
             compile=self.compile,
@@ -154,6 +169,7 @@ def from_args(
     *,
     batch_sizes: tuple[int, ...] | None = None,
     also: tuple[str, ...] = (),
+    check: bool = True,
 ) -> Settings:
     """The checked setting of a command's arguments; every check runs before any model is built.
 
@@ -161,8 +177,9 @@ def from_args(
     ``--batch-sizes``, ``--resolution``, loop limits, ``--threads``, ``--precision``, ``--checkpoint``,
     ``--single-head``, ``--seed``, the backend's own options ...); ``batch_sizes`` overrides
     ``--batch-sizes`` for a command with one ``--batch-size``; ``also`` names further backends the
-    command runs the setting on (their flags are not refused). Bad input is a one-line
-    :class:`BenchError`.
+    command runs the setting on (their flags are not refused); ``check=False`` leaves asking whether the
+    backend runs every precision to the caller (``run`` drops what one runtime of several cannot run).
+    Bad input is a one-line :class:`BenchError`.
     """
     check_option_flags(args, (backend.name, *also))
     device = str(_arg(args, "device", "cpu"))
@@ -200,7 +217,7 @@ def from_args(
             max_time,
         ),
         threads=threads if threads is not None else (arguments.default_threads() if hasattr(args, "threads") else 1),
-        precision=str(_arg(args, "precision", "fp32")),
+        precisions=_precisions(_arg(args, "precision", "fp32")),
         channels_last=bool(getattr(args, "channels_last", False)),
         compile=bool(getattr(args, "compile", False)),
         checkpoint=str(checkpoint) if checkpoint is not None else None,
@@ -213,19 +230,46 @@ def from_args(
         processes=int(_arg(args, "processes", 1)),  # type: ignore[arg-type]
         budget_s=float(_arg(args, "budget", 0.0)),  # type: ignore[arg-type]
     )
-    check_backend(settings, backend)
+    if check:
+        check_backend(settings, backend)
     if checkpoint is not None:
         first = next(settings.workloads())
         build_model(settings, first.model_name, first.resolution)  # a checkpoint that does not fit is bad input
     return settings
 
 
+def _precisions(value: object) -> tuple[str, ...]:
+    """``--precision`` as a command declares it: a list (``run``, ``export``) or one name (``accuracy``)."""
+    return (value,) if isinstance(value, str) else tuple(value)  # type: ignore[arg-type]
+
+
 def check_backend(settings: Settings, backend: Backend, options: tuple[tuple[str, str], ...] | None = None) -> None:
-    """Can ``backend`` run this setting here (device, precision, a GPU that is there ...)? A one-line
+    """Can ``backend`` run this setting here (device, every precision, a GPU that is there ...)? A one-line
     :class:`BenchError` if not, before any work."""
     _check_device(settings.device, backend)
     first = next(settings.workloads())
-    backend.check(settings.workload(first.model_name, first.batch_size, first.resolution, options))
+    for precision in settings.precisions:
+        backend.check(
+            settings.workload(first.model_name, first.batch_size, first.resolution, options, precision=precision)
+        )
+
+
+def runnable_precisions(
+    settings: Settings, backend: Backend, options: tuple[tuple[str, str], ...] | None = None
+) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The precisions of ``settings`` that ``backend`` runs here, and why it refuses each other one."""
+    _check_device(settings.device, backend)
+    first = next(settings.workloads())
+    runs, refused = [], {}
+    for precision in settings.precisions:
+        workload = settings.workload(first.model_name, first.batch_size, first.resolution, options, precision=precision)
+        try:
+            backend.check(workload)
+        except BenchError as exc:
+            refused[precision] = str(exc)
+        else:
+            runs.append(precision)
+    return tuple(runs), refused
 
 
 def _check_device(device: str, backend: Backend) -> None:

@@ -22,6 +22,7 @@ them side by side instead:
 from __future__ import annotations
 
 import contextlib
+import itertools
 import secrets
 import signal
 import sys
@@ -77,7 +78,7 @@ class Cell:
     """One (runtime, model, batch) of the sitting, as this process tracks it."""
 
     key: str
-    """``backend/model/bN/rRES``: names the cell in the recorded round order and in requests."""
+    """``backend/model/bN/rRES/precision``: names the cell in the recorded round order and in requests."""
     workers: dict[int, Any]
     """The runtime's worker processes that hold this cell open, by process index (the first opens it)."""
     item: OpenWorkload
@@ -100,8 +101,13 @@ BUDGET_CLOCK = time.perf_counter
 """What spends ``--budget`` (tests give a clock of their own)."""
 
 
+def precisions_of(runtimes: list[Runtime]) -> tuple[str, ...]:
+    """Every precision some runtime of the sitting runs, in ``--precision`` order."""
+    return tuple(dict.fromkeys(p for runtime in runtimes for p in runtime.settings.precisions))
+
+
 def cell_key(backend: str, workload: Any) -> str:
-    return f"{backend}/{workload.model_name}/b{workload.batch_size}/r{workload.resolution}"
+    return f"{backend}/{workload.model_name}/b{workload.batch_size}/r{workload.resolution}/{workload.precision}"
 
 
 def plan_rounds(keys: list[str], first_round: dict[str, int], rounds: int, seed: int) -> list[list[str]]:
@@ -130,6 +136,7 @@ class Sitting:
         self.spread = spread or SittingSpread(SITTING_SD)
         """How far this machine's sittings differ (enters every interval and the stable verdict)."""
         self.settings = runtimes[0].settings  # the protocol (rounds, budgets, seed) is shared
+        self.precisions = precisions_of(runtimes)
         self.writer = writer
         self.env_id = env_id
         self.progress = progress
@@ -234,9 +241,9 @@ class Sitting:
         pending: dict[Any, list[Cell]] = {w[0]: [] for w in workers.values()}
         for name, resolution, batches in _models(self.settings):
             cells = []
-            for batch in batches:
-                for runtime in self.runtimes:
-                    workload = runtime.settings.workload(name, batch, resolution)
+            for batch, runtime, precision in itertools.product(batches, self.runtimes, self.precisions):
+                if precision in runtime.settings.precisions:
+                    workload = runtime.settings.workload(name, batch, resolution, precision=precision)
                     row = engine.base_row(runtime.settings, workload, self.env_id)
                     key = cell_key(runtime.name, workload)
                     if (row.settings_key, self.env_id) in done:
@@ -535,7 +542,8 @@ def run_sitting(
                 ]
             every_worker += group
         external_models = engine.external_cards(settings.model_names)  # report shows a spec's facts without it
-        name = f"{'+'.join(names)}-{settings.device}"
+        precisions = precisions_of(runtimes)
+        name = f"{'+'.join(names)}-{settings.device}" + ("" if precisions == ("fp32",) else f"-{'+'.join(precisions)}")
         protocol = {
             "processes": processes,
             "budget_s": settings.budget_s,
@@ -545,7 +553,8 @@ def run_sitting(
             "allocator": None if inline else machine.allocator_note(),
         }
         writer = RunWriter.create(out, name, {**env, **protocol, "external_models": external_models})
-        total = sum(len(settings.batch_sizes) for _ in settings.model_names) * len(runtimes) * (1 + settings.rounds)
+        cells_per_model = len(settings.batch_sizes) * sum(len(r.settings.precisions) for r in runtimes)
+        total = len(settings.model_names) * cells_per_model * (1 + settings.rounds)
         progress = tqdm(total=total, disable=not show_progress, unit="step", file=sys.stderr)
         if settings.budget_s > 0 and show_progress:
             progress.write(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -753,32 +754,47 @@ def paper_frame(report: Report) -> pd.DataFrame:
 # ------------------------------------------------------------------------------------ runtime ratios
 
 
-def ratio_table(report: Report, frame: pd.DataFrame) -> PaperTable:
-    """Runtime ratios for a paper (``ratios.md``/``.tex``): models by family, one column per runtime in the report's
-    column order (and per batch), each ``ratio +a/-b`` (its interval as it is); runtimes and models by their names.
+@dataclass(frozen=True)
+class _PairGrid:
+    """A frame of paired cells (runtime ratios or precision speedups) laid out as a paper table's body:
+    models by family, one column per report column (and batch) of the non-base cells."""
 
-    ``frame`` is :func:`bench.core.ratios.ratio_frame`'s: the ratios are formed within one sitting only.
-    """
+    header: list[Cell]
+    spans: list[tuple[str, int]]
+    groups: list[tuple[str, list[list[Cell]]]]
+    base: Column | None
+    runs: str
+    several: bool
+
+
+def _pair_grid(report: Report, frame: pd.DataFrame, value: str, base_of: tuple[str, str]) -> _PairGrid:
+    """``value`` names the frame's number (``ratio``, ``speedup``; its interval is ``value_ci_low/high``);
+    ``base_of`` says which row the frame divides by: (``backend`` or ``precision``, its name)."""
     by_key = {c.key: c for c in report.columns}
     m = report.measurements
-    columns = {(run, b): by_key[k] for run, b, k in zip(m["sitting"], m["backend"], m["column"], strict=True)}
-    base = str(frame["ratio_to"].iloc[0])
+    columns = {
+        (run, b, p): by_key[k]
+        for run, b, p, k in zip(m["sitting"], m["backend"], m["precision"], m["column"], strict=True)
+    }
     frame = frame[frame["model"].isin(set(report.measurements["model"]))]
-    frame = frame.assign(column=[columns.get((r, b)) for r, b in zip(frame["run_id"], frame["backend"], strict=True)])
+    frame = frame.assign(
+        column=[columns.get(k) for k in zip(frame["run_id"], frame["backend"], frame["precision"], strict=True)]
+    )
     frame = frame[frame["column"].notna()]
     if frame.empty:
-        raise BenchError("no runtime ratio of the report's models and columns")
+        raise BenchError(f"no {value} of the report's models and columns")
     keys = [c.key for c in report.columns if c.key in {col.key for col in frame["column"]}]
     frame = frame.assign(key=[c.key for c in frame["column"]])
     batches = sorted(int(b) for b in frame["batch"].unique())
     sittings = list(dict.fromkeys(frame["run_id"]))
-    reference = next((columns[run, base] for run in sittings if (run, base) in columns), None)
-    base_name = reference.title if reference else base
-    ratios = list(zip(frame["ratio"], frame["ratio_ci_low"], frame["ratio_ci_high"], strict=True))
-    digits = interval_decimals(ratios, figures=2)  # 0.91, 1.07, 3.78
+    axis, name = base_of
+    position = {"backend": 1, "precision": 2}[axis]
+    base = next((c for k, c in columns.items() if k[position] == name and k[0] in sittings), None)
+    numbers = list(zip(frame[value], frame[f"{value}_ci_low"], frame[f"{value}_ci_high"], strict=True))
+    digits = interval_decimals(numbers, figures=2)  # 0.91, 1.07, 3.78
     facts = _row_keys(report)
     found = {(r.run_id, r.model, int(r.resolution), int(r.batch), r.key): r for r in frame.itertuples()}
-    header = ["Model"] + ["\n".join(_short_runtime(by_key[k])) for _ in batches for k in keys]
+    header: list[Cell] = ["Model"] + ["\n".join(_short_runtime(by_key[k])) for _ in batches for k in keys]
     spans = [("", 1)] + [(f"batch {b}" if len(batches) > 1 else "", len(keys)) for b in batches]
     groups: list[tuple[str, list[list[Cell]]]] = []
     for run in sittings:
@@ -792,7 +808,12 @@ def ratio_table(report: Report, frame: pd.DataFrame) -> PaperTable:
                         cells.append(
                             "-"
                             if hit is None
-                            else interval_cell(hit.ratio, hit.ratio_ci_low, hit.ratio_ci_high, digits)
+                            else interval_cell(
+                                getattr(hit, value),
+                                getattr(hit, f"{value}_ci_low"),
+                                getattr(hit, f"{value}_ci_high"),
+                                digits,
+                            )
                         )
                 if any(c != "-" for c in cells[1:]):
                     body.append(cells)
@@ -805,20 +826,75 @@ def ratio_table(report: Report, frame: pd.DataFrame) -> PaperTable:
         + (f" (continued by --resume in {', '.join(r for r in parts[run] if r != run)})" if len(parts[run]) > 1 else "")
         for run in sittings
     )
+    return _PairGrid(header, spans if len(batches) > 1 else [], groups, base, runs, len(sittings) > 1)
+
+
+def ratio_table(report: Report, frame: pd.DataFrame) -> PaperTable:
+    """Runtime ratios for a paper (``ratios.md``/``.tex``): models by family, one column per runtime in the report's
+    column order (and per batch), each ``ratio +a/-b`` (its interval as it is); runtimes and models by their names.
+
+    ``frame`` is :func:`bench.core.ratios.ratio_frame`'s: the ratios are formed within one sitting only.
+    """
+    base = str(frame["ratio_to"].iloc[0])
+    grid = _pair_grid(report, frame, "ratio", ("backend", base))
+    base_name = grid.base.title if grid.base else base
     note = (
         f"Each runtime's latency divided by that of {base_name} for the same model, batch, threads and precision, "
-        f"both cells from one sitting (run{'s' if len(sittings) > 1 else ''} {runs}); below 1: faster than "
+        f"both cells from one sitting (run{'s' if grid.several else ''} {grid.runs}); below 1: faster than "
         f"{base_name}. +a/\u2212b: the ratio's interval [ratio \u2212 b, ratio + a], each cell's rounds resampled, "
         f"nominal {HEADLINE_LEVEL:.0%}, printed as it is (asymmetric). {headline_note()}"
     )
     return PaperTable(
-        header=header,
-        groups=groups,
-        align="l" + "r" * (len(header) - 1),
-        spans=spans if len(batches) > 1 else [],
+        header=grid.header,
+        groups=grid.groups,
+        align="l" + "r" * (len(grid.header) - 1),
+        spans=grid.spans,
         title=f"Latency of each runtime relative to {base_name}",
         notes=[note],
         label="tab:ratios",
+        float_env="table*",
+        compact=True,
+        font="footnotesize",
+    )
+
+
+def _quantization(detail: object) -> str:
+    """The calibration set a quantized row's runtime recorded (its ``runtime_detail``), else ''."""
+    try:
+        recipe = str(json.loads(str(detail)).get("quantization", ""))
+    except (ValueError, AttributeError):
+        return ""
+    return next((part.split(": ", 1)[1] for part in recipe.split("; ") if part.startswith("calibration: ")), "")
+
+
+def speedup_table(report: Report, frame: pd.DataFrame) -> PaperTable:
+    """Precision speedups for a paper (``speedup.md``/``.tex``): models by family, one column per runtime and
+    precision other than the base (and per batch), each ``speedup +a/-b``.
+
+    ``frame`` is :func:`bench.core.ratios.speedup_frame`'s: both cells of a speedup are from one sitting.
+    """
+    over = str(frame["speedup_over"].iloc[0])
+    grid = _pair_grid(report, frame, "speedup", ("precision", over))
+    details = sorted({d for d in map(_quantization, report.measurements["runtime_detail"]) if d})
+    calibration = (
+        f" Quantized networks: each runtime's own post-training tool, calibrated on {'; '.join(details)}."
+        if details
+        else ""
+    )
+    note = (
+        f"Each runtime's {over} latency divided by its latency in the column's precision, for the same model, batch "
+        f"and threads, both cells from one sitting (run{'s' if grid.several else ''} {grid.runs}); above 1: faster "
+        f"than {over}. +a/\u2212b: the interval [speedup \u2212 b, speedup + a], each cell's rounds resampled, "
+        f"nominal {HEADLINE_LEVEL:.0%}, printed as it is (asymmetric). {headline_note()}{calibration}"
+    )
+    return PaperTable(
+        header=grid.header,
+        groups=grid.groups,
+        align="l" + "r" * (len(grid.header) - 1),
+        spans=grid.spans,
+        title=f"Speedup over {over} of each runtime's other precisions",
+        notes=[note],
+        label="tab:speedup",
         float_env="table*",
         compact=True,
         font="footnotesize",
