@@ -289,7 +289,7 @@ def test_older_accuracy_documents_load_under_the_renamed_fields(tmp_path: Path) 
     path.write_text(json.dumps(raw))
     loaded = load_document(path)
     assert loaded is not None and loaded.results[0].baseline_backend == "onnx"
-    assert "reference_backend" not in loaded.to_json() and loaded.format == schema.ACCURACY_FORMAT == 3
+    assert "reference_backend" not in loaded.to_json() and loaded.format == schema.ACCURACY_FORMAT == 4
     assert measured_top1([tmp_path])["casvit_xs"]["top1"] == 70.0
 
 

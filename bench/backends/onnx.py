@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from bench.core import artifacts
-from bench.core.calibration import DEFAULT_CALIBRATION
+from bench.core.calibration import Calibration
 from bench.core.errors import BenchError
 from bench.core.runtime import Backend, BackendOptions, Prepared, Session, Workload, native_command, option
 from bench.core.util import quiet_export
@@ -146,7 +146,9 @@ class OnnxBackend(Backend):
             "weights": artifacts.weights_digest(model),
         }
         if workload.precision == "int8":
-            key["calibration"] = dict(INT8_RECIPE)
+            key["calibration"] = int8_recipe(workload.calibration)
+            if workload.calibration.folder is not None:  # the synthetic set is named in full by its recipe
+                key["calibration_set"] = workload.calibration.key()
         b, _, r, _ = workload.input_shape
         stem = f"{workload.model_name}-b{b}-r{r}-{workload.precision}-{exporter}"
         return artifacts.entry_path(cache_dir, "onnx", stem, ".onnx", key), key
@@ -166,7 +168,7 @@ class OnnxBackend(Backend):
             fp32 = staged.with_name(staged.stem + "-fp32.onnx")
             try:
                 export_onnx(export_model, example, fp32, workload.option("exporter", "dynamo"))
-                quantize_int8(fp32, staged, workload.input_shape)
+                quantize_int8(fp32, staged, workload.calibration.batches(workload.input_shape, workload.model_name))
             finally:
                 fp32.unlink(missing_ok=True)
             validate_onnx(staged)
@@ -174,7 +176,7 @@ class OnnxBackend(Backend):
         entry = artifacts.cached(path, key, build)
         detail = {"export_cache": entry.status}
         if workload.precision == "int8":
-            detail["quantization"] = "; ".join(f"{k}: {v}" for k, v in INT8_RECIPE.items())
+            detail["quantization"] = "; ".join(f"{k}: {v}" for k, v in int8_recipe(workload.calibration).items())
         return Prepared(artifact=entry.path, cache_hit=entry.hit, detail=detail)
 
     def load(self, model: nn.Module, prepared: Prepared, workload: Workload, example: np.ndarray) -> Session:
@@ -210,25 +212,26 @@ class OnnxBackend(Backend):
         return OnnxSession(session, example, detail)
 
 
-INT8_RECIPE = {
-    "tool": "onnxruntime.quantization.quantize_static",
-    "format": "QDQ",
-    "weights": "int8 per channel",
-    "activations": "uint8 per tensor, MinMax",
-    "calibration": DEFAULT_CALIBRATION.describe(),
-}
-"""How an int8 ONNX artifact is made: part of its cache key and of the row's runtime detail."""
+def int8_recipe(calibration: Calibration) -> dict[str, str]:
+    """How an int8 ONNX artifact is made: part of its cache key and of the row's runtime detail."""
+    return {
+        "tool": "onnxruntime.quantization.quantize_static",
+        "format": "QDQ",
+        "weights": "int8 per channel",
+        "activations": "uint8 per tensor, MinMax",
+        "calibration": calibration.describe(),
+    }
 
 
-def quantize_int8(fp32: Path, out: Path, shape: tuple[int, int, int, int]) -> None:
-    """Static post-training quantization with ONNX Runtime's own tool (:data:`INT8_RECIPE`): QDQ nodes
-    around every quantizable operator, activations calibrated on the shared calibration set."""
+def quantize_int8(fp32: Path, out: Path, calibration: list[np.ndarray]) -> None:
+    """Static post-training quantization with ONNX Runtime's own tool (:func:`int8_recipe`): QDQ nodes
+    around every quantizable operator, activations calibrated on ``calibration`` (the shared set's batches)."""
     import logging
 
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     name = _ort().InferenceSession(str(fp32), providers=["CPUExecutionProvider"]).get_inputs()[0].name
-    batches = [{name: batch} for batch in DEFAULT_CALIBRATION.batches(shape)]
+    batches = [{name: batch} for batch in calibration]
 
     class Images(CalibrationDataReader):
         def __init__(self) -> None:

@@ -21,8 +21,10 @@ it, counts it and records it in the results; when nothing at all can be read, ex
 Runtimes: ``--backend torch,onnx`` evaluates the same images on each runtime (``prepare``/``load`` of the
 backend at ``--batch-size``, ``session.predict``; the last batch is zero-padded, padding ignored), so
 the top-1 drop per runtime is printed against the model's **baseline runtime**: the first runtime of
-``--backend`` that evaluated it (one that failed to open or run is skipped). Torch runs on CPU or CUDA, fp32 or
-AMP (``--precision``).
+``--backend`` that evaluated it (one that failed to open or run is skipped). ``--precision fp32,int8`` scores
+the same batches in each precision a runtime runs (torch: AMP fp16/bf16; int8: the runtime's own quantizer,
+its parity gated by agreement), so the drop of each against the baseline (the first runtime at the first
+precision) is paired: its 95% interval rests on the images whose top-1 verdicts differ between the two.
 
 Results: ``<out>/<stamp>-accuracy-<pid>/accuracy.json`` (:mod:`bench.core.accuracy_results`: top-1,
 top-5, counts, the preprocessing, the checkpoint's SHA-256, the data set and its fingerprint, the machine)
@@ -47,16 +49,16 @@ import time
 from pathlib import Path
 
 from bench.backends import (
+    ALL_PRECISIONS,
     BACKENDS,
     EAGER_BACKEND,
-    PRECISIONS,
     add_option_arguments,
     available_backend,
     backend_class,
     backend_list,
 )
 from bench.core import arguments, pause
-from bench.core.accuracy import Progress, Tally, check_classes, evaluate, head_size
+from bench.core.accuracy import Progress, Tally, check_classes, evaluate, head_size, paired_drop
 from bench.core.accuracy_results import (
     PARTIAL_FILE,
     PER_CLASS_COLUMNS,
@@ -101,7 +103,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "framework's own eager runtime)",
     )
     arguments.add_device_argument(p)
-    p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="fp32, or AMP fp16/bf16 (default: fp32)")
+    arguments.add_precision_argument(
+        p,
+        ALL_PRECISIONS,
+        "precisions each runtime scores the same images in (torch: AMP fp16/bf16; int8: the "
+        "runtime's own quantizer); each gets its top-1 and its paired drop against the baseline",
+    )
+    arguments.add_calibration_arguments(p)
     p.add_argument("--batch-size", type=arguments.count("--batch-size", 4096), default=32, metavar="N")
     arguments.add_resolution_argument(p)
     p.add_argument(
@@ -162,25 +170,33 @@ def _build(name: str, args, settings, data: Dataset):
     return model, resolution, pre, card, classes
 
 
-def _open_all(name: str, model, resolution: int, classes: int, args, settings, backends: list[str]) -> list[Tally]:
+Evaluation = tuple[str, str]
+"""(runtime, precision): what scores the images once; a model's evaluations share every batch."""
+
+
+def _open_all(
+    name: str, model, resolution: int, classes: int, args, settings, evaluations: list[Evaluation]
+) -> list[Tally]:
     tallies: list[Tally] = []
-    for backend_name in backends:
+    for backend_name, precision in evaluations:
         options = backend_class(backend_name).Options.from_args(args, backend_name).items()
-        workload = settings.workload(name, args.batch_size, resolution, options)
+        workload = settings.workload(name, args.batch_size, resolution, options, precision=precision)
         try:
             session, detail = _open(backend_name, model, workload, args.cache_dir, settings.seed)
-            tallies.append(Tally(backend_name, session, classes, detail))
+            tallies.append(Tally(backend_name, session, classes, detail, precision=precision))
         except BenchError:
             raise
         except Exception as exc:  # an export that fails or fails parity: this runtime is skipped, the others go on
             why = str(exc) if isinstance(exc, SessionRefused) else one_line(exc)
-            print(f"{name} on {backend_name}: failed: {why}", file=sys.stderr)
-            tallies.append(Tally(backend_name, None, classes, {}, error=why))
+            print(f"{name} on {backend_name} {precision}: failed: {why}", file=sys.stderr)
+            tallies.append(Tally(backend_name, None, classes, {}, error=why, precision=precision))
     return tallies
 
 
-def _resume_key(args, names: list[str], backends: list[str], fingerprint: dict[str, object], checkpoint) -> str:
+def _resume_key(args, names: list[str], evaluations: list[Evaluation], fingerprint: dict[str, object],
+                checkpoint) -> str:  # fmt: skip
     """Everything that decides the scores: a run continues only a run with the same key."""
+    backends = list(dict.fromkeys(b for b, _ in evaluations))
     options = {k: str(v) for k, v in sorted(vars(args).items()) if k.startswith(tuple(f"{b}_" for b in backends))}
     key = {
         "listing": fingerprint.get("listing_sha256"),
@@ -189,7 +205,9 @@ def _resume_key(args, names: list[str], backends: list[str], fingerprint: dict[s
         "models": names,
         "backends": backends,
         "device": args.device,
-        "precision": args.precision,
+        "evaluations": [list(e) for e in evaluations],
+        "calibration": str(args.calibration.resolve()) if args.calibration else None,
+        "calibration_images": args.calibration_images,
         "batch": args.batch_size,
         "resolution": args.resolution,
         "checkpoint": checkpoint["sha256"] if checkpoint else None,
@@ -214,14 +232,14 @@ def _previous_run(out: Path, key: str) -> tuple[Path, AccuracyDocument] | None:
     return run_dir, document
 
 
-def _partial(run_dir: Path, name: str, backends: list[str]) -> dict[str, object] | None:
+def _partial(run_dir: Path, name: str, evaluations: list[Evaluation]) -> dict[str, object] | None:
     try:
         state = parse_document((run_dir / PARTIAL_FILE).read_text(encoding="utf-8"), "json")
     except (OSError, ValueError):
         return None
     if not isinstance(state, dict) or state.get("model") != name:
         return None
-    if [t.get("backend") for t in state.get("tallies", [])] != backends:
+    if [(t.get("backend"), t.get("precision", "fp32")) for t in state.get("tallies", [])] != evaluations:
         return None
     return state
 
@@ -231,13 +249,14 @@ def _result(name, card, tally: Tally, baseline: Tally | None, progress: Progress
     top1 = tally.percent(tally.top1) if tally.error is None else None
     top5 = tally.percent(tally.top5) if tally.error is None and tally.num_classes >= 5 else None
     baseline_top1 = baseline.percent(baseline.top1) if baseline is not None else None
+    paired = paired_drop(baseline, tally) if baseline is not None and top1 is not None else None
     return AccuracyResult(
         model=name,
         family=card.family,
         backend=tally.backend,
         status="ok" if tally.error is None else "failed",
         error=tally.error,
-        **workload_facts(settings.workload(name, args.batch_size, pre.crop)),
+        **workload_facts(settings.workload(name, args.batch_size, pre.crop, precision=tally.precision)),
         backend_detail=tally.detail,
         preprocessing=pre.as_dict(),
         weights=settings.weights,
@@ -251,7 +270,11 @@ def _result(name, card, tally: Tally, baseline: Tally | None, progress: Progress
         top1=top1,
         top5=top5,
         baseline_backend=baseline.backend if baseline is not None else None,
+        baseline_precision=baseline.precision if baseline is not None else None,
         top1_drop=None if top1 is None or baseline_top1 is None else round(baseline_top1 - top1, 4),
+        top1_drop_ci_low=round(paired[1], 4) if paired else None,
+        top1_drop_ci_high=round(paired[2], 4) if paired else None,
+        top1_changed=paired[3] if paired else None,
         published_top1=card.top1,
         published_top1_source=card.top1_source or None,
         imagenet_top1=imagenet and top1 is not None,
@@ -263,7 +286,7 @@ def _result(name, card, tally: Tally, baseline: Tally | None, progress: Progress
     )
 
 
-def _failed(name: str, backends: list[str], error: str, args, settings) -> list[AccuracyResult]:
+def _failed(name: str, evaluations: list[Evaluation], error: str, args, settings) -> list[AccuracyResult]:
     import models
 
     try:
@@ -278,18 +301,21 @@ def _failed(name: str, backends: list[str], error: str, args, settings) -> list[
             backend=b,
             status="failed",
             error=error,
-            **workload_facts(settings.workload(name, args.batch_size, settings.resolution)),
+            **workload_facts(settings.workload(name, args.batch_size, settings.resolution, precision=p)),
             weights=settings.weights,
             published_top1=published,
             baseline_backend=None,  # no runtime evaluated the model, so none is its baseline
             timestamp=timestamp(),
         )
-        for b in backends
+        for b, p in evaluations
     ]
 
 
 def _checked_inputs(args: argparse.Namespace):
-    """(runtimes, data set, the images to score, settings), every value checked before any model loads."""
+    """(evaluations, data set, the images to score, settings), every value checked before any model loads.
+
+    Each runtime scores every precision of ``--precision`` it runs here; one it cannot run is left out, said on
+    stderr (a runtime that runs none of them is bad input, as in ``run``)."""
     backends = backend_list(args.backend)
     data = scan(args.data, args.labels)  # bad data is reported before torch and the models load
     if data.unreadable and not args.skip_unreadable:
@@ -300,14 +326,20 @@ def _checked_inputs(args: argparse.Namespace):
 
     # every value checked (e.g. --device cuda without a GPU, fp16 on a CPU) before any work
     settings = setting.from_args(
-        args, available_backend(backends[0]), batch_sizes=(args.batch_size,), also=tuple(backends[1:])
+        args, available_backend(backends[0]), batch_sizes=(args.batch_size,), also=tuple(backends[1:]), check=False
     )
-    for backend_name in backends[1:]:
+    evaluations: list[Evaluation] = []
+    for backend_name in backends:
         options = backend_class(backend_name).Options.from_args(args, backend_name).items()
-        setting.check_backend(settings, available_backend(backend_name), options)
+        runs, refused = setting.runnable_precisions(settings, available_backend(backend_name), options)
+        if not runs:
+            raise BenchError(next(iter(refused.values())))
+        for precision, reason in refused.items():
+            print(f"note: {reason}; {backend_name} scores no {precision}", file=sys.stderr)
+        evaluations += [(backend_name, p) for p in runs]
     check_writable_dir(args.out, "--out")
     check_writable_dir(args.cache_dir, "--cache-dir")
-    return backends, data, items, settings
+    return evaluations, data, items, settings
 
 
 def _checkpoint_facts(path: Path | None) -> dict[str, str] | None:
@@ -367,9 +399,9 @@ class _Run:
     def finished(self, name: str) -> bool:
         return any(r.model == name for r in self.document.results)
 
-    def restore(self, name: str, backends: list[str], tallies: list[Tally]) -> Progress:
+    def restore(self, name: str, evaluations: list[Evaluation], tallies: list[Tally]) -> Progress:
         """The progress of ``name`` so far (its saved tallies restored into ``tallies``), or a fresh one."""
-        saved = _partial(self.directory, name, backends) if self.resumed else None
+        saved = _partial(self.directory, name, evaluations) if self.resumed else None
         if saved is None:
             return Progress()
         for tally, tally_state in zip(tallies, saved["tallies"], strict=True):  # type: ignore[arg-type]
@@ -407,41 +439,41 @@ class _Run:
 
 
 def main(args: argparse.Namespace) -> int:
-    backends, data, items, settings = _checked_inputs(args)
+    evaluations, data, items, settings = _checked_inputs(args)
     import torch
 
     torch.set_num_threads(settings.threads)
     checkpoint = _checkpoint_facts(args.checkpoint)
     fingerprint = data.fingerprint()
-    key = _resume_key(args, list(settings.model_names), backends, fingerprint, checkpoint)
+    key = _resume_key(args, list(settings.model_names), evaluations, fingerprint, checkpoint)
     run = _Run.open(args, key, data, fingerprint, items, settings)
     try:
         for name in settings.model_names:
             if run.finished(name):
                 print(f"{name}: already evaluated (--resume)", file=sys.stderr)
                 continue
-            _evaluate_model(name, run, args, settings, backends, data, items, checkpoint)
+            _evaluate_model(name, run, args, settings, evaluations, data, items, checkpoint)
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM
         return run.interrupted(exc)
     return run.done()
 
 
-def _evaluate_model(name: str, run: _Run, args, settings, backends: list[str], data: Dataset, items,
+def _evaluate_model(name: str, run: _Run, args, settings, evaluations: list[Evaluation], data: Dataset, items,
                     checkpoint) -> None:  # fmt: skip
-    """Score ``name`` on every runtime over the same batches and add its results to ``run``."""
+    """Score ``name`` on every runtime and precision over the same batches and add its results to ``run``."""
     from models.registry import is_external
 
     try:
         model, resolution, pre, card, classes = _build(name, args, settings, data)
     except ModelFailed as exc:
         print(f"{name}: failed: {exc}", file=sys.stderr)
-        run.add(_failed(name, backends, str(exc), args, settings))
+        run.add(_failed(name, evaluations, str(exc), args, settings))
         return
     if settings.checkpoint is None and not is_external(name):
         print(f"warning: {name} has no --checkpoint: random weights score at chance (seed {settings.seed})",
               file=sys.stderr)  # fmt: skip
-    tallies = _open_all(name, model, resolution, classes, args, settings, backends)
-    progress = run.restore(name, backends, tallies)
+    tallies = _open_all(name, model, resolution, classes, args, settings, evaluations)
+    progress = run.restore(name, evaluations, tallies)
     seconds = _score(name, run, tallies, progress, pre, args, items)
     scored = max((int(t.images.sum()) for t in tallies), default=0)
     if scored == 0 and progress.skipped:
@@ -452,7 +484,7 @@ def _evaluate_model(name: str, run: _Run, args, settings, backends: list[str], d
     progress.skipped = [*(shown(p) for p, _ in data.unreadable), *progress.skipped]
     real_weights = settings.checkpoint is not None or is_external(name)
     imagenet = data.is_imagenet_val(len(items)) and not progress.skipped and real_weights
-    baseline = next((t for t in tallies if t.error is None), None)  # the first runtime that evaluated it
+    baseline = next((t for t in tallies if t.error is None), None)  # the first evaluation that scored it
     results = [
         _result(name, card, tally, baseline, progress, seconds, args, settings, pre, checkpoint, imagenet)
         for tally in tallies
@@ -508,7 +540,7 @@ class _Saver:
         self.state = self._snapshot()
         pause.point("batch")
         self.bar.update(images)
-        top1 = [(t.backend, t.percent(t.top1)) for t in self.tallies]
+        top1 = [(t.name, t.percent(t.top1)) for t in self.tallies]
         self.bar.set_postfix_str(" ".join(f"{b} top1 {p:.2f}%" for b, p in top1 if p is not None))
         if time.monotonic() - self.saved_at > SAVE_EVERY_S:
             self.save()
@@ -535,6 +567,7 @@ def _per_class_rows(name: str, tallies: list[Tally], data: Dataset) -> list[dict
                 {
                     "model": name,
                     "backend": tally.backend,
+                    "precision": tally.precision,
                     "class_index": int(i),
                     "class_name": names[i] if i < len(names) else str(i),
                     "images": int(tally.images[i]),
@@ -574,6 +607,16 @@ def _fmt(value: object, digits: int = 2) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float | int) and not isinstance(value, bool) else str(value)
 
 
+def _drop(r: AccuracyResult) -> str:
+    """``0.50 [-0.20, 1.20]``: the top-1 drop against the baseline with its paired interval ('-' for the
+    baseline itself)."""
+    if r.top1_drop is None or (r.backend, r.precision) == (r.baseline_backend, r.baseline_precision or "fp32"):
+        return "-"
+    if r.top1_drop_ci_low is None or r.top1_drop_ci_high is None:
+        return _fmt(r.top1_drop)
+    return f"{_fmt(r.top1_drop)} [{_fmt(r.top1_drop_ci_low)}, {_fmt(r.top1_drop_ci_high)}]"
+
+
 def _table(results: list[AccuracyResult]) -> str:
     import pandas as pd
 
@@ -588,7 +631,7 @@ def _table(results: list[AccuracyResult]) -> str:
             "images": r.images,
             "top1 %": _fmt(r.top1),
             "top5 %": _fmt(r.top5),
-            "drop": "-" if r.top1_drop is None or r.backend == r.baseline_backend else _fmt(r.top1_drop),
+            "drop": _drop(r),
             "published": _fmt(r.published_top1),
             "img/s": _fmt(r.images_per_s, 1),
         }

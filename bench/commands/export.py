@@ -42,6 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-sizes", type=arguments.int_list("--batch-sizes"), default=[1], metavar="N[,N...]")
     arguments.add_resolution_argument(p)
     arguments.add_precision_argument(p, ALL_PRECISIONS, "precisions, an artifact each")
+    arguments.add_calibration_arguments(p)
     p.add_argument("--checkpoint", type=Path, default=None, help="weights to load (a single model only)")
     p.add_argument("--single-head", action="store_true", help="drop the distillation head (deployable network)")
     p.add_argument("--seed", type=arguments.seed, default=0, metavar="N")

@@ -103,6 +103,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     arguments.add_threads_argument(p)
     arguments.add_precision_argument(p, ALL_PRECISIONS, "precisions, each a cell of the sitting like a runtime")
+    arguments.add_calibration_arguments(p)
     p.add_argument("--channels-last", action="store_true", help="torch: NHWC model and input")
     p.add_argument("--compile", action="store_true", help="torch: run torch.compile(model) (compiled in warmup)")
     p.add_argument("--checkpoint", type=Path, default=None, help="weights to load (a single model only)")

@@ -7,6 +7,7 @@ tallies can be saved after every batch and restored, so an interrupted evaluatio
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -24,7 +25,9 @@ TOP_K = 5
 
 @dataclass
 class Tally:
-    """Per-class counts of one model on one runtime; ``seconds`` is the time spent in its ``predict`` alone."""
+    """Per-class counts of one model on one runtime at one precision; ``seconds`` is the time spent in its
+    ``predict`` alone. ``hits`` keeps, per scored image in order, whether its top-1 was right: two tallies
+    of the same images give a paired difference (:func:`paired_drop`)."""
 
     backend: str
     session: object | None
@@ -32,14 +35,22 @@ class Tally:
     detail: dict[str, str]
     error: str | None = None
     seconds: float = 0.0
+    precision: str = "fp32"
     images: np.ndarray = field(init=False)
     top1: np.ndarray = field(init=False)
     top5: np.ndarray = field(init=False)
+    hits: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
         self.images = np.zeros(self.num_classes, dtype=np.int64)
         self.top1 = np.zeros(self.num_classes, dtype=np.int64)
         self.top5 = np.zeros(self.num_classes, dtype=np.int64)
+        self.hits = np.zeros(0, dtype=bool)
+
+    @property
+    def name(self) -> str:
+        """``onnx int8``: how messages and progress name this evaluation."""
+        return f"{self.backend} {self.precision}"
 
     def fail(self, error: str) -> None:
         if self.session is not None:
@@ -50,9 +61,11 @@ class Tally:
         """Count one batch: the true class among the ``TOP_K`` highest logits (ties: the lower index first)."""
         k = min(TOP_K, logits.shape[1])
         ranked = np.argsort(-logits, axis=1, kind="stable")[:, :k]
+        right = ranked[:, 0] == labels
         np.add.at(self.images, labels, 1)
-        np.add.at(self.top1, labels, ranked[:, 0] == labels)
+        np.add.at(self.top1, labels, right)
         np.add.at(self.top5, labels, (ranked == labels[:, None]).any(axis=1))
+        self.hits = np.concatenate([self.hits, right])
 
     def percent(self, counts: np.ndarray) -> float | None:
         total = int(self.images.sum())
@@ -66,11 +79,14 @@ class Tally:
     def state(self) -> dict[str, object]:
         return {
             "backend": self.backend,
+            "precision": self.precision,
             "error": self.error,
             "seconds": self.seconds,
             "images": self.images.tolist(),
             "top1": self.top1.tolist(),
             "top5": self.top5.tolist(),
+            "hits": np.packbits(self.hits).tobytes().hex(),
+            "scored": int(self.hits.size),
         }
 
     def restore(self, state: dict[str, object]) -> None:
@@ -80,9 +96,30 @@ class Tally:
             if values.shape != (self.num_classes,):
                 raise ValueError(f"saved {name} has {values.shape} entries, expected {self.num_classes}")
             setattr(self, name, values)
+        scored = int(state.get("scored", 0))  # type: ignore[call-overload]
+        packed = np.frombuffer(bytes.fromhex(str(state.get("hits", ""))), dtype=np.uint8)
+        self.hits = np.unpackbits(packed)[:scored].astype(bool)
+        if self.hits.size != int(self.images.sum()):
+            raise ValueError(f"saved hits cover {self.hits.size} images, the counts {int(self.images.sum())}")
         self.seconds = float(state["seconds"])  # type: ignore[arg-type]
         if state.get("error"):
             self.fail(str(state["error"]))
+
+
+def paired_drop(baseline: Tally, other: Tally) -> tuple[float, float, float, int] | None:
+    """Top-1 of ``baseline`` minus ``other``'s in percentage points, with its 95% interval, paired over the
+    images both scored (the interval of a difference of two proportions on the same images rests on the
+    images whose verdicts differ: right on one, wrong on the other), and how many such images there are.
+    None when the two did not score the same images."""
+    if baseline.hits.size != other.hits.size or not baseline.hits.size:
+        return None
+    n = baseline.hits.size
+    lost = int((baseline.hits & ~other.hits).sum())
+    gained = int((~baseline.hits & other.hits).sum())
+    drop = (lost - gained) / n
+    sd = math.sqrt(max(lost + gained - (lost - gained) ** 2 / n, 0.0)) / n
+    z = 1.959963984540054
+    return 100 * drop, 100 * (drop - z * sd), 100 * (drop + z * sd), lost + gained
 
 
 @dataclass
@@ -201,7 +238,7 @@ def evaluate(
                         continue
                     logits, seconds, error = result
                     if error is not None:
-                        warn(f"{tally.backend}: failed: {error}")
+                        warn(f"{tally.name}: failed: {error}")
                         tally.fail(error)
                         continue
                     tally.seconds += seconds

@@ -157,6 +157,26 @@ def add_precision_argument(p: Parser, choices: tuple[str, ...], help: str = "") 
     )
 
 
+def add_calibration_arguments(p: Parser) -> None:
+    """``--calibration DIR`` and ``--calibration-images N``: the images int8 quantizers calibrate on
+    (:mod:`bench.core.calibration`)."""
+    p.add_argument(
+        "--calibration",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="images (ImageFolder or flat folder) int8 calibrates on, each through the model's preprocessing "
+        "(default: seeded synthetic images, good for timing, not for accuracy)",
+    )
+    p.add_argument(
+        "--calibration-images",
+        type=count("--calibration-images", 100_000),
+        default=None,
+        metavar="N",
+        help="images chosen from --calibration DIR with --seed (default: 32)",
+    )
+
+
 def add_device_argument(p: Parser) -> None:
     """``--device``: the kind of processor a session runs on here (each backend lists the ones it supports;
     :func:`bench.core.settings.from_args` checks). A phone or board is ``bench import --device-name``."""

@@ -292,6 +292,7 @@ def base_row(settings: Settings, workload: Workload, env_id: str) -> SummaryRow:
         backend=settings.backend,
         device=workload.device,
         precision=workload.precision,
+        calibration=workload.calibration.describe() if workload.quantized else "",
         threads=workload.threads,
         channels_last=workload.channels_last,
         compile=workload.compile,

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from bench.core.calibration import DEFAULT_CALIBRATION, Calibration
 from bench.core.errors import BenchError
 
 if TYPE_CHECKING:  # the framework loads with the first model, not with the interface
@@ -122,6 +123,12 @@ class Workload:
     """The backend's own options (:meth:`BackendOptions.items`)."""
     channels: int = 3
     """Input channels: 3 for images; more when a bare block is measured (``bench complexity``)."""
+    calibration: Calibration = DEFAULT_CALIBRATION
+    """What a quantized precision calibrates on (:mod:`bench.core.calibration`); float precisions ignore it."""
+
+    @property
+    def quantized(self) -> bool:
+        return self.precision in QUANTIZED
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:

@@ -183,7 +183,11 @@ class SummaryRow:
         "str",
         role="setting",
     )
-    precision: str = col("fp32, fp16 or bf16", "str", role="setting")
+    precision: str = col("fp32, fp16, bf16, or int8 (the runtime's own post-training quantizer)", "str", role="setting")
+    calibration: str = col(
+        "what an int8 network's activation ranges were calibrated on (empty for float precisions)", "str",
+        role="setting",
+    )  # fmt: skip
     threads: int = col("intra-op threads the runtime was given", "int", low=1, identity=True, role="setting")
     channels_last: bool = col("NHWC memory format (torch)", "bool", identity=True, role="setting")
     compile: bool = col("torch.compile (torch)", "bool", identity=True, role="setting")
@@ -520,11 +524,12 @@ COMPARE_COLUMNS = tuple(f.name for f in dataclasses.fields(CompareResult))
 
 # ---------------------------------------------------------------------------------------- accuracy
 
-ACCURACY_FORMAT = 3
+ACCURACY_FORMAT = 4
 """Version of ``accuracy.json`` (``bench accuracy``'s document). 2: per result ``imagenet_top1`` (may it
 replace the published top-1), per-runtime ``images_per_s``; the document keeps its ``resume_key``.
-3: ``reference_backend`` is named ``baseline_backend`` (older documents are read under the new name)."""
-READABLE_ACCURACY_FORMATS = (1, 2, 3)
+3: ``reference_backend`` is named ``baseline_backend`` (older documents are read under the new name).
+4: a result per runtime and precision: ``baseline_precision``, the drop's paired interval, ``top1_changed``."""
+READABLE_ACCURACY_FORMATS = (1, 2, 3, 4)
 RENAMED_ACCURACY_FIELDS = {"reference_backend": "baseline_backend"}
 """Old name -> new name of :class:`AccuracyResult` fields: how older documents are migrated on read."""
 ACCURACY_KIND = "accuracy"
@@ -544,7 +549,8 @@ class AccuracyResult:
     )
     error: str = col("why the result failed", "str")
     device: str = col("cpu or cuda", "str", default="cpu")
-    precision: str = col("fp32, fp16 or bf16", "str", default="fp32")
+    precision: str = col("fp32, fp16 or bf16 (AMP on torch), or int8 (the runtime's quantizer)", "str",
+                         default="fp32", identity=True)  # fmt: skip
     threads: int = col("intra-op threads the runtime was given", "int", low=1)
     batch_size: int = col("images per inference", "int", low=1)
     resolution: int = col("input height = width (the preprocessing's crop)", "int", "px", low=1)
@@ -564,7 +570,15 @@ class AccuracyResult:
     baseline_backend: str = col(
         "the baseline runtime: the first of --backend that evaluated the model (empty if none did)", "str"
     )
+    baseline_precision: str = col("the baseline runtime's precision (the first of --precision it ran)", "str")
     top1_drop: float = col("top-1 of the baseline runtime minus this runtime's", unit="pp")
+    top1_drop_ci_low: float = col(
+        "95% interval of top1_drop over images like these, paired (the same images scored by both)", unit="pp"
+    )
+    top1_drop_ci_high: float = col("upper end of top1_drop's interval", unit="pp")
+    top1_changed: int = col(
+        "images right at top-1 on one of this runtime and the baseline and wrong on the other", "int", low=0
+    )
     published_top1: float = col("the top-1 the model's paper reports", unit="%", low=0)
     published_top1_source: str = col("where the published top-1 comes from", "str")
     imagenet_top1: bool = col(
@@ -590,8 +604,10 @@ class AccuracyResult:
         return load_record(cls, {**raw, **renamed})
 
 
-PER_CLASS_COLUMNS = ("model", "backend", "class_index", "class_name", "images", "correct_top1", "correct_top5")
-"""``per_class.csv`` beside ``accuracy.json``: one line per model, runtime and class that had images."""
+PER_CLASS_COLUMNS = (
+    "model", "backend", "precision", "class_index", "class_name", "images", "correct_top1", "correct_top5"
+)  # fmt: skip
+"""``per_class.csv`` beside ``accuracy.json``: one line per model, runtime, precision and class that had images."""
 
 
 @dataclass

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING
 
 import models
 from bench.core import arguments
+from bench.core.calibration import DEFAULT_CALIBRATION, FOLDER_IMAGES, Calibration
 from bench.core.errors import BenchError
-from bench.core.runtime import Backend, Workload, registry
+from bench.core.runtime import QUANTIZED, Backend, Workload, registry
 from bench.core.timing import LoopLimits
 from bench.core.util import sha256_file
 
@@ -53,6 +54,8 @@ class Settings:
     threads: int = 1
     precisions: tuple[str, ...] = ("fp32",)
     """Each is a cell of its own (a list is measured in one sitting, like several runtimes)."""
+    calibration: Calibration = DEFAULT_CALIBRATION
+    """What quantized precisions calibrate on (``--calibration DIR``, else seeded synthetic images)."""
     channels_last: bool = False
     compile: bool = False
     checkpoint: str | None = None
@@ -100,6 +103,7 @@ class Settings:
             resolution=resolution,
             device=self.device,
             precision=precision or self.precision,
+            calibration=self.calibration,
             threads=self.threads,
             channels_last=self.channels_last,
             compile=self.compile,
@@ -200,6 +204,7 @@ def from_args(
         if not Path(checkpoint).is_file():
             raise BenchError(f"checkpoint not found: {checkpoint}")
     threads = getattr(args, "threads", None)
+    precisions = _precisions(_arg(args, "precision", "fp32"))
     settings = Settings(
         backend=backend.name,
         model_names=names,
@@ -217,7 +222,8 @@ def from_args(
             max_time,
         ),
         threads=threads if threads is not None else (arguments.default_threads() if hasattr(args, "threads") else 1),
-        precisions=_precisions(_arg(args, "precision", "fp32")),
+        precisions=precisions,
+        calibration=_calibration(args, precisions),
         channels_last=bool(getattr(args, "channels_last", False)),
         compile=bool(getattr(args, "compile", False)),
         checkpoint=str(checkpoint) if checkpoint is not None else None,
@@ -236,6 +242,18 @@ def from_args(
         first = next(settings.workloads())
         build_model(settings, first.model_name, first.resolution)  # a checkpoint that does not fit is bad input
     return settings
+
+
+def _calibration(args: argparse.Namespace, precisions: tuple[str, ...]) -> Calibration:
+    """``--calibration DIR`` (with ``--calibration-images``), checked; only where a precision quantizes."""
+    folder = getattr(args, "calibration", None)
+    if folder is None:
+        return DEFAULT_CALIBRATION
+    if not any(p in QUANTIZED for p in precisions):
+        raise BenchError(f"--calibration applies to quantized precisions ({', '.join(QUANTIZED)}), not to "
+                         f"--precision {','.join(precisions)}")  # fmt: skip
+    images = getattr(args, "calibration_images", None) or FOLDER_IMAGES
+    return Calibration.from_folder(Path(folder), images, int(_arg(args, "seed", 0)))  # type: ignore[arg-type]
 
 
 def _precisions(value: object) -> tuple[str, ...]:
