@@ -62,6 +62,8 @@ class Column:
     backend: str
     device: str
     precision: str
+    calibration: str
+    """What an int8 column calibrated on (empty for float precisions)."""
     threads: int | None
     channels_last: bool
     compile: bool
@@ -291,6 +293,8 @@ def build_report(
         parts = [_backend(s.backend).label, s.device.upper()]
         if "precision" in varying or s.precision != "fp32":
             parts.append(s.precision)
+        if "calibration" in varying and isinstance(s.calibration, str) and s.calibration:
+            parts.append("cal. " + s.calibration.split(" (")[0])  # "cal. 32 images of val"
         if "threads" in varying and not pd.isna(s.threads):
             parts.append(f"{s.threads}T")
         if "channels_last" in varying and s.channels_last:
@@ -322,6 +326,7 @@ def build_report(
                 backend=s.backend,
                 device=s.device,
                 precision=s.precision,
+                calibration="" if pd.isna(s.calibration) else str(s.calibration),
                 threads=None if pd.isna(s.threads) else int(s.threads),
                 channels_last=bool(s.channels_last),
                 compile=bool(s.compile),
