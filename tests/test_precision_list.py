@@ -55,6 +55,10 @@ def test_the_report_divides_each_precision_by_fp32_of_the_same_runtime_and_sitti
     assert "calibrated on 16 seeded synthetic images" in table and "not for accuracy" in table
     ratios = pd.read_csv(out / "report" / "ratios.csv")
     assert set(ratios["precision"]) == {"fp32"}  # runtimes are compared at one precision only
+    findings = (out / "report" / "findings.md").read_text()
+    relative, precisions = findings.split("**Precisions against fp32**")
+    assert "int8" not in relative  # the runtime comparison stays at fp32
+    assert f"int8 is {line.speedup:.2f}x as fast as fp32" in precisions
 
 
 @pytest.mark.parametrize(
@@ -72,3 +76,20 @@ def test_a_precision_list_no_runtime_can_run_is_one_line(
     proc = run_cli("run", "--backend", backends, "--precision", precision, *TINY, "--out", str(tmp_path))
     assert_one_line_error(proc, *fragments)
     assert not any(tmp_path.iterdir())
+
+
+def test_the_speedup_figure_has_a_marker_per_model_and_runtime_at_print_size(mixed_sitting: tuple[Path, str]) -> None:
+    import bench.backends  # noqa: F401  (the report names runtimes through the registry)
+    from bench.core import figures
+    from bench.core.reporting import load_report
+
+    out, _ = mixed_sitting
+    drawn = dict(figures.speedup_figures(load_report([out / "r"]).measurements))
+    assert set(drawn) == {"speedup_int8_3.3in", "speedup_int8_7in"}
+    for stem, fig in drawn.items():
+        assert fig.get_size_inches()[0] == figures.SIZES[stem.rsplit("_", 1)[1]][0]
+        assert figures.smallest_text_pt(fig) >= figures.MIN_TEXT_PT
+        (ax,) = fig.axes
+        assert [t.get_text() for t in ax.get_yticklabels()] == ["CAS-ViT-XS"]
+        points = [c.get_offsets() for c in ax.collections if len(c.get_offsets())]
+        assert sum(len(p) for p in points) == 1  # one runtime ran both precisions

@@ -469,6 +469,73 @@ def print_figures(
                 yield f"{plot.name}_{panel.key}_{panel.backend}_{size}", fig
 
 
+RUNTIME_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+
+
+def speedup_figures(measurements: pd.DataFrame, font: str = "sans") -> Iterator[tuple[str, Figure]]:
+    """``(file stem, figure)`` per precision timed beside fp32 (:func:`bench.core.ratios.speedups`): each model's
+    speedup over fp32 on every runtime that ran both, at the latency batch, with its interval; one row per model
+    (families in the tables' order), one marker per runtime (hollow where either cell is unstable), at both print
+    sizes."""
+    from bench.core.ratios import speedups
+
+    frame = speedups(measurements[measurements["latency_batch"]])
+    if frame.empty:
+        return
+    facts = measurements.drop_duplicates("model").set_index("model")
+    labels = measurements.drop_duplicates(["sitting", "backend", "precision"]).set_index(
+        ["sitting", "backend", "precision"]
+    )["column_label"]
+    for precision, rows in frame.groupby("precision", sort=False):
+        order = [(facts.at[m, "family_order"], facts.at[m, "model_order"]) for m in rows["model"]]
+        models = list(dict.fromkeys(rows.assign(order=order).sort_values("order", ascending=False)["model"]))
+        names = [str(facts.at[m, "name"]) for m in models]
+        runtimes = {
+            key: str(labels.get((*key, precision), key[1]))
+            for key in dict.fromkeys(zip(rows["run_id"], rows["backend"], strict=True))
+        }
+        for size in SIZES:
+            with matplotlib.rc_context(STYLE | FONTS[font]):
+                fig = _speedup_figure(rows, models, names, runtimes, str(precision), size)
+            yield f"speedup_{precision}_{size}", fig
+
+
+def _speedup_figure(
+    rows: pd.DataFrame, models: list[str], names: list[str], runtimes: dict[tuple, str], precision: str, size: str
+) -> Figure:
+    width, height = SIZES[size]
+    fig = Figure(figsize=(width, max(height, 1.0 + 0.2 * len(models))), layout="constrained", dpi=DPI)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.set_title(f"{precision} over fp32, batch {int(rows['batch'].min())}", loc="left")
+    step = 0.7 / max(len(runtimes), 1)
+    handles: list[Line2D] = []
+    for i, ((run, backend), name) in enumerate(runtimes.items()):
+        mine = rows[(rows["run_id"] == run) & (rows["backend"] == backend)]
+        y = np.array([models.index(m) + (i - (len(runtimes) - 1) / 2) * step for m in mine["model"]])
+        x = mine["speedup"].to_numpy(float)
+        low, high = mine["speedup_ci_low"].to_numpy(float), mine["speedup_ci_high"].to_numpy(float)
+        color, marker = matplotlib.colormaps["tab10"](i % 10), RUNTIME_MARKERS[i % len(RUNTIME_MARKERS)]
+        bars = ~(np.isnan(low) | np.isnan(high))
+        if bars.any():
+            xerr = [x[bars] - low[bars], high[bars] - x[bars]]
+            ax.errorbar(x[bars], y[bars], xerr=xerr, fmt="none", ecolor=color, elinewidth=0.8, capsize=1.5)
+        hollow = mine["unstable"].to_numpy(bool)
+        for part, face, edge, lw in ((~hollow, color, "0.1", 0.5), (hollow, "none", color, 1.1)):
+            ax.scatter(x[part], y[part], s=DEFAULT_AREA, marker=marker, facecolors=face, edgecolors=edge, linewidths=lw,
+                       zorder=3)  # fmt: skip
+        handles.append(Line2D([], [], ls="none", marker=marker, color=color, mec="0.1", mew=0.5, label=name))
+    if rows["unstable"].any():
+        handles.append(Line2D([], [], ls="none", marker="o", mfc="none", mec="0.3", label="hollow: unstable"))
+    ax.axvline(1.0, color="0.4", lw=0.8, linestyle=(0, (4, 2)), zorder=1)
+    ax.set_yticks(range(len(models)), names)
+    ax.set_ylim(-0.6, len(models) - 0.4)
+    ax.set_xlabel(f"fp32 latency / {precision} latency")  # right of the dashed 1: faster
+    ax.grid(axis="y", visible=False)
+    fig.legend(handles=handles, loc="outside upper center", ncols=min(len(handles), 2), frameon=False)
+    return fig
+
+
 def write_figures(
     measurements: pd.DataFrame, panels: list[PrintPanel], out_dir: Path, pareto: str = "global", font: str = "sans"
 ) -> list[Path]:
@@ -483,7 +550,7 @@ def write_figures(
     except (OSError, UnicodeDecodeError) as exc:
         raise BenchError(f"cannot write {out_dir}: {getattr(exc, 'strerror', None) or exc}") from None
     paths = []
-    for stem, fig in print_figures(measurements, panels, pareto, font):
+    for stem, fig in (*print_figures(measurements, panels, pareto, font), *speedup_figures(measurements, font)):
         for suffix, extra in ((".pdf", {"metadata": {"CreationDate": None}}), (".png", {"dpi": DPI})):
             with matplotlib.rc_context(STYLE | FONTS[font]):
                 paths.append(save_figure(fig, out_dir / f"{stem}{suffix}", **extra))

@@ -78,6 +78,12 @@ class Sittings:
     def count(self) -> int:
         return len(self.runs)
 
+    def at_precision(self, precision: str) -> Sittings:
+        """The cells of the runtimes that ran ``precision`` (runtimes are compared at one precision)."""
+        keep = self.cells["runtime"].str.split("/").str[2] == precision
+        names = {r: n for r, n in self.names.items() if r.split("/")[2] == precision}
+        return Sittings(self.cells[keep], names, self.runs)
+
     def latency(self, sitting: str) -> pd.DataFrame:
         """Models x runtimes of one sitting (models measured on every runtime of it)."""
         mine = self.cells[self.cells["sitting"] == sitting]
@@ -157,12 +163,61 @@ def findings_markdown(report: Report, sittings: Sequence[Report] | None = None, 
         *([aside, ""] if imported else []),
     ]
     lines += _stability(data)
-    best = _runtime(reference) if reference is not None else _most_wins(data)
-    lines += _fastest(data, best)
-    lines += _relative(data, best)
-    lines += _casvit_neighbours(data)
-    lines += _fronts(data)
+    # runtimes are compared at one precision (the reference's); other precisions get their own section
+    precision = reference.precision if reference is not None else _main_precision(data)
+    same = data.at_precision(precision)
+    best = _runtime(reference) if reference is not None else _most_wins(same)
+    lines += _fastest(same, best)
+    lines += _relative(same, best)
+    lines += _casvit_neighbours(same)
+    lines += _fronts(same)
+    lines += _precision_speedups(data, precision)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _main_precision(data: Sittings) -> str:
+    """fp32 where it was measured, else the precision of most cells."""
+    precisions = data.cells["runtime"].str.split("/").str[2]
+    return "fp32" if (precisions == "fp32").any() else str(precisions.mode().iloc[0]) if len(precisions) else "fp32"
+
+
+def _precision_speedups(data: Sittings, base: str) -> list[str]:
+    """For each runtime timed in ``base`` and another precision in one sitting: how many times faster the other
+    precision runs each model there (``base`` latency over its), which models gain most and least, and which
+    do not gain in every sitting."""
+    parts = data.cells["runtime"].str.split("/", expand=True) if len(data.cells) else None
+    if parts is None or parts.shape[1] < 4:
+        return []
+    pairs = []
+    for runtime in dict.fromkeys(data.cells["runtime"]):
+        backend, device, precision, threads = runtime.split("/")
+        fp = f"{backend}/{device}/{base}/{threads}"
+        if precision != base and fp in data.names:
+            pairs.append((runtime, fp))
+    label = data.cells.drop_duplicates("model").set_index("model")["name"]
+    out = []
+    for runtime, fp in pairs:
+        speedups = _ratios(data, fp, runtime)  # base latency over this precision's: above 1, faster
+        if speedups.empty:
+            continue
+        if not out:
+            out = [f"**Precisions against {base}** (each model's {base} latency on a runtime divided by its latency "
+                   "there in the other precision, within each sitting):", ""]  # fmt: skip
+        per_model = speedups.median(axis=1)
+        hi, lo = per_model.idxmax(), per_model.idxmin()
+        gain = [m for m, row in speedups.iterrows() if (row > 1 + CLOSE).all()]
+        no_gain = [m for m, row in speedups.iterrows() if not (row > 1 + CLOSE).all()]
+        precision = runtime.split("/")[2]
+        text = (
+            f"- {data.names[runtime]}: {precision} is {_spread(speedups.median().tolist())} as fast as {base} (median "
+            f"over models), most for {label[hi]} ({_spread(speedups.loc[hi].tolist())}), least for {label[lo]} "
+            f"({_spread(speedups.loc[lo].tolist())}); more than {_pct(CLOSE)} faster in every sitting for "
+            f"{len(gain)} of {len(speedups)} models"
+        )
+        if no_gain:
+            text += f" (not for {', '.join(label[m] for m in no_gain)})"
+        out.append(text + ".")
+    return [*out, ""] if out else []
 
 
 def _stability(data: Sittings) -> list[str]:

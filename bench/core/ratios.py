@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import pandas as pd
 
 from bench.core.reporting import Report
-from bench.core.schema import finite_number
+from bench.core.schema import UNSTABLE, finite_number
 from bench.core.stats import Headline, ratio_of, stored_headline
 
 PAIR_KEY = ("model", "infer_img_size", "infer_batch_size", "device", "precision", "threads", "weights", "single_head")
@@ -51,12 +51,14 @@ def _headline(row: pd.Series) -> Headline:
     return stored_headline(float(row["latency_ms"]), low, high, int(rounds))
 
 
-def _paired(report: Report, axis: str, base: str) -> Iterator[tuple[object, pd.Series, Headline, pd.Series, Headline]]:
-    """Within each sitting, every row of the report's measurements whose ``axis`` (``backend`` or
+def _paired(
+    measurements: pd.DataFrame, axis: str, base: str
+) -> Iterator[tuple[object, pd.Series, Headline, pd.Series, Headline]]:
+    """Within each sitting, every row of a report's measurements whose ``axis`` (``backend`` or
     ``precision``) is not ``base``, with the row that differs from it only there: (sitting, row, its
     headline, base row, its headline)."""
     key = [k for k in (*PAIR_KEY, "backend") if k != axis]
-    for sitting, table in report.measurements.groupby("sitting", sort=False):
+    for sitting, table in measurements.groupby("sitting", sort=False):
         if base not in set(table[axis]) or table[axis].nunique() < 2:
             continue
         for _, cell in table.groupby(key, dropna=False, sort=False):
@@ -83,7 +85,7 @@ def ratio_frame(report: Report, ratio_to: str) -> pd.DataFrame:
     """One line per (sitting, cell, runtime other than ``ratio_to``) of the report's measurements (its models,
     one row per cell as it shows them): the ratio and its interval."""
     lines: list[dict[str, object]] = []
-    for sitting, other, mine, _, base in _paired(report, "backend", ratio_to):
+    for sitting, other, mine, _, base in _paired(report.measurements, "backend", ratio_to):
         h = ratio_of(mine, base)
         lines.append(
             {
@@ -115,16 +117,23 @@ SPEEDUP_COLUMNS = (
     "speedup_ci_high",
     "latency_ms",
     "speedup_over_latency_ms",
+    "unstable",
 )
-"""``speedup`` is the ``speedup_over`` precision's latency divided by this precision's (above 1: faster)."""
+"""``speedup`` is the ``speedup_over`` precision's latency divided by this precision's (above 1: faster);
+``unstable``: either cell is flagged unstable."""
 
 
 def speedup_frame(report: Report, over: str = "fp32") -> pd.DataFrame:
     """One line per (sitting, cell, precision other than ``over``) of the report's measurements: how many
     times faster the same runtime runs the same model in that precision, with the interval; both cells
     from one sitting, as for runtime ratios."""
+    return speedups(report.measurements, over)
+
+
+def speedups(measurements: pd.DataFrame, over: str = "fp32") -> pd.DataFrame:
+    """:func:`speedup_frame` of a report's measurements (or a part of them)."""
     lines: list[dict[str, object]] = []
-    for sitting, other, mine, _, base in _paired(report, "precision", over):
+    for sitting, other, mine, base_row, base in _paired(measurements, "precision", over):
         h = ratio_of(base, mine)
         lines.append(
             {
@@ -136,6 +145,7 @@ def speedup_frame(report: Report, over: str = "fp32") -> pd.DataFrame:
                 "speedup_ci_high": h.high,
                 "latency_ms": mine.value,
                 "speedup_over_latency_ms": base.value,
+                "unstable": UNSTABLE in (other.get("validity"), base_row.get("validity")),
             }
         )
     return pd.DataFrame(lines, columns=list(SPEEDUP_COLUMNS))

@@ -282,6 +282,7 @@ def build_report(
     ).sort_values(["_backend", "backend", "device", "_env", "precision", "threads", "channels_last", "compile"])
     machines = _machines(list(dict.fromkeys(settings["env_id"])), environments)
     varying = {a for a in SETTING if settings[a].nunique(dropna=False) > 1}
+    calibrations = settings["calibration"].replace("", pd.NA).nunique()  # named where two int8 sets differ
     columns: list[Column] = []
     column_of: dict[tuple[str, ...], str] = {}
     stamps = {r: _run_stamp(r) for r in settings.loc[settings["_sitting"], "sitting"]}
@@ -293,7 +294,7 @@ def build_report(
         parts = [_backend(s.backend).label, s.device.upper()]
         if "precision" in varying or s.precision != "fp32":
             parts.append(s.precision)
-        if "calibration" in varying and isinstance(s.calibration, str) and s.calibration:
+        if calibrations > 1 and isinstance(s.calibration, str) and s.calibration:
             parts.append("cal. " + s.calibration.split(" (")[0])  # "cal. 32 images of val"
         if "threads" in varying and not pd.isna(s.threads):
             parts.append(f"{s.threads}T")
