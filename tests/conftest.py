@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -123,3 +124,14 @@ def signal_when_paused(proc: subprocess.Popen, marker: Path, sig: int) -> str:
         if proc.poll() is None:
             proc.kill()
     return err
+
+
+@pytest.fixture(scope="session")
+def pdflatex() -> str:
+    """The pdflatex the LaTeX tests compile with; CI (BENCH_REQUIRE_PDFLATEX=1) fails without it, others skip."""
+    found = shutil.which("pdflatex")
+    if found:
+        return found
+    if os.environ.get("BENCH_REQUIRE_PDFLATEX") == "1":
+        pytest.fail("pdflatex not found, and BENCH_REQUIRE_PDFLATEX=1 requires it (install texlive-latex-recommended)")
+    pytest.skip("pdflatex not found: install texlive-latex-base and texlive-latex-recommended to compile the tables")

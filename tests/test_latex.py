@@ -9,9 +9,7 @@ that a failure.
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -35,16 +33,6 @@ HOSTILE = f'{SPECIALS} < > | [1] *x "q" ` -- {UNICODE}'
 """Every LaTeX special, the characters OT1 prints wrongly, row-start traps and Unicode."""
 
 PACKAGES = ("booktabs", "graphicx")
-
-
-@pytest.fixture(scope="module")
-def pdflatex() -> str:
-    found = shutil.which("pdflatex")
-    if found:
-        return found
-    if os.environ.get("BENCH_REQUIRE_PDFLATEX") == "1":
-        pytest.fail("pdflatex not found, and BENCH_REQUIRE_PDFLATEX=1 requires it (install texlive-latex-recommended)")
-    pytest.skip("pdflatex not found: install texlive-latex-base and texlive-latex-recommended to compile the tables")
 
 
 def compile_latex(

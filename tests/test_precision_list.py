@@ -13,6 +13,7 @@ import pytest
 from bench.core.store import load_results
 from tests.conftest import assert_one_line_error, run_cli
 from tests.test_int8 import TINY
+from tests.test_latex import compile_everywhere
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +94,10 @@ def test_the_speedup_figure_has_a_marker_per_model_and_runtime_at_print_size(mix
         assert [t.get_text() for t in ax.get_yticklabels()] == ["CAS-ViT-XS"]
         points = [c.get_offsets() for c in ax.collections if len(c.get_offsets())]
         assert sum(len(p) for p in points) == 1  # one runtime ran both precisions
+
+
+def test_the_speedup_table_compiles_in_one_and_two_columns(mixed_sitting: tuple[Path, str], pdflatex: str) -> None:
+    out, _ = mixed_sitting
+    proc = run_cli("report", "--results", str(out / "r"), "--out", str(out / "latex-report"), "--no-plots")
+    assert proc.returncode == 0, proc.stderr
+    compile_everywhere(pdflatex, out / "latex", {"speedup.tex": (out / "latex-report" / "speedup.tex").read_text()})
