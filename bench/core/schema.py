@@ -96,6 +96,11 @@ def col(
     return field(default=default, metadata=meta)
 
 
+def latency_col(doc: str, **kw: Any) -> Any:
+    """A latency field: milliseconds, from :data:`MIN_LATENCY_MS` to :data:`MAX_LATENCY_MS` (see :func:`col`)."""
+    return col(doc, unit="ms", low=MIN_LATENCY_MS, high=MAX_LATENCY_MS, **kw)
+
+
 def field_problem(spec: dataclasses.Field, text: object) -> str | None:
     """Why ``text`` (as read from a CSV file, or a value from a JSON document) is not a value of the field
     ``spec`` (None when it is)."""
@@ -167,9 +172,7 @@ class SummaryRow:
     infer_samples_per_sec: float = col(
         "images per second at the mean step time (timm's definition)", unit="img/s", low=0
     )
-    infer_step_time: float = col(
-        "mean latency of one batch (timm's definition)", unit="ms", low=MIN_LATENCY_MS, high=MAX_LATENCY_MS
-    )
+    infer_step_time: float = latency_col("mean latency of one batch (timm's definition)")
     param_count: float = col(
         "all parameters of the benchmarked network, trainable or not (buffers excluded); as bench flops counts",
         unit="M",
@@ -200,38 +203,20 @@ class SummaryRow:
     single_head: bool = col("distillation head dropped (deployable network)", "bool", identity=True, role="setting")
     status: str = col(f"one of {', '.join(STATUSES)}", "str")
     error: str = col("why the row has no measurement, or a note (e.g. batch reduced)", "str")
-    latency_ms: float = col(
-        "the headline: mean of the fastest half of the clean round medians (bench.core.stats.headline)",
-        unit="ms",
-        low=MIN_LATENCY_MS,
-        high=MAX_LATENCY_MS,
+    latency_ms: float = latency_col(
+        "the headline: mean of the fastest half of the clean round medians (bench.core.stats.headline)"
     )
-    latency_ci_low_ms: float = col(
-        "low end of the headline's 95% prediction interval for another sitting (bench.core.stats.headline)",
-        unit="ms",
-        low=MIN_LATENCY_MS,
-        high=MAX_LATENCY_MS,
+    latency_ci_low_ms: float = latency_col(
+        "low end of the headline's 95% prediction interval for another sitting (bench.core.stats.headline)"
     )
-    latency_ci_high_ms: float = col(
-        "high end of the headline's interval (see latency_ci_low_ms)",
-        unit="ms",
-        low=MIN_LATENCY_MS,
-        high=MAX_LATENCY_MS,
-    )
-    latency_mean_ms: float = col("mean of all timed iterations", unit="ms", low=MIN_LATENCY_MS, high=MAX_LATENCY_MS)
-    latency_median_ms: float = col(
-        "median of all timed iterations pooled over rounds (descriptive)",
-        unit="ms",
-        low=MIN_LATENCY_MS,
-        high=MAX_LATENCY_MS,
-    )
-    latency_p90_ms: float = col(
-        "90th percentile (linear interpolation)", unit="ms", low=MIN_LATENCY_MS, high=MAX_LATENCY_MS
-    )
-    latency_p95_ms: float = col("95th percentile", unit="ms", low=MIN_LATENCY_MS, high=MAX_LATENCY_MS)
-    latency_p99_ms: float = col("99th percentile", unit="ms", low=MIN_LATENCY_MS, high=MAX_LATENCY_MS)
-    latency_min_ms: float = col("fastest iteration", unit="ms", low=MIN_LATENCY_MS, high=MAX_LATENCY_MS)
-    latency_max_ms: float = col("slowest iteration", unit="ms", low=MIN_LATENCY_MS, high=MAX_LATENCY_MS)
+    latency_ci_high_ms: float = latency_col("high end of the headline's interval (see latency_ci_low_ms)")
+    latency_mean_ms: float = latency_col("mean of all timed iterations")
+    latency_median_ms: float = latency_col("median of all timed iterations pooled over rounds (descriptive)")
+    latency_p90_ms: float = latency_col("90th percentile (linear interpolation)")
+    latency_p95_ms: float = latency_col("95th percentile")
+    latency_p99_ms: float = latency_col("99th percentile")
+    latency_min_ms: float = latency_col("fastest iteration")
+    latency_max_ms: float = latency_col("slowest iteration")
     latency_std_ms: float = col("sample standard deviation (ddof=1)", unit="ms", low=0, high=MAX_LATENCY_MS)
     latency_iqr_ms: float = col("interquartile range", unit="ms", low=0, high=MAX_LATENCY_MS)
     latency_cv: float = col("std / mean", low=0)
@@ -248,9 +233,7 @@ class SummaryRow:
         unit="MB",
     )
     cuda_max_allocated_mb: float = col("peak CUDA memory allocated by torch", unit="MB")
-    cuda_event_median_ms: float = col(
-        "median CUDA-event time of one batch (device side)", unit="ms", low=MIN_LATENCY_MS, high=MAX_LATENCY_MS
-    )
+    cuda_event_median_ms: float = latency_col("median CUDA-event time of one batch (device side)")
     parity_max_abs_diff: float = col("max |logits - torch fp32 eager logits|")
     parity_cosine: float = col("smallest per-sample cosine similarity to the eager logits (PyTorch fp32)")
     parity_top1_agreement: float = col("share of samples whose top-1 class is the eager logits' top-1")
@@ -321,7 +304,7 @@ class Sample:
     round: int = col("timing round, from 0", "int", identity=True)
     process: int = col("which of the runtime's worker processes timed the round, from 0", "int", default=0)
     iteration: int = col("iteration within the row, counting on across rounds, from 0", "int", identity=True)
-    latency_ms: float = col("wall time of one batch", unit="ms", low=MIN_LATENCY_MS, high=MAX_LATENCY_MS, identity=True)
+    latency_ms: float = latency_col("wall time of one batch", identity=True)
 
 
 @dataclass
@@ -332,9 +315,7 @@ class RoundRecord:
     round: int = col("timing round, from 0", "int", identity=True)
     process: int = col("which of the runtime's worker processes timed the round, from 0", "int", default=0)
     iterations: int = col("timed iterations in the round", "int")
-    median_ms: float = col(
-        "median latency of the round", unit="ms", low=MIN_LATENCY_MS, high=MAX_LATENCY_MS, identity=True
-    )
+    median_ms: float = latency_col("median latency of the round", identity=True)
     reference_ms: float = col(
         "median of the machine-speed reference before the round", unit="ms", positive=True, identity=True
     )
