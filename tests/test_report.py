@@ -337,3 +337,16 @@ def test_every_status_but_ok_has_a_table_cell_word() -> None:
     from bench.core.schema import STATUS_OK, STATUSES
 
     assert set(STATUS_CELLS) == set(STATUSES) - {STATUS_OK}
+
+
+def test_a_report_with_many_unstable_cells_counts_them_instead_of_listing_each() -> None:
+    from bench.core.reporting import load_report
+    from bench.core.tables import MAX_NAMED_UNSTABLE, unstable_notes
+
+    noisy = sorted((Path(__file__).parent / "data" / "sittings").glob("20261207-0549*"))  # most cells flagged
+    report = load_report(noisy)
+    flagged = int((report.measurements["validity"] == "unstable").sum())
+    assert flagged > MAX_NAMED_UNSTABLE
+    (note,) = unstable_notes(report)
+    assert f"{flagged} of {len(report.measurements)} cells" in note and "validity_reason" in note
+    assert len(note) < 400  # not a page of reasons under the table

@@ -200,11 +200,14 @@ def unstable_notes(report: Report) -> list[str]:
     shaky = m[m["validity"] == UNSTABLE]
     if shaky.empty:
         return []
-    parts = [f"{r.name} ({r.column}, b={r.batch}): {r.validity_reason}" for r in shaky.itertuples(index=False)]
-    return [
+    why = (
         f"{UNSTABLE_MARK} Unstable measurement: its timing rounds disagree, or other processes or the hypervisor "
-        f"took CPU time while it was timed; re-measure before citing it. {'; '.join(parts)}."
-    ]
+        "took CPU time while it was timed; re-measure before citing it."
+    )
+    if len(shaky) > MAX_NAMED_UNSTABLE:  # a note longer than the table helps no reader: count, point to the reasons
+        return [f"{why} {len(shaky)} of {len(m)} cells; each reason is in measurements.csv (validity_reason)."]
+    parts = [f"{r.name} ({r.column}, b={r.batch}): {r.validity_reason}" for r in shaky.itertuples(index=False)]
+    return [f"{why} {'; '.join(parts)}."]
 
 
 def _leaf_cells(report: Report, facts: pd.DataFrame) -> dict[tuple[str, str, int], list[Cell]]:
