@@ -1,8 +1,17 @@
 """OpenVINO on the CPU: ``ov.convert_model`` from a ``torch.export`` program, cached as IR, compiled per row.
 
-The IR (``model.xml`` + ``model.bin``, fp32 weights) does not depend on the precision: fp32, fp16 and
+The float IR (``model.xml`` + ``model.bin``, fp32 weights) does not depend on the precision: fp32, fp16 and
 bf16 are chosen when the model is compiled (``INFERENCE_PRECISION_HINT``), so one cached IR serves all
-three. The CPU plugin quietly runs an f16 hint as bf16 on CPUs without fp16 arithmetic, so a precision
+three, and its cache key and name carry no precision.
+
+int8 is a different IR: OpenVINO's own post-training quantizer, NNCF, inserts FakeQuantize nodes
+calibrated on the shared calibration set (:data:`INT8_RECIPE`), so its cache key and name carry the
+precision, the recipe and the calibration set. It is compiled with the f32 hint: the plugin runs int8
+kernels where FakeQuantize allows and f32 elsewhere (not bf16, which this CPU would otherwise pick), and
+``runtime_nodes_by_precision`` shows the i8/u8 nodes it ran. NNCF is imported only for int8; without it
+int8 is refused in one line.
+
+The CPU plugin quietly runs an f16 hint as bf16 on CPUs without fp16 arithmetic, so a precision
 is accepted only where the CPU lists it in ``OPTIMIZATION_CAPABILITIES``, and the precision the compiled
 model actually uses is read back and recorded.
 
@@ -17,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import importlib.util
 import sys
 import time
 from dataclasses import dataclass
@@ -31,20 +41,36 @@ from torch import nn
 
 from bench.core import artifacts
 from bench.core.artifact_backend import ArtifactBackend
+from bench.core.calibration import DEFAULT_CALIBRATION
 from bench.core.errors import BenchError
 from bench.core.runtime import BackendOptions, Prepared, Session, Workload, native_command, option
-from bench.core.util import quiet_export
+from bench.core.util import quiet_export, quiet_native
 
 FRONTENDS = ("export", "trace")
 """How the model reaches OpenVINO: ``export`` (a torch.export ExportedProgram; faster to convert and
 the maintained path) or ``trace`` (``convert_model(module, example_input=...)``, TorchScript tracing)."""
-HINTS = {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}
-CAPABILITY = {"fp16": "FP16", "bf16": "BF16"}
+HINTS = {"fp32": "f32", "fp16": "f16", "bf16": "bf16", "int8": "f32"}
+"""``INFERENCE_PRECISION_HINT`` per precision; int8's IR is quantized already, the rest of it runs in f32."""
+CAPABILITY = {"fp16": "FP16", "bf16": "BF16", "int8": "INT8"}
 TYPE_NAMES = {"float32": "f32", "float16": "f16", "bfloat16": "bf16"}
 """How ``INFERENCE_PRECISION_HINT`` reads back (``<Type: 'float32'>``) -> the hint that asked for it."""
 CACHE_FORMAT = 1
 DEVICE = "CPU"
 XML = "model.xml"
+INT8_NODE_PRECISIONS = ("i8", "u8")
+"""Runtime precisions of the plugin's int8 kernels (``runtimePrecision`` of a compiled node)."""
+INT8_PRESET = "performance"
+INT8_MODEL_TYPE = "transformer"
+INT8_RECIPE = {
+    "tool": "nncf.quantize (NNCF post-training quantization)",
+    "format": "OpenVINO IR with FakeQuantize",
+    "preset": f"{INT8_PRESET} (symmetric weights and activations)",
+    "model_type": f"{INT8_MODEL_TYPE} (keeps Softmax, LayerNorm and residual adds in f32)",
+    "weights": "int8 per channel",
+    "activations": "int8 per tensor, min/max calibrated",
+    "calibration": DEFAULT_CALIBRATION.describe(),
+}
+"""How an int8 OpenVINO IR is made: part of its cache key and of the row's runtime detail."""
 
 
 @functools.cache
@@ -80,6 +106,39 @@ def _openvino() -> ModuleType:
 
 
 @functools.cache
+def _nncf() -> ModuleType:
+    """Import NNCF (only for int8) with its telemetry off, as :func:`_openvino` does for openvino.
+
+    NNCF reports each ``quantize`` to OpenVINO's telemetry service when ``openvino_telemetry`` imports;
+    while NNCF is imported that module is made unimportable, so NNCF keeps its own no-op stub. If NNCF was
+    imported earlier in this process, its telemetry objects are replaced by that stub.
+    """
+    _openvino()
+    blocked = "openvino_telemetry" not in sys.modules
+    if blocked:
+        sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]
+    try:
+        with quiet_export("nncf"):  # its import notes which backends it found
+            import nncf
+            import nncf.telemetry.decorator
+            import nncf.telemetry.wrapper
+    finally:
+        if blocked:
+            del sys.modules["openvino_telemetry"]
+    stub = nncf.telemetry.wrapper.NNCFTelemetryStub()
+    nncf.telemetry.wrapper.telemetry = stub
+    nncf.telemetry.decorator.telemetry = stub
+    return nncf
+
+
+def nncf_version() -> str:
+    try:
+        return metadata.version("nncf")
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+@functools.cache
 def _core() -> Any:
     return _openvino().Core()
 
@@ -95,8 +154,11 @@ def cpu_capabilities() -> tuple[str, ...]:
     return tuple(str(c) for c in _core().get_property(DEVICE, "OPTIMIZATION_CAPABILITIES"))
 
 
-def convert(model: nn.Module, example: torch.Tensor, directory: Path, frontend: str) -> dict[str, Any]:
-    """Convert ``model`` at the example's static shape and save the IR (fp32 weights) in ``directory``."""
+def convert(
+    model: nn.Module, example: torch.Tensor, directory: Path, frontend: str, precision: str = "fp32"
+) -> dict[str, Any]:
+    """Convert ``model`` at the example's static shape and save the IR in ``directory``: fp32 weights, or
+    quantized by NNCF for ``precision`` int8."""
     ov = _openvino()
     t0 = time.perf_counter()
     with quiet_export("openvino"), torch.no_grad():
@@ -105,9 +167,30 @@ def convert(model: nn.Module, example: torch.Tensor, directory: Path, frontend: 
         else:
             converted = ov.convert_model(model, example_input=(example,))
     converted.reshape(list(example.shape))  # static: the converted input's dimensions may be left dynamic
+    meta: dict[str, Any] = {}
+    if precision == "int8":
+        converted_s = time.perf_counter()
+        converted = quantize_int8(converted, tuple(example.shape))
+        meta["quantize_s"] = round(time.perf_counter() - converted_s, 2)
+        meta["fake_quantize_nodes"] = sum(op.get_type_name() == "FakeQuantize" for op in converted.get_ordered_ops())
     directory.mkdir(parents=True, exist_ok=True)
     ov.save_model(converted, str(directory / XML), compress_to_fp16=False)  # the default would halve the weights
-    return {"convert_s": round(time.perf_counter() - t0, 2), "ir_ops": len(converted.get_ordered_ops())}
+    return {"convert_s": round(time.perf_counter() - t0, 2), "ir_ops": len(converted.get_ordered_ops()), **meta}
+
+
+def quantize_int8(converted: Any, shape: tuple[int, ...]) -> Any:
+    """NNCF post-training quantization of an OpenVINO model (:data:`INT8_RECIPE`), its activation ranges
+    calibrated on the shared calibration set; NNCF's log lines and progress bars are silenced."""
+    nncf = _nncf()
+    batches = DEFAULT_CALIBRATION.batches(shape)
+    with quiet_export("nncf"), quiet_native():
+        return nncf.quantize(
+            converted,
+            nncf.Dataset(batches),
+            preset=nncf.QuantizationPreset(INT8_PRESET),
+            model_type=nncf.ModelType(INT8_MODEL_TYPE),
+            subset_size=len(batches) * shape[0],
+        )
 
 
 def io_problem(directory: Path, input_shape: tuple[int, ...]) -> str | None:
@@ -207,8 +290,15 @@ class OpenVINOBackend(ArtifactBackend):
     requires = ("openvino",)
     Options = OpenVINOOptions
 
+    precisions = ("fp32", "fp16", "bf16", "int8")
+
     def check(self, workload: Workload) -> None:
         super().check(workload)
+        if workload.precision == "int8" and importlib.util.find_spec("nncf") is None:
+            raise BenchError(
+                "--precision int8 on openvino needs NNCF, which is not installed "
+                "(pip install nncf, or pip install '.[openvino]')"
+            )
         needed = CAPABILITY.get(workload.precision)
         if needed is not None:
             found = cpu_capabilities()
@@ -219,8 +309,10 @@ class OpenVINOBackend(ArtifactBackend):
                 )
 
     def cache_key(self, model: nn.Module, workload: Workload) -> dict[str, Any]:
-        """Everything that changes the IR; the precision is not in it (chosen at compile time)."""
-        return {
+        """Everything that changes the IR. A float precision is not in it (chosen at compile time, one IR for
+        all three, keyed as before int8 existed); int8 adds the precision, the recipe, NNCF's version and the
+        calibration set, since its IR is another file."""
+        key: dict[str, Any] = {
             "format": CACHE_FORMAT,
             "model": workload.model_name,
             "input_shape": list(workload.input_shape),
@@ -229,29 +321,41 @@ class OpenVINOBackend(ArtifactBackend):
             "torch": torch.__version__,
             "weights": artifacts.weights_digest(model),
         }
+        if workload.precision == "int8":
+            key["precision"] = "int8"
+            key["quantization"] = dict(INT8_RECIPE)
+            key["nncf"] = nncf_version()
+            key["calibration"] = DEFAULT_CALIBRATION.key()
+        return key
 
     cache_folder = "openvino"
     suffix = ".openvino"
 
     def stem(self, workload: Workload, key: dict[str, Any]) -> str:
-        """The precision is not in the name: one IR serves every precision (chosen at compile time)."""
+        """A float precision is not in the name: one IR serves them all (chosen at compile time); int8 is."""
         b, _, r, _ = workload.input_shape
-        return f"{workload.model_name}-b{b}-r{r}-{key['frontend']}"
+        quantized = "-int8" if key.get("precision") == "int8" else ""
+        return f"{workload.model_name}-b{b}-r{r}{quantized}-{key['frontend']}"
 
     def build(
         self, model: nn.Module, workload: Workload, key: dict[str, Any], staged: Path, cache_dir: Path
     ) -> dict[str, Any]:
-        return convert(model, torch.zeros(workload.input_shape), staged, key["frontend"])
+        return convert(model, torch.zeros(workload.input_shape), staged, key["frontend"], key.get("precision", "fp32"))
 
     def check_artifact(self, candidate: Path, meta: dict, workload: Workload) -> str | None:
         return io_problem(candidate, workload.input_shape)
 
     def facts(self, entry: artifacts.Entry, key: dict[str, Any], workload: Workload) -> dict[str, str]:
-        return {
+        facts = {
             "openvino_cache": entry.status,
             "frontend": key["frontend"],
             "ir_ops": str(entry.meta.get("ir_ops", "")),
         }
+        if key.get("precision") == "int8":
+            facts["quantization"] = "; ".join(f"{k}: {v}" for k, v in INT8_RECIPE.items())
+            facts["nncf"] = key["nncf"]
+            facts["fake_quantize_nodes"] = str(entry.meta.get("fake_quantize_nodes", ""))
+        return facts
 
     def load(self, model: nn.Module, prepared: Prepared, workload: Workload, example: np.ndarray) -> Session:
         artifact = self.artifact(prepared)
@@ -268,6 +372,10 @@ class OpenVINOBackend(ArtifactBackend):
         got = facts.get("inference_precision", "")
         if got and TYPE_NAMES.get(got, got) != HINTS[workload.precision]:
             raise RuntimeError(f"OpenVINO compiled --precision {workload.precision} as {got} on this CPU")
+        if workload.precision == "int8" and not any(
+            f"{p}:" in facts.get("runtime_nodes_by_precision", "") for p in INT8_NODE_PRECISIONS
+        ):
+            raise RuntimeError("OpenVINO compiled the int8 IR without a single int8 kernel (no i8/u8 node ran)")
         detail = {
             **prepared.detail,
             "openvino": openvino_version(),
