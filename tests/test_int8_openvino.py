@@ -84,3 +84,8 @@ def test_int8_on_openvino_without_nncf_is_refused_in_one_line(tmp_path: Path) ->
         timeout=600,
     )
     assert_one_line_error(proc, "int8 on openvino needs NNCF", "pip install nncf")
+
+
+def test_benchmark_app_times_the_int8_ir_with_the_f32_hint_like_the_suite() -> None:
+    (command,) = backend_class("openvino").native_commands("m-int8.openvino", 1, "int8", 1, 10)
+    assert "-infer_precision f32" in command["command"]  # else it would pick bf16 on this CPU for the f32 parts
