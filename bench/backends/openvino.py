@@ -5,7 +5,7 @@ bf16 are chosen when the model is compiled (``INFERENCE_PRECISION_HINT``), so on
 three, and its cache key and name carry no precision.
 
 int8 is a different IR: OpenVINO's own post-training quantizer, NNCF, inserts FakeQuantize nodes
-calibrated on the shared calibration set (:data:`INT8_RECIPE`), so its cache key and name carry the
+calibrated on the row's calibration set (:func:`int8_recipe`), so its cache key and name carry the
 precision, the recipe and the calibration set. It is compiled with the f32 hint: the plugin runs int8
 kernels where FakeQuantize allows and f32 elsewhere (not bf16, which this CPU would otherwise pick), and
 ``runtime_nodes_by_precision`` shows the i8/u8 nodes it ran. NNCF is imported only for int8; without it
@@ -41,7 +41,7 @@ from torch import nn
 
 from bench.core import artifacts
 from bench.core.artifact_backend import ArtifactBackend
-from bench.core.calibration import DEFAULT_CALIBRATION
+from bench.core.calibration import Calibration
 from bench.core.errors import BenchError
 from bench.core.runtime import BackendOptions, Prepared, Session, Workload, native_command, option
 from bench.core.util import quiet_export, quiet_native
@@ -64,16 +64,23 @@ INT8_PRESET = "mixed"
 hybrid ViTs symmetric activations cost parity (mobilevitv2_050 at 224 px: cosine 0.970, under the 0.98 gate;
 0.9996 mixed) and were not faster. NNCF's ``transformer`` model type (SmoothQuant, Add/Divide/MVN kept in
 f32) is not used: no faster here, and EfficientFormer-L1's cosine fell from 0.9999 to 0.993."""
-INT8_RECIPE = {
-    "tool": "nncf.quantize (NNCF post-training quantization, default model type)",
-    "format": "OpenVINO IR with FakeQuantize",
-    "preset": INT8_PRESET,
-    "weights": "int8 per channel, symmetric",
-    "activations": "8 bit per tensor, asymmetric, mean of per-batch min/max",
-    "bias_correction": "fast (NNCF default)",
-    "calibration": DEFAULT_CALIBRATION.describe(),
-}
-"""How an int8 OpenVINO IR is made: part of its cache key and of the row's runtime detail."""
+
+
+def int8_recipe(calibration: Calibration) -> dict[str, str]:
+    """How an int8 OpenVINO IR is made: part of its cache key and of the row's runtime detail.
+
+    Activation ranges are the calibration set's global min/max (as ONNX Runtime's MinMax), not NNCF's default
+    mean of per-batch ranges: on a handful of images that mean clips the extreme ones, and the test network of
+    known int8 accuracy lost an image to it."""
+    return {
+        "tool": "nncf.quantize (NNCF post-training quantization, default model type)",
+        "format": "OpenVINO IR with FakeQuantize",
+        "preset": INT8_PRESET,
+        "weights": "int8 per channel, symmetric",
+        "activations": "8 bit per tensor, asymmetric, global min/max",
+        "bias_correction": "fast (NNCF default)",
+        "calibration": calibration.describe(),
+    }
 
 
 @functools.cache
@@ -158,10 +165,10 @@ def cpu_capabilities() -> tuple[str, ...]:
 
 
 def convert(
-    model: nn.Module, example: torch.Tensor, directory: Path, frontend: str, precision: str = "fp32"
+    model: nn.Module, example: torch.Tensor, directory: Path, frontend: str, calibration: list[np.ndarray] | None = None
 ) -> dict[str, Any]:
     """Convert ``model`` at the example's static shape and save the IR in ``directory``: fp32 weights, or
-    quantized by NNCF for ``precision`` int8."""
+    quantized by NNCF on the ``calibration`` batches when they are given (int8)."""
     ov = _openvino()
     t0 = time.perf_counter()
     with quiet_export("openvino"), torch.no_grad():
@@ -171,9 +178,9 @@ def convert(
             converted = ov.convert_model(model, example_input=(example,))
     converted.reshape(list(example.shape))  # static: the converted input's dimensions may be left dynamic
     meta: dict[str, Any] = {}
-    if precision == "int8":
+    if calibration is not None:
         converted_s = time.perf_counter()
-        converted = quantize_int8(converted, tuple(example.shape))
+        converted = quantize_int8(converted, calibration)
         meta["quantize_s"] = round(time.perf_counter() - converted_s, 2)
         meta["fake_quantize_nodes"] = sum(op.get_type_name() == "FakeQuantize" for op in converted.get_ordered_ops())
     directory.mkdir(parents=True, exist_ok=True)
@@ -181,16 +188,19 @@ def convert(
     return {"convert_s": round(time.perf_counter() - t0, 2), "ir_ops": len(converted.get_ordered_ops()), **meta}
 
 
-def quantize_int8(converted: Any, shape: tuple[int, ...]) -> Any:
-    """NNCF post-training quantization of an OpenVINO model (:data:`INT8_RECIPE`), its activation ranges
-    calibrated on the shared calibration set; NNCF's log lines and progress bars are silenced."""
+def quantize_int8(converted: Any, batches: list[np.ndarray]) -> Any:
+    """NNCF post-training quantization of an OpenVINO model (:func:`int8_recipe`), its activation ranges
+    calibrated on ``batches`` (the shared calibration set's); NNCF's log lines and progress bars are silenced."""
     nncf = _nncf()
-    batches = DEFAULT_CALIBRATION.batches(shape)
+    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
+
+    ranges = RangeEstimatorParametersSet.MINMAX  # global, not NNCF's mean of per-batch ranges: see int8_recipe
     with quiet_export("nncf"), quiet_native():
         return nncf.quantize(
             converted,
             nncf.Dataset(batches),
             preset=nncf.QuantizationPreset(INT8_PRESET),
+            advanced_parameters=nncf.AdvancedQuantizationParameters(activations_range_estimator_params=ranges),
             subset_size=len(batches),  # every calibration batch (one dataset item each), no more
         )
 
@@ -325,9 +335,9 @@ class OpenVINOBackend(ArtifactBackend):
         }
         if workload.precision == "int8":
             key["precision"] = "int8"
-            key["quantization"] = dict(INT8_RECIPE)
+            key["quantization"] = int8_recipe(workload.calibration)
             key["nncf"] = nncf_version()
-            key["calibration"] = DEFAULT_CALIBRATION.key()
+            key["calibration"] = workload.calibration.key()
         return key
 
     cache_folder = "openvino"
@@ -342,7 +352,10 @@ class OpenVINOBackend(ArtifactBackend):
     def build(
         self, model: nn.Module, workload: Workload, key: dict[str, Any], staged: Path, cache_dir: Path
     ) -> dict[str, Any]:
-        return convert(model, torch.zeros(workload.input_shape), staged, key["frontend"], key.get("precision", "fp32"))
+        calibration = None
+        if key.get("precision") == "int8":
+            calibration = workload.calibration.batches(workload.input_shape, workload.model_name)
+        return convert(model, torch.zeros(workload.input_shape), staged, key["frontend"], calibration)
 
     def check_artifact(self, candidate: Path, meta: dict, workload: Workload) -> str | None:
         return io_problem(candidate, workload.input_shape)
@@ -354,7 +367,7 @@ class OpenVINOBackend(ArtifactBackend):
             "ir_ops": str(entry.meta.get("ir_ops", "")),
         }
         if key.get("precision") == "int8":
-            facts["quantization"] = "; ".join(f"{k}: {v}" for k, v in INT8_RECIPE.items())
+            facts["quantization"] = "; ".join(f"{k}: {v}" for k, v in key["quantization"].items())
             facts["nncf"] = key["nncf"]
             facts["fake_quantize_nodes"] = str(entry.meta.get("fake_quantize_nodes", ""))
         return facts
