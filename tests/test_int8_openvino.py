@@ -17,8 +17,6 @@ from bench.backends import backend_class
 from bench.core.runtime import Workload
 from bench.core.store import load_results
 from tests.conftest import REPO, assert_one_line_error, run_cli
-from tests.test_accuracy import IMAGES
-from tests.test_calibration import TOP1_RIGHT, level_setup  # noqa: F401  (a fixture, used by name)
 
 TINY = ["--models", "casvit_xs", "--resolution", "64", "--batch-sizes", "1", "--rounds", "1", "--processes", "1",
         "--budget", "0", "--iters", "3", "--min-time", "0", "--warmup", "1", "--warmup-time", "0", "--no-flops",
@@ -91,21 +89,3 @@ def test_int8_on_openvino_without_nncf_is_refused_in_one_line(tmp_path: Path) ->
 def test_benchmark_app_times_the_int8_ir_with_the_f32_hint_like_the_suite() -> None:
     (command,) = backend_class("openvino").native_commands("m-int8.openvino", 1, "int8", 1, 10)
     assert "-infer_precision f32" in command["command"]  # else it would pick bf16 on this CPU for the f32 parts
-
-
-def test_int8_calibrated_on_the_images_scores_exactly_what_fp32_scores(level_setup, tmp_path: Path) -> None:  # noqa: F811
-    """The network of ``tests/test_calibration.py``, whose int8 top-1 is known, quantized by NNCF on its images."""
-    net, data = level_setup
-    proc = run_cli("accuracy", "--models", f"{net}:level_net", "--data", str(data), "--backend", "openvino",
-                   "--precision", "fp32,int8", "--calibration", str(data), "--batch-size", "2", "--workers", "1",
-                   "--no-progress", "--out", str(tmp_path / "acc"), "--cache-dir", str(tmp_path / "cache"))  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    (doc,) = (tmp_path / "acc").glob("*/accuracy.json")
-    results = {r["precision"]: r for r in json.loads(doc.read_text())["results"]}
-    assert {p: r["correct_top1"] for p, r in results.items()} == {"fp32": TOP1_RIGHT, "int8": TOP1_RIGHT}
-    int8 = results["int8"]
-    assert (int8["top1_drop"], int8["top1_changed"]) == (0, 0)  # image by image, not just in total
-    images = sum(len(v) for v in IMAGES.values())
-    assert "nncf.quantize" in int8["backend_detail"]["quantization"]
-    assert f"{images} images of data" in int8["backend_detail"]["quantization"]
-    assert int(int8["backend_detail"]["fake_quantize_nodes"]) > 0

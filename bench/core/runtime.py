@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # the framework loads with the first model, not with the inte
 PRECISIONS = ("fp32", "fp16", "bf16")
 """Float precisions: what a backend runs unless it declares otherwise (:attr:`Backend.precisions`)."""
 QUANTIZED = ("int8",)
-"""Quantized precisions: only backends whose own tooling quantizes declare them (ONNX Runtime so far)."""
+"""Quantized precisions: only backends whose own tooling quantizes declare them (each says how, in its module)."""
 ALL_PRECISIONS = PRECISIONS + QUANTIZED
 """What ``--precision`` accepts; each backend says which it runs (:meth:`Backend.check`)."""
 
