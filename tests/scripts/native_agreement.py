@@ -2,6 +2,7 @@
 
     python tests/scripts/native_agreement.py                       # paper set, openvino and litert, 2 threads
     python tests/scripts/native_agreement.py --models casvit_xs --runtimes litert --rounds 3
+    python tests/scripts/native_agreement.py --precision int8 --models casvit_xs,casvit_s
 
 For each runtime and model, the suite prepares the artifact exactly as ``bench run`` does (the same
 export cache) and opens its session; then, in one sitting, rounds alternate between the suite timing
@@ -49,13 +50,17 @@ def _tool(name: str) -> str:
     return found
 
 
-def openvino_median(artifact: Path, threads: int, iters: int, pinning: str, work: Path) -> tuple[float, str]:
-    """(median ms, the tool's own word on threads/streams/pinning) from one benchmark_app run."""
-    from bench.backends.openvino import XML
+def openvino_median(
+    artifact: Path, threads: int, iters: int, pinning: str, work: Path, precision: str
+) -> tuple[float, str]:
+    """(median ms, the tool's own word on threads/streams/pinning) from one benchmark_app run, with the suite's
+    precision hint (without one it would pick bf16 on a CPU that has it)."""
+    from bench.backends.openvino import HINTS, XML
 
     folder = Path(tempfile.mkdtemp(dir=work))
     cmd = [_tool("benchmark_app"), "-m", str(artifact / XML), "-d", "CPU", "-hint", "none", "-nstreams", "1"]
-    cmd += ["-nthreads", str(threads), "-api", "sync", "-niter", str(iters), "-pin", pinning, "-infer_precision", "f32"]
+    cmd += ["-nthreads", str(threads), "-api", "sync", "-niter", str(iters), "-pin", pinning, "-infer_precision"]
+    cmd += [HINTS[precision]]
     cmd += ["-report_type", "no_counters", "-report_folder", str(folder)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     report = folder / "benchmark_report.csv"
@@ -103,7 +108,9 @@ def agreement(runtime: str, name: str, args: argparse.Namespace, work: Path) -> 
     torch.manual_seed(0)
     resolution = models.get_card(name).default_resolution
     model = models.create_model(name, img_size=resolution)
-    workload = Workload(model_name=name, batch_size=1, resolution=resolution, threads=args.threads)
+    workload = Workload(
+        model_name=name, batch_size=1, resolution=resolution, threads=args.threads, precision=args.precision
+    )
     opened = open_session(backend, model, workload, args.cache)  # as bench run: cache, parity, rebuild
     session, prepared = opened.require(), opened.prepared
     pinning = "YES" if str(opened.detail.get("cpu_pinning", "")).lower() in ("true", "yes") else "NO"
@@ -118,7 +125,9 @@ def agreement(runtime: str, name: str, args: argparse.Namespace, work: Path) -> 
                 if side == "suite":
                     got[side] = suite_median(session, args.iters, args.warmup)
                 elif runtime == "openvino":
-                    got[side], facts = openvino_median(prepared.artifact, args.threads, args.iters, pinning, work)
+                    got[side], facts = openvino_median(
+                        prepared.artifact, args.threads, args.iters, pinning, work, args.precision
+                    )
                 else:
                     got[side], facts = litert_median(prepared.artifact, args.threads, args.iters, args.warmup, work)
                 time.sleep(args.pause)  # idle pools of the other side settle
@@ -145,6 +154,7 @@ def main() -> int:
     parser.add_argument("--models", default="paper", help="as bench run --models (default: paper)")
     parser.add_argument("--runtimes", default=",".join(TOOLS), help="openvino, litert or both (default: both)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--precision", default="fp32", help="fp32 or int8 (both sides time the same artifact)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--iters", type=int, default=50, help="timed calls per round and side")
     parser.add_argument("--warmup", type=int, default=10, help="untimed calls per round and side")
@@ -182,7 +192,7 @@ def main() -> int:
                 )
                 print(f"{'':9s} suite: {json.dumps(r['suite_detail'], sort_keys=True)}; tool: {r['tool_said']}")
     inside = sum(LOW <= r["ratio"] <= HIGH for r in results)
-    setup = f"threads {args.threads}, {args.rounds} rounds"
+    setup = f"{args.precision}, threads {args.threads}, {args.rounds} rounds"
     print(f"\nsuite/tool within {LOW}-{HIGH}: {inside} of {len(results)} ({setup})")
     for line in failures:
         print(f"failed: {line}")
