@@ -56,6 +56,8 @@ def test_the_report_divides_each_precision_by_fp32_of_the_same_runtime_and_sitti
     assert "calibrated on 16 seeded synthetic images" in table and "not for accuracy" in table
     ratios = pd.read_csv(out / "report" / "ratios.csv")
     assert set(ratios["precision"]) == {"fp32"}  # runtimes are compared at one precision only
+    paper = (out / "report" / "paper_table.md").read_text()
+    assert "(B) int8: quantized by the runtime's own post-training tool, calibrated on 16 seeded" in paper
     findings = (out / "report" / "findings.md").read_text()
     relative, precisions = findings.split("**Precisions against fp32**")
     assert "CPU int8" not in relative.split("**Which runtime is fastest.**")[1]  # runtimes compared at fp32

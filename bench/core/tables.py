@@ -569,6 +569,7 @@ def paper_table(
         else f"Latency{where} at {at} (ms) with parameters, fvcore GMACs and ImageNet-1k top-1"
     )
     notes = paper_notes(bool(any_interval), unstable, citations, _params_note(facts), resolutions)
+    notes += quantized_note(columns)
     return PaperTable(
         header=header,
         groups=list(groups.items()),
@@ -582,6 +583,18 @@ def paper_table(
         font="scriptsize" if one_column else "footnotesize",  # 7 pt: the intervals need it in 241 pt
         colsep_pt=1.5 if one_column else 3.0,
     )
+
+
+def quantized_note(columns: list[Column]) -> str:
+    """' (B) int8: ...': which columns run a quantized network and what it calibrated on; the top-1 beside them is
+    the float network's (what quantizing costs is ``bench accuracy --precision fp32,int8``)."""
+    quantized = [c for c in columns if c.calibration]
+    if not quantized:
+        return ""
+    sets = {c.calibration for c in quantized}
+    which = ", ".join(f"({c.key}) {c.precision}" for c in quantized)
+    calibrated = f"calibrated on {sets.pop()}" if len(sets) == 1 else "calibration sets in columns.csv"
+    return f" {which}: quantized by the runtime's own post-training tool, {calibrated}; top-1 is the float network's."
 
 
 def paper_notes(any_interval: bool, unstable: bool, citations: dict[str, str], params: str = "",
