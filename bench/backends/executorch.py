@@ -9,6 +9,10 @@ Threads: ExecuTorch's process-wide threadpool, which the XNNPACK delegate runs o
 ``--threads`` (``portable_lib._unsafe_reset_threadpool``; the runtime's own default is the core count).
 fp16: the model and input are converted to half before export, so XNNPACK computes in fp16 (on a CPU
 without native fp16 arithmetic, e.g. x86 without AVX512-FP16, that is emulated and slower than fp32).
+int8: ExecuTorch's own XNNPACK quantizer through PT2E (:data:`INT8_RECIPE`): the exported graph gets
+observers, sees the shared calibration set (:mod:`bench.core.calibration`), and its quantize/dequantize
+pairs are re-exported and lowered, so XNNPACK runs the quantized operators on its int8 kernels. The
+recipe and calibration set enter the int8 program's cache key; fp32/fp16 keys are as they were.
 """
 
 from __future__ import annotations
@@ -29,13 +33,23 @@ from torch import nn
 
 from bench.core import artifacts
 from bench.core.artifact_backend import ArtifactBackend
+from bench.core.calibration import DEFAULT_CALIBRATION
+from bench.core.errors import BenchError
 from bench.core.runtime import BackendOptions, Prepared, Session, Workload, native_command, option
 from bench.core.util import quiet, quiet_export, quiet_native
 
 DELEGATES = ("xnnpack", "none")
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "int8")
 CACHE_FORMAT = 1
 """Bump when anything about how programs are produced changes, so old cache entries are not reused."""
+INT8_RECIPE = {
+    "tool": "executorch XNNPACKQuantizer (PT2E: torchao prepare_pt2e/convert_pt2e)",
+    "format": "quantize/dequantize pairs lowered to XNNPACK's int8 kernels",
+    "weights": "int8 symmetric per channel",
+    "activations": "int8 per tensor, histogram observer",
+    "calibration": DEFAULT_CALIBRATION.describe(),
+}
+"""How an int8 program is made: part of its cache key and of the row's runtime detail."""
 # Loggers that talk while executorch (and the torchao it imports) load and lower: "Failed to load
 # .../torchao/_C_mxfp8...so" and torch's pytree deprecation notice, once per process.
 _LOGGERS = ("torchao", "torch.utils._pytree", "executorch", "torch._export", "torch.export")
@@ -74,6 +88,23 @@ def set_threads(threads: int | None) -> int:
     return int(lib._threadpool_get_thread_count())
 
 
+def quantize_int8(model: nn.Module, example: torch.Tensor) -> nn.Module:
+    """``model`` with int8 quantize/dequantize ops per :data:`INT8_RECIPE`, calibrated on the shared set:
+    export, ``prepare_pt2e`` with ExecuTorch's XNNPACK quantizer, run the calibration batches, ``convert_pt2e``."""
+    with quiet_export(*_LOGGERS), quiet_native(), torch.no_grad():
+        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+            XNNPACKQuantizer,
+            get_symmetric_quantization_config,
+        )
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+        quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+        observed = prepare_pt2e(torch.export.export(model, (example,)).module(), quantizer)
+        for batch in DEFAULT_CALIBRATION.batches(tuple(example.shape)):
+            observed(torch.from_numpy(batch))
+        return convert_pt2e(observed)
+
+
 def lower(model: nn.Module, example: torch.Tensor, path: Path, delegate: str) -> dict[str, Any]:
     """Export, lower (XNNPACK or none) and write the ``.pte`` to ``path``; returns the delegation facts."""
     with quiet_export(*_LOGGERS), quiet_native(), torch.no_grad():
@@ -102,11 +133,14 @@ def lower(model: nn.Module, example: torch.Tensor, path: Path, delegate: str) ->
         ),
         key=lambda item: (-item[1], item[0]),
     )
+    quant = [b for op, b in info.delegation_by_operator.items() if "quantize_per_" in op]
     return {
         "delegated_nodes": info.num_delegated_nodes,
         "non_delegated_nodes": sum(n for _, n in left),
         "delegate_subgraphs": info.num_delegated_subgraphs,
         "non_delegated_ops": ",".join(f"{op}:{n}" for op, n in left),
+        "quant_ops_delegated": sum(b.delegated for b in quant),
+        "quant_ops_left": sum(b.non_delegated for b in quant),
         "export_s": round(t1 - t0, 2),
         "lower_s": round(t2 - t1, 2),
         "emit_s": round(t3 - t2, 2),
@@ -173,8 +207,13 @@ class ExecuTorchBackend(ArtifactBackend):
     precisions = PRECISIONS
     Options = ExecuTorchOptions
 
+    def check(self, workload: Workload) -> None:
+        super().check(workload)
+        if workload.precision == "int8" and workload.option("delegate", "xnnpack") != "xnnpack":
+            raise BenchError("the executorch backend runs int8 with --executorch-delegate xnnpack only")
+
     def cache_key(self, model: nn.Module, workload: Workload) -> dict[str, Any]:
-        return {
+        key = {
             "format": CACHE_FORMAT,
             "model": workload.model_name,
             "input_shape": list(workload.input_shape),
@@ -184,6 +223,9 @@ class ExecuTorchBackend(ArtifactBackend):
             "torch": torch.__version__,
             "weights": artifacts.weights_digest(model),
         }
+        if workload.precision == "int8":  # only int8 keys grow: fp32/fp16 programs already cached stay valid
+            key["quantization"] = {**INT8_RECIPE, "calibration": DEFAULT_CALIBRATION.key()}
+        return key
 
     cache_folder = "executorch"
     suffix = ".pte"
@@ -198,6 +240,8 @@ class ExecuTorchBackend(ArtifactBackend):
         example = torch.zeros(workload.input_shape)
         if workload.precision == "fp16":
             model, example = copy.deepcopy(model).half(), example.half()
+        elif workload.precision == "int8":
+            model = quantize_int8(model, example)
         return lower(model, example, staged, key["delegate"])
 
     def check_artifact(self, candidate: Path, meta: dict, workload: Workload) -> str | None:
@@ -217,6 +261,10 @@ class ExecuTorchBackend(ArtifactBackend):
         }
         if not entry.hit:
             detail["lower_s"] = str(meta.get("lower_s", ""))
+        if workload.precision == "int8":
+            detail["quantization"] = "; ".join(f"{k}: {v}" for k, v in INT8_RECIPE.items())
+            detail["quant_ops_delegated"] = str(meta.get("quant_ops_delegated", ""))
+            detail["quant_ops_left"] = str(meta.get("quant_ops_left", ""))
         return detail
 
     def load(self, model: nn.Module, prepared: Prepared, workload: Workload, example: np.ndarray) -> Session:

@@ -18,6 +18,12 @@ Threads: the CPU accelerator's ``num_threads`` = ``--threads``. fp16: the conver
 and the XNNPACK flag FORCE_FP16 makes XNNPACK compute in fp16 (without it, x86 dequantizes the weights
 and computes in fp32; Arm CPUs with fp16 arithmetic use fp16 for such models by default). On CPUs without
 native fp16 arithmetic it is emulated and slower than fp32.
+int8: litert-torch's own PT2E quantizer (:data:`INT8_RECIPE`), run in the converter's Python on the
+exported program and calibrated on the shared set, which the suite writes next to the ``.pt2`` (the
+converter side has no suite code); the converter then folds the quantize/dequantize pairs into int8
+TFLite operators. Its input is int8 too (the image's quantization is folded into the signature), so the
+session quantizes the image once, outside the timing, as an app would. Only int8 cache keys carry the
+recipe and calibration set; fp32/fp16 keys are as they were.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -41,21 +48,31 @@ from torch import nn
 from bench.core import artifacts
 from bench.core.arguments import default_cache_dir
 from bench.core.artifact_backend import ArtifactBackend
+from bench.core.calibration import DEFAULT_CALIBRATION
 from bench.core.errors import BenchError
 from bench.core.runtime import Prepared, Session, Workload, native_command
 from bench.core.util import one_line, quiet_export, quiet_native
 
 CONVERTER_REQUIREMENTS = ("litert-torch==0.10.0",)
 """Installed (with ``torch==<this torch>``) into the converter environment; part of the cache key."""
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "int8")
 CACHE_FORMAT = 1
 CONVERT_TIMEOUT_S = 1800
 SETUP_TIMEOUT_S = 1800
 XNNPACK_FLAG_QS8, XNNPACK_FLAG_QU8, XNNPACK_FLAG_FORCE_FP16 = 1, 2, 4  # TFLITE_XNNPACK_DELEGATE_FLAG_*
 RESULT_TAG = "BENCH_LITERT_RESULT "
+INT8_RECIPE = {
+    "tool": "litert-torch PT2EQuantizer (PT2E: torchao prepare_pt2e/convert_pt2e, converted with QuantConfig)",
+    "format": "static int8 TFLite operators (the converter folds the quantize/dequantize pairs)",
+    "weights": "int8 symmetric per channel",
+    "activations": "int8 per tensor, histogram observer",
+    "calibration": DEFAULT_CALIBRATION.describe(),
+}
+"""How an int8 ``.tflite`` is made: part of its cache key and of the row's runtime detail."""
 READY = ".bench-ready.json"
 
-# Runs in the converter's Python: argv = pt2 path, output path, precision, input shape "1,3,224,224".
+# Runs in the converter's Python: argv = pt2 path, output path, precision, input shape "1,3,224,224", and
+# for int8 the calibration batches (.npy, stacked: batches x shape) that the suite wrote.
 _CONVERTER = r"""
 import json, sys, time
 pt2, out, precision, shape = sys.argv[1], sys.argv[2], sys.argv[3], tuple(int(s) for s in sys.argv[4].split(","))
@@ -72,6 +89,19 @@ try:
         from litert_torch.generative.quantize import quant_recipes
         kwargs["quant_config"] = quant_recipes.full_fp16_recipe()
     t0 = time.perf_counter()
+    if precision == "int8":
+        import numpy as np
+        from litert_torch.quantize import pt2e_quantizer as pq
+        from litert_torch.quantize.quant_config import QuantConfig
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+        quantizer = pq.PT2EQuantizer().set_global(pq.get_symmetric_quantization_config(is_per_channel=True))
+        module = prepare_pt2e(module, quantizer)
+        with torch.no_grad():
+            for batch in np.load(sys.argv[5]):
+                module(torch.from_numpy(batch))
+        module = convert_pt2e(module, fold_quantize=False)
+        kwargs["quant_config"] = QuantConfig(pt2e_quantizer=quantizer)
+        result.update(quantize_s=round(time.perf_counter() - t0, 2))
     litert_torch.convert(module, (torch.zeros(shape),), **kwargs).export(out)
     result.update(status="ok", convert_s=round(time.perf_counter() - t0, 2))
 except BaseException as exc:  # the whole message: the suite makes it one line (an MLIR error's cause is below)
@@ -172,9 +202,14 @@ def convert(model: nn.Module, workload: Workload, out: Path, python: Path) -> di
     """Convert ``model`` at the workload's static shape to ``out`` (.tflite) in the converter's Python."""
     example = torch.zeros(workload.input_shape)
     pt2 = out.with_name(out.stem + ".pt2")
+    calibration = out.with_name(out.stem + "-calibration.npy")
     t0 = time.perf_counter()
     with quiet_export(), quiet_native(), torch.no_grad():  # no FX graph dumps
         torch.export.save(torch.export.export(model, (example,)), str(pt2))
+    extra = []
+    if workload.precision == "int8":  # the shared set, from this process: the converter's side has no suite code
+        np.save(calibration, np.stack(DEFAULT_CALIBRATION.batches(workload.input_shape)))
+        extra.append(str(calibration))
     env = {
         **os.environ,
         "LITERT_TORCH_SHOW_PROGRESS": "n",  # else a progress tree on stdout
@@ -183,12 +218,14 @@ def convert(model: nn.Module, workload: Workload, out: Path, python: Path) -> di
         "PYTHONNOUSERSITE": "1",
     }
     command = [str(python), "-c", _CONVERTER, str(pt2), str(out), workload.precision, ",".join(map(str, example.shape))]
+    command += extra
     try:
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=CONVERT_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         raise RuntimeError(f"litert-torch conversion timed out after {CONVERT_TIMEOUT_S} s") from None
     finally:
         pt2.unlink(missing_ok=True)
+        calibration.unlink(missing_ok=True)
     result = next(
         (
             json.loads(line[len(RESULT_TAG) :])
@@ -204,11 +241,15 @@ def convert(model: nn.Module, workload: Workload, out: Path, python: Path) -> di
         error = str(result.get("error", "unknown error")).replace(str(Path.cwd()) + os.sep, "")
         failure = type(str(result.get("error_type") or "Error"), (Exception,), {})(error)
         raise RuntimeError(f"litert-torch cannot convert {workload.model_name}: {one_line(failure)}")
-    return {
+    facts = {
         "litert_torch": result.get("litert_torch", ""),
         "convert_s": round(time.perf_counter() - t0, 2),
         **xnnpack_coverage(out),
     }
+    if workload.precision == "int8":
+        facts["quantize_s"] = result.get("quantize_s", "")
+        facts["tensor_dtypes"] = tensor_dtypes(out)
+    return facts
 
 
 # ---------------------------------------------------------------------------------------------- runtime
@@ -242,15 +283,73 @@ def xnnpack_coverage(path: Path) -> dict[str, Any]:
     }
 
 
-def io_problem(path: Path, input_shape: tuple[int, ...]) -> str | None:
-    """Why the model at ``path`` is not the one float32 input of ``input_shape`` expected (None if it is)."""
+def tensor_dtypes(path: Path) -> str:
+    """How many of the model's tensors have each dtype, most common first (``int8:812,int32:90,...``)."""
     from ai_edge_litert.interpreter import Interpreter
 
     with quiet_native():
         interpreter = Interpreter(model_path=str(path))
-    inputs = [(tuple(int(d) for d in i["shape"]), np.dtype(i["dtype"]).name) for i in interpreter.get_input_details()]
-    if inputs != [(tuple(input_shape), "float32")] or len(interpreter.get_output_details()) != 1:
-        return f"inputs {inputs}, expected [({tuple(input_shape)}, 'float32')] and one output"
+    counts = collections.Counter(np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details())
+    return ",".join(f"{name}:{n}" for name, n in counts.most_common())
+
+
+@dataclass(frozen=True)
+class Codec:
+    """How a model's one input and one output are stored: float32, or int8 with (scale, zero point).
+
+    A statically quantized model from the converter takes and gives int8 (the quantize at the input and the
+    dequantize at the output are folded into its signature), as int8 models on phones do: the app quantizes
+    the image once. The session does that here, outside the timed run, and dequantizes logits for parity.
+    """
+
+    input_dtype: str = "float32"
+    input_scale: float = 1.0
+    input_zero: int = 0
+    output_dtype: str = "float32"
+    output_scale: float = 1.0
+    output_zero: int = 0
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        if self.input_dtype == "float32":
+            return np.ascontiguousarray(x, dtype=np.float32).reshape(-1)
+        q = np.round(np.asarray(x, dtype=np.float32) / self.input_scale) + self.input_zero
+        return np.clip(q, -128, 127).astype(np.int8).reshape(-1)
+
+    def decode(self, y: np.ndarray) -> np.ndarray:
+        if self.output_dtype == "float32":
+            return np.asarray(y, dtype=np.float32)
+        return ((np.asarray(y, dtype=np.float32) - self.output_zero) * self.output_scale).astype(np.float32)
+
+
+def read_codec(path: Path) -> tuple[Codec, list, int]:
+    """The model's :class:`Codec`, its inputs as ``(shape, dtype)`` pairs, and its number of outputs."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    with quiet_native():
+        interpreter = Interpreter(model_path=str(path))
+    ins, outs = interpreter.get_input_details(), interpreter.get_output_details()
+    inputs = [(tuple(int(d) for d in i["shape"]), np.dtype(i["dtype"]).name) for i in ins]
+    (in_scale, in_zero), (out_scale, out_zero) = ins[0]["quantization"], outs[0]["quantization"]
+    codec = Codec(inputs[0][1], float(in_scale), int(in_zero), np.dtype(outs[0]["dtype"]).name, float(out_scale),
+                  int(out_zero))  # fmt: skip
+    return codec, inputs, len(outs)
+
+
+def io_problem(path: Path, input_shape: tuple[int, ...], precision: str = "fp32") -> str | None:
+    """Why the model at ``path`` is not the one input of ``input_shape`` expected (None if it is): float32,
+    or for int8 float32 or int8 with a scale, and one output of the same kind."""
+    codec, inputs, outputs = read_codec(path)
+    kinds = {"float32"} | ({"int8"} if precision == "int8" else set())
+    dtype = inputs[0][1] if inputs else "float32"
+    ok = inputs == [(tuple(input_shape), dtype)] and dtype in kinds and outputs == 1
+    scales = [
+        scale
+        for kind, scale in ((dtype, codec.input_scale), (codec.output_dtype, codec.output_scale))
+        if kind == "int8"
+    ]
+    if not ok or codec.output_dtype not in kinds or 0 in scales:
+        expected = " or ".join(f"({tuple(input_shape)}, '{k}')" for k in sorted(kinds))
+        return f"inputs {inputs}, expected [{expected}] and one output"
     return None
 
 
@@ -290,14 +389,15 @@ def _filter_teardown_lines() -> None:
 class LiteRTSession(Session):
     """A CompiledModel (CPU accelerator: XNNPACK) with input and output buffers bound; ``run`` runs it."""
 
-    def __init__(self, compiled: Any, example: np.ndarray, detail: dict[str, str]) -> None:
+    def __init__(self, compiled: Any, example: np.ndarray, detail: dict[str, str], codec: Codec = Codec()) -> None:
         self._compiled = compiled
+        self._codec = codec
         signature = next(iter(compiled.get_signature_list()))
         outputs = compiled.get_output_tensor_details(signature)
         self._out_shape = tuple(next(iter(outputs.values()))["shape"])
         self._inputs = compiled.create_input_buffers(0)
         self._outputs = compiled.create_output_buffers(0)
-        self._inputs[0].write(np.ascontiguousarray(example, dtype=np.float32).reshape(-1))
+        self._inputs[0].write(codec.encode(example))
         self._check_inputs = compiled.create_input_buffers(0)
         self._check_outputs = compiled.create_output_buffers(0)
         self._run = compiled.run_by_index
@@ -307,10 +407,11 @@ class LiteRTSession(Session):
         self._run(0, self._inputs, self._outputs)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        self._check_inputs[0].write(np.ascontiguousarray(x, dtype=np.float32).reshape(-1))
+        self._check_inputs[0].write(self._codec.encode(x))
         self._run(0, self._check_inputs, self._check_outputs)
         size = int(np.prod(self._out_shape))
-        return np.array(self._check_outputs[0].read(size, np.float32), dtype=np.float32).reshape(self._out_shape)
+        out = self._check_outputs[0].read(size, np.dtype(self._codec.output_dtype).type)
+        return self._codec.decode(np.array(out)).reshape(self._out_shape)
 
     def close(self) -> None:
         self._run = None
@@ -351,7 +452,7 @@ class LiteRTBackend(ArtifactBackend):
     precisions = PRECISIONS
 
     def cache_key(self, model: nn.Module, workload: Workload) -> dict[str, Any]:
-        return {
+        key = {
             "format": CACHE_FORMAT,
             "model": workload.model_name,
             "input_shape": list(workload.input_shape),
@@ -360,6 +461,9 @@ class LiteRTBackend(ArtifactBackend):
             "torch": torch.__version__,
             "weights": artifacts.weights_digest(model),
         }
+        if workload.precision == "int8":  # only int8 keys grow: fp32/fp16 models already cached stay valid
+            key["quantization"] = {**INT8_RECIPE, "calibration": DEFAULT_CALIBRATION.key()}
+        return key
 
     cache_folder = "litert"
     suffix = ".tflite"
@@ -370,11 +474,11 @@ class LiteRTBackend(ArtifactBackend):
         return convert(model, workload, staged, converter_python(cache_dir))
 
     def check_artifact(self, candidate: Path, meta: dict, workload: Workload) -> str | None:
-        return io_problem(candidate, workload.input_shape)
+        return io_problem(candidate, workload.input_shape, workload.precision)
 
     def facts(self, entry: artifacts.Entry, key: dict[str, Any], workload: Workload) -> dict[str, str]:
         meta = entry.meta
-        return {
+        detail = {
             "litert_cache": entry.status,
             "litert_torch": str(meta.get("litert_torch", "")),
             "model_ops": str(meta.get("model_ops", "")),
@@ -383,6 +487,10 @@ class LiteRTBackend(ArtifactBackend):
             "xnnpack_partitions": str(meta.get("xnnpack_partitions", "")),
             "tflite_mb": f"{entry.path.stat().st_size / 2**20:.1f}",
         }
+        if workload.precision == "int8":
+            detail["quantization"] = "; ".join(f"{k}: {v}" for k, v in INT8_RECIPE.items())
+            detail["tensor_dtypes"] = str(meta.get("tensor_dtypes", ""))[:200]
+        return detail
 
     def load(self, model: nn.Module, prepared: Prepared, workload: Workload, example: np.ndarray) -> Session:
         artifact = self.artifact(prepared)
@@ -397,7 +505,8 @@ class LiteRTBackend(ArtifactBackend):
         with quiet_native():  # ~20 INFO lines: accelerator registry, vendor plugins looked for
             compiled = CompiledModel.from_file(str(artifact), options=options)
             fully = compiled.is_fully_accelerated()
-            session = LiteRTSession(compiled, example, {})
+            codec = read_codec(artifact)[0]
+            session = LiteRTSession(compiled, example, {}, codec)
         session.detail = {
             **prepared.detail,
             "ai_edge_litert": runtime_version(),
@@ -406,6 +515,9 @@ class LiteRTBackend(ArtifactBackend):
             "num_threads": str(workload.threads or "default"),
             "xnnpack_fp16": "forced" if workload.precision == "fp16" else "off",
         }
+        if codec.input_dtype != "float32":
+            io = f"input {codec.input_dtype}, output {codec.output_dtype}"
+            session.detail["io"] = f"{io} (the image is quantized once, outside the timing)"
         return session
 
 
