@@ -33,7 +33,6 @@ from torch import nn
 
 from bench.core import artifacts
 from bench.core.artifact_backend import ArtifactBackend
-from bench.core.calibration import DEFAULT_CALIBRATION
 from bench.core.errors import BenchError
 from bench.core.runtime import BackendOptions, Prepared, Session, Workload, native_command, option
 from bench.core.util import quiet, quiet_export, quiet_native
@@ -47,9 +46,8 @@ INT8_RECIPE = {
     "format": "quantize/dequantize pairs lowered to XNNPACK's int8 kernels",
     "weights": "int8 symmetric per channel",
     "activations": "int8 per tensor, histogram observer",
-    "calibration": DEFAULT_CALIBRATION.describe(),
 }
-"""How an int8 program is made: part of its cache key and of the row's runtime detail."""
+"""How an int8 program is made (the calibration set besides): part of its cache key and of the row's detail."""
 # Loggers that talk while executorch (and the torchao it imports) load and lower: "Failed to load
 # .../torchao/_C_mxfp8...so" and torch's pytree deprecation notice, once per process.
 _LOGGERS = ("torchao", "torch.utils._pytree", "executorch", "torch._export", "torch.export")
@@ -88,8 +86,8 @@ def set_threads(threads: int | None) -> int:
     return int(lib._threadpool_get_thread_count())
 
 
-def quantize_int8(model: nn.Module, example: torch.Tensor) -> nn.Module:
-    """``model`` with int8 quantize/dequantize ops per :data:`INT8_RECIPE`, calibrated on the shared set:
+def quantize_int8(model: nn.Module, example: torch.Tensor, calibration: list[np.ndarray]) -> nn.Module:
+    """``model`` with int8 quantize/dequantize ops per :data:`INT8_RECIPE`, calibrated on ``calibration``:
     export, ``prepare_pt2e`` with ExecuTorch's XNNPACK quantizer, run the calibration batches, ``convert_pt2e``."""
     with quiet_export(*_LOGGERS), quiet_native(), torch.no_grad():
         from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
@@ -100,7 +98,7 @@ def quantize_int8(model: nn.Module, example: torch.Tensor) -> nn.Module:
 
         quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
         observed = prepare_pt2e(torch.export.export(model, (example,)).module(), quantizer)
-        for batch in DEFAULT_CALIBRATION.batches(tuple(example.shape)):
+        for batch in calibration:
             observed(torch.from_numpy(batch))
         return convert_pt2e(observed)
 
@@ -224,7 +222,7 @@ class ExecuTorchBackend(ArtifactBackend):
             "weights": artifacts.weights_digest(model),
         }
         if workload.precision == "int8":  # only int8 keys grow: fp32/fp16 programs already cached stay valid
-            key["quantization"] = {**INT8_RECIPE, "calibration": DEFAULT_CALIBRATION.key()}
+            key["quantization"] = {**INT8_RECIPE, "calibration": workload.calibration.key()}
         return key
 
     cache_folder = "executorch"
@@ -241,7 +239,9 @@ class ExecuTorchBackend(ArtifactBackend):
         if workload.precision == "fp16":
             model, example = copy.deepcopy(model).half(), example.half()
         elif workload.precision == "int8":
-            model = quantize_int8(model, example)
+            model = quantize_int8(
+                model, example, workload.calibration.batches(workload.input_shape, workload.model_name)
+            )
         return lower(model, example, staged, key["delegate"])
 
     def check_artifact(self, candidate: Path, meta: dict, workload: Workload) -> str | None:
@@ -262,7 +262,8 @@ class ExecuTorchBackend(ArtifactBackend):
         if not entry.hit:
             detail["lower_s"] = str(meta.get("lower_s", ""))
         if workload.precision == "int8":
-            detail["quantization"] = "; ".join(f"{k}: {v}" for k, v in INT8_RECIPE.items())
+            recipe = {**INT8_RECIPE, "calibration": workload.calibration.describe()}
+            detail["quantization"] = "; ".join(f"{k}: {v}" for k, v in recipe.items())
             detail["quant_ops_delegated"] = str(meta.get("quant_ops_delegated", ""))
             detail["quant_ops_left"] = str(meta.get("quant_ops_left", ""))
         return detail

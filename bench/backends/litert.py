@@ -48,7 +48,6 @@ from torch import nn
 from bench.core import artifacts
 from bench.core.arguments import default_cache_dir
 from bench.core.artifact_backend import ArtifactBackend
-from bench.core.calibration import DEFAULT_CALIBRATION
 from bench.core.errors import BenchError
 from bench.core.runtime import Prepared, Session, Workload, native_command
 from bench.core.util import one_line, quiet_export, quiet_native
@@ -66,9 +65,8 @@ INT8_RECIPE = {
     "format": "static int8 TFLite operators (the converter folds the quantize/dequantize pairs)",
     "weights": "int8 symmetric per channel",
     "activations": "int8 per tensor, histogram observer",
-    "calibration": DEFAULT_CALIBRATION.describe(),
 }
-"""How an int8 ``.tflite`` is made: part of its cache key and of the row's runtime detail."""
+"""How an int8 ``.tflite`` is made (the calibration set besides): part of its cache key and of the row's detail."""
 READY = ".bench-ready.json"
 
 # Runs in the converter's Python: argv = pt2 path, output path, precision, input shape "1,3,224,224", and
@@ -208,7 +206,7 @@ def convert(model: nn.Module, workload: Workload, out: Path, python: Path) -> di
         torch.export.save(torch.export.export(model, (example,)), str(pt2))
     extra = []
     if workload.precision == "int8":  # the shared set, from this process: the converter's side has no suite code
-        np.save(calibration, np.stack(DEFAULT_CALIBRATION.batches(workload.input_shape)))
+        np.save(calibration, np.stack(workload.calibration.batches(workload.input_shape, workload.model_name)))
         extra.append(str(calibration))
     env = {
         **os.environ,
@@ -462,7 +460,7 @@ class LiteRTBackend(ArtifactBackend):
             "weights": artifacts.weights_digest(model),
         }
         if workload.precision == "int8":  # only int8 keys grow: fp32/fp16 models already cached stay valid
-            key["quantization"] = {**INT8_RECIPE, "calibration": DEFAULT_CALIBRATION.key()}
+            key["quantization"] = {**INT8_RECIPE, "calibration": workload.calibration.key()}
         return key
 
     cache_folder = "litert"
@@ -488,7 +486,8 @@ class LiteRTBackend(ArtifactBackend):
             "tflite_mb": f"{entry.path.stat().st_size / 2**20:.1f}",
         }
         if workload.precision == "int8":
-            detail["quantization"] = "; ".join(f"{k}: {v}" for k, v in INT8_RECIPE.items())
+            recipe = {**INT8_RECIPE, "calibration": workload.calibration.describe()}
+            detail["quantization"] = "; ".join(f"{k}: {v}" for k, v in recipe.items())
             detail["tensor_dtypes"] = str(meta.get("tensor_dtypes", ""))[:200]
         return detail
 
