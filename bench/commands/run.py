@@ -143,8 +143,7 @@ def parse_runtimes(args: argparse.Namespace) -> list[Runtime]:
         if not runs and not every:
             raise BenchError(next(iter(refused.values())))
         for precision, reason in refused.items():
-            if runs or len(first.precisions) > 1:
-                print(f"note: {reason}; its {precision} cells are left out", file=sys.stderr)
+            print(f"note: {reason}; its {precision} cells are left out", file=sys.stderr)
         if runs:
             runtimes.append(Runtime(replace(mine, precisions=runs), BACKENDS[name], backend.versions()))
     unrun = [p for p in first.precisions if not any(p in rt.settings.precisions for rt in runtimes)]
