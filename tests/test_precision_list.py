@@ -82,7 +82,8 @@ def test_a_precision_list_no_runtime_can_run_is_one_line(
 
 
 def test_the_speedup_figure_has_a_marker_per_model_and_runtime_at_print_size(mixed_sitting: tuple[Path, str]) -> None:
-    import bench.backends  # noqa: F401  (the report names runtimes through the registry)
+    from matplotlib.collections import PathCollection
+
     from bench.core import figures
     from bench.core.reporting import load_report
 
@@ -94,7 +95,7 @@ def test_the_speedup_figure_has_a_marker_per_model_and_runtime_at_print_size(mix
         assert figures.smallest_text_pt(fig) >= figures.MIN_TEXT_PT
         (ax,) = fig.axes
         assert [t.get_text() for t in ax.get_yticklabels()] == ["CAS-ViT-XS"]
-        points = [c.get_offsets() for c in ax.collections if len(c.get_offsets())]
+        points = [c.get_offsets() for c in ax.collections if isinstance(c, PathCollection)]  # markers, not bars
         assert sum(len(p) for p in points) == 1  # one runtime ran both precisions
 
 
