@@ -512,7 +512,7 @@ def _speedup_figure(
     handles: list[Line2D] = []
     for i, ((run, backend), name) in enumerate(runtimes.items()):
         mine = rows[(rows["run_id"] == run) & (rows["backend"] == backend)]
-        y = np.array([models.index(m) + (i - (len(runtimes) - 1) / 2) * step for m in mine["model"]])
+        y = np.array([models.index(m) - (i - (len(runtimes) - 1) / 2) * step for m in mine["model"]])  # 1st on top
         x = mine["speedup"].to_numpy(float)
         low, high = mine["speedup_ci_low"].to_numpy(float), mine["speedup_ci_high"].to_numpy(float)
         color, marker = matplotlib.colormaps["tab10"](i % 10), RUNTIME_MARKERS[i % len(RUNTIME_MARKERS)]

@@ -171,7 +171,7 @@ def findings_markdown(report: Report, sittings: Sequence[Report] | None = None, 
     lines += _relative(same, best)
     lines += _casvit_neighbours(same)
     lines += _fronts(same)
-    lines += _precision_speedups(data, precision)
+    lines += _precision_speedups(data, precision, report)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -181,10 +181,15 @@ def _main_precision(data: Sittings) -> str:
     return "fp32" if (precisions == "fp32").any() else str(precisions.mode().iloc[0]) if len(precisions) else "fp32"
 
 
-def _precision_speedups(data: Sittings, base: str) -> list[str]:
+def _precision_speedups(data: Sittings, base: str, report: Report) -> list[str]:
     """For each runtime timed in ``base`` and another precision in one sitting: how many times faster the other
-    precision runs each model there (``base`` latency over its), which models gain most and least, and which
-    do not gain in every sitting."""
+    precision runs each model there (``base`` latency over its), which models gain most and least, which do not
+    gain in every sitting, and which it could not time (a quantized network that failed parity, say)."""
+    by_key = {c.key: _runtime(c) for c in report.columns}
+    failed: dict[Runtime, list[tuple[str, str]]] = {}
+    for r in report.failures.itertuples(index=False):
+        if getattr(r, "column", None) in by_key:
+            failed.setdefault(by_key[r.column], []).append((str(r.model), str(r.status).replace("_", " ")))
     parts = data.cells["runtime"].str.split("/", expand=True) if len(data.cells) else None
     if parts is None or parts.shape[1] < 4:
         return []
@@ -197,7 +202,7 @@ def _precision_speedups(data: Sittings, base: str) -> list[str]:
     label = data.cells.drop_duplicates("model").set_index("model")["name"]
     out = []
     for runtime, fp in pairs:
-        speedups = _ratios(data, fp, runtime)  # base latency over this precision's: above 1, faster
+        speedups = _pair_ratios(data, fp, runtime)  # base latency over this precision's: above 1, faster
         if speedups.empty:
             continue
         if not out:
@@ -216,6 +221,9 @@ def _precision_speedups(data: Sittings, base: str) -> list[str]:
         )
         if no_gain:
             text += f" (not for {', '.join(label[m] for m in no_gain)})"
+        untimed = failed.get(runtime, [])
+        if untimed:  # a failed or parity-failed cell: said, not silently left out of the count
+            text += f"; {precision} not timed for " + ", ".join(f"{label.get(m, m)} ({why})" for m, why in untimed)
         out.append(text + ".")
     return [*out, ""] if out else []
 
@@ -281,6 +289,17 @@ def _ratios(data: Sittings, runtime: Runtime, base: Runtime) -> pd.DataFrame:
     out = {}
     for s in data.runs:
         table = data.latency(s)
+        if runtime in table and base in table:
+            out[s] = table[runtime] / table[base]
+    return pd.DataFrame(out)
+
+
+def _pair_ratios(data: Sittings, runtime: Runtime, base: Runtime) -> pd.DataFrame:
+    """As :func:`_ratios`, over the models both runtimes measured (another runtime's failure drops none)."""
+    out = {}
+    for s in data.runs:
+        mine = data.cells[(data.cells["sitting"] == s) & data.cells["runtime"].isin([runtime, base])]
+        table = mine.pivot_table(index="model", columns="runtime", values="latency", aggfunc="first").dropna()
         if runtime in table and base in table:
             out[s] = table[runtime] / table[base]
     return pd.DataFrame(out)

@@ -419,9 +419,12 @@ def latency_interval(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _short_runtime(column: Column) -> tuple[str, str]:
-    """Two header lines for a runtime column: the runtime's name, then device and key (``CPU (A)``)."""
+    """Two header lines for a runtime column: the runtime's name with what sets the column apart (``ExecuTorch
+    int8``: the label's words after the device), then device and key (``CPU (A)``)."""
     device = column.device.upper()
-    return column.label.split(" (")[0].replace(f" {device}", ""), f"{device} ({column.key})"
+    runtime = column.label.split(f" {device}", 1)[0].split(" (")[0]
+    apart = column.label.split(f" {device}", 1)[1].strip() if f" {device}" in column.label else ""
+    return f"{runtime} {apart}".strip(), f"{device} ({column.key})"
 
 
 def _short_citation(citation: object) -> str:
@@ -778,7 +781,8 @@ class _PairGrid:
     header: list[Cell]
     spans: list[tuple[str, int]]
     groups: list[tuple[str, list[list[Cell]]]]
-    base: Column | None
+    bases: list[Column]
+    """The columns divided by (one per precision where runtimes are compared at several)."""
     runs: str
     several: bool
 
@@ -805,7 +809,7 @@ def _pair_grid(report: Report, frame: pd.DataFrame, value: str, base_of: tuple[s
     sittings = list(dict.fromkeys(frame["run_id"]))
     axis, name = base_of
     position = {"backend": 1, "precision": 2}[axis]
-    base = next((c for k, c in columns.items() if k[position] == name and k[0] in sittings), None)
+    bases = list({id(c): c for k, c in columns.items() if k[position] == name and k[0] in sittings}.values())
     numbers = list(zip(frame[value], frame[f"{value}_ci_low"], frame[f"{value}_ci_high"], strict=True))
     digits = interval_decimals(numbers, figures=2)  # 0.91, 1.07, 3.78
     facts = _row_keys(report)
@@ -842,7 +846,7 @@ def _pair_grid(report: Report, frame: pd.DataFrame, value: str, base_of: tuple[s
         + (f" (continued by --resume in {', '.join(r for r in parts[run] if r != run)})" if len(parts[run]) > 1 else "")
         for run in sittings
     )
-    return _PairGrid(header, spans if len(batches) > 1 else [], groups, base, runs, len(sittings) > 1)
+    return _PairGrid(header, spans if len(batches) > 1 else [], groups, bases, runs, len(sittings) > 1)
 
 
 def ratio_table(report: Report, frame: pd.DataFrame) -> PaperTable:
@@ -853,7 +857,7 @@ def ratio_table(report: Report, frame: pd.DataFrame) -> PaperTable:
     """
     base = str(frame["ratio_to"].iloc[0])
     grid = _pair_grid(report, frame, "ratio", ("backend", base))
-    base_name = grid.base.title if grid.base else base
+    base_name = " / ".join(c.title for c in grid.bases) or base  # one per precision compared
     note = (
         f"Each runtime's latency divided by that of {base_name} for the same model, batch, threads and precision, "
         f"both cells from one sitting (run{'s' if grid.several else ''} {grid.runs}); below 1: faster than "
