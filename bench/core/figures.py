@@ -479,6 +479,8 @@ def speedup_figures(measurements: pd.DataFrame, font: str = "sans") -> Iterator[
     sizes."""
     from bench.core.ratios import speedups
 
+    if not {"sitting", "precision", "latency_batch"} <= set(measurements) or measurements["precision"].nunique() < 2:
+        return  # one precision (or measurements of no sitting): nothing to divide
     frame = speedups(measurements[measurements["latency_batch"]])
     if frame.empty:
         return
