@@ -129,3 +129,25 @@ def test_the_paired_drop_rests_on_the_images_whose_verdicts_differ() -> None:
     drop, low, high, changed = paired_drop(base, worse)  # type: ignore[misc]
     assert drop == pytest.approx(5.0) and changed == 5 and 0 < low < drop < high
     assert paired_drop(base, tally([True] * 10)) is None  # not the same images
+
+
+def test_an_int8_top1_never_stands_in_the_report_top1_column(tmp_path: Path) -> None:
+    """The tables' top-1 is the float network's: an int8 result (even a full-ImageNet one) is not picked."""
+    from bench.core import schema
+    from bench.core.accuracy_results import measured_top1
+
+    def result(precision: str, top1: float) -> schema.AccuracyResult:
+        facts = {"model": "casvit_xs", "backend": "onnx", "status": "ok", "imagenet_top1": True}
+        return schema.AccuracyResult(**facts, top1=top1, precision=precision, baseline_backend="onnx",
+                                     baseline_precision=precision)  # fmt: skip
+
+    (tmp_path / "int8").mkdir()
+    (tmp_path / "int8" / "accuracy.json").write_text(
+        schema.AccuracyDocument(run_id="q", results=[result("int8", 77.0)]).to_json()
+    )
+    assert measured_top1([tmp_path]) == {}
+    (tmp_path / "fp32").mkdir()
+    (tmp_path / "fp32" / "accuracy.json").write_text(
+        schema.AccuracyDocument(run_id="f", results=[result("fp32", 78.5)]).to_json()
+    )
+    assert measured_top1([tmp_path])["casvit_xs"]["top1"] == 78.5

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from bench.core.runtime import QUANTIZED
 from bench.core.schema import (
     ACCURACY_KIND,
     PER_CLASS_COLUMNS,
@@ -78,6 +79,8 @@ def measured_top1(paths: Iterable[Path | str]) -> dict[str, dict[str, object]]:
         data_name = str(document.data.get("name") or "an image folder")
         for r in document.results:
             if r.status != "ok" or not isinstance(r.top1, int | float) or isinstance(r.top1, bool):
+                continue
+            if r.precision in QUANTIZED:  # the top-1 column is the float network's; int8's cost is reported apart
                 continue
             baseline = r.backend == r.baseline_backend and r.precision == "fp32"
             rank = (bool(r.imagenet_top1), baseline, str(r.timestamp))
