@@ -99,7 +99,7 @@ def test_accuracy_records_a_runtime_that_fails_parity(tmp_path: Path, monkeypatc
     (document,) = [json.loads(p.read_text()) for p in (tmp_path / "r").glob("*/accuracy.json")]
     (result,) = document["results"]
     assert result["status"] == "failed" and result["error"].startswith("parity failed"), result
-    assert "two on torch: failed: parity failed" in capsys.readouterr().err
+    assert "two on torch fp32: failed: parity failed" in capsys.readouterr().err
 
 
 def test_every_model_command_refuses_the_same_bad_resolution() -> None:
