@@ -57,7 +57,7 @@ def test_cells_that_lack_calm_rounds_get_extra_rounds_until_they_have_enough(tmp
     assert row["rounds"] == 6 and row["clean_rounds"] == 3 and row["machine_floor_ms"] == pytest.approx(0.2)
     assert row["validity"] == UNSTABLE and "this machine's sittings 3.0%" in row["validity_reason"]
     (env,) = envs.values()
-    assert env["extra_rounds"] == [["torch/casvit_xs/b1/r64"]] * 3 and env["budget_s"] == 600
+    assert env["extra_rounds"] == [["torch/casvit_xs/b1/r64/fp32"]] * 3 and env["budget_s"] == 600
     assert env["sitting_sd"] == 0.03 and "learnt from 100 cell pairs of 4 earlier sittings" in env["sitting_sd_source"]
     rounds = pd.read_csv(next(tmp_path.glob(f"*/{ROUNDS_FILE}")))
     assert rounds["round"].tolist() == list(range(6))
