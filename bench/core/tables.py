@@ -786,6 +786,21 @@ class _PairGrid:
     runs: str
     several: bool
 
+    def table(self, title: str, note: str, label: str) -> PaperTable:
+        """The page-wide paper table of this grid."""
+        return PaperTable(
+            header=self.header,
+            groups=self.groups,
+            align="l" + "r" * (len(self.header) - 1),
+            spans=self.spans,
+            title=title,
+            notes=[note],
+            label=label,
+            float_env="table*",
+            compact=True,
+            font="footnotesize",
+        )
+
 
 def _pair_grid(report: Report, frame: pd.DataFrame, value: str, base_of: tuple[str, str]) -> _PairGrid:
     """``value`` names the frame's number (``ratio``, ``speedup``; its interval is ``value_ci_low/high``);
@@ -864,27 +879,7 @@ def ratio_table(report: Report, frame: pd.DataFrame) -> PaperTable:
         f"{base_name}. +a/\u2212b: the ratio's interval [ratio \u2212 b, ratio + a], each cell's rounds resampled, "
         f"nominal {HEADLINE_LEVEL:.0%}, printed as it is (asymmetric). {headline_note()}"
     )
-    return PaperTable(
-        header=grid.header,
-        groups=grid.groups,
-        align="l" + "r" * (len(grid.header) - 1),
-        spans=grid.spans,
-        title=f"Latency of each runtime relative to {base_name}",
-        notes=[note],
-        label="tab:ratios",
-        float_env="table*",
-        compact=True,
-        font="footnotesize",
-    )
-
-
-def _quantization(detail: object) -> str:
-    """The calibration set a quantized row's runtime recorded (its ``runtime_detail``), else ''."""
-    try:
-        recipe = str(json.loads(str(detail)).get("quantization", ""))
-    except (ValueError, AttributeError):
-        return ""
-    return next((part.split(": ", 1)[1] for part in recipe.split("; ") if part.startswith("calibration: ")), "")
+    return grid.table(f"Latency of each runtime relative to {base_name}", note, "tab:ratios")
 
 
 def speedup_table(report: Report, frame: pd.DataFrame) -> PaperTable:
@@ -895,7 +890,7 @@ def speedup_table(report: Report, frame: pd.DataFrame) -> PaperTable:
     """
     over = str(frame["speedup_over"].iloc[0])
     grid = _pair_grid(report, frame, "speedup", ("precision", over))
-    details = sorted({d for d in map(_quantization, report.measurements["runtime_detail"]) if d})
+    details = sorted({str(d) for d in report.measurements["calibration"].dropna() if d})
     calibration = (
         f" Quantized networks: each runtime's own post-training tool, calibrated on {'; '.join(details)}."
         if details
@@ -907,15 +902,4 @@ def speedup_table(report: Report, frame: pd.DataFrame) -> PaperTable:
         f"than {over}. +a/\u2212b: the interval [speedup \u2212 b, speedup + a], each cell's rounds resampled, "
         f"nominal {HEADLINE_LEVEL:.0%}, printed as it is (asymmetric). {headline_note()}{calibration}"
     )
-    return PaperTable(
-        header=grid.header,
-        groups=grid.groups,
-        align="l" + "r" * (len(grid.header) - 1),
-        spans=grid.spans,
-        title=f"Speedup over {over} of each runtime's other precisions",
-        notes=[note],
-        label="tab:speedup",
-        float_env="table*",
-        compact=True,
-        font="footnotesize",
-    )
+    return grid.table(f"Speedup over {over} of each runtime's other precisions", note, "tab:speedup")
