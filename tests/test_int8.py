@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import pandas as pd
 
 from bench.core.parity import check_parity
 from bench.core.store import load_results
@@ -19,17 +20,25 @@ TINY = ["--models", "casvit_xs", "--resolution", "64", "--batch-sizes", "4", "--
         "--threads", "1"]  # fmt: skip
 
 
-def test_int8_on_onnx_runtime_is_quantized_checked_by_agreement_and_timed(tmp_path: Path) -> None:
-    cache = tmp_path / "cache"
-    proc = run_cli("run", "--backend", "onnx", "--precision", "int8", *TINY, "--out", str(tmp_path / "r"),
+def timed_int8_row(backend: str, tiny: list[str], out: Path, cache: Path) -> tuple[pd.Series, dict]:
+    """Run ``backend`` at int8 through the CLI and check what every runtime's int8 row must be: timed, int8,
+    gated by the logits' cosine, top-1 agreement recorded; its row and parsed runtime detail."""
+    proc = run_cli("run", "--backend", backend, "--precision", "int8", *tiny, "--out", str(out),
                    "--cache-dir", str(cache))  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    summary, _, _ = load_results([tmp_path / "r"])
+    assert "Traceback" not in proc.stderr
+    summary, _, _ = load_results([out])
     row = summary.iloc[0]
     assert row["status"] == "ok" and row["precision"] == "int8", row["error"]
     assert row["parity_tolerance"] == "cos>=0.98" and row["parity_cosine"] >= 0.98
     assert 0 <= row["parity_top1_agreement"] <= 1  # recorded beside the gate
-    assert "quantize_static" in json.loads(row["runtime_detail"])["quantization"]
+    return row, json.loads(row["runtime_detail"])
+
+
+def test_int8_on_onnx_runtime_is_quantized_checked_by_agreement_and_timed(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    _, detail = timed_int8_row("onnx", TINY, tmp_path / "r", cache)
+    assert "quantize_static" in detail["quantization"]
     (artifact,) = cache.rglob("*-int8-*.onnx")
     ops = {node.op_type for node in onnx.load(str(artifact)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # really quantized, not the fp32 graph renamed

@@ -3,7 +3,6 @@ its logits' cosine with fp32; the fp32 and fp16 programs keep the cache keys the
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -12,8 +11,8 @@ from torch import nn
 from bench.backends import backend_class
 from bench.core import artifacts
 from bench.core.runtime import Workload
-from bench.core.store import load_results
 from tests.conftest import assert_one_line_error, run_cli
+from tests.test_int8 import timed_int8_row
 
 TINY = ["--models", "casvit_xs", "--resolution", "64", "--batch-sizes", "1", "--rounds", "1", "--processes", "1",
         "--budget", "0", "--iters", "5", "--min-time", "0", "--warmup", "1", "--warmup-time", "0", "--no-flops",
@@ -29,15 +28,7 @@ def _needs_executorch() -> None:
 def test_int8_on_executorch_is_quantized_delegated_checked_by_agreement_and_timed(tmp_path: Path) -> None:
     _needs_executorch()
     cache = tmp_path / "cache"
-    proc = run_cli("run", "--backend", "executorch", "--precision", "int8", *TINY, "--out", str(tmp_path / "r"),
-                   "--cache-dir", str(cache))  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    summary, _, _ = load_results([tmp_path / "r"])
-    row = summary.iloc[0]
-    assert row["status"] == "ok" and row["precision"] == "int8", row["error"]
-    assert row["parity_tolerance"] == "cos>=0.98" and row["parity_cosine"] >= 0.98
-    assert 0 <= row["parity_top1_agreement"] <= 1
-    detail = json.loads(row["runtime_detail"])
+    row, detail = timed_int8_row("executorch", TINY, tmp_path / "r", cache)
     assert "XNNPACKQuantizer" in detail["quantization"] and "calibration" in detail["quantization"]
     # XNNPACK took every quantize/dequantize op, so the quantized convolutions and matmuls run on its int8
     # kernels; what stays outside is data movement, never a convolution or a linear layer

@@ -7,7 +7,6 @@ never create: the end-to-end test skips where it is missing, as the other LiteRT
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +16,8 @@ from torch import nn
 from bench.backends import backend_class
 from bench.core import artifacts
 from bench.core.runtime import Workload
-from bench.core.store import load_results
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO
+from tests.test_int8 import timed_int8_row
 
 TINY = ["--models", "casvit_xs", "--resolution", "64", "--batch-sizes", "1", "--rounds", "1", "--processes", "1",
         "--budget", "0", "--iters", "5", "--min-time", "0", "--warmup", "1", "--warmup-time", "0", "--no-flops",
@@ -44,15 +43,7 @@ def test_int8_on_litert_is_quantized_checked_by_agreement_and_timed(
 
     monkeypatch.setenv("BENCH_LITERT_PYTHON", str(_converter()))  # a fresh artifact cache, the same converter
     cache = tmp_path / "cache"
-    proc = run_cli("run", "--backend", "litert", "--precision", "int8", *TINY, "--out", str(tmp_path / "r"),
-                   "--cache-dir", str(cache))  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    summary, _, _ = load_results([tmp_path / "r"])
-    row = summary.iloc[0]
-    assert row["status"] == "ok" and row["precision"] == "int8", row["error"]
-    assert row["parity_tolerance"] == "cos>=0.98" and row["parity_cosine"] >= 0.98
-    assert 0 <= row["parity_top1_agreement"] <= 1
-    detail = json.loads(row["runtime_detail"])
+    _, detail = timed_int8_row("litert", TINY, tmp_path / "r", cache)
     assert "PT2EQuantizer" in detail["quantization"] and "calibration" in detail["quantization"]
     assert int(detail["xnnpack_ops"]) > 0
     # really int8: most of the model's tensors (weights and activations) are int8, and its input is too
