@@ -26,14 +26,11 @@ from bench.core.stats import Headline, ratio_of, stored_headline
 PAIR_KEY = ("model", "infer_img_size", "infer_batch_size", "device", "precision", "threads", "weights", "single_head")
 """Two rows of one sitting that differ only in their backend measure the same cell on two runtimes."""
 
+CELL_COLUMNS = ("run_id", "model", "resolution", "batch", "threads", "precision", "backend")
+"""What names a paired line (:func:`_line`): the sitting, the cell, and the runtime and precision divided."""
+
 RATIO_COLUMNS = (
-    "run_id",
-    "model",
-    "resolution",
-    "batch",
-    "threads",
-    "precision",
-    "backend",
+    *CELL_COLUMNS,
     "ratio_to",
     "rounds",
     "ratio",
@@ -103,13 +100,7 @@ def ratio_frame(report: Report, ratio_to: str) -> pd.DataFrame:
 
 
 SPEEDUP_COLUMNS = (
-    "run_id",
-    "model",
-    "resolution",
-    "batch",
-    "threads",
-    "precision",
-    "backend",
+    *CELL_COLUMNS,
     "speedup_over",
     "rounds",
     "speedup",
