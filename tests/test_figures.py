@@ -463,3 +463,59 @@ def test_serif_figures_set_every_text_in_a_times_design_and_keep_the_layout_rule
     assert "--figure-font serif" in command and "--figure-font" not in report_command(["results/x"], "reports/x")
     with pytest.raises(Exception, match="--figure-font"):
         next(figures.print_figures(m, panel, font="comic"))
+
+
+def _texts_outside_the_figure(fig) -> list[str]:
+    """Every visible text (title, axis label, tick label, legend entry) drawn past the figure's edge."""
+    fig.canvas.draw()  # the constrained layout places everything on drawing
+    renderer = fig.canvas.get_renderer()
+    frame = fig.bbox
+    hidden = set()  # tick labels of ticks outside the view: matplotlib keeps them but does not draw them
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(axis.get_view_interval())
+            for tick in (*axis.get_major_ticks(), *axis.get_minor_ticks()):
+                if not lo <= tick.get_loc() <= hi:
+                    hidden |= {id(tick.label1), id(tick.label2)}
+    out = []
+    for text in fig.findobj(Text):
+        if text.get_visible() and text.get_text().strip() and id(text) not in hidden:
+            box = text.get_window_extent(renderer)
+            if box.x0 < frame.x0 - 1 or box.x1 > frame.x1 + 1 or box.y0 < frame.y0 - 1 or box.y1 > frame.y1 + 1:
+                out.append(text.get_text())
+    return out
+
+
+def test_forest_plots_of_runtime_ratios_and_latency_per_runtime_keep_each_runtime_in_one_style() -> None:
+    """Issue 28's reviewer figures: a forest plot of runtime ratios (the ratios table with its intervals) and each
+    model's latency on every runtime side by side, at print size, every text inside the figure, every runtime in
+    the same colour and marker in both, a marker per model and runtime."""
+    from matplotlib.colors import to_hex
+
+    report = load_report([REPO / "results" / "reference"], "sized")
+    m = report.measurements
+    ratios = dict(figures.ratio_figures(m, "litert"))
+    latencies = dict(figures.runtime_figures(m))
+    assert set(ratios) == {"runtime_ratios_fp32_3.3in", "runtime_ratios_fp32_7in"}
+    assert set(latencies) == {"latency_by_runtime_fp32_3.3in", "latency_by_runtime_fp32_7in"}
+    timed = m[m["latency_batch"]]
+    models_timed, runtimes = timed["model"].nunique(), timed["backend"].nunique()
+    styles: dict[str, set] = {}
+    for stem, fig in {**ratios, **latencies}.items():
+        assert fig.get_size_inches()[0] == figures.SIZES[stem.rsplit("_", 1)[1]][0]
+        assert figures.smallest_text_pt(fig) >= figures.MIN_TEXT_PT, stem
+        assert not _texts_outside_the_figure(fig), (stem, _texts_outside_the_figure(fig))
+        (ax,) = fig.axes
+        names = [t.get_text() for t in ax.get_yticklabels()]
+        assert len(names) == models_timed and names[0].startswith("EfficientFormerV2")  # first family on top
+        assert any("(256 px)" in n for n in names)  # MobileViTv2 runs at 256: its row says so
+        points = sum(len(c.get_offsets()) for c in ax.collections if isinstance(c, PathCollection))
+        assert points == models_timed * (runtimes - 1 if stem.startswith("runtime_ratios") else runtimes)
+        for handle in fig.legends[0].legend_handles:
+            if handle.get_label().endswith("CPU"):
+                styles.setdefault(handle.get_label(), set()).add((to_hex(handle.get_color()), handle.get_marker()))
+    assert len(styles) == runtimes
+    assert all(len(s) == 1 for s in styles.values()), styles  # one colour and marker per runtime everywhere
+    ax = ratios["runtime_ratios_fp32_7in"].axes[0]
+    assert ax.get_xscale() == "log" and "LiteRT" in ax.get_title(loc="left")
+    assert any(line.get_xdata()[0] == 1.0 for line in ax.lines)  # the dashed line at ratio 1

@@ -10,7 +10,10 @@ their text as text (TrueType, ``pdf.fonttype`` 42); PNGs are 300 dpi.
 
 from __future__ import annotations
 
+import itertools
 import math
+import re
+import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -472,52 +475,50 @@ def print_figures(
 RUNTIME_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 
 
-def speedup_figures(measurements: pd.DataFrame, font: str = "sans") -> Iterator[tuple[str, Figure]]:
-    """``(file stem, figure)`` per precision timed beside fp32 (:func:`bench.core.ratios.speedups`): each model's
-    speedup over fp32 on every runtime that ran both, at the latency batch, with its interval; one row per model
-    (families in the tables' order), one marker per runtime (hollow where either cell is unstable), at both print
-    sizes."""
-    from bench.core.ratios import speedups
+@dataclass(frozen=True)
+class Forest:
+    """A forest plot: a row per model, a marker per runtime (a series), each with its interval bar.
 
-    if not {"sitting", "precision", "latency_batch"} <= set(measurements) or measurements["precision"].nunique() < 2:
-        return  # one precision (or measurements of no sitting): nothing to divide
-    frame = speedups(measurements[measurements["latency_batch"]])
-    if frame.empty:
-        return
+    ``rows`` holds ``model``, ``series`` (a key of ``series``), ``value``, ``low``, ``high`` and ``unstable``;
+    ``series`` names each key and gives its slot: the report column's place, so a runtime keeps its colour and
+    marker in every forest of a report; ``reference`` draws a dashed line (1 for a ratio); ``log`` puts ``value``
+    on a log axis (latencies of different models span a decade)."""
+
+    title: str
+    xlabel: str
+    rows: pd.DataFrame
+    series: dict[object, tuple[str, int]]
+    reference: float | None = None
+    log: bool = False
+
+
+def _model_order(measurements: pd.DataFrame, models: pd.Series) -> tuple[list[str], list[str]]:
+    """The models of ``models`` in the tables' order (families, then variants) from the top, with their names; a
+    model timed at another resolution than most says so (its latency covers more pixels)."""
     facts = measurements.drop_duplicates("model").set_index("model")
-    labels = measurements.drop_duplicates(["sitting", "backend", "precision"]).set_index(
-        ["sitting", "backend", "precision"]
-    )["column_label"]
-    for precision, rows in frame.groupby("precision", sort=False):
-        order = [(facts.at[m, "family_order"], facts.at[m, "model_order"]) for m in rows["model"]]
-        models = list(dict.fromkeys(rows.assign(order=order).sort_values("order", ascending=False)["model"]))
-        names = [str(facts.at[m, "name"]) for m in models]
-        runtimes = {
-            key: str(labels.get((*key, precision), key[1]))
-            for key in dict.fromkeys(zip(rows["run_id"], rows["backend"], strict=True))
-        }
-        for size in SIZES:
-            with matplotlib.rc_context(STYLE | FONTS[font]):
-                fig = _speedup_figure(rows, models, names, runtimes, str(precision), size)
-            yield f"speedup_{precision}_{size}", fig
+    order = sorted(dict.fromkeys(models), key=lambda m: (facts.at[m, "family_order"], facts.at[m, "model_order"]))
+    order.reverse()  # the first model on top
+    sizes = measurements.drop_duplicates("model").set_index("model")["infer_img_size"]
+    usual = sizes.mode().iloc[0] if len(sizes) else None
+    return order, [f"{facts.at[m, 'name']}{'' if sizes[m] == usual else f' ({sizes[m]} px)'}" for m in order]
 
 
-def _speedup_figure(
-    rows: pd.DataFrame, models: list[str], names: list[str], runtimes: dict[tuple, str], precision: str, size: str
-) -> Figure:
+def _forest_figure(forest: Forest, models: list[str], names: list[str], size: str) -> Figure:
     width, height = SIZES[size]
-    fig = Figure(figsize=(width, max(height, 1.0 + 0.2 * len(models))), layout="constrained", dpi=DPI)
+    fig = Figure(figsize=(width, max(height, 1.4 + 0.22 * len(models))), layout="constrained", dpi=DPI)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    ax.set_title(f"{precision} over fp32, batch {int(rows['batch'].min())}", loc="left")
-    step = 0.7 / max(len(runtimes), 1)
+    chars = 30 if size == "3.3in" else 90  # what the axes' width holds at 8 pt beside the models' names
+    ax.set_title("\n".join(textwrap.wrap(forest.title, chars)), loc="left")
+    rows, count = forest.rows, len(forest.series)
+    step = 0.7 / max(count, 1)
     handles: list[Line2D] = []
-    for i, ((run, backend), name) in enumerate(runtimes.items()):
-        mine = rows[(rows["run_id"] == run) & (rows["backend"] == backend)]
-        y = np.array([models.index(m) - (i - (len(runtimes) - 1) / 2) * step for m in mine["model"]])  # 1st on top
-        x = mine["speedup"].to_numpy(float)
-        low, high = mine["speedup_ci_low"].to_numpy(float), mine["speedup_ci_high"].to_numpy(float)
-        color, marker = matplotlib.colormaps["tab10"](i % 10), RUNTIME_MARKERS[i % len(RUNTIME_MARKERS)]
+    for i, (key, (name, slot)) in enumerate(forest.series.items()):
+        mine = rows[rows["series"] == key]
+        y = np.array([models.index(m) - (i - (count - 1) / 2) * step for m in mine["model"]])  # 1st series on top
+        x = mine["value"].to_numpy(float)
+        low, high = mine["low"].to_numpy(float), mine["high"].to_numpy(float)
+        color, marker = matplotlib.colormaps["tab10"](slot % 10), RUNTIME_MARKERS[slot % len(RUNTIME_MARKERS)]
         bars = ~(np.isnan(low) | np.isnan(high))
         if bars.any():
             xerr = [x[bars] - low[bars], high[bars] - x[bars]]
@@ -529,17 +530,141 @@ def _speedup_figure(
         handles.append(Line2D([], [], ls="none", marker=marker, color=color, mec="0.1", mew=0.5, label=name))
     if rows["unstable"].any():
         handles.append(Line2D([], [], ls="none", marker="o", mfc="none", mec="0.3", label="hollow: unstable"))
-    ax.axvline(1.0, color="0.4", lw=0.8, linestyle=(0, (4, 2)), zorder=1)
+    if rows[["low", "high"]].notna().all(axis=1).any():
+        handles.append(Line2D([], [], color="0.3", marker="|", markersize=4, lw=0.8, label="95% interval"))
+    if forest.reference is not None:
+        ax.axvline(forest.reference, color="0.4", lw=0.8, linestyle=(0, (4, 2)), zorder=1)
+    if forest.log:
+        ax.set_xscale("log")
+        _plain_log_axis(ax.xaxis)
     ax.set_yticks(range(len(models)), names)
     ax.set_ylim(-0.6, len(models) - 0.4)
-    ax.set_xlabel(f"fp32 latency / {precision} latency")  # right of the dashed 1: faster
+    ax.set_xlabel("\n".join(textwrap.wrap(forest.xlabel, chars)))
     ax.grid(axis="y", visible=False)
-    fig.legend(handles=handles, loc="outside upper center", ncols=min(len(handles), 2), frameon=False)
+    columns = min(len(handles), 2 if size == "3.3in" else 3)
+    fig.legend(handles=handles, loc="outside upper center", ncols=columns, frameon=False)
     return fig
 
 
+def _forests(measurements: pd.DataFrame, forests: Iterator[tuple[str, Forest]], font: str):
+    """``(file stem, figure)`` of each forest at both print sizes."""
+    for stem, forest in forests:
+        if forest.rows.empty:
+            continue
+        models, names = _model_order(measurements, forest.rows["model"])
+        for size in SIZES:
+            with matplotlib.rc_context(STYLE | FONTS[font]):
+                yield f"{stem}_{size}", _forest_figure(forest, models, names, size)
+
+
+def _slots(measurements: pd.DataFrame) -> dict[object, int]:
+    """Each report column's place among the report's columns (its colour and marker in every forest)."""
+    return {column: i for i, column in enumerate(sorted(measurements["column"].dropna().unique()))}
+
+
+def _series_labels(measurements: pd.DataFrame, rows: pd.DataFrame, precision: object) -> dict[object, tuple[str, int]]:
+    """Each (sitting, runtime) of ``rows`` named by its report column's label at ``precision``, with its slot."""
+    columns = measurements.drop_duplicates(["sitting", "backend", "precision"]).set_index(
+        ["sitting", "backend", "precision"]
+    )[["column_label", "column"]]
+    slots, out = _slots(measurements), {}
+    for i, key in enumerate(dict.fromkeys(rows["series"])):
+        found = (*key, precision) in columns.index
+        label, column = columns.loc[(*key, precision)] if found else (key[1], None)
+        out[key] = (str(label), slots.get(column, len(slots) + i))
+    return out
+
+
+def _batch_words(rows: pd.DataFrame) -> str:
+    batches = sorted({int(b) for b in rows["batch"]})
+    return f"batch {batches[0]}" if len(batches) == 1 else "batch " + ", ".join(map(str, batches))
+
+
+def speedup_figures(measurements: pd.DataFrame, font: str = "sans") -> Iterator[tuple[str, Figure]]:
+    """``(file stem, figure)`` per precision timed beside fp32 (:func:`bench.core.ratios.speedups`): each model's
+    speedup over fp32 on every runtime that ran both, at the latency batch, with its interval; one row per model
+    (families in the tables' order), one marker per runtime (hollow where either cell is unstable), at both print
+    sizes."""
+    from bench.core.ratios import speedups
+
+    if not {"sitting", "precision", "latency_batch"} <= set(measurements) or measurements["precision"].nunique() < 2:
+        return  # one precision (or measurements of no sitting): nothing to divide
+    frame = speedups(measurements[measurements["latency_batch"]])
+
+    def forests() -> Iterator[tuple[str, Forest]]:
+        for precision, rows in frame.groupby("precision", sort=False):
+            rows = rows.assign(
+                series=list(zip(rows["run_id"], rows["backend"], strict=True)),
+                value=rows["speedup"], low=rows["speedup_ci_low"], high=rows["speedup_ci_high"],
+            )  # fmt: skip
+            title = f"{precision} over fp32, {_batch_words(rows)}"
+            xlabel = f"fp32 latency / {precision} latency"  # right of the dashed 1: faster
+            series = _series_labels(measurements, rows, precision)
+            yield f"speedup_{precision}", Forest(title, xlabel, rows, series, reference=1.0)
+
+    yield from _forests(measurements, forests(), font)
+
+
+def ratio_figures(measurements: pd.DataFrame, ratio_to: str, font: str = "sans") -> Iterator[tuple[str, Figure]]:
+    """``(file stem, figure)`` per precision: the forest plot of runtime ratios (:func:`bench.core.ratios.ratios`):
+    each model's latency on every other runtime divided by its latency on ``ratio_to``, within one sitting, with
+    the ratio's interval, at the latency batch; the ratios table (``ratios.*``) as a figure."""
+    from bench.core.ratios import ratios
+
+    if not {"sitting", "latency_batch"} <= set(measurements):
+        return
+    frame = ratios(measurements[measurements["latency_batch"]], ratio_to)
+    base = measurements[measurements["backend"] == ratio_to]
+
+    def forests() -> Iterator[tuple[str, Forest]]:
+        for precision, rows in frame.groupby("precision", sort=False):
+            rows = rows.assign(
+                series=list(zip(rows["run_id"], rows["backend"], strict=True)),
+                value=rows["ratio"], low=rows["ratio_ci_low"], high=rows["ratio_ci_high"],
+            )  # fmt: skip
+            label = base.loc[base["precision"] == precision, "column_label"]
+            name = re.sub(r" \([^)]*\)", "", str(label.iloc[0])) if len(label) else ratio_to  # no "(XNNPACK)"
+            title = f"Latency relative to {name}, {_batch_words(rows)}"
+            title = title if str(precision) in name.split() else title.replace(",", f", {precision},", 1)
+            xlabel = f"latency / {name} latency (log scale)"  # left of the dashed 1: faster
+            series = _series_labels(measurements, rows, precision)
+            yield f"runtime_ratios_{precision}", Forest(title, xlabel, rows, series, reference=1.0, log=True)
+
+    yield from _forests(measurements, forests(), font)
+
+
+def runtime_figures(measurements: pd.DataFrame, font: str = "sans") -> Iterator[tuple[str, Figure]]:
+    """``(file stem, figure)`` per precision: each model's latency on every runtime side by side, with its interval,
+    at the latency batch (the paper table's latency columns as a figure; one marker per report column)."""
+    if not {"latency_batch", "column", "column_label"} <= set(measurements):
+        return
+    timed = measurements[measurements["latency_batch"]]
+
+    def forests() -> Iterator[tuple[str, Forest]]:
+        for precision, rows in timed.groupby("precision", sort=False):
+            if rows["column"].nunique() < 2:
+                continue  # one runtime: the latency-vs-top-1 figure already shows it
+            interval = latency_interval(rows)
+            rows = rows.assign(
+                series=rows["column"], value=interval["value"], low=interval["low"], high=interval["high"],
+                unstable=rows["validity"].eq(UNSTABLE), batch=rows["infer_batch_size"],
+            )  # fmt: skip
+            slots = _slots(measurements)
+            labels = rows.drop_duplicates("column").sort_values("column").set_index("column")["column_label"]
+            series = {column: (str(label), slots[column]) for column, label in labels.items()}
+            title = f"Latency per runtime, {precision}, {_batch_words(rows)}"
+            yield f"latency_by_runtime_{precision}", Forest(title, "latency (ms, log scale)", rows, series, log=True)
+
+    yield from _forests(measurements, forests(), font)
+
+
 def write_figures(
-    measurements: pd.DataFrame, panels: list[PrintPanel], out_dir: Path, pareto: str = "global", font: str = "sans"
+    measurements: pd.DataFrame,
+    panels: list[PrintPanel],
+    out_dir: Path,
+    pareto: str = "global",
+    font: str = "sans",
+    ratio_to: str | None = None,
 ) -> list[Path]:
     """Write every print figure as PDF and PNG into ``out_dir`` (created). Figures an earlier report wrote
     there and this one does not are removed: only those, as listed in :data:`WRITTEN_LIST` (a user's own
@@ -552,7 +677,13 @@ def write_figures(
     except (OSError, UnicodeDecodeError) as exc:
         raise BenchError(f"cannot write {out_dir}: {getattr(exc, 'strerror', None) or exc}") from None
     paths = []
-    for stem, fig in (*print_figures(measurements, panels, pareto, font), *speedup_figures(measurements, font)):
+    drawn = itertools.chain(
+        print_figures(measurements, panels, pareto, font),
+        runtime_figures(measurements, font),
+        ratio_figures(measurements, ratio_to, font) if ratio_to else (),
+        speedup_figures(measurements, font),
+    )
+    for stem, fig in drawn:
         for suffix, extra in ((".pdf", {"metadata": {"CreationDate": None}}), (".png", {"dpi": DPI})):
             with matplotlib.rc_context(STYLE | FONTS[font]):
                 paths.append(save_figure(fig, out_dir / f"{stem}{suffix}", **extra))

@@ -38,8 +38,10 @@ RATIO_COLUMNS = (
     "ratio_ci_high",
     "latency_ms",
     "ratio_to_latency_ms",
+    "unstable",
 )
-"""``run_id`` names the sitting (its first run: a sitting continued by ``--resume`` spans two)."""
+"""``run_id`` names the sitting (its first run: a sitting continued by ``--resume`` spans two); ``unstable``:
+either cell is flagged unstable."""
 
 
 def _headline(row: pd.Series) -> Headline:
@@ -81,8 +83,13 @@ def _line(sitting: object, row: pd.Series) -> dict[str, object]:
 def ratio_frame(report: Report, ratio_to: str) -> pd.DataFrame:
     """One line per (sitting, cell, runtime other than ``ratio_to``) of the report's measurements (its models,
     one row per cell as it shows them): the ratio and its interval."""
+    return ratios(report.measurements, ratio_to)
+
+
+def ratios(measurements: pd.DataFrame, ratio_to: str) -> pd.DataFrame:
+    """:func:`ratio_frame` of a report's measurements (or a part of them)."""
     lines: list[dict[str, object]] = []
-    for sitting, other, mine, _, base in _paired(report.measurements, "backend", ratio_to):
+    for sitting, other, mine, base_row, base in _paired(measurements, "backend", ratio_to):
         h = ratio_of(mine, base)
         lines.append(
             {
@@ -94,6 +101,7 @@ def ratio_frame(report: Report, ratio_to: str) -> pd.DataFrame:
                 "ratio_ci_high": h.high,
                 "latency_ms": mine.value,
                 "ratio_to_latency_ms": base.value,
+                "unstable": UNSTABLE in (other.get("validity"), base_row.get("validity")),
             }
         )
     return pd.DataFrame(lines, columns=list(RATIO_COLUMNS))

@@ -231,7 +231,12 @@ def write_files(
         plot_paths, plot_notes = plotting.write_plots(report.measurements, report.samples, panels, out_dir, aspect)
         print_panels = [figures.PrintPanel(c.key, c.label, c.backend) for c in report.columns]
         plot_paths += figures.write_figures(
-            report.measurements, print_panels, out_dir / FIGURES_DIR, paper.pareto, paper.font
+            report.measurements,
+            print_panels,
+            out_dir / FIGURES_DIR,
+            paper.pareto,
+            paper.font,
+            ratio_to=paper.reference(report).backend,
         )
     paths += plot_paths
     command = report_command(report.inputs, out_dir, models, plots, aspect, paper)

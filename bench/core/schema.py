@@ -33,10 +33,11 @@ import pandas as pd
 from bench.core.util import json_digest
 
 SUITE_ID = "mobile-backbone-bench"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """2: rows know their weights, validity and per-round reference speed; samples know their round.
 3: rows know the vendor tool they were imported from and whether they are aggregate-only, and carry
-the headline ``latency_ms`` (mean of the fastest third of the round medians) and its interval."""
+the headline ``latency_ms`` (:func:`bench.core.stats.headline`) and its interval.
+4: rows record what an int8 network was calibrated on (``calibration``)."""
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
