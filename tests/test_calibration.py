@@ -101,6 +101,15 @@ def test_calibration_images_are_a_seeded_choice_whose_bytes_key_the_artifact(lev
     assert Calibration.from_folder(data, 4, seed=3).key() != first.key()
 
 
+def test_a_recipe_is_keyed_and_described_with_its_calibration_set() -> None:
+    recipe = {"tool": "some quantizer", "weights": "int8"}
+    synthetic = Calibration()
+    assert synthetic.recipe_key(recipe) == {**recipe, "calibration": synthetic.key()}
+    described = f"tool: some quantizer; weights: int8; calibration: {synthetic.describe()}"
+    assert synthetic.recipe_detail(recipe) == described
+    assert Calibration(images=8).recipe_key(recipe) != synthetic.recipe_key(recipe)  # another set, another artifact
+
+
 def test_bad_calibration_input_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(BenchError, match="no such folder"):
         Calibration.from_folder(tmp_path / "absent")

@@ -4,11 +4,21 @@ Conversion works on every platform, so users can check convertibility anywhere; 
 the Core ML framework, i.e. macOS. Each cached package is checked against the SHA-256 of its files
 recorded when it was written, then re-read by coremltools, so a damaged package is rebuilt instead
 of being timed.
+
+int8 is W8A8 made by coremltools' own PyTorch-side quantizer, :class:`LinearQuantizer`
+(``coremltools.optimize.torch``, :data:`INT8_RECIPE`), used for calibration only: observers see the
+shared calibration set (:mod:`bench.core.calibration`), no training step, then ``finalize`` gives a
+module of quantize/dequantize pairs that ``ct.convert`` turns into Core ML's int8 ops. Its coremltools
+sibling ``linear_quantize_activations`` would need Core ML predictions (macOS), and the PT2E
+``CoreMLQuantizer`` imports ``torch.ao.quantization.quantizer``, which torch 2.13 no longer has. The
+activation ``quantize`` op is new in iOS 17, so int8 packages target iOS 17 / macOS 14. Only int8
+cache keys carry the recipe and calibration set; fp32/fp16 keys are as they were.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import io
 import logging
@@ -35,10 +45,22 @@ from bench.core.util import one_line
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 COMPUTE_UNITS = ("ALL", "CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE")
-COMPUTE_PRECISION = {"fp32": "FLOAT32", "fp16": "FLOAT16"}
+COMPUTE_PRECISION = {"fp32": "FLOAT32", "fp16": "FLOAT16", "int8": "FLOAT32"}
+"""What the float ops compute in; int8's unquantized ops stay fp32, as on the other runtimes' int8."""
 # iOS 16 / macOS 13: macOS 13 is the first that accepts CPU_AND_NE, and SwiftFormer's published
 # iPhone 14 latencies were taken on iOS 16. Part of the cache key.
 DEPLOYMENT_TARGET = "iOS16"
+INT8_TARGET = "iOS17"
+"""int8's target: the activation ``quantize`` op exists from the iOS 17 / macOS 14 opset on."""
+INT8_RECIPE = {
+    "tool": "coremltools LinearQuantizer (coremltools.optimize.torch, FX), calibration only, no training",
+    "format": "W8A8: Core ML quantize/dequantize ops on activations, int8 constexpr_affine_dequantize weights",
+    "weights": "int8 symmetric per channel, min/max",
+    "activations": "uint8 per tensor, min/max (symmetric scheme: zero point 128 where signed)",
+}
+"""How an int8 package is made (the calibration set besides): part of its cache key and of the row's detail."""
+QUANTIZED_OPS = ("quantize", "dequantize", "constexpr_affine_dequantize")
+"""MIL ops that show a package really is quantized (counted into the row's detail)."""
 FRONTENDS = ("auto", "trace", "export")
 """How the model reaches coremltools: ``trace`` (TorchScript, coremltools' documented stable path),
 ``export`` (torch.export, beta in coremltools), or ``auto``: trace, and export when tracing fails to
@@ -162,6 +184,68 @@ def io_problem(found: dict[str, Any], input_shape: tuple[int, ...], output_shape
     return None
 
 
+def deployment_target(precision: str) -> str:
+    return INT8_TARGET if precision == "int8" else DEPLOYMENT_TARGET
+
+
+def op_counts(package: Path) -> dict[str, int]:
+    """How many of each MIL op the package's ML program holds (every function and block), most first."""
+    ct = _ct()
+    with _quiet([]):
+        spec = ct.models.MLModel(str(package), skip_model_load=True).get_spec()
+    counts: dict[str, int] = {}
+
+    def walk(operations) -> None:
+        for op in operations:
+            counts[op.type] = counts.get(op.type, 0) + 1
+            for block in op.blocks:
+                walk(block.operations)
+
+    for function in spec.mlProgram.functions.values():
+        for block in function.block_specializations.values():
+            walk(block.operations)
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
+class _EvalOnly(nn.Module):
+    """``model`` held in eval mode: LinearQuantizer (a training tool) calls ``train()`` before it traces,
+    which would trace the training branches (distillation heads, dropout) instead of the deployed network."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model.eval()
+
+    def train(self, mode: bool = True) -> _EvalOnly:
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+def quantize_int8(model: nn.Module, example: torch.Tensor, calibration: list[np.ndarray]) -> nn.Module:
+    """``model`` with int8 quantize/dequantize pairs per :data:`INT8_RECIPE`, calibrated on ``calibration``:
+    ``prepare`` inserts observers, the batches run in eval mode (batch norm keeps its statistics), ``finalize``."""
+    _ct()
+    from coremltools.optimize.torch.quantization import LinearQuantizer, LinearQuantizerConfig
+
+    config = LinearQuantizerConfig.from_dict(
+        {
+            "global_config": {
+                "quantization_scheme": "symmetric",
+                "weight_observer": "min_max",
+                "activation_observer": "min_max",
+            }
+        }
+    )
+    quantizer = LinearQuantizer(_EvalOnly(copy.deepcopy(model)), config)
+    observed = quantizer.prepare(example_inputs=(example,), inplace=True)
+    observed.eval()
+    with torch.no_grad():
+        for batch in calibration:
+            observed(torch.from_numpy(batch))
+    return quantizer.finalize(inplace=True)
+
+
 def _source(model: nn.Module, example: torch.Tensor, frontend: str) -> Any:
     """The program coremltools converts: a TorchScript trace or an ATen-dialect ExportedProgram."""
     with torch.no_grad():
@@ -185,6 +269,13 @@ def convert(
         output = model(example)
     if not isinstance(output, torch.Tensor):
         raise TypeError(f"{workload.model_name}: Core ML conversion expects one logits tensor as output")
+    if workload.precision == "int8":
+        batches = workload.calibration.batches(workload.input_shape, workload.model_name)
+        try:
+            with _quiet(notes):
+                model = quantize_int8(model, example, batches)
+        except Exception as exc:
+            raise RuntimeError(f"Core ML int8 quantization failed ({one_line(exc, 200)})") from None
     failures = []
     for attempt in ("trace", "export") if frontend == "auto" else (frontend,):
         artifacts.remove(package)  # nothing half-written by a failed attempt may survive
@@ -197,7 +288,7 @@ def convert(
                     outputs=[ct.TensorType(name=OUTPUT_NAME, dtype=np.float32)],
                     convert_to="mlprogram",
                     compute_precision=getattr(ct.precision, COMPUTE_PRECISION[workload.precision]),
-                    minimum_deployment_target=getattr(ct.target, DEPLOYMENT_TARGET),
+                    minimum_deployment_target=getattr(ct.target, deployment_target(workload.precision)),
                     skip_model_load=True,  # loading compiles for a device: done in ``load``, on macOS only
                 )
                 mlmodel.save(str(package))
@@ -256,17 +347,20 @@ class CoreMLBackend(Backend):
         Compute units are not in it: they are chosen when the package is loaded, so one package
         serves ALL, CPU_ONLY, CPU_AND_GPU and CPU_AND_NE alike.
         """
-        return {
+        key: dict[str, Any] = {
             "format": CACHE_FORMAT,
             "model": workload.model_name,
             "input_shape": list(workload.input_shape),
             "precision": workload.precision,
             "frontend": workload.option("frontend", "auto"),
-            "target": DEPLOYMENT_TARGET,
+            "target": deployment_target(workload.precision),
             "coremltools": coremltools_version(),
             "torch": torch.__version__,
             "weights": artifacts.weights_digest(model),
         }
+        if workload.precision == "int8":  # only int8 keys grow: fp32/fp16 packages already cached stay valid
+            key["quantization"] = workload.calibration.recipe_key(INT8_RECIPE)
+        return key
 
     def cache_path(self, key: dict[str, Any], workload: Workload, cache_dir: Path) -> Path:
         b, _, r, _ = workload.input_shape
@@ -281,7 +375,11 @@ class CoreMLBackend(Backend):
 
         def build(staged: Path) -> dict[str, Any]:
             output_shape, used = convert(model, workload, staged, notes, key["frontend"])
-            return {"output_shape": list(output_shape), "frontend": used}
+            ops = op_counts(staged)
+            quantized = {op: ops[op] for op in QUANTIZED_OPS if op in ops}
+            if workload.precision == "int8" and not quantized:
+                raise RuntimeError("the int8 package holds no quantized op (no quantize, dequantize or int8 weight)")
+            return {"output_shape": list(output_shape), "frontend": used, "quantized_ops": quantized}
 
         def check(path: Path, meta: dict) -> str | None:
             return io_problem(read_io(path), workload.input_shape, tuple(meta.get("output_shape", ())))
@@ -291,11 +389,14 @@ class CoreMLBackend(Backend):
         detail = {
             "compute_units": workload.option("units", "ALL"),
             "compute_precision": COMPUTE_PRECISION[workload.precision],
-            "deployment_target": DEPLOYMENT_TARGET,
+            "deployment_target": key["target"],
             "threads": "not settable in Core ML",
             "coreml_cache": entry.status,
             "frontend": str(entry.meta.get("frontend")),
         }
+        if workload.precision == "int8":
+            detail["quantization"] = workload.calibration.recipe_detail(INT8_RECIPE)
+            detail["quantized_ops"] = ",".join(f"{op}:{n}" for op, n in entry.meta.get("quantized_ops", {}).items())
         if not entry.hit:
             detail["convert_s"] = f"{time.perf_counter() - t0:.1f}"
         if notes:

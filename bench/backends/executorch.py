@@ -222,7 +222,7 @@ class ExecuTorchBackend(ArtifactBackend):
             "weights": artifacts.weights_digest(model),
         }
         if workload.precision == "int8":  # only int8 keys grow: fp32/fp16 programs already cached stay valid
-            key["quantization"] = {**INT8_RECIPE, "calibration": workload.calibration.key()}
+            key["quantization"] = workload.calibration.recipe_key(INT8_RECIPE)
         return key
 
     cache_folder = "executorch"
@@ -262,8 +262,7 @@ class ExecuTorchBackend(ArtifactBackend):
         if not entry.hit:
             detail["lower_s"] = str(meta.get("lower_s", ""))
         if workload.precision == "int8":
-            recipe = {**INT8_RECIPE, "calibration": workload.calibration.describe()}
-            detail["quantization"] = "; ".join(f"{k}: {v}" for k, v in recipe.items())
+            detail["quantization"] = workload.calibration.recipe_detail(INT8_RECIPE)
             detail["quant_ops_delegated"] = str(meta.get("quant_ops_delegated", ""))
             detail["quant_ops_left"] = str(meta.get("quant_ops_left", ""))
         return detail

@@ -460,7 +460,7 @@ class LiteRTBackend(ArtifactBackend):
             "weights": artifacts.weights_digest(model),
         }
         if workload.precision == "int8":  # only int8 keys grow: fp32/fp16 models already cached stay valid
-            key["quantization"] = {**INT8_RECIPE, "calibration": workload.calibration.key()}
+            key["quantization"] = workload.calibration.recipe_key(INT8_RECIPE)
         return key
 
     cache_folder = "litert"
@@ -486,8 +486,7 @@ class LiteRTBackend(ArtifactBackend):
             "tflite_mb": f"{entry.path.stat().st_size / 2**20:.1f}",
         }
         if workload.precision == "int8":
-            recipe = {**INT8_RECIPE, "calibration": workload.calibration.describe()}
-            detail["quantization"] = "; ".join(f"{k}: {v}" for k, v in recipe.items())
+            detail["quantization"] = workload.calibration.recipe_detail(INT8_RECIPE)
             detail["tensor_dtypes"] = str(meta.get("tensor_dtypes", ""))[:200]
         return detail
 

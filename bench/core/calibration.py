@@ -71,6 +71,14 @@ class Calibration:
             return {"source": "synthetic standard normal", "images": self.images, "seed": self.seed}
         return {"source": "images", "images": self.images, "seed": self.seed, "content_sha256": self.content_sha256}
 
+    def recipe_key(self, recipe: dict[str, str]) -> dict[str, object]:
+        """``recipe`` (how a runtime's tool quantizes) with this set's :meth:`key`: the cache key's ``quantization``."""
+        return {**recipe, "calibration": self.key()}
+
+    def recipe_detail(self, recipe: dict[str, str]) -> str:
+        """``recipe`` with this set's :meth:`describe`, in one line: the row's (and manifest's) ``quantization``."""
+        return "; ".join(f"{k}: {v}" for k, v in {**recipe, "calibration": self.describe()}.items())
+
     def describe(self) -> str:
         if self.folder is None:
             return f"{self.images} seeded synthetic images (standard normal, seed {self.seed}): not for accuracy"
