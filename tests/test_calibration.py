@@ -160,3 +160,28 @@ def test_an_int8_top1_never_stands_in_the_report_top1_column(tmp_path: Path) -> 
         schema.AccuracyDocument(run_id="f", results=[result("fp32", 78.5)]).to_json()
     )
     assert measured_top1([tmp_path])["casvit_xs"]["top1"] == 78.5
+
+
+def test_the_speedup_table_shows_the_top1_each_runtime_lost_beside_its_speedup(
+    level_setup: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Issue 29 item 6: the speedup table carries the top-1 drop measured by ``bench accuracy --precision`` on the
+    same runtime, when the accuracy results sit beside the timed sitting."""
+    net, data = level_setup
+    common = ["--models", f"{net}:level_net", "--backend", "onnx", "--precision", "fp32,int8", "--calibration",
+              str(data), "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+    proc = run_cli("accuracy", *common, "--data", str(data), "--batch-size", "2", "--workers", "1", "--no-progress",
+                   "--out", str(tmp_path / "results"))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("run", *common, "--resolution", "32", "--rounds", "3", "--iters", "5", "--warmup", "1",
+                   "--min-time", "0", "--no-flops", "--no-progress", "--threads", "1",
+                   "--out", str(tmp_path / "results"))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("report", "--results", str(tmp_path / "results"), "--out", str(tmp_path / "report"), "--no-plots")
+    assert proc.returncode == 0, proc.stderr
+    table = (tmp_path / "report" / "speedup.md").read_text()
+    header = next(line for line in table.splitlines() if line.startswith("| Model"))
+    assert "top-1 drop (pp)" in header
+    (row,) = [line for line in table.splitlines() if line.startswith("| ") and line != header and "*" not in line]
+    assert row.rstrip(" |").endswith("0.0 (+0.0/−0.0)")  # int8 lost no image: drop 0 with its paired interval
+    assert f"{sum(len(v) for v in IMAGES.values())} images of data" in table  # the note says what was scored

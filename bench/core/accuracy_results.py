@@ -15,6 +15,7 @@ look at a few images, random weights) is shown apart, marked as such.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.core.runtime import QUANTIZED
@@ -32,7 +33,15 @@ RESULT_FILE = "accuracy.json"
 PER_CLASS_FILE = "per_class.csv"
 PARTIAL_FILE = "accuracy.partial.json"
 """Tallies of the model in progress, saved after each batch: what ``--resume`` continues from."""
-__all__ = ["PER_CLASS_COLUMNS", "AccuracyDocument", "AccuracyResult", "load_document", "measured_top1"]
+__all__ = [
+    "PER_CLASS_COLUMNS",
+    "AccuracyDocument",
+    "AccuracyResult",
+    "PrecisionDrop",
+    "load_document",
+    "measured_drops",
+    "measured_top1",
+]
 
 
 def load_document(path: Path) -> AccuracyDocument | None:
@@ -104,3 +113,43 @@ def measured_top1(paths: Iterable[Path | str]) -> dict[str, dict[str, object]]:
                 {"top1": float(r.top1), "source": source, "weights": r.weights, "replaces": bool(r.imagenet_top1)},
             )
     return {model: found for model, (_, found) in chosen.items()}
+
+
+@dataclass(frozen=True)
+class PrecisionDrop:
+    """What a quantized network cost in top-1 on one runtime: its fp32 top-1 minus its own, in points, on the
+    same images; the paired interval when the runtime's fp32 was the accuracy run's baseline."""
+
+    drop_pp: float
+    low: float | None
+    high: float | None
+    images: int
+    data: str
+
+
+def measured_drops(paths: Iterable[Path | str]) -> dict[tuple[str, str, str], PrecisionDrop]:
+    """``(model, backend, precision) -> PrecisionDrop`` from the ``accuracy.json`` files under ``paths``: every
+    quantized result beside the same runtime's fp32 on the same images (the latest such pair wins)."""
+    chosen: dict[tuple[str, str, str], tuple[str, PrecisionDrop]] = {}
+    for path in _result_files(paths):
+        document = load_document(path)
+        if document is None:
+            continue
+        ok = [r for r in document.results if r.status == "ok" and isinstance(r.top1, int | float)]
+        floats = {(r.model, r.backend, r.data_content_sha256): r for r in ok if r.precision == "fp32"}
+        for r in ok:
+            base = floats.get((r.model, r.backend, r.data_content_sha256))
+            if r.precision not in QUANTIZED or base is None:
+                continue
+            paired = (r.baseline_backend, r.baseline_precision) == (r.backend, "fp32")
+            drop = PrecisionDrop(
+                drop_pp=float(base.top1) - float(r.top1),
+                low=r.top1_drop_ci_low if paired else None,
+                high=r.top1_drop_ci_high if paired else None,
+                images=int(r.images),
+                data=str(document.data.get("name") or "an image folder"),
+            )
+            key = (r.model, r.backend, r.precision)
+            if key not in chosen or chosen[key][0] <= str(r.timestamp):
+                chosen[key] = (str(r.timestamp), drop)
+    return {key: drop for key, (_, drop) in chosen.items()}

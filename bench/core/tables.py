@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -802,9 +803,17 @@ class _PairGrid:
         )
 
 
-def _pair_grid(report: Report, frame: pd.DataFrame, value: str, base_of: tuple[str, str]) -> _PairGrid:
+Beside = tuple[str, Callable[[str, Column], Cell | None]]
+"""Columns a pair table adds after its numbers, one per runtime column: (header's first line, the cell of a model
+on a column, None where there is none)."""
+
+
+def _pair_grid(
+    report: Report, frame: pd.DataFrame, value: str, base_of: tuple[str, str], beside: Beside | None = None
+) -> _PairGrid:
     """``value`` names the frame's number (``ratio``, ``speedup``; its interval is ``value_ci_low/high``);
-    ``base_of`` says which row the frame divides by: (``backend`` or ``precision``, its name)."""
+    ``base_of`` says which row the frame divides by: (``backend`` or ``precision``, its name); ``beside`` adds a
+    column per runtime column (once, after every batch) where any of its cells is known."""
     by_key = {c.key: c for c in report.columns}
     m = report.measurements
     columns = {
@@ -831,6 +840,10 @@ def _pair_grid(report: Report, frame: pd.DataFrame, value: str, base_of: tuple[s
     found = {(r.run_id, r.model, int(r.resolution), int(r.batch), r.key): r for r in frame.itertuples()}
     header: list[Cell] = ["Model"] + ["\n".join(_short_runtime(by_key[k])) for _ in batches for k in keys]
     spans = [("", 1)] + [(f"batch {b}" if len(batches) > 1 else "", len(keys)) for b in batches]
+    extra = [] if beside is None else [k for k in keys if any(beside[1](m, by_key[k]) for m in facts["model"])]
+    if extra:
+        header += [f"{beside[0]}\n{_short_runtime(by_key[k])[0]}" for k in extra]
+        spans.append(("", len(extra)))
     groups: list[tuple[str, list[list[Cell]]]] = []
     for run in sittings:
         for family_label, fam in facts.groupby("family_label", sort=False):
@@ -850,6 +863,8 @@ def _pair_grid(report: Report, frame: pd.DataFrame, value: str, base_of: tuple[s
                                 digits,
                             )
                         )
+                if extra:
+                    cells += [beside[1](r.model, by_key[k]) or "-" for k in extra]
                 if any(c != "-" for c in cells[1:]):
                     body.append(cells)
             if body:
@@ -888,8 +903,26 @@ def speedup_table(report: Report, frame: pd.DataFrame) -> PaperTable:
 
     ``frame`` is :func:`bench.core.ratios.speedup_frame`'s: both cells of a speedup are from one sitting.
     """
+    from bench.core.accuracy_results import measured_drops
+
     over = str(frame["speedup_over"].iloc[0])
-    grid = _pair_grid(report, frame, "speedup", ("precision", over))
+    drops = measured_drops(report.inputs)
+
+    def drop_cell(model: str, column: Column) -> Cell | None:
+        found = drops.get((model, column.backend, column.precision))
+        if found is None:
+            return None
+        return interval_cell(found.drop_pp, found.low, found.high, 1)
+
+    grid = _pair_grid(report, frame, "speedup", ("precision", over), ("top-1 drop (pp)", drop_cell))
+    measured = sorted({f"{d.images} images of {d.data}" for d in drops.values()})
+    cost = (
+        f" Top-1 drop: the runtime's {over} top-1 minus its top-1 in the column's precision, in points, on the same "
+        f"images ({'; '.join(measured)}; bench accuracy), with the paired interval where that runtime's {over} was "
+        f"the accuracy run's baseline; above 0: the quantized network is less accurate."
+        if drops
+        else ""
+    )
     details = sorted({str(d) for d in report.measurements["calibration"].dropna() if d})
     calibration = (
         f" Quantized networks: each runtime's own post-training tool, calibrated on {'; '.join(details)}."
@@ -900,6 +933,6 @@ def speedup_table(report: Report, frame: pd.DataFrame) -> PaperTable:
         f"Each runtime's {over} latency divided by its latency in the column's precision, for the same model, batch "
         f"and threads, both cells from one sitting (run{'s' if grid.several else ''} {grid.runs}); above 1: faster "
         f"than {over}. +a/\u2212b: the interval [speedup \u2212 b, speedup + a], each cell's rounds resampled, "
-        f"nominal {HEADLINE_LEVEL:.0%}, printed as it is (asymmetric). {headline_note()}{calibration}"
+        f"nominal {HEADLINE_LEVEL:.0%}, printed as it is (asymmetric). {headline_note()}{calibration}{cost}"
     )
     return grid.table(f"Speedup over {over} of each runtime's other precisions", note, "tab:speedup")
