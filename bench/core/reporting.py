@@ -260,8 +260,28 @@ def build_report(
         df = df[df["model"].isin(model_names)]
     if df.empty:
         raise BenchError("no results for the selected models")
-    notes: list[str] = []
     sittings = _split_sittings(df)
+    chosen, failures = _chosen_and_failed(df)
+    columns, column_of = _columns(chosen, environments)
+    chosen["column"] = chosen["_setting"].map(column_of)
+    failures = failures.assign(column=[column_of.get(k) for k in failures["_setting"]])
+    names = list(dict.fromkeys([*chosen["model"], *failures["model"]]))
+    info = _model_info(names, df, measured_top1(inputs), recorded_cards(environments))
+    m = _derived(_with_model_facts(chosen, info), {c.key: c for c in columns})
+    picked = m[m["latency_batch"]][["run_id", "row_id", "column", "model", "name", "family", "family_order"]]
+    return Report(
+        measurements=m,
+        failures=_with_model_facts(failures, info),
+        samples=samples.merge(picked, on=["run_id", "row_id"], how="inner"),  # for the distribution plot
+        columns=columns,
+        inputs=list(inputs),
+        notes=_notes(sittings, len({c.env_id for c in columns}), failures),
+    )
+
+
+def _chosen_and_failed(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The latest successful row of each (setting, cell), and the latest failed row of each cell that none
+    measured."""
     key = ["_setting", *CELL]
     chosen = latest_ok(df, key)  # one per cell: the loader keeps one row per cell and setting in a run
     failed = df[df["status"] != STATUS_OK]
@@ -272,8 +292,11 @@ def build_report(
     if chosen.empty:
         states = ", ".join(sorted(failures["status"].unique()))
         raise BenchError(f"no successful measurement in the results (status: {states})")
+    return chosen.copy(), failures
 
-    # ---- columns
+
+def _columns(chosen: pd.DataFrame, environments: dict[str, dict[str, object]]) -> tuple[list[Column], dict[str, str]]:
+    """One column per setting of ``chosen`` (in the registry's runtime order), and each setting's column key."""
     order = {name: i for i, name in enumerate(registry().names)}
     settings = chosen.drop_duplicates("_setting")
     settings = settings.assign(
@@ -281,49 +304,20 @@ def build_report(
         _env=settings["env_id"].map({e: i for i, e in enumerate(dict.fromkeys(chosen["env_id"]))}),
     ).sort_values(["_backend", "backend", "device", "_env", "precision", "threads", "channels_last", "compile"])
     machines = _machines(list(dict.fromkeys(settings["env_id"])), environments)
-    varying = {a for a in SETTING if settings[a].nunique(dropna=False) > 1}
-    calibrations = settings["calibration"].replace("", pd.NA).nunique()  # named where two int8 sets differ
-    columns: list[Column] = []
-    column_of: dict[tuple[str, ...], str] = {}
     stamps = {r: _run_stamp(r) for r in settings.loc[settings["_sitting"], "sitting"]}
     if len(set(stamps.values())) < len(stamps):  # two runs started in the same second: name them in full
         stamps = {r: str(r) for r in stamps}
+    label = _ColumnLabeller(settings, machines, stamps)
+    columns: list[Column] = []
+    column_of: dict[str, str] = {}
     rows_of = zip(settings.itertuples(index=False), settings["_setting"], settings["_sitting"], strict=True)
     headline_of = dict(zip(settings["_setting"], settings["_headline"], strict=True))
     for i, (s, setting, sitting) in enumerate(rows_of):
-        parts = [_backend(s.backend).label, s.device.upper()]
-        if "precision" in varying or s.precision != "fp32":
-            parts.append(s.precision)
-        if calibrations > 1 and isinstance(s.calibration, str) and s.calibration:
-            parts.append("cal. " + s.calibration.split(" (")[0])  # "cal. 32 images of val"
-        if "threads" in varying and not pd.isna(s.threads):
-            parts.append(f"{s.threads}T")
-        if "channels_last" in varying and s.channels_last:
-            parts.append("CL")
-        if "compile" in varying and s.compile:
-            parts.append("compiled")
-        same_backend = settings[settings["backend"] == s.backend]
-        if same_backend["backend_options"].nunique() > 1:  # other backends have other options: not a difference
-            parts.append(" ".join(f"{k}={v}" for k, v in json.loads(s.backend_options or "{}").items()))
-        if "weights" in varying:
-            parts.append(s.weights)
-        if "single_head" in varying and s.single_head:
-            parts.append("single-head")
-        if "env_id" in varying:
-            parts.append(f"@ {machines[s.env_id]}")
-        if sitting:
-            parts.append(f"run {stamps[s.sitting]}")
-        if s.source_tool:  # an imported sitting: always say on what and by which tool
-            if "env_id" not in varying:
-                parts.append(f"@ {machines[s.env_id]}")
-            headline = _STAT_NAMES[headline_of[setting]]
-            parts.append(f"via {s.source_tool}" + ("" if headline == "median" else f" ({headline})"))
-        mask = chosen["_setting"] == setting  # itertuples renames columns that start with "_"
-        rows = chosen[mask]
+        rows = chosen[chosen["_setting"] == setting]  # itertuples renames columns that start with "_"
         columns.append(
             Column(
                 key=_letters(i),
-                label=" ".join(parts),
+                label=label(s, sitting, _STAT_NAMES[headline_of[setting]]),
                 backend=s.backend,
                 device=s.device,
                 precision=s.precision,
@@ -343,37 +337,80 @@ def build_report(
                 headline=_STAT_NAMES[headline_of[setting]],
             )
         )
-        chosen.loc[mask, "column"] = columns[-1].key
         column_of[setting] = columns[-1].key
-    if sittings:
-        notes.append(
-            f"{sittings} setting(s) were measured in several runs (sittings); each run has a column of its own, "
-            "labelled with the run's start, so numbers from different sittings never share a column."
-        )
-    if len(machines) > 1:
-        notes.append(
-            f"Results come from {len(machines)} machines/software environments; each column is from one "
-            "of them (see its footnote) and numbers are never combined across them."
-        )
-    by_key = {c.key: c for c in columns}
+    return columns, column_of
 
-    # ---- model facts and derived numbers
-    failures = failures.assign(column=[column_of.get(k) for k in failures["_setting"]])
-    names = list(dict.fromkeys([*chosen["model"], *failures["model"]]))
-    info = _model_info(names, df, measured_top1(inputs), recorded_cards(environments))
-    m = _with_model_facts(chosen, info)
+
+@dataclass
+class _ColumnLabeller:
+    """A column's label: the runtime and device, then only what sets it apart from the report's other columns."""
+
+    settings: pd.DataFrame
+    machines: dict[str, str]
+    stamps: dict[object, str]
+
+    def __post_init__(self) -> None:
+        self.varying = {a for a in SETTING if self.settings[a].nunique(dropna=False) > 1}
+        self.calibrations = self.settings["calibration"].replace("", pd.NA).nunique()  # named where two differ
+
+    def __call__(self, s, sitting: bool, headline: str) -> str:
+        varying = self.varying
+        parts = [_backend(s.backend).label, s.device.upper()]
+        if "precision" in varying or s.precision != "fp32":
+            parts.append(s.precision)
+        if self.calibrations > 1 and isinstance(s.calibration, str) and s.calibration:
+            parts.append("cal. " + s.calibration.split(" (")[0])  # "cal. 32 images of val"
+        if "threads" in varying and not pd.isna(s.threads):
+            parts.append(f"{s.threads}T")
+        if "channels_last" in varying and s.channels_last:
+            parts.append("CL")
+        if "compile" in varying and s.compile:
+            parts.append("compiled")
+        same_backend = self.settings[self.settings["backend"] == s.backend]
+        if same_backend["backend_options"].nunique() > 1:  # other backends have other options: not a difference
+            parts.append(" ".join(f"{k}={v}" for k, v in json.loads(s.backend_options or "{}").items()))
+        if "weights" in varying:
+            parts.append(s.weights)
+        if "single_head" in varying and s.single_head:
+            parts.append("single-head")
+        if "env_id" in varying:
+            parts.append(f"@ {self.machines[s.env_id]}")
+        if sitting:
+            parts.append(f"run {self.stamps[s.sitting]}")
+        if s.source_tool:  # an imported sitting: always say on what and by which tool
+            if "env_id" not in varying:
+                parts.append(f"@ {self.machines[s.env_id]}")
+            parts.append(f"via {s.source_tool}" + ("" if headline == "median" else f" ({headline})"))
+        return " ".join(parts)
+
+
+def _derived(m: pd.DataFrame, by_key: dict[str, Column]) -> pd.DataFrame:
+    """The measurements with their column's label and machine, throughput, achieved FLOP/s and whether the row is
+    at its column's latency batch, in the tables' order."""
     m["column_label"] = m["column"].map(lambda k: by_key[k].label)
     m["machine"] = m["column"].map(lambda k: by_key[k].machine)
     step_ms = m["latency_ms"].fillna(m["latency_median_ms"]) if "latency_ms" in m else m["latency_median_ms"]
     m["throughput_ips"] = m["batch"] * 1000.0 / step_ms  # from the cited latency, so table and plots agree
     m["achieved_gflops"] = 2.0 * m["gmacs"] * m["throughput_ips"]  # 1 MAC = 2 FLOPs
     m["latency_batch"] = m["column"].map(lambda k: by_key[k].latency_batch) == m["batch"]
-    m = m.sort_values(["column", "family_order", "model_order", "model", "resolution", "batch"]).reset_index(drop=True)
+    return m.sort_values(["column", "family_order", "model_order", "model", "resolution", "batch"]).reset_index(
+        drop=True
+    )
 
-    # ---- samples of the rows at each column's latency batch (for the distribution plot)
-    picked = m[m["latency_batch"]][["run_id", "row_id", "column", "model", "name", "family", "family_order"]]
-    s = samples.merge(picked, on=["run_id", "row_id"], how="inner")
 
+def _notes(sittings: int, machines: int, failures: pd.DataFrame) -> list[str]:
+    """What a reader must know about the report as a whole: several sittings, several machines, cells not measured."""
+    notes = []
+    if sittings:
+        notes.append(
+            f"{sittings} setting(s) were measured in several runs (sittings); each run has a column of its own, "
+            "labelled with the run's start, so numbers from different sittings never share a column."
+        )
+    if machines > 1:
+        notes.append(
+            f"Results come from {machines} machines/software environments; each column is from one "
+            "of them (see its footnote) and numbers are never combined across them."
+        )
     if len(failures):
         lines = []
         for r in failures.head(6).itertuples(index=False):
@@ -381,14 +418,7 @@ def build_report(
             lines.append(f"{r.model} {r.backend}/{r.device} b={r.infer_batch_size} {r.status}{err}")
         more = f"; and {len(failures) - 6} more" if len(failures) > 6 else ""
         notes.append(f"Not measured ({len(failures)}): {'; '.join(lines)}{more}.")
-    return Report(
-        measurements=m,
-        failures=_with_model_facts(failures, info),
-        samples=s,
-        columns=columns,
-        inputs=list(inputs),
-        notes=notes,
-    )
+    return notes
 
 
 _STAT_NAMES = {"latency_median_ms": "median", "latency_mean_ms": "mean", "latency_min_ms": "minimum"}
