@@ -507,43 +507,18 @@ def run_sitting(
     if inline and len(runtimes) != 1:
         raise BenchError("an inline sitting measures one runtime")
     settings = runtimes[0].settings
-    names = [r.name for r in runtimes]
     seed = secrets.randbits(32) if order_seed is None else order_seed
-    env = environment.collect(
-        {
-            "backend": "+".join(names),
-            "backends": names,
-            "device": settings.device,
-            "threads": settings.threads,
-            "backend_versions": {package: v for r in runtimes for package, v in r.versions.items()},
-            "order_seed": seed,
-        }
-    )
-    env_id = str(env["env_id"])
-    previous = resume_state(out, env_id) if resume else ResumeState({}, {})
+    env = _environment(runtimes, seed)
+    previous = resume_state(out, str(env["env_id"])) if resume else ResumeState({}, {})
     machine_key = machine.floor_key(str(env.get("cpu_model")), env.get("cpu_count"), settings.threads)  # type: ignore[arg-type]
     floor = machine.MachineFloor.load(cache_dir, machine_key)
     history = SittingHistory.load(cache_dir, machine_key)
     spread = history.spread()
     processes = 1 if inline else settings.processes
-    workers: dict[str, list[Any]] = {}
-    every_worker: list[Any] = []
     started = time.perf_counter()
+    workers: dict[str, list[Any]] = {}
     try:
-        for runtime in runtimes:  # started at once: each imports its runtime while the others do
-            group: list[Any] = workers.setdefault(runtime.name, [])
-            if inline:
-                backend = runtime.backend or runtime_registry().get(runtime.name)
-                group.append(InlineWorker(runtime.name, runtime.settings, backend, cache_dir))
-            else:
-                group += [
-                    ProcessWorker(runtime.name, runtime.settings, runtime.spec, cache_dir, models_spec)
-                    for _ in range(processes)
-                ]
-            every_worker += group
-        external_models = engine.external_cards(settings.model_names)  # report shows a spec's facts without it
-        precisions = precisions_of(runtimes)
-        name = f"{'+'.join(names)}-{settings.device}" + ("" if precisions == ("fp32",) else f"-{'+'.join(precisions)}")
+        _start_workers(workers, runtimes, processes, cache_dir, models_spec, inline)
         protocol = {
             "processes": processes,
             "budget_s": settings.budget_s,
@@ -552,34 +527,19 @@ def run_sitting(
             "sitting_sd_source": spread.note(),
             "allocator": None if inline else machine.allocator_note(),
         }
-        writer = RunWriter.create(out, name, {**env, **protocol, "external_models": external_models})
+        external_models = engine.external_cards(settings.model_names)  # report shows a spec's facts without it
+        writer = RunWriter.create(out, _run_name(runtimes), {**env, **protocol, "external_models": external_models})
         cells_per_model = len(settings.batch_sizes) * sum(len(r.settings.precisions) for r in runtimes)
         total = len(settings.model_names) * cells_per_model * (1 + settings.rounds)
         progress = tqdm(total=total, disable=not show_progress, unit="step", file=sys.stderr)
         if settings.budget_s > 0 and show_progress:
-            progress.write(
-                f"{settings.rounds} rounds per cell over {processes} process(es) per runtime, then up to "
-                f"{settings.budget_s:g} s of extra rounds for cells that lack {MIN_CLEAN_ROUNDS} calm-machine rounds "
-                f"or an interval within {STABLE_WITHIN:.0%} (this machine's sittings differ by {spread.note()})",
-                file=sys.stderr,
-            )
-            if not can_reproduce(spread.sd):
-                progress.write(
-                    f"this machine's sittings differ too much for any cell to be stable within {STABLE_WITHIN:.0%}: "
-                    "every row will be flagged (bench doctor; a quieter hour or machine)",
-                    file=sys.stderr,
-                )
-        sitting = Sitting(runtimes, writer, env_id, progress, floor, spread)
+            _announce_budget(progress, settings, processes, spread)
+        sitting = Sitting(runtimes, writer, str(env["env_id"]), progress, floor, spread)
         try:
-            sitting.open_all(workers, previous, count_flops, cache_dir)
-            open_keys = [k for k, c in sitting.cells.items() if not c.done]
-            first = {k: len(sitting.cells[k].item.rounds) for k in open_keys}
-            plan = plan_rounds(open_keys, first, settings.rounds, seed)
-            opened = {"open_s": round(time.perf_counter() - started, 1), "round_order": plan}
-            if sitting.resumes:
-                opened["resumes"] = sorted(sitting.resumes)
+            opened = _open(sitting, workers, previous, count_flops, cache_dir, seed, started)
             writer.rewrite_environment({**env, **protocol, **opened})
-            sitting.time_all(plan, every_worker)
+            every_worker = [w for group in workers.values() for w in group]
+            sitting.time_all(opened["round_order"], every_worker)
             extra = sitting.extend(every_worker, seed)
             sitting.complete_all()
             sitting.retry_unstable(every_worker)
@@ -596,8 +556,90 @@ def run_sitting(
             progress.close()
         return writer.directory, sitting.rows
     finally:
-        for worker in every_worker:
-            worker.stop()
+        for group in workers.values():
+            for worker in group:
+                worker.stop()
+
+
+def _environment(runtimes: list[Runtime], seed: int) -> dict[str, object]:
+    """The sitting's ``environment.json`` as it starts: the machine, the runtimes and their versions, the seed."""
+    settings = runtimes[0].settings
+    names = [r.name for r in runtimes]
+    return environment.collect(
+        {
+            "backend": "+".join(names),
+            "backends": names,
+            "device": settings.device,
+            "threads": settings.threads,
+            "backend_versions": {package: v for r in runtimes for package, v in r.versions.items()},
+            "order_seed": seed,
+        }
+    )
+
+
+def _run_name(runtimes: list[Runtime]) -> str:
+    """The results folder's name after its stamp: the runtimes, the device, and the precisions beside fp32."""
+    precisions = precisions_of(runtimes)
+    name = f"{'+'.join(r.name for r in runtimes)}-{runtimes[0].settings.device}"
+    return name + ("" if precisions == ("fp32",) else f"-{'+'.join(precisions)}")
+
+
+def _start_workers(
+    workers: dict[str, list[Any]],
+    runtimes: list[Runtime],
+    processes: int,
+    cache_dir: Path,
+    models_spec: str | None,
+    inline: bool,
+) -> None:
+    """Start ``processes`` workers per runtime into ``workers`` (filled as they start, so a failure part-way still
+    stops those already running); all at once: each imports its runtime while the others do."""
+    for runtime in runtimes:
+        group: list[Any] = workers.setdefault(runtime.name, [])
+        if inline:
+            backend = runtime.backend or runtime_registry().get(runtime.name)
+            group.append(InlineWorker(runtime.name, runtime.settings, backend, cache_dir))
+        else:
+            for _ in range(processes):
+                group.append(ProcessWorker(runtime.name, runtime.settings, runtime.spec, cache_dir, models_spec))
+
+
+def _announce_budget(progress: Any, settings: Settings, processes: int, spread: Any) -> None:
+    """Say up front how long the sitting may run past its rounds, and when no cell can be stable here."""
+    progress.write(
+        f"{settings.rounds} rounds per cell over {processes} process(es) per runtime, then up to "
+        f"{settings.budget_s:g} s of extra rounds for cells that lack {MIN_CLEAN_ROUNDS} calm-machine rounds "
+        f"or an interval within {STABLE_WITHIN:.0%} (this machine's sittings differ by {spread.note()})",
+        file=sys.stderr,
+    )
+    if not can_reproduce(spread.sd):
+        progress.write(
+            f"this machine's sittings differ too much for any cell to be stable within {STABLE_WITHIN:.0%}: "
+            "every row will be flagged (bench doctor; a quieter hour or machine)",
+            file=sys.stderr,
+        )
+
+
+def _open(
+    sitting: Sitting,
+    workers: dict[str, list[Any]],
+    previous: ResumeState,
+    count_flops: bool,
+    cache_dir: Path,
+    seed: int,
+    started: float,
+) -> dict[str, object]:
+    """Open every cell and plan the rounds of those still to time; returns what ``environment.json`` adds."""
+    sitting.open_all(workers, previous, count_flops, cache_dir)
+    open_keys = [k for k, c in sitting.cells.items() if not c.done]
+    first = {k: len(sitting.cells[k].item.rounds) for k in open_keys}
+    opened: dict[str, object] = {
+        "open_s": round(time.perf_counter() - started, 1),
+        "round_order": plan_rounds(open_keys, first, sitting.runtimes[0].settings.rounds, seed),
+    }
+    if sitting.resumes:
+        opened["resumes"] = sorted(sitting.resumes)
+    return opened
 
 
 def run_inline(
