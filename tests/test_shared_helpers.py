@@ -58,7 +58,7 @@ def test_two_runs_of_one_process_in_one_second_get_distinct_folders(tmp_path: Pa
 
 
 def test_an_external_family_and_an_undeclared_family_get_different_styles(tmp_path: Path) -> None:
-    from bench.core.plots import family_styles
+    from bench.core.plot_style import family_styles
     from models import external
 
     factory = tmp_path / "mine.py"
@@ -71,7 +71,7 @@ def test_an_external_family_and_an_undeclared_family_get_different_styles(tmp_pa
     styles = family_styles([family, "a family from an older run", "another"])
     assert len(set(styles.values())) == 3
     declared = models.get_family(family)
-    assert styles[family] == (declared.color, declared.marker)  # the style it was registered with
+    assert (styles[family].color, styles[family].marker) == (declared.color, declared.marker)  # as registered
     assert family_styles([family])[family] == styles[family]  # stable within a process
 
 

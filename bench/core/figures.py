@@ -29,7 +29,15 @@ from matplotlib.ticker import NullLocator
 
 from bench.core import label_layout
 from bench.core.errors import BenchError
-from bench.core.plots import _pareto, _plain_log_axis, _step_segments, save_figure
+from bench.core.plot_style import (
+    BASE_STYLE,
+    FamilyStyle,
+    family_styles,
+    pareto_front,
+    plain_log_axis,
+    save_figure,
+    step_segments,
+)
 from bench.core.schema import UNSTABLE
 from bench.core.tables import latency_interval
 from bench.core.util import write_output
@@ -39,7 +47,7 @@ SIZES = {"3.3in": (3.3, 2.9), "7in": (7.0, 3.6)}
 MIN_TEXT_PT = 7.0
 LABEL_PT = 7.0
 DPI = 300
-STYLE = {
+STYLE = BASE_STYLE | {
     "font.size": 8,
     "axes.titlesize": 8,
     "axes.labelsize": 8,
@@ -52,15 +60,10 @@ STYLE = {
     "xtick.minor.width": 0.4,
     "ytick.minor.width": 0.4,
     "lines.linewidth": 1.0,
-    "axes.grid": True,
     "grid.linewidth": 0.4,
     "grid.color": "0.85",
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "pdf.fonttype": 42,  # TrueType: text stays text in the PDF
-    "svg.fonttype": "none",
-    "svg.hashsalt": "mobile-backbone-bench",
 }
+"""Print sizes over the shared style."""
 FONTS = {
     "sans": {},
     # STIX (shipped with matplotlib, so every machine draws the same figure) is a Times design: the figures then
@@ -76,38 +79,12 @@ PARETO_MODES = ("global", "family")
 
 
 @dataclass(frozen=True)
-class FamilyStyle:
-    color: str
-    marker: str
-    linestyle: str | tuple
-
-
-@dataclass(frozen=True)
 class PrintPanel:
     """One report column (a runtime on a machine) drawn alone."""
 
     key: str
     title: str
     backend: str
-
-
-def family_styles(families: list[str]) -> dict[str, FamilyStyle]:
-    """Colour, marker and line style each family declares; families without a declaration take spare ones
-    (colour and marker from :func:`models.registry.spare_style`, the pool every plot and external family shares)."""
-    import models
-    from models.registry import spare_style
-
-    known = set(models.list_families())
-    spare_lines = iter([(0, (1, 1)), (0, (3, 1, 1, 1)), (0, (5, 2)), "-"] * (1 + len(families)))
-    styles = {}
-    for family in families:
-        if family in known:
-            declared = models.get_family(family)
-            styles[family] = FamilyStyle(declared.color, declared.marker, declared.linestyle)
-        else:
-            color, marker = spare_style(family)
-            styles[family] = FamilyStyle(color, marker, next(spare_lines))
-    return styles
 
 
 def marker_area(marker: str) -> float:
@@ -196,7 +173,7 @@ def _fronts(ax: Axes, rows: pd.DataFrame, x: str, y: str, styles, mode: str, sma
     where = "post" if smaller_x_better else "pre"
     for family, grp in groups:
         xs, ys = grp[x].to_numpy(float), grp[y].to_numpy(float)
-        front = _pareto(xs, ys, smaller_x_better)
+        front = pareto_front(xs, ys, smaller_x_better)
         if len(front) < 2:
             continue
         if mode == "global":
@@ -204,7 +181,7 @@ def _fronts(ax: Axes, rows: pd.DataFrame, x: str, y: str, styles, mode: str, sma
         else:
             color, style = styles[family].color, styles[family].linestyle
         ax.step(xs[front], ys[front], where=where, color=color, linestyle=style, lw=0.9, zorder=1)
-        segments += _step_segments(xs[front], ys[front], where)
+        segments += step_segments(xs[front], ys[front], where)
     return segments
 
 
@@ -304,7 +281,7 @@ def _draw_vs_top1(
     segments += _fronts(ax, rows, x, "top1", styles, pareto, smaller_x_better=smaller_x_better)
     _points(ax, rows, x, "top1", styles)
     ax.set_xscale("log")
-    _plain_log_axis(ax.xaxis)
+    plain_log_axis(ax.xaxis)
     ax.set_xlim(*shared["xlim"])
     ax.set_ylim(*shared["ylim"])
     ax.set_xlabel(f"{xlabel} at batch {int(rows['batch'].iloc[0])} ({unit}, log scale)")
@@ -344,8 +321,8 @@ def draw_latency_vs_gmacs(
     _points(ax, rows, "gmacs", "lat_value", styles)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    _plain_log_axis(ax.xaxis)
-    _plain_log_axis(ax.yaxis)
+    plain_log_axis(ax.xaxis)
+    plain_log_axis(ax.yaxis)
     ax.set_xlim(*shared["xlim"])
     ax.set_ylim(*shared["ylim"])
     ax.set_xlabel("GMACs per image (fvcore, log scale)")
@@ -536,7 +513,7 @@ def _forest_figure(forest: Forest, models: list[str], names: list[str], size: st
         ax.axvline(forest.reference, color="0.4", lw=0.8, linestyle=(0, (4, 2)), zorder=1)
     if forest.log:
         ax.set_xscale("log")
-        _plain_log_axis(ax.xaxis)
+        plain_log_axis(ax.xaxis)
     ax.set_yticks(range(len(models)), names)
     ax.set_ylim(-0.6, len(models) - 0.4)
     ax.set_xlabel("\n".join(textwrap.wrap(forest.xlabel, chars)))

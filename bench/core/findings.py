@@ -430,7 +430,7 @@ def _casvit_neighbours(data: Sittings) -> list[str]:
 
 
 def _fronts(data: Sittings) -> list[str]:
-    from bench.core.plots import _pareto
+    from bench.core.plot_style import pareto_front
 
     out = ["**Pareto front (latency vs top-1) per runtime**, fastest first"
            + (": on the front in every sitting (and in some only)." if data.count > 1 else ":")]  # fmt: skip
@@ -442,7 +442,7 @@ def _fronts(data: Sittings) -> list[str]:
             grp = rows[(rows["sitting"] == s) & (rows["runtime"] == runtime)]
             if grp.empty:
                 continue
-            front = _pareto(grp["latency"].to_numpy(float), grp["top1"].to_numpy(float), smaller_x_better=True)
+            front = pareto_front(grp["latency"].to_numpy(float), grp["top1"].to_numpy(float), smaller_x_better=True)
             members.append({str(grp["name"].iloc[i]) for i in front})
             for i in front:
                 order.setdefault(str(grp["name"].iloc[i]), float(grp["latency"].iloc[i]))

@@ -254,81 +254,19 @@ def _place_labels(
     room: bool = False,
 ) -> list[tuple]:
     """``(cost, annotation, box)`` of every label, in the order of the points (see :func:`label_points`)."""
-    fig = ax.figure
-    renderer = fig.canvas.get_renderer()
-    frame = ax.get_window_extent(renderer)
-    r = marker_radius_pt * fig.dpi / 72
-    reach = fontsize / LABEL_SIZE  # offsets scale with the type
-    margin = OWN_MARGIN_PT * fig.dpi / 72
-    cluster = CLUSTER_PT * fig.dpi / 72
-    same = SAME_PLACE_PT * fig.dpi / 72
-    points_px = [tuple(ax.transData.transform((x, y))) for x, y in zip(xs, ys, strict=True)]
-    markers = [matplotlib.transforms.Bbox([[px - r, py - r], [px + r, py + r]]) for px, py in points_px]
-    candidates = [(*c, scale) for scale in _SCALES for c in (_NEAR if scale == 1.0 else _AROUND)]
-    placed: dict[int, tuple] = {}
-
-    def cost(i: int, box, scale: float) -> float:
-        """What a label box costs where it is now: overlaps (with bars and lines) and distance; then sticking out of
-        the axes (which ``make_room`` can mend); then, above all, a broken rule (see :data:`_HARD`): covering a
-        point or another label, nearer another point than its own, a leader line across another label or
-        another leader across it."""
-        others = [b for j, b in placed.items() if j != i]
-        total = sum(_overlap(box, t) for t in obstacles) + (5 * scale if scale > 1 else 0)
-        outside = max(frame.x0 - box.x0, 0) + max(box.x1 - frame.x1, 0) + max(frame.y0 - box.y0, 0)
-        outside += max(box.y1 - frame.y1, 0)
-        broken = sum(_overlap(box, t) for t in [*markers, *(b[2] for b in others)])
-        broken += max(attribution_shortfall(box, i, points_px, margin, cluster, same), 0.0)
-        if scale > 1:  # a leader line
-            leader = leader_segment(points_px[i], box)
-            broken += sum(10.0 for b in others if crosses(*leader, b[2]))
-            total += sum(r * r for k, m in enumerate(markers) if k != i and crosses(*leader, m))
-        for j, b in placed.items():  # another label's leader line through this one
-            if j != i and b[3] > 1 and crosses(*leader_segment(points_px[j], b[2]), box):
-                broken += 10.0
-        if not room:
-            broken += outside
-        return total + _OUTSIDE * outside + (_HARD * (1 + broken) if broken > 0 else 0.0)
-
-    def place(i: int) -> tuple:
-        best = None
-        for dx, dy, ha, va, scale in candidates:
-            far = scale > 1
-            ann = ax.annotate(
-                texts[i],
-                (xs[i], ys[i]),
-                xytext=(dx * scale * reach, dy * scale * reach),
-                textcoords="offset points",
-                ha=ha,
-                va=va,
-                fontsize=fontsize,
-                color=colors[i],
-                arrowprops={"arrowstyle": "-", "color": colors[i], "lw": 0.7, "alpha": 0.7} if far else None,
-                bbox=HALO,
-                zorder=4,
-            )
-            box = text_box(ann, renderer)
-            value = cost(i, box, scale)
-            best = _keep_cheaper(best, (value, ann, box, scale))
-            if value == 0:
-                break
-        return best
-
-    # the most crowded points first: two almost on top of each other have one good side each, which a neighbour's
-    # label placed earlier would take
-    pts = np.asarray(points_px, dtype=float).reshape(-1, 2)
-    apart = np.hypot(*(pts[:, None, :] - pts[None, :, :]).transpose(2, 0, 1))
-    np.fill_diagonal(apart, np.inf)
-    order = [int(i) for i in np.lexsort((pts[:, 0], apart.min(axis=1) if len(pts) > 1 else np.zeros(len(pts))))]
+    layout = _Layout(ax, xs, ys, texts, colors, obstacles, fontsize, marker_radius_pt, room)
+    order = layout.crowded_first()
+    placed = layout.placed
     for i in order:
-        placed[i] = place(i)
+        placed[i] = layout.place(i)
     for i in order * REPASSES:  # more passes: each label again, now that every other one has a place
         previous = placed.pop(i)
-        now = cost(i, previous[2], previous[3])
+        now = layout.cost(i, previous[2], previous[3])
         if now == 0:
             placed[i] = previous
             continue
         previous[1].set_visible(False)
-        again = place(i)
+        again = layout.place(i)
         if again[0] < now:
             previous[1].remove()
             placed[i] = again
@@ -338,8 +276,87 @@ def _place_labels(
             placed[i] = previous
     for i in order:  # a label still breaking a rule: place it first and a neighbour's label after it
         if placed[i][0] >= _HARD:
-            _swap_with_neighbours(i, placed, points_px, place, cost)
+            _swap_with_neighbours(i, placed, layout.points_px, layout.place, layout.cost)
     return [placed[i] for i in range(len(texts))]
+
+
+class _Layout:
+    """The labels of one axes' points while they are placed: the geometry in display pixels, the labels placed
+    so far (``placed``: point index -> (cost, annotation, box, offset scale)), what a place costs and the best
+    place of one label."""
+
+    def __init__(self, ax: Axes, xs, ys, texts, colors, obstacles, fontsize, marker_radius_pt, room) -> None:
+        fig = ax.figure
+        self.ax, self.xs, self.ys, self.texts, self.colors = ax, xs, ys, texts, colors
+        self.obstacles, self.fontsize, self.room = obstacles, fontsize, room
+        self.renderer = fig.canvas.get_renderer()
+        self.frame = ax.get_window_extent(self.renderer)
+        self.r = marker_radius_pt * fig.dpi / 72
+        self.reach = fontsize / LABEL_SIZE  # offsets scale with the type
+        self.margin = OWN_MARGIN_PT * fig.dpi / 72
+        self.cluster = CLUSTER_PT * fig.dpi / 72
+        self.same = SAME_PLACE_PT * fig.dpi / 72
+        self.points_px = [tuple(ax.transData.transform((x, y))) for x, y in zip(xs, ys, strict=True)]
+        r = self.r
+        self.markers = [matplotlib.transforms.Bbox([[px - r, py - r], [px + r, py + r]]) for px, py in self.points_px]
+        self.candidates = [(*c, scale) for scale in _SCALES for c in (_NEAR if scale == 1.0 else _AROUND)]
+        self.placed: dict[int, tuple] = {}
+
+    def cost(self, i: int, box, scale: float) -> float:
+        """What a label box costs where it is now: overlaps (with bars and lines) and distance; then sticking out of
+        the axes (which ``make_room`` can mend); then, above all, a broken rule (see :data:`_HARD`): covering a
+        point or another label, nearer another point than its own, a leader line across another label or
+        another leader across it."""
+        frame, markers, points_px = self.frame, self.markers, self.points_px
+        others = [b for j, b in self.placed.items() if j != i]
+        total = sum(_overlap(box, t) for t in self.obstacles) + (5 * scale if scale > 1 else 0)
+        outside = max(frame.x0 - box.x0, 0) + max(box.x1 - frame.x1, 0) + max(frame.y0 - box.y0, 0)
+        outside += max(box.y1 - frame.y1, 0)
+        broken = sum(_overlap(box, t) for t in [*markers, *(b[2] for b in others)])
+        broken += max(attribution_shortfall(box, i, points_px, self.margin, self.cluster, self.same), 0.0)
+        if scale > 1:  # a leader line
+            leader = leader_segment(points_px[i], box)
+            broken += sum(10.0 for b in others if crosses(*leader, b[2]))
+            total += sum(self.r * self.r for k, m in enumerate(markers) if k != i and crosses(*leader, m))
+        for j, b in self.placed.items():  # another label's leader line through this one
+            if j != i and b[3] > 1 and crosses(*leader_segment(points_px[j], b[2]), box):
+                broken += 10.0
+        if not self.room:
+            broken += outside
+        return total + _OUTSIDE * outside + (_HARD * (1 + broken) if broken > 0 else 0.0)
+
+    def place(self, i: int) -> tuple:
+        """The cheapest of the candidate places of label ``i`` (the first that costs nothing)."""
+        best = None
+        for dx, dy, ha, va, scale in self.candidates:
+            far = scale > 1
+            ann = self.ax.annotate(
+                self.texts[i],
+                (self.xs[i], self.ys[i]),
+                xytext=(dx * scale * self.reach, dy * scale * self.reach),
+                textcoords="offset points",
+                ha=ha,
+                va=va,
+                fontsize=self.fontsize,
+                color=self.colors[i],
+                arrowprops={"arrowstyle": "-", "color": self.colors[i], "lw": 0.7, "alpha": 0.7} if far else None,
+                bbox=HALO,
+                zorder=4,
+            )
+            box = text_box(ann, self.renderer)
+            value = self.cost(i, box, scale)
+            best = _keep_cheaper(best, (value, ann, box, scale))
+            if value == 0:
+                break
+        return best
+
+    def crowded_first(self) -> list[int]:
+        """The points, most crowded first: two almost on top of each other have one good side each, which a
+        neighbour's label placed earlier would take."""
+        pts = np.asarray(self.points_px, dtype=float).reshape(-1, 2)
+        apart = np.hypot(*(pts[:, None, :] - pts[None, :, :]).transpose(2, 0, 1))
+        np.fill_diagonal(apart, np.inf)
+        return [int(i) for i in np.lexsort((pts[:, 0], apart.min(axis=1) if len(pts) > 1 else np.zeros(len(pts))))]
 
 
 NEIGHBOURS = 4

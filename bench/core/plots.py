@@ -15,9 +15,7 @@ and the per-iteration ``samples`` of the rows at each column's latency batch.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,48 +28,31 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
+from matplotlib.ticker import NullLocator
 
 from bench.core import label_layout
-from bench.core.errors import BenchError
+from bench.core.plot_style import (
+    BASE_STYLE,
+    family_styles,
+    pareto_front,
+    plain_log_axis,
+    save_figure,
+    step_segments,
+)
 from bench.core.schema import UNSTABLE
 
-STYLE = {
+STYLE = BASE_STYLE | {
     "font.size": 12,
     "axes.titlesize": 13,
     "axes.labelsize": 12,
     "xtick.labelsize": 11,
     "ytick.labelsize": 11,
     "legend.fontsize": 11,
-    "axes.grid": True,
     "grid.alpha": 0.3,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "svg.hashsalt": "mobile-backbone-bench",  # stable SVG ids, so regenerated reports diff cleanly
-    "svg.fonttype": "none",  # SVG text stays text (editable), not paths
-    "pdf.fonttype": 42,
 }
+"""Screen sizes over the shared style."""
 DPI = 150
 PANEL_W, PANEL_H = 6.2, 4.8
-
-
-def save_figure(fig: Figure, path: Path, **options: object) -> Path:
-    """``fig.savefig(path, **options)`` for every report and command that writes a figure, so a folder it
-    cannot write or a full disk is the suite's one-line error naming the file, never a traceback."""
-    path = Path(path)
-    # drawn to a temporary file beside it, then renamed over it: a symbolic link planted where the figure
-    # goes is replaced, never written through to its target (as report tables are), and a reader never
-    # sees half a figure
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-    try:
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or None, **options)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise BenchError(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-    return path
 
 
 @dataclass(frozen=True)
@@ -96,23 +77,6 @@ class Panel:
     key: str
     title: str
     subtitle: str
-
-
-def family_styles(families: list[str]) -> dict[str, tuple[str, str]]:
-    """Colour and marker of each family, as declared beside its models; others take the zoo's spare styles
-    (:func:`models.registry.spare_style`, the pool external families take theirs from)."""
-    import models
-    from models.registry import spare_style
-
-    known = set(models.list_families())
-    styles = {}
-    for family in families:
-        if family in known:
-            declared = models.get_family(family)
-            styles[family] = (declared.color, declared.marker)
-        else:
-            styles[family] = spare_style(family)
-    return styles
 
 
 def _marker_size(marker: str) -> float:
@@ -146,15 +110,15 @@ def _family_legend(
     """Title and one legend entry per family, drawn as the plot draws it: its marker, or (``boxes``) a box."""
     fams = frame.drop_duplicates("family").sort_values("family_order")
     handles = [
-        Patch(facecolor=styles[f][0], edgecolor=styles[f][0], alpha=0.75, label=label)
+        Patch(facecolor=styles[f].color, edgecolor=styles[f].color, alpha=0.75, label=label)
         if boxes
         else Line2D(
             [],
             [],
             linestyle="",
-            marker=styles[f][1],
-            color=styles[f][0],
-            markersize=13 if styles[f][1] == "*" else 9,
+            marker=styles[f].marker,
+            color=styles[f].color,
+            markersize=13 if styles[f].marker == "*" else 9,
             label=label,
         )
         for f, label in zip(fams["family"], fams["family_label"], strict=True)
@@ -172,21 +136,10 @@ def _family_legend(
     )
 
 
-def _pareto(x: np.ndarray, y: np.ndarray, smaller_x_better: bool) -> np.ndarray:
-    """Indices of the points no other point beats in both x and y (higher y is better), by x."""
-    order = np.argsort(x if smaller_x_better else -x, kind="stable")
-    front, best = [], -np.inf
-    for i in order:
-        if y[i] > best:
-            front.append(i)
-            best = y[i]
-    return np.asarray(sorted(front, key=lambda i: x[i]), dtype=int)
-
-
 def _scatter_families(ax: Axes, frame: pd.DataFrame, x: str, y: str, styles) -> None:
     """Family markers: filled when the measurement is stable, hollow when it is unstable."""
     for family, grp in frame.groupby("family", sort=False):
-        color, marker = styles[family]
+        color, marker = styles[family].color, styles[family].marker
         unstable = grp["validity"].eq(UNSTABLE) if "validity" in grp else pd.Series(False, index=grp.index)
         ax.scatter(
             grp.loc[~unstable, x],
@@ -229,19 +182,11 @@ def _unstable_handle(frame: pd.DataFrame) -> list[Line2D]:
     return []
 
 
-def _plain_log_axis(axis) -> None:
-    """Ticks at 1-2-3-5 steps with plain numbers (no 10^x), so a log axis reads like a linear one."""
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0)))
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    axis.set_minor_locator(LogLocator(base=10, subs=(4.0, 6.0, 7.0, 8.0, 9.0)))
-    axis.set_minor_formatter(NullFormatter())
-
-
 def _maybe_log(ax: Axes, values: pd.Series, which: str, ratio: float = 8.0) -> None:
     v = values[values > 0]
     if len(v) and v.max() / v.min() > ratio:
         (ax.set_xscale if which == "x" else ax.set_yscale)("log")
-        _plain_log_axis(ax.xaxis if which == "x" else ax.yaxis)
+        plain_log_axis(ax.xaxis if which == "x" else ax.yaxis)
 
 
 # ------------------------------------------------------------------------------------ the plots
@@ -297,11 +242,11 @@ def _plot_vs_top1(
         drawn = list(decorate(ax, rows)) if decorate is not None else []
         _scatter_families(ax, rows, metric, "top1", styles)
         x, y = rows[metric].to_numpy(float), rows["top1"].to_numpy(float)
-        front = _pareto(x, y, smaller_x_better=smaller_is_better)
+        front = pareto_front(x, y, smaller_x_better=smaller_is_better)
         if len(front) > 1:
             where = "post" if smaller_is_better else "pre"
             ax.step(x[front], y[front], where=where, color="0.35", linestyle="--", lw=1.3, zorder=1)
-            drawn += _step_segments(x[front], y[front], where)
+            drawn += step_segments(x[front], y[front], where)
         segments.append(drawn)
         _maybe_log(ax, rows[metric], "x", ratio=3)  # a log axis spreads the crowd of fast models, as in print
         ax.margins(x=0.14, y=0.1)
@@ -311,7 +256,7 @@ def _plot_vs_top1(
     _family_legend(fig, measurements, styles, title)
     label_layout.freeze_layout(fig)
     for ax, (_, rows), drawn in zip(axes, data, segments, strict=True):
-        colors = [styles[f][0] for f in rows["family"]]
+        colors = [styles[f].color for f in rows["family"]]
         label_layout.label_points(
             ax,
             rows[metric].tolist(),
@@ -322,15 +267,6 @@ def _plot_vs_top1(
             make_room=True,
         )
     return fig
-
-
-def _step_segments(x: np.ndarray, y: np.ndarray, where: str) -> list:
-    """The horizontal and vertical pieces of ``ax.step(x, y, where=where)``."""
-    out = []
-    for (x0, y0), (x1, y1) in zip(zip(x[:-1], y[:-1], strict=True), zip(x[1:], y[1:], strict=True), strict=True):
-        corner = (x1, y0) if where == "post" else (x0, y1)
-        out += [((x0, y0), corner), (corner, (x1, y1))]
-    return out
 
 
 def with_interval(rows: pd.DataFrame) -> pd.DataFrame:
@@ -357,7 +293,7 @@ def plot_latency_vs_top1(measurements, samples, panels, styles, size=None) -> Fi
                 r.top1,
                 xerr=[[r.lat_value - r.lat_low], [r.lat_high - r.lat_value]],
                 fmt="none",
-                ecolor=styles[r.family][0],
+                ecolor=styles[r.family].color,
                 elinewidth=1.4,
                 capsize=3,
                 alpha=0.8,
@@ -416,7 +352,7 @@ def plot_throughput_vs_batch(measurements, samples, panels, styles, size=None) -
         ax.set_xticks(batches, [str(b) for b in batches])
         ax.xaxis.set_minor_locator(NullLocator())
         for _, grp in rows.sort_values("batch").groupby(["model", "resolution"], sort=False):
-            color, _ = styles[grp["family"].iloc[0]]
+            color = styles[grp["family"].iloc[0]].color
             ax.plot(grp["batch"], grp["throughput_ips"], color=color, lw=1.8, alpha=0.9, zorder=2)
         _scatter_families(ax, rows, "batch", "throughput_ips", styles)  # hollow where a cell is unstable
         # the last batch at ~70% of the width leaves room for the labels at the line ends
@@ -433,7 +369,7 @@ def plot_throughput_vs_batch(measurements, samples, panels, styles, size=None) -
     for ax, (_, rows) in zip(axes, data, strict=True):
         last = rows.sort_values("batch").groupby(["model", "resolution"], sort=False).tail(1)
         label_layout.spread_labels(
-            ax, [(r.batch, r.throughput_ips, r.name, styles[r.family][0]) for r in last.itertuples()]
+            ax, [(r.batch, r.throughput_ips, r.name, styles[r.family].color) for r in last.itertuples()]
         )
     return fig
 
@@ -468,7 +404,7 @@ def plot_latency_distribution(measurements, samples, panels, styles, size=None) 
             if len(values):
                 data.append(values)
                 pos.append(y)
-                colors.append(styles[m.family][0])
+                colors.append(styles[m.family].color)
                 hollow.append(m.model in unstable_models)
                 labels.append(f"{m.name} †" if hollow[-1] else m.name)
             y += 1.0
@@ -528,8 +464,8 @@ def plot_latency_vs_gmacs(measurements, samples, panels, styles, size=None) -> F
         _scatter_families(ax, rows, "gmacs", "latency_ms", styles)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        _plain_log_axis(ax.xaxis)
-        _plain_log_axis(ax.yaxis)
+        plain_log_axis(ax.xaxis)
+        plain_log_axis(ax.yaxis)
         ax.margins(x=0.3, y=0.15)  # room for the labels of the smallest models
         ax.set_xlabel("GMACs per image (1 MAC = 2 FLOPs)")
         ax.set_ylabel(f"Latency at {_batch_label(rows)} (ms)")
@@ -548,7 +484,7 @@ def plot_latency_vs_gmacs(measurements, samples, panels, styles, size=None) -> F
         ax.set_xlim(x0, x1)
         ax.set_ylim(y0, y1)
         labels = [f"{n} ({v:.0f})" for n, v in zip(rows["name"], g, strict=True)]
-        colors = [styles[f][0] for f in rows["family"]]
+        colors = [styles[f].color for f in rows["family"]]
         boxes = label_layout.label_points(
             ax, rows["gmacs"].tolist(), rows["latency_ms"].tolist(), labels, colors, make_room=True
         )

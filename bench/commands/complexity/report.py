@@ -24,6 +24,7 @@ from bench.commands.complexity.latency import Latency, latency_words
 from bench.core import plots
 from bench.core.errors import BenchError
 from bench.core.formatting import markdown_table, text_table, write_csv
+from bench.core.plot_style import family_styles, save_figure
 
 _MIXER_STYLE = {"CATM": ("#D55E00", "*"), "MSA": ("#0072B2", "o")}
 _COUNTER_LABEL = {"flopcounter": "conv MACs (FlopCounterMode)", "fvcore": "MACs (fvcore)"}
@@ -40,8 +41,8 @@ def _figure(ncols: int, nrows: int = 1, width: float = 6.0, height: float = 4.8)
 
 def _save_figure(fig: Figure, out: Path, stem: str) -> list[Path]:
     return [
-        plots.save_figure(fig, out / f"{stem}.png", dpi=plots.DPI),
-        plots.save_figure(fig, out / f"{stem}.svg", metadata={"Date": None}),
+        save_figure(fig, out / f"{stem}.png", dpi=plots.DPI),
+        save_figure(fig, out / f"{stem}.svg", metadata={"Date": None}),
     ]
 
 
@@ -132,8 +133,8 @@ def _latency_panel(ax, data: pd.DataFrame, exponents: pd.DataFrame, styles: dict
 def plot_latency_vs_tokens(mixers: pd.DataFrame, nets: pd.DataFrame, exponents: pd.DataFrame, out: Path) -> list[Path]:
     """Top row: CATM vs MSA alone; bottom row: whole networks across resolutions; one column per backend."""
     backends = list(dict.fromkeys([*mixers["backend"], *nets["backend"]]))
-    styles = plots.family_styles(list(dict.fromkeys(nets["family"])))
-    net_styles = {n: styles[f] for n, f in zip(nets["what"], nets["family"], strict=True)}
+    styles = family_styles(list(dict.fromkeys(nets["family"])))
+    net_styles = {n: (styles[f].color, styles[f].marker) for n, f in zip(nets["what"], nets["family"], strict=True)}
     with _figure(len(backends), 2, width=6.5, height=4.8) as (fig, axes):
         for col, backend in enumerate(backends):
             _latency_panel(axes[0][col], mixers[mixers["backend"] == backend], exponents, _MIXER_STYLE)
@@ -298,7 +299,7 @@ def save(
 
 
 def _write(path: Path, write: Callable[[Path], object]) -> Path:
-    """``write(path)``, with an OSError as the one-line error naming the file (figures: :func:`plots.save_figure`)."""
+    """``write(path)``, with an OSError as the one-line error naming the file (figures: ``plot_style.save_figure``)."""
     try:
         write(path)
     except OSError as exc:
