@@ -738,3 +738,32 @@ def test_deep_documents_the_suite_reads_back_are_ignored_not_a_recursion_error(t
     cache.mkdir()
     (cache / machine.FLOOR_FILE).write_text('{"k": ' * 100_000)
     assert machine.MachineFloor.load(cache, "k").recorded_ms is None
+
+
+# ----------------------------------------------- class 2: a pipe planted in the export cache never blocks
+
+
+def test_pipes_planted_in_the_cache_folder_are_rebuilt_not_read(tmp_path: Path) -> None:
+    """A named pipe where the suite keeps its own files in ``--cache-dir`` (an export's metadata, the GMACs cache,
+    the machine's floor and sitting history) blocked the run forever: they are the suite's, so they are rebuilt
+    (run_cli's timeout only turns a regression's hang into a failure)."""
+    from bench.core.counting import GMACS_CACHE_FILE
+    from bench.core.machine import FLOOR_FILE
+    from bench.core.sitting_history import HISTORY_FILE
+
+    cache = tmp_path / "cache"
+    argv = ["run", "--backend", "onnx", "--onnx-exporter", "torchscript", "--models", "casvit_xs",
+            *[a for a in FAST if a != "--no-flops"], "--rounds", "1", "--cache-dir", str(cache)]  # fmt: skip
+    assert run_cli(*argv, "--out", str(tmp_path / "first")).returncode == 0
+    (artifact,) = (cache / "onnx").glob("*.onnx")
+    planted = [artifact, artifact.with_name(artifact.name + ".json"), cache / GMACS_CACHE_FILE]
+    planted += [cache / FLOOR_FILE, cache / HISTORY_FILE]
+    for path in planted:
+        path.unlink(missing_ok=True)
+        os.mkfifo(path)
+    proc = run_cli(*argv, "--out", str(tmp_path / "out"), timeout=300)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    (row,) = load_results([tmp_path / "out"])[0].to_dict("records")
+    assert row["status"] == "ok" and row["infer_gmacs"] > 0
+    assert "rebuilt: metadata unreadable" in row["runtime_detail"]
+    assert all(path.is_file() for path in planted[:3])  # rewritten as regular files

@@ -50,7 +50,7 @@ from bench.core.arguments import default_cache_dir
 from bench.core.artifact_backend import ArtifactBackend
 from bench.core.errors import BenchError
 from bench.core.runtime import Prepared, Session, Workload, native_command
-from bench.core.util import one_line, quiet_export, quiet_native
+from bench.core.util import one_line, quiet_export, quiet_native, read_own_document
 
 CONVERTER_REQUIREMENTS = ("litert-torch==0.10.0",)
 """Installed (with ``torch==<this torch>``) into the converter environment; part of the cache key."""
@@ -147,10 +147,9 @@ def converter_python(cache_dir: Path, create: bool = True) -> Path:
 
 
 def _ready(venv: Path) -> bool:
-    try:
-        return json.loads((venv / READY).read_text()).get("requirements") == _requirements()
-    except (OSError, ValueError, AttributeError):
-        return False
+    """Whether the environment was finished for these requirements (its marker, a regular file, says so)."""
+    marker = read_own_document(venv / READY)
+    return isinstance(marker, dict) and marker.get("requirements") == _requirements()
 
 
 def create_converter_env(venv: Path) -> Path:
