@@ -612,6 +612,23 @@ def test_a_dynamo_export_failing_on_a_data_dependent_branch_is_one_line_naming_t
     assert all(any(e in line for line in lines) for e in errors)
 
 
+def test_openvino_and_executorch_exports_failing_on_a_branch_name_the_networks_line(tmp_path: Path) -> None:
+    """OpenVINO and ExecuTorch said only torch.export's "Could not guard on data-dependent expression Eq(u0, 1)",
+    not where: their rows name the line of the user's network too, as ONNX's do (one helper, :func:`one_line`)."""
+    (tmp_path / "branchy.py").write_text(BRANCHY)
+    out = tmp_path / "out"
+    proc = run_cli("run", "--backend", "openvino,executorch", "--models", f"{tmp_path / 'branchy.py'}:build", *FAST,
+                   "--rounds", "1", "--cache-dir", str(tmp_path / "cache"), "--out", str(out))  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 3 and "Traceback" not in proc.stderr, proc.stderr
+    errors = load_results([out])[0].set_index("backend")["error"]
+    assert sorted(errors.index) == ["executorch", "openvino"]
+    for backend, error in errors.items():
+        assert "at branchy.py:13 `if y.mean() > 0:`: " in error and "data-dependent" in error, error
+        assert any(line.startswith(f"{backend}/") and error in line for line in lines), (error, lines)
+
+
 MLIR_MESSAGE = "Verification failed:\nerror: loc(\"conv\"): 'tfl.conv_2d' op operand #0 must be a tensor\n note: ..."
 STUB_CONVERTER = f"""\
 __version__ = "0-stub"

@@ -50,7 +50,7 @@ from bench.core.arguments import default_cache_dir
 from bench.core.artifact_backend import ArtifactBackend
 from bench.core.errors import BenchError
 from bench.core.runtime import Prepared, Session, Workload, native_command
-from bench.core.util import one_line, quiet_export, quiet_native, read_own_document
+from bench.core.util import export_program, one_line, quiet_export, quiet_native, read_own_document
 
 CONVERTER_REQUIREMENTS = ("litert-torch==0.10.0",)
 """Installed (with ``torch==<this torch>``) into the converter environment; part of the cache key."""
@@ -202,7 +202,7 @@ def convert(model: nn.Module, workload: Workload, out: Path, python: Path) -> di
     calibration = out.with_name(out.stem + "-calibration.npy")
     t0 = time.perf_counter()
     with quiet_export(), quiet_native(), torch.no_grad():  # no FX graph dumps
-        torch.export.save(torch.export.export(model, (example,)), str(pt2))
+        torch.export.save(export_program(model, example), str(pt2))
     extra = []
     if workload.precision == "int8":  # the shared set, from this process: the converter's side has no suite code
         np.save(calibration, np.stack(workload.calibration.batches(workload.input_shape, workload.model_name)))

@@ -15,6 +15,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from bench.core.errors import BenchError
 from models.errors import one_line as one_line  # the one exception-to-line helper (models cannot import bench)
@@ -196,6 +197,23 @@ def quiet_export(*loggers: str) -> Iterator[None]:
     the cause and the line of the network it came from), so none of it is shown."""
     with quiet(*EXPORT_LOGGERS, *loggers), contextlib.redirect_stderr(io.StringIO()):
         yield
+
+
+class ExportError(RuntimeError):
+    """``torch.export`` gave up on a network; raised from its error so that :func:`one_line` says the cause and
+    the line of the network that triggered it, as it does for the ONNX dynamo exporter's own wrapper."""
+
+
+def export_program(model: object, example: object) -> Any:
+    """``torch.export.export(model, (example,))``, the one export OpenVINO, ExecuTorch, LiteRT and Core ML
+    convert from; a failure is an :class:`ExportError` whose row error names the network's line
+    (``branchy.py:13 `if y.mean() > 0:```) and the cause, not torch's advice."""
+    import torch
+
+    try:
+        return torch.export.export(model, (example,))  # type: ignore[arg-type]
+    except Exception as exc:
+        raise ExportError("torch.export could not export the network:") from exc
 
 
 def _flush_c_stdio() -> None:
