@@ -517,6 +517,14 @@ def test_a_sitting_stopped_and_resumed_keeps_its_ratios(tmp_path: Path, stop: st
     assert ratios[["model", "backend"]].values.tolist() == [["casvit_xs", "torch"]]
     assert f"run {first.name} (continued by --resume in {second.name})" in (report / "ratios.md").read_text()
     assert "within each of 1 sitting(s)" in (report / "findings.md").read_text()
+    environment = json.loads((second / "environment.json").read_text())
+    del environment["resumes"]  # as a folder written before runs recorded the runs they continue
+    (second / "environment.json").write_text(json.dumps(environment))
+    assert set(load_results([out])[0]["sitting"]) == {first.name}  # the same command's earlier run, resumed
+    proc = cli("report", "--results", str(out), "--out", str(report), "--no-plots", "--ratio-to", "onnx")
+    assert proc.returncode == 0, proc.stderr
+    assert pd.read_csv(report / "ratios.csv")[["model", "backend"]].values.tolist() == [["casvit_xs", "torch"]]
+    assert "within each of 1 sitting(s)" in (report / "findings.md").read_text()
 
 
 # ------------------------------------------------------------- class 5: report --models and its ratios
