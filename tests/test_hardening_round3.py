@@ -792,3 +792,25 @@ def test_pipes_planted_in_the_cache_folder_are_rebuilt_not_read(tmp_path: Path) 
     assert row["status"] == "ok" and row["infer_gmacs"] > 0
     assert "rebuilt: metadata unreadable" in row["runtime_detail"]
     assert all(path.is_file() for path in planted[:3])  # rewritten as regular files
+
+
+def test_a_pipe_where_the_litert_converter_environment_goes_is_replaced(tmp_path: Path) -> None:
+    """A pipe at ``<cache>/litert-venv`` blocked the run forever: shutil.rmtree opens what it removes. pip finds
+    no index here (PIP_NO_INDEX), so the environment's creation fails at once, with its one-line error."""
+    import importlib.util
+
+    if importlib.util.find_spec("litert_torch") is not None:
+        pytest.skip("litert-torch is installed here: the converter environment is not used")
+    cache, out = tmp_path / "cache", tmp_path / "out"
+    cache.mkdir()
+    os.mkfifo(cache / "litert-venv")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PIP_NO_INDEX": "1"}
+    env.pop("BENCH_LITERT_PYTHON", None)
+    argv = ["run", "--backend", "litert", "--models", "casvit_xs", *FAST, "--rounds", "1", "--cache-dir", str(cache),
+            "--out", str(out)]  # fmt: skip
+    proc = subprocess.run([sys.executable, "-m", "bench", *argv], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    (error,) = load_results([out])[0]["error"]
+    assert "could not create the litert-torch environment" in error and "No matching distribution" in error
+    assert (cache / "litert-venv").is_dir()  # the pipe was the suite's path: replaced

@@ -155,14 +155,13 @@ def _ready(venv: Path) -> bool:
 def create_converter_env(venv: Path) -> Path:
     """Create (or recreate) the converter virtual environment at ``venv``; one process at a time."""
     import fcntl
-    import shutil
 
     venv.parent.mkdir(parents=True, exist_ok=True)
     with open(venv.parent / f".{venv.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent run waits here, then finds the environment ready
         if _ready(venv):
             return _venv_python(venv)
-        shutil.rmtree(venv, ignore_errors=True)
+        artifacts.remove(venv)  # not shutil.rmtree, which opens (and waits on) a pipe planted there
         print(
             f"creating the litert-torch converter environment {venv} (once; about a minute): "
             f"{' '.join(_requirements())}",

@@ -50,6 +50,8 @@ def tree_digest(path: Path) -> str:
 
 
 def remove(path: Path) -> None:
+    """Remove a file, link or folder of the cache; anything else (a pipe) is unlinked, never opened:
+    ``shutil.rmtree`` opens its argument first and would wait on a pipe forever."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
