@@ -326,6 +326,14 @@ def test_report_removes_only_its_own_figures_and_replaces_a_planted_link(tmp_pat
     assert not (mine / written[0]).is_symlink() and (mine / written[0]).stat().st_size > 100
     assert (mine / "my_diagram.pdf").exists() and (mine / "photo.png").exists()
     assert not list(mine.glob(".*.tmp*"))  # no temporary file left behind
+    # the figures folder itself a link to a folder outside --out: the link is replaced, nothing written there
+    elsewhere = tmp_path / "elsewhere"
+    mine.rename(elsewhere)
+    mine.symlink_to(elsewhere, target_is_directory=True)
+    before = {p.name: p.stat().st_mtime_ns for p in elsewhere.iterdir()}
+    assert cli(*argv).returncode == 0
+    assert {p.name: p.stat().st_mtime_ns for p in elsewhere.iterdir()} == before
+    assert not mine.is_symlink() and sorted(p.name for p in mine.glob("*.p[dn][fg]")) == written
 
 
 # ---------------------------------------------------------------------- class 5: options and names
