@@ -31,14 +31,18 @@ def one_line(exc: BaseException, limit: int = 300, *, with_type: bool = True) ->
     return (f"{type(exc).__name__}: {text}" if with_type else text)[:limit]
 
 
+_SUITE = str(Path(__file__).resolve().parents[1] / "bench")
+"""The suite's own code: never the line to name (the call that exported the network, say)."""
+
+
 def _user_frame(exc: BaseException) -> str | None:
-    """``file.py:LINE `code``` of the last frame of ``exc``'s traceback outside installed packages and the
-    standard library: the line of the network that torch.export could not trace, say."""
+    """``file.py:LINE `code``` of the last frame of ``exc``'s traceback outside installed packages, the standard
+    library and the suite itself: the line of the network that torch.export could not trace, say."""
     stdlib = sysconfig.get_paths()["stdlib"]
     frames = [
         f
         for f in traceback.extract_tb(exc.__traceback__)
-        if Path(f.filename).is_file() and not f.filename.startswith(stdlib) and "-packages" not in f.filename
+        if Path(f.filename).is_file() and not f.filename.startswith((stdlib, _SUITE)) and "-packages" not in f.filename
     ]
     if not frames:
         return None

@@ -326,6 +326,14 @@ def test_report_removes_only_its_own_figures_and_replaces_a_planted_link(tmp_pat
     assert not (mine / written[0]).is_symlink() and (mine / written[0]).stat().st_size > 100
     assert (mine / "my_diagram.pdf").exists() and (mine / "photo.png").exists()
     assert not list(mine.glob(".*.tmp*"))  # no temporary file left behind
+    # the figures folder itself a link to a folder outside --out: the link is replaced, nothing written there
+    elsewhere = tmp_path / "elsewhere"
+    mine.rename(elsewhere)
+    mine.symlink_to(elsewhere, target_is_directory=True)
+    before = {p.name: p.stat().st_mtime_ns for p in elsewhere.iterdir()}
+    assert cli(*argv).returncode == 0
+    assert {p.name: p.stat().st_mtime_ns for p in elsewhere.iterdir()} == before
+    assert not mine.is_symlink() and sorted(p.name for p in mine.glob("*.p[dn][fg]")) == written
 
 
 # ---------------------------------------------------------------------- class 5: options and names
@@ -517,6 +525,14 @@ def test_a_sitting_stopped_and_resumed_keeps_its_ratios(tmp_path: Path, stop: st
     assert ratios[["model", "backend"]].values.tolist() == [["casvit_xs", "torch"]]
     assert f"run {first.name} (continued by --resume in {second.name})" in (report / "ratios.md").read_text()
     assert "within each of 1 sitting(s)" in (report / "findings.md").read_text()
+    environment = json.loads((second / "environment.json").read_text())
+    del environment["resumes"]  # as a folder written before runs recorded the runs they continue
+    (second / "environment.json").write_text(json.dumps(environment))
+    assert set(load_results([out])[0]["sitting"]) == {first.name}  # the same command's earlier run, resumed
+    proc = cli("report", "--results", str(out), "--out", str(report), "--no-plots", "--ratio-to", "onnx")
+    assert proc.returncode == 0, proc.stderr
+    assert pd.read_csv(report / "ratios.csv")[["model", "backend"]].values.tolist() == [["casvit_xs", "torch"]]
+    assert "within each of 1 sitting(s)" in (report / "findings.md").read_text()
 
 
 # ------------------------------------------------------------- class 5: report --models and its ratios
@@ -610,6 +626,23 @@ def test_a_dynamo_export_failing_on_a_data_dependent_branch_is_one_line_naming_t
     assert all("Next steps" not in e and "data-dependent" in e for e in errors), errors
     assert "branchy.py:13 `if y.mean() > 0:`" in errors["onnx"]
     assert all(any(e in line for line in lines) for e in errors)
+
+
+def test_openvino_and_executorch_exports_failing_on_a_branch_name_the_networks_line(tmp_path: Path) -> None:
+    """OpenVINO and ExecuTorch said only torch.export's "Could not guard on data-dependent expression Eq(u0, 1)",
+    not where: their rows name the line of the user's network too, as ONNX's do (one helper, :func:`one_line`)."""
+    (tmp_path / "branchy.py").write_text(BRANCHY)
+    out = tmp_path / "out"
+    proc = run_cli("run", "--backend", "openvino,executorch", "--models", f"{tmp_path / 'branchy.py'}:build", *FAST,
+                   "--rounds", "1", "--cache-dir", str(tmp_path / "cache"), "--out", str(out))  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 3 and "Traceback" not in proc.stderr, proc.stderr
+    errors = load_results([out])[0].set_index("backend")["error"]
+    assert sorted(errors.index) == ["executorch", "openvino"]
+    for backend, error in errors.items():
+        assert "at branchy.py:13 `if y.mean() > 0:`: " in error and "data-dependent" in error, error
+        assert any(line.startswith(f"{backend}/") and error in line for line in lines), (error, lines)
 
 
 MLIR_MESSAGE = "Verification failed:\nerror: loc(\"conv\"): 'tfl.conv_2d' op operand #0 must be a tensor\n note: ..."
@@ -738,3 +771,54 @@ def test_deep_documents_the_suite_reads_back_are_ignored_not_a_recursion_error(t
     cache.mkdir()
     (cache / machine.FLOOR_FILE).write_text('{"k": ' * 100_000)
     assert machine.MachineFloor.load(cache, "k").recorded_ms is None
+
+
+# ----------------------------------------------- class 2: a pipe planted in the export cache never blocks
+
+
+def test_pipes_planted_in_the_cache_folder_are_rebuilt_not_read(tmp_path: Path) -> None:
+    """A named pipe where the suite keeps its own files in ``--cache-dir`` (an export's metadata, the GMACs cache,
+    the machine's floor and sitting history) blocked the run forever: they are the suite's, so they are rebuilt
+    (run_cli's timeout only turns a regression's hang into a failure)."""
+    from bench.core.counting import GMACS_CACHE_FILE
+    from bench.core.machine import FLOOR_FILE
+    from bench.core.sitting_history import HISTORY_FILE
+
+    cache = tmp_path / "cache"
+    argv = ["run", "--backend", "onnx", "--onnx-exporter", "torchscript", "--models", "casvit_xs",
+            *[a for a in FAST if a != "--no-flops"], "--rounds", "1", "--cache-dir", str(cache)]  # fmt: skip
+    assert run_cli(*argv, "--out", str(tmp_path / "first")).returncode == 0
+    (artifact,) = (cache / "onnx").glob("*.onnx")
+    planted = [artifact, artifact.with_name(artifact.name + ".json"), cache / GMACS_CACHE_FILE]
+    planted += [cache / FLOOR_FILE, cache / HISTORY_FILE]
+    for path in planted:
+        path.unlink(missing_ok=True)
+        os.mkfifo(path)
+    proc = run_cli(*argv, "--out", str(tmp_path / "out"), timeout=300)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    (row,) = load_results([tmp_path / "out"])[0].to_dict("records")
+    assert row["status"] == "ok" and row["infer_gmacs"] > 0
+    assert "rebuilt: metadata unreadable" in row["runtime_detail"]
+    assert all(path.is_file() for path in planted[:3])  # rewritten as regular files
+
+
+def test_a_pipe_where_the_litert_converter_environment_goes_is_replaced(tmp_path: Path) -> None:
+    """A pipe at ``<cache>/litert-venv`` blocked the run forever: shutil.rmtree opens what it removes. pip finds
+    no index here (PIP_NO_INDEX), so the environment's creation fails at once, with its one-line error."""
+    import importlib.util
+
+    if importlib.util.find_spec("litert_torch") is not None:
+        pytest.skip("litert-torch is installed here: the converter environment is not used")
+    cache, out = tmp_path / "cache", tmp_path / "out"
+    cache.mkdir()
+    os.mkfifo(cache / "litert-venv")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PIP_NO_INDEX": "1"}
+    env.pop("BENCH_LITERT_PYTHON", None)
+    argv = ["run", "--backend", "litert", "--models", "casvit_xs", *FAST, "--rounds", "1", "--cache-dir", str(cache),
+            "--out", str(out)]  # fmt: skip
+    proc = subprocess.run([sys.executable, "-m", "bench", *argv], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    (error,) = load_results([out])[0]["error"]
+    assert "could not create the litert-torch environment" in error and "No matching distribution" in error
+    assert (cache / "litert-venv").is_dir()  # the pipe was the suite's path: replaced

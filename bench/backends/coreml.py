@@ -40,7 +40,7 @@ from torch import nn
 from bench.core import artifacts
 from bench.core.errors import BenchError
 from bench.core.runtime import Backend, BackendOptions, Prepared, Session, Workload, option
-from bench.core.util import one_line
+from bench.core.util import export_program, one_line
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -252,7 +252,7 @@ def _source(model: nn.Module, example: torch.Tensor, frontend: str) -> Any:
         if frontend == "trace":
             # check_trace would run the model twice more only to compare graphs; parity is checked on macOS.
             return torch.jit.trace(model, example, check_trace=False)
-        return torch.export.export(model, (example,)).run_decompositions({})
+        return export_program(model, example).run_decompositions({})
 
 
 def convert(

@@ -35,7 +35,7 @@ from bench.core import artifacts
 from bench.core.artifact_backend import ArtifactBackend
 from bench.core.errors import BenchError
 from bench.core.runtime import BackendOptions, Prepared, Session, Workload, native_command, option
-from bench.core.util import quiet, quiet_export, quiet_native
+from bench.core.util import export_program, quiet, quiet_export, quiet_native
 
 DELEGATES = ("xnnpack", "none")
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -97,7 +97,7 @@ def quantize_int8(model: nn.Module, example: torch.Tensor, calibration: list[np.
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
         quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
-        observed = prepare_pt2e(torch.export.export(model, (example,)).module(), quantizer)
+        observed = prepare_pt2e(export_program(model, example).module(), quantizer)
         for batch in calibration:
             observed(torch.from_numpy(batch))
         return convert_pt2e(observed)
@@ -115,7 +115,7 @@ def lower(model: nn.Module, example: torch.Tensor, path: Path, delegate: str) ->
 
             partitioners.append(XnnpackPartitioner())
         t0 = time.perf_counter()
-        program = torch.export.export(model, (example,))
+        program = export_program(model, example)
         t1 = time.perf_counter()
         edge = to_edge_transform_and_lower(program, partitioner=partitioners)
         t2 = time.perf_counter()

@@ -50,7 +50,7 @@ from bench.core.arguments import default_cache_dir
 from bench.core.artifact_backend import ArtifactBackend
 from bench.core.errors import BenchError
 from bench.core.runtime import Prepared, Session, Workload, native_command
-from bench.core.util import one_line, quiet_export, quiet_native
+from bench.core.util import export_program, one_line, quiet_export, quiet_native, read_own_document
 
 CONVERTER_REQUIREMENTS = ("litert-torch==0.10.0",)
 """Installed (with ``torch==<this torch>``) into the converter environment; part of the cache key."""
@@ -147,23 +147,21 @@ def converter_python(cache_dir: Path, create: bool = True) -> Path:
 
 
 def _ready(venv: Path) -> bool:
-    try:
-        return json.loads((venv / READY).read_text()).get("requirements") == _requirements()
-    except (OSError, ValueError, AttributeError):
-        return False
+    """Whether the environment was finished for these requirements (its marker, a regular file, says so)."""
+    marker = read_own_document(venv / READY)
+    return isinstance(marker, dict) and marker.get("requirements") == _requirements()
 
 
 def create_converter_env(venv: Path) -> Path:
     """Create (or recreate) the converter virtual environment at ``venv``; one process at a time."""
     import fcntl
-    import shutil
 
     venv.parent.mkdir(parents=True, exist_ok=True)
     with open(venv.parent / f".{venv.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent run waits here, then finds the environment ready
         if _ready(venv):
             return _venv_python(venv)
-        shutil.rmtree(venv, ignore_errors=True)
+        artifacts.remove(venv)  # not shutil.rmtree, which opens (and waits on) a pipe planted there
         print(
             f"creating the litert-torch converter environment {venv} (once; about a minute): "
             f"{' '.join(_requirements())}",
@@ -203,7 +201,7 @@ def convert(model: nn.Module, workload: Workload, out: Path, python: Path) -> di
     calibration = out.with_name(out.stem + "-calibration.npy")
     t0 = time.perf_counter()
     with quiet_export(), quiet_native(), torch.no_grad():  # no FX graph dumps
-        torch.export.save(torch.export.export(model, (example,)), str(pt2))
+        torch.export.save(export_program(model, example), str(pt2))
     extra = []
     if workload.precision == "int8":  # the shared set, from this process: the converter's side has no suite code
         np.save(calibration, np.stack(workload.calibration.batches(workload.input_shape, workload.model_name)))

@@ -44,7 +44,7 @@ from bench.core.artifact_backend import ArtifactBackend
 from bench.core.calibration import Calibration
 from bench.core.errors import BenchError
 from bench.core.runtime import BackendOptions, Prepared, Session, Workload, native_command, option
-from bench.core.util import quiet_export, quiet_native
+from bench.core.util import export_program, quiet_export, quiet_native
 
 FRONTENDS = ("export", "trace")
 """How the model reaches OpenVINO: ``export`` (a torch.export ExportedProgram; faster to convert and
@@ -173,7 +173,7 @@ def convert(
     t0 = time.perf_counter()
     with quiet_export("openvino"), torch.no_grad():
         if frontend == "export":
-            converted = ov.convert_model(torch.export.export(model, (example,)))
+            converted = ov.convert_model(export_program(model, example))
         else:
             converted = ov.convert_model(model, example_input=(example,))
     converted.reshape(list(example.shape))  # static: the converted input's dimensions may be left dynamic

@@ -27,7 +27,7 @@ from bench.core.schema import (
     AccuracyDocument,
     AccuracyResult,
 )
-from bench.core.util import parse_document
+from bench.core.util import read_own_document
 
 RESULT_FILE = "accuracy.json"
 PER_CLASS_FILE = "per_class.csv"
@@ -46,10 +46,7 @@ __all__ = [
 
 def load_document(path: Path) -> AccuracyDocument | None:
     """The document at ``path``, or None when it is not a readable accuracy document of this suite."""
-    try:
-        raw = parse_document(Path(path).read_text(encoding="utf-8"), "json")
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
+    raw = read_own_document(path)  # a regular file only: a pipe planted in a results folder would block
     if not isinstance(raw, dict) or raw.get("suite") != SUITE_ID or raw.get("kind") != ACCURACY_KIND:
         return None
     if raw.get("format") not in READABLE_ACCURACY_FORMATS:

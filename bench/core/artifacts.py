@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench.core.util import atomic_write_text, feed_file, json_digest, one_line, parse_document
+from bench.core.util import atomic_write_text, feed_file, json_digest, one_line, read_own_document
 
 
 def weights_digest(model: nn.Module) -> str:
@@ -50,6 +50,8 @@ def tree_digest(path: Path) -> str:
 
 
 def remove(path: Path) -> None:
+    """Remove a file, link or folder of the cache; anything else (a pipe) is unlinked, never opened:
+    ``shutil.rmtree`` opens its argument first and would wait on a pipe forever."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
@@ -80,10 +82,9 @@ def _meta_path(path: Path) -> Path:
 
 def _problem(path: Path, key: Mapping[str, Any], check: Callable[[Path, dict], str | None] | None) -> tuple[dict, str]:
     """The entry's metadata and why it cannot be used ('' when it can)."""
-    try:
-        meta = parse_document(_meta_path(path).read_text(), "json")
-    except (OSError, ValueError) as exc:
-        return {}, f"metadata unreadable ({type(exc).__name__})"
+    meta = read_own_document(_meta_path(path))  # a regular file only: a planted pipe would block the run
+    if meta is None:
+        return {}, "metadata unreadable"
     if not isinstance(meta, dict) or meta.get("key") != json.loads(json.dumps(key, default=str)):
         return {}, "metadata does not match"
     try:

@@ -41,7 +41,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import models
 from bench.core.errors import BenchError
-from bench.core.util import atomic_write_text, parse_document, quiet
+from bench.core.util import atomic_write_text, quiet, read_own_document
 
 GIGA = 1e9
 
@@ -285,10 +285,7 @@ def cached_gmacs(model: nn.Module, resolution: int, cache_dir: Path) -> float:
     """
     cache = Path(cache_dir) / GMACS_CACHE_FILE
     key = hashlib.sha1(f"{model!r}|{resolution}".encode()).hexdigest()[:16]
-    try:
-        known = parse_document(cache.read_text(encoding="utf-8"), "json")
-    except (OSError, ValueError):
-        known = {}
+    known = read_own_document(cache)  # None when missing, damaged or not a regular file: recounted, rewritten
     known = {k: v for k, v in known.items() if _valid_gmacs(k, v)} if isinstance(known, dict) else {}
     if key in known:
         return known[key]["gmacs"]

@@ -643,12 +643,15 @@ def write_figures(
     font: str = "sans",
     ratio_to: str | None = None,
 ) -> list[Path]:
-    """Write every print figure as PDF and PNG into ``out_dir`` (created). Figures an earlier report wrote
-    there and this one does not are removed: only those, as listed in :data:`WRITTEN_LIST` (a user's own
+    """Write every print figure as PDF and PNG into ``out_dir`` (created; a link there is replaced by a folder, as
+    the tables replace links, never written through). Figures an earlier report wrote there and this one does not
+    are removed: only those, as listed in :data:`WRITTEN_LIST` (a user's own
     files in the folder are never touched)."""
     out_dir = Path(out_dir)
     listed = out_dir / WRITTEN_LIST
     try:
+        if out_dir.is_symlink():  # a link planted there would send the figures outside --out: replace the link
+            out_dir.unlink()
         out_dir.mkdir(parents=True, exist_ok=True)
         before = listed.read_text(encoding="utf-8").splitlines() if listed.is_file() else []
     except (OSError, UnicodeDecodeError) as exc:

@@ -34,7 +34,7 @@ from bench.core.stats import (
     fastest_spread,
     headline,
 )
-from bench.core.util import parse_document
+from bench.core.util import read_own_document
 
 REFERENCE_BLOCK_S = 0.05
 """Timed seconds of the reference per workload round (after a 20 ms pause and two warm calls).
@@ -127,7 +127,7 @@ class MachineFloor:
     @classmethod
     def load(cls, cache_dir: Path, key: str) -> MachineFloor:
         try:
-            entry = parse_document((cache_dir / FLOOR_FILE).read_text(), "json").get(key, {})
+            entry = read_own_document(cache_dir / FLOOR_FILE).get(key, {})  # type: ignore[union-attr]
             value, stamp = entry.get("floor_ms"), float(entry.get("updated_s", 0))
         except (OSError, ValueError, AttributeError, TypeError):
             value, stamp = None, 0.0
@@ -149,7 +149,7 @@ class MachineFloor:
             return
         path = cache_dir / FLOOR_FILE
         try:
-            data = parse_document(path.read_text(), "json") if path.is_file() else {}
+            data = read_own_document(path)
             if not isinstance(data, dict):
                 data = {}
             data[self.key] = {"floor_ms": round(floor, 5), "updated_s": int(time.time())}

@@ -50,7 +50,9 @@ class PaperChoice:
 
     def reference(self, report: Report) -> Column:
         """The report column of the runtime every other is compared with (ratios, findings)."""
-        return paper_columns(report, self.ratio_to or self.runtime or report.columns[0].key)[0]
+        if self.ratio_to:
+            return paper_columns(report, self.ratio_to, "--ratio-to")[0]
+        return paper_columns(report, self.runtime or report.columns[0].key)[0]
 
 
 def report_command(

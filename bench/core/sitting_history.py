@@ -24,7 +24,7 @@ import numpy as np
 
 from bench.core.schema import cell_identity, setting_identity
 from bench.core.stats import SITTING_SD
-from bench.core.util import json_digest, parse_document
+from bench.core.util import json_digest, read_own_document
 
 HISTORY_FILE = "sitting-history.json"
 KEEP_SITTINGS = 8
@@ -101,7 +101,7 @@ class SittingHistory:
     @classmethod
     def load(cls, cache_dir: Path, key: str) -> SittingHistory:
         try:
-            entries = parse_document((cache_dir / HISTORY_FILE).read_text(), "json").get(key, [])  # type: ignore[union-attr]
+            entries = read_own_document(cache_dir / HISTORY_FILE).get(key, [])  # type: ignore[union-attr]
         except (OSError, ValueError, AttributeError, TypeError):
             entries = []
         now = time.time()
@@ -124,11 +124,8 @@ class SittingHistory:
             "cells": {k: [round(v, 5), round(s, 5)] for k, (v, s) in cells.items()},
         }
         path = cache_dir / HISTORY_FILE
-        try:
-            data = parse_document(path.read_text(), "json") if path.is_file() else {}
-        except (OSError, ValueError):
-            data = {}  # the suite's own cache file, unreadable: start it afresh
-        if not isinstance(data, dict):
+        data = read_own_document(path)
+        if not isinstance(data, dict):  # the suite's own cache file, missing or unreadable: start it afresh
             data = {}
         try:
             kept = data.get(self.key)

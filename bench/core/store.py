@@ -267,10 +267,37 @@ def sitting_of(resumes: Mapping[str, object]) -> dict[str, str]:
     return {run: root(run) for run in resumes}
 
 
+def continued_runs(envs: Mapping[Path, Mapping[str, object]]) -> dict[str, object]:
+    """Run folder name -> the runs it continues, given each run folder's environment: its ``resumes``; for a
+    folder written before runs recorded them (a ``--resume`` command without that field), the earlier runs
+    of the same command line on the same machine (``env_id``) in the same results folder, as ``--resume``
+    skipped their finished rows and carried their rounds on. Else the run continues none."""
+
+    def command(env: Mapping[str, object]) -> list[str] | None:
+        argv = env.get("argv")
+        return [a for a in argv[1:] if a != "--resume"] if isinstance(argv, list) else None
+
+    out: dict[str, object] = {}
+    for run_dir, env in envs.items():
+        argv = env.get("argv")
+        if "resumes" in env or not isinstance(argv, list) or "--resume" not in argv:
+            out[run_dir.name] = env.get("resumes")
+            continue
+        out[run_dir.name] = [
+            other.name
+            for other, earlier in envs.items()
+            if other.parent == run_dir.parent
+            and earlier.get("env_id") == env.get("env_id")
+            and command(earlier) == command(env)
+            and str(earlier.get("started_at", "")) < str(env.get("started_at", ""))
+        ]
+    return out
+
+
 def sittings(run_dirs: Iterable[Path]) -> list[list[Path]]:
     """``run_dirs`` grouped into sittings (:func:`sitting_of`), in the order each sitting is first met."""
     run_dirs = list(run_dirs)
-    of = sitting_of({d.name: load_environment(d).get("resumes") for d in run_dirs})
+    of = sitting_of(continued_runs({d: load_environment(d) for d in run_dirs}))
     groups: dict[str, list[Path]] = {}
     for d in run_dirs:
         groups.setdefault(of[d.name], []).append(d)
@@ -569,8 +596,10 @@ def load_results(paths: Iterable[Path]) -> tuple[pd.DataFrame, pd.DataFrame, dic
     summaries, samples, environments, found = [], [], {}, []
     seen: dict[str, Path] = {}  # run_id -> the folder it was read from
     resumes: dict[str, object] = {}
+    envs = {run_dir: load_environment(run_dir) for run_dir in run_dirs}
+    continues = continued_runs(envs)
     for run_dir in run_dirs:
-        env = load_environment(run_dir)
+        env = envs[run_dir]
         summary_problems, sample_problems = Problems(run_dir / SUMMARY_FILE), Problems(run_dir / SAMPLES_FILE)
         summary = load_summary(run_dir, summary_problems)
         found.append(summary_problems)
@@ -579,7 +608,7 @@ def load_results(paths: Iterable[Path]) -> tuple[pd.DataFrame, pd.DataFrame, dic
             summary_problems.other.append(f"holds run {again[0]} again (read from {seen[again[0]]}): left out")
             continue
         seen.update(dict.fromkeys(summary["run_id"].astype(str), run_dir))
-        resumes.update(dict.fromkeys(summary["run_id"].astype(str), env.get("resumes")))
+        resumes.update(dict.fromkeys(summary["run_id"].astype(str), continues[run_dir.name]))
         summaries.append(summary)
         samples.append(load_samples(run_dir, sample_problems))
         found.append(sample_problems)

@@ -457,14 +457,15 @@ def _paper_rows(report: Report, keys: list[str], model_names: list[str] | None) 
     return rows
 
 
-def paper_columns(report: Report, runtime: str | None) -> list[Column]:
-    """The report's columns whose backend or key is ``runtime`` (all of them for None)."""
+def paper_columns(report: Report, runtime: str | None, flag: str = "--paper-runtime") -> list[Column]:
+    """The report's columns whose backend or key is ``runtime`` (all of them for None); the error names the
+    ``flag`` the user gave it under (``--ratio-to`` too)."""
     if runtime is None:
         return list(report.columns)
     found = [c for c in report.columns if runtime in (c.backend, c.key)]
     if not found:
         known = ", ".join(f"{c.key} ({c.backend})" for c in report.columns)
-        raise BenchError(f"--paper-runtime {runtime!r} is not a column of this report; choose one of {known}")
+        raise BenchError(f"{flag} {runtime!r} is not a column of this report; choose one of {known}")
     return found
 
 

@@ -15,14 +15,16 @@ import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from bench.core.errors import BenchError
 from models.errors import one_line as one_line  # the one exception-to-line helper (models cannot import bench)
 
 
 def feed_file(digest: hashlib._Hash, path: Path | str) -> None:
-    """Add a file's bytes to ``digest``, read in 1 MiB blocks (checkpoints and artifacts can be large)."""
-    with open(path, "rb") as f:
+    """Add a file's bytes to ``digest``, read in 1 MiB blocks (checkpoints and artifacts can be large). Only a
+    regular file is read (:func:`open_regular`): a pipe planted in the cache would block the run forever."""
+    with os.fdopen(open_regular(path), "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
 
@@ -67,12 +69,12 @@ def special_file_kind(mode: int) -> str | None:
     return next((kind for test, kind in _NOT_REGULAR if test(mode)), "not a regular file")
 
 
-def read_input_file(path: Path | str, limit: int = MAX_INPUT_BYTES) -> bytes:
-    """The bytes of a file the user named, read only if it is a regular file of at most ``limit`` bytes.
+def open_regular(path: Path | str) -> int:
+    """A read-only descriptor of ``path`` if it is a regular file; else a one-line :class:`BenchError` naming it.
 
-    A named pipe would block forever, a device such as ``/dev/zero`` (or a link to one) never ends, a
-    folder has no bytes: each is a one-line :class:`BenchError` without reading a byte. The file is
-    opened without blocking and checked through its open descriptor, so it cannot be swapped meanwhile.
+    A named pipe would block forever (even its ``open``), a device such as ``/dev/zero`` (or a link to one)
+    never ends, a folder has no bytes: none of them is read. The file is opened without blocking and checked
+    through its open descriptor, so it cannot be swapped meanwhile.
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
@@ -80,11 +82,19 @@ def read_input_file(path: Path | str, limit: int = MAX_INPUT_BYTES) -> bytes:
         raise BenchError(f"{path}: no such file") from None
     except OSError as exc:
         raise BenchError(f"{path}: unreadable ({exc.strerror or exc})") from None
+    kind = special_file_kind(os.fstat(fd).st_mode)
+    if kind is not None:
+        os.close(fd)
+        raise BenchError(f"{path}: {kind}, not a regular file: nothing was read from it")
+    return fd
+
+
+def read_input_file(path: Path | str, limit: int = MAX_INPUT_BYTES) -> bytes:
+    """The bytes of a file the user named, read only if it is a regular file (:func:`open_regular`) of at
+    most ``limit`` bytes; anything else is a one-line :class:`BenchError` without reading a byte."""
+    fd = open_regular(path)
     try:
         info = os.fstat(fd)
-        kind = special_file_kind(info.st_mode)
-        if kind is not None:
-            raise BenchError(f"{path}: {kind}, not a regular file: nothing was read from it")
         if info.st_size > limit:
             raise BenchError(f"{path}: {info.st_size / 2**20:.0f} MiB, more than the {limit >> 20} MiB this reads")
         chunks, size = [], 0
@@ -110,6 +120,16 @@ def parse_document(text: str, kind: str) -> object:
         return json.loads(text) if kind == "json" else tomllib.loads(text)
     except RecursionError:
         raise ValueError("nested too deeply") from None
+
+
+def read_own_document(path: Path | str) -> object | None:
+    """A JSON document the suite keeps for itself (a cache entry's metadata, the GMACs cache, the machine's floor
+    and sitting history, a results folder's accuracy.json), or None when it is missing, not a regular file (a
+    planted pipe would block), too big, not UTF-8 or malformed: the caller starts it afresh or leaves it out."""
+    try:
+        return parse_document(read_input_file(path).decode("utf-8"), "json")
+    except (BenchError, UnicodeDecodeError, ValueError):
+        return None
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -177,6 +197,23 @@ def quiet_export(*loggers: str) -> Iterator[None]:
     the cause and the line of the network it came from), so none of it is shown."""
     with quiet(*EXPORT_LOGGERS, *loggers), contextlib.redirect_stderr(io.StringIO()):
         yield
+
+
+class ExportError(RuntimeError):
+    """``torch.export`` gave up on a network; raised from its error so that :func:`one_line` says the cause and
+    the line of the network that triggered it, as it does for the ONNX dynamo exporter's own wrapper."""
+
+
+def export_program(model: object, example: object) -> Any:
+    """``torch.export.export(model, (example,))``, the one export OpenVINO, ExecuTorch, LiteRT and Core ML
+    convert from; a failure is an :class:`ExportError` whose row error names the network's line
+    (``branchy.py:13 `if y.mean() > 0:```) and the cause, not torch's advice."""
+    import torch
+
+    try:
+        return torch.export.export(model, (example,))  # type: ignore[arg-type]
+    except Exception as exc:
+        raise ExportError("torch.export could not export the network:") from exc
 
 
 def _flush_c_stdio() -> None:
