@@ -52,6 +52,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="distinct batch sizes (default: 1)",
     )
     arguments.add_resolution_argument(p)
+    _add_timing_arguments(p)
+    arguments.add_threads_argument(p)
+    arguments.add_precision_argument(p, ALL_PRECISIONS, "precisions, each a cell of the sitting like a runtime")
+    arguments.add_calibration_arguments(p)
+    p.add_argument("--channels-last", action="store_true", help="torch: NHWC model and input")
+    p.add_argument("--compile", action="store_true", help="torch: run torch.compile(model) (compiled in warmup)")
+    p.add_argument("--checkpoint", type=Path, default=None, help="weights to load (a single model only)")
+    p.add_argument("--single-head", action="store_true", help="drop the distillation head (deployable network)")
+    p.add_argument("--out", type=Path, default=Path("results"), help="results directory (default: results/)")
+    arguments.add_cache_dir_argument(p)
+    p.add_argument("--resume", action="store_true", help="skip finished rows; continue unfinished ones by round")
+    p.add_argument(
+        "--seed", type=arguments.seed, default=0, metavar="N", help="seed for weights and inputs (default: 0)"
+    )
+    p.add_argument("--no-oom-retry", action="store_true", help="on CUDA out-of-memory, do not retry smaller batches")
+    p.add_argument("--no-flops", action="store_true", help="skip the fvcore GMACs count per model")
+    p.add_argument("--report", action="store_true", help="write tables and plots to --report-dir after the run")
+    p.add_argument("--report-dir", type=Path, default=Path("reports"), help="where --report writes (default: reports/)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_option_arguments(p)
+
+
+def _add_timing_arguments(p: argparse.ArgumentParser) -> None:
+    """How long and how often each cell is timed: iterations, times, rounds, processes, the budget, the order."""
     w, m = DEFAULT_WARMUP, DEFAULT_STEADY
     arguments.add_iteration_arguments(p, w.min_iters, m.min_iters)
     p.add_argument(
@@ -101,25 +125,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="S",
         help="spend up to S seconds re-timing rows marked unstable (default: 0, off)",
     )
-    arguments.add_threads_argument(p)
-    arguments.add_precision_argument(p, ALL_PRECISIONS, "precisions, each a cell of the sitting like a runtime")
-    arguments.add_calibration_arguments(p)
-    p.add_argument("--channels-last", action="store_true", help="torch: NHWC model and input")
-    p.add_argument("--compile", action="store_true", help="torch: run torch.compile(model) (compiled in warmup)")
-    p.add_argument("--checkpoint", type=Path, default=None, help="weights to load (a single model only)")
-    p.add_argument("--single-head", action="store_true", help="drop the distillation head (deployable network)")
-    p.add_argument("--out", type=Path, default=Path("results"), help="results directory (default: results/)")
-    arguments.add_cache_dir_argument(p)
-    p.add_argument("--resume", action="store_true", help="skip finished rows; continue unfinished ones by round")
-    p.add_argument(
-        "--seed", type=arguments.seed, default=0, metavar="N", help="seed for weights and inputs (default: 0)"
-    )
-    p.add_argument("--no-oom-retry", action="store_true", help="on CUDA out-of-memory, do not retry smaller batches")
-    p.add_argument("--no-flops", action="store_true", help="skip the fvcore GMACs count per model")
-    p.add_argument("--report", action="store_true", help="write tables and plots to --report-dir after the run")
-    p.add_argument("--report-dir", type=Path, default=Path("reports"), help="where --report writes (default: reports/)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_option_arguments(p)
 
 
 def parse_runtimes(args: argparse.Namespace) -> list[Runtime]:

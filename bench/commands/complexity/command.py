@@ -28,38 +28,33 @@ from bench.core.util import check_writable_dir
 DEFAULT_LATENCY_MODELS = "casvit_xs,casvit_s,swiftformer_xs,efficientformerv2_s0,mobilevitv2_050"
 
 
+_GRID_LISTS = (
+    ("--batches", 4096, "1,2,4,8", "grid: batch sizes b"),
+    ("--sizes", 4096, "7,14,28,56", "grid: H = W"),
+    ("--channels", 65536, "32,48,64,96,128,192,256,384,512", "grid: C"),
+    ("--block-batches", 4096, "1,2", "batches at which fvcore runs the whole CAS block"),
+    ("--token-sizes", 4096, "7,14,28,56,112,224", "H = W of the token-count comparison"),
+    ("--latency-sizes", 4096, "7,14,28,56", "H = W of the mixer latency runs"),
+)
+"""The list-valued options: (flag, largest value, default, what it sets)."""
+
+
+def _add_list(parser: argparse.ArgumentParser, flag: str, limit: int, default: str, what: str) -> None:
+    parser.add_argument(
+        flag,
+        type=arguments.int_list(flag, limit),
+        default=default,
+        metavar="N[,N...]",
+        help=f"{what} (default: %(default)s)",
+    )
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", default=STATED_MODEL, help="cost expression over b, H, W, C, N (default: %(default)s)"
     )
-    parser.add_argument(
-        "--batches",
-        type=arguments.int_list("--batches", 4096),
-        default="1,2,4,8",
-        metavar="N[,N...]",
-        help="grid: batch sizes b (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--sizes",
-        type=arguments.int_list("--sizes", 4096),
-        default="7,14,28,56",
-        metavar="N[,N...]",
-        help="grid: H = W (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--channels",
-        type=arguments.int_list("--channels", 65536),
-        default="32,48,64,96,128,192,256,384,512",
-        metavar="N[,N...]",
-        help="grid: C (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--block-batches",
-        type=arguments.int_list("--block-batches", 4096),
-        default="1,2",
-        metavar="N[,N...]",
-        help="batches at which fvcore runs the whole CAS block (default: %(default)s)",
-    )
+    for flag, limit, default, what in _GRID_LISTS[:4]:
+        _add_list(parser, flag, limit, default, what)
     parser.add_argument(
         "--token-width",
         type=arguments.count("--token-width", 65536),
@@ -67,28 +62,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="C",
         help="C of the CATM-vs-MSA comparison (default: %(default)s)",
     )
-    parser.add_argument(
-        "--token-sizes",
-        type=arguments.int_list("--token-sizes", 4096),
-        default="7,14,28,56,112,224",
-        metavar="N[,N...]",
-        help="H = W of the token-count comparison (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--latency-sizes",
-        type=arguments.int_list("--latency-sizes", 4096),
-        default="7,14,28,56",
-        metavar="N[,N...]",
-        help="H = W of the mixer latency runs (default: %(default)s)",
-    )
+    for flag, limit, default, what in _GRID_LISTS[4:]:
+        _add_list(parser, flag, limit, default, what)
     parser.add_argument("--latency-models", default=DEFAULT_LATENCY_MODELS, help="networks timed across resolutions")
-    parser.add_argument(
-        "--resolutions",
-        type=arguments.int_list("--resolutions", 4096),
-        default="128,256,512",
-        metavar="N[,N...]",
-        help="input sizes of the network latency runs (default: %(default)s)",
-    )
+    _add_list(parser, "--resolutions", 4096, "128,256,512", "input sizes of the network latency runs")
     parser.add_argument(
         "--backends",
         default=f"{EAGER_BACKEND},{DEFAULT_BACKEND}",

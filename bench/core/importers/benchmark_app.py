@@ -35,6 +35,25 @@ def sniff(text: str, path: Path) -> bool:
 
 
 def parse(path: Path, text: str) -> list[Measurement]:
+    sections = _sections(path, text)
+    results = sections.get("Execution results")
+    last = len(text.splitlines())
+    if results is None:
+        raise ImportFailure(path, last, "truncated: no 'Execution results' section (did benchmark_app finish?)")
+    m = Measurement(tool=TOOL, source=path, line=next(iter(results.values()), ("", last))[1])
+    _read_latencies(m, results, path, last)
+    _read_run_facts(m, results, path)
+    _read_settings(m, sections.get("Command line parameters", {}), sections.get("Configuration setup", {}), path)
+    return [m]
+
+
+Section = dict[str, tuple[str, int]]
+"""A report section's ``key -> (value, line number)``."""
+
+
+def _sections(path: Path, text: str) -> dict[str, Section]:
+    """The report's sections by title; a file that is another of benchmark_app's outputs, or a line outside
+    ``key;value``, is an :class:`ImportFailure` naming it."""
     first = _first_line(text)
     if first.startswith(_COUNTERS_HEADER):
         raise ImportFailure(path, 1, "benchmark_app's per-layer counters, not latencies: import benchmark_report.csv")
@@ -42,8 +61,8 @@ def parse(path: Path, text: str) -> list[Measurement]:
         raise ImportFailure(
             path, 1, "benchmark_app's JSON report is not read (unreliable): import benchmark_report.csv"
         )
-    sections: dict[str, dict[str, tuple[str, int]]] = {}
-    current: dict[str, tuple[str, int]] | None = None
+    sections: dict[str, Section] = {}
+    current: Section | None = None
     for number_, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line:
@@ -55,11 +74,11 @@ def parse(path: Path, text: str) -> list[Measurement]:
             raise ImportFailure(path, number_, f"garbled benchmark_app report line {line[:60]!r}")
         key, value = line.split(";", 1)
         current.setdefault(key.strip(), (value.strip(), number_))  # later groups (-data_shape) repeat keys
-    results = sections.get("Execution results")
-    last = len(text.splitlines())
-    if results is None:
-        raise ImportFailure(path, last, "truncated: no 'Execution results' section (did benchmark_app finish?)")
-    m = Measurement(tool=TOOL, source=path, line=next(iter(results.values()), ("", last))[1])
+    return sections
+
+
+def _read_latencies(m: Measurement, results: Section, path: Path, last: int) -> None:
+    """The latency percentiles and aggregates; the median leads unless a percentile run replaced it."""
     m.headline = "median"
     for key, (value, line) in results.items():
         match = _LATENCY.match(key)
@@ -83,6 +102,10 @@ def parse(path: Path, text: str) -> list[Measurement]:
         raise ImportFailure(path, last, "truncated: the 'Execution results' section has no latency")
     if not any(_LATENCY.match(key) for key in results):  # benchmark_app always leads with it
         raise ImportFailure(path, m.line, "no 'latency (ms)' line (the median benchmark_app leads with): garbled")
+
+
+def _read_run_facts(m: Measurement, results: Section, path: Path) -> None:
+    """Iterations, first inference, load time, throughput and total time of the run."""
     if "total number of iterations" in results:
         value, line = results["total number of iterations"]
         m.iterations = int(number(value, path, line, "total number of iterations", whole=True))
@@ -99,8 +122,10 @@ def parse(path: Path, text: str) -> list[Measurement]:
     for key in ("throughput", "total execution time (ms)"):
         if key in results:
             m.detail[key] = results[key][0]
-    command = sections.get("Command line parameters", {})
-    config = sections.get("Configuration setup", {})
+
+
+def _read_settings(m: Measurement, command: Section, config: Section, path: Path) -> None:
+    """What the run was asked for (command line) and what the tool set up (configuration)."""
     model = command.get("-m") or command.get("--path_to_model")
     m.artifact = model[0] if model else None
     threads = command.get("-nthreads") or command.get("--number_threads")
@@ -119,7 +144,6 @@ def parse(path: Path, text: str) -> list[Measurement]:
     for key in ("precision", "number of CPU streams", "inference_only", "API"):
         if key in config:
             m.detail[key] = config[key][0]
-    return [m]
 
 
 FORMATS = [Format("openvino-benchmark-app", TOOL, "OpenVINO benchmark_app benchmark_report.csv", sniff, parse)]
