@@ -13,7 +13,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
-import bench.backends  # noqa: F401 - installs the backend registry the core consults (bench.core.runtime)
+import bench.backends  # noqa: F401 - installs the backend registry the core consults (bench.core.interface.runtime)
 from bench.core.errors import BenchError, Terminated, stop_status
 from models.errors import ModelError
 

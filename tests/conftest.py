@@ -89,7 +89,7 @@ def cpu_burner(seconds: float) -> subprocess.Popen:
 
 
 def pause_env(point: str, marker: Path) -> dict[str, str]:
-    """The environment of a command that pauses at ``point`` (``name:pass``; :mod:`bench.core.pause`) and
+    """The environment of a command that pauses at ``point`` (``name:pass``; :mod:`bench.core.measure.pause`) and
     waits there until ``marker`` is removed: a test interrupts it at a known moment instead of racing it."""
     return {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg", "BENCH_PAUSE_AT": point,
             "BENCH_PAUSE_FILE": str(marker)}  # fmt: skip

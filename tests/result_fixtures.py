@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.core import machine
-from bench.core.schema import SCHEMA_VERSION, STATUS_FAILED, STATUS_OK, SUITE_ID, RoundRecord, SummaryRow
-from bench.core.stats import headline_columns, summarize, throughput
-from bench.core.store import RunWriter
+from bench.core.measure import machine
+from bench.core.measure.stats import headline_columns, summarize, throughput
+from bench.core.records.schema import SCHEMA_VERSION, STATUS_FAILED, STATUS_OK, SUITE_ID, RoundRecord, SummaryRow
+from bench.core.records.store import RunWriter
 
 # name -> (family, resolution, measured params (M), measured GMACs at batch 1, ORT CPU batch-1 median ms)
 FIXTURE_MODELS: dict[str, tuple[str, int, float, float, float]] = {

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.core.schema import RoundRecord
-from bench.core.stats import headline_columns
-from bench.core.store import RunWriter
+from bench.core.measure.stats import headline_columns
+from bench.core.records.schema import RoundRecord
+from bench.core.records.store import RunWriter
 from tests.result_fixtures import environment, summary_row
 
 

@@ -21,10 +21,10 @@ from PIL import Image
 
 import models
 from bench.commands import accuracy
-from bench.core import accuracy_results, datasets
 from bench.core.errors import BenchError
-from bench.core.reporting import load_report
-from bench.core.tables import table_notes
+from bench.core.report.reporting import load_report
+from bench.core.report.tables import table_notes
+from bench.core.scoring import accuracy_results, datasets
 from models.registry import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, center_box, get_preprocessing, resized_size
 from tests.conftest import assert_one_line_error, run_cli
 from tests.result_fixtures import environment, write_run

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bench.core.accuracy_results import PARTIAL_FILE, PER_CLASS_FILE, RESULT_FILE
+from bench.core.scoring.accuracy_results import PARTIAL_FILE, PER_CLASS_FILE, RESULT_FILE
 from tests.conftest import REPO, assert_one_line_error, pause_env, signal_when_paused
 from tests.test_accuracy import GREY_NET, _image_folder
 
@@ -216,7 +216,7 @@ def test_ctrl_c_keeps_the_images_scored_and_resume_finishes_them(nets: Path, tmp
     data = _image_folder(tmp_path / "data")
     out, marker = tmp_path / "out", tmp_path / "paused"
     argv = [sys.executable, "-m", "bench", *_args(nets, data, out, "--batch-size", "1")]
-    # the command holds after its third image is scored (bench.core.pause): Ctrl-C arrives at a known point
+    # the command holds after its third image is scored (bench.core.measure.pause): Ctrl-C arrives at a known point
     env = pause_env("batch:3", marker)
     # a test runner started in the background ignores SIGINT, and the child would inherit that (the command
     # then never hears the Ctrl-C): the child gets the default disposition, as from a terminal

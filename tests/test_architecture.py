@@ -24,7 +24,7 @@ import pytest
 
 import models
 from bench.backends import BACKENDS
-from bench.core import schema
+from bench.core.records import schema
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKEND_NAMES = set(BACKENDS)
@@ -142,7 +142,7 @@ def test_a_summary_row_survives_the_writer_and_the_loader_column_for_column(tmp_
     """The writer and the loader both take every column, its type and its constraints from the schema."""
     from dataclasses import fields
 
-    from bench.core.store import RunWriter, load_summary
+    from bench.core.records.store import RunWriter, load_summary
 
     row = schema.SummaryRow(**{f.name: _valid(f) for f in fields(schema.SummaryRow)})
     row.set(status=schema.STATUS_OK, env_id="env", backend="onnx", backend_options="{}")
@@ -160,7 +160,7 @@ def test_a_summary_row_survives_the_writer_and_the_loader_column_for_column(tmp_
     [f.name for f in dataclasses.fields(schema.SummaryRow) if f.metadata["kind"] in ("int", "float")],
 )
 def test_the_loader_enforces_the_constraints_declared_beside_each_column(name: str, tmp_path: Path) -> None:
-    from bench.core.store import Problems, RunWriter, load_summary
+    from bench.core.records.store import Problems, RunWriter, load_summary
 
     spec = next(f for f in dataclasses.fields(schema.SummaryRow) if f.name == name)
     low, positive = spec.metadata["low"], spec.metadata["positive"]
@@ -186,8 +186,8 @@ def test_every_setting_field_splits_report_columns_and_is_in_every_table() -> No
     table and the measurements table all carry every field of it."""
     from dataclasses import fields
 
-    from bench.core.reporting import SETTING, Column
-    from bench.core.tables import MEASUREMENT_COLUMNS
+    from bench.core.report.reporting import SETTING, Column
+    from bench.core.report.tables import MEASUREMENT_COLUMNS
 
     declared = tuple(f.name for f in fields(schema.SummaryRow) if f.metadata["role"] == "setting")
     assert declared == schema.SETTING_FIELDS and {"weights", "single_head", "backend_options"} <= set(declared)
@@ -197,7 +197,7 @@ def test_every_setting_field_splits_report_columns_and_is_in_every_table() -> No
 
 
 def test_every_environment_field_is_declared() -> None:
-    from bench.core import environment
+    from bench.core.records import environment
 
     env = environment.collect({"backend": "onnx", "device": "cpu", "threads": 1, "backend_versions": {}})
     assert set(env) <= set(schema.ENVIRONMENT_FIELDS), set(env) - set(schema.ENVIRONMENT_FIELDS)
@@ -219,7 +219,7 @@ def test_accuracy_documents_load_by_their_declaration(tmp_path: Path) -> None:
     (or, without its identity, the whole result)."""
     import json
 
-    from bench.core.accuracy_results import load_document
+    from bench.core.scoring.accuracy_results import load_document
 
     result = schema.AccuracyResult(model="m", backend="onnx", status="ok", threads=2, images=4, correct_top1=3)
     result.top1, result.checkpoint, result.skipped_examples = 75.0, {"name": "w.pth"}, ["a.png"]
@@ -278,7 +278,7 @@ def test_older_accuracy_documents_load_under_the_renamed_fields(tmp_path: Path) 
     new name, and is written back in the current format."""
     import json
 
-    from bench.core.accuracy_results import load_document, measured_top1
+    from bench.core.scoring.accuracy_results import load_document, measured_top1
 
     result = schema.AccuracyResult(model="casvit_xs", backend="onnx", status="ok", top1=70.0, precision="fp32")
     raw = json.loads(schema.AccuracyDocument(run_id="r", results=[result]).to_json())
@@ -343,11 +343,11 @@ def test_the_cycle_check_sees_a_function_level_cycle() -> None:
 ONE_HOME = {
     "bench/core/util.py": ("json_digest", "timestamp", "sha256_file", "atomic_write_text"),
     "models/errors.py": ("one_line",),  # the models cannot import the suite; bench.core.util re-exports it
-    "bench/core/schema.py": ("finite_number", "settings_key", "setting_identity", "headline_statistic"),
+    "bench/core/records/schema.py": ("finite_number", "settings_key", "setting_identity", "headline_statistic"),
     "bench/core/arguments.py": ("select_models", "default_threads", "default_cache_dir"),
     "bench/backends/__init__.py": ("backend_list",),
-    "bench/core/store.py": ("new_run_dir",),
-    "bench/core/artifact_backend.py": ("ArtifactBackend",),
+    "bench/core/records/store.py": ("new_run_dir",),
+    "bench/core/interface/artifact_backend.py": ("ArtifactBackend",),
 }
 """Helpers shared across the suite, each with one home: a second definition elsewhere is a copy that
 will drift."""
@@ -371,3 +371,21 @@ def test_shared_helpers_are_defined_in_their_home_only() -> None:
     for home, names in ONE_HOME.items():  # the list itself stays true: each helper is where it says
         missing = set(names) - _definitions(ROOT / home)
         assert not missing, f"{home} no longer defines {sorted(missing)}: update ONE_HOME"
+
+
+ROOMS = ("interface", "measure", "records", "report", "scoring")
+"""Issue 26: ``bench/core`` grouped so that its folder tree reads as the architecture."""
+
+
+def test_core_is_grouped_into_rooms_whose_docstrings_name_every_module() -> None:
+    """A newcomer finds the room for a change from its name: the core's modules live in its rooms (only the
+    shared flags, errors and utilities beside them), and each room's docstring names each of its modules."""
+    core = ROOT / "bench" / "core"
+    assert sorted(p.stem for p in core.glob("*.py") if p.stem != "__init__") == ["arguments", "errors", "util"]
+    packages = sorted(d.name for d in core.iterdir() if (d / "__init__.py").is_file())
+    assert packages == sorted([*ROOMS, "importers"])
+    for room in ROOMS:
+        doc = ast.get_docstring(ast.parse((core / room / "__init__.py").read_text())) or ""
+        modules = [p.stem for p in (core / room).glob("*.py") if p.stem != "__init__"]
+        unnamed = [m for m in modules if f"``{m}``" not in doc]
+        assert modules and not unnamed, (room, unnamed)

@@ -20,7 +20,7 @@ import models
 from bench.backends import coreml
 from bench.backends.coreml import INPUT_NAME, OUTPUT_NAME, CoreMLBackend, io_problem, read_io
 from bench.core.errors import BenchError
-from bench.core.runtime import Prepared, Workload
+from bench.core.interface.runtime import Prepared, Workload
 
 ZOO_MODEL = "casvit_xs"
 ZOO_RES = 64

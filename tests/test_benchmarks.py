@@ -16,10 +16,10 @@ import torch
 import models
 from bench.backends import BACKENDS, Session, Workload, backend_class, get_backend
 from bench.core.arguments import default_threads
-from bench.core.counting import count_parameters
-from bench.core.sessions import example_input, open_session, workload_facts
-from bench.core.settings import Settings
-from bench.core.timing import LoopLimits, timed_loop
+from bench.core.interface.sessions import example_input, open_session, workload_facts
+from bench.core.interface.settings import Settings
+from bench.core.measure.counting import count_parameters
+from bench.core.measure.timing import LoopLimits, timed_loop
 from tests.conftest import cpu_burner
 
 SMALL_MATRIX = (

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.core.accuracy import Tally, paired_drop
-from bench.core.calibration import Calibration
 from bench.core.errors import BenchError
+from bench.core.interface.calibration import Calibration
+from bench.core.scoring.accuracy import Tally, paired_drop
 from tests.conftest import assert_one_line_error, run_cli
 from tests.test_accuracy import IMAGES, _image_folder
 
@@ -142,8 +142,8 @@ def test_the_paired_drop_rests_on_the_images_whose_verdicts_differ() -> None:
 
 def test_an_int8_top1_never_stands_in_the_report_top1_column(tmp_path: Path) -> None:
     """The tables' top-1 is the float network's: an int8 result (even a full-ImageNet one) is not picked."""
-    from bench.core import schema
-    from bench.core.accuracy_results import measured_top1
+    from bench.core.records import schema
+    from bench.core.scoring.accuracy_results import measured_top1
 
     def result(precision: str, top1: float) -> schema.AccuracyResult:
         facts = {"model": "casvit_xs", "backend": "onnx", "status": "ok", "imagenet_top1": True}

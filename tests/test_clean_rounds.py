@@ -14,11 +14,11 @@ import pytest
 
 from bench.backends import REGISTRY
 from bench.commands import run as run_command
-from bench.core import engine, machine, sitting
-from bench.core.engine import RoundResult
-from bench.core.schema import UNSTABLE, RoundRecord
-from bench.core.sitting_history import SittingHistory, SittingSpread
-from bench.core.store import ROUNDS_FILE, load_results
+from bench.core.measure import engine, machine, sitting
+from bench.core.measure.engine import RoundResult
+from bench.core.measure.sitting_history import SittingHistory, SittingSpread
+from bench.core.records.schema import UNSTABLE, RoundRecord
+from bench.core.records.store import ROUNDS_FILE, load_results
 from tests.conftest import run_cli
 from tests.test_trust import _windows
 

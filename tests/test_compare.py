@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from bench.cli import main as cli_main
-from bench.core.schema import COMPARE_COLUMNS
-from bench.core.stats import SITTING_SD, WIDE_INTERVAL, headline
-from bench.core.verdicts import IMPROVED, NOT_JUDGED, NOT_SIGNIFICANT, REGRESSION, UNTESTED, compare_headlines
+from bench.core.measure.stats import SITTING_SD, WIDE_INTERVAL, headline
+from bench.core.measure.verdicts import IMPROVED, NOT_JUDGED, NOT_SIGNIFICANT, REGRESSION, UNTESTED, compare_headlines
+from bench.core.records.schema import COMPARE_COLUMNS
 from tests.conftest import assert_one_line_error, run_cli
 from tests.result_fixtures import environment, write_run
 

@@ -21,14 +21,14 @@ from bench.backends import REGISTRY, Workload
 from bench.backends.onnx import OnnxBackend
 from bench.backends.torch_backend import TorchBackend
 from bench.commands import run as run_command
-from bench.core import engine, sitting
 from bench.core.errors import BenchError
-from bench.core.parity import check_parity
-from bench.core.schema import TIMM_COLUMNS
-from bench.core.settings import Settings
-from bench.core.stats import summarize
-from bench.core.store import SUMMARY_FILE, load_results, resume_state
-from bench.core.timing import LoopLimits, timed_loop
+from bench.core.interface.settings import Settings
+from bench.core.measure import engine, sitting
+from bench.core.measure.parity import check_parity
+from bench.core.measure.stats import summarize
+from bench.core.measure.timing import LoopLimits, timed_loop
+from bench.core.records.schema import TIMM_COLUMNS
+from bench.core.records.store import SUMMARY_FILE, load_results, resume_state
 from tests.conftest import REPO, QuietProgress, assert_one_line_error, pause_env, run_cli, wait_paused
 
 FAST = ("--resolution", "64", "--warmup", "1", "--warmup-time", "0", "--iters", "3", "--min-time", "0", "--no-progress",
@@ -249,7 +249,7 @@ def test_resume_after_a_killed_run(tmp_path: Path) -> None:
         str(tmp_path),
     ]
     marker = tmp_path.parent / f"{tmp_path.name}-paused"  # outside --out: the resume reads every folder there
-    proc = subprocess.Popen(  # held just after its first row is on disk (bench.core.pause), then killed there
+    proc = subprocess.Popen(  # held just after its first row is on disk (bench.core.measure.pause), then killed there
         [sys.executable, "-m", "bench", *argv], cwd=REPO, env=pause_env("row:1", marker),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip

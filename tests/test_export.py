@@ -8,8 +8,8 @@ from pathlib import Path
 
 import onnx
 
-from bench.core.schema import MANIFEST_VERSION
-from bench.core.store import load_manifest
+from bench.core.records.schema import MANIFEST_VERSION
+from bench.core.records.store import load_manifest
 from tests.conftest import assert_one_line_error, run_cli
 
 

@@ -18,7 +18,7 @@ from bench.backends.onnx import OnnxBackend
 from bench.cli import main as cli_main
 from bench.core.arguments import select_models
 from bench.core.errors import BenchError
-from bench.core.store import load_results
+from bench.core.records.store import load_results
 from models import external
 from models.registry import get_preprocessing, is_external
 from tests.conftest import assert_one_line_error, run_cli

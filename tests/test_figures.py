@@ -21,10 +21,10 @@ from matplotlib.text import Text
 from matplotlib.transforms import Bbox
 
 import models
-from bench.core import figures, label_layout
-from bench.core.reporting import load_report
-from bench.core.schema import UNSTABLE
-from bench.core.store import load_results
+from bench.core.records.schema import UNSTABLE
+from bench.core.records.store import load_results
+from bench.core.report import figures, label_layout
+from bench.core.report.reporting import load_report
 from tests.conftest import REPO
 
 
@@ -377,7 +377,7 @@ def test_overview_plots_keep_labels_clear_on_the_reference() -> None:
     every label inside its axes (the screen latency_vs_top1 once put "EfficientFormerV2-S1" over the axis title)."""
     import matplotlib
 
-    from bench.core import plots
+    from bench.core.report import plots
 
     report = load_report([REPO / "results" / "reference"], "sized")
     m = report.measurements
@@ -401,8 +401,8 @@ def test_overview_plots_mark_unstable_cells_and_draw_the_headline_interval() -> 
     import matplotlib
     from matplotlib.collections import LineCollection
 
-    from bench.core import plots
-    from bench.core.tables import latency_interval
+    from bench.core.report import plots
+    from bench.core.report.tables import latency_interval
 
     report = load_report([REPO / "results" / "reference"], "sized")
     m = report.measurements.copy()
@@ -445,7 +445,7 @@ def test_overview_plots_mark_unstable_cells_and_draw_the_headline_interval() -> 
 def test_serif_figures_set_every_text_in_a_times_design_and_keep_the_layout_rules(tmp_path: Path) -> None:
     """``--figure-font serif``: a figure beside a serif body sets its text in STIX (Times-like, shipped with
     matplotlib), embedded in the PDF, with labels still clear; the report's stated command keeps the choice."""
-    from bench.core.report_files import PaperChoice, report_command
+    from bench.core.report.report_files import PaperChoice, report_command
 
     m = _sized_panel()
     panel = [figures.PrintPanel("A", "ONNX Runtime CPU", "onnx")]

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 import models
-from bench.core.findings import NEIGHBOUR_RATIO, findings_markdown
-from bench.core.reporting import load_report
+from bench.core.report.findings import NEIGHBOUR_RATIO, findings_markdown
+from bench.core.report.reporting import load_report
 from tests.conftest import REPO
 from tests.result_fixtures import environment, write_run
 
@@ -35,7 +35,7 @@ def test_readme_quotes_findings_md_exactly() -> None:
 
 def test_findings_md_is_what_report_computes_from_the_committed_runs() -> None:
     """The committed findings.md equals a fresh computation with the command reports/reference/report.md states."""
-    from bench.core.report_files import PaperChoice, sitting_reports
+    from bench.core.report.report_files import PaperChoice, sitting_reports
 
     report_md = (REPO / "reports" / "reference" / "report.md").read_text()
     command = shlex.split(re.search(r"Made by `([^`]+)`", report_md)[1])
@@ -156,8 +156,8 @@ def test_sized_set_gives_every_casvit_size_neighbours_from_the_other_families() 
 
 
 def test_paper_table_prints_intervals_as_they_are_with_consistent_decimals() -> None:
-    from bench.core.formatting import Interval
-    from bench.core.tables import interval_cell, interval_decimals, paper_table
+    from bench.core.report.formatting import Interval
+    from bench.core.report.tables import interval_cell, interval_decimals, paper_table
 
     report = load_report([REPO / "results" / "reference"])
     table = paper_table(report)

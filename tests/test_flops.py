@@ -12,7 +12,7 @@ from torch import nn
 
 import models
 from bench.commands import flops as flops_command
-from bench.core import counting
+from bench.core.measure import counting
 from tests.conftest import assert_one_line_error, run_cli
 
 
@@ -132,7 +132,7 @@ def _partly_frozen(name: str) -> nn.Module:
 def test_run_counts_every_parameter_as_flops_does(name: str, tmp_path: Path) -> None:
     """``param_count`` (``bench run``) is :func:`counting.count_parameters`, which ``bench flops`` reports:
     every parameter, frozen ones too (checked on every model; the flops table itself below)."""
-    from bench.core import engine
+    from bench.core.measure import engine
 
     model = _partly_frozen(name)
     everything = sum(p.numel() for p in model.parameters())
@@ -141,7 +141,7 @@ def test_run_counts_every_parameter_as_flops_does(name: str, tmp_path: Path) -> 
 
 
 def test_flops_table_reports_the_parameter_count_run_records(tmp_path: Path) -> None:
-    from bench.core import engine
+    from bench.core.measure import engine
 
     model = _partly_frozen("casvit_xs")
     (flops,) = flops_command.summary_frame([counting.count_model(model, "casvit_xs", 64)])["params_m"]

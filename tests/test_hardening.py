@@ -24,11 +24,12 @@ import pytest
 from bench.backends import REGISTRY
 from bench.backends.onnx import OnnxBackend, export_onnx
 from bench.commands import run as run_command
-from bench.core import artifacts, engine, sessions, sitting
-from bench.core import settings as settings_module
 from bench.core.errors import BenchError
-from bench.core.parity import check_parity
-from bench.core.store import ENVIRONMENT_FILE, ROUNDS_FILE, SAMPLES_FILE, SUMMARY_FILE, load_results
+from bench.core.interface import artifacts, sessions
+from bench.core.interface import settings as settings_module
+from bench.core.measure import engine, sitting
+from bench.core.measure.parity import check_parity
+from bench.core.records.store import ENVIRONMENT_FILE, ROUNDS_FILE, SAMPLES_FILE, SUMMARY_FILE, load_results
 from tests.conftest import REPO, assert_one_line_error, run_cli
 from tests.result_fixtures import environment, write_run
 

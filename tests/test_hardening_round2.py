@@ -17,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.core.formatting import markdown_cell, spreadsheet_safe
-from bench.core.store import ENVIRONMENT_FILE, SUMMARY_FILE, load_results
+from bench.core.records.store import ENVIRONMENT_FILE, SUMMARY_FILE, load_results
+from bench.core.report.formatting import markdown_cell, spreadsheet_safe
 from tests.conftest import REPO, assert_one_line_error, run_cli
 from tests.result_fixtures import environment, write_run
 from tests.test_external import SPEC, TINY
@@ -214,7 +214,7 @@ def test_litert_teardown_lines_are_dropped_and_other_lines_kept() -> None:
 def test_doctor_names_the_thread_setting_that_leaves_busy_cores_alone(monkeypatch: pytest.MonkeyPatch, cli) -> None:
     import psutil
 
-    from bench.core import machine, system
+    from bench.core.measure import machine, system
 
     monkeypatch.setattr(machine.CpuWindow, "finish", lambda self: (1.0, 0.0))  # one core's worth busy elsewhere
     proc = cli("doctor", "--sample", "0.1")

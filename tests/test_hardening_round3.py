@@ -1,6 +1,6 @@
 """Hostile input, round three (issue 31): multi-runtime sittings, ``bench import`` and reports over mixed
 runs. Each probe builds its own bad input (or stops the suite at a known point through
-:mod:`bench.core.pause`, never by racing it) and goes through the command line.
+:mod:`bench.core.measure.pause`, never by racing it) and goes through the command line.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from bench.core.errors import BenchError
-from bench.core.store import ROUNDS_FILE, SUMMARY_FILE, load_results
+from bench.core.records.store import ROUNDS_FILE, SUMMARY_FILE, load_results
 from tests.conftest import REPO, assert_one_line_error, pause_env, run_cli, signal_when_paused, wait_paused
 
 FAST = ("--resolution", "64", "--warmup", "1", "--warmup-time", "0", "--iters", "3", "--min-time", "0",
@@ -53,7 +53,7 @@ def test_sigterm_stops_a_sitting_saying_what_was_kept_and_resume_finishes_it(tmp
 ENV_REWRITE_FAILS = """\
 import errno, os, sys
 from pathlib import Path
-import bench.core.store as store
+import bench.core.records.store as store
 real = store.atomic_write_text
 def failing(path, text):
     if Path(path).name == "environment.json" and Path(path).exists():  # the rewrite after opening
@@ -759,8 +759,8 @@ def test_a_results_folder_holding_a_pipe_a_device_or_a_deep_document_is_one_line
 
 def test_deep_documents_the_suite_reads_back_are_ignored_not_a_recursion_error(tmp_path: Path, cli) -> None:
     """An accuracy.json (a results folder) or a cache file nested 100,000 deep was a RecursionError traceback."""
-    from bench.core import machine
-    from bench.core.accuracy_results import load_document
+    from bench.core.measure import machine
+    from bench.core.scoring.accuracy_results import load_document
 
     run = _two_model_run(tmp_path / "results")
     (run / "accuracy.json").write_text("[" * 100_000)
@@ -780,9 +780,9 @@ def test_pipes_planted_in_the_cache_folder_are_rebuilt_not_read(tmp_path: Path) 
     """A named pipe where the suite keeps its own files in ``--cache-dir`` (an export's metadata, the GMACs cache,
     the machine's floor and sitting history) blocked the run forever: they are the suite's, so they are rebuilt
     (run_cli's timeout only turns a regression's hang into a failure)."""
-    from bench.core.counting import GMACS_CACHE_FILE
-    from bench.core.machine import FLOOR_FILE
-    from bench.core.sitting_history import HISTORY_FILE
+    from bench.core.measure.counting import GMACS_CACHE_FILE
+    from bench.core.measure.machine import FLOOR_FILE
+    from bench.core.measure.sitting_history import HISTORY_FILE
 
     cache = tmp_path / "cache"
     argv = ["run", "--backend", "onnx", "--onnx-exporter", "torchscript", "--models", "casvit_xs",

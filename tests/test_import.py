@@ -18,7 +18,7 @@ import pytest
 
 from bench.backends import backend_class
 from bench.core.importers import ImportFailure, parse_file
-from bench.core.store import load_environment, load_results
+from bench.core.records.store import load_environment, load_results
 from tests.conftest import REPO, assert_one_line_error, run_cli
 
 DATA = REPO / "tests" / "data" / "import"

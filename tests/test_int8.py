@@ -10,8 +10,8 @@ import numpy as np
 import onnx
 import pandas as pd
 
-from bench.core.parity import check_parity
-from bench.core.store import load_results
+from bench.core.measure.parity import check_parity
+from bench.core.records.store import load_results
 from tests.conftest import assert_one_line_error, run_cli
 
 TINY = ["--models", "casvit_xs", "--resolution", "64", "--batch-sizes", "4", "--rounds", "2", "--processes", "1",

@@ -14,10 +14,10 @@ import torch
 from torch import nn
 
 from bench.backends.coreml import INT8_RECIPE, CoreMLBackend, op_counts, quantize_int8
-from bench.core import artifacts
-from bench.core.calibration import DEFAULT_CALIBRATION, Calibration
-from bench.core.runtime import Workload
-from bench.core.store import load_results
+from bench.core.interface import artifacts
+from bench.core.interface.calibration import DEFAULT_CALIBRATION, Calibration
+from bench.core.interface.runtime import Workload
+from bench.core.records.store import load_results
 from tests.conftest import run_cli
 from tests.test_int8 import timed_int8_row
 

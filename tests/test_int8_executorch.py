@@ -9,8 +9,8 @@ import pytest
 from torch import nn
 
 from bench.backends import backend_class
-from bench.core import artifacts
-from bench.core.runtime import Workload
+from bench.core.interface import artifacts
+from bench.core.interface.runtime import Workload
 from tests.conftest import assert_one_line_error, run_cli
 from tests.test_int8 import timed_int8_row
 

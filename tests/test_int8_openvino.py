@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from bench.backends import backend_class
-from bench.core.runtime import Workload
-from bench.core.store import load_results
+from bench.core.interface.runtime import Workload
+from bench.core.records.store import load_results
 from tests.conftest import REPO, assert_one_line_error, run_cli
 
 TINY = ["--models", "casvit_xs", "--resolution", "64", "--batch-sizes", "1", "--rounds", "1", "--processes", "1",

@@ -19,11 +19,11 @@ import pytest
 
 import models
 from bench.cli import main as cli_main
-from bench.core.formatting import PaperTable, latex_escape, latex_table, render_paper_table
-from bench.core.ratios import ratio_frame
-from bench.core.report_files import write_report
-from bench.core.reporting import load_report
-from bench.core.tables import appendix_tables, main_table, paper_table, ratio_table
+from bench.core.report.formatting import PaperTable, latex_escape, latex_table, render_paper_table
+from bench.core.report.ratios import ratio_frame
+from bench.core.report.report_files import write_report
+from bench.core.report.reporting import load_report
+from bench.core.report.tables import appendix_tables, main_table, paper_table, ratio_table
 from tests.conftest import REPO
 from tests.result_fixtures import environment, write_run
 

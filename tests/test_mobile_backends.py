@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.backends import backend_class
-from bench.core.store import load_results
+from bench.core.records.store import load_results
 from tests.conftest import REPO, run_cli
 
 QUICK = ["--resolution", "64", "--warmup", "1", "--warmup-time", "0", "--iters", "3", "--min-time", "0"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.core.store import load_results
+from bench.core.records.store import load_results
 from tests.conftest import assert_one_line_error, run_cli
 from tests.test_int8 import TINY
 from tests.test_latex import compile_everywhere
@@ -84,8 +84,8 @@ def test_a_precision_list_no_runtime_can_run_is_one_line(
 def test_the_speedup_figure_has_a_marker_per_model_and_runtime_at_print_size(mixed_sitting: tuple[Path, str]) -> None:
     from matplotlib.collections import PathCollection
 
-    from bench.core import figures
-    from bench.core.reporting import load_report
+    from bench.core.report import figures
+    from bench.core.report.reporting import load_report
 
     out, _ = mixed_sitting
     drawn = dict(figures.speedup_figures(load_report([out / "r"]).measurements))

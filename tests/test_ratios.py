@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from bench.cli import main as cli_main
-from bench.core.ratios import ratio_frame
-from bench.core.reporting import load_report
-from bench.core.stats import headline
+from bench.core.measure.stats import headline
+from bench.core.report.ratios import ratio_frame
+from bench.core.report.reporting import load_report
 from tests.conftest import assert_one_line_error, run_cli
 from tests.sitting_fixtures import write_sitting
 

@@ -12,10 +12,10 @@ import pytest
 
 import models
 from bench.cli import main as cli_main
-from bench.core.formatting import PaperTable, latex_escape, render_paper_table
-from bench.core.report_files import write_report
-from bench.core.reporting import load_report
-from bench.core.tables import main_table
+from bench.core.report.formatting import PaperTable, latex_escape, render_paper_table
+from bench.core.report.report_files import write_report
+from bench.core.report.reporting import load_report
+from bench.core.report.tables import main_table
 from tests.conftest import assert_one_line_error, run_cli
 from tests.result_fixtures import environment, write_run
 
@@ -233,8 +233,8 @@ def test_report_command(one_run: Path, tmp_path: Path, capsys: pytest.CaptureFix
 def test_report_ships_a_bib_of_the_top1_papers_and_the_suite(tmp_path: Path) -> None:
     """Polish of issue 28: top-1 sources citable by ``\\cite`` key. ``references.bib`` holds one entry per paper of
     the report's models (author, title, venue year, arXiv id split from the card's line) and one for this suite."""
-    from bench.core.bibliography import SUITE_KEY, bibtex
-    from bench.core.report_files import write_files
+    from bench.core.report.bibliography import SUITE_KEY, bibtex
+    from bench.core.report.report_files import write_files
 
     report = load_report([REFERENCE], "sized")
     write_files(report, tmp_path, plots=False)
@@ -270,7 +270,7 @@ REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference"
 
 def _label_owners(fig, frame: pd.DataFrame, x: str, y: str, label) -> list[tuple[str, str, float]]:
     """(label, the point nearest to it, how much nearer its own point is in px) for every point label."""
-    from bench.core.label_layout import box_distance, text_box
+    from bench.core.report.label_layout import box_distance, text_box
 
     out = []
     for ax in fig.axes:
@@ -306,7 +306,7 @@ def test_every_label_is_nearest_its_own_point_on_the_reference_results(aspect: s
     MobileViTv2-1.0's by proximity: on the reference runs every label's nearest marker is its own point."""
     import matplotlib
 
-    from bench.core import plots
+    from bench.core.report import plots
 
     report = load_report([REFERENCE])
     m = report.measurements
@@ -333,15 +333,15 @@ def test_every_label_is_nearest_its_own_point_on_the_reference_results(aspect: s
 
 def test_every_status_but_ok_has_a_table_cell_word() -> None:
     """A setting with no ok row shows a word for its status; a new status without one would show raw."""
-    from bench.core.reporting import STATUS_CELLS
-    from bench.core.schema import STATUS_OK, STATUSES
+    from bench.core.records.schema import STATUS_OK, STATUSES
+    from bench.core.report.reporting import STATUS_CELLS
 
     assert set(STATUS_CELLS) == set(STATUSES) - {STATUS_OK}
 
 
 def test_a_report_with_many_unstable_cells_counts_them_instead_of_listing_each() -> None:
-    from bench.core.reporting import load_report
-    from bench.core.tables import MAX_NAMED_UNSTABLE, unstable_notes
+    from bench.core.report.reporting import load_report
+    from bench.core.report.tables import MAX_NAMED_UNSTABLE, unstable_notes
 
     noisy = sorted((Path(__file__).parent / "data" / "sittings").glob("20261207-0549*"))  # most cells flagged
     report = load_report(noisy)

@@ -9,9 +9,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from bench.core import engine
-from bench.core.schema import STABLE, UNSTABLE, SummaryRow
-from bench.core.store import load_results
+from bench.core.measure import engine
+from bench.core.records.schema import STABLE, UNSTABLE, SummaryRow
+from bench.core.records.store import load_results
 from tests.conftest import run_cli
 
 

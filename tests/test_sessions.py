@@ -20,9 +20,9 @@ from bench.backends import REGISTRY
 from bench.backends.onnx import OnnxBackend, export_onnx
 from bench.cli import build_parser
 from bench.cli import main as bench_main
-from bench.core import artifacts, sessions, settings
 from bench.core.errors import BenchError
-from bench.core.parity import check_parity
+from bench.core.interface import artifacts, sessions, settings
+from bench.core.measure.parity import check_parity
 
 MODEL = ("--models", "casvit_xs", "--resolution", "64", "--onnx-exporter", "torchscript")
 
@@ -58,7 +58,7 @@ def test_export_ships_the_rebuilt_artifact_not_a_wrong_cached_one(tmp_path: Path
 
 def test_complexity_latency_opens_checked_sessions(tmp_path: Path) -> None:
     from bench.commands.complexity.latency import LatencySettings, _checked_session
-    from bench.core.runtime import Workload
+    from bench.core.interface.runtime import Workload
 
     argv = ["run", "--backend", "onnx", *MODEL[:4], "--threads", "1"]  # complexity uses the default options
     planted = _plant_other_weights(argv, tmp_path, "dynamo")

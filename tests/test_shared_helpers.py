@@ -16,7 +16,7 @@ import pytest
 import models
 from bench.backends import BACKENDS, backend_list
 from bench.core.errors import BenchError
-from bench.core.store import new_run_dir
+from bench.core.records.store import new_run_dir
 from bench.core.util import sha256_file
 from models.errors import one_line
 from tests.conftest import REPO
@@ -58,7 +58,7 @@ def test_two_runs_of_one_process_in_one_second_get_distinct_folders(tmp_path: Pa
 
 
 def test_an_external_family_and_an_undeclared_family_get_different_styles(tmp_path: Path) -> None:
-    from bench.core.plot_style import family_styles
+    from bench.core.report.plot_style import family_styles
     from models import external
 
     factory = tmp_path / "mine.py"
@@ -109,8 +109,8 @@ def test_latest_ok_row_per_setting_is_one_rule_for_report_and_compare(monkeypatc
     one); compare keeps its rows in the order the settings first appear."""
     import pandas as pd
 
-    from bench.core import verdicts
-    from bench.core.schema import latest_ok
+    from bench.core.measure import verdicts
+    from bench.core.records.schema import latest_ok
 
     rows = pd.DataFrame(
         {

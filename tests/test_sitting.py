@@ -16,10 +16,10 @@ import pandas as pd
 import psutil
 import pytest
 
-from bench.core.engine import calibrate
-from bench.core.sitting import plan_rounds
-from bench.core.store import ENVIRONMENT_FILE, ROUNDS_FILE, SUMMARY_FILE, load_results
-from bench.core.timing import LoopLimits
+from bench.core.measure.engine import calibrate
+from bench.core.measure.sitting import plan_rounds
+from bench.core.measure.timing import LoopLimits
+from bench.core.records.store import ENVIRONMENT_FILE, ROUNDS_FILE, SUMMARY_FILE, load_results
 from tests.conftest import REPO, assert_one_line_error, pause_env, run_cli, signal_when_paused, wait_paused
 
 SMALL = ["--resolution", "64", "--warmup", "2", "--warmup-time", "0", "--no-flops", "--no-progress", "--threads", "1"]
@@ -119,11 +119,12 @@ def test_idle_cpu_is_the_other_workers_cpu_seconds_over_the_round(
 ) -> None:
     """What ``idle_cpu`` means, on scripted CPU counters and a scripted clock (2 s round): the other
     workers' CPU seconds during the round over its wall time, the timing worker's own left out."""
-    from bench.core import schema, sitting
-    from bench.core.engine import OpenWorkload
-    from bench.core.settings import Settings
-    from bench.core.store import RunWriter
-    from bench.core.worker import Reply, RoundAnswer
+    from bench.core.interface.settings import Settings
+    from bench.core.measure import sitting
+    from bench.core.measure.engine import OpenWorkload
+    from bench.core.measure.worker import Reply, RoundAnswer
+    from bench.core.records import schema
+    from bench.core.records.store import RunWriter
 
     settings = Settings(backend="onnx", model_names=("casvit_xs",), resolution=64, rounds=3)
     record = schema.RoundRecord(round=0, iterations=2, median_ms=1.0, reference_ms=1.0)
@@ -149,8 +150,8 @@ def test_an_idle_onnx_runtime_session_is_told_not_to_spin(tmp_path: Path) -> Non
     is configured to stop spinning when a run returns, so it takes no CPU from the runtime being timed."""
     import models
     from bench.backends import get_backend
-    from bench.core.sessions import example_input
-    from bench.core.settings import Settings
+    from bench.core.interface.sessions import example_input
+    from bench.core.interface.settings import Settings
 
     backend = get_backend("onnx")
     workload = Settings("onnx", ("casvit_xs",), threads=1).workload("casvit_xs", 1, 64)

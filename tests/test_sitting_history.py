@@ -12,9 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.core import machine
-from bench.core.schema import STABLE, UNSTABLE
-from bench.core.sitting_history import (
+from bench.core.measure import machine
+from bench.core.measure.sitting_history import (
     HISTORY_FILE,
     KEEP_SITTINGS,
     MIN_PAIRED_CELLS,
@@ -23,7 +22,8 @@ from bench.core.sitting_history import (
     estimate,
     history_key,
 )
-from bench.core.stats import SITTING_SD, STABLE_WITHIN, can_reproduce, headline
+from bench.core.measure.stats import SITTING_SD, STABLE_WITHIN, can_reproduce, headline
+from bench.core.records.schema import STABLE, UNSTABLE
 
 
 def _sittings(n: int, spread: float, cells: int = 60, own: float = 0.004, seed: int = 0) -> list[dict]:
@@ -109,8 +109,8 @@ def test_a_cell_resting_on_a_slow_machine_gets_no_interval() -> None:
 
 @pytest.mark.parametrize(("spread", "verdict"), [(0.01, "ok"), (0.03, "bad")])
 def test_doctor_says_whether_a_cell_can_be_stable_on_this_machine(tmp_path: Path, spread: float, verdict: str) -> None:
-    from bench.core import system
-    from bench.core.environment import cpu_model
+    from bench.core.measure import system
+    from bench.core.records.environment import cpu_model
 
     key = machine.floor_key(cpu_model(), os.cpu_count(), 2)
     assert system.sitting_spread(tmp_path, key).verdict == "unknown"

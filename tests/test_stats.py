@@ -9,9 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.core import machine
-from bench.core.schema import STABLE, UNSTABLE
-from bench.core.stats import (
+from bench.core.measure import machine
+from bench.core.measure.stats import (
     SITTING_SD,
     Headline,
     fastest_spread,
@@ -20,6 +19,7 @@ from bench.core.stats import (
     headline_columns,
     sd_from_interval,
 )
+from bench.core.records.schema import STABLE, UNSTABLE
 
 NINE = [10.0, 15.0, 10.2, 14.0, 10.1, 13.0, 12.5, 10.3, 16.0]
 CLEAN = [v < 11 for v in NINE]
@@ -230,7 +230,7 @@ def test_the_footnote_states_the_coverage_the_committed_sittings_measured() -> N
     """stats.MEASURED_COVERAGE is what tests/scripts/reproducibility.py wrote into the committed files, summed."""
     import re
 
-    from bench.core.stats import MEASURED_COVERAGE, headline_note
+    from bench.core.measure.stats import MEASURED_COVERAGE, headline_note
     from tests.conftest import REPO
 
     covered = tested = 0

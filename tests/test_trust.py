@@ -14,9 +14,9 @@ import pytest
 
 from bench.backends import REGISTRY
 from bench.commands import run as run_command
-from bench.core import engine, machine, sitting
-from bench.core.schema import ENVIRONMENT_FIELDS, STABLE, UNSTABLE
-from bench.core.store import ROUNDS_FILE, SUMMARY_FILE, load_results
+from bench.core.measure import engine, machine, sitting
+from bench.core.records.schema import ENVIRONMENT_FIELDS, STABLE, UNSTABLE
+from bench.core.records.store import ROUNDS_FILE, SUMMARY_FILE, load_results
 from tests.conftest import REPO, run_cli
 
 MODELS = "casvit_xs,swiftformer_xs,efficientformerv2_s0"
@@ -34,7 +34,7 @@ def test_sigint_after_two_of_three_rounds_keeps_them_and_resume_times_only_the_l
     launcher = "\n".join(
         [
             "import runpy, signal, sys",
-            "from bench.core.sitting import Sitting",
+            "from bench.core.measure.sitting import Sitting",
             "signal.signal(signal.SIGINT, signal.default_int_handler)",
             "real, started = Sitting.time_cell, []",
             "def time_cell(self, *args, **kwargs):",

@@ -1,18 +1,18 @@
 """Runtime backends, one module each, and the registry: the only place the suite lists them.
 
-Adding a runtime is one new module here (a :class:`bench.core.runtime.Backend` subclass) plus one
+Adding a runtime is one new module here (a :class:`bench.core.interface.runtime.Backend` subclass) plus one
 line in :data:`BACKENDS`; nothing outside this package names a backend. Modules are imported lazily,
 so a runtime's heavy or optional packages load only when it is used. Importing this package installs
-:data:`REGISTRY` as the one the core consults (:func:`bench.core.runtime.registry`).
+:data:`REGISTRY` as the one the core consults (:func:`bench.core.interface.runtime.registry`).
 """
 
 from __future__ import annotations
 
 import argparse
 
-from bench.core import runtime
 from bench.core.errors import BenchError
-from bench.core.runtime import (
+from bench.core.interface import runtime
+from bench.core.interface.runtime import (
     ALL_PRECISIONS,
     PRECISIONS,
     Backend,

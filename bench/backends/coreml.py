@@ -7,7 +7,7 @@ of being timed.
 
 int8 is W8A8 made by coremltools' own PyTorch-side quantizer, :class:`LinearQuantizer`
 (``coremltools.optimize.torch``, :data:`INT8_RECIPE`), used for calibration only: observers see the
-shared calibration set (:mod:`bench.core.calibration`), no training step, then ``finalize`` gives a
+shared calibration set (:mod:`bench.core.interface.calibration`), no training step, then ``finalize`` gives a
 module of quantize/dequantize pairs that ``ct.convert`` turns into Core ML's int8 ops. Its coremltools
 sibling ``linear_quantize_activations`` would need Core ML predictions (macOS), and the PT2E
 ``CoreMLQuantizer`` imports ``torch.ao.quantization.quantizer``, which torch 2.13 no longer has. The
@@ -37,9 +37,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.core import artifacts
 from bench.core.errors import BenchError
-from bench.core.runtime import Backend, BackendOptions, Prepared, Session, Workload, option
+from bench.core.interface import artifacts
+from bench.core.interface.runtime import Backend, BackendOptions, Prepared, Session, Workload, option
 from bench.core.util import export_program, one_line
 
 INPUT_NAME = "input"

@@ -10,7 +10,7 @@ Threads: ExecuTorch's process-wide threadpool, which the XNNPACK delegate runs o
 fp16: the model and input are converted to half before export, so XNNPACK computes in fp16 (on a CPU
 without native fp16 arithmetic, e.g. x86 without AVX512-FP16, that is emulated and slower than fp32).
 int8: ExecuTorch's own XNNPACK quantizer through PT2E (:data:`INT8_RECIPE`): the exported graph gets
-observers, sees the shared calibration set (:mod:`bench.core.calibration`), and its quantize/dequantize
+observers, sees the shared calibration set (:mod:`bench.core.interface.calibration`), and its quantize/dequantize
 pairs are re-exported and lowered, so XNNPACK runs the quantized operators on its int8 kernels. The
 recipe and calibration set enter the int8 program's cache key; fp32/fp16 keys are as they were.
 """
@@ -31,10 +31,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.core import artifacts
-from bench.core.artifact_backend import ArtifactBackend
 from bench.core.errors import BenchError
-from bench.core.runtime import BackendOptions, Prepared, Session, Workload, native_command, option
+from bench.core.interface import artifacts
+from bench.core.interface.artifact_backend import ArtifactBackend
+from bench.core.interface.runtime import BackendOptions, Prepared, Session, Workload, native_command, option
 from bench.core.util import export_program, quiet, quiet_export, quiet_native
 
 DELEGATES = ("xnnpack", "none")

@@ -45,11 +45,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.core import artifacts
 from bench.core.arguments import default_cache_dir
-from bench.core.artifact_backend import ArtifactBackend
 from bench.core.errors import BenchError
-from bench.core.runtime import Prepared, Session, Workload, native_command
+from bench.core.interface import artifacts
+from bench.core.interface.artifact_backend import ArtifactBackend
+from bench.core.interface.runtime import Prepared, Session, Workload, native_command
 from bench.core.util import export_program, one_line, quiet_export, quiet_native, read_own_document
 
 CONVERTER_REQUIREMENTS = ("litert-torch==0.10.0",)

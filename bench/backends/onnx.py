@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.core import artifacts
-from bench.core.calibration import Calibration
 from bench.core.errors import BenchError
-from bench.core.runtime import Backend, BackendOptions, Prepared, Session, Workload, native_command, option
+from bench.core.interface import artifacts
+from bench.core.interface.calibration import Calibration
+from bench.core.interface.runtime import Backend, BackendOptions, Prepared, Session, Workload, native_command, option
 from bench.core.util import quiet_export
 
 OPSET = 17  # TorchScript exporter: first opset with a fused LayerNormalization op

@@ -39,11 +39,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.core import artifacts
-from bench.core.artifact_backend import ArtifactBackend
-from bench.core.calibration import Calibration
 from bench.core.errors import BenchError
-from bench.core.runtime import BackendOptions, Prepared, Session, Workload, native_command, option
+from bench.core.interface import artifacts
+from bench.core.interface.artifact_backend import ArtifactBackend
+from bench.core.interface.calibration import Calibration
+from bench.core.interface.runtime import BackendOptions, Prepared, Session, Workload, native_command, option
 from bench.core.util import export_program, quiet_export, quiet_native
 
 FRONTENDS = ("export", "trace")

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from bench.core.errors import BenchError
-from bench.core.runtime import Backend, Prepared, Session, Workload
+from bench.core.interface.runtime import Backend, Prepared, Session, Workload
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 

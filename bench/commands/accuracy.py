@@ -26,7 +26,7 @@ the same batches in each precision a runtime runs (torch: AMP fp16/bf16; int8: t
 its parity gated by agreement), so the drop of each against the baseline (the first runtime at the first
 precision) is paired: its 95% interval rests on the images whose top-1 verdicts differ between the two.
 
-Results: ``<out>/<stamp>-accuracy-<pid>/accuracy.json`` (:mod:`bench.core.accuracy_results`: top-1,
+Results: ``<out>/<stamp>-accuracy-<pid>/accuracy.json`` (:mod:`bench.core.scoring.accuracy_results`: top-1,
 top-5, counts, the preprocessing, the checkpoint's SHA-256, the data set and its fingerprint, the machine)
 and ``per_class.csv``, written after each model; the tallies of the model in progress are saved as it
 goes, so after Ctrl-C ``--resume`` continues where it stopped. ``bench report`` uses a measured top-1
@@ -57,9 +57,13 @@ from bench.backends import (
     backend_class,
     backend_list,
 )
-from bench.core import arguments, pause
-from bench.core.accuracy import Progress, Tally, check_classes, evaluate, head_size, paired_drop
-from bench.core.accuracy_results import (
+from bench.core import arguments
+from bench.core.errors import BenchError, stop_status, stop_word
+from bench.core.interface.sessions import SessionRefused, open_session, workload_facts
+from bench.core.measure import pause
+from bench.core.records.store import new_run_dir
+from bench.core.scoring.accuracy import Progress, Tally, check_classes, evaluate, head_size, paired_drop
+from bench.core.scoring.accuracy_results import (
     PARTIAL_FILE,
     PER_CLASS_COLUMNS,
     PER_CLASS_FILE,
@@ -68,10 +72,7 @@ from bench.core.accuracy_results import (
     AccuracyResult,
     load_document,
 )
-from bench.core.datasets import Dataset, scan, shown, subset
-from bench.core.errors import BenchError, stop_status, stop_word
-from bench.core.sessions import SessionRefused, open_session, workload_facts
-from bench.core.store import new_run_dir
+from bench.core.scoring.datasets import Dataset, scan, shown, subset
 from bench.core.util import (
     atomic_write_text,
     check_writable_dir,
@@ -132,7 +133,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _open(backend_name: str, model, workload, cache_dir: Path, seed: int):
-    """A session checked like every other (:func:`bench.core.sessions.open_session`): parity failed is a failure."""
+    """A session checked like every other (:func:`bench.core.interface.sessions.open_session`): parity failed
+    is a failure."""
     backend = available_backend(backend_name)
     reason = backend.cannot_time_reason()
     if reason is not None:
@@ -151,7 +153,7 @@ class ModelFailed(Exception):
 def _build(name: str, args, settings, data: Dataset):
     """(model, resolution, preprocessing, card, head size); :class:`ModelFailed` when the model is broken."""
     import models
-    from bench.core.settings import build_model
+    from bench.core.interface.settings import build_model
     from models.registry import get_preprocessing
 
     card = models.get_card(name)
@@ -322,7 +324,7 @@ def _checked_inputs(args: argparse.Namespace):
         path, why = data.unreadable[0]
         raise BenchError(f"cannot read image {shown(path)}: {why} (fix or remove it, or pass --skip-unreadable)")
     items = subset(data.items, args.limit)
-    from bench.core import settings as setting
+    from bench.core.interface import settings as setting
 
     # every value checked (e.g. --device cuda without a GPU, fp16 on a CPU) before any work
     settings = setting.from_args(
@@ -377,7 +379,7 @@ class _Run:
         if previous is not None:
             print(f"resuming {shown(previous[0])}", file=sys.stderr)
             return cls(*previous, resumed=True)
-        from bench.core import environment
+        from bench.core.records import environment
 
         env = environment.collect({"device": args.device, "threads": settings.threads})
         run_dir = new_run_dir(Path(args.out), "accuracy")  # two runs of one process in a second get two folders
@@ -589,7 +591,7 @@ def _read_per_class(run_dir: Path) -> list[dict[str, object]]:
 def _write(run_dir: Path, document: AccuracyDocument, per_class: list[dict[str, object]] | None = None) -> None:
     import pandas as pd
 
-    from bench.core.formatting import csv_text
+    from bench.core.report.formatting import csv_text
 
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -620,7 +622,7 @@ def _drop(r: AccuracyResult) -> str:
 def _table(results: list[AccuracyResult]) -> str:
     import pandas as pd
 
-    from bench.core.formatting import text_table
+    from bench.core.report.formatting import text_table
 
     rows = [
         {

@@ -1,10 +1,10 @@
 """``bench compare OLD NEW``: did a model get slower?
 
-Rows are matched by model, resolution, batch size and setting (:func:`bench.core.schema.setting_identity`
+Rows are matched by model, resolution, batch size and setting (:func:`bench.core.records.schema.setting_identity`
 without the machine: backend, device, precision, threads, channels-last, compile, backend options,
 weights, head); the latest successful run of each side is used, as in the report.
 
-For each pair the change is NEW's headline over OLD's (:func:`bench.core.stats.headline`), with an
+For each pair the change is NEW's headline over OLD's (:func:`bench.core.measure.stats.headline`), with an
 interval from both headlines' standard errors, which include the spread between sittings:
 
 - *REGRESSION*: slower by more than ``--threshold`` (the noise threshold, as in criterion.rs) and the
@@ -16,7 +16,7 @@ interval from both headlines' standard errors, which include the spread between 
 
 The machine's speed is not divided out (on committed sittings that turned small changes into false
 regressions); the change of its calm-speed reference is shown as a diagnostic. The statistics and
-verdicts live in :mod:`bench.core.verdicts`. Exit code 1 when there is a regression (for CI), 3 when
+verdicts live in :mod:`bench.core.measure.verdicts`. Exit code 1 when there is a regression (for CI), 3 when
 nothing regressed but some setting could not be tested or judged (``--allow-untested``: 0), 0
 otherwise, 2 on bad input. Comparing results from different environments (machine or software) is
 allowed but warned about on stderr.
@@ -31,8 +31,8 @@ from pathlib import Path
 import pandas as pd
 
 from bench.core import arguments
-from bench.core.formatting import FORMATS, render
-from bench.core.verdicts import Side, compare, exit_code, level, tally
+from bench.core.measure.verdicts import Side, compare, exit_code, level, tally
+from bench.core.report.formatting import FORMATS, render
 
 
 def _percent(text: str) -> float:

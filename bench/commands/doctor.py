@@ -6,10 +6,11 @@ import argparse
 import json
 import os
 
-from bench.core import arguments, system
-from bench.core.environment import cpu_model
-from bench.core.formatting import FORMATS, render
-from bench.core.machine import floor_key
+from bench.core import arguments
+from bench.core.measure import system
+from bench.core.measure.machine import floor_key
+from bench.core.records.environment import cpu_model
+from bench.core.report.formatting import FORMATS, render
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

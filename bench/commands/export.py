@@ -25,13 +25,14 @@ from bench.backends import (
     add_option_arguments,
     available_backend,
 )
-from bench.core import arguments, settings
-from bench.core.artifacts import tree_digest
+from bench.core import arguments
 from bench.core.errors import BenchError
-from bench.core.schema import MANIFEST_VERSION, SUITE_ID, ManifestEntry
-from bench.core.sessions import open_session
-from bench.core.settings import DEFAULT_STEADY, DEFAULT_WARMUP, build_model
-from bench.core.store import MANIFEST_FILE, load_manifest
+from bench.core.interface import settings
+from bench.core.interface.artifacts import tree_digest
+from bench.core.interface.sessions import open_session
+from bench.core.interface.settings import DEFAULT_STEADY, DEFAULT_WARMUP, build_model
+from bench.core.records.schema import MANIFEST_VERSION, SUITE_ID, ManifestEntry
+from bench.core.records.store import MANIFEST_FILE, load_manifest
 from bench.core.util import atomic_write_text, check_writable_dir, one_line, timestamp
 from models.errors import CheckpointError
 

@@ -1,4 +1,5 @@
-"""``bench flops``: GMACs of models with two counters beside the published numbers (see :mod:`bench.core.counting`)."""
+"""``bench flops``: GMACs of models with two counters beside the published numbers
+(see :mod:`bench.core.measure.counting`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pandas as pd
 
 from bench.core import arguments
 from bench.core.arguments import select_models
-from bench.core.counting import (
+from bench.core.errors import BenchError
+from bench.core.measure.counting import (
     FVCORE_RULE,
     GIGA,
     THOP_RULE,
@@ -22,8 +24,7 @@ from bench.core.counting import (
     op_category,
     published_decimals,
 )
-from bench.core.errors import BenchError
-from bench.core.formatting import FORMATS, markdown_table, render, write_csv
+from bench.core.report.formatting import FORMATS, markdown_table, render, write_csv
 from bench.core.util import check_writable_dir, one_line
 from models.errors import CheckpointError
 

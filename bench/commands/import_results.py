@@ -27,12 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.backends import ALL_PRECISIONS, BACKENDS
-from bench.core import arguments, store
-from bench.core.artifacts import tree_digest
-from bench.core.environment import cpu_model, package_versions
+from bench.core import arguments
 from bench.core.errors import BenchError
 from bench.core.importers import ImportFailure, Measurement, formats, parse_file
-from bench.core.schema import (
+from bench.core.interface.artifacts import tree_digest
+from bench.core.measure.stats import summarize, throughput
+from bench.core.records import store
+from bench.core.records.environment import cpu_model, package_versions
+from bench.core.records.schema import (
     SCHEMA_VERSION,
     STATUS_FAILED,
     STATUS_OK,
@@ -41,8 +43,7 @@ from bench.core.schema import (
     SummaryRow,
     identify,
 )
-from bench.core.stats import summarize, throughput
-from bench.core.store import RunWriter
+from bench.core.records.store import RunWriter
 from bench.core.util import check_writable_dir, one_line, parse_document, read_input_file, special_file_kind
 
 DEVICE_KEYS = ("device", "soc", "os", "runtime_version", "threads", "delegate", "power_state", "notes")
@@ -186,7 +187,7 @@ class Target:
 
 
 def load_manifest(path: Path) -> list[dict[str, object]]:
-    """The manifest's entries (read by :func:`bench.core.store.load_manifest`), as the matching uses them."""
+    """The manifest's entries (read by :func:`bench.core.records.store.load_manifest`), as the matching uses them."""
     entries = [e.as_dict() for e in store.load_manifest(path)]
     if not entries:
         raise BenchError(f"{path}: lists no artifacts")

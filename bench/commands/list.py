@@ -9,7 +9,7 @@ import pandas as pd
 import models
 from bench.core import arguments
 from bench.core.arguments import select_models
-from bench.core.formatting import FORMATS, render
+from bench.core.report.formatting import FORMATS, render
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.core.formatting import PAPER_FORMATS, csv_text, render_paper_table
-from bench.core.report_files import PaperChoice, write_files
-from bench.core.reporting import load_report
-from bench.core.tables import main_table, table_frame
+from bench.core.report.formatting import PAPER_FORMATS, csv_text, render_paper_table
+from bench.core.report.report_files import PaperChoice, write_files
+from bench.core.report.reporting import load_report
+from bench.core.report.tables import main_table, table_frame
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,4 +1,4 @@
-"""``bench run``: measure models on one or more runtimes in one sitting (:mod:`bench.core.sitting`)."""
+"""``bench run``: measure models on one or more runtimes in one sitting (:mod:`bench.core.measure.sitting`)."""
 
 from __future__ import annotations
 
@@ -16,12 +16,10 @@ from bench.backends import (
     backend_list,
     timing_backends,
 )
-from bench.core import arguments, settings
-from bench.core.engine import retry_can_help
+from bench.core import arguments
 from bench.core.errors import BenchError
-from bench.core.formatting import text_table
-from bench.core.schema import STATUS_NOT_TIMED, STATUS_OK, UNSTABLE, SummaryRow
-from bench.core.settings import (
+from bench.core.interface import settings
+from bench.core.interface.settings import (
     DEFAULT_BUDGET_S,
     DEFAULT_PROCESSES,
     DEFAULT_ROUNDS,
@@ -29,7 +27,10 @@ from bench.core.settings import (
     DEFAULT_WARMUP,
     Settings,
 )
-from bench.core.sitting import Runtime, run_sitting
+from bench.core.measure.engine import retry_can_help
+from bench.core.measure.sitting import Runtime, run_sitting
+from bench.core.records.schema import STATUS_NOT_TIMED, STATUS_OK, UNSTABLE, SummaryRow
+from bench.core.report.formatting import text_table
 from bench.core.util import check_writable_dir
 
 
@@ -216,7 +217,7 @@ def main(args: argparse.Namespace) -> int:
         print(summary_table(rows))
     print(f"results: {run_dir}")
     if args.report:
-        from bench.core.report_files import write_report
+        from bench.core.report.report_files import write_report
 
         for path in write_report([run_dir], args.report_dir, ratio_to=DEFAULT_BACKEND):
             print(f"report: {path}")

@@ -159,7 +159,7 @@ def add_precision_argument(p: Parser, choices: tuple[str, ...], help: str = "") 
 
 def add_calibration_arguments(p: Parser) -> None:
     """``--calibration DIR`` and ``--calibration-images N``: the images int8 quantizers calibrate on
-    (:mod:`bench.core.calibration`)."""
+    (:mod:`bench.core.interface.calibration`)."""
     p.add_argument(
         "--calibration",
         type=Path,
@@ -179,7 +179,7 @@ def add_calibration_arguments(p: Parser) -> None:
 
 def add_device_argument(p: Parser) -> None:
     """``--device``: the kind of processor a session runs on here (each backend lists the ones it supports;
-    :func:`bench.core.settings.from_args` checks). A phone or board is ``bench import --device-name``."""
+    :func:`bench.core.interface.settings.from_args` checks). A phone or board is ``bench import --device-name``."""
     p.add_argument(
         "--device",
         default="cpu",
@@ -232,7 +232,7 @@ def renamed(new: str) -> type[argparse.Action]:
 def add_iteration_arguments(p: Parser, warmup: int, iters: int) -> None:
     """``--warmup N`` and ``--iters N``, defined once for every command that takes them (``run`` times
     with them; ``export`` writes them into the vendor tools' command lines). ``warmup``/``iters`` are the
-    defaults (:data:`bench.core.settings.DEFAULT_WARMUP` / ``DEFAULT_STEADY``)."""
+    defaults (:data:`bench.core.interface.settings.DEFAULT_WARMUP` / ``DEFAULT_STEADY``)."""
     for flag, default, kind in (("--warmup", warmup, "warmup"), ("--iters", iters, "timed")):
         p.add_argument(
             flag,

@@ -17,7 +17,7 @@ the vendor tool timing the same artifact file with the same thread count in a su
 
 Which side goes first alternates by round. Per model the ratio suite/tool is the quotient of the two
 sides' headlines (mean of the fastest third of rounds) with its bootstrap interval
-(``bench.core.stats.ratio_headline``, as the runtime ratios of bench/core/ratios.py); target 0.95-1.05.
+(``bench.core.measure.stats.ratio_headline``, as the runtime ratios of bench/core/report/ratios.py); target 0.95-1.05.
 """
 
 from __future__ import annotations
@@ -101,8 +101,8 @@ def agreement(runtime: str, name: str, args: argparse.Namespace, work: Path) -> 
 
     import models
     from bench.backends import Workload, available_backend
-    from bench.core.sessions import open_session
-    from bench.core.stats import headline, ratio_headline
+    from bench.core.interface.sessions import open_session
+    from bench.core.measure.stats import headline, ratio_headline
 
     backend = available_backend(runtime)
     torch.manual_seed(0)

@@ -35,7 +35,7 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=1)
     args = parser.parse_args()
 
-    from bench.core.store import load_samples, load_summary
+    from bench.core.records.store import load_samples, load_summary
 
     summary = load_summary(args.run)
     samples = load_samples(args.run)

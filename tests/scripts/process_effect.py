@@ -6,7 +6,8 @@ Each condition runs in its own fresh process, in turn (``--repeats`` times, inte
 batch 1 before and after three batch-8 inferences of the same network:
 
 * ``default``: glibc's malloc as it comes (its mmap threshold rises when a large mapped block is freed);
-* ``fixed``: the thresholds fixed first, as every sitting worker does (:func:`bench.core.machine.steady_allocator`).
+* ``fixed``: the thresholds fixed first, as every sitting worker does
+  (:func:`bench.core.measure.machine.steady_allocator`).
 
 With the default allocator, batch 1 after batch 8 is faster than in the fresh process (its activations
 come from the heap instead of fresh mappings); with the thresholds fixed, before and after agree.
@@ -29,7 +30,7 @@ CHILD = """
 import json, statistics, sys, time
 sys.path.insert(0, {repo!r})
 import torch, models
-from bench.core import machine
+from bench.core.measure import machine
 if sys.argv[1] == "fixed":
     machine.steady_allocator()
 torch.set_num_threads(2)

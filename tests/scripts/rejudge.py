@@ -49,15 +49,15 @@ def rejudge(
     The machine's floor is the run's own (a low quantile of every reference block it timed), or
     ``recorded_floor`` where that is lower (the floor earlier sittings recorded on this machine).
     ``sitting_sd``: how far the machine's sittings differ (default: what the run recorded it judged
-    with, else :data:`~bench.core.stats.SITTING_SD`).
+    with, else :data:`~bench.core.measure.stats.SITTING_SD`).
     """
     import json
 
-    from bench.core import machine
-    from bench.core.schema import STABLE, STATUS_OK, SUMMARY_COLUMNS
-    from bench.core.sitting_history import history_key
-    from bench.core.stats import MIN_CLEAN_ROUNDS, SITTING_SD, headline, headline_columns, only_wide
-    from bench.core.store import ROUNDS_FILE, SUMMARY_FILE
+    from bench.core.measure import machine
+    from bench.core.measure.sitting_history import history_key
+    from bench.core.measure.stats import MIN_CLEAN_ROUNDS, SITTING_SD, headline, headline_columns, only_wide
+    from bench.core.records.schema import STABLE, STATUS_OK, SUMMARY_COLUMNS
+    from bench.core.records.store import ROUNDS_FILE, SUMMARY_FILE
 
     if sitting_sd is None:
         try:

@@ -22,7 +22,7 @@ the cells both measured (runtime, model, batch, resolution, precision, threads),
 ``--rejudge`` first re-derives every row's headline, interval and validity from its rounds.csv under
 the current rules (in a temporary copy; for folders written by an older version), leave one sitting
 out: each sitting is judged with the spread between sittings learnt from the *other* sittings given
-(:mod:`bench.core.sitting_history`), as a machine's history would hold them; ``--machine-floor`` judges
+(:mod:`bench.core.measure.sitting_history`), as a machine's history would hold them; ``--machine-floor`` judges
 them all against the lowest floor among them, as the machine's cache would have recorded it. Without
 ``--rejudge`` the sittings are read as they were written (each judged with the history its machine
 had then). Exit status 0.
@@ -53,7 +53,7 @@ INJECTED = 1.10
 
 def load(run_dir: Path, batch: int | None) -> pd.DataFrame:
     """The sitting's measured cells (first attempts only), keyed by :data:`KEY`."""
-    from bench.core.schema import measured
+    from bench.core.records.schema import measured
 
     df = pd.read_csv(run_dir / "summary.csv")
     df = df[measured(df) & ~df["row_id"].astype(str).str.contains("#", regex=False)]
@@ -107,7 +107,7 @@ def coverage(a: pd.DataFrame, b: pd.DataFrame, stable_only: bool) -> tuple[int, 
     """(covered, tested): B's headline inside A's printed prediction interval, over the cells sound in both
     sittings: an interval on each side and no fault but, at most, its width (the cells compare judges; a
     headline without an interval rests on a slow machine, one timed beside other work is biased)."""
-    from bench.core.stats import only_wide
+    from bench.core.measure.stats import only_wide
 
     common = a.index.intersection(b.index)
     sound = lambda t: t.loc[common, "stable"] | t.loc[common, "validity_reason"].map(only_wide)  # noqa: E731
@@ -122,7 +122,7 @@ def coverage(a: pd.DataFrame, b: pd.DataFrame, stable_only: bool) -> tuple[int, 
 
 def called_changed(a: pd.DataFrame, b: pd.DataFrame) -> tuple[int, int, int]:
     """(changed, judged, compared) by ``bench compare``'s statistics at its defaults."""
-    from bench.core import verdicts
+    from bench.core.measure import verdicts
 
     common = a.index.intersection(b.index)
     changed = judged = 0
@@ -136,7 +136,7 @@ def called_changed(a: pd.DataFrame, b: pd.DataFrame) -> tuple[int, int, int]:
 def injected(a: pd.DataFrame, b: pd.DataFrame) -> tuple[int, int]:
     """(caught, tested): B's cells slowed by 10%, and compare's REGRESSION calls on them, over the cells
     compare judges (both sides with an interval and no fault but, at most, its width)."""
-    from bench.core import verdicts
+    from bench.core.measure import verdicts
 
     common = a.index.intersection(b.index)
     caught = tested = 0
@@ -155,8 +155,8 @@ def injected(a: pd.DataFrame, b: pd.DataFrame) -> tuple[int, int]:
 
 def variance(dirs: Sequence[Path], tables: list[pd.DataFrame]) -> dict[str, float]:
     """Median over cells of the log-scale variance at each level (clean rounds only)."""
-    from bench.core import machine
-    from bench.core.stats import fast_mean
+    from bench.core.measure import machine
+    from bench.core.measure.stats import fast_mean
 
     within_process, between_process = [], []
     for run_dir in dirs:
@@ -196,8 +196,8 @@ def rejudged_copies(
     learnt from the others (leave one sitting out), and a line per sitting saying what that spread was;
     ``shared_floor``: every sitting judged against the lowest floor among them, as a machine whose cache
     recorded it from earlier sittings."""
-    from bench.core import machine
-    from bench.core.sitting_history import estimate
+    from bench.core.measure import machine
+    from bench.core.measure.sitting_history import estimate
     from tests.scripts.rejudge import rejudge
 
     floor = None
@@ -222,7 +222,7 @@ def rejudged_copies(
 def spread_line(dirs: Sequence[Path], kept: list[dict[str, tuple[float, float]]] | None = None) -> str:
     """The spread between sittings that every sitting given, together, teaches (the history's estimate);
     ``kept``: what each leaves in the history, as judged already (else judged here against its own floor)."""
-    from bench.core.sitting_history import estimate
+    from bench.core.measure.sitting_history import estimate
     from tests.scripts.rejudge import rejudge
 
     if kept is None:
@@ -243,7 +243,7 @@ def report(
     notes: Sequence[str] = (),
     kept: list[dict[str, tuple[float, float]]] | None = None,
 ) -> str:
-    from bench.core.stats import HEADLINE_LEVEL
+    from bench.core.measure.stats import HEADLINE_LEVEL
 
     tables = [load(d, batch) for d in dirs]
     lines = []

@@ -71,7 +71,7 @@ def main() -> int:
                "--no-flops", "--no-progress", "--out", str(results))  # fmt: skip
     _bench("report", "--results", str(results), "--out", str(out / "report"))
 
-    from bench.core.store import load_results
+    from bench.core.records.store import load_results
 
     summary, _, _ = load_results([results])
     ok = summary[summary["status"] == "ok"]

@@ -70,9 +70,9 @@ def power(trials: int, slowdown: float, out: Path) -> int:
     import torch
 
     from bench.backends import REGISTRY
-    from bench.core import engine, sitting
     from bench.core.arguments import default_threads
-    from bench.core.settings import Settings
+    from bench.core.interface.settings import Settings
+    from bench.core.measure import engine, sitting
 
     class Slowed(torch.nn.Module):
         """The network plus ``reps`` 256x256 matrix products per forward: extra work on the same CPUs."""

@@ -27,7 +27,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench.commands.complexity.progress import step
-from bench.core import counting
+from bench.core.measure import counting
 from bench.core.util import quiet
 from models.casvit import AdditiveBlock, AdditiveTokenMixer
 

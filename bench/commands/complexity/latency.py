@@ -16,7 +16,7 @@ from torch import nn
 import models
 from bench.commands.complexity.counting import MIXERS, exponent_table
 from bench.commands.complexity.progress import step
-from bench.core import counting
+from bench.core.measure import counting
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class LatencySettings:
 
 def _median_ms(session, settings: LatencySettings) -> float:
     """Median of the timed loop; the session service's cold run and parity check were its warmup."""
-    from bench.core.timing import LoopLimits, timed_loop
+    from bench.core.measure.timing import LoopLimits, timed_loop
 
     limits = LoopLimits(settings.min_iters, settings.min_time_s, settings.max_time_s)
     return float(np.median(timed_loop(session.run, limits).samples_ms))
@@ -42,7 +42,7 @@ def _checked_session(backend_name: str, module: nn.Module, workload, settings: L
     against the module's eager output); a failed check stops the command with one line."""
     from bench.backends import get_backend
     from bench.core.errors import BenchError
-    from bench.core.sessions import open_session
+    from bench.core.interface.sessions import open_session
 
     backend = get_backend(backend_name)
     workload = replace(workload, options=backend.Options().items())
@@ -55,7 +55,7 @@ def _checked_session(backend_name: str, module: nn.Module, workload, settings: L
 
 def _module_session(backend_name: str, module: nn.Module, shape: tuple[int, ...], tag: str, settings):
     """A backend session for a bare module (input ``shape`` [B, C, H, W])."""
-    from bench.core.runtime import Workload
+    from bench.core.interface.runtime import Workload
 
     b, c, h, _ = shape
     return _checked_session(backend_name, module, Workload(tag, b, h, threads=settings.threads, channels=c), settings)
@@ -87,7 +87,7 @@ def _timed_and_closed(session, settings: LatencySettings) -> float:
 def model_latency(names: list[str], resolutions: list[int], settings: LatencySettings, progress=None) -> pd.DataFrame:
     """Latency (batch 1) and fvcore GMACs of whole networks per input resolution; one backend at a time,
     so that two runtimes' thread pools never compete for the cores."""
-    from bench.core.runtime import Workload
+    from bench.core.interface.runtime import Workload
 
     rows = []
     for backend_name, name, res in itertools.product(settings.backends, names, resolutions):

@@ -21,10 +21,10 @@ from matplotlib.ticker import NullFormatter
 from bench.commands.complexity.counting import COUNTED_TERMS, UNCOUNTED_TERMS
 from bench.commands.complexity.fits import STATED_MODEL, CostModel, Counts, Fit, design_matrix
 from bench.commands.complexity.latency import Latency, latency_words
-from bench.core import plots
 from bench.core.errors import BenchError
-from bench.core.formatting import markdown_table, text_table, write_csv
-from bench.core.plot_style import family_styles, save_figure
+from bench.core.report import plots
+from bench.core.report.formatting import markdown_table, text_table, write_csv
+from bench.core.report.plot_style import family_styles, save_figure
 
 _MIXER_STYLE = {"CATM": ("#D55E00", "*"), "MSA": ("#0072B2", "o")}
 _COUNTER_LABEL = {"flopcounter": "conv MACs (FlopCounterMode)", "fvcore": "MACs (fvcore)"}

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.core.errors import BenchError
-from bench.core.schema import MAX_LATENCY_MS, MIN_LATENCY_MS
+from bench.core.records.schema import MAX_LATENCY_MS, MIN_LATENCY_MS
 from bench.core.util import read_input_file
 
 FORMAT_MODULES = (

@@ -36,7 +36,7 @@ SUITE_ID = "mobile-backbone-bench"
 SCHEMA_VERSION = 4
 """2: rows know their weights, validity and per-round reference speed; samples know their round.
 3: rows know the vendor tool they were imported from and whether they are aggregate-only, and carry
-the headline ``latency_ms`` (:func:`bench.core.stats.headline`) and its interval.
+the headline ``latency_ms`` (:func:`bench.core.measure.stats.headline`) and its interval.
 4: rows record what an int8 network was calibrated on (``calibration``)."""
 
 STATUS_OK = "ok"
@@ -205,10 +205,10 @@ class SummaryRow:
     status: str = col(f"one of {', '.join(STATUSES)}", "str")
     error: str = col("why the row has no measurement, or a note (e.g. batch reduced)", "str")
     latency_ms: float = latency_col(
-        "the headline: mean of the fastest half of the clean round medians (bench.core.stats.headline)"
+        "the headline: mean of the fastest half of the clean round medians (bench.core.measure.stats.headline)"
     )
     latency_ci_low_ms: float = latency_col(
-        "low end of the headline's 95% prediction interval for another sitting (bench.core.stats.headline)"
+        "low end of the headline's 95% prediction interval for another sitting (bench.core.measure.stats.headline)"
     )
     latency_ci_high_ms: float = latency_col("high end of the headline's interval (see latency_ci_low_ms)")
     latency_mean_ms: float = latency_col("mean of all timed iterations")
@@ -249,7 +249,7 @@ class SummaryRow:
     round_processes: str = col(
         "which of the runtime's worker processes timed each round (0, 1, ...), as a JSON list", "json", json="indices"
     )
-    clean_rounds: int = col("rounds timed while the machine ran at its calm speed (bench.core.machine)", "int")
+    clean_rounds: int = col("rounds timed while the machine ran at its calm speed (bench.core.measure.machine)", "int")
     machine_floor_ms: float = col("the machine-speed reference at the machine's calm speed", unit="ms", low=0)
     busy_cpu: float = col("CPU time used by other processes during timing, in cores (Linux /proc)")
     steal: float = col("share of CPU time the hypervisor stole during timing (Linux /proc)")
@@ -274,7 +274,7 @@ class SummaryRow:
         """Assign columns by name; a name that is not a column is a programming error, caught here."""
         for name, value in values.items():
             if name not in COLUMN_KINDS:
-                raise AttributeError(f"{name!r} is not a summary column (see bench/core/schema.py)")
+                raise AttributeError(f"{name!r} is not a summary column (see bench/core/records/schema.py)")
             setattr(self, name, value)
         return self
 
@@ -472,7 +472,7 @@ class ManifestEntry:
 @dataclass
 class CompareResult:
     """One setting measured on both sides of ``bench compare OLD NEW`` (or measured in OLD and failing in
-    NEW), as its table, ``--csv`` and ``--json`` output show it (:func:`bench.core.verdicts.compare`)."""
+    NEW), as its table, ``--csv`` and ``--json`` output show it (:func:`bench.core.measure.verdicts.compare`)."""
 
     model: str = col("model name", "str", identity=True)
     backend: str = col("runtime backend", "str", identity=True)
@@ -496,7 +496,7 @@ class CompareResult:
     clean_rounds_new: int = col("NEW's clean rounds", "int")
     old_validity: str = col("OLD row's validity (stable or unstable; - when not judged)", "str")
     new_validity: str = col("NEW row's validity", "str")
-    verdict: str = col("the outcome (bench.core.verdicts: REGRESSION, improved, not judged (unstable), ...)", "str",
+    verdict: str = col("the outcome (measure.verdicts: REGRESSION, improved, not judged (unstable), ...)", "str",
                        identity=True)  # fmt: skip
     error: str = col("why NEW failed (status: error); a column only when some setting now fails", "str")
 

@@ -11,14 +11,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.core.bibliography import bibtex
 from bench.core.errors import BenchError
-from bench.core.findings import findings_markdown
-from bench.core.formatting import csv_text, render_paper_table
-from bench.core.ratios import ratio_frame, speedup_frame
-from bench.core.reporting import Column, Report, load_report
-from bench.core.store import find_run_dirs, sittings
-from bench.core.tables import (
+from bench.core.records.store import find_run_dirs, sittings
+from bench.core.report.bibliography import bibtex
+from bench.core.report.findings import findings_markdown
+from bench.core.report.formatting import csv_text, render_paper_table
+from bench.core.report.ratios import ratio_frame, speedup_frame
+from bench.core.report.reporting import Column, Report, load_report
+from bench.core.report.tables import (
     appendix_tables,
     columns_frame,
     main_table,
@@ -46,7 +46,7 @@ class PaperChoice:
     sittings: tuple[str, ...] = ()
     """Results folders whose every sitting the findings are computed in (empty: the report's own)."""
     font: str = "sans"
-    """The print figures' type: ``sans`` or ``serif`` (:data:`bench.core.figures.FONTS`)."""
+    """The print figures' type: ``sans`` or ``serif`` (:data:`bench.core.report.figures.FONTS`)."""
 
     def reference(self, report: Report) -> Column:
         """The report column of the runtime every other is compared with (ratios, findings)."""
@@ -180,7 +180,7 @@ def write_speedup_files(report: Report, out_dir: Path, over: str = "fp32") -> li
 
 def _citations(report: Report) -> list[str]:
     """The papers of the report's models, in the tables' order (families, then variants)."""
-    from bench.core.tables import _citation
+    from bench.core.report.tables import _citation
 
     rows = report.measurements.drop_duplicates("model").sort_values(["family_order", "model_order", "model"])
     return [_citation(m) for m in rows["model"]]
@@ -226,8 +226,8 @@ def write_files(
     plot_paths: list[Path] = []
     plot_notes: list[str] = []
     if plots:
-        from bench.core import figures
-        from bench.core import plots as plotting  # matplotlib is slow to import; only when plotting
+        from bench.core.report import figures
+        from bench.core.report import plots as plotting  # matplotlib is slow to import; only when plotting
 
         panels = [plotting.Panel(c.key, c.title, c.machine_detail) for c in report.columns]
         plot_paths, plot_notes = plotting.write_plots(report.measurements, report.samples, panels, out_dir, aspect)

@@ -126,10 +126,10 @@ def memory() -> Check:
 
 
 def sitting_spread(cache_dir: Path, machine_key: str) -> Check:
-    """How far this machine's recent sittings disagreed (:mod:`bench.core.sitting_history`; ``machine_key``:
-    :func:`bench.core.machine.floor_key`): whether a cell can be stable here at all."""
-    from bench.core.sitting_history import SittingHistory
-    from bench.core.stats import STABLE_WITHIN, can_reproduce
+    """How far this machine's recent sittings disagreed (:mod:`bench.core.measure.sitting_history`; ``machine_key``:
+    :func:`bench.core.measure.machine.floor_key`): whether a cell can be stable here at all."""
+    from bench.core.measure.sitting_history import SittingHistory
+    from bench.core.measure.stats import STABLE_WITHIN, can_reproduce
 
     spread = SittingHistory.load(cache_dir, machine_key).spread()
     value = f"{spread.note()} ({machine_key})"
@@ -153,7 +153,7 @@ def sampled_checks(seconds: float = 1.0) -> list[Check]:
     """Steal and other processes' CPU use, sampled over ``seconds``."""
     import psutil
 
-    from bench.core.machine import CpuWindow
+    from bench.core.measure.machine import CpuWindow
 
     window = CpuWindow()
     procs = list(psutil.process_iter(["pid", "name"]))

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from bench.core.environment import FRAMEWORK_PACKAGE
 from bench.core.errors import BenchError
-from bench.core.formatting import Cell, Interval, PaperTable, Text
-from bench.core.reporting import STATUS_CELLS, Column, Report, _value
-from bench.core.schema import SETTING_FIELDS, UNSTABLE
-from bench.core.stats import HEADLINE_LEVEL, headline_note
+from bench.core.measure.stats import HEADLINE_LEVEL, headline_note
+from bench.core.records.environment import FRAMEWORK_PACKAGE
+from bench.core.records.schema import SETTING_FIELDS, UNSTABLE
+from bench.core.report.formatting import Cell, Interval, PaperTable, Text
+from bench.core.report.reporting import STATUS_CELLS, Column, Report, _value
 
 UNSTABLE_MARK = "†"
 INTERVAL_NOTATION = "Latency +a/\u2212b: its interval [latency \u2212 b, latency + a], as it is (asymmetric)."
@@ -724,7 +724,7 @@ def _top1_source(report: Report, model: str) -> str:
 
 def _paper_version(model: str) -> str:
     """`` (paper v1)`` where the card's top-1 source names the version of the paper it was read from, else ``""``."""
-    from bench.core.reporting import _card
+    from bench.core.report.reporting import _card
 
     card = _card(model)
     found = re.search(r"\bpaper (v\d+)\b", str(getattr(card, "top1_source", "") or ""))
@@ -732,7 +732,7 @@ def _paper_version(model: str) -> str:
 
 
 def _citation(model: str) -> str:
-    from bench.core.reporting import _card
+    from bench.core.report.reporting import _card
 
     card = _card(model)
     return card.citation if card else ""
@@ -884,7 +884,7 @@ def ratio_table(report: Report, frame: pd.DataFrame) -> PaperTable:
     """Runtime ratios for a paper (``ratios.md``/``.tex``): models by family, one column per runtime in the report's
     column order (and per batch), each ``ratio +a/-b`` (its interval as it is); runtimes and models by their names.
 
-    ``frame`` is :func:`bench.core.ratios.ratio_frame`'s: the ratios are formed within one sitting only.
+    ``frame`` is :func:`bench.core.report.ratios.ratio_frame`'s: the ratios are formed within one sitting only.
     """
     base = str(frame["ratio_to"].iloc[0])
     grid = _pair_grid(report, frame, "ratio", ("backend", base))
@@ -902,9 +902,9 @@ def speedup_table(report: Report, frame: pd.DataFrame) -> PaperTable:
     """Precision speedups for a paper (``speedup.md``/``.tex``): models by family, one column per runtime and
     precision other than the base (and per batch), each ``speedup +a/-b``.
 
-    ``frame`` is :func:`bench.core.ratios.speedup_frame`'s: both cells of a speedup are from one sitting.
+    ``frame`` is :func:`bench.core.report.ratios.speedup_frame`'s: both cells of a speedup are from one sitting.
     """
-    from bench.core.accuracy_results import measured_drops
+    from bench.core.scoring.accuracy_results import measured_drops
 
     over = str(frame["speedup_over"].iloc[0])
     drops = measured_drops(report.inputs)

@@ -12,16 +12,16 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from bench.core import artifacts
 from bench.core.errors import BenchError
-from bench.core.runtime import Backend, Prepared, Workload
+from bench.core.interface import artifacts
+from bench.core.interface.runtime import Backend, Prepared, Workload
 
 if TYPE_CHECKING:
     from torch import nn
 
 
 class ArtifactBackend(Backend):
-    """A :class:`~bench.core.runtime.Backend` whose ``prepare`` writes one cached artifact."""
+    """A :class:`~bench.core.interface.runtime.Backend` whose ``prepare`` writes one cached artifact."""
 
     cache_folder: ClassVar[str]
     """The folder under the cache directory (usually the backend's name)."""

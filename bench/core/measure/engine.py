@@ -1,11 +1,11 @@
 """Measuring one cell: the same protocol for every backend, every sample kept.
 
 Per workload (model x resolution x batch): build (seeded) -> open a checked session
-(:func:`bench.core.sessions.open_session`: prepare, load, cold first inference, parity); then, round
-by round, the machine-speed reference (:mod:`bench.core.machine`), a share of the warmup and the
+(:func:`bench.core.interface.sessions.open_session`: prepare, load, cold first inference, parity); then, round
+by round, the machine-speed reference (:mod:`bench.core.measure.machine`), a share of the warmup and the
 cell's fixed number of timed iterations (:func:`calibrate`). Which cells are timed when, and how
-rounds reach the disk, is the sitting's (:mod:`bench.core.sitting`); a worker process hosts the cells
-of one runtime (:mod:`bench.core.worker`)."""
+rounds reach the disk, is the sitting's (:mod:`bench.core.measure.sitting`); a worker process hosts the cells
+of one runtime (:mod:`bench.core.measure.worker`)."""
 
 from __future__ import annotations
 
@@ -23,9 +23,13 @@ import torch
 from torch import nn
 
 import models
-from bench.core import machine
-from bench.core.runtime import Backend, Session, Workload
-from bench.core.schema import (
+from bench.core.interface.runtime import Backend, Session, Workload
+from bench.core.interface.sessions import is_out_of_memory, open_session
+from bench.core.interface.settings import Settings, build_model  # noqa: F401 - the sitting builds through engine.build_model (a seam tests patch)
+from bench.core.measure import machine
+from bench.core.measure.stats import SITTING_SD, headline_columns, summarize, throughput
+from bench.core.measure.timing import LoopLimits, timed_loop
+from bench.core.records.schema import (
     STATUS_OK,
     UNSTABLE,
     RoundRecord,
@@ -33,10 +37,6 @@ from bench.core.schema import (
     finite_number,
     identify,
 )
-from bench.core.sessions import is_out_of_memory, open_session
-from bench.core.settings import Settings, build_model  # noqa: F401 - the sitting builds through engine.build_model (a seam tests patch)
-from bench.core.stats import SITTING_SD, headline_columns, summarize, throughput
-from bench.core.timing import LoopLimits, timed_loop
 from bench.core.util import timestamp
 from models import external
 
@@ -56,9 +56,9 @@ def external_cards(names) -> dict[str, dict[str, object]]:
 
 
 def model_facts(model: nn.Module, resolution: int, count_flops: bool, cache_dir: Path) -> dict[str, object]:
-    """Parameters (M, all of them: :func:`~bench.core.counting.count_parameters`, as ``bench flops``
-    counts) and fvcore GMACs per image (:func:`~bench.core.counting.cached_gmacs`, cached on disk)."""
-    from bench.core import counting
+    """Parameters (M, all of them: :func:`~bench.core.measure.counting.count_parameters`, as ``bench flops``
+    counts) and fvcore GMACs per image (:func:`~bench.core.measure.counting.cached_gmacs`, cached on disk)."""
+    from bench.core.measure import counting
 
     gmacs = counting.cached_gmacs(model, resolution, cache_dir) if count_flops else None
     return {"param_count": round(counting.count_parameters(model) / 1e6, 4), "infer_gmacs": gmacs}
@@ -127,7 +127,7 @@ class Measurer:
     def open(
         self, model: nn.Module, workload: Workload, check: bool = True
     ) -> tuple[dict[str, object], Session | None]:
-        """Everything before timing (:func:`~bench.core.sessions.open_session`); the session is None when
+        """Everything before timing (:func:`~bench.core.interface.sessions.open_session`); the session is None when
         the row is already final (not timed, parity failed). ``check=False``: no parity (a further
         process of a runtime, loading the artifact its first process checked)."""
         opened = open_session(
@@ -178,9 +178,9 @@ class Measurer:
     ) -> tuple[SummaryRow, list[float]]:
         """The row of a workload whose rounds are all done (the session stays open: the caller closes it).
 
-        ``floor`` is the machine-speed reference at the machine's calm speed (:class:`~bench.core.machine.
+        ``floor`` is the machine-speed reference at the machine's calm speed (:class:`~bench.core.measure.machine.
         MachineFloor`): rounds whose reference lies near it are the clean ones the headline rests on.
-        ``sitting_sd``: how far this machine's sittings differ (:mod:`bench.core.sitting_history`).
+        ``sitting_sd``: how far this machine's sittings differ (:mod:`bench.core.measure.sitting_history`).
         """
         row, workload = opened.row, opened.workload
         samples = opened.samples_ms

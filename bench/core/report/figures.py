@@ -1,6 +1,6 @@
 """Figures for print: one file per panel, drawn at the size it is printed (a column or the page), in PDF and PNG.
 
-The overview plots of :mod:`bench.core.plots` put every runtime on one large figure for a screen; a paper
+The overview plots of :mod:`bench.core.report.plots` put every runtime on one large figure for a screen; a paper
 needs one panel at a time, sized in inches for a 3.3 in column or a 7 in page width, with every text at
 7 pt or more at that size. Here every panel of a plot shares its scales with the other panels of the same
 plot (runtimes are compared by eye), families differ by marker and line style as well as colour (they stay
@@ -27,9 +27,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullLocator
 
-from bench.core import label_layout
 from bench.core.errors import BenchError
-from bench.core.plot_style import (
+from bench.core.records.schema import UNSTABLE
+from bench.core.report import label_layout
+from bench.core.report.plot_style import (
     BASE_STYLE,
     FamilyStyle,
     family_styles,
@@ -38,8 +39,7 @@ from bench.core.plot_style import (
     save_figure,
     step_segments,
 )
-from bench.core.schema import UNSTABLE
-from bench.core.tables import latency_interval
+from bench.core.report.tables import latency_interval
 from bench.core.util import write_output
 
 SIZES = {"3.3in": (3.3, 2.9), "7in": (7.0, 3.6)}
@@ -557,36 +557,45 @@ def _batch_words(rows: pd.DataFrame) -> str:
     return f"batch {batches[0]}" if len(batches) == 1 else "batch " + ", ".join(map(str, batches))
 
 
+def _paired_rows(
+    measurements: pd.DataFrame, frame: pd.DataFrame, value: str
+) -> Iterator[tuple[object, pd.DataFrame, dict[object, tuple[str, int]]]]:
+    """Each precision's lines of a paired frame (``ratio`` or ``speedup``, :mod:`bench.core.report.ratios`) as a
+    forest's rows, a series per (sitting, runtime), with the series' names and slots."""
+    for precision, rows in frame.groupby("precision", sort=False):
+        rows = rows.assign(
+            series=list(zip(rows["run_id"], rows["backend"], strict=True)),
+            value=rows[value], low=rows[f"{value}_ci_low"], high=rows[f"{value}_ci_high"],
+        )  # fmt: skip
+        yield precision, rows, _series_labels(measurements, rows, precision)
+
+
 def speedup_figures(measurements: pd.DataFrame, font: str = "sans") -> Iterator[tuple[str, Figure]]:
-    """``(file stem, figure)`` per precision timed beside fp32 (:func:`bench.core.ratios.speedups`): each model's
+    """``(file stem, figure)`` per precision timed beside fp32 (:func:`bench.core.report.ratios.speedups`): each model's
     speedup over fp32 on every runtime that ran both, at the latency batch, with its interval; one row per model
     (families in the tables' order), one marker per runtime (hollow where either cell is unstable), at both print
     sizes."""
-    from bench.core.ratios import speedups
+    from bench.core.report.ratios import speedups
 
     if not {"sitting", "precision", "latency_batch"} <= set(measurements) or measurements["precision"].nunique() < 2:
         return  # one precision (or measurements of no sitting): nothing to divide
     frame = speedups(measurements[measurements["latency_batch"]])
 
     def forests() -> Iterator[tuple[str, Forest]]:
-        for precision, rows in frame.groupby("precision", sort=False):
-            rows = rows.assign(
-                series=list(zip(rows["run_id"], rows["backend"], strict=True)),
-                value=rows["speedup"], low=rows["speedup_ci_low"], high=rows["speedup_ci_high"],
-            )  # fmt: skip
+        for precision, rows, series in _paired_rows(measurements, frame, "speedup"):
             title = f"{precision} over fp32, {_batch_words(rows)}"
             xlabel = f"fp32 latency / {precision} latency"  # right of the dashed 1: faster
-            series = _series_labels(measurements, rows, precision)
             yield f"speedup_{precision}", Forest(title, xlabel, rows, series, reference=1.0)
 
     yield from _forests(measurements, forests(), font)
 
 
 def ratio_figures(measurements: pd.DataFrame, ratio_to: str, font: str = "sans") -> Iterator[tuple[str, Figure]]:
-    """``(file stem, figure)`` per precision: the forest plot of runtime ratios (:func:`bench.core.ratios.ratios`):
-    each model's latency on every other runtime divided by its latency on ``ratio_to``, within one sitting, with
-    the ratio's interval, at the latency batch; the ratios table (``ratios.*``) as a figure."""
-    from bench.core.ratios import ratios
+    """``(file stem, figure)`` per precision: the forest plot of runtime ratios
+    (:func:`bench.core.report.ratios.ratios`): each model's latency on every other runtime divided by its latency
+    on ``ratio_to``, within one sitting, with the ratio's interval, at the latency batch; the ratios table
+    (``ratios.*``) as a figure."""
+    from bench.core.report.ratios import ratios
 
     if not {"sitting", "latency_batch"} <= set(measurements):
         return
@@ -594,17 +603,12 @@ def ratio_figures(measurements: pd.DataFrame, ratio_to: str, font: str = "sans")
     base = measurements[measurements["backend"] == ratio_to]
 
     def forests() -> Iterator[tuple[str, Forest]]:
-        for precision, rows in frame.groupby("precision", sort=False):
-            rows = rows.assign(
-                series=list(zip(rows["run_id"], rows["backend"], strict=True)),
-                value=rows["ratio"], low=rows["ratio_ci_low"], high=rows["ratio_ci_high"],
-            )  # fmt: skip
+        for precision, rows, series in _paired_rows(measurements, frame, "ratio"):
             label = base.loc[base["precision"] == precision, "column_label"]
             name = re.sub(r" \([^)]*\)", "", str(label.iloc[0])) if len(label) else ratio_to  # no "(XNNPACK)"
             title = f"Latency relative to {name}, {_batch_words(rows)}"
             title = title if str(precision) in name.split() else title.replace(",", f", {precision},", 1)
             xlabel = f"latency / {name} latency (log scale)"  # left of the dashed 1: faster
-            series = _series_labels(measurements, rows, precision)
             yield f"runtime_ratios_{precision}", Forest(title, xlabel, rows, series, reference=1.0, log=True)
 
     yield from _forests(measurements, forests(), font)

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.core import imagenet_classes
 from bench.core.errors import BenchError
+from bench.core.scoring import imagenet_classes
 from bench.core.util import one_line
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")

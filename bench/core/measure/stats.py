@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bench.core.schema import finite_number
+from bench.core.records.schema import finite_number
 
 
 def summarize(samples_ms: Sequence[float]) -> dict[str, float]:
@@ -53,16 +53,16 @@ def throughput(batch_size: int, step_ms: float) -> float:
 # the unit of evidence is the round. On a shared VM slow phases only add time, and they can cover a
 # whole sitting without any sign inside the VM (no steal, no other process). So a round counts only
 # when the machine-speed reference timed just before it shows the machine at its calm speed (a *clean*
-# round: :func:`bench.core.machine.clean_mask`), and the headline is the mean of the fastest half of a
+# round: :func:`bench.core.measure.machine.clean_mask`), and the headline is the mean of the fastest half of a
 # cell's clean rounds (rounded up): what the runtime costs on this machine when nothing else slows it,
 # which another sitting reproduces. A cell with too few clean rounds is flagged, not silently averaged
-# over slow ones (:func:`bench.core.machine.judge`).
+# over slow ones (:func:`bench.core.measure.machine.judge`).
 #
 # The interval is a *prediction* interval: where another sitting's headline of the same cell falls. It
 # combines the spread of the estimator over this sitting's processes and rounds (a two-level
 # bootstrap: processes, then rounds within them; Kalibera & Jones, ISMM 2013) with the spread between
 # sittings that no sitting can see from inside: learnt from the machine's recent sittings
-# (:mod:`bench.core.sitting_history`; :data:`SITTING_SD` until enough are known). A cell is *stable* when
+# (:mod:`bench.core.measure.sitting_history`; :data:`SITTING_SD` until enough are known). A cell is *stable* when
 # that interval lies within :data:`STABLE_WITHIN` of its headline: another sitting is expected to agree.
 # The achieved coverage is measured leave-one-sitting-out by tests/scripts/reproducibility.py.
 
@@ -75,7 +75,7 @@ LEGACY_FAST_SHARE = 1 / 3
 """What rows written before clean rounds existed averaged (the fastest third of all rounds)."""
 SITTING_SD = 0.015
 """Standard deviation (log scale) of a cell's headline between sittings beyond what its own rounds show,
-assumed on a machine with too few earlier sittings to learn its own (:mod:`bench.core.sitting_history`):
+assumed on a machine with too few earlier sittings to learn its own (:mod:`bench.core.measure.sitting_history`):
 the calm AMD sittings' level. Leaves room for a cell whose rounds agree to within 1% to be stable."""
 STABLE_WITHIN = 0.05
 """A cell is stable when its prediction interval lies within this share of its headline: another sitting
@@ -93,11 +93,11 @@ def only_wide(reason: object) -> bool:
 
 CLEAN_MARGIN = 0.06
 """A round is *clean* when the machine-speed reference before it was within this share of the machine's
-floor (:class:`bench.core.machine.MachineFloor`): the machine ran at its calm speed. On the 2-core CI VM
+floor (:class:`bench.core.measure.machine.MachineFloor`): the machine ran at its calm speed. On the 2-core CI VM
 a calm sitting's reference sits within 2% of its floor most of the time; a slow phase moves it 10-80%."""
 MIN_CLEAN_ROUNDS = 3
 """Clean rounds a cell needs for its headline to count as reproducible (``stable``); a sitting keeps
-timing cells that have fewer, within its budget (:mod:`bench.core.sitting`)."""
+timing cells that have fewer, within its budget (:mod:`bench.core.measure.sitting`)."""
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
 """Fixed, so that recomputing a row's interval from its rounds gives the same numbers."""
@@ -200,9 +200,9 @@ def headline(
 ) -> Headline:
     """The mean of the fastest half of the clean rounds, with its prediction interval (none from one round).
 
-    ``clean`` (from :func:`bench.core.machine.clean_mask`) and ``process`` (which worker process timed each
+    ``clean`` (from :func:`bench.core.measure.machine.clean_mask`) and ``process`` (which worker process timed each
     round) are per round; without them every round counts and all come from one process. ``sitting_sd``:
-    how far this machine's sittings spread beyond their rounds (:mod:`bench.core.sitting_history`). A cell
+    how far this machine's sittings spread beyond their rounds (:mod:`bench.core.measure.sitting_history`). A cell
     with fewer than :data:`MIN_CLEAN_ROUNDS` clean rounds gets no interval: its rounds say how a slow
     machine ran, not where another sitting will land (the noisy AMD evening's intervals missed the calm
     sittings' values in most cells).

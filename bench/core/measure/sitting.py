@@ -4,7 +4,7 @@ Runtimes measured one after another each meet a different phase of a shared mach
 can run 20-40% slower for minutes), so their ratio partly measures the phase. A sitting measures
 them side by side instead:
 
-1. **Open, overlapped.** Every runtime gets its own worker process (:mod:`bench.core.worker`),
+1. **Open, overlapped.** Every runtime gets its own worker process (:mod:`bench.core.measure.worker`),
    started once. All workers open their cells at the same time (build, export/convert -- cached --,
    load, first inference, parity): conversions need no quiet machine, so they overlap each other,
    while this process counts each model's parameters and GMACs once.
@@ -13,7 +13,7 @@ them side by side instead:
    ``environment.json``), so every cell sees the same mix of machine phases. Only one worker times
    at a time; the others block on their pipes, and the CPU they use meanwhile is recorded with each
    round (``idle_cpu``). Every round of a cell times the same number of iterations, fixed at its
-   first warmup (:func:`bench.core.engine.calibrate`), so no phase weighs more.
+   first warmup (:func:`bench.core.measure.engine.calibrate`), so no phase weighs more.
 3. **Nothing finished is lost.** Each round is on disk before the next starts; a row is written when
    its last round ends. A worker that dies (a crash, ``kill -9``) fails only its own runtime's cells,
    with the reason; Ctrl-C keeps every finished round; ``--resume`` times only what is missing.
@@ -35,15 +35,14 @@ from typing import Any
 
 import numpy as np
 
-from bench.core import engine, environment, machine, pause
-from bench.core.engine import OpenWorkload, RoundResult
 from bench.core.errors import BenchError, stop_word
-from bench.core.runtime import Backend
-from bench.core.runtime import registry as runtime_registry
-from bench.core.schema import STABLE, STATUS_FAILED, STATUS_OK, UNSTABLE, SummaryRow
-from bench.core.settings import Settings
-from bench.core.sitting_history import SittingHistory, SittingSpread, history_key
-from bench.core.stats import (
+from bench.core.interface.runtime import Backend
+from bench.core.interface.runtime import registry as runtime_registry
+from bench.core.interface.settings import Settings
+from bench.core.measure import engine, machine, pause
+from bench.core.measure.engine import OpenWorkload, RoundResult
+from bench.core.measure.sitting_history import SittingHistory, SittingSpread, history_key
+from bench.core.measure.stats import (
     MIN_CLEAN_ROUNDS,
     SITTING_SD,
     STABLE_WITHIN,
@@ -52,9 +51,11 @@ from bench.core.stats import (
     headline,
     only_wide,
 )
-from bench.core.store import PartialRow, ResumeState, RunWriter, resume_state
+from bench.core.measure.worker import InlineWorker, OpenAnswer, ProcessWorker, Reply, RoundAnswer, WorkerDied, wait_any
+from bench.core.records import environment
+from bench.core.records.schema import STABLE, STATUS_FAILED, STATUS_OK, UNSTABLE, SummaryRow
+from bench.core.records.store import PartialRow, ResumeState, RunWriter, resume_state
 from bench.core.util import one_line, timestamp
-from bench.core.worker import InlineWorker, OpenAnswer, ProcessWorker, Reply, RoundAnswer, WorkerDied, wait_any
 
 
 @dataclass(frozen=True)
@@ -444,7 +445,7 @@ class Sitting:
             self.complete(cell)
 
     def retry_unstable(self, workers: list[Any]) -> None:
-        """Re-time unstable rows under :func:`bench.core.engine.retry_unstable`'s policy (what a retry can
+        """Re-time unstable rows under :func:`bench.core.measure.engine.retry_unstable`'s policy (what a retry can
         fix, at most three attempts, the budget); a cell whose worker died meanwhile stays failed."""
 
         def retime(cell: Cell, row_id: str) -> bool:
@@ -655,7 +656,7 @@ def run_inline(
 
     The same sitting as ``bench run``, with ``backend`` (the command's pick from the registry, named by
     ``settings.backend``) answering here instead of in a worker process: for programmatic use and tests
-    that patch :mod:`bench.core.engine`.
+    that patch :mod:`bench.core.measure.engine`.
     """
     if backend.name != settings.backend:
         raise ValueError(f"settings name backend {settings.backend!r}, but {backend.name!r} was passed")

@@ -8,7 +8,7 @@ run gets a column of its own, labelled with its run; nothing is averaged or mixe
 
 Outputs (in ``--out``): ``table.{csv,md,tex}`` (the main table), ``columns.csv`` (what each column
 is), ``measurements.csv`` (the tidy data behind the tables and plots), ``report.md`` (tables and
-plots together) and the plots of :mod:`bench.core.plots` as PNG and SVG.
+plots together) and the plots of :mod:`bench.core.report.plots` as PNG and SVG.
 """
 
 from __future__ import annotations
@@ -21,11 +21,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.core.accuracy_results import measured_top1
-from bench.core.environment import FRAMEWORK_PACKAGE
 from bench.core.errors import BenchError
-from bench.core.runtime import Backend, registry
-from bench.core.schema import (
+from bench.core.interface.runtime import Backend, registry
+from bench.core.records.environment import FRAMEWORK_PACKAGE
+from bench.core.records.schema import (
     CELL_FIELDS,
     DEFAULTS,
     SETTING_FIELDS,
@@ -38,7 +37,8 @@ from bench.core.schema import (
     setting_identity,
     typed,
 )
-from bench.core.store import load_results
+from bench.core.records.store import load_results
+from bench.core.scoring.accuracy_results import measured_top1
 
 STATUS_CELLS = {STATUS_FAILED: "fail", STATUS_PARITY_FAILED: "parity", STATUS_NOT_TIMED: "n/t"}
 """What a table cell says for a setting that has no ok row, by the row's status."""

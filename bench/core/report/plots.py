@@ -1,6 +1,6 @@
 """The report's overview plots (matplotlib, Agg canvas; no pyplot state): PNG and SVG, every runtime on one figure.
 
-For print, :mod:`bench.core.figures` draws each panel alone at a paper's column or page width.
+For print, :mod:`bench.core.report.figures` draws each panel alone at a paper's column or page width.
 
 Each plot draws one panel per table column of the report (a backend/device/machine setting), so
 numbers from different machines or runtimes never share an axis unlabelled. Every family has one
@@ -30,8 +30,9 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import NullLocator
 
-from bench.core import label_layout
-from bench.core.plot_style import (
+from bench.core.records.schema import UNSTABLE
+from bench.core.report import label_layout
+from bench.core.report.plot_style import (
     BASE_STYLE,
     family_styles,
     pareto_front,
@@ -39,7 +40,6 @@ from bench.core.plot_style import (
     save_figure,
     step_segments,
 )
-from bench.core.schema import UNSTABLE
 
 STYLE = BASE_STYLE | {
     "font.size": 12,
@@ -272,7 +272,7 @@ def _plot_vs_top1(
 def with_interval(rows: pd.DataFrame) -> pd.DataFrame:
     """``rows`` with ``lat_value``, ``lat_low``, ``lat_high``: the headline latency and its interval (as the tables
     print them), the pooled median where a row has no headline."""
-    from bench.core.tables import latency_interval
+    from bench.core.report.tables import latency_interval
 
     interval = latency_interval(rows)
     return rows.assign(lat_value=interval["value"], lat_low=interval["low"], lat_high=interval["high"])

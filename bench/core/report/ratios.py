@@ -4,9 +4,9 @@ The question researchers quote is "how much faster is runtime A than runtime B o
 On a shared machine the speed of the whole machine moves between phases by tens of percent, and a
 phase does not hit every runtime alike (a small batch-1 workload suffers more than a large one), so
 one scalar correction cannot remove it. What survives it is each cell's headline, as the summary
-stores it (:func:`bench.core.stats.headline`: its clean rounds): the ratio is the quotient of the two
+stores it (:func:`bench.core.measure.stats.headline`: its clean rounds): the ratio is the quotient of the two
 cells' headlines, with a prediction interval from both cells' standard errors
-(:func:`bench.core.stats.ratio_of`).
+(:func:`bench.core.measure.stats.ratio_of`).
 Pairing the two cells round by round was tried and measured worse: a phase lasts a few seconds and
 one round over every cell of a sitting lasts tens of seconds, so the same round index is not the
 same phase. Ratios are formed only inside one sitting (one results folder, with the one ``--resume``
@@ -19,9 +19,9 @@ from collections.abc import Iterator
 
 import pandas as pd
 
-from bench.core.reporting import Report
-from bench.core.schema import UNSTABLE, finite_number
-from bench.core.stats import Headline, ratio_of, stored_headline
+from bench.core.measure.stats import Headline, ratio_of, stored_headline
+from bench.core.records.schema import UNSTABLE, finite_number
+from bench.core.report.reporting import Report
 
 PAIR_KEY = ("model", "infer_img_size", "infer_batch_size", "device", "precision", "threads", "weights", "single_head")
 """Two rows of one sitting that differ only in their backend measure the same cell on two runtimes."""

@@ -1,5 +1,5 @@
-"""What every figure of the suite shares, screen plots (:mod:`bench.core.plots`) and print figures
-(:mod:`bench.core.figures`) alike: each family's colour, marker and line style, the rc settings that keep files
+"""What every figure of the suite shares, screen plots (:mod:`bench.core.report.plots`) and print figures
+(:mod:`bench.core.report.figures`) alike: each family's colour, marker and line style, the rc settings that keep files
 reproducible and their text editable, the Pareto front, plain log axes, and writing a figure safely.
 
 The two stacks differ only in what the medium needs (sizes, type sizes, DPI), each as a few rc keys over

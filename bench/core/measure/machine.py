@@ -5,7 +5,7 @@ On a shared VM the whole machine can run 20-80% slower for seconds to a whole si
 inside the VM (no steal, no other process). So every timing round of every cell is preceded by a
 fixed *reference* kernel; compared with the machine's *floor* (its calm speed: :class:`MachineFloor`)
 it says whether the round ran on a calm machine (a *clean* round). A cell's headline rests on its
-clean rounds (:mod:`bench.core.stats`); a cell with too few, or whose clean rounds disagree, or that
+clean rounds (:mod:`bench.core.measure.stats`); a cell with too few, or whose clean rounds disagree, or that
 ran beside other work (``/proc/stat``: other processes, the hypervisor's steal), is marked
 ``unstable`` with the reason (MLPerf LoadGen's VALID/INVALID idea).
 """
@@ -23,8 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.core.schema import STABLE, UNSTABLE
-from bench.core.stats import (
+from bench.core.measure.stats import (
     CLEAN_MARGIN,
     MIN_CLEAN_ROUNDS,
     SITTING_SD,
@@ -34,6 +33,7 @@ from bench.core.stats import (
     fastest_spread,
     headline,
 )
+from bench.core.records.schema import STABLE, UNSTABLE
 from bench.core.util import read_own_document
 
 REFERENCE_BLOCK_S = 0.05

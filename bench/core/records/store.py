@@ -3,7 +3,7 @@
 Layout of ``<out>/<run_id>/``:
 
 - ``environment.json`` -- the machine and software the run used (written first, once);
-- ``summary.csv``      -- one row per (model, batch size, setting), columns from :mod:`bench.core.schema`;
+- ``summary.csv``      -- one row per (model, batch size, setting), columns from :mod:`bench.core.records.schema`;
 - ``samples.csv``      -- every timed iteration, written round by round as each round ends;
 - ``rounds.csv``       -- one line per finished round (median, machine-speed reference, CPU use).
 
@@ -33,8 +33,9 @@ import numpy as np
 import pandas as pd
 
 from bench.core.errors import BenchError
-from bench.core.runtime import registry
-from bench.core.schema import (
+from bench.core.interface.runtime import registry
+from bench.core.measure.stats import fill_headline
+from bench.core.records.schema import (
     COLUMN_KINDS,
     IDENTITY_FIELDS,
     MAX_LATENCY_MS,
@@ -57,7 +58,6 @@ from bench.core.schema import (
     setting_identity,
     typed,
 )
-from bench.core.stats import fill_headline
 from bench.core.util import atomic_write_text, parse_document, read_input_file
 
 SUMMARY_FILE = "summary.csv"

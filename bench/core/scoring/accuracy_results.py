@@ -2,9 +2,9 @@
 what the reports take from it.
 
 One document per accuracy run: the machine, the data set (what it is, its listing's fingerprint), and one
-:class:`~bench.core.schema.AccuracyResult` per model and runtime, both declared in :mod:`bench.core.schema`
-with every other record. ``format`` is the document's version: readers accept this version and the ones
-listed in :data:`~bench.core.schema.READABLE_ACCURACY_FORMATS`.
+:class:`~bench.core.records.schema.AccuracyResult` per model and runtime, both declared in
+:mod:`bench.core.records.schema` with every other record. ``format`` is the document's version: readers
+accept this version and the ones listed in :data:`~bench.core.records.schema.READABLE_ACCURACY_FORMATS`.
 
 A measured top-1 replaces a model's published ImageNet top-1 in the reports only when it is an ImageNet
 top-1: the full ILSVRC2012 validation set (1000 standard classes, 50,000 images, none skipped, no
@@ -18,8 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.core.runtime import QUANTIZED
-from bench.core.schema import (
+from bench.core.interface.runtime import QUANTIZED
+from bench.core.records.schema import (
     ACCURACY_KIND,
     PER_CLASS_COLUMNS,
     READABLE_ACCURACY_FORMATS,

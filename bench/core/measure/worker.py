@@ -3,7 +3,7 @@
 Each runtime of a sitting runs in its own process, started once and kept for all its cells, so the
 thread pools of different runtimes never share a process, a crash of one runtime (even ``kill -9``)
 costs only its own cells, and the peak memory of a row is that runtime's own. The sitting
-(:mod:`bench.core.sitting`) sends one request at a time per worker and waits for the answer:
+(:mod:`bench.core.measure.sitting`) sends one request at a time per worker and waits for the answer:
 
 - ``open``  -- build the model, prepare (export/convert, cached), load, first inference, parity;
 - ``time``  -- time one round of an open cell (reference, warmup share, the cell's fixed iterations);
@@ -36,10 +36,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.core import engine, machine, pause
-from bench.core.runtime import Backend, load_class
-from bench.core.schema import RoundRecord, SummaryRow
-from bench.core.settings import Settings
+from bench.core.interface.runtime import Backend, load_class
+from bench.core.interface.settings import Settings
+from bench.core.measure import engine, machine, pause
+from bench.core.records.schema import RoundRecord, SummaryRow
 from bench.core.util import one_line
 
 POLL_S = 0.5

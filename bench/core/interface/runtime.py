@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from bench.core.calibration import DEFAULT_CALIBRATION, Calibration
 from bench.core.errors import BenchError
+from bench.core.interface.calibration import DEFAULT_CALIBRATION, Calibration
 
 if TYPE_CHECKING:  # the framework loads with the first model, not with the interface
     from torch import nn
@@ -124,7 +124,8 @@ class Workload:
     channels: int = 3
     """Input channels: 3 for images; more when a bare block is measured (``bench complexity``)."""
     calibration: Calibration = DEFAULT_CALIBRATION
-    """What a quantized precision calibrates on (:mod:`bench.core.calibration`); float precisions ignore it."""
+    """What a quantized precision calibrates on (:mod:`bench.core.interface.calibration`); float precisions
+    ignore it."""
 
     @property
     def quantized(self) -> bool:
@@ -241,7 +242,7 @@ class Backend(abc.ABC):
 
     def evict(self, prepared: Prepared) -> bool:
         """Remove a cached artifact that failed its parity check; True if there was one to remove."""
-        from bench.core import artifacts
+        from bench.core.interface import artifacts
 
         return prepared.artifact is not None and artifacts.evict(prepared.artifact)
 

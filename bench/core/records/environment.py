@@ -11,9 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.core import system
-from bench.core.runtime import registry
-from bench.core.schema import SCHEMA_VERSION, SUITE_ID
+from bench.core.interface.runtime import registry
+from bench.core.measure import system
+from bench.core.records.schema import SCHEMA_VERSION, SUITE_ID
 from bench.core.util import json_digest, timestamp
 
 FRAMEWORK_PACKAGE = "torch"

@@ -4,8 +4,8 @@ A sitting sees the spread of its rounds and of its worker processes, not the sta
 for minutes at a time: two sittings of the same cell differ by more than either one's rounds show. How
 much more is a property of the machine (two calm sittings on the AMD CI VM: about 1%; the Intel VM on a
 noisy morning: about 3%), so it is learnt from the headlines of the machine's recent sittings, kept in
-the cache directory beside its floor (:class:`bench.core.machine.MachineFloor`). It enters every
-prediction interval (:func:`bench.core.stats.headline`) and, through the interval's width, the stable
+the cache directory beside its floor (:class:`bench.core.measure.machine.MachineFloor`). It enters every
+prediction interval (:func:`bench.core.measure.stats.headline`) and, through the interval's width, the stable
 verdict: a machine whose sittings disagree by 3% cannot promise 5%, whatever one sitting does.
 """
 
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.core.schema import cell_identity, setting_identity
-from bench.core.stats import SITTING_SD
+from bench.core.measure.stats import SITTING_SD
+from bench.core.records.schema import cell_identity, setting_identity
 from bench.core.util import json_digest, read_own_document
 
 HISTORY_FILE = "sitting-history.json"

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bench.core.formatting import markdown_cell, markdown_line
-from bench.core.reporting import Column, Report
-from bench.core.schema import UNSTABLE
-from bench.core.stats import headline_note
-from bench.core.tables import UNSTABLE_MARK, latency_interval
+from bench.core.measure.stats import headline_note
+from bench.core.records.schema import UNSTABLE
+from bench.core.report.formatting import markdown_cell, markdown_line
+from bench.core.report.reporting import Column, Report
+from bench.core.report.tables import UNSTABLE_MARK, latency_interval
 
 NEIGHBOUR_RATIO = 1.5
 """A baseline is a CAS-ViT model's size-matched neighbour when their parameter counts differ by at most this
@@ -430,7 +430,7 @@ def _casvit_neighbours(data: Sittings) -> list[str]:
 
 
 def _fronts(data: Sittings) -> list[str]:
-    from bench.core.plot_style import pareto_front
+    from bench.core.report.plot_style import pareto_front
 
     out = ["**Pareto front (latency vs top-1) per runtime**, fastest first"
            + (": on the front in every sitting (and in some only)." if data.count > 1 else ":")]  # fmt: skip

@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.core import memory
-from bench.core.parity import Parity, check_parity
-from bench.core.runtime import Backend, Prepared, Session, Workload
-from bench.core.schema import STATUS_NOT_TIMED, STATUS_PARITY_FAILED
+from bench.core.interface.runtime import Backend, Prepared, Session, Workload
+from bench.core.measure import memory
+from bench.core.measure.parity import Parity, check_parity
+from bench.core.records.schema import STATUS_NOT_TIMED, STATUS_PARITY_FAILED
 from bench.core.util import one_line
 
 PARITY_IMAGES = 4

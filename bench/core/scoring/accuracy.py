@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bench.core.datasets import Item, load_image, shown
 from bench.core.errors import BenchError
+from bench.core.scoring.datasets import Item, load_image, shown
 from bench.core.util import one_line
 
 TOP_K = 5

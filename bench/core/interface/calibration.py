@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.core.datasets import is_image_name, load_image, shown
 from bench.core.errors import BenchError
+from bench.core.scoring.datasets import is_image_name, load_image, shown
 
 SYNTHETIC_IMAGES = 16
 SYNTHETIC_SEED = 0

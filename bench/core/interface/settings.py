@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 
 import models
 from bench.core import arguments
-from bench.core.calibration import DEFAULT_CALIBRATION, FOLDER_IMAGES, Calibration
 from bench.core.errors import BenchError
-from bench.core.runtime import QUANTIZED, Backend, Workload, registry
-from bench.core.timing import LoopLimits
+from bench.core.interface.calibration import DEFAULT_CALIBRATION, FOLDER_IMAGES, Calibration
+from bench.core.interface.runtime import QUANTIZED, Backend, Workload, registry
+from bench.core.measure.timing import LoopLimits
 from bench.core.util import sha256_file
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ DEFAULT_WARMUP = LoopLimits(min_iters=10, min_time_s=1.0, max_time_s=60.0)
 DEFAULT_STEADY = LoopLimits(min_iters=50, min_time_s=2.0, max_time_s=60.0)
 DEFAULT_ROUNDS = 9
 """Rounds of a ``bench run`` (the timing budget is split over them). The headline rests on a cell's
-clean rounds (:mod:`bench.core.stats`), so more rounds give more chances to meet the machine calm."""
+clean rounds (:mod:`bench.core.measure.stats`), so more rounds give more chances to meet the machine calm."""
 DEFAULT_PROCESSES = 2
 """Worker processes per runtime in a ``bench run``: a process can settle into a fast or slow state that
 repeats within it (pyperf spawns many for this reason), so a cell's rounds alternate between two."""

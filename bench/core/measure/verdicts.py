@@ -1,8 +1,8 @@
 """Did a model get slower? The verdicts of ``bench compare``, as an API.
 
-Rows are matched by model, resolution, batch size and setting (:func:`bench.core.schema.setting_identity`
+Rows are matched by model, resolution, batch size and setting (:func:`bench.core.records.schema.setting_identity`
 without the machine); the latest successful run of each side is used, as in the report. What is judged
-is the headline itself (:func:`bench.core.stats.headline`: the mean of the fastest half of a cell's
+is the headline itself (:func:`bench.core.measure.stats.headline`: the mean of the fastest half of a cell's
 clean rounds), NEW over OLD, with an interval from both headlines' standard errors, which include the
 spread between sittings (a change smaller than what two sittings of the same code show is no change).
 The machine-speed reference is not divided out: on pairs of committed sittings that correction turned
@@ -22,9 +22,10 @@ from statistics import NormalDist
 
 import pandas as pd
 
-from bench.core.environment import device_name
 from bench.core.errors import BenchError
-from bench.core.schema import (
+from bench.core.measure.stats import only_wide, sd_from_interval
+from bench.core.records.environment import device_name
+from bench.core.records.schema import (
     COMPARE_COLUMNS,
     STATUS_OK,
     UNSTABLE,
@@ -34,8 +35,7 @@ from bench.core.schema import (
     measured,
     setting_identity,
 )
-from bench.core.stats import only_wide, sd_from_interval
-from bench.core.store import load_results
+from bench.core.records.store import load_results
 
 ENV_FIELDS = ("hostname", "cpu_model", "cpu_count", "os", "python", "gpu_name")
 
