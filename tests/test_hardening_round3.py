@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -800,6 +801,21 @@ def test_pipes_planted_in_the_cache_folder_are_rebuilt_not_read(tmp_path: Path) 
     assert row["status"] == "ok" and row["infer_gmacs"] > 0
     assert "rebuilt: metadata unreadable" in row["runtime_detail"]
     assert all(path.is_file() for path in planted[:3])  # rewritten as regular files
+
+
+def test_a_pipe_where_a_runtime_keeps_its_cache_folder_is_named_as_a_pipe(tmp_path: Path) -> None:
+    """A pipe at ``<cache>/onnx`` (the runtime's folder, not a file of it) is not the suite's to replace: the row
+    fails with one line that says what is there, instead of "File exists"."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    os.mkfifo(cache / "onnx")
+    argv = ["run", "--backend", "onnx", "--onnx-exporter", "torchscript", "--models", "casvit_xs", *FAST,
+            "--rounds", "1", "--cache-dir", str(cache), "--out", str(tmp_path / "out")]  # fmt: skip
+    proc = run_cli(*argv, timeout=300)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    (error,) = load_results([tmp_path / "out"])[0]["error"]
+    assert f"cannot use the cache folder {cache / 'onnx'} (a named pipe, not a folder)" in error
+    assert stat.S_ISFIFO((cache / "onnx").lstat().st_mode)  # left as it was
 
 
 def test_a_pipe_where_the_litert_converter_environment_goes_is_replaced(tmp_path: Path) -> None:

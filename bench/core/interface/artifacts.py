@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,7 +24,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench.core.util import atomic_write_text, feed_file, json_digest, one_line, read_own_document
+from bench.core.util import (
+    atomic_write_text,
+    feed_file,
+    json_digest,
+    one_line,
+    read_own_document,
+    special_file_kind,
+)
 
 
 def weights_digest(model: nn.Module) -> str:
@@ -80,6 +88,18 @@ def _meta_path(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
+def _not_a_folder(folder: Path) -> str | None:
+    """``folder`` or the first of its parents that exists but is no folder, said as what it is (``X (a named pipe,
+    not a folder)``); None when every existing one is a folder (the error lies elsewhere: permissions, space)."""
+    for part in (folder, *folder.parents):
+        with contextlib.suppress(OSError):
+            mode = part.stat().st_mode  # a link to a folder is a folder here, as for mkdir
+            if not stat.S_ISDIR(mode):
+                return f"{part} ({special_file_kind(mode) or 'a regular file'}, not a folder)"
+            return None
+    return None
+
+
 def _problem(path: Path, key: Mapping[str, Any], check: Callable[[Path, dict], str | None] | None) -> tuple[dict, str]:
     """The entry's metadata and why it cannot be used ('' when it can)."""
     meta = read_own_document(_meta_path(path))  # a regular file only: a planted pipe would block the run
@@ -118,7 +138,8 @@ def cached(
         path.parent.mkdir(parents=True, exist_ok=True)
         staging = tempfile.TemporaryDirectory(dir=path.parent, prefix=".build-")
     except OSError as exc:
-        raise RuntimeError(f"cannot use the cache folder {path.parent}: {exc.strerror or exc}") from None
+        what = _not_a_folder(path.parent)
+        raise RuntimeError(f"cannot use the cache folder {what or path.parent}: {exc.strerror or exc}") from None
     with staging as tmp:
         staged = Path(tmp) / path.name
         extra = dict(build(staged) or {})
