@@ -211,3 +211,20 @@ def test_bad_paper_runtime_is_one_line(bad: str, tmp_path: Path) -> None:
         bad,
     )
     assert_one_line_error(result, f"--paper-runtime {bad!r} is not a column of this report")
+
+
+def test_the_front_within_intervals_keeps_a_model_no_front_model_beats_clearly() -> None:
+    """Issue 28: a Pareto front that respects uncertainty. Two models 0.06 ms apart with overlapping intervals: the
+    slower, less accurate one is off the strict front but not clearly off; once the intervals part, it is off."""
+    import numpy as np
+
+    from bench.core.report.plot_style import front_within_intervals, pareto_front
+
+    x, y = np.array([10.00, 10.06, 20.0]), np.array([78.0, 77.5, 80.0])
+    low, high = np.array([9.9, 9.95, 19.0]), np.array([10.1, 10.2, 21.0])
+    assert pareto_front(x, y, smaller_x_better=True).tolist() == [0, 2]
+    assert front_within_intervals(x, y, low, high, smaller_x_better=True).tolist() == [0, 1, 2]
+    apart = np.array([9.9, 10.05, 19.0]), np.array([10.0, 10.2, 21.0])
+    assert front_within_intervals(x, y, *apart, smaller_x_better=True).tolist() == [0, 2]
+    no_interval = np.full(3, np.nan)  # a value without an interval stands for both ends: the strict front
+    assert front_within_intervals(x, y, no_interval, no_interval, smaller_x_better=True).tolist() == [0, 2]

@@ -430,27 +430,35 @@ def _casvit_neighbours(data: Sittings) -> list[str]:
 
 
 def _fronts(data: Sittings) -> list[str]:
-    from bench.core.report.plot_style import pareto_front
+    from bench.core.report.plot_style import front_within_intervals, pareto_front
 
     out = ["**Pareto front (latency vs top-1) per runtime**, fastest first"
-           + (": on the front in every sitting (and in some only)." if data.count > 1 else ":")]  # fmt: skip
+           + (": on the front in every sitting (and in some only)" if data.count > 1 else "")
+           + "; then the models no front model beats clearly (its latency interval apart from theirs)."]  # fmt: skip
     rows = data.cells[data.cells["top1"].notna()]
     for runtime in [r for r in data.names if r in set(rows["runtime"])]:
         members: list[set[str]] = []
+        within: set[str] = set()
         order: dict[str, float] = {}
         for s in data.runs:
             grp = rows[(rows["sitting"] == s) & (rows["runtime"] == runtime)]
             if grp.empty:
                 continue
-            front = pareto_front(grp["latency"].to_numpy(float), grp["top1"].to_numpy(float), smaller_x_better=True)
+            x, y = grp["latency"].to_numpy(float), grp["top1"].to_numpy(float)
+            front = pareto_front(x, y, smaller_x_better=True)
+            loose = front_within_intervals(x, y, grp["low"].to_numpy(float), grp["high"].to_numpy(float), True)
             members.append({str(grp["name"].iloc[i]) for i in front})
-            for i in front:
+            within |= {str(grp["name"].iloc[i]) for i in loose}
+            for i in loose:
                 order.setdefault(str(grp["name"].iloc[i]), float(grp["latency"].iloc[i]))
         always = set.intersection(*members) if members else set()
         sometimes = set.union(*members) - always if members else set()
         text = ", ".join(sorted(always, key=order.get))
         if sometimes:
             text += f" (in some sittings only: {', '.join(sorted(sometimes, key=order.get))})"
+        unclear = within - always - sometimes
+        if unclear:
+            text += f"; not clearly off it: {', '.join(sorted(unclear, key=order.get))}"
         out.append(f"- {data.names[runtime]}: {text}.")
     out.append("")
     return out

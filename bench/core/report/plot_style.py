@@ -73,6 +73,20 @@ def pareto_front(x: np.ndarray, y: np.ndarray, smaller_x_better: bool) -> np.nda
     return np.asarray(sorted(front, key=lambda i: x[i]), dtype=int)
 
 
+def front_within_intervals(
+    x: np.ndarray, y: np.ndarray, low: np.ndarray, high: np.ndarray, smaller_x_better: bool
+) -> np.ndarray:
+    """Indices of the points no other point *clearly* beats, by x: one beats another clearly when it is at least as
+    accurate (y) and better in x with the two intervals ``[low, high]`` apart (a point without an interval is its
+    own value at both ends). A superset of :func:`pareto_front`: two models 0.06 ms apart with overlapping
+    intervals both stay on it."""
+    lo = np.where(np.isnan(low), x, low)
+    hi = np.where(np.isnan(high), x, high)
+    clearly_better = hi[:, None] < lo[None, :] if smaller_x_better else lo[:, None] > hi[None, :]  # [j, i]
+    beaten = (clearly_better & (y[:, None] >= y[None, :])).any(axis=0)
+    return np.asarray(sorted(np.flatnonzero(~beaten), key=lambda i: x[i]), dtype=int)
+
+
 def plain_log_axis(axis) -> None:
     """Ticks at 1-2-3-5 steps with plain numbers (no 10^x), so a log axis reads like a linear one."""
     axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0)))
