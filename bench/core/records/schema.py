@@ -66,6 +66,7 @@ def col(
     checked: bool = False,
     json: str | None = None,
     role: str | None = None,
+    runtime_own: bool = False,
     default: Any = None,
     factory: Any = None,
 ) -> Any:
@@ -76,8 +77,9 @@ def col(
     plot); ``positive``: above zero; ``identity``: the field says *what* was measured, so a record whose
     value is missing or does not parse is left out; ``checked``: a value that is there must be valid, or
     the record is left out; ``role``: ``setting`` or ``cell`` for the fields
-    of :func:`setting_identity` / :func:`cell_identity`; ``default`` (or a ``factory`` of it) what a
-    record lacking the field holds."""
+    of :func:`setting_identity` / :func:`cell_identity`; ``runtime_own``: a setting of one runtime (two runtimes
+    timing the same cell may differ in it: :data:`SHARED_SETTING_FIELDS`); ``default`` (or a ``factory`` of it)
+    what a record lacking the field holds."""
     if kind == "int" and low is None:
         low = 0
     meta = {
@@ -91,6 +93,7 @@ def col(
         "checked": checked,
         "json": json,
         "role": role,
+        "runtime_own": runtime_own,
     }
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
@@ -181,7 +184,7 @@ class SummaryRow:
     )
     infer_gmacs: float = col("fvcore multiply-accumulates per image", unit="GMAC", low=0)
     family: str = col("model family id", "str")
-    backend: str = col("runtime backend", "str", role="setting")
+    backend: str = col("runtime backend", "str", role="setting", runtime_own=True)
     device: str = col(
         "the kind of processor: cpu or cuda (bench run); cpu, gpu or npu (imported: the unit the tool used)",
         "str",
@@ -190,13 +193,13 @@ class SummaryRow:
     precision: str = col("fp32, fp16, bf16, or int8 (the runtime's own post-training quantizer)", "str", role="setting")
     calibration: str = col(
         "what an int8 network's activation ranges were calibrated on (empty for float precisions)", "str",
-        role="setting",
+        role="setting", runtime_own=True,
     )  # fmt: skip
     threads: int = col("intra-op threads the runtime was given", "int", low=1, identity=True, role="setting")
-    channels_last: bool = col("NHWC memory format (torch)", "bool", identity=True, role="setting")
-    compile: bool = col("torch.compile (torch)", "bool", identity=True, role="setting")
+    channels_last: bool = col("NHWC memory format (torch)", "bool", identity=True, role="setting", runtime_own=True)
+    compile: bool = col("torch.compile (torch)", "bool", identity=True, role="setting", runtime_own=True)
     backend_options: str = col(
-        "the backend's own options, as JSON", "json", json="object", identity=True, role="setting"
+        "the backend's own options, as JSON", "json", json="object", identity=True, role="setting", runtime_own=True
     )
     weights: str = col(
         "seed=N for seeded random weights, or the checkpoint's name@sha256 prefix", "str", role="setting"
@@ -621,6 +624,11 @@ class AccuracyDocument:
 SETTING_FIELDS = tuple(f.name for f in dataclasses.fields(SummaryRow) if f.metadata["role"] == "setting")
 """What makes two rows measure different things (besides the model cell and the machine): the summary
 columns declared with ``role="setting"``."""
+SHARED_SETTING_FIELDS = tuple(
+    f.name for f in dataclasses.fields(SummaryRow) if f.metadata["role"] == "setting" and not f.metadata["runtime_own"]
+)
+"""The settings two runtimes share when they time the same cell (a runtime's own ones, such as its options or its
+calibration, aside): what a runtime ratio holds equal."""
 CELL_FIELDS = tuple(f.name for f in dataclasses.fields(SummaryRow) if f.metadata["role"] == "cell")
 IDENTITY_FIELDS = tuple(f.name for f in dataclasses.fields(SummaryRow) if f.metadata["identity"])
 """Summary columns that say *what* a row measured: a row whose value does not parse is left out."""

@@ -20,11 +20,12 @@ from collections.abc import Iterator
 import pandas as pd
 
 from bench.core.measure.stats import Headline, ratio_of, stored_headline
-from bench.core.records.schema import UNSTABLE, finite_number
+from bench.core.records.schema import CELL_FIELDS, SHARED_SETTING_FIELDS, UNSTABLE, finite_number
 from bench.core.report.reporting import Report
 
-PAIR_KEY = ("model", "infer_img_size", "infer_batch_size", "device", "precision", "threads", "weights", "single_head")
-"""Two rows of one sitting that differ only in their backend measure the same cell on two runtimes."""
+PAIR_KEY = (*CELL_FIELDS, *SHARED_SETTING_FIELDS)
+"""Two rows of one sitting that agree here measure the same cell, on two runtimes or (precision aside) in two
+precisions: the schema's cell and the settings runtimes share."""
 
 CELL_COLUMNS = ("run_id", "model", "resolution", "batch", "threads", "precision", "backend")
 """What names a paired line (:func:`_line`): the sitting, the cell, and the runtime and precision divided."""
