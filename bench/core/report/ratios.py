@@ -89,23 +89,33 @@ def ratio_frame(report: Report, ratio_to: str) -> pd.DataFrame:
 
 def ratios(measurements: pd.DataFrame, ratio_to: str) -> pd.DataFrame:
     """:func:`ratio_frame` of a report's measurements (or a part of them)."""
+    lines = _divided(measurements, "backend", ratio_to, "ratio", "ratio_to", base_on_top=False)
+    return pd.DataFrame(lines, columns=list(RATIO_COLUMNS))
+
+
+def _divided(
+    measurements: pd.DataFrame, axis: str, base: str, value: str, base_field: str, *, base_on_top: bool
+) -> list[dict[str, object]]:
+    """The lines of :func:`ratios` and :func:`speedups`: each pair of :func:`_paired` divided (the base's
+    headline over the other's when ``base_on_top``, the other way round otherwise), with the interval, both
+    latencies and whether either cell is unstable; ``value`` and ``base_field`` name the columns."""
     lines: list[dict[str, object]] = []
-    for sitting, other, mine, base_row, base in _paired(measurements, "backend", ratio_to):
-        h = ratio_of(mine, base)
+    for sitting, other, mine, base_row, base_headline in _paired(measurements, axis, base):
+        h = ratio_of(base_headline, mine) if base_on_top else ratio_of(mine, base_headline)
         lines.append(
             {
                 **_line(sitting, other),
-                "ratio_to": ratio_to,
+                base_field: base,
                 "rounds": h.rounds,
-                "ratio": h.value,
-                "ratio_ci_low": h.low,
-                "ratio_ci_high": h.high,
+                value: h.value,
+                f"{value}_ci_low": h.low,
+                f"{value}_ci_high": h.high,
                 "latency_ms": mine.value,
-                "ratio_to_latency_ms": base.value,
+                f"{base_field}_latency_ms": base_headline.value,
                 "unstable": UNSTABLE in (other.get("validity"), base_row.get("validity")),
             }
         )
-    return pd.DataFrame(lines, columns=list(RATIO_COLUMNS))
+    return lines
 
 
 SPEEDUP_COLUMNS = (
@@ -132,20 +142,5 @@ def speedup_frame(report: Report, over: str = "fp32") -> pd.DataFrame:
 
 def speedups(measurements: pd.DataFrame, over: str = "fp32") -> pd.DataFrame:
     """:func:`speedup_frame` of a report's measurements (or a part of them)."""
-    lines: list[dict[str, object]] = []
-    for sitting, other, mine, base_row, base in _paired(measurements, "precision", over):
-        h = ratio_of(base, mine)
-        lines.append(
-            {
-                **_line(sitting, other),
-                "speedup_over": over,
-                "rounds": h.rounds,
-                "speedup": h.value,
-                "speedup_ci_low": h.low,
-                "speedup_ci_high": h.high,
-                "latency_ms": mine.value,
-                "speedup_over_latency_ms": base.value,
-                "unstable": UNSTABLE in (other.get("validity"), base_row.get("validity")),
-            }
-        )
+    lines = _divided(measurements, "precision", over, "speedup", "speedup_over", base_on_top=True)
     return pd.DataFrame(lines, columns=list(SPEEDUP_COLUMNS))
