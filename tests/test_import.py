@@ -428,3 +428,30 @@ def test_device_name_is_the_phone_and_the_old_device_spelling_still_reads_with_a
     old = ["import", "out.json", "--device", "Pixel 8"]
     assert build_parser(old).parse_args(old).device_name == "Pixel 8"
     assert "--device is deprecated here; use --device-name" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("edit", "fragment"),
+    [
+        (
+            lambda t: t.replace('"num_threads": 1', '"num_threads": "2"'),
+            "num_threads '2' is a JSON string, not a number",
+        ),
+        (lambda t: t.replace('"num_threads": 1', '"num_threads": 0'), "threads 0 is out of range (1 to 1024)"),
+        (lambda t: t.replace('"num_threads": 1', '"num_threads": true'), "num_threads 'True' is a JSON boolean"),
+        (lambda t: t.replace('"init_ms": 11.75', '"init_ms": "11.75"'), "latency.init_ms '11.75' is a JSON string"),
+    ],
+)
+def test_a_json_output_holds_numbers_as_json_numbers_and_a_thread_count_of_one_or_more(
+    tmp_path: Path, edit, fragment
+) -> None:
+    """A tool writes its numbers as JSON numbers and runs on at least one thread: a string, a boolean or a
+    zero thread count is a file edited by hand (or another tool's), refused by name, not read as 2 or 'default'."""
+    from bench.core.importers import check_measurement
+
+    bad = _copy(tmp_path, LITERT_JSON, edit(LITERT_JSON.read_text()))
+    with pytest.raises(ImportFailure, match=re.escape(fragment)):
+        for m in parse_file(bad):
+            check_measurement(m)
+    for m in parse_file(LITERT_JSON):  # the tool's own output passes both
+        check_measurement(m)

@@ -173,7 +173,7 @@ def check_measurement(m: Measurement) -> None:
     if m.first_inference_ms is not None:
         latency("first inference", m.first_inference_ms)
     count("batch", m.batch, 1, MAX_BATCH)
-    count("threads", m.threads, 0, MAX_THREADS)
+    count("threads", m.threads, 1, MAX_THREADS)
     count("iterations", m.iterations, 1, MAX_COUNT)
     count("warmup iterations", m.warmup_iterations, 0, MAX_COUNT)
     for what, value, high in (("load time (s)", m.load_s, MAX_LOAD_S), ("peak memory (MB)", m.peak_rss_mb,
@@ -213,6 +213,16 @@ def number(text: object, path: Path, line: int, what: str, *, whole: bool = Fals
     if whole and not value.is_integer():
         raise ImportFailure(path, line, f"{what} {value!r} is not a whole number")
     return value
+
+
+def json_number(value: object, path: Path, line: int, what: str, *, whole: bool = False) -> float:
+    """:func:`number` for a value a JSON output holds: the tools write numbers as JSON numbers, so a string
+    (``"2"``), a boolean or null there means a file edited by hand or written by another tool."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        kind = {"str": "string", "bool": "boolean", "NoneType": "null", "list": "array", "dict": "object"}
+        kind = kind.get(type(value).__name__, type(value).__name__)
+        raise ImportFailure(path, line, f"{what} {str(value)[:40]!r} is a JSON {kind}, not a number")
+    return number(value, path, line, what, whole=whole)
 
 
 def to_ms(value: float, unit: str, path: Path, line: int, what: str) -> float:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bench.core.importers import Format, ImportFailure, Measurement, json_line, load_json, number, to_ms, unit_of
+from bench.core.importers import Format, ImportFailure, Measurement, json_line, json_number, load_json, to_ms, unit_of
 
 APP_TOOL = "executorch-benchmark-app"
 _METRIC = re.compile(r"^([a-z_]+)\((\w+)\)$")
@@ -48,7 +48,7 @@ def parse_app(path: Path, text: str) -> list[Measurement]:
                 found[key].device_info = {k: str(v) for k, v in info.items()}
         m = found[key]
         metric = str(record["metric"])
-        value = number(record.get("actualValue"), path, line, f"{where}: actualValue of {metric}")
+        value = json_number(record.get("actualValue"), path, line, f"{where}: actualValue of {metric}")
         match = _METRIC.match(metric)
         if metric == "load_status":
             if value != 0:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.core.importers import Format, ImportFailure, Measurement, json_line, load_json, number, unit_of
+from bench.core.importers import Format, ImportFailure, Measurement, json_line, json_number, load_json, unit_of
 
 TOOL = "litert-benchmark"
 _STATS = {
@@ -41,24 +41,24 @@ def parse(path: Path, text: str) -> list[Measurement]:
     m = Measurement(tool=TOOL, source=path, line=where, headline="median")
     for key, column in _STATS.items():
         if key in latency:
-            m.stats[column] = number(latency[key], path, json_line(text, key), f"latency.{key}")
+            m.stats[column] = json_number(latency[key], path, json_line(text, key), f"latency.{key}")
     if "latency_median_ms" not in m.stats:
         raise ImportFailure(path, where, "truncated: the 'latency' object has no median_ms")
     if "p5_ms" in latency:
-        m.detail["latency_p5_ms"] = number(latency["p5_ms"], path, json_line(text, "p5_ms"), "latency.p5_ms")
+        m.detail["latency_p5_ms"] = json_number(latency["p5_ms"], path, json_line(text, "p5_ms"), "latency.p5_ms")
     if "num_runs" in latency:
-        m.iterations = int(number(latency["num_runs"], path, json_line(text, "num_runs"), "num_runs", whole=True))
+        m.iterations = int(json_number(latency["num_runs"], path, json_line(text, "num_runs"), "num_runs", whole=True))
     if "num_warmup_runs" in latency:
         line = json_line(text, "num_warmup_runs")
-        m.warmup_iterations = int(number(latency["num_warmup_runs"], path, line, "num_warmup_runs", whole=True))
+        m.warmup_iterations = int(json_number(latency["num_warmup_runs"], path, line, "num_warmup_runs", whole=True))
     if "warmup_first_ms" in latency:
         line = json_line(text, "warmup_first_ms")
-        m.first_inference_ms = number(latency["warmup_first_ms"], path, line, "latency.warmup_first_ms")
+        m.first_inference_ms = json_number(latency["warmup_first_ms"], path, line, "latency.warmup_first_ms")
     if "init_ms" in latency:
-        m.load_s = number(latency["init_ms"], path, json_line(text, "init_ms"), "latency.init_ms") / 1000.0
+        m.load_s = json_number(latency["init_ms"], path, json_line(text, "init_ms"), "latency.init_ms") / 1000.0
     if data.get("num_threads") is not None:
         line = json_line(text, "num_threads")
-        m.threads = int(number(data["num_threads"], path, line, "num_threads", whole=True)) or None
+        m.threads = int(json_number(data["num_threads"], path, line, "num_threads", whole=True))
     accelerators = data.get("accelerators")
     if isinstance(accelerators, list):
         m.unit = unit_of(*map(str, accelerators))

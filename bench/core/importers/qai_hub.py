@@ -13,7 +13,7 @@ from __future__ import annotations
 import collections
 from pathlib import Path
 
-from bench.core.importers import Format, ImportFailure, Measurement, json_line, load_json, number, unit_of
+from bench.core.importers import Format, ImportFailure, Measurement, json_line, json_number, load_json, unit_of
 
 TOOL = "qai-hub-profile"
 
@@ -34,10 +34,10 @@ def parse(path: Path, text: str) -> list[Measurement]:
         line = json_line(text, "all_inference_times")
         if not isinstance(times, list) or not times:
             raise ImportFailure(path, line, "all_inference_times is not a non-empty list")
-        m.samples_ms = [number(t, path, line, "all_inference_times entry (us)") / 1e3 for t in times]
+        m.samples_ms = [json_number(t, path, line, "all_inference_times entry (us)") / 1e3 for t in times]
     if "estimated_inference_time" in summary:
         line = json_line(text, "estimated_inference_time")
-        estimate = number(summary["estimated_inference_time"], path, line, "estimated_inference_time (us)") / 1e3
+        estimate = json_number(summary["estimated_inference_time"], path, line, "estimated_inference_time (us)") / 1e3
         m.detail["estimated_inference_time_ms"] = estimate
         if m.samples_ms is None:
             m.stats["latency_min_ms"] = estimate
@@ -46,10 +46,12 @@ def parse(path: Path, text: str) -> list[Measurement]:
         raise ImportFailure(path, where, "truncated: neither estimated_inference_time nor all_inference_times")
     if "estimated_inference_peak_memory" in summary:
         line = json_line(text, "estimated_inference_peak_memory")
-        m.peak_rss_mb = number(summary["estimated_inference_peak_memory"], path, line, "peak memory (bytes)") / 2**20
+        m.peak_rss_mb = (
+            json_number(summary["estimated_inference_peak_memory"], path, line, "peak memory (bytes)") / 2**20
+        )
     for key in ("first_load_time", "warm_load_time", "compile_time"):
         if summary.get(key) is not None:
-            m.detail[f"{key}_ms"] = number(summary[key], path, json_line(text, key), f"{key} (us)") / 1e3
+            m.detail[f"{key}_ms"] = json_number(summary[key], path, json_line(text, key), f"{key} (us)") / 1e3
     if "warm_load_time_ms" in m.detail:
         m.load_s = float(m.detail["warm_load_time_ms"]) / 1000.0  # type: ignore[arg-type]
     layers = data.get("execution_detail")
