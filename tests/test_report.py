@@ -350,3 +350,27 @@ def test_a_report_with_many_unstable_cells_counts_them_instead_of_listing_each()
     (note,) = unstable_notes(report)
     assert f"{flagged} of {len(report.measurements)} cells" in note and "validity_reason" in note
     assert len(note) < 400  # not a page of reasons under the table
+
+
+def test_one_column_table_adds_the_runtime_memory_and_says_resolution_and_distillation_in_its_notes() -> None:
+    """Issue 28: the one-runtime table carries the session memory beside latency (every value the runtime's own
+    peak_rss_mb); to fit 241 pt the odd resolution and the distillation become notes and a mark, not columns."""
+    from bench.core.report.tables import KD_MARK, paper_table
+
+    report = load_report([REFERENCE], "paper")
+    narrow = paper_table(report, "litert", one_column=True)
+    wide = paper_table(report)
+    assert "Mem\n(MB)" in narrow.header and "Res" not in narrow.header and "KD" not in narrow.header
+    assert "Mem\n(MB)" not in wide.header and {"Res", "KD"} <= set(wide.header)
+    rows = {name: cells for _, group in narrow.groups for cells in group for name in [cells[0]]}
+    litert = report.measurements[(report.measurements["backend"] == "litert") & report.measurements["latency_batch"]]
+    memory = dict(zip(litert["name"], litert["peak_rss_mb"], strict=True))
+    at = narrow.header.index("Mem\n(MB)")
+    for name, cells in rows.items():
+        plain = name[0] if isinstance(name, tuple) else name
+        assert float(cells[at]) == pytest.approx(memory[plain], abs=0.5)
+        assert isinstance(name, tuple) == (plain.startswith(("SwiftFormer", "EfficientFormer"))), plain
+        if isinstance(name, tuple):
+            assert name[1] == KD_MARK
+    (notes,) = narrow.notes
+    assert "MobileViTv2-1.0 at 256 px" in notes and f"{KD_MARK}: trained with hard distillation" in notes

@@ -115,3 +115,23 @@ def test_example_input_is_seeded() -> None:
     workload = settings.Settings("onnx", ("casvit_xs",)).workload("casvit_xs", 2, 32)
     assert np.array_equal(sessions.example_input(workload, 3), sessions.example_input(workload, 3))
     assert not np.array_equal(sessions.example_input(workload, 3), sessions.example_input(workload, 4))
+
+
+def test_a_session_records_the_size_of_the_artifact_it_loaded(tmp_path: Path) -> None:
+    """``artifact_mb`` is the file (or IR folder) the runtime opened, as it lies on disk: a real ONNX export."""
+    from bench.core.interface.runtime import Workload
+
+    torch.manual_seed(0)
+    model = models.create_model("casvit_xs", img_size=64)
+    opened = sessions.open_session(OnnxBackend(), model, Workload("casvit_xs", 1, 64, threads=1), tmp_path)
+    try:
+        assert opened.session is not None
+        on_disk = opened.prepared.artifact.stat().st_size / 2**20
+        assert opened.row["artifact_mb"] == pytest.approx(on_disk, abs=0.01) and on_disk > 1.0  # 3.2 M weights
+    finally:
+        opened.session.close()
+    folder = tmp_path / "ir.openvino"  # a runtime whose artifact is a folder counts every file in it
+    folder.mkdir()
+    (folder / "model.xml").write_bytes(b"x" * 2**19)
+    (folder / "model.bin").write_bytes(b"x" * 2**20)
+    assert artifacts.tree_mb(folder) == 1.5

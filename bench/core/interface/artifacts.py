@@ -57,6 +57,14 @@ def tree_digest(path: Path) -> str:
     return h.hexdigest()
 
 
+def tree_mb(path: Path) -> float:
+    """Size on disk of a file, or of every file under a folder (an OpenVINO IR, a Core ML package), in MB
+    (2**20 bytes): what a phone downloads and stores for this network."""
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink()) / 2**20
+    return path.stat().st_size / 2**20
+
+
 def remove(path: Path) -> None:
     """Remove a file, link or folder of the cache; anything else (a pipe) is unlinked, never opened:
     ``shutil.rmtree`` opens its argument first and would wait on a pipe forever."""

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from bench.core.interface import artifacts
 from bench.core.interface.runtime import Backend, Prepared, Session, Workload
 from bench.core.measure import memory
 from bench.core.measure.parity import Parity, check_parity
@@ -120,6 +121,7 @@ def open_session(
     prepared = backend.prepare(model, workload, cache_dir)
     row["prepare_s"] = time.perf_counter() - t0
     row["runtime_detail"] = json.dumps(prepared.detail, sort_keys=True)
+    _record_size(row, prepared)
     reason = backend.cannot_time_reason()
     if reason is not None:
         row["status"] = STATUS_NOT_TIMED
@@ -142,6 +144,7 @@ def open_session(
     if evicted is not None:
         say("rebuild")
         prepared = backend.prepare(model, workload, cache_dir)
+        _record_size(row, prepared)
         session, parity, detail = _load_and_check(backend, model, prepared, workload, x, eager, row, say)
         detail["evicted"] = evicted
     if parity is None:
@@ -157,6 +160,11 @@ def open_session(
         row["error"] = parity.describe() + where + again
         return Opened(prepared, None, parity, detail, row)
     return Opened(prepared, session, parity, detail, row)
+
+
+def _record_size(row: dict[str, object], prepared: Prepared) -> None:
+    if prepared.artifact is not None and prepared.artifact.exists():
+        row["artifact_mb"] = round(artifacts.tree_mb(prepared.artifact), 2)
 
 
 def _load_and_check(backend, model, prepared: Prepared, workload: Workload, x, eager, row, say):

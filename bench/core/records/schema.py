@@ -33,11 +33,13 @@ import pandas as pd
 from bench.core.util import json_digest
 
 SUITE_ID = "mobile-backbone-bench"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """2: rows know their weights, validity and per-round reference speed; samples know their round.
 3: rows know the vendor tool they were imported from and whether they are aggregate-only, and carry
 the headline ``latency_ms`` (:func:`bench.core.measure.stats.headline`) and its interval.
-4: rows record what an int8 network was calibrated on (``calibration``)."""
+4: rows record what an int8 network was calibrated on (``calibration``).
+5: rows record the size of the artifact their runtime loaded (``artifact_mb``; older ExecuTorch and LiteRT rows
+get it from ``runtime_detail`` when read)."""
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
@@ -235,6 +237,12 @@ class SummaryRow:
     peak_rss_mb: float = col(
         "peak resident memory added by opening this session (load, first inference, parity) in its runtime's worker",
         unit="MB",
+    )
+    artifact_mb: float = col(
+        "size on disk of the artifact the runtime loaded (.onnx, OpenVINO IR folder, .pte, .tflite, .mlpackage); "
+        "empty for eager PyTorch",
+        unit="MB",
+        low=0,
     )
     cuda_max_allocated_mb: float = col("peak CUDA memory allocated by torch", unit="MB")
     cuda_event_median_ms: float = latency_col("median CUDA-event time of one batch (device side)")

@@ -53,6 +53,7 @@ from bench.core.records.schema import (
     SummaryRow,
     cell_identity,
     field_problem,
+    finite_number,
     headline_statistic,
     measured,
     setting_identity,
@@ -497,7 +498,7 @@ def load_summary(run_dir: Path, problems: Problems | None = None) -> pd.DataFram
         if absent:
             shown = ", ".join(absent[:4]) + (f" and {len(absent) - 4} more" if len(absent) > 4 else "")
             mine.other.append(f"lacks column(s) {shown}; they read as not measured")
-    df = fill_headline(typed(_checked(raw, mine, str(env["env_id"]))))
+    df = _fill_artifact_size(fill_headline(typed(_checked(raw, mine, str(env["env_id"])))))
     version = env.get("schema_version")
     if not (isinstance(version, int) and version >= 2):  # schema 2 rows hold their own backend's options only
         df["backend_options"] = [_own_options(b, o) for b, o in zip(df["backend"], df["backend_options"], strict=True)]
@@ -510,6 +511,28 @@ def load_summary(run_dir: Path, problems: Problems | None = None) -> pd.DataFram
     if problems is None:
         for text in mine.lines():
             warn(text)
+    return df
+
+
+_SIZE_IN_DETAIL = ("pte_mb", "tflite_mb")
+"""What rows written before ``artifact_mb`` existed (schema 4) said about their artifact's size, in
+``runtime_detail``: ExecuTorch's .pte and LiteRT's .tflite."""
+
+
+def _fill_artifact_size(df: pd.DataFrame) -> pd.DataFrame:
+    """``artifact_mb`` of older rows from the size their ``runtime_detail`` recorded, where it did."""
+    if "runtime_detail" not in df or "artifact_mb" not in df:
+        return df
+    missing = df["artifact_mb"].isna()
+    for index in df.index[missing]:
+        try:
+            detail = json.loads(str(df.at[index, "runtime_detail"]))
+        except ValueError:
+            continue
+        sizes = [detail.get(k) for k in _SIZE_IN_DETAIL] if isinstance(detail, dict) else []
+        size = next((finite_number(v) for v in sizes if finite_number(v) is not None), None)
+        if size is not None and size >= 0:
+            df.at[index, "artifact_mb"] = size
     return df
 
 

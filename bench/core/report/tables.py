@@ -389,6 +389,8 @@ MEASUREMENT_COLUMNS = (
     "iterations",
     "throughput_ips",
     "achieved_gflops",
+    "peak_rss_mb",
+    "artifact_mb",
     "rounds",
     "round_spread",
     "reference_drift",
@@ -532,15 +534,20 @@ def paper_table(
     digits = interval_decimals(list(zip(rows["lat_value"], rows["lat_low"], rows["lat_high"], strict=True)))
     found = {(r.column, r.model, r.resolution): r for r in rows.itertuples()}
     resolutions = facts["resolution"].nunique() > 1
+    # A column's width has room for neither: the notes name the odd resolutions out, distillation marks the name.
+    res_column, kd_column = resolutions and not one_column, not one_column
 
     citations = {}
     for r in facts.itertuples(index=False):
         if _value(r.top1) is not None:
             citations.setdefault(_top1_source(report, r.model), str(len(citations) + 1))
-    header = ["Model", *(["Res"] if resolutions else []), "Params\n(M)", "GMACs\n(fvcore)", "Top-1\n(%)", "KD"]
+    header = ["Model", *(["Res"] if res_column else []), "Params\n(M)", "GMACs\n(fvcore)", "Top-1\n(%)"]
+    header += ["KD"] if kd_column else []
     fixed = len(header)
     # one column: the caption names the runtime, the header only what the numbers are
     header += ["Latency\n(ms)"] if one_column else ["\n".join(_short_runtime(c)) for c in columns]
+    deployed = _deployment_facts(rows, facts, columns) if one_column else {}
+    header += list(deployed)
     params, gmacs = fmt_column(list(facts["params_m"]), 2), fmt_column(list(facts["gmacs"]), 2)  # 3.2, 0.55
     groups: dict[str, list[list[Cell]]] = {}
     any_interval = rows["lat_high"].notna().any()
@@ -549,8 +556,10 @@ def paper_table(
         top1: Cell = "-"
         if _value(r.top1) is not None:
             top1 = (fmt_top1(r.top1), citations[_top1_source(report, r.model)])
-        kd = {True: "✓", False: "", None: "?"}[_distilled(r.family)]
-        cells: list[Cell] = [r.name, *([str(r.resolution)] if resolutions else []), params[i], gmacs[i], top1, kd]
+        distilled = _distilled(r.family)
+        name: Cell = r.name if kd_column or not distilled else (r.name, KD_MARK)
+        cells: list[Cell] = [name, *([str(r.resolution)] if res_column else []), params[i], gmacs[i], top1]
+        cells += [{True: "✓", False: "", None: "?"}[distilled]] if kd_column else []
         for c in columns:
             hit = found.get((c.key, r.model, r.resolution))
             if hit is None:
@@ -562,6 +571,7 @@ def paper_table(
                 cells.append((text, UNSTABLE_MARK))
             else:
                 cells.append(text)
+        cells += [values[i] for values in deployed.values()]
         groups.setdefault(r.family_label, []).append(cells)
     batch = sorted({c.latency_batch for c in columns})
     at = f"batch {batch[0]}" if len(batch) == 1 else "batch " + "/".join(map(str, batch))
@@ -573,12 +583,14 @@ def paper_table(
         if how
         else f"Latency{where} at {at} (ms) with parameters, fvcore GMACs and ImageNet-1k top-1"
     )
-    notes = paper_notes(bool(any_interval), unstable, citations, _params_note(facts), resolutions)
-    notes += quantized_note(columns)
+    notes = paper_notes(bool(any_interval), unstable, citations, _params_note(facts), res_column, kd_column)
+    if resolutions and not res_column:
+        notes += f" {_resolution_note(facts)}"
+    notes += quantized_note(columns) + (f" {DEPLOYMENT_NOTE}" if deployed else "")
     return PaperTable(
         header=header,
         groups=list(groups.items()),
-        align="l" + "r" * (fixed - 2) + "c" + "r" * len(columns),
+        align="l" + "r" * (fixed - 1 - kd_column) + "c" * kd_column + "r" * (len(columns) + len(deployed)),
         spans=spans,
         title=title,
         notes=[notes],
@@ -588,6 +600,37 @@ def paper_table(
         font="scriptsize" if one_column else "footnotesize",  # 7 pt: the intervals need it in 241 pt
         colsep_pt=1.5 if one_column else 3.0,
     )
+
+
+def _resolution_note(facts: pd.DataFrame) -> str:
+    """'Input 224 px; MobileViTv2-1.0 at 256 px.': the most common side, then the models at another one."""
+    common = int(facts["resolution"].mode().iloc[0])
+    odd = facts[facts["resolution"] != common]
+    others = ", ".join(f"{r.name} at {r.resolution} px" for r in odd.itertuples(index=False))
+    return f"Input {common} px; {others} (GMACs and latency at that size)."
+
+
+KD_MARK = "*"
+"""The one-column table's mark on a model trained with hard distillation (the wide table has a KD column)."""
+DEPLOYMENT_NOTE = "Mem: peak memory the runtime's session added (load, first inference)."
+_DEPLOYMENT_COLUMNS = {"Mem\n(MB)": "peak_rss_mb"}
+"""The one runtime's own facts beside its latency (its artifact's size, ``artifact_mb``, is in measurements.csv:
+a column more does not fit 241 pt with the intervals, and at fp32 it is four bytes per parameter)."""
+
+
+def _deployment_facts(rows: pd.DataFrame, facts: pd.DataFrame, columns: list[Column]) -> dict[str, list[str]]:
+    """Header -> a formatted cell per model row of ``facts``: the one runtime's session memory (a deployment
+    reader's next question after latency), where any row measured it."""
+    if len(columns) != 1:
+        return {}
+    by_model = {(r["model"], r["resolution"]): r for r in rows.to_dict("records")}
+    out = {}
+    for header, field_name in _DEPLOYMENT_COLUMNS.items():
+        keys = zip(facts["model"], facts["resolution"], strict=True)
+        values = [by_model.get(key, {}).get(field_name) for key in keys]
+        if any(_value(v) is not None for v in values):
+            out[header] = fmt_column(values, 2)  # 9.2 MB beside 229 MB: two figures say it
+    return out
 
 
 def quantized_note(columns: list[Column]) -> str:
@@ -603,7 +646,7 @@ def quantized_note(columns: list[Column]) -> str:
 
 
 def paper_notes(any_interval: bool, unstable: bool, citations: dict[str, str], params: str = "",
-                resolutions: bool = False) -> str:  # fmt: skip
+                resolutions: bool = False, kd_column: bool = True) -> str:  # fmt: skip
     """The slim table's paragraph of notes: what the latency and its interval are (:func:`headline_note`), the marks,
     what the parameter counts include, the top-1 sources."""
     parts = [headline_note() if any_interval else "Latency: the median of the timed iterations (no interval)."]
@@ -613,7 +656,7 @@ def paper_notes(any_interval: bool, unstable: bool, citations: dict[str, str], p
         parts.append(f"{UNSTABLE_MARK}: unstable, re-measure before citing (reasons in the full table).")
     if resolutions:
         parts.append("Res: input side in pixels; GMACs and latency are at that resolution.")
-    parts.append("KD ✓: trained with hard distillation.")
+    parts.append(f"{'KD ✓' if kd_column else KD_MARK}: trained with hard distillation.")
     if params:
         parts.append(params)
     sources = " ".join(f"[{mark}] {source}" for source, mark in citations.items())
