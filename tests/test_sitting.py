@@ -93,8 +93,8 @@ class _Worker:
     def cpu_seconds(self) -> float | None:
         return next(self.cpu)
 
-    def ask(self, tag: str, *request: object) -> None:
-        self.asked = (tag, *request)
+    def ask(self, tag: str, request: object) -> None:
+        self.asked = (tag, request)
 
     def answer(self) -> object:
         return self.reply

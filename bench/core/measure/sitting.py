@@ -51,7 +51,17 @@ from bench.core.measure.stats import (
     headline,
     only_wide,
 )
-from bench.core.measure.worker import InlineWorker, OpenAnswer, ProcessWorker, Reply, RoundAnswer, WorkerDied, wait_any
+from bench.core.measure.worker import (
+    InlineWorker,
+    Open,
+    OpenAnswer,
+    ProcessWorker,
+    Reply,
+    RoundAnswer,
+    Time,
+    WorkerDied,
+    wait_any,
+)
 from bench.core.records import environment
 from bench.core.records.schema import STABLE, STATUS_FAILED, STATUS_OK, UNSTABLE, SummaryRow
 from bench.core.records.store import PartialRow, ResumeState, RunWriter, resume_state
@@ -270,7 +280,7 @@ class Sitting:
                 self.cells[cell.key] = cell
                 cell.item.row.set(**facts)
                 try:
-                    cell.worker.ask(cell.key, "open", cell.key, cell.item.workload)
+                    cell.worker.ask(cell.key, Open(cell.key, cell.item.workload))
                     pending[cell.worker].append(cell)
                 except WorkerDied as exc:
                     self.fail(cell, f"{exc} before it opened this cell")
@@ -319,7 +329,7 @@ class Sitting:
     ) -> None:
         for index, sibling in enumerate(siblings, start=1):
             try:
-                sibling.ask(cell.key, "open", cell.key, cell.item.workload, False)  # process 0 checked parity
+                sibling.ask(cell.key, Open(cell.key, cell.item.workload, check=False))  # process 0 checked parity
             except WorkerDied:
                 continue
             pending.setdefault(sibling, []).append((cell, index))
@@ -359,7 +369,7 @@ class Sitting:
         before = [w.cpu_seconds() for w in others]
         start = time.perf_counter()
         try:
-            worker.ask(cell.key, "time", cell.key, round_index, item.iterations)
+            worker.ask(cell.key, Time(cell.key, round_index, item.iterations))
             reply = worker.answer()
         except WorkerDied as exc:
             self.fail_runtime(worker, str(exc), f"while timing {cell.key}")

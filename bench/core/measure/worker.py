@@ -5,9 +5,12 @@ thread pools of different runtimes never share a process, a crash of one runtime
 costs only its own cells, and the peak memory of a row is that runtime's own. The sitting
 (:mod:`bench.core.measure.sitting`) sends one request at a time per worker and waits for the answer:
 
-- ``open``  -- build the model, prepare (export/convert, cached), load, first inference, parity;
-- ``time``  -- time one round of an open cell (reference, warmup share, the cell's fixed iterations);
-- ``exit``  -- close every session and end.
+- :class:`Open`  -- build the model, prepare (export/convert, cached), load, first inference, parity;
+- :class:`Time`  -- time one round of an open cell (reference, warmup share, the cell's fixed iterations);
+- :class:`Exit`  -- close every session and end.
+
+Requests and answers (:class:`OpenAnswer`, :class:`RoundAnswer`) are typed: what crosses the pipe is
+one of these dataclasses, and :meth:`CellHost.handle` is the one place that dispatches them.
 
 Between requests a worker blocks on its pipe: it uses no CPU while another worker times (the
 sitting measures this and records it per round as ``idle_cpu``). Runtimes whose thread pools spin
@@ -48,6 +51,33 @@ STOPPED_GRACE_S = 5.0
 """A worker stopped this long (SIGSTOP, a debugger) while the sitting runs has stopped answering."""
 ROUND_BOUND_FLOOR_S = 300.0
 """The least time a timing round is allowed before its worker counts as hung (see :func:`round_bound_s`)."""
+
+
+@dataclass(frozen=True)
+class Open:
+    """Open a cell: everything before timing. ``check=False`` skips parity (the runtime's first process
+    checked the same artifact)."""
+
+    key: str
+    workload: Any
+    check: bool = True
+
+
+@dataclass(frozen=True)
+class Time:
+    """Time one round of an open cell; ``iterations`` fixes its count (None: calibrate in this round)."""
+
+    key: str
+    round_index: int
+    iterations: int | None
+
+
+@dataclass(frozen=True)
+class Exit:
+    """Close every session and end the worker."""
+
+
+Request = Open | Time | Exit
 
 
 @dataclass(frozen=True)
@@ -105,6 +135,14 @@ class CellHost:
         record = dataclasses.replace(result.record, round=round_index)
         return RoundAnswer(record, result.samples_ms, cell.device_ms, cell.iterations)
 
+    def handle(self, request: Open | Time) -> OpenAnswer | RoundAnswer:
+        """The answer to one request (the one dispatch of the worker protocol)."""
+        if isinstance(request, Open):
+            return self.open(request.key, request.workload, request.check)
+        if isinstance(request, Time):
+            return self.time(request.key, request.round_index, request.iterations)
+        raise TypeError(f"not a worker request: {type(request).__name__}")
+
     def close_all(self) -> None:
         for cell in self.cells.values():
             with contextlib.suppress(Exception):
@@ -112,12 +150,11 @@ class CellHost:
         self.cells.clear()
 
 
-def _answer(host: CellHost | None, failure: str | None, request: tuple) -> tuple[str, object]:
+def _answer(host: CellHost | None, failure: str | None, request: Open | Time) -> tuple[str, object]:
     if host is None:
         return "error", failure
-    kind, *args = request
     try:
-        return "ok", getattr(host, kind)(*args)
+        return "ok", host.handle(request)
     except Exception as exc:  # one cell failing (export error, OOM) must not end the worker
         return "error", one_line(exc)
 
@@ -164,14 +201,14 @@ def serve(
                 tag, request = conn.recv()
             except (EOFError, OSError):
                 break
-            if request[0] == "exit":
+            if isinstance(request, Exit):
                 break
             answer = _answer(host, failure, request)
             try:
                 conn.send((tag, *answer))
             except OSError:
                 break
-            if request[0] == "time":
+            if isinstance(request, Time):
                 pause.point(f"{name}-worker-round")
     finally:
         if host is not None:
@@ -203,7 +240,7 @@ class InlineWorker:
         self._replies: deque[Reply] = deque()
         self.pid: int | None = None
 
-    def ask(self, tag: str, *request: object) -> None:
+    def ask(self, tag: str, request: Open | Time) -> None:
         status, value = _answer(self._host, self._failure, request)
         self._replies.append(Reply(tag, status == "ok", value))
 
@@ -246,7 +283,7 @@ class ProcessWorker:
         self._deadline: float | None = None
         self._stopped_since: float | None = None
 
-    def ask(self, tag: str, *request: object) -> None:
+    def ask(self, tag: str, request: Open | Time) -> None:
         if self._dead is not None:
             raise WorkerDied(self._dead)
         try:
@@ -254,7 +291,7 @@ class ProcessWorker:
         except OSError:
             raise WorkerDied(self._death()) from None
         # A round has a bound (its budgets); opening has none (a cold conversion can take many minutes)
-        self._deadline = time.monotonic() + self._round_bound_s if request and request[0] == "time" else None
+        self._deadline = time.monotonic() + self._round_bound_s if isinstance(request, Time) else None
 
     def ready(self) -> bool:
         return False
@@ -332,7 +369,7 @@ class ProcessWorker:
     def stop(self) -> None:
         """Ask it to close its sessions and end; end it firmly if it does not (e.g. mid-conversion)."""
         with contextlib.suppress(OSError):
-            self._conn.send(("exit", ("exit",)))
+            self._conn.send(("exit", Exit()))
         self.process.join(timeout=5)
         if self.process.is_alive():
             self.process.terminate()
