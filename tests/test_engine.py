@@ -22,6 +22,7 @@ from bench.backends.onnx import OnnxBackend
 from bench.backends.torch_backend import TorchBackend
 from bench.commands import run as run_command
 from bench.core.errors import BenchError
+from bench.core.interface import settings as model_settings
 from bench.core.interface.settings import Settings
 from bench.core.measure import engine, sitting
 from bench.core.measure.parity import check_parity
@@ -196,14 +197,14 @@ def test_run_writes_summary_samples_and_environment(tmp_path: Path) -> None:
 
 
 def test_failed_model_is_recorded_and_the_run_goes_on(tmp_path: Path, monkeypatch) -> None:
-    real_build = engine.build_model
+    real_build = model_settings.build_model
 
     def build(settings, name, resolution):
         if name == "casvit_xs":
             raise RuntimeError("export exploded\nsecond line")
         return real_build(settings, name, resolution)
 
-    monkeypatch.setattr(engine, "build_model", build)
+    monkeypatch.setattr(model_settings, "build_model", build)
     args = engine_args("--backend", "torch", "--models", "casvit_xs,swiftformer_xs", *FAST, "--out", str(tmp_path))
     _, rows = sitting.run_inline(
         run_command.parse_settings(args), REGISTRY.get("torch"), tmp_path, tmp_path / "cache", False, False, False

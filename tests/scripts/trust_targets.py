@@ -71,8 +71,9 @@ def power(trials: int, slowdown: float, out: Path) -> int:
 
     from bench.backends import REGISTRY
     from bench.core.arguments import default_threads
+    from bench.core.interface import settings as model_settings
     from bench.core.interface.settings import Settings
-    from bench.core.measure import engine, sitting
+    from bench.core.measure import sitting
 
     class Slowed(torch.nn.Module):
         """The network plus ``reps`` 256x256 matrix products per forward: extra work on the same CPUs."""
@@ -97,12 +98,12 @@ def power(trials: int, slowdown: float, out: Path) -> int:
         return float(np.median(times))
 
     settings = Settings(backend="torch", model_names=tuple(MODELS.split(",")), threads=default_threads(), rounds=3)
-    real_build = engine.build_model
+    real_build = model_settings.build_model
     caught = false_alarms = 0
     print("trial  injected %  casvit_xs change %     verdict        swiftformer_xs verdict")
     for trial in range(trials):
         base_dir, slow_dir = out / f"trial{trial}-base", out / f"trial{trial}-slow"
-        engine.build_model = real_build
+        model_settings.build_model = real_build
         _, rows = sitting.run_inline(
             settings, REGISTRY.get(settings.backend), base_dir, out / "cache", False, False, False
         )
@@ -113,11 +114,11 @@ def power(trials: int, slowdown: float, out: Path) -> int:
             net = real_build(s, name, resolution)
             return Slowed(net, reps).eval() if name == "casvit_xs" else net
 
-        engine.build_model = slowed_build
+        model_settings.build_model = slowed_build
         _, slow_rows = sitting.run_inline(
             settings, REGISTRY.get(settings.backend), slow_dir, out / "cache", False, False, False
         )
-        engine.build_model = real_build
+        model_settings.build_model = real_build
         injected = next(r.latency_median_ms for r in slow_rows if r.model == "casvit_xs") / median - 1
         verdicts = {row["model"]: row for row in _compare(base_dir, slow_dir)}
         cas, swift = verdicts["casvit_xs"], verdicts["swiftformer_xs"]

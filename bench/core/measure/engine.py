@@ -25,7 +25,7 @@ from torch import nn
 import models
 from bench.core.interface.runtime import Backend, Session, Workload
 from bench.core.interface.sessions import is_out_of_memory, open_session
-from bench.core.interface.settings import Settings, build_model  # noqa: F401 - the sitting builds through engine.build_model (a seam tests patch)
+from bench.core.interface.settings import Settings
 from bench.core.measure import machine
 from bench.core.measure.stats import SITTING_SD, headline_columns, summarize, throughput
 from bench.core.measure.timing import LoopLimits, timed_loop

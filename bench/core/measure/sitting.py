@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from bench.core.errors import BenchError, stop_word
+from bench.core.interface import settings as model_settings  # build_model through the module: tests patch it
 from bench.core.interface.runtime import Backend
 from bench.core.interface.runtime import registry as runtime_registry
 from bench.core.interface.settings import Settings
@@ -268,7 +269,7 @@ class Sitting:
                 continue
             self.progress.set_postfix_str(f"{name} facts")
             try:
-                model = engine.build_model(self.settings, name, resolution)
+                model = model_settings.build_model(self.settings, name, resolution)
                 facts = engine.model_facts(model, resolution, count_flops, cache_dir)
                 del model
             except Exception as exc:  # one model failing must not end the sitting

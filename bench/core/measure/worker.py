@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.core.interface import settings as model_settings  # build_model through the module: tests patch it
 from bench.core.interface.runtime import Backend, load_class
 from bench.core.interface.settings import Settings
 from bench.core.measure import engine, machine, pause
@@ -116,7 +117,7 @@ class CellHost:
         ident = (workload.model_name, workload.resolution)
         if self._built is None or self._built[0] != ident:
             self._built = None  # the previous model is freed before the next is built
-            self._built = (ident, engine.build_model(self.settings, *ident))
+            self._built = (ident, model_settings.build_model(self.settings, *ident))
         actual, result, session = self.measurer.open_with_retry(
             self._built[1], workload, self.settings.oom_retry, check
         )
