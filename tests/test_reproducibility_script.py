@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tests.scripts import reproducibility
@@ -57,3 +58,18 @@ def test_a_sitting_on_a_slow_machine_is_flagged_not_compared(
 
 def test_bad_input_is_exit_2(tmp_path: Path) -> None:
     assert reproducibility.main([str(tmp_path), str(tmp_path)]) == 2
+
+
+def test_pairs_started_an_hour_apart_are_summed_apart(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 27 judges agreement across sittings at least an hour apart: the script sums those pairs on their own."""
+    import json
+
+    a, b, c = (_sitting(tmp_path, label, [1.0, 1.01, 0.99, 1.0, 1.02]) for label in ("a", "b", "c"))
+    env = json.loads((c / "environment.json").read_text())
+    start = pd.Timestamp(env["started_at"]) + pd.Timedelta(hours=2)
+    env["started_at"] = start.strftime("%Y-%m-%dT%H:%M:%S%z")
+    (c / "environment.json").write_text(json.dumps(env))
+    assert reproducibility.main([str(a), str(b), str(c), "--rejudge"]) == 0
+    out = capsys.readouterr().out
+    apart = out.split("over the 2 pairs started at least an hour apart:")[1]
+    assert "stable in both and within 5%: 16/16 (100%)" in apart  # S1-S3 and S2-S3, 8 cells each

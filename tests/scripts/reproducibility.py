@@ -236,6 +236,81 @@ def spread_line(dirs: Sequence[Path], kept: list[dict[str, tuple[float, float]]]
     return f"{spread.sd:.2%} over {spread.cells} cell pairs" if spread.learnt else "- (too few cells)"
 
 
+APART_S = 3600
+"""Issue 27 asks for agreement across sittings started at least an hour apart: those pairs are summed apart too."""
+
+
+def started(run_dir: Path) -> pd.Timestamp:
+    import json
+
+    env = json.loads((run_dir / "environment.json").read_text())
+    return pd.to_datetime(env.get("started_at"), utc=True, errors="coerce")
+
+
+def pair_counts(a: pd.DataFrame, b: pd.DataFrame, ratio_to: str) -> dict[str, int]:
+    """What one pair of sittings contributes to every target."""
+    common = a.index.intersection(b.index)
+    near = within(a.loc[common, "latency_ms"], b.loc[common, "latency_ms"], LATENCY_TOLERANCE)
+    both = (a.loc[common, "stable"] & b.loc[common, "stable"]).to_numpy()
+    ra, rb = ratios(a, ratio_to), ratios(b, ratio_to)
+    rc = ra.index.intersection(rb.index)
+    changed, judged, compared = called_changed(a, b)
+    caught, tested = injected(a, b)
+    c1, n1 = coverage(a, b, stable_only=False)
+    c2, n2 = coverage(b, a, stable_only=False)
+    s1, m1 = coverage(a, b, stable_only=True)
+    s2, m2 = coverage(b, a, stable_only=True)
+    return {
+        "common": len(common),
+        "near": int(near.sum()),
+        "stable": int(both.sum()),
+        "agree": int(near[both].sum()),
+        "ratios": len(rc),
+        "ratios_ok": int(within(ra[rc], rb[rc], RATIO_TOLERANCE).sum()),
+        "changed": changed,
+        "judged": judged,
+        "compared": compared,
+        "caught": caught,
+        "tested": tested,
+        "covered": c1 + c2,
+        "cover_tested": n1 + n2,
+        "covered_stable": s1 + s2,
+        "cover_stable_tested": m1 + m2,
+    }
+
+
+def pair_line(i: int, j: int, c: dict[str, int]) -> str:
+    return (
+        f"S{i + 1} vs S{j + 1}: cells within 5% {c['near']}/{c['common']}; "
+        f"stable in both {c['stable']}, of them within 5% {c['agree']}; "
+        f"ratios of stable cells within 3% {c['ratios_ok']}/{c['ratios']}; "
+        f"interval covers the other sitting {c['covered']}/{c['cover_tested']} "
+        f"(stable cells {c['covered_stable']}/{c['cover_stable_tested']}); "
+        f"compare calls changed {c['changed']}/{c['compared']} ({c['judged']} judged); "
+        f"injected +10% caught {c['caught']}/{c['tested']}"
+    )
+
+
+def summary_lines(pairs: Sequence[dict[str, int]]) -> list[str]:
+    """The targets summed over ``pairs`` (items 3-5 of issue 27)."""
+    from bench.core.measure.stats import HEADLINE_LEVEL
+
+    total = {k: sum(p[k] for p in pairs) for k in (pairs[0] if pairs else {})}
+
+    def share(k: str, n: str) -> str:
+        return f"{total[k]}/{total[n]} ({total[k] / total[n]:.0%})" if total.get(n) else "-"
+
+    return [
+        f"  stable in both and within 5%: {share('agree', 'stable')}   (target: at least 95%)",
+        f"  ratios of stable cells within 3%: {share('ratios_ok', 'ratios')}   (target: at least 90%)",
+        f"  interval ({HEADLINE_LEVEL:.0%}) covers the other sitting: {share('covered', 'cover_tested')} of cells "
+        f"sound in both, {share('covered_stable', 'cover_stable_tested')} of cells stable in both   "
+        "(target: at least 90%)",
+        f"  compare calls a cell changed: {share('changed', 'compared')}   (target: at most 1 of 50)",
+        f"  injected +10% caught: {share('caught', 'tested')}   (target: at least 9 in 10)",
+    ]
+
+
 def report(
     dirs: Sequence[Path],
     batch: int | None,
@@ -243,8 +318,6 @@ def report(
     notes: Sequence[str] = (),
     kept: list[dict[str, tuple[float, float]]] | None = None,
 ) -> str:
-    from bench.core.measure.stats import HEADLINE_LEVEL
-
     tables = [load(d, batch) for d in dirs]
     lines = []
     for n, (d, t) in enumerate(zip(dirs, tables, strict=True), start=1):
@@ -252,57 +325,22 @@ def report(
             f"S{n} = {d.name}: {int((~t['stable']).sum())} of {len(t)} cells flagged unstable; {sitting_facts(d)}"
         )
     lines += [*notes, ""]
-    totals = dict.fromkeys(["stable", "agree", "ratios", "ratios_ok", "changed", "compared", "caught", "tested"], 0)
-    cover, cover_stable, flagged = [0, 0], [0, 0], [0, 0]
+    every, apart = [], []
     for (i, a), (j, b) in itertools.combinations(enumerate(tables), 2):
-        common = a.index.intersection(b.index)
-        near = within(a.loc[common, "latency_ms"], b.loc[common, "latency_ms"], LATENCY_TOLERANCE)
-        both = (a.loc[common, "stable"] & b.loc[common, "stable"]).to_numpy()
-        ra, rb = ratios(a, ratio_to), ratios(b, ratio_to)
-        rc = ra.index.intersection(rb.index)
-        ratio_ok = within(ra[rc], rb[rc], RATIO_TOLERANCE)
-        changed, judged, compared = called_changed(a, b)
-        caught, tested = injected(a, b)
-        c1, n1 = coverage(a, b, stable_only=False)
-        c2, n2 = coverage(b, a, stable_only=False)
-        s1, m1 = coverage(a, b, stable_only=True)
-        s2, m2 = coverage(b, a, stable_only=True)
-        lines.append(
-            f"S{i + 1} vs S{j + 1}: cells within 5% {int(near.sum())}/{len(common)}; "
-            f"stable in both {int(both.sum())}, of them within 5% {int(near[both].sum())}; "
-            f"ratios of stable cells within 3% {int(ratio_ok.sum())}/{len(rc)}; "
-            f"interval covers the other sitting {c1 + c2}/{n1 + n2} (stable cells {s1 + s2}/{m1 + m2}); "
-            f"compare calls changed {changed}/{compared} ({judged} judged); "
-            f"injected +10% caught {caught}/{tested}"
-        )
-        totals["stable"] += int(both.sum())
-        totals["agree"] += int(near[both].sum())
-        totals["ratios"] += len(rc)
-        totals["ratios_ok"] += int(ratio_ok.sum())
-        totals["changed"] += changed
-        totals["compared"] += compared
-        totals["caught"] += caught
-        totals["tested"] += tested
-        cover[0] += c1 + c2
-        cover[1] += n1 + n2
-        cover_stable[0] += s1 + s2
-        cover_stable[1] += m1 + m2
-    for t in tables:
-        flagged[0] += int((~t["stable"]).sum())
-        flagged[1] += len(t)
-    of = lambda x: f"{x[0]}/{x[1]} ({x[0] / x[1]:.0%})" if x[1] else "-"  # noqa: E731
-    share = lambda k, n: f"{totals[k]}/{totals[n]} ({totals[k] / totals[n]:.0%})" if totals[n] else "-"  # noqa: E731
+        counts = pair_counts(a, b, ratio_to)
+        lines.append(pair_line(i, j, counts))
+        every.append(counts)
+        if abs((started(dirs[j]) - started(dirs[i])).total_seconds()) >= APART_S:
+            apart.append(counts)
+    flagged = sum(int((~t["stable"]).sum()) for t in tables), sum(len(t) for t in tables)
+    share = f"{flagged[0]}/{flagged[1]} ({flagged[0] / max(flagged[1], 1):.0%})"
+    lines += ["", "over every pair:", *summary_lines(every)]
+    lines.append(f"  cells flagged unstable: {share}   (target on a calm machine: at most 20%)")
     lines += [
-        "",
-        "over every pair:",
-        f"  stable in both and within 5%: {share('agree', 'stable')}   (target: at least 95%)",
-        f"  ratios of stable cells within 3%: {share('ratios_ok', 'ratios')}   (target: at least 90%)",
-        f"  interval ({HEADLINE_LEVEL:.0%}) covers the other sitting: {of(cover)} of cells sound in both, "
-        f"{of(cover_stable)} of cells stable in both   (target: at least 90%)",
-        f"  cells flagged unstable: {of(flagged)}   (target on a calm machine: at most 20%)",
-        f"  compare calls a cell changed: {share('changed', 'compared')}   (target: at most 1 of 50)",
-        f"  injected +10% caught: {share('caught', 'tested')}   (target: at least 9 in 10)",
         f"  spread between sittings beyond a cell's own rounds, learnt from all of them: {spread_line(dirs, kept)}",
+        "",
+        f"over the {len(apart)} pairs started at least an hour apart:",
+        *(summary_lines(apart) if apart else ["  -"]),
         "",
         "variance of log latency by level (median over cells):",
     ]
