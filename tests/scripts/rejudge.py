@@ -70,9 +70,11 @@ def rejudge(
     rounds = pd.read_csv(run_dir / ROUNDS_FILE, dtype=str, keep_default_na=False)
     rounds = rounds.drop_duplicates(["row_id", "round"], keep="last")
     rounds = rounds.assign(order=pd.to_numeric(rounds["round"], errors="coerce")).sort_values("order")
-    floor = machine.MachineFloor("rejudge", recorded_floor).of(
-        [r for r in _numbers(rounds[~rounds["row_id"].str.contains("#")], "reference_ms") if r is not None]
-    )
+    sitting_references = [
+        r for r in _numbers(rounds[~rounds["row_id"].str.contains("#")], "reference_ms") if r is not None
+    ]
+    floor = machine.MachineFloor("rejudge", recorded_floor).of(sitting_references)
+    slow_level = machine.MachineFloor("rejudge", recorded_floor).level(sitting_references)
     for column in DERIVED:
         if column not in summary:
             summary[column] = ""
@@ -93,13 +95,14 @@ def rejudge(
             floor,
             processes,
             sitting_sd,
+            slow_level,
         )
         clean = machine.clean_mask(references, floor, len(medians))
         if sum(clean) >= MIN_CLEAN_ROUNDS and (verdict.verdict == STABLE or only_wide(verdict.reason)):
-            h = headline(medians, clean, processes, sitting_sd)
+            h = headline(medians, clean, processes, sitting_sd, slow_level)
             kept[history_key(row.to_dict())] = (h.value, float(h.own_sd or 0.0))
         values = {
-            **headline_columns(medians, clean, processes, sitting_sd),
+            **headline_columns(medians, clean, processes, sitting_sd, slow_level),
             **verdict.as_columns(),
             "round_processes": json.dumps(processes),
         }

@@ -174,13 +174,14 @@ class Measurer:
 
     @staticmethod
     def finish(
-        opened: OpenWorkload, floor: float | None = None, sitting_sd: float = SITTING_SD
+        opened: OpenWorkload, floor: float | None = None, sitting_sd: float = SITTING_SD, slow_level: float = 0.0
     ) -> tuple[SummaryRow, list[float]]:
         """The row of a workload whose rounds are all done (the session stays open: the caller closes it).
 
         ``floor`` is the machine-speed reference at the machine's calm speed (:class:`~bench.core.measure.machine.
         MachineFloor`): rounds whose reference lies near it are the clean ones the headline rests on.
-        ``sitting_sd``: how far this machine's sittings differ (:mod:`bench.core.measure.sitting_history`).
+        ``sitting_sd``: how far this machine's sittings differ (:mod:`bench.core.measure.sitting_history`);
+        ``slow_level``: how far the sitting's own fast level stayed above ``floor`` (:meth:`MachineFloor.level`).
         """
         row, workload = opened.row, opened.workload
         samples = opened.samples_ms
@@ -198,9 +199,11 @@ class Measurer:
             floor,
             processes,
             sitting_sd,
+            slow_level,
         )
         clean = machine.clean_mask(references, floor, len(records))
-        row.set(**stats, **headline_columns(round_medians, clean, processes, sitting_sd), **validity.as_columns())
+        headline = headline_columns(round_medians, clean, processes, sitting_sd, slow_level)
+        row.set(**stats, **headline, **validity.as_columns())
         row.set(round_processes=json.dumps(processes))
         row.set(
             status=STATUS_OK,

@@ -142,6 +142,13 @@ class MachineFloor:
         candidates = [v for v in (own, self.recorded_ms) if v is not None]
         return min(candidates) if candidates else None
 
+    def level(self, reference_ms: list[float]) -> float:
+        """How far this sitting's own fast level (its low quantile) stayed above the floor: 0 when it reached
+        the machine's calm speed; 0.027 when its fastest blocks ran 2.7% slow (the whole sitting was)."""
+        own = MachineFloor(self.key, None).of(reference_ms)
+        floor = self.of(reference_ms)
+        return max(own / floor - 1.0, 0.0) if own is not None and floor else 0.0
+
     def save(self, cache_dir: Path, reference_ms: list[float]) -> None:
         """Record the sitting's fast level for later sittings (best effort: a read-only cache is fine)."""
         floor = self.of(reference_ms)
@@ -364,6 +371,7 @@ def judge(
     floor: float | None = None,
     process: list[int] | None = None,
     sitting_sd: float = SITTING_SD,
+    slow_level: float = 0.0,
 ) -> Validity:
     """Stable (the headline reproduces) or unstable, with every reason that applies (limits above).
 
@@ -391,11 +399,12 @@ def judge(
                 f"only {n_clean} of {len(round_medians)} rounds on a calm machine (reference within {CLEAN_MARGIN:.0%} "
                 f"of {floor:.3f} ms; median here {typical:.3f} ms): need not reproduce"
             )
-        h = headline(round_medians, clean, process, sitting_sd)
-        if n_clean >= min(MIN_CLEAN_ROUNDS, len(round_medians)) and h.high is not None and not h.reproduces:
+        h = headline(round_medians, clean, process, sitting_sd, slow_level)
+        if n_clean >= min(MIN_CLEAN_ROUNDS, len(round_medians)) and h.reach is not None and not h.reproduces:
+            slow = f"; this sitting's machine ran {slow_level:.1%} above its calm speed" if slow_level >= 0.005 else ""
             reasons.append(
-                f"{WIDE_INTERVAL} {h.high / h.value - 1:.1%} (standard errors: its rounds {h.own_sd or 0:.1%}, "
-                f"this machine's sittings {sitting_sd:.1%}, stable needs {STABLE_WITHIN:.0%})"
+                f"{WIDE_INTERVAL} {h.reach:.1%} (standard errors: its rounds {h.own_sd or 0:.1%}, "
+                f"this machine's sittings {sitting_sd:.1%}, stable needs {STABLE_WITHIN:.0%}{slow})"
             )
         fast_spread = fastest_spread(round_medians, clean)
         if n_clean >= 2 and fast_spread > MAX_CLEAN_SPREAD:

@@ -196,6 +196,10 @@ class Sitting:
         """The machine's calm-speed reference as known now: this sitting's references and earlier sittings'."""
         return self.machine_floor.of(self.references())
 
+    def slow_level(self) -> float:
+        """How far this sitting's own fast level stays above the machine's floor (0: it reached it)."""
+        return self.machine_floor.level(self.references())
+
     def references(self) -> list[float]:
         return [r.record.reference_ms for c in self.cells.values() for r in c.item.rounds]
 
@@ -203,20 +207,20 @@ class Sitting:
         references = [r.record.reference_ms for r in cell.item.rounds]
         return sum(machine.clean_mask(references, floor, len(references)))
 
-    def own_headline(self, cell: Cell, floor: float | None) -> Headline:
-        """The cell's headline as its rounds stand now."""
+    def own_headline(self, cell: Cell, floor: float | None, slow_level: float = 0.0) -> Headline:
+        """The cell's headline as its rounds stand now (``slow_level``: :meth:`slow_level`)."""
         records = [r.record for r in cell.item.rounds]
         clean = machine.clean_mask([r.reference_ms for r in records], floor, len(records))
         medians, processes = [r.median_ms for r in records], [int(r.process or 0) for r in records]
-        return headline(medians, clean, processes, self.spread.sd)
+        return headline(medians, clean, processes, self.spread.sd, slow_level)
 
-    def settled(self, cell: Cell, floor: float | None) -> bool:
+    def settled(self, cell: Cell, floor: float | None, slow_level: float = 0.0) -> bool:
         """Whether more rounds cannot help: the cell has its clean rounds and an interval within the stable
         width, or this machine's sittings differ too much for any cell to reach it (more rounds would only
         spend the budget)."""
         if self.clean_rounds(cell, floor) < min(MIN_CLEAN_ROUNDS, self.settings.rounds):
             return False
-        return not can_reproduce(self.spread.sd) or self.own_headline(cell, floor).reproduces
+        return not can_reproduce(self.spread.sd) or self.own_headline(cell, floor, slow_level).reproduces
 
     def headlines(self) -> dict[str, tuple[float, float]]:
         """What the machine's history keeps of this sitting: the headline and its own error of every
@@ -235,7 +239,7 @@ class Sitting:
 
     def complete(self, cell: Cell) -> None:
         """All rounds done: write the row (an unstable one waits for its retry when one is asked for)."""
-        row, _ = engine.Measurer.finish(cell.item, self.floor(), self.spread.sd)
+        row, _ = engine.Measurer.finish(cell.item, self.floor(), self.spread.sd, self.slow_level())
         if row.validity == UNSTABLE and self.settings.retry_unstable_s > 0 and cell not in self.unstable:
             self.unstable.append(cell)
             return
@@ -400,7 +404,7 @@ class Sitting:
         against the floor as the sitting knows it then; the others wait for the extra passes."""
         if cell.done or cell in self.unstable or len(cell.item.rounds) < self.settings.rounds:
             return
-        if self.settings.budget_s > 0 and not self.settled(cell, self.floor()):
+        if self.settings.budget_s > 0 and not self.settled(cell, self.floor(), self.slow_level()):
             return
         self.complete(cell)
 
@@ -413,11 +417,11 @@ class Sitting:
 
     def lacking(self) -> list[Cell]:
         """Open cells that more rounds may still make stable (:meth:`settled`, as the floor is known now)."""
-        floor = self.floor()
+        floor, slow_level = self.floor(), self.slow_level()
         return [
             c
             for c in self.cells.values()
-            if not c.done and c not in self.unstable and c.item.rounds and not self.settled(c, floor)
+            if not c.done and c not in self.unstable and c.item.rounds and not self.settled(c, floor, slow_level)
         ]
 
     def extend(self, workers: list[Any], seed: int) -> list[list[str]]:
@@ -479,7 +483,9 @@ class Sitting:
         self.unstable = []
         engine.retry_unstable(
             pending,
-            lambda cell: SummaryRow(**engine.Measurer.finish(cell.item, self.floor(), self.spread.sd)[0].as_dict()),
+            lambda cell: SummaryRow(
+                **engine.Measurer.finish(cell.item, self.floor(), self.spread.sd, self.slow_level())[0].as_dict()
+            ),
             retime,
             record,
             self.settings.retry_unstable_s,

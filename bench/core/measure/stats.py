@@ -118,9 +118,17 @@ class Headline:
     """The part its own rounds and processes give (the bootstrap), log scale."""
 
     @property
+    def reach(self) -> float | None:
+        """How far the interval reaches from the value, the farther side, relative (None without one)."""
+        if self.low is None or self.high is None or self.low <= 0:
+            return None
+        return max(self.high / self.value, self.value / self.low) - 1.0
+
+    @property
     def reproduces(self) -> bool:
-        """Its interval lies within :data:`STABLE_WITHIN` of the value (False without an interval)."""
-        return self.high is not None and self.high <= self.value * (1.0 + STABLE_WITHIN) * (1.0 + 1e-12)
+        """Its interval lies within :data:`STABLE_WITHIN` of the value on both sides (False without one)."""
+        reach = self.reach
+        return reach is not None and reach <= STABLE_WITHIN * (1.0 + 1e-12)
 
     @property
     def width(self) -> float | None:
@@ -180,10 +188,14 @@ def _bootstrap(a: np.ndarray, procs: np.ndarray, rng: np.random.Generator) -> np
     return totals[np.arange(BOOTSTRAP_RESAMPLES), k - 1] / k
 
 
-def _from_sd(value: float, sd_log: float, rounds: int, own_sd: float | None = None) -> Headline:
-    """The prediction interval for another sitting: both sittings' errors, so sqrt(2) standard errors."""
+def _from_sd(
+    value: float, sd_log: float, rounds: int, own_sd: float | None = None, slow_level: float = 0.0
+) -> Headline:
+    """The prediction interval for another sitting: both sittings' errors, so sqrt(2) standard errors; its low
+    side reaches ``slow_level`` further down (a sitting whose machine never reached its calm speed)."""
     half = HEADLINE_Z * math.sqrt(2.0) * sd_log
-    return Headline(value, value * math.exp(-half), value * math.exp(half), rounds, sd_log, own_sd)
+    low = value * math.exp(-half) / (1.0 + max(slow_level, 0.0))
+    return Headline(value, low, value * math.exp(half), rounds, sd_log, own_sd)
 
 
 def can_reproduce(sitting_sd: float) -> bool:
@@ -197,12 +209,16 @@ def headline(
     clean: Sequence[bool] | None = None,
     process: Sequence[int] | None = None,
     sitting_sd: float = SITTING_SD,
+    slow_level: float = 0.0,
 ) -> Headline:
     """The mean of the fastest half of the clean rounds, with its prediction interval (none from one round).
 
     ``clean`` (from :func:`bench.core.measure.machine.clean_mask`) and ``process`` (which worker process timed each
     round) are per round; without them every round counts and all come from one process. ``sitting_sd``:
-    how far this machine's sittings spread beyond their rounds (:mod:`bench.core.measure.sitting_history`). A cell
+    how far this machine's sittings spread beyond their rounds (:mod:`bench.core.measure.sitting_history`).
+    ``slow_level``: how far this sitting's own fastest level stayed above the machine's floor
+    (:meth:`bench.core.measure.machine.MachineFloor.level`): a calm sitting may be that much faster, so the
+    interval's low side reaches that much further (the Intel and AMD VMs drifted 2-3% between hours). A cell
     with fewer than :data:`MIN_CLEAN_ROUNDS` clean rounds gets no interval: its rounds say how a slow
     machine ran, not where another sitting will land (the noisy AMD evening's intervals missed the calm
     sittings' values in most cells).
@@ -214,7 +230,7 @@ def headline(
         return Headline(value, None, None, int(a.size))
     draws = _bootstrap(a, procs, np.random.default_rng(BOOTSTRAP_SEED))
     own = float(np.std(np.log(draws)))
-    return _from_sd(value, math.sqrt(own**2 + sitting_sd**2), int(a.size), own)
+    return _from_sd(value, math.sqrt(own**2 + sitting_sd**2), int(a.size), own, slow_level)
 
 
 def ratio_headline(
@@ -266,9 +282,10 @@ def headline_columns(
     clean: Sequence[bool] | None = None,
     process: Sequence[int] | None = None,
     sitting_sd: float = SITTING_SD,
+    slow_level: float = 0.0,
 ) -> dict[str, float | None]:
     """The summary row's ``latency_ms`` and its interval columns."""
-    h = headline(round_medians_ms, clean, process, sitting_sd)
+    h = headline(round_medians_ms, clean, process, sitting_sd, slow_level)
     return {"latency_ms": h.value, "latency_ci_low_ms": h.low, "latency_ci_high_ms": h.high}
 
 
