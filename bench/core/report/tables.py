@@ -603,16 +603,17 @@ def paper_table(
 
 
 def _resolution_note(facts: pd.DataFrame) -> str:
-    """'Input 224 px; MobileViTv2-1.0 at 256 px.': the most common side, then the models at another one."""
+    """'Input 224 px; MobileViTv2-1.0 at 256 px.': the most common side, then the models at another one (GMACs
+    and latency are at each model's own)."""
     common = int(facts["resolution"].mode().iloc[0])
     odd = facts[facts["resolution"] != common]
     others = ", ".join(f"{r.name} at {r.resolution} px" for r in odd.itertuples(index=False))
-    return f"Input {common} px; {others} (GMACs and latency at that size)."
+    return f"Input {common} px; {others}."
 
 
 KD_MARK = "*"
 """The one-column table's mark on a model trained with hard distillation (the wide table has a KD column)."""
-DEPLOYMENT_NOTE = "Mem: peak memory the runtime's session added (load, first inference)."
+DEPLOYMENT_NOTE = "Mem: peak memory its session added (load, first run)."
 _DEPLOYMENT_COLUMNS = {"Mem\n(MB)": "peak_rss_mb"}
 """The one runtime's own facts beside its latency (its artifact's size, ``artifact_mb``, is in measurements.csv:
 a column more does not fit 241 pt with the intervals, and at fp32 it is four bytes per parameter)."""
