@@ -561,7 +561,7 @@ def run_sitting(
             extra = sitting.extend(every_worker, seed)
             sitting.complete_all()
             sitting.retry_unstable(every_worker)
-            timed = {"extra_rounds": extra, "machine_floor_ms": sitting.floor()}
+            timed = {"extra_rounds": extra, "machine_floor_ms": sitting.floor(), "slow_level": sitting.slow_level()}
             with contextlib.suppress(BenchError, OSError):  # the rows are on disk: a full disk loses only this note
                 writer.rewrite_environment({**env, **protocol, **opened, **timed})
             floor.save(cache_dir, sitting.references())

@@ -432,6 +432,11 @@ ENVIRONMENT_FIELDS: dict[str, tuple[str, bool]] = {
     "allocator": ("the malloc settings every worker fixed before it ran anything", False),
     "extra_rounds": ("per extra pass, the cells timed again because they lacked clean rounds", False),
     "machine_floor_ms": ("the calm-speed reference the sitting judged clean rounds against", False),
+    "slow_level": (
+        "how far the sitting's own fast level (10th percentile of its reference blocks) stayed above "
+        "machine_floor_ms; every interval's low side reaches that much further",
+        False,
+    ),
     "external_models": ("published facts of the external networks measured (a spec's top-1, family, ...)", False),
     "imported": ("true for a run bench import wrote from a vendor tool's output", False),
     "source_tool": ("the vendor tool an imported run was read from", False),
