@@ -119,3 +119,20 @@ def test_doctor_says_whether_a_cell_can_be_stable_on_this_machine(tmp_path: Path
     check = system.sitting_spread(tmp_path, key)
     assert check.verdict == verdict and "learnt from 360 cell pairs of 4 earlier sittings" in check.value
     assert ("no cell" in check.advice or "differ too much" in check.advice) == (verdict == "bad")
+
+
+def test_a_sitting_that_never_reached_the_calm_speed_does_not_teach_the_spread(tmp_path: Path) -> None:
+    """Issue 27: an afternoon sitting whose fastest reference blocks ran 3% above the floor a calm evening later
+    found differs from the evening's by about 3% in every cell; its own intervals reach lower by that level
+    already, so the spread between calm sittings is learnt without it (with it, no evening cell could be stable)."""
+    key = "cpu|2cpu|2threads"
+    calm, slow = _sittings(3, 0.005), _sittings(1, 0.005)[0]
+    slow = {k: (v * 1.03, s) for k, (v, s) in slow.items()}  # the whole machine 3% slower
+    history = SittingHistory(key, [])
+    history.save(tmp_path, "afternoon", slow, fast_ms=0.206)
+    for n, sitting in enumerate(calm):
+        history.save(tmp_path, f"evening{n}", sitting, fast_ms=0.2)
+    kept = SittingHistory.load(tmp_path, key)
+    assert kept.spread(0.2).sd < kept.spread(None).sd  # with the afternoon: every pair with it differs by 3%
+    assert kept.spread(0.2).sittings == 3 and kept.spread(None).sittings == 4
+    assert kept.spread(0.21).sittings == 4  # against a floor it reached, the afternoon was calm

@@ -41,6 +41,17 @@ def _numbers(frame: pd.DataFrame, column: str) -> list[float | None]:
     return [None if pd.isna(v) else float(v) for v in values]
 
 
+def sitting_level(run_dir: Path, recorded_floor: float | None = None) -> float:
+    """How far the run's own fast level stayed above the machine's floor (``MachineFloor.level``), from its
+    rounds.csv."""
+    from bench.core.measure import machine
+    from bench.core.records.store import ROUNDS_FILE
+
+    rounds = pd.read_csv(run_dir / ROUNDS_FILE, dtype=str, keep_default_na=False)
+    references = [r for r in _numbers(rounds[~rounds["row_id"].str.contains("#")], "reference_ms") if r is not None]
+    return machine.MachineFloor("rejudge", recorded_floor).level(references)
+
+
 def rejudge(
     run_dir: Path, recorded_floor: float | None = None, sitting_sd: float | None = None
 ) -> tuple[int, int, dict[str, tuple[float, float]]]:

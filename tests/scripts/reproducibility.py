@@ -196,8 +196,8 @@ def rejudged_copies(
     ``shared_floor``: every sitting judged against the lowest floor among them, as a machine whose cache
     recorded it from earlier sittings."""
     from bench.core.measure import machine
-    from bench.core.measure.sitting_history import estimate
-    from tests.scripts.rejudge import rejudge
+    from bench.core.measure.sitting_history import CALM_LEVEL, estimate
+    from tests.scripts.rejudge import rejudge, sitting_level
 
     floor = None
     if shared_floor:
@@ -209,9 +209,10 @@ def rejudged_copies(
         shutil.copytree(run_dir, target)
         copies.append(target)
     kept = [rejudge(target, floor)[2] for target in copies]  # what each would leave in the machine's history
+    calm = [sitting_level(target, floor) <= CALM_LEVEL for target in copies]  # as SittingHistory.spread keeps
     notes = []
     for n, target in enumerate(copies):
-        spread = estimate([k for m, k in enumerate(kept) if m != n])
+        spread = estimate([k for m, k in enumerate(kept) if m != n and calm[m]])
         rejudge(target, floor, spread.sd)
         source = f"learnt from {spread.cells} cell pairs of the other sittings" if spread.learnt else "assumed"
         notes.append(f"S{n + 1} judged with sittings differing by {spread.sd:.2%} ({source})")

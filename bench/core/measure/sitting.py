@@ -531,7 +531,7 @@ def run_sitting(
     machine_key = machine.floor_key(str(env.get("cpu_model")), env.get("cpu_count"), settings.threads)  # type: ignore[arg-type]
     floor = machine.MachineFloor.load(cache_dir, machine_key)
     history = SittingHistory.load(cache_dir, machine_key)
-    spread = history.spread()
+    spread = history.spread(floor.recorded_ms)
     processes = 1 if inline else settings.processes
     started = time.perf_counter()
     workers: dict[str, list[Any]] = {}
@@ -565,7 +565,8 @@ def run_sitting(
             with contextlib.suppress(BenchError, OSError):  # the rows are on disk: a full disk loses only this note
                 writer.rewrite_environment({**env, **protocol, **opened, **timed})
             floor.save(cache_dir, sitting.references())
-            history.save(cache_dir, writer.directory.name, sitting.headlines())
+            fast_ms = machine.MachineFloor(machine_key).of(sitting.references())  # its own level alone
+            history.save(cache_dir, writer.directory.name, sitting.headlines(), fast_ms)
         except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (bench.core.errors.Terminated)
             progress.write(sitting.interrupted(stop_word(exc)), file=sys.stderr)
             exc.reported = True  # type: ignore[attr-defined]

@@ -36,6 +36,11 @@ MIN_PAIRED_CELLS = 20
 MIN_SITTING_SD = 0.01
 """Never assume sittings agree more closely than this: two calm AMD sittings five minutes apart agreed
 to 0.5%, but sittings an hour apart differ more, and a few lucky pairs are not a promise."""
+CALM_LEVEL = 0.01
+"""A sitting whose own fast level (the 10th percentile of its reference blocks) stayed more than this above the
+machine's floor ran on a slower machine throughout: its intervals reach lower by that level already
+(:meth:`bench.core.measure.machine.MachineFloor.level`), so it does not teach the spread between calm sittings
+(counting it twice would leave no cell stable on a calm evening after a slow afternoon)."""
 ROBUST_SD = 1.4826
 """Median absolute value to standard deviation for a normal law: a few cells that move a lot between
 sittings (a process-level effect) must not widen every interval of the machine."""
@@ -110,12 +115,14 @@ class SittingHistory:
         kept = [e for e in entries if _valid(e) and -60 <= now - e["when_s"] <= MAX_AGE_S]  # a minute of skew is no age
         return cls(key, kept[-KEEP_SITTINGS:])
 
-    def spread(self) -> SittingSpread:
-        """The estimate from the kept sittings."""
-        return estimate([_headlines(e) for e in self.sittings])
+    def spread(self, floor_ms: float | None = None) -> SittingSpread:
+        """The estimate from the kept sittings that reached the machine's calm speed (``floor_ms``, as recorded
+        now: a floor found later tells an earlier sitting was slow); without a floor, from all of them."""
+        return estimate([_headlines(e) for e in self.sittings if _calm(e, floor_ms)])
 
-    def save(self, cache_dir: Path, run_id: str, cells: Headlines) -> None:
-        """Add (or replace) this sitting's headlines, keep the latest :data:`KEEP_SITTINGS`; best effort."""
+    def save(self, cache_dir: Path, run_id: str, cells: Headlines, fast_ms: float | None = None) -> None:
+        """Add (or replace) this sitting's headlines and its own fast level (``fast_ms``: the 10th percentile of
+        its reference blocks), keep the latest :data:`KEEP_SITTINGS`; best effort."""
         if not cells:
             return
         entry = {
@@ -123,6 +130,8 @@ class SittingHistory:
             "when_s": int(time.time()),
             "cells": {k: [round(v, 5), round(s, 5)] for k, (v, s) in cells.items()},
         }
+        if fast_ms is not None and math.isfinite(fast_ms) and fast_ms > 0:
+            entry["fast_ms"] = round(fast_ms, 5)
         path = cache_dir / HISTORY_FILE
         data = read_own_document(path)
         if not isinstance(data, dict):  # the suite's own cache file, missing or unreadable: start it afresh
@@ -146,6 +155,14 @@ def _valid(entry: object) -> bool:
         and isinstance(entry.get("when_s"), int)
         and isinstance(entry.get("cells"), dict)
     )
+
+
+def _calm(entry: dict, floor_ms: float | None) -> bool:
+    """Whether a kept sitting reached the calm speed of ``floor_ms`` (one that did not record its level counts)."""
+    fast = entry.get("fast_ms")
+    if floor_ms is None or not isinstance(fast, (int, float)) or isinstance(fast, bool) or not math.isfinite(fast):
+        return True
+    return fast <= floor_ms * (1.0 + CALM_LEVEL)
 
 
 def _headlines(entry: dict) -> dict[str, tuple[float, float]]:

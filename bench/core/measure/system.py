@@ -128,10 +128,12 @@ def memory() -> Check:
 def sitting_spread(cache_dir: Path, machine_key: str) -> Check:
     """How far this machine's recent sittings disagreed (:mod:`bench.core.measure.sitting_history`; ``machine_key``:
     :func:`bench.core.measure.machine.floor_key`): whether a cell can be stable here at all."""
+    from bench.core.measure.machine import MachineFloor
     from bench.core.measure.sitting_history import SittingHistory
     from bench.core.measure.stats import STABLE_WITHIN, can_reproduce
 
-    spread = SittingHistory.load(cache_dir, machine_key).spread()
+    floor = MachineFloor.load(cache_dir, machine_key).recorded_ms  # as a sitting starting now would judge
+    spread = SittingHistory.load(cache_dir, machine_key).spread(floor)
     value = f"{spread.note()} ({machine_key})"
     if not spread.learnt:
         return Check("sittings agree", UNKNOWN, value, "")
