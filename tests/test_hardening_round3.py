@@ -838,3 +838,26 @@ def test_a_pipe_where_the_litert_converter_environment_goes_is_replaced(tmp_path
     (error,) = load_results([out])[0]["error"]
     assert "could not create the litert-torch environment" in error and "No matching distribution" in error
     assert (cache / "litert-venv").is_dir()  # the pipe was the suite's path: replaced
+
+
+def test_an_old_row_whose_runtime_detail_is_not_json_or_nests_too_deep_has_no_artifact_size(tmp_path: Path) -> None:
+    """Schema 4 rows get ``artifact_mb`` from runtime_detail when read; a hand-edited one (garbage, or JSON
+    nested 50,000 deep) is read without it, never a RecursionError."""
+    import shutil
+
+    from bench.core.records.store import load_summary
+
+    source = next((REPO / "results" / "reference").iterdir())
+    run = tmp_path / source.name
+    shutil.copytree(source, run)
+    summary = pd.read_csv(run / "summary.csv")
+    summary = summary.drop(columns=[c for c in ("artifact_mb",) if c in summary])
+    litert = summary.index[summary["backend"] == "litert"]
+    summary.loc[litert[0], "runtime_detail"] = "[" * 50_000 + "]" * 50_000  # within the CSV field limit
+    summary.loc[litert[1], "runtime_detail"] = "not json"
+    summary.to_csv(run / "summary.csv", index=False)
+    loaded = load_summary(run).set_index("row_id")
+    rows = summary.set_index("row_id")
+    assert pd.isna(loaded.loc[rows.index[litert[0]], "artifact_mb"])
+    assert pd.isna(loaded.loc[rows.index[litert[1]], "artifact_mb"])
+    assert (loaded.loc[rows.index[litert[2:]], "artifact_mb"] > 1).all()  # the tflite_mb the others recorded

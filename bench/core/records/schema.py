@@ -134,6 +134,8 @@ def field_problem(spec: dataclasses.Field, text: object) -> str | None:
             value = _json.loads(text)
         except ValueError:
             return "not JSON"
+        except RecursionError:
+            return "JSON nested too deeply"
         return _json_problem(spec, value)
     return None
 

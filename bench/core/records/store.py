@@ -527,7 +527,7 @@ def _fill_artifact_size(df: pd.DataFrame) -> pd.DataFrame:
     for index in df.index[missing]:
         try:
             detail = json.loads(str(df.at[index, "runtime_detail"]))
-        except ValueError:
+        except (ValueError, RecursionError):  # not the suite's JSON: no size to take from it
             continue
         sizes = [detail.get(k) for k in _SIZE_IN_DETAIL] if isinstance(detail, dict) else []
         size = next((finite_number(v) for v in sizes if finite_number(v) is not None), None)
