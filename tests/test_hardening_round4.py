@@ -1,0 +1,112 @@
+"""Hostile input, round four: ``accuracy.json`` beside a two-precision sitting (the speedup table's top-1 drop),
+``bench import`` device names in every report format, ``bench compare`` over imported rows."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench.core.records import schema
+from bench.core.scoring import accuracy_results
+from bench.core.scoring.accuracy_results import measured_drops, measured_top1
+from tests.conftest import REPO, run_cli
+
+PRECISION_RUN = next((REPO / "results" / "precision").glob("*fp32+int8*"))
+
+# ------------------------------------------------------------------- class 1: accuracy.json is untrusted input
+
+
+def _result(precision: str, top1: object, **extra: object) -> dict:
+    return {"model": "casvit_xs", "backend": "onnx", "status": "ok", "precision": precision, "top1": top1,
+            "images": 1000, "baseline_backend": "onnx", "baseline_precision": "fp32", "data_content_sha256": "abc",
+            "timestamp": "2026-12-07T10:00:00+00:00", **extra}  # fmt: skip
+
+
+def _document(results: list[dict], **extra: object) -> str:
+    raw = json.loads(schema.AccuracyDocument(run_id="acc", results=[]).to_json())
+    return json.dumps({**raw, "results": results, **extra})
+
+
+GOOD = [_result("fp32", 78.0), _result("int8", 77.0, top1_drop_ci_low=0.5, top1_drop_ci_high=1.5)]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_warnings() -> None:
+    accuracy_results._WARNED.clear()
+
+
+def test_a_sound_accuracy_document_gives_its_drop_with_its_interval(tmp_path: Path) -> None:
+    (tmp_path / "accuracy.json").write_text(_document(GOOD))
+    drop = measured_drops([tmp_path])[("casvit_xs", "onnx", "int8")]
+    assert (drop.drop_pp, drop.low, drop.high) == (1.0, 0.5, 1.5)
+
+
+@pytest.mark.parametrize(
+    ("results", "warning"),
+    [
+        ([_result("fp32", 250.0), GOOD[1]], "no top-1 between 0 and 100%"),  # would show a drop of 173 pp
+        ([_result("fp32", 1e300), GOOD[1]], "no top-1 between 0 and 100%"),
+        ([_result("fp32", float("nan")), GOOD[1]], "no top-1 between 0 and 100%"),
+        ([*GOOD, _result("int8", 50.0)], "twice with different top-1s"),  # the last one silently won: 28 pp
+    ],
+    ids=["over-100", "huge", "nan", "duplicate"],
+)
+def test_an_implausible_or_contradicted_top1_is_left_out_with_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], results: list[dict], warning: str
+) -> None:
+    (tmp_path / "accuracy.json").write_text(_document(results))
+    assert measured_drops([tmp_path]) == {}
+    assert measured_top1([tmp_path]).get("casvit_xs", {}).get("top1") in (None, 78.0)
+    err = capsys.readouterr().err
+    assert (
+        warning in err
+        and len(err.strip().splitlines()) >= 1
+        and all(line.startswith("warning: ") for line in err.strip().splitlines())
+    )
+
+
+def test_an_interval_that_does_not_hold_the_drop_is_not_shown(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    bad = _result("int8", 77.0, top1_drop_ci_low=1e300, top1_drop_ci_high=-1e300)
+    (tmp_path / "accuracy.json").write_text(_document([GOOD[0], bad]))
+    drop = measured_drops([tmp_path])[("casvit_xs", "onnx", "int8")]
+    assert (drop.drop_pp, drop.low, drop.high) == (1.0, None, None)
+    assert "does not hold the drop" in capsys.readouterr().err
+
+
+def _plant(path: Path, kind: str) -> None:
+    if kind == "truncated":
+        path.write_text(_document(GOOD)[:100])
+    elif kind == "format":
+        path.write_text(_document(GOOD, format=99))
+    elif kind == "deep":
+        path.write_text("[" * 100_000 + "]" * 100_000)
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+
+
+@pytest.mark.parametrize("kind", ["truncated", "format", "deep", "directory", "fifo", "dev-zero"])
+def test_an_unreadable_accuracy_json_is_named_in_one_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    _plant(tmp_path / "accuracy.json", kind)
+    assert measured_drops([tmp_path]) == {} and measured_top1([tmp_path]) == {}
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "accuracy.json" in err and "left out" in err, err
+
+
+def test_report_over_a_sitting_with_a_corrupt_accuracy_json_warns_and_shows_no_drop(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    shutil.copytree(PRECISION_RUN, results / PRECISION_RUN.name)
+    (results / "accuracy.json").write_text(_document([_result("fp32", 250.0), GOOD[1]]))
+    proc = run_cli("report", "--results", str(results), "--out", str(tmp_path / "report"), "--no-plots")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "no top-1 between 0 and 100%" in proc.stderr
+    assert "top-1 drop" not in (tmp_path / "report" / "speedup.md").read_text()
