@@ -110,3 +110,63 @@ def test_report_over_a_sitting_with_a_corrupt_accuracy_json_warns_and_shows_no_d
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     assert "no top-1 between 0 and 100%" in proc.stderr
     assert "top-1 drop" not in (tmp_path / "report" / "speedup.md").read_text()
+
+
+# ------------------------------------------------------- class 2: device facts are shown in every report format
+
+ORT_TXT = REPO / "tests" / "data" / "import" / "casvit_xs-b1-r224-fp32.onnxruntime_perf_test.txt"
+ORT = ("--model", "casvit_xs", "--backend", "onnx", str(ORT_TXT))
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [("red \x1b[31mdevice", "U+001B"), ("evil\u202eled", "U+202E"), ("nul\x00byte", "U+0000"),
+     ("zero\u200bwidth", "U+200B"), ("x" * 100_000, "100000 characters long")],
+    ids=["ansi", "bidi", "nul", "zero-width", "100k"],
+)  # fmt: skip
+@pytest.mark.parametrize("via", ["flag", "json", "toml"])
+def test_a_device_fact_a_report_cannot_show_as_it_is_is_refused_in_one_line(
+    tmp_path: Path, cli, name: str, shown: str, via: str
+) -> None:
+    from tests.conftest import assert_one_line_error
+
+    if via == "flag":
+        if "\x00" in name:
+            pytest.skip("an argv cannot hold NUL")
+        argv = ["--device-name", name]
+    elif via == "json":
+        (tmp_path / "d.json").write_text(json.dumps({"device": "Pixel 8", "soc": name}))
+        argv = ["--device-file", str(tmp_path / "d.json")]
+    else:
+        (tmp_path / "d.toml").write_text(f"device = {json.dumps(name)}\n")  # JSON's string escapes are TOML's
+        argv = ["--device-file", str(tmp_path / "d.toml")]
+    assert_one_line_error(cli("import", *argv, *ORT, "--out", str(tmp_path / "out")), shown)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_a_device_file_folds_line_breaks_and_tabs_and_refuses_a_list(tmp_path: Path, cli) -> None:
+    from tests.conftest import assert_one_line_error
+
+    (tmp_path / "d.json").write_text(json.dumps({"device": "Pixel\n8\tPro", "notes": ["a", "b"]}))
+    assert_one_line_error(cli("import", "--device-file", str(tmp_path / "d.json"), *ORT, "--out", str(tmp_path)),
+                          "notes is a table or list")  # fmt: skip
+    (tmp_path / "d.json").write_text(json.dumps({"device": "Pixel\n8\tPro"}))
+    proc = cli("import", "--device-file", str(tmp_path / "d.json"), *ORT, "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0 and "on Pixel 8 Pro" in proc.stdout, proc.stderr
+
+
+def test_a_latex_active_device_name_is_text_in_every_figure_and_table(tmp_path: Path) -> None:
+    """``$\\input{..}$`` in a device name crashed the figures (matplotlib parsed it as mathtext)."""
+    name = "$\\input{/etc/passwd}$ 50% & _x_ #1 ~^{} =cmd|' /C calc'!A0 C:\\new"
+    device = tmp_path / "d.json"
+    device.write_text(json.dumps({"device": name, "soc": name, "os": name, "notes": name}))
+    results = tmp_path / "results"
+    proc = run_cli("import", "--device-file", str(device), *ORT, "--out", str(results))
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("report", "--results", str(results), "--out", str(tmp_path / "report"))
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert list((tmp_path / "report").glob("*.svg")), "the figures were drawn"
+    tex = (tmp_path / "report" / "table.tex").read_text()
+    assert "\\input{" not in tex and "\\$\\textbackslash{}input\\{" in tex
+    for csv_file in (tmp_path / "report").glob("*.csv"):
+        assert ",=cmd" not in csv_file.read_text(), csv_file.name  # a formula cell is neutralised
