@@ -157,7 +157,7 @@ def test_a_device_file_folds_line_breaks_and_tabs_and_refuses_a_list(tmp_path: P
 
 def test_a_latex_active_device_name_is_text_in_every_figure_and_table(tmp_path: Path) -> None:
     """``$\\input{..}$`` in a device name crashed the figures (matplotlib parsed it as mathtext)."""
-    name = "$\\input{/etc/passwd}$ 50% & _x_ #1 ~^{} =cmd|' /C calc'!A0 C:\\new"
+    name = "$\\input{/etc/passwd}$ 50% & _x_ #1 ~^{} =cmd|' /C calc'!A0 C:\\new <script>"
     device = tmp_path / "d.json"
     device.write_text(json.dumps({"device": name, "soc": name, "os": name, "notes": name}))
     results = tmp_path / "results"
@@ -168,5 +168,15 @@ def test_a_latex_active_device_name_is_text_in_every_figure_and_table(tmp_path: 
     assert list((tmp_path / "report").glob("*.svg")), "the figures were drawn"
     tex = (tmp_path / "report" / "table.tex").read_text()
     assert "\\input{" not in tex and "\\$\\textbackslash{}input\\{" in tex
+    for md in (tmp_path / "report").glob("*.md"):
+        assert "<script>" not in md.read_text(), md.name
     for csv_file in (tmp_path / "report").glob("*.csv"):
         assert ",=cmd" not in csv_file.read_text(), csv_file.name  # a formula cell is neutralised
+
+
+def test_an_html_tag_in_a_name_is_text_in_markdown_but_the_header_break_stays() -> None:
+    from bench.core.report.formatting import markdown_cell, markdown_line
+
+    assert markdown_cell("a|b <script>x</script>") == "a\\|b &lt;script>x&lt;/script>"
+    assert markdown_cell("(A)<br>Latency") == "(A)<br>Latency"  # the tables' own header break
+    assert markdown_line("cos>=0.98, p < 0.05 <!-- x") == "cos>=0.98, p < 0.05 &lt;!-- x"
