@@ -22,6 +22,7 @@ import platform
 import shutil
 import socket
 import time
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,18 +77,53 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 # ------------------------------------------------------------------------------------------ device
 
 
+MAX_DEVICE_TEXT = {"notes": 1000}
+"""The longest text a device fact may be (characters), by key; 200 for the others (names, versions)."""
+
+
+def _hidden_character(text: str) -> tuple[int, str] | None:
+    """The first character of ``text`` a report cannot show as it is: a control (NUL, line break, tab, ESC of an
+    ANSI sequence), a format character (the bidi overrides such as U+202E, zero widths) or a lone surrogate."""
+    for i, c in enumerate(text):
+        if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp"):
+            return i, c
+    return None
+
+
+def check_device_text(text: str, where: str, key: str = "device") -> str:
+    """``text`` (a device fact from a flag or a file) with its line breaks and tabs folded into single spaces, when
+    every report can print it, else a one-line error: it lands in table headers, figure labels, CSV cells and
+    LaTeX captions, where an ESC (ANSI colours), NUL or bidi override would hide or reorder what is shown."""
+    text = " ".join(text.split())
+    hidden = _hidden_character(text)
+    if hidden is not None:
+        raise BenchError(
+            f"{where}: {key} holds the control or invisible character U+{ord(hidden[1]):04X} at position "
+            f"{hidden[0] + 1}; give it as plain text"
+        )
+    limit = MAX_DEVICE_TEXT.get(key, 200)
+    if len(text) > limit:
+        raise BenchError(f"{where}: {key} is {len(text)} characters long (at most {limit})")
+    return text
+
+
+def _told_text(text: object) -> str:
+    """A device fact a tool's output reported: its hidden characters dropped and its length bounded."""
+    return "".join(c for c in str(text) if _hidden_character(c) is None)[:200]
+
+
 def device_description(args: argparse.Namespace, found: Sequence[Measurement]) -> dict[str, object]:
     """The device the outputs came from: the flag, the file, what the output says, or this machine."""
     if args.device_name is not None:
         if not args.device_name.strip():
             raise BenchError("--device-name is empty")
-        return {"device": args.device_name.strip()}
+        return {"device": check_device_text(args.device_name, "--device-name")}
     if args.device_file is not None:
         return _device_file(args.device_file)
     told = next((m.device_info for m in found if m.device_info), None)
     if told:  # ExecuTorch's app says brand, model and OS
-        name = " ".join(v for v in (told.get("device"), told.get("arch")) if v) or "unknown device"
-        return {"device": name, "os": told.get("os", "")}
+        name = " ".join(_told_text(v) for v in (told.get("device"), told.get("arch")) if v).strip()
+        return {"device": name or "unknown device", "os": _told_text(told.get("os", ""))}
     return {"device": socket.gethostname(), "soc": cpu_model(), "this_machine": True}
 
 
@@ -117,7 +153,14 @@ def _device_file(path: Path) -> dict[str, object]:
         data["runtime_version"] = {str(k): str(v) for k, v in version.items()}
     elif isinstance(version, list):
         raise BenchError(f"{path}: runtime_version is a version or a table of one version per runtime")
-    return {k: v if k == "threads" or isinstance(v, dict) else str(v) for k, v in data.items()}
+    for key, value in data.items():
+        if isinstance(value, list | dict) and key != "runtime_version":
+            raise BenchError(f"{path}: {key} is a table or list, not text")
+        if isinstance(value, dict):
+            data[key] = {k: check_device_text(str(v), str(path), f"{key}.{k}") for k, v in value.items()}
+        elif key != "threads":
+            data[key] = check_device_text(str(value), str(path), key)
+    return dict(data)
 
 
 def runtime_version_of(device: Mapping[str, object], backend: str) -> str | None:

@@ -45,10 +45,16 @@ def write_csv(path, df: pd.DataFrame) -> None:
     Path(path).write_text(csv_text(df), encoding="utf-8")
 
 
+_HTML_TAG = re.compile(r"<(?!br>)(?=[A-Za-z/!?])")
+"""The opening ``<`` of an HTML tag, comment or declaration (``<script>``, ``</a>``, ``<!--``), but the ``<br>``
+the tables put between a header's lines: what a markdown renderer would take as HTML rather than text."""
+
+
 def markdown_line(text: object) -> str:
     """Text on one markdown line (a title, a note, a list item): line breaks folded, so a name holding one (an
-    imported device's) cannot start a table row or a heading of its own."""
-    return " ".join(str(text).splitlines())
+    imported device's) cannot start a table row or a heading of its own, and an HTML tag in it (``<script>``)
+    shown as text (``&lt;script>``), never rendered."""
+    return _HTML_TAG.sub("&lt;", " ".join(str(text).splitlines()))
 
 
 def markdown_cell(text: object) -> str:

@@ -26,6 +26,7 @@ BASE_STYLE = {
     "pdf.fonttype": 42,  # TrueType: PDF text stays text
     "svg.fonttype": "none",  # SVG text stays text (editable), not paths
     "svg.hashsalt": "mobile-backbone-bench",  # stable SVG ids, so regenerated reports diff cleanly
+    "text.parse_math": False,  # labels are data (device and model names): "$\\input{..}$" is text, never mathtext
 }
 """rc settings of every figure the suite draws; :mod:`plots` and :mod:`figures` add their medium's sizes."""
 

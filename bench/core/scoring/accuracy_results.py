@@ -14,7 +14,9 @@ look at a few images, random weights) is shown apart, marked as such.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +59,63 @@ def load_document(path: Path) -> AccuracyDocument | None:
     return AccuracyDocument(str(raw.get("run_id")), env, data, results, raw.get("resume_key"))  # type: ignore
 
 
+_WARNED: set[str] = set()
+
+
+def _warn(line: str) -> None:
+    """One line on stderr, once per process: the tables and the top-1 column both read the same documents."""
+    line = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in line[:600])  # names come from the file
+    if line not in _WARNED:
+        _WARNED.add(line)
+        print(f"warning: {line}", file=sys.stderr)
+
+
+def document_problem(path: Path) -> str | None:
+    """Why the ``accuracy.json`` at ``path`` cannot be read (None when :func:`load_document` reads it)."""
+    if not path.is_file():
+        return "not a regular file"
+    raw = read_own_document(path)
+    if raw is None:
+        return "not a readable JSON document (truncated, too big, not UTF-8 or nested too deeply)"
+    if not isinstance(raw, dict) or raw.get("suite") != SUITE_ID or raw.get("kind") != ACCURACY_KIND:
+        return "not an accuracy document of this suite"
+    if raw.get("format") not in READABLE_ACCURACY_FORMATS:
+        readable = ", ".join(map(str, READABLE_ACCURACY_FORMATS))
+        return f"format {str(raw.get('format'))[:20]!r} is not one this version reads ({readable})"
+    return None
+
+
+def _plausible_top1(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and 0 <= value <= 100
+
+
+def _documents(paths: Iterable[Path | str]) -> Iterator[AccuracyDocument]:
+    """The readable accuracy documents under ``paths``, each with its usable results only: a file that cannot be
+    read, and a result whose top-1 is no percentage (NaN, negative, above 100), or that a second result for
+    the same model, runtime, precision and images contradicts, are left out with a one-line warning."""
+    for path in _result_files(paths):
+        document = load_document(path)
+        if document is None:
+            _warn(f"{path}: {document_problem(path) or 'unreadable'}; its top-1s are left out of the report")
+            continue
+        usable: dict[tuple, AccuracyResult] = {}
+        contradicted: set[tuple] = set()
+        for r in document.results:
+            if r.status != "ok":
+                continue
+            what = f"{r.model} on {r.backend} {r.precision}"
+            if not _plausible_top1(r.top1):
+                _warn(f"{path}: {what}: no top-1 between 0 and 100%; left out of the report")
+                continue
+            key = (r.model, r.backend, r.precision, r.data_content_sha256)
+            if key in usable and usable[key].top1 != r.top1:
+                _warn(f"{path}: {what} is there twice with different top-1s; left out of the report")
+                contradicted.add(key)
+            usable.setdefault(key, r)
+        document.results = [r for key, r in usable.items() if key not in contradicted]
+        yield document
+
+
 def _result_files(paths: Iterable[Path | str]) -> list[Path]:
     found: list[Path] = []
     for p in map(Path, paths):
@@ -78,10 +137,7 @@ def measured_top1(paths: Iterable[Path | str]) -> dict[str, dict[str, object]]:
     ImageNet column; when False, ``source`` describes the measurement so a report can show it apart.
     """
     chosen: dict[str, tuple[tuple, dict[str, object]]] = {}
-    for path in _result_files(paths):
-        document = load_document(path)
-        if document is None:
-            continue
+    for document in _documents(paths):
         data_name = str(document.data.get("name") or "an image folder")
         for r in document.results:
             if r.status != "ok" or not isinstance(r.top1, int | float) or isinstance(r.top1, bool):
@@ -128,10 +184,7 @@ def measured_drops(paths: Iterable[Path | str]) -> dict[tuple[str, str, str], Pr
     """``(model, backend, precision) -> PrecisionDrop`` from the ``accuracy.json`` files under ``paths``: every
     quantized result beside the same runtime's fp32 on the same images (the latest such pair wins)."""
     chosen: dict[tuple[str, str, str], tuple[str, PrecisionDrop]] = {}
-    for path in _result_files(paths):
-        document = load_document(path)
-        if document is None:
-            continue
+    for document in _documents(paths):
         ok = [r for r in document.results if r.status == "ok" and isinstance(r.top1, int | float)]
         floats = {(r.model, r.backend, r.data_content_sha256): r for r in ok if r.precision == "fp32"}
         for r in ok:
@@ -139,10 +192,20 @@ def measured_drops(paths: Iterable[Path | str]) -> dict[tuple[str, str, str], Pr
             if r.precision not in QUANTIZED or base is None:
                 continue
             paired = (r.baseline_backend, r.baseline_precision) == (r.backend, "fp32")
+            drop_pp = float(base.top1) - float(r.top1)
+            low, high = (r.top1_drop_ci_low, r.top1_drop_ci_high) if paired else (None, None)
+            if (low is None) != (high is None) or (
+                low is not None and not (-100 <= low <= drop_pp + 1e-9 and drop_pp - 1e-9 <= high <= 100)
+            ):
+                _warn(
+                    f"{r.model} on {r.backend} {r.precision}: the top-1 drop's interval [{low}, {high}] does not "
+                    f"hold the drop {drop_pp:.2f} pp; shown without it"
+                )
+                low = high = None
             drop = PrecisionDrop(
-                drop_pp=float(base.top1) - float(r.top1),
-                low=r.top1_drop_ci_low if paired else None,
-                high=r.top1_drop_ci_high if paired else None,
+                drop_pp=drop_pp,
+                low=low,
+                high=high,
                 images=int(r.images),
                 data=str(document.data.get("name") or "an image folder"),
             )
