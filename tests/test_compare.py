@@ -168,7 +168,11 @@ def test_bad_input_is_one_line_exit_2(runs: dict[str, Path], tmp_path: Path) -> 
     assert_one_line_error(run_cli("compare", str(tmp_path / "missing"), str(runs["old"])), "no results at")
     foreign = tmp_path / "notours.csv"
     foreign.write_text("a,b\n1,2\n")
-    assert_one_line_error(run_cli("compare", str(runs["old"]), str(foreign)), "not a results directory of this suite")
+    assert_one_line_error(run_cli("compare", str(runs["old"]), str(foreign)), f"{foreign} is a file")
+    (tmp_path / "foreign").mkdir()
+    named = tmp_path / "foreign" / "summary.csv"  # a summary.csv, but not one of this suite's
+    named.write_text("a,b\n1,2\n")
+    assert_one_line_error(run_cli("compare", str(runs["old"]), str(named)), "not a results directory of this suite")
 
 
 def test_nothing_in_common_and_bad_options(

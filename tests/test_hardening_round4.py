@@ -13,7 +13,7 @@ import pytest
 from bench.core.records import schema
 from bench.core.scoring import accuracy_results
 from bench.core.scoring.accuracy_results import measured_drops, measured_top1
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, assert_one_line_error, run_cli
 
 PRECISION_RUN = next((REPO / "results" / "precision").glob("*fp32+int8*"))
 
@@ -180,3 +180,15 @@ def test_an_html_tag_in_a_name_is_text_in_markdown_but_the_header_break_stays() 
     assert markdown_cell("a|b <script>x</script>") == "a\\|b &lt;script>x&lt;/script>"
     assert markdown_cell("(A)<br>Latency") == "(A)<br>Latency"  # the tables' own header break
     assert markdown_line("cos>=0.98, p < 0.05 <!-- x") == "cos>=0.98, p < 0.05 &lt;!-- x"
+
+
+def test_a_file_given_for_results_is_named_unless_it_is_a_summary(tmp_path: Path) -> None:
+    """``compare README.md run`` said 'environment.json: missing, so . is not a results directory' (the folder the
+    file lay in), and a run's rounds.csv silently stood for its run: any file but a run's summary.csv is refused
+    by its own name."""
+    run = next((REPO / "results" / "precision").iterdir())
+    for path in (REPO / "README.md", run / "rounds.csv"):
+        proc = run_cli("compare", str(path), str(run))
+        assert_one_line_error(proc, f"{path} is a file: give a results folder")
+    proc = run_cli("compare", str(run / "summary.csv"), str(run), "--allow-untested")
+    assert proc.returncode == 0, proc.stderr

@@ -129,7 +129,7 @@ def main(args: argparse.Namespace) -> int:
     code = exit_code(counts, args.allow_untested)
     if code == 3:
         print(
-            f"error: {counts.untested} setting(s) could not be tested (no interval) and {counts.unjudged} not "
+            f"warning: {counts.untested} setting(s) could not be tested (no interval) and {counts.unjudged} not "
             "judged (unstable); pass --allow-untested to accept that",
             file=sys.stderr,
         )

@@ -240,6 +240,8 @@ def find_run_dirs(paths: Iterable[Path]) -> list[Path]:
         if not p.exists():
             raise BenchError(f"no results at {p}")
         if p.is_file():
+            if p.name != SUMMARY_FILE:  # any other file would silently stand for the folder it lies in
+                raise BenchError(f"{p} is a file: give a results folder (or a run's {SUMMARY_FILE})")
             found.append(p.parent)
         elif (p / SUMMARY_FILE).exists():
             found.append(p)
