@@ -40,7 +40,7 @@ def scripted_machine(monkeypatch: pytest.MonkeyPatch):
     a cell is timed, whatever this machine's real noise does to the tiny model's rounds."""
     monkeypatch.setattr(engine.Measurer, "cpu_window", _windows(0.0))
     monkeypatch.setattr(machine.MachineFloor, "load", classmethod(lambda cls, cache_dir, key: cls(key, 0.2)))
-    monkeypatch.setattr(SittingHistory, "spread", lambda self: SittingSpread(0.03, 100, 4))
+    monkeypatch.setattr(SittingHistory, "spread", lambda self, floor_ms=None: SittingSpread(0.03, 100, 4))
 
     def script(values):
         it = iter(values)
