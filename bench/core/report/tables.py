@@ -964,7 +964,7 @@ def speedup_table(report: Report, frame: pd.DataFrame) -> PaperTable:
         return interval_cell(found.drop_pp, found.low, found.high, 1)
 
     grid = _pair_grid(report, frame, "speedup", ("precision", over), ("top-1 drop (pp)", drop_cell))
-    measured = sorted({f"{d.images} images of {d.data}" for d in drops.values()})
+    measured = sorted({f"{d.images} images of {d.data}" if d.images else d.data for d in drops.values()})
     cost = (
         f" Top-1 drop: the runtime's {over} top-1 minus its top-1 in the column's precision, in points, on the same "
         f"images ({'; '.join(measured)}; bench accuracy), with the paired interval where that runtime's {over} was "
