@@ -192,3 +192,12 @@ def test_a_file_given_for_results_is_named_unless_it_is_a_summary(tmp_path: Path
         assert_one_line_error(proc, f"{path} is a file: give a results folder")
     proc = run_cli("compare", str(run / "summary.csv"), str(run), "--allow-untested")
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_result_without_an_image_count_is_not_said_to_rest_on_zero_images(tmp_path: Path) -> None:
+    """Older accuracy documents lack ``images`` (read as 0): the top-1 source names the data, never '0 images'."""
+    results = [{k: v for k, v in r.items() if k != "images"} for r in GOOD]
+    (tmp_path / "accuracy.json").write_text(_document(results))
+    source = measured_top1([tmp_path])["casvit_xs"]["source"]
+    assert "0 images" not in source and "on an image folder" in source
+    assert measured_drops([tmp_path])[("casvit_xs", "onnx", "int8")].images == 0

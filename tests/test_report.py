@@ -374,3 +374,12 @@ def test_one_column_table_adds_the_runtime_memory_and_says_resolution_and_distil
             assert name[1] == KD_MARK
     (notes,) = narrow.notes
     assert "MobileViTv2-1.0 at 256 px" in notes and f"{KD_MARK}: trained with hard distillation" in notes
+
+
+def test_one_column_table_of_models_none_distilled_says_nothing_of_distillation() -> None:
+    """The one-column table marks distilled models with a star and explains the star only when one is there."""
+    from bench.core.report.tables import KD_MARK, paper_table
+
+    report = load_report([REFERENCE], "casvit")
+    (notes,) = paper_table(report, "litert", one_column=True).notes
+    assert f"{KD_MARK}: trained with hard distillation" not in notes and "KD" not in notes

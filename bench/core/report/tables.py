@@ -583,7 +583,10 @@ def paper_table(
         if how
         else f"Latency{where} at {at} (ms) with parameters, fvcore GMACs and ImageNet-1k top-1"
     )
-    notes = paper_notes(bool(any_interval), unstable, citations, _params_note(facts), res_column, kd_column)
+    any_distilled = any(_distilled(f) for f in facts["family"])
+    notes = paper_notes(
+        bool(any_interval), unstable, citations, _params_note(facts), res_column, kd_column, any_distilled
+    )
     if resolutions and not res_column:
         notes += f" {_resolution_note(facts)}"
     notes += quantized_note(columns) + (f" {DEPLOYMENT_NOTE}" if deployed else "")
@@ -647,7 +650,7 @@ def quantized_note(columns: list[Column]) -> str:
 
 
 def paper_notes(any_interval: bool, unstable: bool, citations: dict[str, str], params: str = "",
-                resolutions: bool = False, kd_column: bool = True) -> str:  # fmt: skip
+                resolutions: bool = False, kd_column: bool = True, distilled: bool = True) -> str:  # fmt: skip
     """The slim table's paragraph of notes: what the latency and its interval are (:func:`headline_note`), the marks,
     what the parameter counts include, the top-1 sources."""
     parts = [headline_note() if any_interval else "Latency: the median of the timed iterations (no interval)."]
@@ -657,7 +660,8 @@ def paper_notes(any_interval: bool, unstable: bool, citations: dict[str, str], p
         parts.append(f"{UNSTABLE_MARK}: unstable, re-measure before citing (reasons in the full table).")
     if resolutions:
         parts.append("Res: input side in pixels; GMACs and latency are at that resolution.")
-    parts.append(f"{'KD ✓' if kd_column else KD_MARK}: trained with hard distillation.")
+    if kd_column or distilled:
+        parts.append(f"{'KD ✓' if kd_column else KD_MARK}: trained with hard distillation.")
     if params:
         parts.append(params)
     sources = " ".join(f"[{mark}] {source}" for source, mark in citations.items())
@@ -960,7 +964,7 @@ def speedup_table(report: Report, frame: pd.DataFrame) -> PaperTable:
         return interval_cell(found.drop_pp, found.low, found.high, 1)
 
     grid = _pair_grid(report, frame, "speedup", ("precision", over), ("top-1 drop (pp)", drop_cell))
-    measured = sorted({f"{d.images} images of {d.data}" for d in drops.values()})
+    measured = sorted({f"{d.images} images of {d.data}" if d.images else d.data for d in drops.values()})
     cost = (
         f" Top-1 drop: the runtime's {over} top-1 minus its top-1 in the column's precision, in points, on the same "
         f"images ({'; '.join(measured)}; bench accuracy), with the paired interval where that runtime's {over} was "

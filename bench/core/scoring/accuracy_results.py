@@ -150,7 +150,7 @@ def measured_top1(paths: Iterable[Path | str]) -> dict[str, dict[str, object]]:
             if previous is not None and previous[0] >= rank:
                 continue
             pre = r.preprocessing or {}
-            what = f"{r.images} images of {data_name}"
+            what = f"{r.images} images of {data_name}" if r.images else data_name  # older documents: no count
             if r.imagenet_top1:
                 source = (
                     f"measured here (bench accuracy, {r.backend} {r.precision}): weights {r.weights}, {what} "
