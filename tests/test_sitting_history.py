@@ -136,3 +136,18 @@ def test_a_sitting_that_never_reached_the_calm_speed_does_not_teach_the_spread(t
     assert kept.spread(0.2).sd < kept.spread(None).sd  # with the afternoon: every pair with it differs by 3%
     assert kept.spread(0.2).sittings == 3 and kept.spread(None).sittings == 4
     assert kept.spread(0.21).sittings == 4  # against a floor it reached, the afternoon was calm
+
+
+def test_a_sitting_that_did_not_record_its_level_is_not_known_to_be_calm(tmp_path: Path) -> None:
+    """An older suite's sittings kept no fast level: against a known floor they may have been a slow afternoon,
+    so the spread is learnt from the sittings that recorded theirs (or assumed, when too few did)."""
+    key = "cpu|2cpu|2threads"
+    history = SittingHistory(key, [])
+    for n, sitting in enumerate(_sittings(3, 0.005)):
+        history.save(tmp_path, f"old{n}", sitting)  # no level recorded
+    kept = SittingHistory.load(tmp_path, key)
+    assert kept.spread(None).learnt and kept.spread(None).sittings == 3
+    assert not kept.spread(0.2).learnt  # none known calm: assumed
+    history.save(tmp_path, "new0", _sittings(1, 0.005)[0], fast_ms=0.2)
+    history.save(tmp_path, "new1", _sittings(1, 0.005)[0], fast_ms=0.2)
+    assert SittingHistory.load(tmp_path, key).spread(0.2).sittings == 2

@@ -158,10 +158,14 @@ def _valid(entry: object) -> bool:
 
 
 def _calm(entry: dict, floor_ms: float | None) -> bool:
-    """Whether a kept sitting reached the calm speed of ``floor_ms`` (one that did not record its level counts)."""
-    fast = entry.get("fast_ms")
-    if floor_ms is None or not isinstance(fast, (int, float)) or isinstance(fast, bool) or not math.isfinite(fast):
+    """Whether a kept sitting reached the calm speed of ``floor_ms``. Without a floor every sitting counts; with
+    one, a sitting that did not record its level (an older suite's) is not known to be calm and does not count:
+    one slow afternoon among them widens every interval of the evening enough that no cell is stable."""
+    if floor_ms is None:
         return True
+    fast = entry.get("fast_ms")
+    if not isinstance(fast, (int, float)) or isinstance(fast, bool) or not math.isfinite(fast):
+        return False
     return fast <= floor_ms * (1.0 + CALM_LEVEL)
 
 
