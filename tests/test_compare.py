@@ -13,6 +13,7 @@ import pytest
 from bench.cli import main as cli_main
 from bench.core.measure.stats import SITTING_SD, WIDE_INTERVAL, headline
 from bench.core.measure.verdicts import IMPROVED, NOT_JUDGED, NOT_SIGNIFICANT, REGRESSION, UNTESTED, compare_headlines
+from bench.core.records.cell import Cell
 from bench.core.records.schema import COMPARE_COLUMNS
 from tests.conftest import assert_one_line_error, run_cli
 from tests.result_fixtures import environment, write_run
@@ -151,7 +152,10 @@ def test_false_positive_rate_between_sittings_of_the_same_code() -> None:
     for seed in range(200):
         rng = np.random.default_rng(seed)
         old, new = _sitting_headline(rng, 10.0), _sitting_headline(rng, 10.0)
-        changed += compare_headlines(old, new, threshold=5, alpha=0.01)["verdict"] in (REGRESSION, IMPROVED)
+        changed += compare_headlines(Cell.from_row(old), Cell.from_row(new), threshold=5, alpha=0.01)["verdict"] in (
+            REGRESSION,
+            IMPROVED,
+        )
     assert changed <= 2  # at most 1%
 
 
@@ -160,7 +164,9 @@ def test_power_for_a_10_percent_slowdown_between_sittings() -> None:
     for seed in range(100):
         rng = np.random.default_rng(1000 + seed)
         old, new = _sitting_headline(rng, 10.0), _sitting_headline(rng, 11.0)
-        caught += compare_headlines(old, new, threshold=5, alpha=0.01)["verdict"] == REGRESSION
+        caught += (
+            compare_headlines(Cell.from_row(old), Cell.from_row(new), threshold=5, alpha=0.01)["verdict"] == REGRESSION
+        )
     assert caught >= 90
 
 
@@ -233,7 +239,7 @@ def test_a_cell_flagged_only_for_a_wide_interval_is_still_judged() -> None:
     new = old.copy()
     for column in ("latency_ms", "latency_ci_low_ms", "latency_ci_high_ms"):
         new[column] = old[column] * 1.3
-    assert compare_headlines(old, new, threshold=5, alpha=0.01)["verdict"] == REGRESSION
+    assert compare_headlines(Cell.from_row(old), Cell.from_row(new), threshold=5, alpha=0.01)["verdict"] == REGRESSION
     busy = new.copy()
     busy["validity_reason"] = wide + "; other processes used 1.2 CPUs"
-    assert compare_headlines(old, busy, threshold=5, alpha=0.01)["verdict"] == NOT_JUDGED
+    assert compare_headlines(Cell.from_row(old), Cell.from_row(busy), threshold=5, alpha=0.01)["verdict"] == NOT_JUDGED

@@ -20,9 +20,9 @@ from bench.core.measure.sitting_history import (
     MIN_SITTING_SD,
     SittingHistory,
     estimate,
-    history_key,
 )
 from bench.core.measure.stats import SITTING_SD, STABLE_WITHIN, can_reproduce, headline
+from bench.core.records.cell import CellKey
 from bench.core.records.schema import STABLE, UNSTABLE
 
 
@@ -79,8 +79,9 @@ def test_sittings_older_than_a_week_are_forgotten(tmp_path: Path) -> None:
 
 def test_a_cell_is_identified_across_sittings_by_its_setting_not_its_run() -> None:
     row = {"model": "casvit_xs", "backend": "onnx", "infer_batch_size": 1, "infer_img_size": 224, "run_id": "a"}
-    assert history_key(row) == history_key({**row, "run_id": "b", "latency_ms": 3.0})
-    assert history_key(row) != history_key({**row, "infer_batch_size": 8})
+    key = CellKey.of(row).digest()
+    assert key == CellKey.of({**row, "run_id": "b", "latency_ms": 3.0}).digest()
+    assert key != CellKey.of({**row, "infer_batch_size": 8}).digest()
 
 
 def test_stable_means_the_interval_promises_agreement_within_5_percent() -> None:

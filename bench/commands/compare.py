@@ -4,8 +4,9 @@ Rows are matched by model, resolution, batch size and setting (:func:`bench.core
 without the machine: backend, device, precision, threads, channels-last, compile, backend options,
 weights, head); the latest successful run of each side is used, as in the report.
 
-For each pair the change is NEW's headline over OLD's (:func:`bench.core.measure.stats.headline`), with an
-interval from both headlines' standard errors, which include the spread between sittings:
+For each pair the change is NEW's headline over OLD's (the ``headline`` estimator of
+:class:`bench.core.records.cell.Cell`, printed under that name), with an interval from both headlines'
+standard errors, which include the spread between sittings:
 
 - *REGRESSION*: slower by more than ``--threshold`` (the noise threshold, as in criterion.rs) and the
   interval lies entirely above 1. A setting that ran in OLD but fails in NEW is a regression too.
@@ -31,7 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.core import arguments
-from bench.core.measure.verdicts import Side, compare, exit_code, level, tally
+from bench.core.measure.verdicts import JUDGED, Side, compare, exit_code, level, tally
 from bench.core.report.formatting import FORMATS, render
 
 
@@ -93,8 +94,8 @@ def display_frame(df: pd.DataFrame, alpha: float) -> pd.DataFrame:
             "precision": df["precision"],
             "batch": df["batch"].astype(str),
             "res": df["resolution"].astype(str),
-            "old ms": df["old_ms"].map(lambda v: "-" if pd.isna(v) else f"{v:.3f}"),
-            "new ms": df["new_ms"].map(lambda v: "-" if pd.isna(v) else f"{v:.3f}"),
+            f"old {JUDGED} ms": df[f"old_{JUDGED}_ms"].map(lambda v: "-" if pd.isna(v) else f"{v:.3f}"),
+            f"new {JUDGED} ms": df[f"new_{JUDGED}_ms"].map(lambda v: "-" if pd.isna(v) else f"{v:.3f}"),
             "change %": df["change_pct"].map(_signed),
             f"{level(alpha)} CI %": [
                 "-" if pd.isna(lo) else f"[{(lo - 1) * 100:+.1f}, {(hi - 1) * 100:+.1f}]"

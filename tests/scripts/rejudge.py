@@ -65,8 +65,8 @@ def rejudge(
     import json
 
     from bench.core.measure import machine
-    from bench.core.measure.sitting_history import history_key
     from bench.core.measure.stats import MIN_CLEAN_ROUNDS, SITTING_SD, headline, headline_columns, only_wide
+    from bench.core.records.cell import CellKey
     from bench.core.records.schema import STABLE, STATUS_OK, SUMMARY_COLUMNS
     from bench.core.records.store import ROUNDS_FILE, SUMMARY_FILE
 
@@ -111,7 +111,7 @@ def rejudge(
         clean = machine.clean_mask(references, floor, len(medians))
         if sum(clean) >= MIN_CLEAN_ROUNDS and (verdict.verdict == STABLE or only_wide(verdict.reason)):
             h = headline(medians, clean, processes, sitting_sd, slow_level)
-            kept[history_key(row.to_dict())] = (h.value, float(h.own_sd or 0.0))
+            kept[CellKey.of(row.to_dict()).digest()] = (h.value, float(h.own_sd or 0.0))
         values = {
             **headline_columns(medians, clean, processes, sitting_sd, slow_level),
             **verdict.as_columns(),

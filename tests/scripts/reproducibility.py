@@ -123,11 +123,14 @@ def coverage(a: pd.DataFrame, b: pd.DataFrame, stable_only: bool) -> tuple[int, 
 def called_changed(a: pd.DataFrame, b: pd.DataFrame) -> tuple[int, int, int]:
     """(changed, judged, compared) by ``bench compare``'s statistics at its defaults."""
     from bench.core.measure import verdicts
+    from bench.core.records.cell import Cell
 
     common = a.index.intersection(b.index)
     changed = judged = 0
     for key in common:
-        v = verdicts.compare_headlines(a.loc[key], b.loc[key], threshold=5.0, alpha=0.01)["verdict"]
+        v = verdicts.compare_headlines(Cell.from_row(a.loc[key]), Cell.from_row(b.loc[key]), threshold=5.0, alpha=0.01)[
+            "verdict"
+        ]
         changed += v in (verdicts.REGRESSION, verdicts.IMPROVED)
         judged += v not in (verdicts.NOT_JUDGED, verdicts.UNTESTED)
     return changed, judged, len(common)
@@ -137,17 +140,22 @@ def injected(a: pd.DataFrame, b: pd.DataFrame) -> tuple[int, int]:
     """(caught, tested): B's cells slowed by 10%, and compare's REGRESSION calls on them, over the cells
     compare judges (both sides with an interval and no fault but, at most, its width)."""
     from bench.core.measure import verdicts
+    from bench.core.records.cell import Cell
 
     common = a.index.intersection(b.index)
     caught = tested = 0
     for key in common:
-        null = verdicts.compare_headlines(a.loc[key], b.loc[key], threshold=5.0, alpha=0.01)["verdict"]
+        null = verdicts.compare_headlines(
+            Cell.from_row(a.loc[key]), Cell.from_row(b.loc[key]), threshold=5.0, alpha=0.01
+        )["verdict"]
         if null in (verdicts.NOT_JUDGED, verdicts.UNTESTED):
             continue
         slow = b.loc[key].copy()
         for column in ("latency_ms", "latency_ci_low_ms", "latency_ci_high_ms"):
             slow[column] = slow[column] * INJECTED
-        v = verdicts.compare_headlines(a.loc[key], slow, threshold=5.0, alpha=0.01)["verdict"]
+        v = verdicts.compare_headlines(Cell.from_row(a.loc[key]), Cell.from_row(slow), threshold=5.0, alpha=0.01)[
+            "verdict"
+        ]
         caught += v == verdicts.REGRESSION
         tested += 1
     return caught, tested

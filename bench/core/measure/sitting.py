@@ -42,7 +42,7 @@ from bench.core.interface.runtime import registry as runtime_registry
 from bench.core.interface.settings import Settings
 from bench.core.measure import engine, machine, pause
 from bench.core.measure.engine import OpenWorkload, RoundResult
-from bench.core.measure.sitting_history import SittingHistory, SittingSpread, history_key
+from bench.core.measure.sitting_history import SittingHistory, SittingSpread
 from bench.core.measure.stats import (
     MIN_CLEAN_ROUNDS,
     SITTING_SD,
@@ -64,6 +64,7 @@ from bench.core.measure.worker import (
     wait_any,
 )
 from bench.core.records import environment
+from bench.core.records.cell import CellKey
 from bench.core.records.schema import STABLE, STATUS_FAILED, STATUS_OK, UNSTABLE, SummaryRow
 from bench.core.records.store import PartialRow, ResumeState, RunWriter, resume_state
 from bench.core.util import one_line, timestamp
@@ -234,7 +235,7 @@ class Sitting:
             if cell.done and row.status == STATUS_OK and sound and self.clean_rounds(cell, floor) >= MIN_CLEAN_ROUNDS:
                 h = self.own_headline(cell, floor)
                 if h.own_sd is not None:
-                    out[history_key(cell.item.row.as_dict())] = (h.value, h.own_sd)
+                    out[CellKey.of(cell.item.row.as_dict()).digest()] = (h.value, h.own_sd)
         return out
 
     def complete(self, cell: Cell) -> None:

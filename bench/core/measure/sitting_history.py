@@ -23,8 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.core.measure.stats import SITTING_SD
-from bench.core.records.schema import cell_identity, setting_identity
-from bench.core.util import json_digest, read_own_document
+from bench.core.util import read_own_document
 
 HISTORY_FILE = "sitting-history.json"
 KEEP_SITTINGS = 8
@@ -67,12 +66,8 @@ class SittingSpread:
 
 
 Headlines = Mapping[str, tuple[float, float]]
-"""One sitting: :func:`history_key` -> (headline ms, the standard error its own rounds give, log scale)."""
-
-
-def history_key(row: Mapping[str, object]) -> str:
-    """A cell's identity across sittings: its setting and cell, not the machine (the history is per machine)."""
-    return json_digest([setting_identity(row, with_env=False), cell_identity(row)], "sha1", 16)
+"""One sitting: :meth:`bench.core.records.cell.CellKey.digest` (the machine aside: the history is per machine)
+-> (headline ms, the standard error its own rounds give, log scale)."""
 
 
 def estimate(sittings: Sequence[Headlines]) -> SittingSpread:

@@ -331,7 +331,7 @@ def fill_headline(df: pd.DataFrame) -> pd.DataFrame:
         if name not in df:
             df[name] = np.nan
     for index in df.index[df["latency_ms"].isna()]:
-        medians = _json_numbers(df.at[index, "round_medians_ms"] if "round_medians_ms" in df else None)
+        medians = json_numbers(df.at[index, "round_medians_ms"] if "round_medians_ms" in df else None)
         if medians:
             for name, value in headline_columns(medians).items():
                 df.at[index, name] = np.nan if value is None else value
@@ -340,7 +340,8 @@ def fill_headline(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _json_numbers(text: object) -> list[float]:
+def json_numbers(text: object) -> list[float]:
+    """The positive finite numbers of a JSON list stored in a CSV cell (``round_medians_ms``); [] when absent."""
     if not isinstance(text, str) or not text:
         return []
     try:
@@ -349,4 +350,5 @@ def _json_numbers(text: object) -> list[float]:
         return []
     if not isinstance(values, list):
         return []
-    return [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v) and v > 0]
+    numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return [float(v) for v in numbers if math.isfinite(v) and v > 0]

@@ -23,18 +23,9 @@ from statistics import NormalDist
 import pandas as pd
 
 from bench.core.errors import BenchError
-from bench.core.measure.stats import only_wide, sd_from_interval
+from bench.core.records.cell import Cell, CellKey, Estimator
 from bench.core.records.environment import device_name
-from bench.core.records.schema import (
-    COMPARE_COLUMNS,
-    STATUS_OK,
-    UNSTABLE,
-    cell_identity,
-    finite_number,
-    latest_ok,
-    measured,
-    setting_identity,
-)
+from bench.core.records.schema import COMPARE_COLUMNS, STATUS_OK, latest_ok, measured
 from bench.core.records.store import load_results
 
 ENV_FIELDS = ("hostname", "cpu_model", "cpu_count", "os", "python", "gpu_name")
@@ -51,35 +42,31 @@ UNTESTED = "untested (no interval)"
 # ------------------------------------------------------------------------------------ statistics
 
 
-def compare_headlines(old: pd.Series, new: pd.Series, *, threshold: float, alpha: float) -> dict[str, object]:
-    """NEW / OLD of the two headlines, its interval at level 1 - alpha, and the verdict for one pair."""
-    old_ms, new_ms = _headline(old), _headline(new)
+JUDGED: Estimator = "headline"
+"""The estimator ``compare`` judges (and prints as ``old_headline_ms`` / ``new_headline_ms``)."""
+
+
+def compare_headlines(old: Cell, new: Cell, *, threshold: float, alpha: float) -> dict[str, object]:
+    """NEW / OLD of the two cells' headlines, its interval at level 1 - alpha, and the verdict for one pair."""
+    old_ms, new_ms = old.headline.value, new.headline.value
     ratio = new_ms / old_ms
-    result: dict[str, object] = {"old_ms": old_ms, "new_ms": new_ms, "ratio": ratio}
-    floors = finite_number(old.get("machine_floor_ms")), finite_number(new.get("machine_floor_ms"))
-    if floors[0] and floors[1]:
-        result["floor_change_pct"] = (floors[1] / floors[0] - 1.0) * 100.0
-    sds = [sd_from_interval(v, finite_number(r.get("latency_ci_low_ms")), finite_number(r.get("latency_ci_high_ms")))
-           for v, r in ((old_ms, old), (new_ms, new))]  # fmt: skip
+    result: dict[str, object] = {f"old_{JUDGED}_ms": old_ms, f"new_{JUDGED}_ms": new_ms, "ratio": ratio}
+    if old.machine_floor_ms and new.machine_floor_ms:
+        result["floor_change_pct"] = (new.machine_floor_ms / old.machine_floor_ms - 1.0) * 100.0
+    sds = old.headline.sd_log, new.headline.sd_log
     if sds[0] is not None and sds[1] is not None:
         sd = math.hypot(sds[0], sds[1])
         z = NormalDist().inv_cdf(1.0 - alpha / 2.0)
         lo, hi = ratio * math.exp(-z * sd), ratio * math.exp(z * sd)
         p = 2.0 * (1.0 - NormalDist().cdf(abs(math.log(ratio)) / sd)) if sd > 0 else 0.0
         result.update(ci_low=lo, ci_high=hi, p_value=p)
-    if any(r.get("validity") == UNSTABLE and not only_wide(r.get("validity_reason")) for r in (old, new)):
+    if not (old.judgeable and new.judgeable):
         result["verdict"] = NOT_JUDGED
     elif "ci_low" not in result:
         result["verdict"] = UNTESTED
     else:
         result["verdict"] = verdict(ratio, result["ci_low"], result["ci_high"], threshold=threshold)  # type: ignore[arg-type]
     return result
-
-
-def _headline(row: pd.Series) -> float:
-    """The row's headline (rows written before it existed: the pooled median they cited)."""
-    value = finite_number(row.get("latency_ms"))
-    return value if value is not None and value > 0 else float(row["latency_median_ms"])
 
 
 def verdict(ratio: float, lo: float, hi: float, *, threshold: float) -> str:
@@ -104,15 +91,11 @@ def verdict(ratio: float, lo: float, hi: float, *, threshold: float) -> str:
 
 
 _MATCH = "_match"
-"""Column of a side's rows holding :func:`_key` while its latest rows are chosen."""
-
-
-def _key(row: pd.Series) -> tuple[str, ...]:
-    return (*cell_identity(row), *setting_identity(row, with_env=False))
+"""Column of a side's rows holding their :class:`~bench.core.records.cell.CellKey` while its latest rows are chosen."""
 
 
 class Side:
-    """One result set: the latest ok (and failed) row per matched setting, and the environments."""
+    """One result set: the latest measured cell (and failed row) per cell key, and the environments."""
 
     def __init__(self, path: Path, role: str, model_names: list[str] | None) -> None:
         summary, _, self.environments = load_results([path])  # oldest first: later rows win below
@@ -120,13 +103,13 @@ class Side:
         self.path = path
         self.role = role
         self.notes: list[str] = []
-        df = df.assign(**{_MATCH: [_key(row) for _, row in df.iterrows()]})
+        df = df.assign(**{_MATCH: [CellKey.of(row) for _, row in df.iterrows()]})
         ok = measured(df).to_numpy()
-        latest = {row[_MATCH]: row.drop(_MATCH) for _, row in latest_ok(df, [_MATCH]).iterrows()}
-        self.ok: dict[tuple[str, ...], pd.Series] = {key: latest[key] for key in dict.fromkeys(df.loc[ok, _MATCH])}
-        """The latest ok row per setting, in the order the settings first appear."""
+        latest = {row[_MATCH]: Cell.from_row(row) for _, row in latest_ok(df, [_MATCH]).iterrows()}
+        self.ok: dict[CellKey, Cell] = {key: latest[key] for key in dict.fromkeys(df.loc[ok, _MATCH])}
+        """The latest measured cell per key, in the order the keys first appear."""
         failed = (df["status"] != STATUS_OK).to_numpy()
-        self.failed: dict[tuple[str, ...], pd.Series] = {
+        self.failed: dict[CellKey, pd.Series] = {
             row[_MATCH]: row.drop(_MATCH) for _, row in df[failed].iterrows()
         }
         """The latest row that did not measure, per setting."""
@@ -134,7 +117,7 @@ class Side:
             df.loc[~ok & ~failed, _MATCH], df.loc[~ok & ~failed, "source_tool"], strict=True
         )}  # fmt: skip
         """Settings measured without a median (an import of a tool that printed only a mean or a minimum), by tool."""
-        envs: dict[tuple[str, ...], set[str]] = {}
+        envs: dict[CellKey, set[str]] = {}
         for key, env_id in zip(df.loc[ok, _MATCH], df.loc[ok, "env_id"], strict=True):
             envs.setdefault(key, set()).add(str(env_id))
         several = sum(len(e) > 1 for e in envs.values())
@@ -144,13 +127,13 @@ class Side:
             )
 
 
-def _same_device(old: Side, new: Side, a: pd.Series, b: pd.Series) -> None:
-    """A row imported from a device is only ever compared with rows of the same device."""
-    envs = [side.environments.get(str(row["env_id"]), {}) for side, row in ((old, a), (new, b))]
+def _same_device(old: Side, new: Side, a: Cell, b: Cell) -> None:
+    """A cell imported from a device is only ever compared with cells of the same device."""
+    envs = [side.environments.get(cell.env_id, {}) for side, cell in ((old, a), (new, b))]
     devices = [device_name(env) for env in envs]
     if devices[0] != devices[1] and any(env.get("imported") for env in envs):
         raise BenchError(
-            f"{a['model']} {a['backend']}: OLD ran on {devices[0] or '?'}, NEW on {devices[1] or '?'}: "
+            f"{a.model} {a.backend}: OLD ran on {devices[0] or '?'}, NEW on {devices[1] or '?'}: "
             "compare never mixes devices (report puts them side by side)"
         )
 
@@ -180,14 +163,14 @@ def compare(old: Side, new: Side, *, threshold: float, alpha: float) -> tuple[pd
     old_envs, new_envs = [], []
     for key, a in old.ok.items():
         base = {
-            "model": a["model"],
-            "backend": a["backend"],
-            "device": a["device"],
-            "precision": a["precision"],
-            "batch": a["infer_batch_size"],
-            "resolution": a["infer_img_size"],
-            "threads": a["threads"],
-            "old_validity": a.get("validity") or "-",
+            "model": a.model,
+            "backend": a.backend,
+            "device": a.device,
+            "precision": a.precision,
+            "batch": a.batch,
+            "resolution": a.resolution,
+            "threads": a.threads,
+            "old_validity": a.validity,
         }
         b = new.ok.get(key)
         if b is not None:
@@ -197,19 +180,19 @@ def compare(old: Side, new: Side, *, threshold: float, alpha: float) -> tuple[pd
                 {
                     **base,
                     **stats,
-                    "clean_rounds_old": finite_number(a.get("clean_rounds")),
-                    "clean_rounds_new": finite_number(b.get("clean_rounds")),
-                    "new_validity": b.get("validity") or "-",
+                    "clean_rounds_old": a.clean_rounds,
+                    "clean_rounds_new": b.clean_rounds,
+                    "new_validity": b.validity,
                 }
             )
-            old_envs.append(str(a["env_id"]))
-            new_envs.append(str(b["env_id"]))
+            old_envs.append(a.env_id)
+            new_envs.append(b.env_id)
         elif key in new.failed:
             f = new.failed[key]
             rows.append(
                 {
                     **base,
-                    "old_ms": _headline(a),
+                    f"old_{JUDGED}_ms": a.headline.value,
                     "verdict": NOW_FAILS,
                     "error": f"{f['status']}: {f['error']}" if isinstance(f.get("error"), str) else f["status"],
                 }

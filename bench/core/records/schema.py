@@ -499,10 +499,11 @@ class CompareResult:
     batch: int = col("batch size (the summary's infer_batch_size)", "int", low=1)
     resolution: int = col("input height = width (the summary's infer_img_size)", "int", "px", low=1)
     threads: int = col("intra-op threads; empty: the runtime's own choice", "int", low=1)
-    old_ms: float = col("OLD's headline latency (rows older than the headline: their pooled median)", unit="ms",
-                        positive=True)  # fmt: skip
-    new_ms: float = col("NEW's headline, as old_ms; empty when the setting now fails", unit="ms", positive=True)
-    ratio: float = col("new_ms / old_ms: the change the verdict judges")
+    old_headline_ms: float = col("OLD cell's headline estimator (bench.core.records.cell.ESTIMATORS; rows older than "
+                                 "the headline: their pooled median)", unit="ms", positive=True)  # fmt: skip
+    new_headline_ms: float = col("NEW cell's headline, as old_headline_ms; empty when the setting now fails", unit="ms",
+                                 positive=True)  # fmt: skip
+    ratio: float = col("new_headline_ms / old_headline_ms: the change the verdict judges")
     change_pct: float = col("(ratio - 1) x 100", unit="%")
     ci_low: float = col("low end of ratio's interval (level 1 - alpha, from both headlines' standard errors); "
                         "empty when untested")  # fmt: skip

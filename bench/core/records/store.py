@@ -35,6 +35,7 @@ import pandas as pd
 from bench.core.errors import BenchError
 from bench.core.interface.runtime import registry
 from bench.core.measure.stats import fill_headline
+from bench.core.records.cell import CellKey
 from bench.core.records.schema import (
     COLUMN_KINDS,
     IDENTITY_FIELDS,
@@ -51,12 +52,10 @@ from bench.core.records.schema import (
     ManifestEntry,
     RoundRecord,
     SummaryRow,
-    cell_identity,
     field_problem,
     finite_number,
     headline_statistic,
     measured,
-    setting_identity,
     typed,
 )
 from bench.core.util import atomic_write_text, parse_document, read_input_file
@@ -558,11 +557,9 @@ def _one_row_per_cell(df: pd.DataFrame, problems: Problems) -> pd.DataFrame:
     (else the last row), as ``report`` keeps a setting's latest run."""
     if df.empty:
         return df
-    identity = {
-        line: (setting_identity(r, with_env=False), cell_identity(r)) for line, r in df.to_dict("index").items()
-    }
+    identity = {line: CellKey.of(r) for line, r in df.to_dict("index").items()}
     is_measured = measured(df)
-    kept: dict[tuple, int] = {}
+    kept: dict[CellKey, int] = {}
     for line in sorted(df.index, key=lambda line: (bool(is_measured[line]), line)):  # measured rows win, then later
         kept[identity[line]] = line
     repeated = [line for line in df.index if kept[identity[line]] != line]

@@ -19,13 +19,10 @@ from collections.abc import Iterator
 
 import pandas as pd
 
-from bench.core.measure.stats import Headline, ratio_of, stored_headline
-from bench.core.records.schema import CELL_FIELDS, SHARED_SETTING_FIELDS, UNSTABLE, finite_number
+from bench.core.measure.stats import Headline, ratio_of
+from bench.core.records.cell import Cell, CellKey
+from bench.core.records.schema import UNSTABLE
 from bench.core.report.reporting import Report
-
-PAIR_KEY = (*CELL_FIELDS, *SHARED_SETTING_FIELDS)
-"""Two rows of one sitting that agree here measure the same cell, on two runtimes or (precision aside) in two
-precisions: the schema's cell and the settings runtimes share."""
 
 CELL_COLUMNS = ("run_id", "model", "resolution", "batch", "threads", "precision", "backend")
 """What names a paired line (:func:`_line`): the sitting, the cell, and the runtime and precision divided."""
@@ -46,9 +43,7 @@ either cell is flagged unstable."""
 
 
 def _headline(row: pd.Series) -> Headline:
-    rounds = finite_number(row.get("clean_rounds")) or finite_number(row.get("rounds")) or 0
-    low, high = finite_number(row.get("latency_ci_low_ms")), finite_number(row.get("latency_ci_high_ms"))
-    return stored_headline(float(row["latency_ms"]), low, high, int(rounds))
+    return Cell.from_row(row).headline
 
 
 def _paired(
@@ -56,12 +51,12 @@ def _paired(
 ) -> Iterator[tuple[object, pd.Series, Headline, pd.Series, Headline]]:
     """Within each sitting, every row of a report's measurements whose ``axis`` (``backend`` or
     ``precision``) is not ``base``, with the row that differs from it only there: (sitting, row, its
-    headline, base row, its headline)."""
-    key = [k for k in (*PAIR_KEY, "backend") if k != axis]
+    headline, base row, its headline). Rows pair when their :meth:`CellKey.without` ``axis`` agree."""
     for sitting, table in measurements.groupby("sitting", sort=False):
         if base not in set(table[axis]) or table[axis].nunique() < 2:
             continue
-        for _, cell in table.groupby(key, dropna=False, sort=False):
+        pairs = pd.Series([CellKey.of(row).without(axis) for row in table.to_dict("records")], index=table.index)
+        for _, cell in table.groupby(pairs, sort=False):
             base_rows = cell[cell[axis] == base]
             if base_rows.empty:
                 continue
