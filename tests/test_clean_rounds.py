@@ -93,12 +93,12 @@ def test_rounds_take_turns_between_the_runtimes_worker_processes(tmp_path: Path)
     assert env["processes"] == 2 and "mmap_threshold" in env["allocator"]
 
 
-def _cell(medians: list[float], references: list[float]) -> sitting.Cell:
+def _cell(medians: list[float], references: list[float]) -> sitting.OpenCell:
     rounds = [
         RoundResult([], RoundRecord(round=i, median_ms=m, reference_ms=r, process=i % 2))
         for i, (m, r) in enumerate(zip(medians, references, strict=True))
     ]
-    return sitting.Cell("onnx/m/b1/r224", {}, SimpleNamespace(rounds=rounds))  # type: ignore[arg-type]
+    return sitting.OpenCell("onnx/m/b1/r224", {}, SimpleNamespace(rounds=rounds))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -134,7 +134,7 @@ def test_idle_cpu_is_the_other_workers_cpu_seconds_over_the_round(
     writer = RunWriter.create(tmp_path, "t", {"suite": schema.SUITE_ID, "env_id": "e"})
     run = sitting.Sitting([sitting.Runtime(settings, "")], writer, "e", _Progress())
     row = schema.SummaryRow(model="casvit_xs", backend="onnx", row_id="r", infer_batch_size=1)
-    cell = sitting.Cell("k", {0: timing}, OpenWorkload(settings.workload("casvit_xs", 1, 64), row, None))  # type: ignore[arg-type]
+    cell = sitting.OpenCell("k", {0: timing}, OpenWorkload(settings.workload("casvit_xs", 1, 64), row, None))  # type: ignore[arg-type]
     clock = iter([100.0, 102.0])
     real = sitting.time.perf_counter
     monkeypatch.setattr(sitting.time, "perf_counter", lambda: next(clock, None) or real())

@@ -170,7 +170,7 @@ def variance(dirs: Sequence[Path], tables: list[pd.DataFrame]) -> dict[str, floa
     for run_dir in dirs:
         rounds = pd.read_csv(run_dir / "rounds.csv")
         rounds = rounds[~rounds["row_id"].astype(str).str.contains("#", regex=False)]
-        floor = machine.MachineFloor("x", None).of(rounds["reference_ms"].astype(float).tolist())
+        floor = machine.MachineFloor.own_level(rounds["reference_ms"].astype(float).tolist())
         if "process" not in rounds:
             rounds["process"] = 0
         for _, cell in rounds.groupby("row_id"):
@@ -209,7 +209,7 @@ def rejudged_copies(
 
     floor = None
     if shared_floor:
-        own = [machine.MachineFloor("x", None).of(pd.read_csv(d / "rounds.csv")["reference_ms"].tolist()) for d in dirs]
+        own = [machine.MachineFloor.own_level(pd.read_csv(d / "rounds.csv")["reference_ms"].tolist()) for d in dirs]
         floor = min(f for f in own if f is not None)
     copies = []
     for run_dir in dirs:

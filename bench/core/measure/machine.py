@@ -135,17 +135,21 @@ class MachineFloor:
         fresh = -60 <= time.time() - stamp <= FLOOR_MAX_AGE_S  # a minute of clock skew is no age
         return cls(key, float(value) if ok and fresh else None)
 
+    @staticmethod
+    def own_level(reference_ms: list[float]) -> float | None:
+        """A sitting's own fast level: the low quantile of its reference blocks (None without any)."""
+        values = np.asarray([v for v in reference_ms if v is not None and np.isfinite(v) and v > 0], dtype=float)
+        return float(np.quantile(values, FLOOR_QUANTILE)) if values.size else None
+
     def of(self, reference_ms: list[float]) -> float | None:
         """The floor for a sitting whose reference blocks so far are ``reference_ms``."""
-        values = np.asarray([v for v in reference_ms if v is not None and np.isfinite(v) and v > 0], dtype=float)
-        own = float(np.quantile(values, FLOOR_QUANTILE)) if values.size else None
-        candidates = [v for v in (own, self.recorded_ms) if v is not None]
+        candidates = [v for v in (self.own_level(reference_ms), self.recorded_ms) if v is not None]
         return min(candidates) if candidates else None
 
     def level(self, reference_ms: list[float]) -> float:
         """How far this sitting's own fast level (its low quantile) stayed above the floor: 0 when it reached
         the machine's calm speed; 0.027 when its fastest blocks ran 2.7% slow (the whole sitting was)."""
-        own = MachineFloor(self.key, None).of(reference_ms)
+        own = self.own_level(reference_ms)
         floor = self.of(reference_ms)
         return max(own / floor - 1.0, 0.0) if own is not None and floor else 0.0
 

@@ -87,8 +87,9 @@ class Runtime:
 
 
 @dataclass
-class Cell:
-    """One (runtime, model, batch) of the sitting, as this process tracks it."""
+class OpenCell:
+    """One (runtime, model, batch) of the sitting while it is timed, as this process tracks it (its workers and
+    rounds so far); once written, it is read back as a :class:`bench.core.records.cell.Cell`."""
 
     key: str
     """``backend/model/bN/rRES/precision``: names the cell in the recorded round order and in requests."""
@@ -154,8 +155,8 @@ class Sitting:
         self.env_id = env_id
         self.progress = progress
         self.rows: list[SummaryRow] = []
-        self.cells: dict[str, Cell] = {}
-        self.unstable: list[Cell] = []
+        self.cells: dict[str, OpenCell] = {}
+        self.unstable: list[OpenCell] = []
         self.last_timed: dict[str, int] = {}
         """Per cell, when its latest round ended (a sequence number): rows left for the end follow it."""
         self.resumes: set[str] = set()
@@ -171,7 +172,7 @@ class Sitting:
         self.progress.update(steps)
         pause.point("row")
 
-    def fail(self, cell: Cell, reason: str) -> None:
+    def fail(self, cell: OpenCell, reason: str) -> None:
         """The cell ends as a failed row with ``reason`` (its finished rounds stay in rounds.csv)."""
         if cell.done:
             return
@@ -204,18 +205,18 @@ class Sitting:
     def references(self) -> list[float]:
         return [r.record.reference_ms for c in self.cells.values() for r in c.item.rounds]
 
-    def clean_rounds(self, cell: Cell, floor: float | None) -> int:
+    def clean_rounds(self, cell: OpenCell, floor: float | None) -> int:
         references = [r.record.reference_ms for r in cell.item.rounds]
         return sum(machine.clean_mask(references, floor, len(references)))
 
-    def own_headline(self, cell: Cell, floor: float | None, slow_level: float = 0.0) -> Headline:
+    def own_headline(self, cell: OpenCell, floor: float | None, slow_level: float = 0.0) -> Headline:
         """The cell's headline as its rounds stand now (``slow_level``: :meth:`slow_level`)."""
         records = [r.record for r in cell.item.rounds]
         clean = machine.clean_mask([r.reference_ms for r in records], floor, len(records))
         medians, processes = [r.median_ms for r in records], [int(r.process or 0) for r in records]
         return headline(medians, clean, processes, self.spread.sd, slow_level)
 
-    def settled(self, cell: Cell, floor: float | None, slow_level: float = 0.0) -> bool:
+    def settled(self, cell: OpenCell, floor: float | None, slow_level: float = 0.0) -> bool:
         """Whether more rounds cannot help: the cell has its clean rounds and an interval within the stable
         width, or this machine's sittings differ too much for any cell to reach it (more rounds would only
         spend the budget)."""
@@ -238,7 +239,7 @@ class Sitting:
                     out[CellKey.of(cell.item.row.as_dict()).digest()] = (h.value, h.own_sd)
         return out
 
-    def complete(self, cell: Cell) -> None:
+    def complete(self, cell: OpenCell) -> None:
         """All rounds done: write the row (an unstable one waits for its retry when one is asked for)."""
         row, _ = engine.Measurer.finish(cell.item, self.floor(), self.spread.sd, self.slow_level())
         if row.validity == UNSTABLE and self.settings.retry_unstable_s > 0 and cell not in self.unstable:
@@ -255,7 +256,7 @@ class Sitting:
         facts here meanwhile; then the runtime's other workers open the cells that opened (their exports
         are cached by then)."""
         done, partial = resume.done, resume.partial
-        pending: dict[Any, list[Cell]] = {w[0]: [] for w in workers.values()}
+        pending: dict[Any, list[OpenCell]] = {w[0]: [] for w in workers.values()}
         for name, resolution, batches in _models(self.settings):
             cells = []
             for batch, runtime, precision in itertools.product(batches, self.runtimes, self.precisions):
@@ -269,7 +270,7 @@ class Sitting:
                         self.progress.update(1 + self.settings.rounds)
                         continue
                     first = workers[runtime.name][0]
-                    cells.append(Cell(key, {0: first}, OpenWorkload(workload, row, None)))  # type: ignore[arg-type]
+                    cells.append(OpenCell(key, {0: first}, OpenWorkload(workload, row, None)))  # type: ignore[arg-type]
             if not cells:
                 continue
             self.progress.set_postfix_str(f"{name} facts")
@@ -294,7 +295,10 @@ class Sitting:
         self._collect({w: [(c, 0) for c in cells] for w, cells in pending.items()}, workers, partial)
 
     def _collect(
-        self, pending: dict[Any, list[tuple[Cell, int]]], workers: dict[str, list[Any]], partial: dict[str, PartialRow]
+        self,
+        pending: dict[Any, list[tuple[OpenCell, int]]],
+        workers: dict[str, list[Any]],
+        partial: dict[str, PartialRow],
     ) -> None:
         """The answers to ``open`` as they come, in each worker's order. A cell the runtime's first process
         opened is then opened by its further processes at once (its export is cached by then), overlapping
@@ -321,7 +325,7 @@ class Sitting:
                 if not pending[worker] and worker in waiting:
                     waiting.remove(worker)
 
-    def _lost(self, entries: list[tuple[Cell, int]], reason: str) -> None:
+    def _lost(self, entries: list[tuple[OpenCell, int]], reason: str) -> None:
         """A worker died while opening: the cells it opened first fail; further processes' opens are noted."""
         for n, (cell, index) in enumerate(entries):
             if index > 0:
@@ -331,7 +335,7 @@ class Sitting:
 
     @staticmethod
     def _ask_siblings(
-        cell: Cell, siblings: list[Any], pending: dict[Any, list[tuple[Cell, int]]], waiting: list
+        cell: OpenCell, siblings: list[Any], pending: dict[Any, list[tuple[OpenCell, int]]], waiting: list
     ) -> None:
         for index, sibling in enumerate(siblings, start=1):
             try:
@@ -342,7 +346,7 @@ class Sitting:
             if sibling not in waiting:
                 waiting.append(sibling)
 
-    def _opened(self, cell: Cell, reply: Reply, partial: dict[str, PartialRow]) -> None:
+    def _opened(self, cell: OpenCell, reply: Reply, partial: dict[str, PartialRow]) -> None:
         if not reply.ok:
             self.fail(cell, str(reply.value))
             return
@@ -365,7 +369,7 @@ class Sitting:
 
     # ------------------------------------------------------------------------------------- timing
 
-    def time_cell(self, cell: Cell, round_index: int, workers: list[Any], complete: bool = True) -> None:
+    def time_cell(self, cell: OpenCell, round_index: int, workers: list[Any], complete: bool = True) -> None:
         """One round of one cell in the process whose turn it is, while every other worker waits; the round
         is on disk when this returns, and so is the row when the cell needs no more rounds."""
         item = cell.item
@@ -400,7 +404,7 @@ class Sitting:
         if complete:
             self.complete_if_enough(cell)
 
-    def complete_if_enough(self, cell: Cell) -> None:
+    def complete_if_enough(self, cell: OpenCell) -> None:
         """Write the cell's row as soon as it has its rounds and (with a budget) is :meth:`settled`, judged
         against the floor as the sitting knows it then; the others wait for the extra passes."""
         if cell.done or cell in self.unstable or len(cell.item.rounds) < self.settings.rounds:
@@ -416,7 +420,7 @@ class Sitting:
                 if not cell.done and len(cell.item.rounds) == index:
                     self.time_cell(cell, index, workers)
 
-    def lacking(self) -> list[Cell]:
+    def lacking(self) -> list[OpenCell]:
         """Open cells that more rounds may still make stable (:meth:`settled`, as the floor is known now)."""
         floor, slow_level = self.floor(), self.slow_level()
         return [
@@ -464,7 +468,7 @@ class Sitting:
         """Re-time unstable rows under :func:`bench.core.measure.engine.retry_unstable`'s policy (what a retry can
         fix, at most three attempts, the budget); a cell whose worker died meanwhile stays failed."""
 
-        def retime(cell: Cell, row_id: str) -> bool:
+        def retime(cell: OpenCell, row_id: str) -> bool:
             cell.item.rounds, cell.item.device_ms = [], []
             cell.item.row.row_id = row_id
             for index in range(self.settings.rounds):
@@ -473,7 +477,7 @@ class Sitting:
                     return False
             return True
 
-        def record(cell: Cell, row: SummaryRow) -> None:
+        def record(cell: OpenCell, row: SummaryRow) -> None:
             if cell.done:
                 return
             _warn_unstable(self.progress, row)
@@ -566,7 +570,7 @@ def run_sitting(
             with contextlib.suppress(BenchError, OSError):  # the rows are on disk: a full disk loses only this note
                 writer.rewrite_environment({**env, **protocol, **opened, **timed})
             floor.save(cache_dir, sitting.references())
-            fast_ms = machine.MachineFloor(machine_key).of(sitting.references())  # its own level alone
+            fast_ms = machine.MachineFloor.own_level(sitting.references())
             history.save(cache_dir, writer.directory.name, sitting.headlines(), fast_ms)
         except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (bench.core.errors.Terminated)
             progress.write(sitting.interrupted(stop_word(exc)), file=sys.stderr)

@@ -139,9 +139,7 @@ def measured_top1(paths: Iterable[Path | str]) -> dict[str, dict[str, object]]:
     chosen: dict[str, tuple[tuple, dict[str, object]]] = {}
     for document in _documents(paths):
         data_name = str(document.data.get("name") or "an image folder")
-        for r in document.results:
-            if r.status != "ok" or not isinstance(r.top1, int | float) or isinstance(r.top1, bool):
-                continue
+        for r in document.results:  # each usable (_documents): measured, a top-1 between 0 and 100%
             if r.precision in QUANTIZED:  # the top-1 column is the float network's; int8's cost is reported apart
                 continue
             baseline = r.backend == r.baseline_backend and r.precision == "fp32"
@@ -185,9 +183,8 @@ def measured_drops(paths: Iterable[Path | str]) -> dict[tuple[str, str, str], Pr
     quantized result beside the same runtime's fp32 on the same images (the latest such pair wins)."""
     chosen: dict[tuple[str, str, str], tuple[str, PrecisionDrop]] = {}
     for document in _documents(paths):
-        ok = [r for r in document.results if r.status == "ok" and isinstance(r.top1, int | float)]
-        floats = {(r.model, r.backend, r.data_content_sha256): r for r in ok if r.precision == "fp32"}
-        for r in ok:
+        floats = {(r.model, r.backend, r.data_content_sha256): r for r in document.results if r.precision == "fp32"}
+        for r in document.results:  # each usable (_documents)
             base = floats.get((r.model, r.backend, r.data_content_sha256))
             if r.precision not in QUANTIZED or base is None:
                 continue
