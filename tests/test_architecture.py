@@ -389,3 +389,31 @@ def test_core_is_grouped_into_rooms_whose_docstrings_name_every_module() -> None
         modules = [p.stem for p in (core / room).glob("*.py") if p.stem != "__init__"]
         unnamed = [m for m in modules if f"``{m}``" not in doc]
         assert modules and not unnamed, (room, unnamed)
+
+
+MAX_FUNCTION_LINES = 80
+"""Issue 26: a function a reader can hold (its docstring included)."""
+
+
+def test_no_function_in_bench_is_longer_than_a_reader_can_hold() -> None:
+    long = []
+    for path in _modules("bench"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({length} lines)")
+    assert not long, long
+
+
+def test_one_meaning_of_cell_a_measured_cell_is_the_records_type() -> None:
+    """Issue 26: 'cell' means a measured cell; the one type of it is records.cell.Cell (the sitting's live one is
+    OpenCell, a table's formatted text an Entry)."""
+    defined = [
+        f"{path.relative_to(ROOT)}: Cell"
+        for path in _modules("bench")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if (isinstance(node, ast.ClassDef) and node.name == "Cell")
+        or (isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "Cell" for t in node.targets))
+    ]
+    assert defined == ["bench/core/records/cell.py: Cell"], defined

@@ -389,9 +389,9 @@ class Interval:
 
 
 Text = str | Interval
-Cell = Text | tuple[Text, str]
-"""A formatted cell: its text (or an :class:`Interval`), or ``(text, mark)`` where ``mark`` refers to a note (e.g. a
-source)."""
+Entry = Text | tuple[Text, str]
+"""A formatted table entry (not a measured cell): its text (or an :class:`Interval`), or ``(text, mark)`` where
+``mark`` refers to a note (e.g. a source)."""
 
 
 @dataclass
@@ -403,7 +403,7 @@ class PaperTable:
     """
 
     header: list[str]
-    groups: list[tuple[str, list[list[Cell]]]]
+    groups: list[tuple[str, list[list[Entry]]]]
     align: str
     """One ``l`` or ``r`` per column."""
     spans: list[tuple[str, int]] = field(default_factory=list)
@@ -430,7 +430,7 @@ class PaperTable:
             raise ValueError("spans must cover every column")
 
 
-def _plain(cell: Cell) -> str:
+def _plain(cell: Entry) -> str:
     return f"{cell[0]} [{cell[1]}]" if isinstance(cell, tuple) else str(cell)
 
 
@@ -499,7 +499,7 @@ def _latex_text(text: Text) -> str:
     return text.latex() if isinstance(text, Interval) else latex_escape(text)
 
 
-def _latex_cell(cell: Cell) -> str:
+def _latex_cell(cell: Entry) -> str:
     if isinstance(cell, tuple):  # a thin space keeps a mark apart from an interval's superscript
         gap = r"\," if isinstance(cell[0], Interval) else ""
         return rf"{_latex_text(cell[0])}{gap}\textsuperscript{{{latex_escape(cell[1])}}}"

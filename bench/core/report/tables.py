@@ -7,6 +7,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -14,7 +15,7 @@ from bench.core.errors import BenchError
 from bench.core.measure.stats import HEADLINE_LEVEL, headline_note
 from bench.core.records.environment import FRAMEWORK_PACKAGE
 from bench.core.records.schema import SETTING_FIELDS, UNSTABLE
-from bench.core.report.formatting import Cell, Interval, PaperTable, Text
+from bench.core.report.formatting import Entry, Interval, PaperTable, Text
 from bench.core.report.reporting import STATUS_CELLS, Column, Report, _value
 
 UNSTABLE_MARK = "†"
@@ -211,7 +212,7 @@ def unstable_notes(report: Report) -> list[str]:
     return [f"{why} {'; '.join(parts)}."]
 
 
-def _leaf_cells(report: Report, facts: pd.DataFrame) -> dict[tuple[str, str, int], list[Cell]]:
+def _leaf_cells(report: Report, facts: pd.DataFrame) -> dict[tuple[str, str, int], list[Entry]]:
     """Every measured cell of the main table, formatted: ``(column key, measure, batch) -> cells`` in row order.
 
     Latency cells carry their interval (one number of decimals for every latency cell of the table, so values
@@ -228,11 +229,11 @@ def _leaf_cells(report: Report, facts: pd.DataFrame) -> dict[tuple[str, str, int
         for r in (_with_interval(r) for r in rows if r is not None)
     ]
     latency_digits = interval_decimals(spans)
-    out: dict[tuple[str, str, int], list[Cell]] = {}
+    out: dict[tuple[str, str, int], list[Entry]] = {}
     for leaf, rows in found.items():
         key, measure, batch = leaf
         digits = column_decimals([r[measure] for r in rows if r is not None]) if measure != "latency_ms" else 0
-        cells: list[Cell] = []
+        cells: list[Entry] = []
         for (model, res), r in zip(keys, rows, strict=True):
             if r is None:
                 cells.append(states.get((key, model, res, batch), "-"))
@@ -270,13 +271,13 @@ def main_table(report: Report) -> PaperTable:
         header += [h for h, _, _ in own]
         spans.append((column.title, len(own)))
     params, gmacs = fmt_column(list(facts["params_m"])), fmt_column(list(facts["gmacs"]))
-    rows_of: dict[str, list[list[Cell]]] = {}
+    rows_of: dict[str, list[list[Entry]]] = {}
     for i, r in enumerate(facts.itertuples(index=False)):
-        top1: Cell = "-"
+        top1: Entry = "-"
         if _value(r.top1) is not None:
             text = fmt_top1(r.top1)
             top1 = (text, marks[r.top1_source]) if isinstance(r.top1_source, str) else text
-        cells: list[Cell] = [r.name, str(r.resolution), params[i], gmacs[i], top1]
+        cells: list[Entry] = [r.name, str(r.resolution), params[i], gmacs[i], top1]
         for column in report.columns:
             cells += [leaves[(column.key, measure, batch)][i] for _, measure, batch in _leaves(column)]
         rows_of.setdefault(r.family_label, []).append(cells)
@@ -549,39 +550,27 @@ def paper_table(
     deployed = _deployment_facts(rows, facts, columns) if one_column else {}
     header += list(deployed)
     params, gmacs = fmt_column(list(facts["params_m"]), 2), fmt_column(list(facts["gmacs"]), 2)  # 3.2, 0.55
-    groups: dict[str, list[list[Cell]]] = {}
+    groups: dict[str, list[list[Entry]]] = {}
     any_interval = rows["lat_high"].notna().any()
-    unstable = False
     for i, r in enumerate(facts.itertuples(index=False)):
-        top1: Cell = "-"
+        top1: Entry = "-"
         if _value(r.top1) is not None:
             top1 = (fmt_top1(r.top1), citations[_top1_source(report, r.model)])
         distilled = _distilled(r.family)
-        name: Cell = r.name if kd_column or not distilled else (r.name, KD_MARK)
-        cells: list[Cell] = [name, *([str(r.resolution)] if res_column else []), params[i], gmacs[i], top1]
+        name: Entry = r.name if kd_column or not distilled else (r.name, KD_MARK)
+        cells: list[Entry] = [name, *([str(r.resolution)] if res_column else []), params[i], gmacs[i], top1]
         cells += [{True: "✓", False: "", None: "?"}[distilled]] if kd_column else []
-        for c in columns:
-            hit = found.get((c.key, r.model, r.resolution))
-            if hit is None:
-                cells.append("-")
-                continue
-            text = interval_cell(hit.lat_value, hit.lat_low, hit.lat_high, digits)
-            if getattr(hit, "validity", None) == UNSTABLE:
-                unstable = True
-                cells.append((text, UNSTABLE_MARK))
-            else:
-                cells.append(text)
+        cells += [_latency_entry(found.get((c.key, r.model, r.resolution)), digits) for c in columns]
         cells += [values[i] for values in deployed.values()]
         groups.setdefault(r.family_label, []).append(cells)
+    unstable = any(isinstance(e, tuple) and e[1] == UNSTABLE_MARK for g in groups.values() for row in g for e in row)
     batch = sorted({c.latency_batch for c in columns})
     at = f"batch {batch[0]}" if len(batch) == 1 else "batch " + "/".join(map(str, batch))
     spans = [("", fixed), (f"Latency at {at} (ms)", len(columns))] if not one_column else []
     where = f" on {columns[0].label}" if one_column else ""
     how = _measured_on(columns, rows)
     title = (
-        f"Latency{where} at {at} (ms; {how}) with parameters, fvcore GMACs and ImageNet-1k top-1"
-        if how
-        else f"Latency{where} at {at} (ms) with parameters, fvcore GMACs and ImageNet-1k top-1"
+        f"Latency{where} at {at} (ms{f'; {how}' if how else ''}) with parameters, fvcore GMACs and ImageNet-1k top-1"
     )
     any_distilled = any(_distilled(f) for f in facts["family"])
     notes = paper_notes(
@@ -603,6 +592,14 @@ def paper_table(
         font="scriptsize" if one_column else "footnotesize",  # 7 pt: the intervals need it in 241 pt
         colsep_pt=1.5 if one_column else 3.0,
     )
+
+
+def _latency_entry(hit: Any, digits: int) -> Entry:
+    """One runtime's latency in the slim table: its headline and interval, marked when unstable; - when not timed."""
+    if hit is None:
+        return "-"
+    text = interval_cell(hit.lat_value, hit.lat_low, hit.lat_high, digits)
+    return (text, UNSTABLE_MARK) if getattr(hit, "validity", None) == UNSTABLE else text
 
 
 def _resolution_note(facts: pd.DataFrame) -> str:
@@ -685,13 +682,13 @@ def appendix_tables(report: Report) -> list[PaperTable]:
     for n, c in enumerate(report.columns):
         at = f"b={c.latency_batch}"
         header = ["Model", "Res", f"Latency\n{at} (ms)", f"P90\n{at} (ms)", *[f"img/s\nb={b}" for b in batches]]
-        body: list[list[Cell]] = []
+        body: list[list[Entry]] = []
         for i, r in enumerate(facts.itertuples(index=False)):
             latency = leaves[(c.key, "latency_ms", c.latency_batch)][i]
             if latency == "-":
                 continue  # not measured on this runtime
             row = values.get((c.key, r.model, r.resolution, c.latency_batch))
-            cells: list[Cell] = [r.name, str(r.resolution), latency]
+            cells: list[Entry] = [r.name, str(r.resolution), latency]
             cells.append("-" if row is None else _fmt(row["latency_p90_ms"], p90_digits))
             for b in batches:
                 hit = values.get((c.key, r.model, r.resolution, b))
@@ -828,9 +825,9 @@ class _PairGrid:
     """A frame of paired cells (runtime ratios or precision speedups) laid out as a paper table's body:
     models by family, one column per report column (and batch) of the non-base cells."""
 
-    header: list[Cell]
+    header: list[Entry]
     spans: list[tuple[str, int]]
-    groups: list[tuple[str, list[list[Cell]]]]
+    groups: list[tuple[str, list[list[Entry]]]]
     bases: list[Column]
     """The columns divided by (one per precision where runtimes are compared at several)."""
     runs: str
@@ -852,7 +849,7 @@ class _PairGrid:
         )
 
 
-Beside = tuple[str, Callable[[str, Column], Cell | None]]
+Beside = tuple[str, Callable[[str, Column], Entry | None]]
 """Columns a pair table adds after its numbers, one per runtime column: (header's first line, the cell of a model
 on a column, None where there is none)."""
 
@@ -887,18 +884,18 @@ def _pair_grid(
     digits = interval_decimals(numbers, figures=2)  # 0.91, 1.07, 3.78
     facts = _row_keys(report)
     found = {(r.run_id, r.model, int(r.resolution), int(r.batch), r.key): r for r in frame.itertuples()}
-    header: list[Cell] = ["Model"] + ["\n".join(_short_runtime(by_key[k])) for _ in batches for k in keys]
+    header: list[Entry] = ["Model"] + ["\n".join(_short_runtime(by_key[k])) for _ in batches for k in keys]
     spans = [("", 1)] + [(f"batch {b}" if len(batches) > 1 else "", len(keys)) for b in batches]
     extra = [] if beside is None else [k for k in keys if any(beside[1](m, by_key[k]) for m in facts["model"])]
     if extra:
         header += [f"{beside[0]}\n{_short_runtime(by_key[k])[0]}" for k in extra]
         spans.append(("", len(extra)))
-    groups: list[tuple[str, list[list[Cell]]]] = []
+    groups: list[tuple[str, list[list[Entry]]]] = []
     for run in sittings:
         for family_label, fam in facts.groupby("family_label", sort=False):
             body = []
             for r in fam.itertuples(index=False):
-                cells: list[Cell] = [r.name]
+                cells: list[Entry] = [r.name]
                 for b in batches:
                     for k in keys:
                         hit = found.get((run, r.model, int(r.resolution), b, k))
@@ -957,7 +954,7 @@ def speedup_table(report: Report, frame: pd.DataFrame) -> PaperTable:
     over = str(frame["speedup_over"].iloc[0])
     drops = measured_drops(report.inputs)
 
-    def drop_cell(model: str, column: Column) -> Cell | None:
+    def drop_cell(model: str, column: Column) -> Entry | None:
         found = drops.get((model, column.backend, column.precision))
         if found is None:
             return None
