@@ -68,3 +68,8 @@ def test_only_an_interval_too_wide_leaves_an_unstable_cell_judgeable() -> None:
     wide = Cell.from_row({**ROW, "validity": "unstable", "validity_reason": f"{WIDE_INTERVAL} 7.4%"})
     busy = Cell.from_row({**ROW, "validity": "unstable", "validity_reason": "other processes used 1.2 CPUs"})
     assert wide.unstable and wide.judgeable and busy.unstable and not busy.judgeable
+
+
+def test_empty_text_columns_read_as_empty_not_nan() -> None:
+    cell = Cell.from_row({**ROW, "validity": float("nan"), "validity_reason": float("nan"), "env_id": float("nan")})
+    assert cell.validity == "-" and cell.validity_reason == "" and cell.env_id == "" and not cell.unstable

@@ -108,16 +108,16 @@ class Cell:
             batch=int(row.get("infer_batch_size") or 0),  # type: ignore[call-overload]
             resolution=int(row.get("infer_img_size") or 0),  # type: ignore[call-overload]
             threads=row.get("threads"),
-            run_id=str(row.get("run_id") or ""),
-            env_id=str(row.get("env_id") or ""),
+            run_id=_text(row.get("run_id")),
+            env_id=_text(row.get("env_id")),
             headline=stored_headline(value, low, high, int(rounds)),
             pooled_median_ms=median,
             round_medians_ms=tuple(json_numbers(row.get("round_medians_ms"))),
             clean_rounds=None if clean is None else int(clean),
-            validity=str(row.get("validity") or "-"),
-            validity_reason=str(row.get("validity_reason") or ""),
+            validity=_text(row.get("validity")) or "-",
+            validity_reason=_text(row.get("validity_reason")),
             machine_floor_ms=finite_number(row.get("machine_floor_ms")),
-            source_tool=str(row.get("source_tool") or ""),
+            source_tool=_text(row.get("source_tool")),
         )
 
     def estimate(self, name: Estimator) -> float | None:
@@ -140,3 +140,7 @@ class Cell:
         interval is too wide to promise 5% (that interval is then the evidence)."""
         return not self.unstable or only_wide(self.validity_reason)
 
+
+def _text(value: object) -> str:
+    """A text column's value; '' when absent (pandas reads an empty CSV cell as NaN, which is no text)."""
+    return value if isinstance(value, str) else ""
