@@ -76,7 +76,8 @@ LEGACY_FAST_SHARE = 1 / 3
 SITTING_SD = 0.01
 """Standard deviation (log scale) of a cell's headline between sittings beyond what its own rounds show,
 assumed on a machine with too few earlier calm sittings to learn its own (:mod:`bench.core.measure.sitting_history`):
-what the calm AMD sittings taught (1.0% over 316 cell pairs; headlines stable in two sittings differed by 0.8%).
+what the calm AMD sittings taught (1.0%, the estimate's floor; headlines stable in two sittings differ by 0.7%:
+tests/data/amd-sittings/reproducibility.txt).
 1.5% flagged 92 of 100 cells of a calm reference sitting for it alone. A slower machine shows in its clean rounds
 and its slow level, and its own history replaces this after two calm sittings."""
 STABLE_WITHIN = 0.05
