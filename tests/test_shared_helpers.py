@@ -131,7 +131,7 @@ def test_latest_ok_row_per_setting_is_one_rule_for_report_and_compare(monkeypatc
     samples = pd.DataFrame(columns=["run_id", "row_id", "round", "latency_ms"])
     monkeypatch.setattr(verdicts, "load_results", lambda paths: (rows, samples, {}))
     side = verdicts.Side(Path("results"), "OLD", None)
-    assert [(r["model"], r["run_id"]) for r in side.ok.values()] == [("a", "r2"), ("b", "r1")]
+    assert [(c.model, c.run_id) for c in side.ok.values()] == [("a", "r2"), ("b", "r1")]  # typed cells
     assert [(r["model"], r["run_id"]) for r in side.failed.values()] == [("a", "r3")]
     assert list(side.medianless.values()) == ["benchmark_model"]  # ok without a median: not a failure
-    assert "_match" not in next(iter(side.ok.values())).index
+    assert "_match" not in next(iter(side.failed.values())).index

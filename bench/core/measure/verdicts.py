@@ -109,9 +109,7 @@ class Side:
         self.ok: dict[CellKey, Cell] = {key: latest[key] for key in dict.fromkeys(df.loc[ok, _MATCH])}
         """The latest measured cell per key, in the order the keys first appear."""
         failed = (df["status"] != STATUS_OK).to_numpy()
-        self.failed: dict[CellKey, pd.Series] = {
-            row[_MATCH]: row.drop(_MATCH) for _, row in df[failed].iterrows()
-        }
+        self.failed: dict[CellKey, pd.Series] = {row[_MATCH]: row.drop(_MATCH) for _, row in df[failed].iterrows()}
         """The latest row that did not measure, per setting."""
         self.medianless = {key: str(tool or "its tool") for key, tool in zip(
             df.loc[~ok & ~failed, _MATCH], df.loc[~ok & ~failed, "source_tool"], strict=True
