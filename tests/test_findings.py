@@ -104,6 +104,20 @@ def test_findings_numbers_follow_the_rows(tmp_path: Path) -> None:
     assert f"{xs['A']:.2f}x" in line and f"{xs['B']:.2f}x" in line
 
 
+def test_the_fastest_runtime_is_named_whatever_the_ratios_are_divided_by(tmp_path: Path) -> None:
+    """One sitting, ratios over the slower runtime: the fastest is still named, not called a split between sittings."""
+    chosen = ("casvit_xs", "swiftformer_xs", "efficientformer_l1")
+    a = write_run(tmp_path, label="a", env=environment(), backend="onnx", models=chosen, seed=3)
+    b = write_run(tmp_path, label="b", env=environment(), backend="torch", models=chosen, seed=4, slowdown=2.0)
+    one_sitting(tmp_path, a, b)
+    report = load_report([tmp_path])
+    slower = next(c for c in report.columns if c.backend == "torch")
+    text = findings_markdown(report, None, slower)
+    assert "ONNX Runtime CPU (A) has the lowest latency for 3 of 3 models" in text
+    assert "fastest for most models differs" not in text
+    assert "**Latency relative to PyTorch CPU (B)**" in text
+
+
 def test_findings_hold_across_sittings_or_are_dropped(tmp_path: Path) -> None:
     """Three sittings: a claim is stated with its spread over them, and one whose direction flips is not made."""
     chosen = ("casvit_xs", "swiftformer_xs", "efficientformer_l1")

@@ -166,9 +166,9 @@ def findings_markdown(report: Report, sittings: Sequence[Report] | None = None, 
     # runtimes are compared at one precision (the reference's); other precisions get their own section
     precision = reference.precision if reference is not None else _main_precision(data)
     same = data.at_precision(precision)
-    best = _runtime(reference) if reference is not None else _most_wins(same)
-    lines += _fastest(same, best)
-    lines += _relative(same, best)
+    base = _runtime(reference) if reference is not None else _most_wins(same)  # what the ratios divide by
+    lines += _fastest(same, _most_wins(same))
+    lines += _relative(same, base)
     lines += _casvit_neighbours(same)
     lines += _fronts(same)
     lines += _precision_speedups(data, precision, report)
@@ -250,7 +250,8 @@ def _most_wins(data: Sittings) -> Runtime:
 
 
 def _fastest(data: Sittings, best: Runtime) -> list[str]:
-    """Which runtime is fastest for how many models, in each sitting, and for how many its interval is clear."""
+    """Which runtime is fastest for how many models, in each sitting, and for how many its interval is clear
+    (``best``: the one fastest for most models over every sitting, whatever the ratios are divided by)."""
     counts, clear, totals, leaders = [], [], [], set()
     for s in data.runs:
         table = data.latency(s)
