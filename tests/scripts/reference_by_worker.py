@@ -5,7 +5,7 @@
 
 The reference kernel is timed in the worker that times the round after it, so a process-level difference
 between workers (thread pinning, allocator, the runtime's own threads) would move it. Per sitting, the low
-quantile the floor is taken from (:data:`bench.core.measure.machine.FLOOR_QUANTILE`) over all its reference
+quantile the floor is taken from (:meth:`bench.core.measure.machine.MachineFloor.own_level`) over all its reference
 blocks, then over the blocks each runtime's workers timed.
 """
 
@@ -14,12 +14,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.core.measure.machine import FLOOR_QUANTILE
+from bench.core.measure.machine import MachineFloor
 
 
 def main(folders: list[str]) -> int:
@@ -30,8 +29,9 @@ def main(folders: list[str]) -> int:
         rounds = rounds.dropna(subset=["worker", "reference_ms"])
         if rounds.empty:
             continue
-        overall = float(np.quantile(rounds["reference_ms"], FLOOR_QUANTILE))
-        levels = rounds.groupby("worker")["reference_ms"].quantile(FLOOR_QUANTILE).sort_values()
+        overall = MachineFloor.own_level(rounds["reference_ms"].tolist())
+        by_worker = rounds.groupby("worker")["reference_ms"]
+        levels = by_worker.agg(lambda v: MachineFloor.own_level(v.tolist())).sort_values()
         parts = ", ".join(f"{w} {v:.4f} ({v / overall - 1:+.1%})" for w, v in levels.items())
         print(f"{folder.name}: all {overall:.4f} ms; by worker: {parts}")
     return 0

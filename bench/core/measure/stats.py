@@ -76,8 +76,8 @@ LEGACY_FAST_SHARE = 1 / 3
 SITTING_SD = 0.01
 """Standard deviation (log scale) of a cell's headline between sittings beyond what its own rounds show,
 assumed on a machine with too few earlier calm sittings to learn its own (:mod:`bench.core.measure.sitting_history`):
-what the calm AMD sittings taught (1.0%, the estimate's floor; headlines stable in two sittings differ by 0.7%:
-tests/data/amd-sittings/reproducibility.txt).
+what the AMD sittings teach (1.0%, the estimate's floor, over 407 cell pairs; headlines stable in two sittings differ
+by 1.06%: tests/data/amd-sittings/reproducibility.txt).
 With 1.5% the 22:10 sitting of that directory flagged 92 of its 100 cells; re-derived with 1.0%, 59. A slower
 machine shows in its clean rounds and its slow level, and its own history replaces this after two calm sittings."""
 STABLE_WITHIN = 0.05

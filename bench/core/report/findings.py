@@ -166,8 +166,9 @@ def findings_markdown(report: Report, sittings: Sequence[Report] | None = None, 
     # runtimes are compared at one precision (the reference's); other precisions get their own section
     precision = reference.precision if reference is not None else _main_precision(data)
     same = data.at_precision(precision)
-    base = _runtime(reference) if reference is not None else _most_wins(same)  # what the ratios divide by
-    lines += _fastest(same, _most_wins(same))
+    fastest = _most_wins(same)
+    base = _runtime(reference) if reference is not None else fastest  # what the ratios divide by
+    lines += _fastest(same, fastest)
     lines += _relative(same, base)
     lines += _casvit_neighbours(same)
     lines += _fronts(same)
